@@ -1,0 +1,83 @@
+# Sanquan — two commands on a fresh Debian machine: `make run` and `make test`.
+# Every target is idempotent: it installs only what is missing.
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+PY_SYS ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+FLASK := $(VENV)/bin/flask
+PORT ?= 5000
+HOST ?= 127.0.0.1
+APT_PACKAGES := postgresql postgresql-contrib postgis postgresql-15-postgis-3 fonts-noto-cjk gdal-bin \
+  chromium poppler-utils libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 nodejs npm python3-venv
+
+PRIVATE_URL = $(shell scripts/pg.sh url sanquan)
+PRIVATE_TEST_URL = $(shell scripts/pg.sh url sanquan_test)
+export DATABASE_URL ?= $(PRIVATE_URL)
+export TEST_DATABASE_URL ?= $(PRIVATE_TEST_URL)
+export FLASK_APP := wsgi.py
+
+.PHONY: run test bench setup system venv npm i18n db db-test migrate demo lint clean-db
+
+## Serve the app with demo data (sets everything up first).
+run: setup db migrate demo
+	@echo ""
+	@echo "  Sanquan is at http://$(HOST):$(PORT)/   (English: http://$(HOST):$(PORT)/lang/en)"
+	@echo "  Demo logins (password: sanquan-demo): admin, bureau, officer, farmer, hukou, exchange, auditor"
+	@echo ""
+	$(VENV)/bin/gunicorn --bind $(HOST):$(PORT) --workers 2 --threads 4 --access-logfile - wsgi:app
+
+## Run every test against a separate test database.
+test: setup db-test
+	$(PY) -m pytest -q tests $(PYTEST_ARGS)
+
+## Benchmarks (figures beside the raw-PostGIS baseline).
+bench: setup db-test
+	$(PY) -m bench $(BENCH_ARGS)
+
+setup: system venv npm i18n
+
+system:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+venv: $(VENV)/.stamp
+$(VENV)/.stamp: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PY_SYS) -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+npm: node_modules/.stamp
+node_modules/.stamp: package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+i18n: venv
+	$(VENV)/bin/pybabel compile -q -d app/translations
+
+db:
+	@if [ "$(DATABASE_URL)" = "$(PRIVATE_URL)" ]; then scripts/pg.sh start; fi
+	scripts/pg.sh ensure "$(DATABASE_URL)"
+
+db-test:
+	@if [ "$(TEST_DATABASE_URL)" = "$(PRIVATE_TEST_URL)" ]; then scripts/pg.sh start; fi
+	scripts/pg.sh ensure "$(TEST_DATABASE_URL)"
+
+migrate: venv db
+	$(FLASK) db upgrade
+
+demo: migrate
+	$(FLASK) demo load --if-empty
+
+## Regenerate the translation catalogues after changing strings.
+i18n-extract: venv
+	$(VENV)/bin/pybabel extract -q -F babel.cfg -k _l -k lazy_gettext -o app/translations/messages.pot .
+	$(VENV)/bin/pybabel update -q -i app/translations/messages.pot -d app/translations
+
+lint: venv
+	$(VENV)/bin/ruff check .

@@ -1,0 +1,141 @@
+"""Sanquan (三权): rural property rights platform."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, abort, request, send_from_directory, session
+
+from .config import config_from_env
+from .extensions import api, babel, csrf, db, limiter, login_manager, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+VENDOR_PACKAGES = {"swagger-ui-dist", "maplibre-gl"}
+
+
+def create_app(config=None) -> Flask:
+    app = Flask(__name__, template_folder=str(ROOT / "templates"),
+                static_folder=str(ROOT / "static"), instance_path=str(ROOT / "instance"))
+    app.config.from_object(config_from_env())
+    if isinstance(config, dict):
+        app.config.update(config)
+    elif config is not None:
+        app.config.from_object(config)
+
+    register_extensions(app)
+    register_models()
+    register_blueprints(app)
+    from .errors import register_errorhandlers
+
+    register_errorhandlers(app)
+    register_commands(app)
+    register_template_helpers(app)
+    return app
+
+
+def register_models() -> None:
+    # Import every feature's models so that metadata (and Alembic) sees all tables.
+    from .audit import models as _a  # noqa: F401
+    from .auth import models as _u  # noqa: F401
+    from .collectives import models as _c  # noqa: F401
+    from .divisions import models as _d  # noqa: F401
+    from .parcels import models as _p  # noqa: F401
+    from .people import models as _pe  # noqa: F401
+
+
+def select_locale() -> str:
+    lang = session.get("lang")
+    if lang in ("zh", "en"):
+        return lang
+    return "zh"  # Chinese first; English only when the user switches
+
+
+def register_extensions(app: Flask) -> None:
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), compare_type=True)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    babel.init_app(app, locale_selector=select_locale,
+                   default_translation_directories=str(ROOT / "app" / "translations"))
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = "strong"
+    api.init_app(app)
+
+    from .auth.models import User
+    from .auth.operations import user_by_token
+
+    @login_manager.user_loader
+    def load_user(user_id: str):
+        user = db.session.get(User, int(user_id))
+        return user if user is not None and user.active else None
+
+    @login_manager.request_loader
+    def load_user_from_token(req):
+        header = req.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            return user_by_token(header[7:].strip())
+        return None
+
+    from flask_babel import lazy_gettext as _l
+
+    login_manager.login_message = _l("Please sign in to see this page.")
+    login_manager.login_message_category = "info"
+
+    @login_manager.unauthorized_handler
+    def unauthorized():
+        from flask import redirect, url_for
+
+        from .errors import problem_response, wants_json
+
+        if wants_json():
+            return problem_response({"type": "about:blank", "title": "Unauthorized",
+                                     "status": 401,
+                                     "detail": "Sign in or send 'Authorization: Bearer <token>'."},
+                                    401)
+        from flask import flash
+
+        flash(str(login_manager.login_message), "info")
+        return redirect(url_for("auth.login", next=request.full_path))
+
+
+def register_blueprints(app: Flask) -> None:
+    from .rest import register_api
+    from .audit.views import bp as audit_bp
+    from .auth.views import bp as auth_bp
+    from .collectives.views import bp as collectives_bp
+    from .main.views import bp as main_bp
+    from .people.views import bp as people_bp
+
+    for bp in (main_bp, auth_bp, people_bp, collectives_bp, audit_bp):
+        app.register_blueprint(bp)
+    register_api(api)
+
+    @app.get("/vendor/<package>/<path:filename>")
+    def vendor(package: str, filename: str):
+        """Front-end libraries installed from npm at setup (never committed)."""
+        if package not in VENDOR_PACKAGES:
+            abort(404)
+        return send_from_directory(ROOT / "node_modules" / package, filename, max_age=86400)
+
+    vendor.access_spec = None  # public static files
+
+
+def register_commands(app: Flask) -> None:
+    from .audit.cli import audit_cli
+    from .demo.cli import demo_cli
+
+    app.cli.add_command(audit_cli)
+    app.cli.add_command(demo_cli)
+
+
+def register_template_helpers(app: Flask) -> None:
+    from flask_babel import get_locale
+
+    from .access import user_can
+
+    from .access import ROLE_LABELS
+
+    @app.context_processor
+    def helpers():
+        return {"current_locale": str(get_locale()), "user_can": user_can,
+                "role_label": lambda r: str(ROLE_LABELS.get(r, r))}

@@ -1,0 +1,40 @@
+from flask_login import UserMixin
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql import func
+from sqlalchemy.types import DateTime
+
+from app.extensions import db
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "app_user"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(50), nullable=False, unique=True)
+    display_name: Mapped[str] = mapped_column(String(100), nullable=False)
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    role: Mapped[str] = mapped_column(String(20), nullable=False)
+    jurisdiction_code: Mapped[str | None] = mapped_column(String(14))
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    household_code: Mapped[str | None] = mapped_column(String(18))
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    api_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    last_login_at = mapped_column(DateTime(timezone=True))
+
+    person = relationship("Person")
+
+    __table_args__ = (
+        CheckConstraint(
+            "role IN ('farmer','collective_officer','bureau_staff','exchange_operator',"
+            "'hukou_officer','auditor','admin')", name="role"),
+        CheckConstraint(
+            "role IN ('farmer','admin') OR jurisdiction_code IS NOT NULL",
+            name="staff_have_jurisdiction"),
+        CheckConstraint("role <> 'farmer' OR person_id IS NOT NULL", name="farmer_is_a_person"),
+    )
+
+    @property
+    def is_active(self) -> bool:
+        return bool(self.active)

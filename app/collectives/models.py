@@ -1,0 +1,82 @@
+import datetime as dt
+
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql import func
+from sqlalchemy.types import DateTime
+
+from app.extensions import db
+
+# 农村集体经济组织法 art 17: the only grounds on which membership ends.
+LAWFUL_END_GROUNDS = ("death", "nationality_lost", "other_membership", "civil_servant",
+                      "law_or_charter")
+JOIN_BASES = ("original", "birth", "marriage", "adoption", "resettlement", "assembly_decision")
+
+
+class Collective(db.Model):
+    """A collective economic organisation acting as contract-issuing party (发包方, FBF).
+    FBFBM: 14 digits = 12-digit village code + 2-digit villagers' group ("00": the village)."""
+
+    __tablename__ = "collective"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fbfbm: Mapped[str] = mapped_column(String(14), nullable=False, unique=True)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    village_code: Mapped[str] = mapped_column(ForeignKey("division.code"), nullable=False, index=True)
+    leader_name: Mapped[str | None] = mapped_column(String(50))
+    address: Mapped[str | None] = mapped_column(String(200))
+    created_at = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+    village = relationship("Division")
+
+    __table_args__ = (
+        CheckConstraint("fbfbm ~ '^[0-9]{14}$'", name="fbfbm_format"),
+        CheckConstraint("substr(fbfbm, 1, 12) = village_code", name="fbfbm_in_village"),
+    )
+
+    @property
+    def group_no(self) -> str:
+        return self.fbfbm[12:]
+
+
+class Membership(db.Model):
+    """A person's membership of a collective economic organisation.
+
+    It ends only on a ground of 农村集体经济组织法 art 17; the database refuses any other
+    (CHECK constraint) and refuses to delete or rewrite an ended membership (trigger)."""
+
+    __tablename__ = "membership"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), nullable=False, index=True)
+    collective_id: Mapped[int] = mapped_column(ForeignKey("collective.id"), nullable=False,
+                                               index=True)
+    status: Mapped[str] = mapped_column(String(10), nullable=False, server_default="active")
+    began_on: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    basis: Mapped[str] = mapped_column(String(20), nullable=False)
+    confirmed_on: Mapped[dt.date | None] = mapped_column(Date)
+    ended_on: Mapped[dt.date | None] = mapped_column(Date)
+    end_ground: Mapped[str | None] = mapped_column(String(20))
+    end_note: Mapped[str | None] = mapped_column(Text)
+    rights_kept_until: Mapped[dt.date | None] = mapped_column(Date)
+
+    person = relationship("Person")
+    collective = relationship("Collective")
+
+    __table_args__ = (
+        CheckConstraint("status IN ('active','ended')", name="status"),
+        CheckConstraint(
+            "basis IN ('original','birth','marriage','adoption','resettlement',"
+            "'assembly_decision')", name="basis"),
+        CheckConstraint(
+            "(status = 'active' AND ended_on IS NULL AND end_ground IS NULL)"
+            " OR (status = 'ended' AND ended_on IS NOT NULL AND end_ground IN "
+            "('death','nationality_lost','other_membership','civil_servant','law_or_charter'))",
+            name="end_only_on_lawful_ground",
+        ),
+        CheckConstraint("end_ground <> 'law_or_charter' OR length(trim(end_note)) > 0",
+                        name="charter_ground_cites_basis"),
+        CheckConstraint("ended_on IS NULL OR ended_on >= began_on", name="dates"),
+        db.Index("uq_membership_active", "person_id", "collective_id", unique=True,
+                 postgresql_where=text("status = 'active'")),
+    )

@@ -1,0 +1,106 @@
+"""Domain errors: a rule's code, its message in Chinese and English, and its legal source.
+
+Operations raise `DomainError`; the HTML layer flashes it, the API answers with problem
+JSON (RFC 9457).  The messages are gettext strings, so one catalogue serves both languages.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import flash, jsonify, redirect, render_template, request
+from flask_babel import force_locale
+from flask_babel import lazy_gettext as _l
+from werkzeug.exceptions import HTTPException
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    message: object  # a lazy gettext string, may hold %(name)s placeholders
+    source: object  # the legal source, also translatable
+    status: int = 422
+
+
+class DomainError(Exception):
+    """A refused operation.  `rule` says which rule, `params` fill its message."""
+
+    def __init__(self, rule: Rule, **params):
+        self.rule = rule
+        self.params = params
+        super().__init__(self.message("en"))
+
+    @property
+    def code(self) -> str:
+        return self.rule.code
+
+    @property
+    def status(self) -> int:
+        return self.rule.status
+
+    def message(self, locale: str | None = None) -> str:
+        if locale is None:
+            return str(self.rule.message) % self.params if self.params else str(self.rule.message)
+        with force_locale(locale):
+            return self.message(None)
+
+    def source(self, locale: str | None = None) -> str:
+        if locale is None:
+            return str(self.rule.source)
+        with force_locale(locale):
+            return str(self.rule.source)
+
+    def full(self, locale: str | None = None) -> str:
+        return f"{self.message(locale)} ({self.source(locale)})"
+
+    def problem(self) -> dict:
+        return {
+            "type": f"urn:sanquan:rule:{self.code}",
+            "title": self.code,
+            "status": self.status,
+            "detail": self.message(),
+            "code": self.code,
+            "legal_source": self.source(),
+            "message_zh": self.message("zh"),
+            "message_en": self.message("en"),
+            "legal_source_zh": self.source("zh"),
+            "legal_source_en": self.source("en"),
+        }
+
+
+def problem_response(payload: dict, status: int):
+    resp = jsonify(payload)
+    resp.status_code = status
+    resp.mimetype = "application/problem+json"
+    return resp
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path.startswith("/ogc/")
+
+
+# Rules that belong to no single feature.
+NOT_ALLOWED = Rule(
+    "access.forbidden",
+    _l("Your role or jurisdiction does not allow this."),
+    _l("Sanquan access policy: every staff account acts only within its role and jurisdiction"),
+    403,
+)
+
+
+def register_errorhandlers(app):
+    @app.errorhandler(DomainError)
+    def domain_error(err: DomainError):
+        if wants_json():
+            return problem_response(err.problem(), err.status)
+        flash(err.full(), "error")
+        return redirect(request.referrer or "/"), 303
+
+    def http_error(err: HTTPException):
+        if wants_json():
+            return problem_response(
+                {"type": "about:blank", "title": err.name, "status": err.code,
+                 "detail": err.description}, err.code)
+        return render_template("errors/http.html", error=err), err.code
+
+    for code in (400, 403, 404, 405, 413, 429):
+        app.register_error_handler(code, http_error)

@@ -1,0 +1,63 @@
+from decimal import Decimal
+
+from geoalchemy2 import Geometry
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, Numeric, String, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql import func
+from sqlalchemy.types import DateTime
+
+from app.extensions import db
+
+STORED_SRID = 4490  # CGCS2000 geographic; areas are computed in the survey's GK zone
+
+
+class Parcel(db.Model):
+    """A spatial unit: a contract-land parcel (地块, 19-digit DKBM) or a homestead parcel
+    (宅基地宗地, 28-character 不动产单元代码).  Never updated in place: a change ends this
+    version's lifespan and starts a new one."""
+
+    __tablename__ = "parcel"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10), nullable=False)
+    code: Mapped[str] = mapped_column(String(28), nullable=False)
+    collective_id: Mapped[int] = mapped_column(ForeignKey("collective.id"), nullable=False,
+                                               index=True)
+    household_code: Mapped[str | None] = mapped_column(String(18), index=True)
+    name: Mapped[str | None] = mapped_column(String(50))
+    syqxz: Mapped[str | None] = mapped_column(String(2))
+    dklb: Mapped[str | None] = mapped_column(String(2))
+    tdlylx: Mapped[str | None] = mapped_column(String(3))
+    dldj: Mapped[str | None] = mapped_column(String(2))
+    tdyt: Mapped[str | None] = mapped_column(String(1))
+    sfjbnt: Mapped[str | None] = mapped_column(String(1))
+    scmj: Mapped[Decimal] = mapped_column(Numeric(14, 2), nullable=False)
+    scmjm: Mapped[Decimal] = mapped_column(Numeric(12, 2), nullable=False)
+    east: Mapped[str | None] = mapped_column(String(50))
+    south: Mapped[str | None] = mapped_column(String(50))
+    west: Mapped[str | None] = mapped_column(String(50))
+    north: Mapped[str | None] = mapped_column(String(50))
+    witness: Mapped[str | None] = mapped_column(String(50))
+    remarks: Mapped[str | None] = mapped_column(String(254))
+    survey_srid: Mapped[int] = mapped_column(Integer, nullable=False)
+    geom = mapped_column(Geometry("MULTIPOLYGON", srid=STORED_SRID, spatial_index=True),
+                         nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
+    begin_lifespan = mapped_column(DateTime(timezone=True), nullable=False,
+                                   server_default=func.now())
+    end_lifespan = mapped_column(DateTime(timezone=True))
+
+    collective = relationship("Collective")
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('contract','homestead')", name="kind"),
+        CheckConstraint(
+            "(kind = 'contract' AND code ~ '^[0-9]{19}$')"
+            " OR (kind = 'homestead' AND code ~ '^[0-9]{12}[GJZ][A-Z][0-9]{5}[FLQW][0-9]{8}$')",
+            name="code_format"),
+        CheckConstraint("scmj > 0", name="area_positive"),
+        CheckConstraint("end_lifespan IS NULL OR end_lifespan > begin_lifespan",
+                        name="lifespan"),
+        db.Index("uq_parcel_current_code", "code", unique=True,
+                 postgresql_where=text("end_lifespan IS NULL")),
+    )

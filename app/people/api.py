@@ -1,0 +1,65 @@
+from flask_login import current_user
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+from sqlalchemy import func, or_, select
+
+from app.access import access, jurisdiction_like
+from app.collectives.models import Collective, Membership
+from app.extensions import db
+
+from .models import Household, HouseholdMember, Person
+from .scopes import person_scope
+
+blp = Blueprint("api_persons", __name__, url_prefix="/persons",
+                description="Persons (ID numbers and phones masked)")
+STAFF = ("collective_officer", "bureau_staff", "hukou_officer", "auditor")
+
+
+class PersonSchema(Schema):
+    id = fields.Int()
+    name = fields.Str()
+    id_number = fields.Str(attribute="id_masked", metadata={"description": "masked"})
+    sex = fields.Str()
+    birth_date = fields.Date()
+    hukou_division_code = fields.Str(allow_none=True)
+    phone = fields.Str(attribute="phone_masked")
+
+
+class PersonQuery(Schema):
+    q = fields.Str(load_default="")
+    page = fields.Int(load_default=1)
+    per_page = fields.Int(load_default=50)
+
+
+class PersonPage(Schema):
+    total = fields.Int()
+    page = fields.Int()
+    items = fields.List(fields.Nested(PersonSchema))
+
+
+@blp.route("")
+@access(*STAFF)
+@blp.arguments(PersonQuery, location="query")
+@blp.response(200, PersonPage)
+def list_persons(args):
+    stmt = select(Person)
+    like = jurisdiction_like(current_user)
+    if like:
+        in_coll = select(Membership.person_id).join(Collective).where(Collective.fbfbm.like(like))
+        in_hh = select(HouseholdMember.person_id).join(Household).where(Household.cbfbm.like(like))
+        stmt = stmt.where(or_(Person.id.in_(in_coll), Person.id.in_(in_hh),
+                              Person.hukou_division_code.like(like)))
+    if args["q"]:
+        stmt = stmt.where(Person.name.contains(args["q"]))
+    per = max(1, min(args["per_page"], 500))
+    page = max(1, args["page"])
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
+    items = db.session.scalars(stmt.order_by(Person.id).limit(per).offset((page - 1) * per)).all()
+    return {"total": total, "page": page, "items": items}
+
+
+@blp.route("/<int:person_id>")
+@access("farmer", *STAFF, scope=person_scope)
+@blp.response(200, PersonSchema)
+def get_person(person_id: int):
+    return db.session.get(Person, person_id)

@@ -1,0 +1,125 @@
+import datetime as dt
+
+from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Integer, String, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql import func
+from sqlalchemy.types import DateTime
+
+from app.extensions import db
+
+from .idnumber import mask, mask_phone
+
+
+class Person(db.Model):
+    """A natural person.  The hukou is a *place*, never an agricultural / non-agricultural
+    type (source document item 4): rights never depend on a hukou type."""
+
+    __tablename__ = "person"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id_number: Mapped[str] = mapped_column(String(18), nullable=False, unique=True)
+    name: Mapped[str] = mapped_column(String(50), nullable=False)
+    sex: Mapped[str] = mapped_column(String(1), nullable=False)
+    birth_date: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    hukou_division_code: Mapped[str | None] = mapped_column(ForeignKey("division.code"), index=True)
+    hukou_address: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    created_at = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint("sex IN ('1','2')", name="sex"),
+        # GB 11643 check digit, enforced by the database too (function in migration 0001).
+        CheckConstraint("gb11643_valid(id_number)", name="id_number_gb11643"),
+    )
+
+    @property
+    def id_masked(self) -> str:
+        return mask(self.id_number)
+
+    @property
+    def phone_masked(self) -> str:
+        return mask_phone(self.phone)
+
+    @property
+    def age(self) -> int:
+        t = dt.date.today()
+        b = self.birth_date
+        return t.year - b.year - ((t.month, t.day) < (b.month, b.day))
+
+
+CBFLX = {"1": "household", "2": "individual", "3": "organisation"}
+YHZGX = {
+    "01": "self", "02": "head", "10": "spouse", "11": "husband", "12": "wife", "20": "son",
+    "30": "daughter", "51": "father", "52": "mother", "97": "other relative", "99": "not related",
+}
+CYBZ = {"1": "married-out woman", "2": "married-in man", "3": "university student",
+        "4": "public servant", "5": "soldier", "6": "newborn", "7": "deceased", "9": "other"}
+
+
+class Household(db.Model):
+    """A contracting party (承包方, CBF): 18-digit CBFBM = FBFBM + 4-digit sequence.
+    Households take 0001–8000, individuals 8001–9000, organisations 9001–9999."""
+
+    __tablename__ = "household"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cbfbm: Mapped[str] = mapped_column(String(18), nullable=False, unique=True)
+    collective_id: Mapped[int] = mapped_column(ForeignKey("collective.id"), nullable=False, index=True)
+    cbflx: Mapped[str] = mapped_column(String(1), nullable=False, server_default="1")
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    head_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    address: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    created_at = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    ended_on: Mapped[dt.date | None] = mapped_column(Date)
+
+    collective = relationship("Collective")
+    head = relationship("Person", foreign_keys=[head_person_id])
+    members = relationship("HouseholdMember", back_populates="household",
+                           order_by="HouseholdMember.id")
+
+    __table_args__ = (
+        CheckConstraint("cbfbm ~ '^[0-9]{18}$'", name="cbfbm_format"),
+        CheckConstraint("cbflx IN ('1','2','3')", name="cbflx"),
+        CheckConstraint(
+            "(cbflx = '1' AND substr(cbfbm, 15, 4) BETWEEN '0001' AND '8000')"
+            " OR (cbflx = '2' AND substr(cbfbm, 15, 4) BETWEEN '8001' AND '9000')"
+            " OR (cbflx = '3' AND substr(cbfbm, 15, 4) BETWEEN '9001' AND '9999')",
+            name="cbfbm_sequence_matches_type",
+        ),
+    )
+
+    @property
+    def fbfbm(self) -> str:
+        return self.cbfbm[:14]
+
+    @property
+    def current_members(self):
+        return [m for m in self.members if m.left_on is None]
+
+
+class HouseholdMember(db.Model):
+    """A member of a contracting household (CBF_JTCY)."""
+
+    __tablename__ = "household_member"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("household.id"), nullable=False, index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), nullable=False, index=True)
+    relation: Mapped[str] = mapped_column(String(2), nullable=False)
+    is_coholder: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    remark: Mapped[str | None] = mapped_column(String(1))
+    joined_on: Mapped[dt.date | None] = mapped_column(Date)
+    left_on: Mapped[dt.date | None] = mapped_column(Date)
+
+    household = relationship("Household", back_populates="members")
+    person = relationship("Person")
+
+    __table_args__ = (
+        CheckConstraint(
+            "relation IN ('01','02','10','11','12','20','30','51','52','97','99')", name="relation"),
+        CheckConstraint("remark IS NULL OR remark IN ('1','2','3','4','5','6','7','9')",
+                        name="remark"),
+        db.Index("uq_household_member_current", "household_id", "person_id", unique=True,
+                 postgresql_where=text("left_on IS NULL")),
+    )

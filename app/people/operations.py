@@ -1,0 +1,135 @@
+"""Persons, households (承包方) and their members: the rules and every write."""
+from __future__ import annotations
+
+import datetime as dt
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+
+from app.audit import operations as audit
+from app.divisions.models import Division
+from app.errors import DomainError, Rule
+from app.extensions import db
+
+from . import idnumber
+from .models import CBFLX, YHZGX, Household, HouseholdMember, Person
+
+GB11643 = _l("GB 11643-1999 citizen identification number")
+NYT2539 = _l("NY/T 2539-2016 rural land contract data standard")
+
+ID_SHAPE = Rule("person.id_number.shape",
+                _l("ID number %(number)s must be 17 digits followed by a digit or X."), GB11643)
+ID_BIRTH = Rule("person.id_number.birth_date",
+                _l("ID number %(number)s carries an impossible birth date (characters 7–14)."),
+                GB11643)
+ID_CHECK = Rule("person.id_number.check_digit",
+                _l("ID number %(number)s has a wrong check digit: by ISO 7064 MOD 11-2 "
+                   "it should end in %(expected)s."), GB11643)
+ID_TAKEN = Rule("person.id_number.duplicate",
+                _l("A person with ID number %(number)s is already registered."), GB11643, 409)
+UNKNOWN_DIVISION = Rule("person.hukou.division",
+                        _l("Hukou place %(code)s is not a known administrative division."),
+                        _l("GB/T 2260 administrative division codes"))
+CBFBM_FORMAT = Rule("household.cbfbm",
+                    _l("Contracting-party code %(code)s must be the 14-digit issuing-party code "
+                       "followed by a 4-digit sequence in the range of its type (households "
+                       "0001–8000, individuals 8001–9000, organisations 9001–9999)."), NYT2539)
+CBFBM_FULL = Rule("household.cbfbm.exhausted",
+                  _l("No free contracting-party sequence is left for type %(type)s in %(fbfbm)s."),
+                  NYT2539)
+RELATION = Rule("household.member.relation",
+                _l("Relation code %(code)s is not in the relation-to-head code list."), NYT2539)
+ALREADY_MEMBER = Rule("household.member.duplicate",
+                      _l("%(name)s is already a member of this household."), NYT2539, 409)
+
+_RANGES = {"1": (1, 8000), "2": (8001, 9000), "3": (9001, 9999)}
+REVEAL_ROLES = ("bureau_staff", "hukou_officer", "collective_officer", "admin")
+
+
+def parse_id(number: str) -> idnumber.IdInfo:
+    try:
+        return idnumber.parse(number)
+    except idnumber.IdNumberError as e:
+        rule = {"shape": ID_SHAPE, "birth_date": ID_BIRTH, "check_digit": ID_CHECK}[e.reason]
+        raise DomainError(rule, number=e.number, expected=e.expected or "") from None
+
+
+def register_person(actor, id_number: str, name: str, hukou_division_code: str | None = None,
+                    hukou_address: str | None = None, phone: str | None = None,
+                    reason: str | None = None) -> Person:
+    info = parse_id(id_number)
+    if db.session.scalar(select(Person.id).where(Person.id_number == info.number)):
+        raise DomainError(ID_TAKEN, number=idnumber.mask(info.number))
+    if hukou_division_code and db.session.get(Division, hukou_division_code) is None:
+        raise DomainError(UNKNOWN_DIVISION, code=hukou_division_code)
+    person = Person(id_number=info.number, name=name.strip(), sex=info.sex,
+                    birth_date=info.birth_date, hukou_division_code=hukou_division_code,
+                    hukou_address=hukou_address, phone=phone)
+    db.session.add(person)
+    db.session.flush()
+    audit.record(actor, "person.register", "person", person.id,
+                 {"name": person.name, "id_number": person.id_masked,
+                  "hukou_division_code": hukou_division_code}, reason)
+    return person
+
+
+def reveal(actor, person: Person, field: str, purpose: str | None = None) -> str:
+    """The unmasked ID number or phone.  Every call is written to the audit log."""
+    value = {"id_number": person.id_number, "phone": person.phone}[field]
+    audit.record(actor, "person.reveal", "person", person.id, {"field": field},
+                 purpose or "viewed unmasked")
+    return value or ""
+
+
+def next_cbfbm(fbfbm: str, cbflx: str = "1") -> str:
+    lo, hi = _RANGES[cbflx]
+    used = db.session.scalar(
+        select(func.max(func.substr(Household.cbfbm, 15, 4))).where(
+            Household.cbfbm.like(fbfbm + "%"),
+            func.substr(Household.cbfbm, 15, 4).between(f"{lo:04d}", f"{hi:04d}"))
+    )
+    seq = int(used) + 1 if used else lo
+    if seq > hi:
+        raise DomainError(CBFBM_FULL, type=CBFLX[cbflx], fbfbm=fbfbm)
+    return f"{fbfbm}{seq:04d}"
+
+
+def check_cbfbm(code: str, fbfbm: str, cbflx: str) -> None:
+    lo, hi = _RANGES.get(cbflx, (1, 0))
+    if not (len(code) == 18 and code.isdigit() and code.startswith(fbfbm)
+            and lo <= int(code[14:]) <= hi):
+        raise DomainError(CBFBM_FORMAT, code=code)
+
+
+def register_household(actor, collective, name: str, head: Person | None = None,
+                       cbflx: str = "1", cbfbm: str | None = None, address: str | None = None,
+                       phone: str | None = None, reason: str | None = None) -> Household:
+    code = cbfbm or next_cbfbm(collective.fbfbm, cbflx)
+    check_cbfbm(code, collective.fbfbm, cbflx)
+    hh = Household(cbfbm=code, collective_id=collective.id, cbflx=cbflx, name=name,
+                   head_person_id=head.id if head else None, address=address, phone=phone)
+    db.session.add(hh)
+    db.session.flush()
+    audit.record(actor, "household.register", "household", code,
+                 {"name": name, "collective": collective.fbfbm, "cbflx": cbflx}, reason)
+    if head is not None:
+        add_member(actor, hh, head, "02", reason=reason)
+    return hh
+
+
+def add_member(actor, household: Household, person: Person, relation: str,
+               is_coholder: bool = True, remark: str | None = None,
+               joined_on: dt.date | None = None, reason: str | None = None) -> HouseholdMember:
+    if relation not in YHZGX:
+        raise DomainError(RELATION, code=relation)
+    if any(m.person_id == person.id for m in household.current_members):
+        raise DomainError(ALREADY_MEMBER, name=person.name)
+    m = HouseholdMember(household_id=household.id, person_id=person.id, relation=relation,
+                        is_coholder=is_coholder, remark=remark, joined_on=joined_on)
+    db.session.add(m)
+    db.session.flush()
+    db.session.refresh(household)
+    audit.record(actor, "household.member.add", "household", household.cbfbm,
+                 {"person_id": person.id, "relation": relation, "is_coholder": is_coholder},
+                 reason)
+    return m

@@ -1,0 +1,32 @@
+"""Where persons and households belong, for the access check."""
+from sqlalchemy import select
+
+from app.access import Scope
+from app.collectives.models import Collective, Membership
+from app.extensions import db
+
+from .models import Household, HouseholdMember, Person
+
+
+def person_scope(person_id: int, **_) -> Scope | None:
+    person = db.session.get(Person, person_id)
+    if person is None:
+        return None
+    codes = set(db.session.scalars(
+        select(Collective.fbfbm).join(Membership, Membership.collective_id == Collective.id)
+        .where(Membership.person_id == person_id)))
+    rows = db.session.execute(
+        select(Household.cbfbm).join(HouseholdMember, HouseholdMember.household_id == Household.id)
+        .where(HouseholdMember.person_id == person_id)).all()
+    households = {r.cbfbm for r in rows}
+    codes |= {h[:14] for h in households}
+    if person.hukou_division_code:
+        codes.add(person.hukou_division_code)
+    return Scope(sorted(codes), households, {person_id})
+
+
+def household_scope(household_id: int, **_) -> Scope | None:
+    hh = db.session.get(Household, household_id)
+    if hh is None:
+        return None
+    return Scope([hh.cbfbm[:14]], {hh.cbfbm}, set())

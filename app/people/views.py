@@ -1,0 +1,89 @@
+from flask import Blueprint, abort, render_template, request
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import func, or_, select
+from wtforms import SelectField, StringField
+from wtforms.validators import Length
+
+from flask_babel import lazy_gettext as _l
+
+from app.access import access, jurisdiction_like
+from app.collectives.models import Collective, Membership
+from app.extensions import db
+
+from . import operations as ops
+from .models import Household, HouseholdMember, Person
+from .scopes import household_scope, person_scope
+
+bp = Blueprint("people", __name__)
+STAFF = ("collective_officer", "bureau_staff", "hukou_officer", "auditor")
+PAGE = 50
+
+
+class RevealForm(FlaskForm):
+    field = SelectField(choices=[("id_number", _l("ID number")), ("phone", _l("Phone"))])
+    purpose = StringField(_l("Purpose"), validators=[Length(max=200)])
+
+
+def _page() -> int:
+    try:
+        return max(1, int(request.args.get("page", 1)))
+    except ValueError:
+        return 1
+
+
+@bp.get("/people")
+@access(*STAFF)
+def people_list():
+    q = (request.args.get("q") or "").strip()
+    stmt = select(Person)
+    like = jurisdiction_like(current_user)
+    if like:
+        in_coll = select(Membership.person_id).join(Collective).where(Collective.fbfbm.like(like))
+        in_hh = select(HouseholdMember.person_id).join(Household).where(Household.cbfbm.like(like))
+        stmt = stmt.where(or_(Person.id.in_(in_coll), Person.id.in_(in_hh),
+                              Person.hukou_division_code.like(like)))
+    if q:
+        stmt = stmt.where(or_(Person.name.contains(q), Person.id_number == q.upper()))
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
+    page = _page()
+    people = db.session.scalars(stmt.order_by(Person.id).limit(PAGE).offset((page - 1) * PAGE))
+    return render_template("people/list.html", people=list(people), q=q, page=page, total=total,
+                           pages=max(1, -(-total // PAGE)))
+
+
+@bp.get("/people/<int:person_id>")
+@access("farmer", *STAFF, scope=person_scope)
+def person_detail(person_id: int):
+    person = db.session.get(Person, person_id)
+    memberships = db.session.scalars(select(Membership).where(Membership.person_id == person_id)
+                                     .order_by(Membership.began_on)).all()
+    households = db.session.scalars(select(HouseholdMember).where(
+        HouseholdMember.person_id == person_id)).all()
+    return render_template("people/detail.html", person=person, memberships=memberships,
+                           households=households, form=RevealForm(), revealed=None)
+
+
+@bp.post("/people/<int:person_id>/reveal")
+@access("farmer", "collective_officer", "bureau_staff", "hukou_officer", scope=person_scope)
+def person_reveal(person_id: int):
+    person = db.session.get(Person, person_id)
+    form = RevealForm()
+    if not form.validate_on_submit():
+        abort(400)
+    value = ops.reveal(current_user, person, form.field.data, form.purpose.data)
+    db.session.commit()
+    memberships = db.session.scalars(select(Membership).where(
+        Membership.person_id == person_id)).all()
+    households = db.session.scalars(select(HouseholdMember).where(
+        HouseholdMember.person_id == person_id)).all()
+    return render_template("people/detail.html", person=person, memberships=memberships,
+                           households=households, form=form,
+                           revealed=(form.field.data, value))
+
+
+@bp.get("/households/<int:household_id>")
+@access("farmer", *STAFF, scope=household_scope)
+def household_detail(household_id: int):
+    hh = db.session.get(Household, household_id)
+    return render_template("people/household.html", household=hh)

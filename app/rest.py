@@ -1,0 +1,31 @@
+"""The JSON API (flask-smorest): OpenAPI at /api/openapi.json, docs at /api/docs."""
+from flask import request
+
+from .errors import problem_response
+from .extensions import csrf
+
+SAFE = {"GET", "HEAD", "OPTIONS"}
+
+
+def _bearer_for_writes():
+    # Session cookies may read; writes need a bearer token, so the API needs no CSRF token
+    # and a browser session can never be ridden to change data through it.
+    if request.method not in SAFE and not request.headers.get("Authorization", "").startswith(
+            "Bearer "):
+        return problem_response({"type": "about:blank", "title": "Unauthorized", "status": 401,
+                                 "detail": "Writes through the API need 'Authorization: Bearer "
+                                           "<token>'."}, 401)
+    return None
+
+
+def register_api(api) -> None:
+    from .auth.api import blp as auth_blp
+    from .collectives.api import blp as collectives_blp
+    from .people.api import blp as people_blp
+
+    api.spec.components.security_scheme(
+        "bearer", {"type": "http", "scheme": "bearer"})
+    for blp in (auth_blp, people_blp, collectives_blp):
+        blp.before_request(_bearer_for_writes)
+        csrf.exempt(blp)
+        api.register_blueprint(blp, url_prefix="/api" + blp.url_prefix)

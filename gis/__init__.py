@@ -1,0 +1,1 @@
+"""Pure geometry for Sanquan: no Flask, no database."""

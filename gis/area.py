@@ -1,0 +1,18 @@
+"""Area as surveyors compute it: planar, in the Gauss-Krüger 3-degree zone of the parcel."""
+from __future__ import annotations
+
+M2_PER_MU = 10000 / 15  # 1 mu = 666.67 m²
+
+
+def mu(m2: float) -> float:
+    """SCMJM = round(SCMJ × 0.0015, 2)."""
+    return round(m2 * 0.0015, 2)
+
+
+def gk3_zone_srid(longitude: float, prefixed: bool = False) -> int:
+    """CGCS2000 3-degree Gauss-Krüger zone for a longitude (EPSG:4534–4554 without the zone
+    prefix in eastings, EPSG:4513–4533 with it), covering 75°E–135°E."""
+    zone = int((longitude + 1.5) // 3)  # zone 25 = CM 75°E … zone 45 = CM 135°E
+    if not 25 <= zone <= 45:
+        raise ValueError(f"longitude {longitude} is outside China's 3-degree zones")
+    return (4513 if prefixed else 4534) + (zone - 25)
