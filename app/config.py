@@ -63,6 +63,7 @@ class TestConfig(Config):
         "TEST_DATABASE_URL", "postgresql+psycopg:///sanquan_test"
     )
     RATELIMIT_STORAGE_URI = "memory://"
+    LOGIN_RATE_LIMIT = "1000 per minute"
 
 
 CONFIGS = {

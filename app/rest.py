@@ -26,6 +26,8 @@ def register_api(api) -> None:
     api.spec.components.security_scheme(
         "bearer", {"type": "http", "scheme": "bearer"})
     for blp in (auth_blp, people_blp, collectives_blp):
-        blp.before_request(_bearer_for_writes)
+        if not getattr(blp, "_bearer_hook", False):  # blueprints are module-level singletons
+            blp.before_request(_bearer_for_writes)
+            blp._bearer_hook = True
         csrf.exempt(blp)
         api.register_blueprint(blp, url_prefix="/api" + blp.url_prefix)

@@ -1,12 +1,22 @@
 """Area as surveyors compute it: planar, in the Gauss-Krüger 3-degree zone of the parcel."""
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal
+
 M2_PER_MU = 10000 / 15  # 1 mu = 666.67 m²
 
 
-def mu(m2: float) -> float:
-    """SCMJM = round(SCMJ × 0.0015, 2)."""
-    return round(m2 * 0.0015, 2)
+CENT = Decimal("0.01")
+
+
+def m2(area: float) -> Decimal:
+    """Surveyed area SCMJ in m², to the cent, rounded half up as PostgreSQL's round() does."""
+    return Decimal(repr(float(area))).quantize(CENT, ROUND_HALF_UP)
+
+
+def mu(area_m2) -> Decimal:
+    """SCMJM = round(SCMJ × 0.0015, 2), from the SCMJ as recorded (to the cent)."""
+    return (m2(area_m2) * Decimal("0.0015")).quantize(CENT, ROUND_HALF_UP)
 
 
 def gk3_zone_srid(longitude: float, prefixed: bool = False) -> int:

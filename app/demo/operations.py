@@ -22,7 +22,7 @@ from app.extensions import db
 from app.people.idnumber import check_digit
 from app.people.models import Household, Person
 from gis import synth
-from gis.area import mu
+from gis.area import m2, mu
 
 SURNAMES = list("王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏薛叶阎余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段")
 GIVEN = list("建国华明丽军平伟芳秀英玉兰红霞志刚海燕林文杰宇春梅德永福贵桂凤生成金山川云艳静强勇鹏")
@@ -49,11 +49,12 @@ def plan(parcels: int) -> Plan:
 
 
 class _Ids:
-    """Unique, valid GB 11643 ID numbers."""
+    """Unique, valid GB 11643 ID numbers (unique against those already registered too)."""
 
     def __init__(self, rng):
         self.rng = rng
-        self.used: set[str] = set()
+        self.used: set[str] = set(db.session.scalars(
+            select(Person.id_number).where(Person.id_number.like(COUNTY + "%"))))
 
     def make(self, sex: str, born: dt.date) -> str:
         while True:
@@ -180,6 +181,7 @@ def _load_village(rng, ids: _Ids, village_code: str, vname: str, layout) -> dict
                     "relation text) ON COMMIT DELETE ROWS")
         cur.execute("CREATE TEMP TABLE IF NOT EXISTS _demo_ms (id_number text, collective_id int, "
                     "basis text, began_on date) ON COMMIT DELETE ROWS")
+        cur.execute("TRUNCATE _demo_member, _demo_ms")
         _copy(cur, "_demo_member", members)
         _copy(cur, "_demo_ms", memberships)
         cur.execute("""
@@ -224,7 +226,7 @@ def _load_village(rng, ids: _Ids, village_code: str, vname: str, layout) -> dict
                 f"{'东西南北'[int(rng.integers(4))]}{'坡地洼地滩地梁地'[int(rng.integers(4)) * 2:][:2]}",
                 "31", "10" if r < 0.9 else ("21" if r < 0.95 else "22"),
                 "013" if rng.random() < 0.8 else "012", f"{int(rng.integers(3, 9)):02d}", "1",
-                "1" if rng.random() < 0.8 else "2", round(area, 2), mu(area),
+                "1" if rng.random() < 0.8 else "2", m2(area), mu(area),
                 "道路", "道路", prev_name, next_name, holder_names[owner],
                 shapely.to_wkb(field_polys[idx], hex=True)))
         for i, poly in enumerate(layout.homesteads):
@@ -233,12 +235,13 @@ def _load_village(rng, ids: _Ids, village_code: str, vname: str, layout) -> dict
             g = int(hh_group[i])
             parcel_rows.append((
                 "homestead", bdcdyh, groups[g].id, households[i][0], None, "30", None, "072",
-                None, "5", "2", round(area, 2), mu(area), None, None, None, None,
+                None, "5", "2", m2(area), mu(area), None, None, None, None,
                 holder_names[i], shapely.to_wkb(poly, hex=True)))
         cur.execute("""CREATE TEMP TABLE IF NOT EXISTS _demo_parcel (kind text, code text,
             collective_id int, household_code text, name text, syqxz text, dklb text, tdlylx text,
             dldj text, tdyt text, sfjbnt text, scmj numeric, scmjm numeric, east text, south text,
             west text, north text, witness text, wkb text) ON COMMIT DELETE ROWS""")
+        cur.execute("TRUNCATE _demo_parcel")
         _copy(cur, "_demo_parcel", parcel_rows)
         cur.execute(f"""
             INSERT INTO parcel (kind, code, collective_id, household_code, name, syqxz, dklb,

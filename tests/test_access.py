@@ -1,0 +1,161 @@
+"""Role × jurisdiction matrix over every route of the application."""
+import pytest
+from sqlalchemy import select
+
+from app.access import ROLES, AccessSpec, reaches
+from app.auth.operations import issue_api_token
+from app.collectives.models import Collective, Membership
+from app.people.models import Household
+from tests.conftest import csrf_from, user
+
+ACCOUNTS = {"farmer": "farmer", "collective_officer": "officer", "bureau_staff": "bureau",
+            "exchange_operator": "exchange", "hukou_officer": "hukou", "auditor": "auditor",
+            "admin": "admin"}
+# Documentation and static files that anyone may fetch.
+OPEN_ENDPOINTS = {"static", "vendor", "api-docs.openapi_json", "api-docs.openapi_swagger_ui"}
+
+
+def spec_of(view) -> AccessSpec | None:
+    while view is not None:
+        if getattr(view, "access_spec", None) is not None:
+            return view.access_spec
+        view = getattr(view, "__wrapped__", None)
+    return None
+
+
+def test_every_route_declares_its_access(app):
+    missing = [r.endpoint for r in app.url_map.iter_rules()
+               if r.endpoint not in OPEN_ENDPOINTS and spec_of(app.view_functions[r.endpoint]) is None]
+    assert missing == []
+
+
+def test_jurisdiction_prefixes():
+    assert reaches("140400", "140404101201")  # the city reaches a village
+    assert reaches("140404", "14040410120101")  # a county reaches a villagers' group
+    assert reaches("140404101201", "14040410120102")
+    assert not reaches("140404101201", "140404101202")
+    assert not reaches("140404", "140405101201")
+    assert not reaches("140404", "140400")  # a county does not reach its city
+    assert not reaches("140404", None)
+
+
+@pytest.fixture()
+def sample(dbs):
+    """Objects in the first village (the demo officer's and farmer's) and in the second."""
+    farmer = user("farmer")
+    own_hh = dbs.scalar(select(Household).where(Household.cbfbm == farmer.household_code))
+    officer = user("officer")
+    coll = dbs.scalar(select(Collective).where(Collective.village_code == officer.jurisdiction_code)
+                      .order_by(Collective.fbfbm))
+    other_village = user("officer2").jurisdiction_code
+    other_coll = dbs.scalar(select(Collective).where(Collective.village_code == other_village)
+                            .order_by(Collective.fbfbm))
+    other_hh = dbs.scalar(select(Household).where(Household.collective_id == other_coll.id))
+    m = dbs.scalar(select(Membership).where(Membership.collective_id == coll.id,
+                                            Membership.person_id == farmer.person_id))
+    other_m = dbs.scalar(select(Membership).where(Membership.collective_id == other_coll.id))
+    return {
+        "own": {"collective_id": coll.id, "person_id": farmer.person_id,
+                "household_id": own_hh.id, "membership_id": m.id, "code": "en"},
+        "other": {"collective_id": other_coll.id, "person_id": other_hh.head_person_id,
+                  "household_id": other_hh.id, "membership_id": other_m.id, "code": "en"},
+    }
+
+
+def _url(app, rule, values):
+    with app.test_request_context():
+        from flask import url_for
+
+        return url_for(rule.endpoint, **{a: values[a] for a in rule.arguments})
+
+
+def _routes(app):
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in OPEN_ENDPOINTS:
+            continue
+        spec = spec_of(app.view_functions[rule.endpoint])
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            yield rule, method, spec
+
+
+def _call(client, method, url, token=None, bearer=None):
+    if method == "GET":
+        return client.get(url)
+    data = {"csrf_token": token} if token else {}
+    if url.startswith("/api/"):
+        headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+        return client.open(url, method=method, json={}, headers=headers)
+    return client.open(url, method=method, data=data)
+
+
+def test_anonymous_is_sent_to_sign_in_everywhere_but_public_pages(app, client, sample):
+    for rule, method, spec in _routes(app):
+        if spec.public:
+            continue
+        url = _url(app, rule, sample["own"])
+        r = _call(client, method, url)
+        if url.startswith("/api/"):
+            assert r.status_code == 401, (method, url, r.status_code)
+            assert r.mimetype == "application/problem+json"
+        elif method == "GET":
+            assert r.status_code == 302 and "/login" in r.headers["Location"], (method, url)
+        else:
+            assert r.status_code in (302, 400), (method, url, r.status_code)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_matrix(app, login_as, sample, role):
+    c = login_as(ACCOUNTS[role])
+    token = csrf_from(c.get("/login").get_data(as_text=True))
+    bearer = issue_api_token(None, user(ACCOUNTS[role]))
+    for rule, method, spec in _routes(app):
+        if spec.public:
+            continue
+        url = _url(app, rule, sample["own"])
+        r = _call(c, method, url, token, bearer)
+        allowed = role == "admin" or role in spec.roles
+        if not allowed:
+            assert r.status_code == 403, (role, method, url, r.status_code)
+        else:
+            assert r.status_code != 403, (role, method, url, r.status_code)
+            assert r.status_code < 500, (role, method, url, r.status_code)
+
+
+@pytest.mark.parametrize("account", ["officer", "farmer"])
+def test_scoped_routes_refuse_another_village(app, login_as, sample, account):
+    """A village officer (or farmer) of village one can neither see nor change village two."""
+    c = login_as(account)
+    token = csrf_from(c.get("/login").get_data(as_text=True))
+    bearer = issue_api_token(None, user(account))
+    checked = 0
+    for rule, method, spec in _routes(app):
+        if not spec.scoped or (account == "farmer" and "farmer" not in spec.roles) or (
+                account == "officer" and "collective_officer" not in spec.roles):
+            continue
+        url = _url(app, rule, sample["other"])
+        r = _call(c, method, url, token, bearer)
+        assert r.status_code == 403, (account, method, url, r.status_code)
+        checked += 1
+    assert checked >= 3
+
+
+def test_officer_lists_only_their_village(login_as, dbs):
+    officer = user("officer")
+    c = login_as("officer")
+    page = c.get("/collectives").get_data(as_text=True)
+    own = dbs.scalars(select(Collective.fbfbm).where(
+        Collective.village_code == officer.jurisdiction_code)).all()
+    others = dbs.scalars(select(Collective.fbfbm).where(
+        Collective.village_code != officer.jurisdiction_code)).all()
+    assert own and all(code in page for code in own)
+    assert others and not any(code in page for code in others)
+    api = c.get("/api/collectives").get_json()
+    assert {x["fbfbm"] for x in api} == set(own)
+
+
+def test_forbidden_page_explains(login_as, sample):
+    c = login_as("officer2")
+    r = c.get(f"/collectives/{sample['own']['collective_id']}")
+    assert r.status_code == 403
+    body = r.get_data(as_text=True)
+    assert 'id="forbidden"' in body and user("officer2").jurisdiction_code in body
