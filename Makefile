@@ -9,8 +9,8 @@ PIP := $(VENV)/bin/pip
 FLASK := $(VENV)/bin/flask
 PORT ?= 5000
 HOST ?= 127.0.0.1
-APT_PACKAGES := postgresql postgresql-contrib postgis postgresql-15-postgis-3 fonts-noto-cjk gdal-bin \
-  chromium poppler-utils libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 nodejs npm python3-venv
+APT_PACKAGES := postgresql postgresql-contrib postgresql-15-postgis-3 fonts-noto-cjk gdal-bin \
+  chromium poppler-utils libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 python3-venv
 
 PRIVATE_URL = $(shell scripts/pg.sh url sanquan)
 PRIVATE_TEST_URL = $(shell scripts/pg.sh url sanquan_test)
@@ -40,6 +40,7 @@ setup: system venv npm i18n
 
 system:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -58,7 +59,7 @@ node_modules/.stamp: package.json
 	touch $@
 
 i18n: venv
-	$(VENV)/bin/pybabel compile -q -d app/translations
+	$(VENV)/bin/pybabel compile --statistics -d app/translations
 
 db:
 	@if [ "$(DATABASE_URL)" = "$(PRIVATE_URL)" ]; then scripts/pg.sh start; fi
@@ -76,8 +77,8 @@ demo: migrate
 
 ## Regenerate the translation catalogues after changing strings.
 i18n-extract: venv
-	$(VENV)/bin/pybabel extract -q -F babel.cfg -k _l -k lazy_gettext -o app/translations/messages.pot .
-	$(VENV)/bin/pybabel update -q -i app/translations/messages.pot -d app/translations
+	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o app/translations/messages.pot .
+	$(VENV)/bin/pybabel update -i app/translations/messages.pot -d app/translations
 
 lint: venv
 	$(VENV)/bin/ruff check .

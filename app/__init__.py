@@ -95,7 +95,7 @@ def register_extensions(app: Flask) -> None:
         from flask import flash
 
         flash(str(login_manager.login_message), "info")
-        return redirect(url_for("auth.login", next=request.full_path))
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
 def register_blueprints(app: Flask) -> None:
