@@ -99,12 +99,12 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .rest import register_api
     from .audit.views import bp as audit_bp
     from .auth.views import bp as auth_bp
     from .collectives.views import bp as collectives_bp
     from .main.views import bp as main_bp
     from .people.views import bp as people_bp
+    from .rest import register_api
 
     for bp in (main_bp, auth_bp, people_bp, collectives_bp, audit_bp):
         app.register_blueprint(bp)
@@ -131,9 +131,7 @@ def register_commands(app: Flask) -> None:
 def register_template_helpers(app: Flask) -> None:
     from flask_babel import get_locale
 
-    from .access import user_can
-
-    from .access import ROLE_LABELS
+    from .access import ROLE_LABELS, user_can
 
     @app.context_processor
     def helpers():

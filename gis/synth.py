@@ -159,7 +159,8 @@ def village(rng: np.random.Generator, target_parcels: int, origin: tuple[float, 
             p00, p10 = edges.vertex(r, k), edges.vertex(r, k + 1)
             p01, p11 = edges.vertex(r + 1, k), edges.vertex(r + 1, k + 1)
 
-            def grid(i, j):
+            def grid(i, j, left=left, right=right, bottom=bottom, top=top, ta=ta, tb=tb,
+                     p00=p00, p01=p01, p10=p10, p11=p11):
                 if j == 0:
                     return edges.point(left, ta[i])
                 if j == nc:

@@ -1,9 +1,8 @@
 import logging
 from logging.config import fileConfig
 
-from flask import current_app
-
 from alembic import context
+from flask import current_app
 from geoalchemy2 import alembic_helpers
 
 from app.schema import include_object

@@ -10,13 +10,12 @@ import os
 import re
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, select, text
 
 from app import create_app
 from app.config import TestConfig
 from app.extensions import db
-
-from flask.testing import FlaskClient
 
 SEED_PARCELS = 2000  # two villages
 PASSWORD = "test-password-123"

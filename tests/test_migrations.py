@@ -1,5 +1,4 @@
 """`flask db upgrade` on an empty database, and models and migrations agree."""
-import os
 import urllib.parse
 
 from alembic.autogenerate import compare_metadata

@@ -24,7 +24,8 @@ from app.people.models import Household, Person
 from gis import synth
 from gis.area import m2, mu
 
-SURNAMES = list("王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏薛叶阎余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段")
+SURNAMES = list(  # noqa: E501
+    "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏薛叶阎余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段")
 GIVEN = list("建国华明丽军平伟芳秀英玉兰红霞志刚海燕林文杰宇春梅德永福贵桂凤生成金山川云艳静强勇鹏")
 TOWNSHIPS = ["东和乡", "西火镇", "南宋乡", "八义镇", "荫城镇", "韩店镇", "苏店镇", "郝家庄镇"]
 VILLAGE_NAMES = list("东西南北上下前后大小新老")
@@ -207,7 +208,7 @@ def _load_village(rng, ids: _Ids, village_code: str, vname: str, layout) -> dict
         dk_seq = [0] * layout.groups
         holder_names = [h[3][:-1] for h in households]
         owner_of = []
-        for idx, strip in enumerate(layout.fields):
+        for strip in layout.fields:
             g = strip.group if strip.group in by_group else next(iter(by_group))
             owners = by_group[g]
             owner = owners[(strip.block * 7 + strip.index) % len(owners)]

@@ -29,7 +29,7 @@ class IdInfo:
 
 
 def check_digit(first17: str) -> str:
-    return CHECK[sum(int(c) * w for c, w in zip(first17, WEIGHTS)) % 11]
+    return CHECK[sum(int(c) * w for c, w in zip(first17, WEIGHTS, strict=True)) % 11]
 
 
 def normalise(number: str) -> str:

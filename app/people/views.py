@@ -1,11 +1,10 @@
 from flask import Blueprint, abort, render_template, request
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, or_, select
 from wtforms import SelectField, StringField
 from wtforms.validators import Length
-
-from flask_babel import lazy_gettext as _l
 
 from app.access import access, jurisdiction_like
 from app.collectives.models import Collective, Membership
