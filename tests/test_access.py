@@ -56,9 +56,11 @@ def sample(dbs):
     other_m = dbs.scalar(select(Membership).where(Membership.collective_id == other_coll.id))
     return {
         "own": {"collective_id": coll.id, "person_id": farmer.person_id,
-                "household_id": own_hh.id, "membership_id": m.id, "code": "en"},
+                "household_id": own_hh.id, "membership_id": m.id, "code": "en",
+                "user_id": user("farmer").id},
         "other": {"collective_id": other_coll.id, "person_id": other_hh.head_person_id,
-                  "household_id": other_hh.id, "membership_id": other_m.id, "code": "en"},
+                  "household_id": other_hh.id, "membership_id": other_m.id, "code": "en",
+                  "user_id": user("farmer").id},
     }
 
 

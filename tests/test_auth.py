@@ -80,3 +80,33 @@ def test_staff_account_needs_a_known_jurisdiction(dbs):
     assert e.value.code == "user.jurisdiction"
     with pytest.raises(DomainError):
         ops.create_user(None, "x2", "short", "admin")
+
+
+def test_admin_creates_a_farmer_account_linked_by_id_number(login_as, dbs):
+    from app.people.models import HouseholdMember
+
+    m = dbs.scalars(select(HouseholdMember).order_by(HouseholdMember.id.desc())).first()
+    c = login_as("admin")
+    page = c.get("/admin/users").get_data(as_text=True)
+    r = c.post("/admin/users", data={
+        "csrf_token": csrf_from(page), "username": "newfarmer", "display_name": "新农户",
+        "password": "a-long-password", "role": "farmer", "jurisdiction_code": "",
+        "person_id_number": m.person.id_number, "reason": "开户"}, follow_redirects=True)
+    assert "newfarmer" in r.get_data(as_text=True)
+    u = user("newfarmer")
+    assert u.person_id == m.person_id and u.household_code == m.household.cbfbm
+    from flask import current_app
+
+    assert login(current_app.test_client(), "newfarmer", "a-long-password").status_code == 302
+
+
+def test_admin_form_refuses_an_unknown_person_with_the_rule(login_as, dbs):
+    c = login_as("admin")
+    page = c.get("/admin/users").get_data(as_text=True)
+    r = c.post("/admin/users", data={
+        "csrf_token": csrf_from(page), "username": "ghost", "display_name": "x",
+        "password": "a-long-password", "role": "farmer", "person_id_number": "11010519491231002X",
+        "reason": "x"}, follow_redirects=True)
+    assert "11010519491231002X" not in r.get_data(as_text=True)  # masked even in the error
+    assert "110105********002X" in r.get_data(as_text=True)
+    assert user("ghost") is None

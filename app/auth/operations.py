@@ -64,6 +64,25 @@ def create_user(actor, username: str, password: str, role: str, display_name: st
     return user
 
 
+NO_SUCH_PERSON = Rule("user.person", _l("No registered person has ID number %(number)s."), POLICY)
+
+
+def farmer_link(id_number: str) -> tuple[int, str | None]:
+    """(person id, household code) for a farmer account, from the person's ID number."""
+    from app.people.idnumber import mask
+    from app.people.models import Household, HouseholdMember, Person
+    from app.people.operations import parse_id
+
+    number = parse_id(id_number).number
+    person = db.session.scalar(select(Person).where(Person.id_number == number))
+    if person is None:
+        raise DomainError(NO_SUCH_PERSON, number=mask(number))
+    household = db.session.scalar(
+        select(Household.cbfbm).join(HouseholdMember, HouseholdMember.household_id == Household.id)
+        .where(HouseholdMember.person_id == person.id, HouseholdMember.left_on.is_(None)))
+    return person.id, household
+
+
 def authenticate(username: str, password: str) -> User | None:
     user = db.session.scalar(select(User).where(func.lower(User.username) == (username or "").lower()))
     if user is None:

@@ -14,10 +14,10 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField
+from wtforms import PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
-from app.access import access
+from app.access import ROLE_LABELS, ROLES, access
 from app.extensions import db, limiter
 
 from . import operations as ops
@@ -74,3 +74,57 @@ def set_language(code: str):
     return redirect(ref if ref and urlsplit(ref).netloc == request.host else
                     (url_for("main.dashboard") if current_user.is_authenticated
                      else url_for("auth.login")))
+
+
+class UserForm(FlaskForm):
+    username = StringField(_l("User name"), validators=[DataRequired(), Length(max=50)])
+    display_name = StringField(_l("Display name"), validators=[DataRequired(), Length(max=100)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(min=10, max=200)])
+    role = SelectField(_l("Role"), choices=[(r, ROLE_LABELS[r]) for r in ROLES])
+    jurisdiction_code = StringField(_l("Jurisdiction (division or issuing-party code)"),
+                                    validators=[Length(max=14)])
+    person_id_number = StringField(_l("ID number of the person (farmers)"),
+                                   validators=[Length(max=18)])
+    reason = StringField(_l("Reason for the record"), validators=[DataRequired(), Length(max=500)])
+
+
+@bp.route("/admin/users", methods=["GET", "POST"])
+@access("admin")
+def users():
+    from sqlalchemy import select
+
+    from app.auth.models import User
+
+    form = UserForm()
+    token = None
+    if form.validate_on_submit():
+        person_id = household = None
+        if form.person_id_number.data:
+            person_id, household = ops.farmer_link(form.person_id_number.data)
+        ops.create_user(current_user, form.username.data.strip(), form.password.data,
+                        form.role.data, form.display_name.data.strip(),
+                        form.jurisdiction_code.data.strip() or None, person_id, household,
+                        reason=form.reason.data)
+        db.session.commit()
+        flash(_("Account %(name)s created.", name=form.username.data), "success")
+        return redirect(url_for(".users"))
+    elif request.method == "POST":
+        flash(_("Please correct the form: %(errors)s", errors=form.errors), "error")
+    accounts = db.session.scalars(select(User).order_by(User.role, User.username)).all()
+    return render_template("auth/users.html", form=form, accounts=accounts, token=token,
+                           token_form=FlaskForm())
+
+
+@bp.post("/admin/users/<int:user_id>/token")
+@access("admin")
+def user_token(user_id: int):
+    from app.auth.models import User
+
+    target = db.session.get(User, user_id)
+    if target is None or not FlaskForm().validate_on_submit():
+        abort(404 if target is None else 400)
+    token = ops.issue_api_token(current_user, target)
+    db.session.commit()
+    flash(_("New API token for %(name)s (shown once): %(token)s", name=target.username,
+            token=token), "success")
+    return redirect(url_for(".users"))
