@@ -38,6 +38,8 @@ def register_models() -> None:
     from .auth import models as _u  # noqa: F401
     from .collectives import models as _c  # noqa: F401
     from .divisions import models as _d  # noqa: F401
+    from .imports import models as _i  # noqa: F401
+    from .jobs import models as _j  # noqa: F401
     from .parcels import models as _p  # noqa: F401
     from .people import models as _pe  # noqa: F401
 

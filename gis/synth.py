@@ -215,6 +215,6 @@ def _dedupe(ring):
 
 def village_spacing(target_parcels: int) -> float:
     """Distance between village origins that keeps rotated villages apart."""
-    blocks = target_parcels / 5.5
-    side = math.sqrt(blocks) * 230 * 1.45
-    return side + 400
+    blocks = target_parcels * 0.135  # field blocks + core blocks, as in village()
+    diagonal = math.sqrt(blocks) * 263 * 1.15  # the lattice's diagonal, with jitter
+    return diagonal + 300

@@ -31,7 +31,8 @@ TOWNSHIPS = ["东和乡", "西火镇", "南宋乡", "八义镇", "荫城镇", "�
 VILLAGE_NAMES = list("东西南北上下前后大小新老")
 VILLAGE_TAILS = ["庄", "村", "沟", "岭", "坡", "河", "峪", "堡"]
 COUNTY = "140404"  # 上党区
-CENTRE = (425000.0, 4005000.0)  # EPSG:4547, near 113.17°E 36.17°N
+ORIGIN = (440000.0, 4000000.0)  # EPSG:4547, near 113.33°E 36.14°N; villages go east and south
+VILLAGES_PER_ROW = 28  # 1000 villages stay inside zone 38 (EPSG:4547)
 SURVEY_SRID = 4547
 PARCELS_PER_VILLAGE = 1000
 
@@ -92,8 +93,9 @@ def generate(parcels: int, seed: int = 2024, progress=None) -> dict:
     rng = np.random.default_rng(seed)
     ids = _Ids(rng)
     p = plan(parcels)
-    spacing = synth.village_spacing(p.per_village)
-    per_row = max(1, math.ceil(math.sqrt(p.villages)))
+    spacing = synth.village_spacing(PARCELS_PER_VILLAGE)
+    existing = db.session.scalar(select(func.count()).select_from(Division).where(
+        Division.level == "village", Division.code.like(COUNTY + "2%")))
     first_township = db.session.scalar(
         select(func.count()).select_from(Division).where(Division.level == "township",
                                                            Division.code.like(COUNTY + "%")))
@@ -101,7 +103,7 @@ def generate(parcels: int, seed: int = 2024, progress=None) -> dict:
               "homesteads": 0}
     for v in range(p.villages):
         t_index = first_township + v * p.townships // p.villages
-        township = f"{COUNTY}{101 + t_index:03d}"
+        township = f"{COUNTY}{201 + t_index:03d}"  # 2xx: townships (乡)
         if db.session.get(Division, township) is None:
             db.session.add(Division(code=township, name=TOWNSHIPS[t_index % len(TOWNSHIPS)]
                                     + ("" if t_index < len(TOWNSHIPS) else str(t_index)),
@@ -115,8 +117,8 @@ def generate(parcels: int, seed: int = 2024, progress=None) -> dict:
         db.session.add(Division(code=village_code, name=vname, level="village",
                                 parent_code=township))
         db.session.flush()
-        row, col = divmod(v, per_row)
-        origin = (CENTRE[0] + (col - per_row / 2) * spacing, CENTRE[1] + (row - per_row / 2) * spacing)
+        row, col = divmod(existing + v, VILLAGES_PER_ROW)
+        origin = (ORIGIN[0] + col * spacing, ORIGIN[1] - row * spacing)
         layout = synth.village(rng, p.per_village, origin)
         counts = _load_village(rng, ids, village_code, vname, layout)
         for k, n in counts.items():

@@ -1,7 +1,18 @@
 from decimal import Decimal
 
 from geoalchemy2 import Geometry
-from sqlalchemy import CheckConstraint, ForeignKey, Integer, Numeric, String, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Computed,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql import func
 from sqlalchemy.types import DateTime
@@ -19,6 +30,9 @@ class Parcel(db.Model):
     __tablename__ = "parcel"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The spatial unit's identity across its versions (LADM: a versioned object).
+    uid: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True,
+                                     server_default=text("nextval('parcel_uid_seq')"))
     kind: Mapped[str] = mapped_column(String(10), nullable=False)
     code: Mapped[str] = mapped_column(String(28), nullable=False)
     collective_id: Mapped[int] = mapped_column(ForeignKey("collective.id"), nullable=False,
@@ -42,6 +56,15 @@ class Parcel(db.Model):
     survey_srid: Mapped[int] = mapped_column(Integer, nullable=False)
     geom = mapped_column(Geometry("MULTIPOLYGON", srid=STORED_SRID, spatial_index=True),
                          nullable=False)
+    # Web Mercator copy for vector tiles, kept by the database.
+    geom_web = mapped_column(Geometry("MULTIPOLYGON", srid=3857, spatial_index=True),
+                             Computed("ST_Transform(geom, 3857)", persisted=True))
+    attrs = mapped_column(JSONB, nullable=False, server_default="{}")
+    import_batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batch.id"))
+    change_kind: Mapped[str] = mapped_column(String(20), nullable=False,
+                                             server_default="register")
+    change_reason: Mapped[str | None] = mapped_column(Text)
+    changed_by: Mapped[str | None] = mapped_column(String(50))
     version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
     begin_lifespan = mapped_column(DateTime(timezone=True), nullable=False,
                                    server_default=func.now())
@@ -61,3 +84,40 @@ class Parcel(db.Model):
         db.Index("uq_parcel_current_code", "code", unique=True,
                  postgresql_where=text("end_lifespan IS NULL")),
     )
+
+
+class Mutation(db.Model):
+    """A change of the register's geometry: split, merge or correction, with lineage."""
+
+    __tablename__ = "parcel_mutation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), nullable=False)
+    at = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    by: Mapped[str] = mapped_column(String(50), nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('split','merge','correction','attribute')", name="kind"),
+    )
+
+
+class Lineage(db.Model):
+    """Parent version → child version, through a mutation."""
+
+    __tablename__ = "parcel_lineage"
+
+    parent_id: Mapped[int] = mapped_column(ForeignKey("parcel.id"), primary_key=True)
+    child_id: Mapped[int] = mapped_column(ForeignKey("parcel.id"), primary_key=True, index=True)
+    mutation_id: Mapped[int] = mapped_column(ForeignKey("parcel_mutation.id"), nullable=False,
+                                             index=True)
+
+
+class RegistrySetting(db.Model):
+    """Rules that vary by place, kept as data (LADM).  Read by the operations and triggers."""
+
+    __tablename__ = "registry_setting"
+
+    key: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200), nullable=False)
+    note: Mapped[str | None] = mapped_column(Text)

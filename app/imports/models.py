@@ -1,0 +1,96 @@
+from geoalchemy2 import Geometry
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, Numeric, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql import func
+from sqlalchemy.types import DateTime
+
+from app.extensions import db
+
+
+class ImportBatch(db.Model):
+    """One survey delivery: staged as delivered, validated set-wise, then accepted in whole
+    or in part; the rest waits in quarantine.  Nothing is deleted."""
+
+    __tablename__ = "import_batch"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(300), nullable=False)
+    srid: Mapped[int | None] = mapped_column(Integer)
+    crs_from: Mapped[str | None] = mapped_column(String(20))  # 'file' or 'declared'
+    encoding: Mapped[str | None] = mapped_column(String(20))
+    tolerance_m2 = mapped_column(Numeric(10, 3), nullable=False, server_default="1.0")
+    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="staging")
+    counts = mapped_column(JSONB, nullable=False, server_default="{}")
+    error: Mapped[str | None] = mapped_column(Text)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("job.id"))
+    created_by: Mapped[str] = mapped_column(String(50), nullable=False)
+    created_at = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint("status IN ('staging','validated','accepted','partly_accepted',"
+                        "'refused','failed')", name="status"),
+    )
+
+
+class ImportFeature(db.Model):
+    """A delivered feature exactly as delivered (geometry in the survey CRS, every attribute)."""
+
+    __tablename__ = "import_feature"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("import_batch.id"), nullable=False,
+                                          index=True)
+    layer: Mapped[str] = mapped_column(String(10), nullable=False)
+    fid: Mapped[int] = mapped_column(Integer, nullable=False)
+    code: Mapped[str | None] = mapped_column(String(40), index=True)
+    attrs = mapped_column(JSONB, nullable=False, server_default="{}")
+    geom = mapped_column(Geometry(srid=-1, spatial_index=False))
+    status: Mapped[str] = mapped_column(String(12), nullable=False, server_default="pending")
+    parcel_id: Mapped[int | None] = mapped_column(ForeignKey("parcel.id"))
+    corrected_from_id: Mapped[int | None] = mapped_column(ForeignKey("import_feature.id"))
+
+    faults = relationship("ImportFault", back_populates="feature",
+                          primaryjoin="ImportFault.feature_id == ImportFeature.id")
+
+    __table_args__ = (
+        CheckConstraint("layer IN ('DK','ZJD')", name="layer"),
+        CheckConstraint("status IN ('pending','valid','faulty','registered','quarantined',"
+                        "'superseded')", name="status"),
+        db.Index("ix_import_feature_geom", "geom", postgresql_using="gist"),
+    )
+
+
+class ImportRecord(db.Model):
+    """A row of an ownership table (FBF, CBF, CBF_JTCY, CBHT, CBDKXX), kept as delivered."""
+
+    __tablename__ = "import_record"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("import_batch.id"), nullable=False,
+                                          index=True)
+    tbl: Mapped[str] = mapped_column(String(10), nullable=False)
+    rownum: Mapped[int] = mapped_column(Integer, nullable=False)
+    attrs = mapped_column(JSONB, nullable=False)
+    status: Mapped[str] = mapped_column(String(12), nullable=False, server_default="pending")
+
+    __table_args__ = (db.Index("ix_import_record_tbl", "batch_id", "tbl"),)
+
+
+class ImportFault(db.Model):
+    """One fault found in a delivery: which feature or row, which rule, where."""
+
+    __tablename__ = "import_fault"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("import_batch.id"), nullable=False,
+                                          index=True)
+    feature_id: Mapped[int | None] = mapped_column(ForeignKey("import_feature.id"), index=True)
+    record_id: Mapped[int | None] = mapped_column(ForeignKey("import_record.id"))
+    rule: Mapped[str] = mapped_column(String(40), nullable=False)
+    code: Mapped[str | None] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(Text, nullable=False)
+    location = mapped_column(Geometry("POINT", srid=4490, spatial_index=False))
+    resolved_at = mapped_column(DateTime(timezone=True))
+
+    feature = relationship("ImportFeature", back_populates="faults", foreign_keys=[feature_id])
