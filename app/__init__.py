@@ -125,9 +125,11 @@ def register_blueprints(app: Flask) -> None:
 def register_commands(app: Flask) -> None:
     from .audit.cli import audit_cli
     from .demo.cli import demo_cli
+    from .imports.cli import import_cli
 
     app.cli.add_command(audit_cli)
     app.cli.add_command(demo_cli)
+    app.cli.add_command(import_cli)
 
 
 def register_template_helpers(app: Flask) -> None:
