@@ -237,7 +237,8 @@ def correct_feature(actor, feature: ImportFeature, attrs: dict | None = None,
         from app.parcels import registration
 
         registration.register_batch(actor, batch, feature_ids=[fixed.id])
-    else:
+        db.session.refresh(fixed)
+    if fixed.status != "registered":
         fixed.status = "quarantined"
     db.session.flush()
     return fixed
@@ -264,7 +265,8 @@ def correct_record(actor, record: ImportRecord, attrs: dict, reason: str | None 
         from app.parcels import registration
 
         registration.register_batch(actor, batch, record_ids=[fixed.id])
-    else:
+        db.session.refresh(fixed)
+    if fixed.status != "registered":
         fixed.status = "quarantined"
     db.session.flush()
     return fixed

@@ -40,6 +40,12 @@ CODE_LISTS = {
 }
 
 
+# The geometry as it will be stored: repeated vertices (within 1 mm) dropped, in CGCS2000.
+CLEAN = ("ST_RemoveRepeatedPoints({g}, CASE WHEN ST_SRID({g}) IN (4326, 4490) THEN 1e-8 "
+         "ELSE 0.001 END)")
+STORED = "ST_Transform(" + CLEAN + ", 4490)"
+
+
 def _exec(sql: str, **params):
     return db.session.execute(text(sql), params)
 
@@ -102,6 +108,14 @@ def _geometry(ctx):
         FROM (SELECT f.*, ST_IsValidDetail(f.geom) AS d FROM import_feature f
               WHERE {_pending()} AND f.geom IS NOT NULL AND NOT ST_IsEmpty(f.geom)
                 AND GeometryType(f.geom) IN ('POLYGON', 'MULTIPOLYGON')) f
+        WHERE NOT (f.d).valid""", **ctx)
+    # Valid as delivered but not once cleaned and put in CGCS2000 (near-coincident vertices).
+    _exec(f"""
+        INSERT INTO import_fault (batch_id, feature_id, rule, code, detail, location)
+        SELECT f.batch_id, f.id, 'invalid_geometry', f.code,
+               'invalid in CGCS2000 (EPSG:4490): ' || (f.d).reason, (f.d).location
+        FROM (SELECT f.*, ST_IsValidDetail({STORED.format(g="f.geom")}) AS d
+              FROM import_feature f WHERE {_pending()} AND ST_IsValid(f.geom)) f
         WHERE NOT (f.d).valid""", **ctx)
 
 
@@ -250,11 +264,12 @@ def _register_overlaps(ctx):
                'overlaps registered parcel ' || p.code || ' by ' || round(x.area::numeric, 2)
                || ' m²', ST_PointOnSurface(ST_Intersection(x.g, p.geom))
         FROM import_feature f
-        CROSS JOIN LATERAL (SELECT ST_Transform(f.geom, 4490) AS g) t
+        CROSS JOIN LATERAL (SELECT {STORED.format(g="f.geom")} AS g) t
         JOIN parcel p ON p.end_lifespan IS NULL AND p.geom && t.g
         CROSS JOIN LATERAL (SELECT t.g AS g, ST_Area(ST_Transform(ST_Intersection(t.g, p.geom),
                                                            ST_SRID(f.geom))) AS area) x
-        WHERE {_pending()} AND ST_IsValid(f.geom) AND ST_Relate(t.g, p.geom, '2********')
+        WHERE {_pending()} AND ST_IsValid(f.geom) AND ST_IsValid(t.g)
+          AND ST_Relate(t.g, p.geom, '2********')
           AND x.area > :tol""", **ctx)
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from app.audit import operations as audit
 from app.extensions import db
+from app.imports.validation import STORED
 
 # Area in the survey's Gauss-Krüger 3-degree zone: the survey CRS when it is such a zone,
 # otherwise the zone of the parcel's longitude (CGCS2000 EPSG:4534–4554).
@@ -40,7 +41,8 @@ def register_ownership(actor, batch, record_ids: list[int] | None = None) -> dic
         code = a["FBFBM"]
         township, village = code[:9], code[:12]
         _exec("""INSERT INTO division (code, name, level, parent_code)
-                 SELECT :t, :tn, 'township', :c WHERE EXISTS (SELECT 1 FROM division WHERE code = :c)
+                 SELECT :t, :tn, 'township', CAST(:c AS varchar)
+                 WHERE EXISTS (SELECT 1 FROM division WHERE code = CAST(:c AS varchar))
                  ON CONFLICT DO NOTHING""", t=township, tn=f"乡镇{township}", c=code[:6])
         _exec("""INSERT INTO division (code, name, level, parent_code) VALUES (:v, :vn, 'village', :t)
                  ON CONFLICT DO NOTHING""", v=village, vn=_village_name(a.get("FBFMC"), village),
@@ -97,13 +99,12 @@ def register_features(actor, batch, feature_ids: list[int] | None = None) -> dic
         INSERT INTO import_fault (batch_id, feature_id, rule, code, detail, location)
         SELECT f.batch_id, f.id, 'overlap_register', f.code,
                'overlaps registered parcel ' || p.code || ' (registered meanwhile)',
-               ST_PointOnSurface(ST_Intersection(ST_Transform(f.geom, 4490), p.geom))
-        FROM import_feature f JOIN parcel p ON p.end_lifespan IS NULL
-          AND p.geom && ST_Transform(f.geom, 4490)
+               ST_PointOnSurface(ST_Intersection(t.g, p.geom))
+        FROM import_feature f CROSS JOIN LATERAL (SELECT {STORED.format(g="f.geom")} AS g) t
+        JOIN parcel p ON p.end_lifespan IS NULL AND p.geom && t.g
         WHERE f.batch_id = :b AND f.status = 'valid' {only}
-          AND ST_Relate(ST_Transform(f.geom, 4490), p.geom, '2********')
-          AND ST_Area(ST_Transform(ST_Intersection(ST_Transform(f.geom, 4490), p.geom),
-                                   ST_SRID(f.geom))) > :tol
+          AND ST_Relate(t.g, p.geom, '2********')
+          AND ST_Area(ST_Transform(ST_Intersection(t.g, p.geom), ST_SRID(f.geom))) > :tol
         RETURNING feature_id""", b=b, ids=ids, tol=float(batch.tolerance_m2)).scalars().all()
     if late:
         _exec("UPDATE import_feature SET status = 'faulty' WHERE id = ANY(:late)", late=late)
@@ -126,7 +127,7 @@ def register_features(actor, batch, feature_ids: list[int] | None = None) -> dic
                f.attrs->>'SFJBNT', round(a.m2::numeric, 2), round(round(a.m2::numeric, 2) * 0.0015, 2),
                f.attrs->>'DKDZ', f.attrs->>'DKNZ', f.attrs->>'DKXZ', f.attrs->>'DKBZ',
                f.attrs->>'ZJRXM', f.attrs->>'DKBZXX', a.zone,
-               ST_Multi(ST_Transform(f.geom, 4490)), f.attrs, f.batch_id, 'register',
+               ST_Multi({STORED.format(g="f.geom")}), f.attrs, f.batch_id, 'register',
                'survey import ' || f.batch_id, :who
         FROM import_feature f
         CROSS JOIN LATERAL (SELECT {zone} AS zone) z
