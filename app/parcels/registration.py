@@ -37,7 +37,7 @@ def register_ownership(actor, batch, record_ids: list[int] | None = None) -> dic
     fbf = _exec(f"""SELECT r.id, r.attrs FROM import_record r WHERE r.batch_id = :b
                     AND r.tbl = 'FBF' AND r.status = 'valid' {only}""", b=b, ids=ids).all()
     made = {"collectives": 0, "households": 0, "persons": 0, "members": 0}
-    for rid, a in fbf:
+    for _rid, a in fbf:
         code = a["FBFBM"]
         township, village = code[:9], code[:12]
         _exec("""INSERT INTO division (code, name, level, parent_code)
