@@ -1,0 +1,285 @@
+"""The parcel register: registration of single parcels, new versions, splits and merges with
+lineage, the register as of a date.  A registered parcel is never updated in place."""
+from __future__ import annotations
+
+import datetime as dt
+
+import shapely
+from flask_babel import lazy_gettext as _l
+from psycopg import errors as pg_errors
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+
+from app.audit import operations as audit
+from app.errors import DomainError, Rule
+from app.extensions import db
+from app.imports.validation import STORED
+from gis.area import gk3_zone_srid
+
+from .models import Lineage, Mutation, Parcel, RegistrySetting
+
+NYT = _l("NY/T 2539-2016 (parcels do not overlap; codes are unique)")
+HISTORY = _l("Sanquan register rule: a registered record changes by new versions, never in place")
+OVERLAP = Rule("parcel.overlap",
+               _l("Parcel %(code)s would overlap registered parcel %(other)s by %(area)s m² "
+                  "(tolerance %(tol)s m²)."), NYT, 409)
+CODE_TAKEN = Rule("parcel.code_taken", _l("A current parcel already has code %(code)s."), NYT,
+                  409)
+BAD_GEOMETRY = Rule("parcel.geometry", _l("The geometry is not a valid polygon: %(reason)s."),
+                    NYT)
+NOT_CURRENT = Rule("parcel.not_current",
+                   _l("Parcel %(code)s version %(version)s is history; only the current version "
+                      "can change."), HISTORY, 409)
+NO_REASON = Rule("parcel.reason", _l("Every change to the register needs a reason."), HISTORY)
+SPLIT_COVER = Rule("parcel.split.cover",
+                   _l("The parts do not cover the parcel: %(gap)s m² differ (tolerance %(tol)s m²)."),
+                   NYT)
+SPLIT_OVERLAP = Rule("parcel.split.overlap",
+                     _l("Parts %(a)s and %(b)s overlap by %(area)s m²."), NYT)
+MERGE_NEIGHBOURS = Rule("parcel.merge.apart",
+                        _l("Parcels to merge must be current, of one kind and one issuing party, "
+                           "and form one piece."), NYT)
+
+
+def tolerance() -> float:
+    row = db.session.get(RegistrySetting, "overlap_tolerance_m2")
+    return float(row.value) if row else 1.0
+
+
+def _reason(reason: str | None) -> str:
+    if not (reason or "").strip():
+        raise DomainError(NO_REASON)
+    return reason.strip()
+
+
+def _check_geometry(wkt: str, srid: int) -> shapely.Geometry:
+    g = shapely.from_wkt(wkt)
+    if g.geom_type not in ("Polygon", "MultiPolygon") or not g.is_valid:
+        raise DomainError(BAD_GEOMETRY, reason=shapely.is_valid_reason(g))
+    return g
+
+
+def _overlap_check(wkt: str, srid: int, code: str, exclude_uids=()):
+    """The operation's own check (the database trigger checks again, under a lock)."""
+    tol = tolerance()
+    hit = db.session.execute(text(f"""
+        WITH n AS (SELECT {STORED.format(g="ST_GeomFromText(:wkt, :srid)")} AS g)
+        SELECT p.code, ST_Area(ST_Transform(ST_Intersection(p.geom, n.g), :srid)) AS area
+        FROM parcel p, n WHERE p.end_lifespan IS NULL AND p.geom && n.g
+          AND NOT (p.uid = ANY(:ex)) AND ST_Relate(p.geom, n.g, '2********')
+          AND ST_Area(ST_Transform(ST_Intersection(p.geom, n.g), :srid)) > :tol
+        LIMIT 1"""), {"wkt": wkt, "srid": srid, "ex": list(exclude_uids), "tol": tol}).first()
+    if hit:
+        raise DomainError(OVERLAP, code=code, other=hit.code, area=f"{hit.area:.2f}", tol=tol)
+
+
+def _insert(actor, values: dict, wkt: str, srid: int) -> Parcel:
+    """Insert one version; the trigger refuses an overlap that slipped past the check."""
+    cols = dict(values)
+    zone = srid if 4513 <= srid <= 4554 else gk3_zone_srid(
+        shapely.from_wkt(wkt).centroid.x if srid in (4326, 4490) else db.session.execute(
+            text("SELECT ST_X(ST_Centroid(ST_Transform(ST_GeomFromText(:w, :s), 4490)))"),
+            {"w": wkt, "s": srid}).scalar())
+    names = ", ".join(cols)
+    params = ", ".join(f":{k}" for k in cols)
+    try:
+        with db.session.begin_nested():
+            new_id = db.session.execute(text(f"""
+                INSERT INTO parcel ({names}, survey_srid, geom, scmj, scmjm, begin_lifespan,
+                                    changed_by)
+                SELECT {params}, :zone, ST_Multi({STORED.format(g="g")}),
+                       round(ST_Area(ST_Transform(g, :zone))::numeric, 2),
+                       round(round(ST_Area(ST_Transform(g, :zone))::numeric, 2) * 0.0015, 2),
+                       clock_timestamp(), :who
+                FROM (SELECT ST_GeomFromText(:wkt, :srid) AS g) x RETURNING id"""),
+                {**cols, "zone": zone, "wkt": wkt, "srid": srid,
+                 "who": getattr(actor, "username", actor or "system")}).scalar()
+    except DBAPIError as e:
+        if isinstance(e.orig, pg_errors.ExclusionViolation):
+            msg = str(e.orig).split("\n")[0]
+            raise DomainError(OVERLAP, code=cols.get("code"), other=msg.split("registered parcel ")
+                              [-1].split(" ")[0], area="?", tol=tolerance()) from None
+        if isinstance(e.orig, pg_errors.UniqueViolation):
+            raise DomainError(CODE_TAKEN, code=cols.get("code")) from None
+        raise
+    return db.session.get(Parcel, new_id)
+
+
+def register(actor, kind: str, code: str, collective_id: int, wkt: str, srid: int,
+             reason: str, household_code: str | None = None, **attrs) -> Parcel:
+    """Register one new parcel (version 1)."""
+    reason = _reason(reason)
+    _check_geometry(wkt, srid)
+    if db.session.scalar(select(Parcel.id).where(Parcel.code == code,
+                                                 Parcel.end_lifespan.is_(None))):
+        raise DomainError(CODE_TAKEN, code=code)
+    _overlap_check(wkt, srid, code)
+    p = _insert(actor, {"kind": kind, "code": code, "collective_id": collective_id,
+                        "household_code": household_code, "change_kind": "register",
+                        "change_reason": reason, **attrs}, wkt, srid)
+    audit.record(actor, "parcel.register", "parcel", p.code, {"id": p.id, "uid": p.uid,
+                                                              "scmj": p.scmj}, reason)
+    return p
+
+
+COPY_COLUMNS = ("kind", "code", "collective_id", "household_code", "name", "syqxz", "dklb",
+                "tdlylx", "dldj", "tdyt", "sfjbnt", "east", "south", "west", "north", "witness",
+                "remarks", "attrs", "import_batch_id")
+
+
+def _end(parcel: Parcel) -> None:
+    if parcel.end_lifespan is not None:
+        raise DomainError(NOT_CURRENT, code=parcel.code, version=parcel.version)
+    db.session.execute(text("UPDATE parcel SET end_lifespan = clock_timestamp() WHERE id = :i"),
+                       {"i": parcel.id})
+    db.session.refresh(parcel)
+
+
+def _wkt_in_survey_crs(parcel: Parcel) -> str:
+    return db.session.execute(text("SELECT ST_AsText(ST_Transform(geom, survey_srid)) FROM parcel "
+                                   "WHERE id = :i"), {"i": parcel.id}).scalar()
+
+
+def _mutation(actor, kind: str, reason: str) -> Mutation:
+    m = Mutation(kind=kind, by=getattr(actor, "username", actor or "system"), reason=reason)
+    db.session.add(m)
+    db.session.flush()
+    return m
+
+
+def amend(actor, parcel: Parcel, reason: str, wkt: str | None = None, srid: int | None = None,
+          **changes) -> Parcel:
+    """A new version of the parcel with changed attributes and/or a corrected geometry."""
+    reason = _reason(reason)
+    if parcel.end_lifespan is not None:
+        raise DomainError(NOT_CURRENT, code=parcel.code, version=parcel.version)
+    srid = srid or parcel.survey_srid
+    wkt = wkt or _wkt_in_survey_crs(parcel)
+    _check_geometry(wkt, srid)
+    _overlap_check(wkt, srid, parcel.code, exclude_uids=[parcel.uid])
+    values = {c: getattr(parcel, c) for c in COPY_COLUMNS}
+    before = {k: values.get(k) for k in changes}
+    values.update(changes)
+    m = _mutation(actor, "correction" if wkt != _wkt_in_survey_crs(parcel) else "attribute",
+                  reason)
+    _end(parcel)
+    new = _insert(actor, {**values, "uid": parcel.uid, "version": parcel.version + 1,
+                          "change_kind": m.kind, "change_reason": reason}, wkt, srid)
+    db.session.add(Lineage(parent_id=parcel.id, child_id=new.id, mutation_id=m.id))
+    audit.record(actor, f"parcel.{m.kind}", "parcel", parcel.code,
+                 {"from_version": parcel.version, "to_version": new.version,
+                  "changes": {k: [before[k], changes[k]] for k in changes},
+                  "scmj": [parcel.scmj, new.scmj]}, reason)
+    return new
+
+
+def split(actor, parcel: Parcel, parts: list[tuple[str, str]], reason: str) -> list[Parcel]:
+    """Split into parts [(new code, WKT in the parcel's survey CRS)].  The parts must cover
+    the parcel without gaps or overlaps, within the tolerance."""
+    reason = _reason(reason)
+    if parcel.end_lifespan is not None:
+        raise DomainError(NOT_CURRENT, code=parcel.code, version=parcel.version)
+    tol = tolerance()
+    whole = shapely.from_wkt(_wkt_in_survey_crs(parcel))
+    geoms = [_check_geometry(w, parcel.survey_srid) for _, w in parts]
+    for i in range(len(geoms)):
+        for j in range(i + 1, len(geoms)):
+            a = geoms[i].intersection(geoms[j]).area
+            if a > tol:
+                raise DomainError(SPLIT_OVERLAP, a=parts[i][0], b=parts[j][0], area=f"{a:.2f}")
+    diff = shapely.union_all(geoms).symmetric_difference(whole).area
+    if diff > tol:
+        raise DomainError(SPLIT_COVER, gap=f"{diff:.2f}", tol=tol)
+    m = _mutation(actor, "split", reason)
+    _end(parcel)
+    values = {c: getattr(parcel, c) for c in COPY_COLUMNS}
+    children = []
+    for code, wkt in parts:
+        child = _insert(actor, {**values, "code": code, "change_kind": "split",
+                                "change_reason": reason}, wkt, parcel.survey_srid)
+        db.session.add(Lineage(parent_id=parcel.id, child_id=child.id, mutation_id=m.id))
+        children.append(child)
+    db.session.flush()
+    audit.record(actor, "parcel.split", "parcel", parcel.code,
+                 {"into": [c.code for c in children], "scmj": [parcel.scmj,
+                                                               [c.scmj for c in children]]},
+                 reason)
+    return children
+
+
+def merge(actor, parcels: list[Parcel], code: str, reason: str) -> Parcel:
+    """Merge neighbouring current parcels of one kind and issuing party into one."""
+    reason = _reason(reason)
+    if (len(parcels) < 2 or any(p.end_lifespan is not None for p in parcels)
+            or len({p.kind for p in parcels}) > 1 or len({p.collective_id for p in parcels}) > 1):
+        raise DomainError(MERGE_NEIGHBOURS)
+    srid = parcels[0].survey_srid
+    union = shapely.union_all([shapely.from_wkt(_wkt_in_survey_crs(p)) for p in parcels])
+    union = shapely.set_precision(union, 0.001)
+    if union.geom_type != "Polygon":
+        raise DomainError(MERGE_NEIGHBOURS)
+    m = _mutation(actor, "merge", reason)
+    first = parcels[0]
+    values = {c: getattr(first, c) for c in COPY_COLUMNS}
+    for p in parcels:
+        _end(p)
+    child = _insert(actor, {**values, "code": code, "change_kind": "merge",
+                            "change_reason": reason}, union.wkt, srid)
+    for p in parcels:
+        db.session.add(Lineage(parent_id=p.id, child_id=child.id, mutation_id=m.id))
+    db.session.flush()
+    audit.record(actor, "parcel.merge", "parcel", code,
+                 {"from": [p.code for p in parcels], "scmj": [[p.scmj for p in parcels],
+                                                              child.scmj]}, reason)
+    return child
+
+
+def as_of(when: dt.datetime, collective_id: int | None = None):
+    """The register as it stood at `when`: the version of each parcel alive then."""
+    q = select(Parcel).where(Parcel.begin_lifespan <= when,
+                             (Parcel.end_lifespan.is_(None)) | (Parcel.end_lifespan > when))
+    if collective_id is not None:
+        q = q.where(Parcel.collective_id == collective_id)
+    return list(db.session.scalars(q.order_by(Parcel.code)))
+
+
+def history(parcel: Parcel) -> list[Parcel]:
+    """Every version of this spatial unit, and its predecessors through lineage."""
+    return list(db.session.scalars(select(Parcel).where(Parcel.uid == parcel.uid)
+                                   .order_by(Parcel.version)))
+
+
+def lineage(parcel: Parcel) -> dict:
+    parents = db.session.execute(text("""
+        SELECT p.id, p.code, m.kind, m.at, m.reason FROM parcel_lineage l
+        JOIN parcel p ON p.id = l.parent_id JOIN parcel_mutation m ON m.id = l.mutation_id
+        WHERE l.child_id = :i AND p.uid <> :u"""), {"i": parcel.id, "u": parcel.uid}).all()
+    children = db.session.execute(text("""
+        SELECT c.id, c.code, m.kind, m.at, m.reason FROM parcel_lineage l
+        JOIN parcel c ON c.id = l.child_id JOIN parcel_mutation m ON m.id = l.mutation_id
+        WHERE l.parent_id = :i AND c.uid <> :u"""), {"i": parcel.id, "u": parcel.uid}).all()
+    return {"parents": parents, "children": children}
+
+
+def neighbours(parcel: Parcel, limit: int = 12):
+    """Current parcels touching this one, with the side they lie on (for 四至 and sketches)."""
+    return db.session.execute(text("""
+        SELECT n.id, n.code, n.kind, n.household_code, n.name,
+               ST_AsBinary(ST_Transform(n.geom, :srid)) AS wkb,
+               degrees(ST_Azimuth(ST_Centroid(p.geom), ST_Centroid(n.geom))) AS bearing
+        FROM parcel p JOIN parcel n ON n.end_lifespan IS NULL AND n.id <> p.id
+          AND n.geom && ST_Expand(p.geom, 0.0001)
+          AND ST_DWithin(n.geom, p.geom, 0.00002)
+        WHERE p.id = :i ORDER BY ST_Distance(n.geom, p.geom), n.id LIMIT :lim"""),
+                              {"i": parcel.id, "srid": parcel.survey_srid, "lim": limit}).all()
+
+
+def sides(parcel: Parcel) -> dict[str, list[str]]:
+    """四至 derived from the neighbours: who lies east, south, west and north."""
+    out = {"east": [], "south": [], "west": [], "north": []}
+    for n in neighbours(parcel, 24):
+        b = (n.bearing or 0) % 360
+        side = ("north" if b < 45 or b >= 315 else "east" if b < 135 else
+                "south" if b < 225 else "west")
+        out[side].append(n.code)
+    return out

@@ -1,0 +1,101 @@
+from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
+from flask_login import current_user
+from shapely import from_wkb
+from sqlalchemy import or_, select, text
+
+from app.access import ROLES, Scope, access, jurisdiction_like
+from app.collectives.models import Collective
+from app.extensions import db
+from app.people.models import Household
+from gis.svg import sketch
+
+from . import operations as ops
+from .models import Parcel
+
+bp = Blueprint("parcels", __name__)
+STAFF = ("collective_officer", "bureau_staff", "exchange_operator", "hukou_officer", "auditor")
+
+TILE_SQL = text("""
+    WITH e AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env),
+    t AS (
+      SELECT ST_AsMVTGeom(p.geom_web, e.env, 4096, 16, true) AS geom, p.id, p.code, p.kind,
+             coalesce(p.dklb, '') AS dklb, coalesce(p.sfjbnt, '') AS sfjbnt
+      FROM parcel p, e
+      WHERE p.end_lifespan IS NULL AND p.geom_web && e.env
+    )
+    SELECT ST_AsMVT(t.*, 'parcels', 4096, 'geom') FROM t WHERE t.geom IS NOT NULL""")
+
+
+def parcel_scope(parcel_id: int, **_) -> Scope | None:
+    p = db.session.get(Parcel, parcel_id)
+    if p is None:
+        return None
+    fbfbm = db.session.scalar(select(Collective.fbfbm).where(Collective.id == p.collective_id))
+    return Scope([fbfbm], {p.household_code} if p.household_code else set(), set())
+
+
+@bp.get("/map")
+@access(*ROLES)
+def map_page():
+    like = jurisdiction_like(current_user)
+    q = "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(p.geom) AS e " \
+        "FROM parcel p JOIN collective c ON c.id = p.collective_id WHERE p.end_lifespan IS NULL"
+    params = {}
+    if current_user.role == "farmer":
+        q += " AND p.household_code = :hh"
+        params["hh"] = current_user.household_code or "-"
+    elif like:
+        q += " AND c.fbfbm LIKE :like"
+        params["like"] = like
+    bounds = db.session.execute(text(q + ") x"), params).first()
+    return render_template("parcels/map.html", bounds=list(bounds) if bounds and bounds[0] else None,
+                           basemap=current_app.config.get("BASEMAP_URL"))
+
+
+@bp.get("/tiles/<int:z>/<int:x>/<int:y>.pbf")
+@access(*ROLES)
+def tile(z: int, x: int, y: int):
+    if not (0 <= z <= 22 and 0 <= x < 2 ** z and 0 <= y < 2 ** z):
+        abort(404)
+    data = db.session.execute(TILE_SQL, {"z": z, "x": x, "y": y}).scalar() or b""
+    return Response(bytes(data), mimetype="application/vnd.mapbox-vector-tile",
+                    headers={"Cache-Control": "private, max-age=60"})
+
+
+@bp.get("/parcels/search")
+@access(*STAFF)
+def search():
+    q = (request.args.get("q") or "").strip()
+    if len(q) < 2:
+        return jsonify([])
+    like = jurisdiction_like(current_user)
+    stmt = (select(Parcel.id, Parcel.code, Parcel.kind, Parcel.household_code, Household.name,
+                   text("ST_XMin(parcel.geom)"), text("ST_YMin(parcel.geom)"),
+                   text("ST_XMax(parcel.geom)"), text("ST_YMax(parcel.geom)"))
+            .select_from(Parcel).outerjoin(Household, Household.cbfbm == Parcel.household_code)
+            .join(Collective, Collective.id == Parcel.collective_id)
+            .where(Parcel.end_lifespan.is_(None),
+                   or_(Parcel.code.startswith(q), Parcel.household_code.startswith(q),
+                       Household.name.contains(q))))
+    if like:
+        stmt = stmt.where(Collective.fbfbm.like(like))
+    rows = db.session.execute(stmt.order_by(Parcel.code).limit(20)).all()
+    return jsonify([{"id": r[0], "code": r[1], "kind": r[2], "household": r[3], "holder": r[4],
+                     "bbox": [r[5], r[6], r[7], r[8]]} for r in rows])
+
+
+@bp.get("/parcels/<int:parcel_id>")
+@access("farmer", *STAFF, scope=parcel_scope)
+def detail(parcel_id: int):
+    p = db.session.get(Parcel, parcel_id)
+    geom = from_wkb(db.session.execute(text(
+        "SELECT ST_AsBinary(ST_Transform(geom, survey_srid)) FROM parcel WHERE id = :i"),
+        {"i": p.id}).scalar())
+    neigh = ops.neighbours(p) if p.end_lifespan is None else []
+    svg = sketch(geom, [from_wkb(n.wkb) for n in neigh], label=p.code[-5:],
+                 neighbour_labels=[n.code[-5:] for n in neigh])
+    holder = (db.session.scalar(select(Household).where(Household.cbfbm == p.household_code))
+              if p.household_code else None)
+    return render_template("parcels/detail.html", p=p, svg=svg, neighbours=neigh,
+                           versions=ops.history(p), lineage=ops.lineage(p), sides=ops.sides(p)
+                           if p.end_lifespan is None else None, holder=holder)
