@@ -3,6 +3,7 @@ lineage, the register as of a date.  A registered parcel is never updated in pla
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import shapely
 from flask_babel import lazy_gettext as _l
@@ -80,8 +81,10 @@ def _insert(actor, values: dict, wkt: str, srid: int) -> Parcel:
         shapely.from_wkt(wkt).centroid.x if srid in (4326, 4490) else db.session.execute(
             text("SELECT ST_X(ST_Centroid(ST_Transform(ST_GeomFromText(:w, :s), 4490)))"),
             {"w": wkt, "s": srid}).scalar())
+    if "attrs" in cols:
+        cols["attrs"] = json.dumps(cols["attrs"] or {}, ensure_ascii=False, default=str)
     names = ", ".join(cols)
-    params = ", ".join(f":{k}" for k in cols)
+    params = ", ".join(f"CAST(:{k} AS jsonb)" if k == "attrs" else f":{k}" for k in cols)
     try:
         with db.session.begin_nested():
             new_id = db.session.execute(text(f"""

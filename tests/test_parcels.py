@@ -1,0 +1,178 @@
+"""The register: versions, split and merge with lineage, as-of queries, the overlap guard in
+the operation and in the database, concurrent registrations, vector tiles, the parcel page."""
+import datetime as dt
+import threading
+
+import pytest
+import shapely
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.exc import DBAPIError
+
+from app.errors import DomainError
+from app.parcels import operations as ops
+from app.parcels.models import Parcel
+
+
+def _parcel(dbs) -> Parcel:
+    return dbs.scalars(select(Parcel).where(Parcel.kind == "contract",
+                                            Parcel.end_lifespan.is_(None)).order_by(Parcel.id)
+                       ).first()
+
+
+def _wkt(dbs, p):
+    return dbs.execute(text("SELECT ST_AsText(ST_Transform(geom, survey_srid)) FROM parcel "
+                            "WHERE id = :i"), {"i": p.id}).scalar()
+
+
+def _free_square(dbs, p, dx=0.0, size=40.0):
+    """A square well away from every parcel (east of the demo county)."""
+    minx, miny = 700000.0 + dx, 4000000.0
+    return shapely.box(minx, miny, minx + size, miny + size).wkt
+
+
+def test_amend_makes_a_new_version_and_keeps_history(dbs):
+    p = _parcel(dbs)
+    before = dt.datetime.now(dt.timezone.utc)
+    dbs.execute(text("SELECT pg_sleep(0.01)"))
+    new = ops.amend("bureau", p, "土地用途更正", tdyt="2")
+    assert new.version == p.version + 1 and new.uid == p.uid and new.tdyt == "2"
+    dbs.refresh(p)
+    assert p.end_lifespan is not None and p.tdyt != "2"
+    assert [v.version for v in ops.history(new)] == [p.version, new.version]
+    then = {x.code: x for x in ops.as_of(before, p.collective_id)}
+    now = {x.code: x for x in ops.as_of(dt.datetime.now(dt.timezone.utc), p.collective_id)}
+    assert then[p.code].id == p.id and now[p.code].id == new.id
+    with pytest.raises(DomainError) as e:
+        ops.amend("bureau", p, "again", tdyt="3")
+    assert e.value.code == "parcel.not_current"
+    with pytest.raises(DomainError):
+        ops.amend("bureau", new, "  ", tdyt="3")
+
+
+def test_history_is_never_overwritten_in_the_database(dbs):
+    p = _parcel(dbs)
+    with pytest.raises(DBAPIError, match="never in place"):
+        with dbs.begin_nested():
+            dbs.execute(text("UPDATE parcel SET tdyt = '3' WHERE id = :i"), {"i": p.id})
+    with pytest.raises(DBAPIError, match="never deleted"):
+        with dbs.begin_nested():
+            dbs.execute(text("DELETE FROM parcel WHERE id = :i"), {"i": p.id})
+
+
+def test_split_and_merge_conserve_area_and_record_lineage(dbs):
+    p = _parcel(dbs)
+    g = shapely.from_wkt(_wkt(dbs, p))
+    minx, miny, maxx, maxy = g.bounds
+    cut = (minx + maxx) / 2
+    left = g.intersection(shapely.box(minx - 1, miny - 1, cut, maxy + 1))
+    right = g.intersection(shapely.box(cut, miny - 1, maxx + 1, maxy + 1))
+    with pytest.raises(DomainError) as e:  # a part missing: the children do not cover
+        ops.split("bureau", p, [(p.code[:14] + "90001", left.wkt)], "分割")
+    assert e.value.code == "parcel.split.cover"
+    kids = ops.split("bureau", p, [(p.code[:14] + "90001", left.wkt),
+                                   (p.code[:14] + "90002", right.wkt)], "分户分割")
+    assert abs(sum(float(k.scmj) for k in kids) - float(p.scmj)) < 0.05
+    assert {r.code for r in ops.lineage(kids[0])["parents"]} == {p.code}
+    merged = ops.merge("bureau", kids, p.code[:14] + "90003", "合并")
+    assert abs(float(merged.scmj) - float(p.scmj)) < 0.05
+    assert {r.code for r in ops.lineage(merged)["parents"]} == {k.code for k in kids}
+    assert ops.as_of(dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1),
+                     p.collective_id)[0].end_lifespan is None
+
+
+def test_overlap_refused_by_operation_and_by_database(dbs):
+    p = _parcel(dbs)
+    shifted = shapely.affinity.translate(shapely.from_wkt(_wkt(dbs, p)), 5, 0)
+    with pytest.raises(DomainError) as e:
+        ops.register("bureau", "contract", p.code[:14] + "95001", p.collective_id, shifted.wkt,
+                     p.survey_srid, "测试")
+    assert e.value.code == "parcel.overlap" and p.code in e.value.message("en")
+    with pytest.raises(DBAPIError, match="parcel.overlap"):
+        with dbs.begin_nested():
+            dbs.execute(text("""INSERT INTO parcel (kind, code, collective_id, scmj, scmjm,
+                survey_srid, geom) SELECT 'contract', :c, :col, 1, 1, 4547,
+                ST_Multi(ST_Transform(ST_GeomFromText(:w, 4547), 4490))"""),
+                        {"c": p.code[:14] + "95002", "col": p.collective_id, "w": shifted.wkt})
+    # A bulk insert that claims to be checked without holding the table lock is refused.
+    with pytest.raises(DBAPIError, match="parcel.bulk"):
+        with dbs.begin_nested():
+            dbs.execute(text("SET LOCAL sanquan.bulk_checked = 'on'"))
+            dbs.execute(text("""INSERT INTO parcel (kind, code, collective_id, scmj, scmjm,
+                survey_srid, geom) SELECT 'contract', :c, :col, 1, 1, 4547,
+                ST_Multi(ST_Transform(ST_GeomFromText(:w, 4547), 4490))"""),
+                        {"c": p.code[:14] + "95003", "col": p.collective_id, "w": shifted.wkt})
+
+
+def test_two_simultaneous_overlapping_registrations_one_wins(app):
+    """Two connections register overlapping parcels at the same moment: exactly one commits."""
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    engine = create_engine(url)
+    with engine.connect() as c:
+        col = c.execute(text("SELECT id, fbfbm FROM collective ORDER BY id LIMIT 1")).one()
+    square = shapely.box(710000, 4000000, 710050, 4000050)
+    codes = [col.fbfbm + "97001", col.fbfbm + "97002"]
+    barrier = threading.Barrier(2)
+    results = {}
+
+    def register(i):
+        g = shapely.affinity.translate(square, 10 * i, 0)  # overlapping squares
+        with engine.connect() as c:
+            trans = c.begin()
+            try:
+                barrier.wait()
+                c.execute(text("""INSERT INTO parcel (kind, code, collective_id, scmj, scmjm,
+                    survey_srid, geom) SELECT 'contract', :code, :col, 2500, 3.75, 4547,
+                    ST_Multi(ST_Transform(ST_GeomFromText(:w, 4547), 4490))"""),
+                          {"code": codes[i], "col": col.id, "w": g.wkt})
+                c.execute(text("SELECT pg_sleep(0.2)"))  # hold the transaction open
+                trans.commit()
+                results[i] = "ok"
+            except DBAPIError as e:
+                trans.rollback()
+                results[i] = str(e.orig).split("\n")[0]
+
+    threads = [threading.Thread(target=register, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert len(results) == 2 and list(results.values()).count("ok") == 1
+        assert any("parcel.overlap" in r for r in results.values())
+    finally:
+        with engine.begin() as c:  # clean up the committed winner (history rule paused)
+            c.execute(text("ALTER TABLE parcel DISABLE TRIGGER parcel_guard"))
+            c.execute(text("DELETE FROM parcel WHERE code = ANY(:c)"), {"c": codes})
+            c.execute(text("ALTER TABLE parcel ENABLE TRIGGER parcel_guard"))
+        engine.dispose()
+
+
+def test_vector_tiles_carry_parcels(login_as, dbs):
+    import mapbox_vector_tile  # noqa: F401  (decoder, dev dependency)
+
+    row = dbs.execute(text("""SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(geom) c FROM parcel
+                              WHERE end_lifespan IS NULL ORDER BY id LIMIT 1) x""")).one()
+    import math
+
+    z = 15
+    x = int((row[0] + 180) / 360 * 2 ** z)
+    lat = math.radians(row[1])
+    y = int((1 - math.log(math.tan(lat) + 1 / math.cos(lat)) / math.pi) / 2 * 2 ** z)
+    c = login_as("bureau")
+    r = c.get(f"/tiles/{z}/{x}/{y}.pbf")
+    assert r.status_code == 200 and r.mimetype == "application/vnd.mapbox-vector-tile"
+    tile = mapbox_vector_tile.decode(r.data)
+    feats = tile["parcels"]["features"]
+    assert feats and {"id", "code", "kind"} <= set(feats[0]["properties"])
+    assert c.get("/tiles/15/0/0.pbf").data == b""  # empty tile far away
+    assert c.get("/tiles/3/99/0.pbf").status_code == 404
+
+
+def test_parcel_page_has_sketch_history_and_search(login_as, dbs):
+    p = _parcel(dbs)
+    c = login_as("bureau")
+    page = c.get(f"/parcels/{p.id}").get_data(as_text=True)
+    assert "<svg" in page and 'class="scale-bar"' in page and 'class="subject"' in page
+    assert p.code in page and 'id="history"' in page
+    hits = c.get(f"/parcels/search?q={p.code[:16]}").get_json()
+    assert p.code in {h["code"] for h in hits}
