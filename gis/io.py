@@ -169,3 +169,37 @@ def read_delivery(path: Path, declared_srid: int | None = None,
         else:
             out.layers.append(read_layer(p, None, declared_srid, encoding))
     return out
+
+
+def _column(values: list):
+    """A pyogrio column from Python values: float64 when every value is a number (None → NaN),
+    otherwise strings."""
+    nonnull = [v for v in values if v is not None and v != ""]
+    if nonnull and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in nonnull):
+        return np.array([np.nan if v is None or v == "" else float(v) for v in values],
+                        dtype="float64")
+    return np.array([None if v is None else str(v) for v in values], dtype=object)
+
+
+def write_layer(path: Path, layer: str, srid: int, wkb: list[bytes], records: list[dict],
+                fields: list[str], driver: str, encoding: str | None = None,
+                append: bool = False) -> None:
+    """Write polygons and their attribute records with pyogrio (GDAL inside the wheel)."""
+    kwargs = {}
+    if encoding:
+        kwargs["encoding"] = encoding
+    if driver == "GeoJSON":
+        kwargs["layer_options"] = {"RFC7946": "NO", "WRITE_NAME": "YES"}
+    pyogrio.raw.write(
+        str(path), np.array(wkb, dtype=object), field_data=[_column([r.get(f) for r in records])
+                                                            for f in fields],
+        fields=fields, crs=f"EPSG:{srid}", geometry_type="MultiPolygon", driver=driver,
+        layer=layer, append=append, promote_to_multi=True, **kwargs)
+
+
+def write_table(path: Path, rows: list[dict], fields: list[str]) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in fields})

@@ -260,17 +260,16 @@ def _overlaps(ctx):
 def _register_overlaps(ctx):
     _exec(f"""
         INSERT INTO import_fault (batch_id, feature_id, rule, code, detail, location)
-        SELECT f.batch_id, f.id, 'overlap_register', f.code,
-               'overlaps registered parcel ' || p.code || ' by ' || round(x.area::numeric, 2)
-               || ' m²', ST_PointOnSurface(ST_Intersection(x.g, p.geom))
-        FROM import_feature f
-        CROSS JOIN LATERAL (SELECT {STORED.format(g="f.geom")} AS g) t
-        JOIN parcel p ON p.end_lifespan IS NULL AND p.geom && t.g
-        CROSS JOIN LATERAL (SELECT t.g AS g, ST_Area(ST_Transform(ST_Intersection(t.g, p.geom),
-                                                           ST_SRID(f.geom))) AS area) x
-        WHERE {_pending()} AND ST_IsValid(f.geom) AND ST_IsValid(t.g)
-          AND ST_Relate(t.g, p.geom, '2********')
-          AND x.area > :tol""", **ctx)
+        SELECT x.batch_id, x.id, 'overlap_register', x.code,
+               'overlaps registered parcel ' || x.other || ' by ' || round(x.area::numeric, 2)
+               || ' m²', ST_Transform(ST_PointOnSurface(x.geom), 4490)
+        FROM (SELECT f.batch_id, f.id, f.code, f.geom, p.code AS other,
+                     overlap_m2(t.g, p.geom, ST_SRID(f.geom)) AS area
+              FROM import_feature f
+              CROSS JOIN LATERAL (SELECT {STORED.format(g="f.geom")} AS g) t
+              JOIN parcel p ON p.end_lifespan IS NULL AND p.geom && t.g
+              WHERE {_pending()} AND ST_IsValid(f.geom) AND ST_IsValid(t.g)) x
+        WHERE x.area > :tol""", **ctx)
 
 
 def _ids(ctx):

@@ -65,11 +65,10 @@ def _overlap_check(wkt: str, srid: int, code: str, exclude_uids=()):
     tol = tolerance()
     hit = db.session.execute(text(f"""
         WITH n AS (SELECT {STORED.format(g="ST_GeomFromText(:wkt, :srid)")} AS g)
-        SELECT p.code, ST_Area(ST_Transform(ST_Intersection(p.geom, n.g), :srid)) AS area
-        FROM parcel p, n WHERE p.end_lifespan IS NULL AND p.geom && n.g
-          AND NOT (p.uid = ANY(:ex)) AND ST_Relate(p.geom, n.g, '2********')
-          AND ST_Area(ST_Transform(ST_Intersection(p.geom, n.g), :srid)) > :tol
-        LIMIT 1"""), {"wkt": wkt, "srid": srid, "ex": list(exclude_uids), "tol": tol}).first()
+        SELECT x.code, x.area FROM (
+          SELECT p.code, overlap_m2(p.geom, n.g, :srid) AS area FROM parcel p, n
+          WHERE p.end_lifespan IS NULL AND p.geom && n.g AND NOT (p.uid = ANY(:ex))) x
+        WHERE x.area > :tol LIMIT 1"""), {"wkt": wkt, "srid": srid, "ex": list(exclude_uids), "tol": tol}).first()
     if hit:
         raise DomainError(OVERLAP, code=code, other=hit.code, area=f"{hit.area:.2f}", tol=tol)
 

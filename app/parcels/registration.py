@@ -99,12 +99,11 @@ def register_features(actor, batch, feature_ids: list[int] | None = None) -> dic
         INSERT INTO import_fault (batch_id, feature_id, rule, code, detail, location)
         SELECT f.batch_id, f.id, 'overlap_register', f.code,
                'overlaps registered parcel ' || p.code || ' (registered meanwhile)',
-               ST_PointOnSurface(ST_Intersection(t.g, p.geom))
+               ST_PointOnSurface(t.g)
         FROM import_feature f CROSS JOIN LATERAL (SELECT {STORED.format(g="f.geom")} AS g) t
         JOIN parcel p ON p.end_lifespan IS NULL AND p.geom && t.g
         WHERE f.batch_id = :b AND f.status = 'valid' {only}
-          AND ST_Relate(t.g, p.geom, '2********')
-          AND ST_Area(ST_Transform(ST_Intersection(t.g, p.geom), ST_SRID(f.geom))) > :tol
+          AND overlap_m2(t.g, p.geom, ST_SRID(f.geom)) > :tol
         RETURNING feature_id""", b=b, ids=ids, tol=float(batch.tolerance_m2)).scalars().all()
     if late:
         _exec("UPDATE import_feature SET status = 'faulty' WHERE id = ANY(:late)", late=late)

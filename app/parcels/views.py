@@ -99,3 +99,34 @@ def detail(parcel_id: int):
     return render_template("parcels/detail.html", p=p, svg=svg, neighbours=neigh,
                            versions=ops.history(p), lineage=ops.lineage(p), sides=ops.sides(p)
                            if p.end_lifespan is None else None, holder=holder)
+
+
+def export_scope(**_) -> Scope | None:
+    scope = (request.args.get("scope") or "").strip()
+    if not scope.isdigit() or len(scope) < 6:
+        return None
+    return Scope([scope])
+
+
+@bp.get("/parcels/export")
+@access("collective_officer", "bureau_staff", "auditor", scope=export_scope)
+def export():
+    import shutil
+
+    from flask import send_file
+
+    from app.audit import operations as audit
+
+    from . import exports
+
+    fmt = request.args.get("format", "gpkg")
+    scope = request.args["scope"].strip()
+    path = exports.export_to_temp(fmt, scope)
+    audit.record(current_user, "parcel.export", "selection", scope, {"format": fmt})
+    db.session.commit()
+    mimetypes = {".gpkg": "application/geopackage+sqlite3", ".zip": "application/zip",
+                 ".geojson": "application/geo+json"}
+    resp = send_file(path, as_attachment=True, download_name=path.name,
+                     mimetype=mimetypes.get(path.suffix, "application/octet-stream"))
+    resp.call_on_close(lambda: shutil.rmtree(path.parent, ignore_errors=True))
+    return resp

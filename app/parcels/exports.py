@@ -1,0 +1,175 @@
+"""Exports of a selection of the register: GeoPackage, Shapefile (GBK .dbf with .cpg and .prj),
+GeoJSON, and the NY/T 2539 package (vector layers and ownership tables, zipped).  Each feature
+carries the attributes as delivered, updated by what the register changed since."""
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import text
+
+from app.errors import DomainError, Rule
+from app.extensions import db
+from gis import io as gio
+
+FORMATS = ("gpkg", "shp", "geojson", "nyt")
+EMPTY = Rule("export.empty", _l("The selection %(scope)s holds no current parcel."),
+             _l("NY/T 2539-2016"), 404)
+BAD_FORMAT = Rule("export.format", _l("Unknown export format %(fmt)s."), _l("NY/T 2539-2016"))
+
+DK_FIELDS = ["BSM", "YSDM", "DKBM", "DKMC", "SYQXZ", "DKLB", "TDLYLX", "DLDJ", "TDYT", "SFJBNT",
+             "SCMJ", "SCMJM", "DKDZ", "DKNZ", "DKXZ", "DKBZ", "DKBZXX", "ZJRXM"]
+ZJD_FIELDS = ["BDCDYH", "ZDMJ", "FBFBM", "CBFBM", "QLRMC", "QLRZJHM", "YT"]
+# Registered columns that override the delivered attribute of the same meaning.
+DK_COLUMNS = {"DKBM": "code", "DKMC": "name", "SYQXZ": "syqxz", "DKLB": "dklb",
+              "TDLYLX": "tdlylx", "DLDJ": "dldj", "TDYT": "tdyt", "SFJBNT": "sfjbnt",
+              "DKDZ": "east", "DKNZ": "south", "DKXZ": "west", "DKBZ": "north",
+              "ZJRXM": "witness", "DKBZXX": "remarks"}
+ZJD_COLUMNS = {"BDCDYH": "code", "CBFBM": "household_code"}
+
+
+def selection(scope: str, kind: str | None = None, srid: int | None = None):
+    """Current parcels whose code (contract) or issuing party starts with `scope`."""
+    rows = db.session.execute(text("""
+        SELECT p.id, p.kind, p.code, p.household_code, p.name, p.syqxz, p.dklb, p.tdlylx, p.dldj,
+               p.tdyt, p.sfjbnt, p.scmj, p.scmjm, p.east, p.south, p.west, p.north, p.witness,
+               p.remarks, p.attrs, p.survey_srid, c.fbfbm,
+               ST_AsBinary(ST_Transform(p.geom, coalesce(:srid, p.survey_srid))) AS wkb
+        FROM parcel p JOIN collective c ON c.id = p.collective_id
+        WHERE p.end_lifespan IS NULL AND (c.fbfbm LIKE :like OR p.code LIKE :like)
+          AND (CAST(:kind AS text) IS NULL OR p.kind = :kind)
+        ORDER BY p.kind, p.code"""), {"like": scope + "%", "kind": kind, "srid": srid}).all()
+    return rows
+
+
+def _record(r) -> dict:
+    out = dict(r.attrs or {})
+    mapping = DK_COLUMNS if r.kind == "contract" else ZJD_COLUMNS
+    for field, col in mapping.items():
+        value = getattr(r, col)
+        if value is not None or field not in out:
+            out[field] = value
+    if r.kind == "contract":
+        out.setdefault("SCMJ", float(r.scmj))
+        out.setdefault("SCMJM", float(r.scmjm))
+    else:
+        out.setdefault("ZDMJ", float(r.scmj))
+        out.setdefault("FBFBM", r.fbfbm)
+    return out
+
+
+def _fields(standard: list[str], records: list[dict]) -> list[str]:
+    extra = sorted({k for rec in records for k in rec} - set(standard))
+    return [f for f in standard if any(f in rec for rec in records)] + extra
+
+
+def write(fmt: str, scope: str, out_dir: Path) -> Path:
+    """Write the selection; returns the file (a .zip for Shapefile and the NY/T package)."""
+    if fmt not in FORMATS:
+        raise DomainError(BAD_FORMAT, fmt=fmt)
+    srids = {r[0] for r in db.session.execute(text(
+        "SELECT DISTINCT p.survey_srid FROM parcel p JOIN collective c ON c.id = p.collective_id "
+        "WHERE p.end_lifespan IS NULL AND (c.fbfbm LIKE :l OR p.code LIKE :l)"),
+        {"l": scope + "%"})}
+    if not srids:
+        raise DomainError(EMPTY, scope=scope)
+    # One CRS per file: the survey zone when the selection has one, else CGCS2000.
+    srid = 4490 if fmt == "geojson" or len(srids) > 1 else srids.pop()
+    layers = {}
+    for kind, name, standard in (("contract", "DK", DK_FIELDS), ("homestead", "ZJD", ZJD_FIELDS)):
+        rows = selection(scope, kind, srid)
+        if rows:
+            records = [_record(r) for r in rows]
+            layers[name] = (rows, records, _fields(standard, records))
+    stem = f"{scope}_{dt.date.today():%Y%m%d}"
+    if fmt == "gpkg":
+        path = out_dir / f"{stem}.gpkg"
+        for i, (name, (rows, recs, fields)) in enumerate(layers.items()):
+            gio.write_layer(path, name, srid, [bytes(r.wkb) for r in rows], recs, fields,
+                            "GPKG", append=i > 0)
+        return path
+    if fmt == "geojson":
+        path = out_dir / f"{stem}.geojson"
+        rows, recs, fields = layers.get("DK") or layers["ZJD"]
+        gio.write_layer(path, "DK" if "DK" in layers else "ZJD", srid,
+                        [bytes(r.wkb) for r in rows], recs, fields, "GeoJSON")
+        if "DK" in layers and "ZJD" in layers:
+            zrows, zrecs, zfields = layers["ZJD"]
+            gio.write_layer(out_dir / f"{stem}_ZJD.geojson", "ZJD", srid,
+                            [bytes(r.wkb) for r in zrows], zrecs, zfields, "GeoJSON")
+        return path
+    folder = out_dir / stem
+    vec = folder / ("矢量数据" if fmt == "nyt" else "")
+    vec.mkdir(parents=True, exist_ok=True)
+    year = dt.date.today().year
+    for name, (rows, recs, fields) in layers.items():
+        gio.write_layer(vec / f"{name}{scope[:6]}{year}.shp", f"{name}{scope[:6]}{year}", srid,
+                        [bytes(r.wkb) for r in rows], recs, fields, "ESRI Shapefile",
+                        encoding="GBK")
+    if fmt == "nyt":
+        _ownership_tables(scope, folder / "权属数据")
+    path = out_dir / f"{stem}.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in sorted(folder.rglob("*")):
+            if f.is_file():
+                z.write(f, f.relative_to(folder))
+    shutil.rmtree(folder)
+    return path
+
+
+def _ownership_tables(scope: str, folder: Path) -> None:
+    """FBF, CBF, CBF_JTCY, CBDKXX from the register; CBHT as delivered (kept with the import)."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def q(sql):
+        return [dict(r._mapping) for r in db.session.execute(text(sql), {"l": scope + "%"})]
+
+    fbf = q("""SELECT fbfbm AS "FBFBM", name AS "FBFMC", leader_name AS "FBFFZRXM",
+                      address AS "FBFDZ" FROM collective WHERE fbfbm LIKE :l ORDER BY fbfbm""")
+    gio.write_table(folder / "FBF.csv", fbf, ["FBFBM", "FBFMC", "FBFFZRXM", "FBFDZ"])
+    cbf = q("""SELECT h.cbfbm AS "CBFBM", h.cbflx AS "CBFLX", h.name AS "CBFMC",
+                      CASE WHEN p.id IS NULL THEN NULL ELSE '1' END AS "CBFZJLX",
+                      p.id_number AS "CBFZJHM", h.address AS "CBFDZ", h.phone AS "LXDH",
+                      (SELECT count(*) FROM household_member m WHERE m.household_id = h.id
+                         AND m.left_on IS NULL) AS "CBFCYSL"
+               FROM household h LEFT JOIN person p ON p.id = h.head_person_id
+               WHERE h.cbfbm LIKE :l ORDER BY h.cbfbm""")
+    gio.write_table(folder / "CBF.csv", cbf, ["CBFBM", "CBFLX", "CBFMC", "CBFZJLX", "CBFZJHM",
+                                              "CBFDZ", "LXDH", "CBFCYSL"])
+    jtcy = q("""SELECT h.cbfbm AS "CBFBM", p.name AS "CYXM", p.sex AS "CYXB", '1' AS "CYZJLX",
+                       p.id_number AS "CYZJHM", m.relation AS "YHZGX", m.remark AS "CYBZ",
+                       CASE WHEN m.is_coholder THEN '1' ELSE '2' END AS "SFGYR",
+                       p.birth_date AS "CSRQ"
+                FROM household_member m JOIN household h ON h.id = m.household_id
+                JOIN person p ON p.id = m.person_id
+                WHERE h.cbfbm LIKE :l AND m.left_on IS NULL ORDER BY h.cbfbm, m.id""")
+    gio.write_table(folder / "CBF_JTCY.csv", jtcy, ["CBFBM", "CYXM", "CYXB", "CYZJLX", "CYZJHM",
+                                                    "YHZGX", "CYBZ", "SFGYR", "CSRQ"])
+    cbdkxx = q("""SELECT p.code AS "DKBM", c.fbfbm AS "FBFBM", p.household_code AS "CBFBM",
+                         coalesce(r.attrs->>'CBJYQQDFS', '110') AS "CBJYQQDFS",
+                         coalesce(r.attrs->>'HTMJ', p.scmj::text) AS "HTMJ",
+                         coalesce(r.attrs->>'CBHTBM', p.household_code || 'J') AS "CBHTBM",
+                         r.attrs->>'LZHTBM' AS "LZHTBM",
+                         coalesce(r.attrs->>'CBJYQZBM', p.household_code || 'J') AS "CBJYQZBM"
+                  FROM parcel p JOIN collective c ON c.id = p.collective_id
+                  LEFT JOIN LATERAL (SELECT attrs FROM import_record r WHERE r.tbl = 'CBDKXX'
+                       AND r.attrs->>'DKBM' = p.code AND r.attrs->>'CBFBM' = p.household_code
+                       ORDER BY r.id DESC LIMIT 1) r ON true
+                  WHERE p.end_lifespan IS NULL AND p.kind = 'contract'
+                    AND p.household_code IS NOT NULL AND c.fbfbm LIKE :l ORDER BY p.code""")
+    gio.write_table(folder / "CBDKXX.csv", cbdkxx, ["DKBM", "FBFBM", "CBFBM", "CBJYQQDFS", "HTMJ",
+                                                    "CBHTBM", "LZHTBM", "CBJYQZBM"])
+    cbht = q("""SELECT DISTINCT ON (r.attrs->>'CBHTBM') r.attrs FROM import_record r
+                WHERE r.tbl = 'CBHT' AND r.status = 'registered' AND r.attrs->>'FBFBM' LIKE :l
+                ORDER BY r.attrs->>'CBHTBM', r.id DESC""")
+    rows = [r["attrs"] for r in cbht]
+    if rows:
+        gio.write_table(folder / "CBHT.csv", rows, list(rows[0]))
+
+
+def export_to_temp(fmt: str, scope: str) -> Path:
+    return write(fmt, scope, Path(tempfile.mkdtemp(prefix="sanquan-export-")))
