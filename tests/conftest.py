@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import threading
+from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, select, text
+
+from werkzeug.serving import make_server
 
 from app import create_app
 from app.config import TestConfig
@@ -125,3 +130,27 @@ def user(username: str):
     from app.auth.models import User
 
     return db.session.scalar(select(User).where(User.username == username))
+
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+class Live(str):
+    artifacts: Path
+
+
+@pytest.fixture(scope="session")
+def live_server(app):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    url = Live(f"http://127.0.0.1:{port}")
+    ARTIFACTS.mkdir(exist_ok=True)
+    url.artifacts = ARTIFACTS
+    yield url
+    server.shutdown()
+
+
