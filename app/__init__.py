@@ -104,13 +104,15 @@ def register_blueprints(app: Flask) -> None:
     from .audit.views import bp as audit_bp
     from .auth.views import bp as auth_bp
     from .collectives.views import bp as collectives_bp
+    from .imports.views import bp as imports_bp
     from .main.views import bp as main_bp
     from .ogc.views import bp as ogc_bp
     from .parcels.views import bp as parcels_bp
     from .people.views import bp as people_bp
     from .rest import register_api
 
-    for bp in (main_bp, auth_bp, people_bp, collectives_bp, audit_bp, parcels_bp, ogc_bp):
+    for bp in (main_bp, auth_bp, people_bp, collectives_bp, audit_bp, parcels_bp, ogc_bp,
+               imports_bp):
         app.register_blueprint(bp)
     register_api(api)
 

@@ -64,6 +64,13 @@ class Config:
     # Swagger UI is installed from npm and served by the app (no CDN).
     OPENAPI_SWAGGER_UI_URL = "/vendor/swagger-ui-dist/"
 
+    # Background jobs: "thread" (in-process), "rq" (Redis, needs REDIS_URL and `flask jobs
+    # worker`), "sync" (inline, for tests); default: rq when REDIS_URL is set, else thread.
+    REDIS_URL = os.environ.get("REDIS_URL")
+    JOBS_MODE = os.environ.get("JOBS_MODE")
+    MAX_CONTENT_LENGTH = 2 * 1024 ** 3  # survey deliveries can be large
+    BASEMAP_URL = os.environ.get("BASEMAP_URL")  # e.g. a 天地图 raster template with your key
+
     # Demo data
     DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "sanquan-demo")
 

@@ -74,6 +74,9 @@ class ImportRecord(db.Model):
     attrs = mapped_column(JSONB, nullable=False)
     status: Mapped[str] = mapped_column(String(12), nullable=False, server_default="pending")
 
+    faults = relationship("ImportFault", primaryjoin="ImportFault.record_id == ImportRecord.id",
+                          foreign_keys="ImportFault.record_id", viewonly=True)
+
     __table_args__ = (db.Index("ix_import_record_tbl", "batch_id", "tbl"),)
 
 
@@ -94,3 +97,4 @@ class ImportFault(db.Model):
     resolved_at = mapped_column(DateTime(timezone=True))
 
     feature = relationship("ImportFeature", back_populates="faults", foreign_keys=[feature_id])
+    record = relationship("ImportRecord", foreign_keys=[record_id], viewonly=True)

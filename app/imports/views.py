@@ -1,0 +1,269 @@
+import json
+import secrets
+import shutil
+import zipfile
+from pathlib import Path
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+from wtforms import DecimalField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+
+from app.access import Scope, access
+from app.errors import DomainError
+from app.extensions import db
+from app.jobs import operations as jobs
+from app.jobs.models import Job
+
+from . import operations as ops
+from . import validation
+from .models import ImportBatch, ImportFeature, ImportRecord
+
+bp = Blueprint("imports", __name__)
+STAFF = ("bureau_staff",)
+READERS = ("bureau_staff", "auditor")
+
+
+class UploadForm(FlaskForm):
+    file = FileField(_l("Delivery (a .zip of the NY/T 2539 package, or a .gpkg / .geojson file)"),
+                     validators=[FileRequired()])
+    srid = IntegerField(_l("Declared CRS (EPSG code), when the files do not say"),
+                        validators=[Optional(), NumberRange(2000, 999999)])
+    encoding = SelectField(_l("Encoding of .dbf files without .cpg"),
+                           choices=[("", "—"), ("GBK", "GBK"), ("UTF-8", "UTF-8")],
+                           validators=[Optional()])
+    tolerance = DecimalField(_l("Overlap tolerance (m²)"), places=3,
+                             validators=[Optional(), NumberRange(0, 100)])
+
+
+class AcceptForm(FlaskForm):
+    mode = SelectField(choices=[("all", "all"), ("valid", "valid")])
+    reason = StringField(_l("Reason for the record"), validators=[DataRequired(),
+                                                                  Length(max=500)])
+
+
+class CorrectForm(FlaskForm):
+    attrs = TextAreaField(_l("Attributes (JSON)"), validators=[DataRequired()])
+    wkt = TextAreaField(_l("Geometry (WKT, in the delivery's CRS; empty keeps it)"),
+                        validators=[Optional()])
+    reason = StringField(_l("Reason for the record"), validators=[DataRequired(),
+                                                                  Length(max=500)])
+
+
+def batch_scope(batch_id: int, **_) -> Scope | None:
+    if db.session.get(ImportBatch, batch_id) is None:
+        return None
+    codes = db.session.scalars(text("""
+        SELECT DISTINCT substr(code, 1, 12) FROM import_feature WHERE batch_id = :b
+          AND code ~ '^[0-9]{12}'
+        UNION SELECT DISTINCT substr(attrs->>'FBFBM', 1, 12) FROM import_record
+        WHERE batch_id = :b AND tbl = 'FBF'"""), {"b": batch_id}).all()
+    return Scope([c for c in codes if c])
+
+
+def feature_scope(feature_id: int, **_) -> Scope | None:
+    f = db.session.get(ImportFeature, feature_id)
+    return None if f is None else batch_scope(f.batch_id)
+
+
+def record_scope(record_id: int, **_) -> Scope | None:
+    r = db.session.get(ImportRecord, record_id)
+    return None if r is None else batch_scope(r.batch_id)
+
+
+def job_scope(job_id: int, **_) -> Scope | None:
+    job = db.session.get(Job, job_id)
+    if job is None:
+        return None
+    if job.created_by == current_user.id or current_user.role == "admin":
+        return Scope([current_user.jurisdiction_code or ""])
+    batch = db.session.scalar(select(ImportBatch).where(ImportBatch.job_id == job.id))
+    return batch_scope(batch.id) if batch else Scope([])
+
+
+@bp.route("/imports", methods=["GET", "POST"])
+@access(*READERS)
+def batches():
+    form = UploadForm()
+    if request.method == "POST":
+        if current_user.role not in ("bureau_staff", "admin"):
+            abort(403)
+        if not form.validate_on_submit():
+            flash(_("Please correct the form: %(errors)s", errors=form.errors), "error")
+            return redirect(url_for(".batches"))
+        path = _save_upload(form.file.data)
+        job = jobs.submit("import", {"path": str(path), "srid": form.srid.data,
+                                     "encoding": form.encoding.data or None,
+                                     "tolerance": float(form.tolerance.data)
+                                     if form.tolerance.data is not None else None},
+                          current_user)
+        return redirect(url_for(".job_page", job_id=job.id))
+    rows = db.session.scalars(select(ImportBatch).order_by(ImportBatch.id.desc()).limit(50)).all()
+    return render_template("imports/list.html", form=form, batches=rows)
+
+
+def _save_upload(storage) -> Path:
+    folder = Path(current_app.instance_path) / "uploads" / secrets.token_hex(8)
+    folder.mkdir(parents=True)
+    name = Path(storage.filename or "delivery").name
+    target = folder / name
+    storage.save(target)
+    if target.suffix.lower() == ".zip":
+        out = folder / "delivery"
+        with zipfile.ZipFile(target) as z:
+            for member in z.infolist():
+                # Chinese folder names in zips made on Windows are GBK without the UTF-8 flag.
+                fname = member.filename
+                if not member.flag_bits & 0x800:
+                    try:
+                        fname = fname.encode("cp437").decode("gbk")
+                    except (UnicodeEncodeError, UnicodeDecodeError):
+                        pass
+                dest = (out / fname).resolve()
+                if not str(dest).startswith(str(out.resolve())):
+                    abort(400)  # no path traversal
+                if member.is_dir():
+                    dest.mkdir(parents=True, exist_ok=True)
+                    continue
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with z.open(member) as src, open(dest, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+        return out
+    return target
+
+
+@bp.get("/jobs/<int:job_id>")
+@access(*READERS, scope=job_scope)
+def job_page(job_id: int):
+    return render_template("imports/job.html", job=db.session.get(Job, job_id))
+
+
+@bp.get("/jobs/<int:job_id>.json")
+@access(*READERS, scope=job_scope)
+def job_json(job_id: int):
+    job = db.session.get(Job, job_id)
+    db.session.refresh(job)
+    batch_id = (job.result or {}).get("batch_id")
+    return jsonify({"id": job.id, "status": job.status, "done": job.done, "total": job.total,
+                    "percent": job.percent, "message": job.message, "error": job.error,
+                    "next": url_for(".batch", batch_id=batch_id) if batch_id else None})
+
+
+@bp.get("/imports/<int:batch_id>")
+@access(*READERS, scope=batch_scope)
+def batch(batch_id: int):
+    b = db.session.get(ImportBatch, batch_id)
+    faults = ops.faults(batch_id, open_only=False)
+    statuses = ops.progress_of(b)
+    return render_template("imports/batch.html", b=b, faults=faults, statuses=statuses,
+                           rules=validation.RULES, form=AcceptForm())
+
+
+@bp.get("/imports/<int:batch_id>/report.csv")
+@access(*READERS, scope=batch_scope)
+def report(batch_id: int):
+    return Response("\ufeff" + ops.report_csv(batch_id), mimetype="text/csv",
+                    headers={"Content-Disposition":
+                             f"attachment; filename=import-{batch_id}-report.csv"})
+
+
+@bp.get("/imports/<int:batch_id>/faults.geojson")
+@access(*READERS, scope=batch_scope)
+def faults_geojson(batch_id: int):
+    rows = db.session.execute(text("""
+        SELECT x.id, x.rule, x.code, x.detail, x.feature_id, ST_AsGeoJSON(x.location)::json AS g
+        FROM import_fault x WHERE x.batch_id = :b AND x.location IS NOT NULL
+          AND x.resolved_at IS NULL"""), {"b": batch_id}).all()
+    return Response(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": r.id, "geometry": r.g,
+         "properties": {"rule": r.rule, "code": r.code, "detail": r.detail,
+                        "feature_id": r.feature_id}} for r in rows]}, ensure_ascii=False),
+        mimetype="application/geo+json")
+
+
+@bp.post("/imports/<int:batch_id>/accept")
+@access(*STAFF, scope=batch_scope)
+def accept(batch_id: int):
+    b = db.session.get(ImportBatch, batch_id)
+    form = AcceptForm()
+    if not form.validate_on_submit():
+        flash(_("Please give a reason."), "error")
+        return redirect(url_for(".batch", batch_id=batch_id))
+    result = ops.accept(current_user, b, valid_part=form.mode.data == "valid",
+                        reason=form.reason.data)
+    db.session.commit()
+    flash(_("Registered %(n)s parcels; %(q)s wait in quarantine.", n=result["parcels"],
+            q=result["quarantined"]), "success")
+    return redirect(url_for(".batch", batch_id=batch_id))
+
+
+def _correct(obj, is_feature: bool):
+    form = CorrectForm()
+    if request.method == "GET":
+        form.attrs.data = json.dumps(obj.attrs, ensure_ascii=False, indent=1)
+        if is_feature:
+            form.wkt.data = db.session.execute(text(
+                "SELECT ST_AsText(geom) FROM import_feature WHERE id = :i"), {"i": obj.id}).scalar()
+    elif form.validate_on_submit():
+        try:
+            attrs = json.loads(form.attrs.data)
+            assert isinstance(attrs, dict)
+        except (ValueError, AssertionError):
+            flash(_("The attributes must be a JSON object."), "error")
+            return render_template("imports/correct.html", obj=obj, form=form,
+                                   is_feature=is_feature)
+        changed = {k: v for k, v in attrs.items() if obj.attrs.get(k) != v}
+        if is_feature:
+            current = db.session.execute(text("SELECT ST_AsText(geom) FROM import_feature "
+                                              "WHERE id = :i"), {"i": obj.id}).scalar()
+            wkt = form.wkt.data.strip() if form.wkt.data and form.wkt.data.strip() != current \
+                else None
+            try:
+                fixed = ops.correct_feature(current_user, obj, changed, wkt, form.reason.data)
+            except DomainError:
+                raise
+            except DBAPIError as e:  # a WKT that does not parse
+                db.session.rollback()
+                flash(_("The geometry could not be read: %(e)s", e=str(e).split("\n")[0]),
+                      "error")
+                return render_template("imports/correct.html", obj=obj, form=form,
+                                       is_feature=True)
+        else:
+            fixed = ops.correct_record(current_user, obj, changed, form.reason.data)
+        db.session.commit()
+        if fixed.status == "registered":
+            flash(_("Corrected and registered."), "success")
+        else:
+            flash(_("Corrected, but it still has faults; it waits in quarantine."), "error")
+        return redirect(url_for(".batch", batch_id=obj.batch_id))
+    return render_template("imports/correct.html", obj=obj, form=form, is_feature=is_feature)
+
+
+@bp.route("/imports/features/<int:feature_id>/correct", methods=["GET", "POST"])
+@access(*STAFF, scope=feature_scope)
+def correct_feature(feature_id: int):
+    return _correct(db.session.get(ImportFeature, feature_id), True)
+
+
+@bp.route("/imports/records/<int:record_id>/correct", methods=["GET", "POST"])
+@access(*STAFF, scope=record_scope)
+def correct_record(record_id: int):
+    return _correct(db.session.get(ImportRecord, record_id), False)
+
