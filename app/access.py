@@ -115,6 +115,8 @@ def access(*roles: str, scope=None, public: bool = False):
 
                     return login_manager.unauthorized()
                 g.access_roles = spec.roles
+                if not user_can(current_user, spec.roles):
+                    abort(403)  # the role alone decides, before anything is looked up
                 sc = scope(**kwargs) if scope is not None else None
                 if scope is not None and sc is None:
                     abort(404)

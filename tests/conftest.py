@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, select, text
-
 from werkzeug.serving import make_server
 
 from app import create_app

@@ -5,6 +5,9 @@ from sqlalchemy import select
 from app.access import ROLES, AccessSpec, reaches
 from app.auth.operations import issue_api_token
 from app.collectives.models import Collective, Membership
+from app.imports.models import ImportBatch, ImportFeature, ImportRecord
+from app.jobs.models import Job
+from app.parcels.models import Parcel
 from app.people.models import Household
 from tests.conftest import csrf_from, user
 
@@ -54,21 +57,52 @@ def sample(dbs):
     m = dbs.scalar(select(Membership).where(Membership.collective_id == coll.id,
                                             Membership.person_id == farmer.person_id))
     other_m = dbs.scalar(select(Membership).where(Membership.collective_id == other_coll.id))
-    return {
-        "own": {"collective_id": coll.id, "person_id": farmer.person_id,
-                "household_id": own_hh.id, "membership_id": m.id, "code": "en",
-                "user_id": user("farmer").id},
-        "other": {"collective_id": other_coll.id, "person_id": other_hh.head_person_id,
-                  "household_id": other_hh.id, "membership_id": other_m.id, "code": "en",
-                  "user_id": user("farmer").id},
-    }
+    own = {"collective_id": coll.id, "person_id": farmer.person_id, "household_id": own_hh.id,
+           "membership_id": m.id, "code": "en", "user_id": user("farmer").id,
+           "parcel_id": _parcel_of(dbs, own_hh.cbfbm), "village": coll.village_code,
+           **_import_rows(dbs, coll.fbfbm, "bureau")}
+    other = {"collective_id": other_coll.id, "person_id": other_hh.head_person_id,
+             "household_id": other_hh.id, "membership_id": other_m.id, "code": "en",
+             "user_id": user("farmer").id, "parcel_id": _parcel_of(dbs, other_hh.cbfbm),
+             "village": other_coll.village_code,
+             **_import_rows(dbs, other_coll.fbfbm, "officer2")}
+    tile = {"z": 14, "x": 13340, "y": 6440}
+    return {"own": {**own, **tile}, "other": {**other, **tile}}
+
+
+def _parcel_of(dbs, household_code):
+    return dbs.scalar(select(Parcel.id).where(Parcel.household_code == household_code))
+
+
+def _import_rows(dbs, fbfbm, creator):
+    """A small staged delivery in the given group: a batch, a feature, a row and its job."""
+    job = Job(kind="import", status="done", created_by=user(creator).id)
+    dbs.add(job)
+    dbs.flush()
+    batch = ImportBatch(source="t", srid=4547, created_by=creator, job_id=job.id,
+                        status="validated")
+    dbs.add(batch)
+    dbs.flush()
+    feat = ImportFeature(batch_id=batch.id, layer="DK", fid=0, code=fbfbm + "00001",
+                         attrs={}, status="quarantined")
+    rec = ImportRecord(batch_id=batch.id, tbl="CBF", rownum=1, attrs={}, status="quarantined")
+    dbs.add_all([feat, rec])
+    dbs.flush()
+    job.result = {"batch_id": batch.id}
+    dbs.flush()
+    return {"batch_id": batch.id, "feature_id": feat.id, "record_id": rec.id, "job_id": job.id}
+
+
+# Routes whose object is named in the query string.
+QUERY = {"parcels.export": lambda v: f"?format=gpkg&scope={v['village']}"}
 
 
 def _url(app, rule, values):
     with app.test_request_context():
         from flask import url_for
 
-        return url_for(rule.endpoint, **{a: values[a] for a in rule.arguments})
+        url = url_for(rule.endpoint, **{a: values[a] for a in rule.arguments})
+    return url + QUERY[rule.endpoint](values) if rule.endpoint in QUERY else url
 
 
 def _routes(app):

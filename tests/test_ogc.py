@@ -4,7 +4,6 @@ import subprocess
 import urllib.request
 
 
-
 def get(url):
     with urllib.request.urlopen(url) as r:
         return r.headers.get_content_type(), json.loads(r.read().decode())

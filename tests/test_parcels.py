@@ -32,7 +32,7 @@ def _free_square(dbs, p, dx=0.0, size=40.0):
 
 def test_amend_makes_a_new_version_and_keeps_history(dbs):
     p = _parcel(dbs)
-    before = dt.datetime.now(dt.timezone.utc)
+    before = dt.datetime.now(dt.UTC)
     dbs.execute(text("SELECT pg_sleep(0.01)"))
     new = ops.amend("bureau", p, "土地用途更正", tdyt="2")
     assert new.version == p.version + 1 and new.uid == p.uid and new.tdyt == "2"
@@ -40,7 +40,7 @@ def test_amend_makes_a_new_version_and_keeps_history(dbs):
     assert p.end_lifespan is not None and p.tdyt != "2"
     assert [v.version for v in ops.history(new)] == [p.version, new.version]
     then = {x.code: x for x in ops.as_of(before, p.collective_id)}
-    now = {x.code: x for x in ops.as_of(dt.datetime.now(dt.timezone.utc), p.collective_id)}
+    now = {x.code: x for x in ops.as_of(dt.datetime.now(dt.UTC), p.collective_id)}
     assert then[p.code].id == p.id and now[p.code].id == new.id
     with pytest.raises(DomainError) as e:
         ops.amend("bureau", p, "again", tdyt="3")
@@ -76,7 +76,7 @@ def test_split_and_merge_conserve_area_and_record_lineage(dbs):
     merged = ops.merge("bureau", kids, p.code[:14] + "90003", "合并")
     assert abs(float(merged.scmj) - float(p.scmj)) < 0.05
     assert {r.code for r in ops.lineage(merged)["parents"]} == {k.code for k in kids}
-    assert ops.as_of(dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1),
+    assert ops.as_of(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1),
                      p.collective_id)[0].end_lifespan is None
 
 

@@ -98,25 +98,27 @@ def job_scope(job_id: int, **_) -> Scope | None:
     return batch_scope(batch.id) if batch else Scope([])
 
 
-@bp.route("/imports", methods=["GET", "POST"])
+@bp.get("/imports")
 @access(*READERS)
 def batches():
-    form = UploadForm()
-    if request.method == "POST":
-        if current_user.role not in ("bureau_staff", "admin"):
-            abort(403)
-        if not form.validate_on_submit():
-            flash(_("Please correct the form: %(errors)s", errors=form.errors), "error")
-            return redirect(url_for(".batches"))
-        path = _save_upload(form.file.data)
-        job = jobs.submit("import", {"path": str(path), "srid": form.srid.data,
-                                     "encoding": form.encoding.data or None,
-                                     "tolerance": float(form.tolerance.data)
-                                     if form.tolerance.data is not None else None},
-                          current_user)
-        return redirect(url_for(".job_page", job_id=job.id))
     rows = db.session.scalars(select(ImportBatch).order_by(ImportBatch.id.desc()).limit(50)).all()
-    return render_template("imports/list.html", form=form, batches=rows)
+    return render_template("imports/list.html", form=UploadForm(), batches=rows)
+
+
+@bp.post("/imports")
+@access(*STAFF)
+def upload():
+    form = UploadForm()
+    if not form.validate_on_submit():
+        flash(_("Please correct the form: %(errors)s", errors=form.errors), "error")
+        return redirect(url_for(".batches"))
+    path = _save_upload(form.file.data)
+    job = jobs.submit("import", {"path": str(path), "srid": form.srid.data,
+                                 "encoding": form.encoding.data or None,
+                                 "tolerance": float(form.tolerance.data)
+                                 if form.tolerance.data is not None else None},
+                      current_user)
+    return redirect(url_for(".job_page", job_id=job.id))
 
 
 def _save_upload(storage) -> Path:

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from flask import current_app
 from sqlalchemy import create_engine, text
 
+from app.errors import DomainError
 from app.extensions import db
 
 from .models import Job
@@ -98,7 +99,7 @@ def execute(job_id: int, same_session: bool = False) -> None:
         db.session.rollback()
         job = db.session.get(Job, job_id)
         job.status = "failed"
-        job.error = getattr(e, "full", lambda: str(e))() if hasattr(e, "full") else str(e)
+        job.error = e.full() if isinstance(e, DomainError) else str(e)
         job.message = "failed"
         current_app.logger.error("job %s failed: %s", job_id, traceback.format_exc())
         db.session.commit()

@@ -68,7 +68,8 @@ def _overlap_check(wkt: str, srid: int, code: str, exclude_uids=()):
         SELECT x.code, x.area FROM (
           SELECT p.code, overlap_m2(p.geom, n.g, :srid) AS area FROM parcel p, n
           WHERE p.end_lifespan IS NULL AND p.geom && n.g AND NOT (p.uid = ANY(:ex))) x
-        WHERE x.area > :tol LIMIT 1"""), {"wkt": wkt, "srid": srid, "ex": list(exclude_uids), "tol": tol}).first()
+        WHERE x.area > :tol LIMIT 1"""),
+        {"wkt": wkt, "srid": srid, "ex": list(exclude_uids), "tol": tol}).first()
     if hit:
         raise DomainError(OVERLAP, code=code, other=hit.code, area=f"{hit.area:.2f}", tol=tol)
 
