@@ -10,12 +10,14 @@ FLASK := $(VENV)/bin/flask
 PORT ?= 5000
 HOST ?= 127.0.0.1
 APT_PACKAGES := postgresql postgresql-contrib postgresql-15-postgis-3 fonts-noto-cjk gdal-bin \
-  chromium poppler-utils libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 python3-venv
+  chromium poppler-utils libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 python3-venv redis-server
 
 PRIVATE_URL = $(shell scripts/pg.sh url sanquan)
 PRIVATE_TEST_URL = $(shell scripts/pg.sh url sanquan_test)
+PRIVATE_BENCH_URL = $(shell scripts/pg.sh url sanquan_bench)
 export DATABASE_URL ?= $(PRIVATE_URL)
 export TEST_DATABASE_URL ?= $(PRIVATE_TEST_URL)
+export BENCH_DATABASE_URL ?= $(PRIVATE_BENCH_URL)
 export FLASK_APP := wsgi.py
 
 .PHONY: run test bench setup system venv npm i18n db db-test migrate demo lint clean-db
@@ -33,7 +35,9 @@ test: setup db-test
 	$(PY) -m pytest -q tests $(PYTEST_ARGS)
 
 ## Benchmarks (figures beside the raw-PostGIS baseline).
-bench: setup db-test
+bench: setup
+	@if [ "$(BENCH_DATABASE_URL)" = "$(PRIVATE_BENCH_URL)" ]; then scripts/pg.sh start; fi
+	scripts/pg.sh ensure "$(BENCH_DATABASE_URL)"
 	$(PY) -m bench $(BENCH_ARGS)
 
 setup: system venv npm i18n

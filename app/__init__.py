@@ -130,10 +130,12 @@ def register_commands(app: Flask) -> None:
     from .audit.cli import audit_cli
     from .demo.cli import demo_cli
     from .imports.cli import import_cli
+    from .jobs.cli import jobs_cli
 
     app.cli.add_command(audit_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(import_cli)
+    app.cli.add_command(jobs_cli)
 
 
 def register_template_helpers(app: Flask) -> None:

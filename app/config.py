@@ -29,6 +29,15 @@ def _secret_key() -> str:
     return path.read_text().strip()
 
 
+def _limits_uri(redis_url: str | None) -> str:
+    """Flask-Limiter's storage URI for a Redis URL (a unix socket is 'redis+unix://')."""
+    if not redis_url:
+        return "memory://"
+    if redis_url.startswith("unix://"):
+        return "redis+unix://" + redis_url[len("unix://"):]
+    return redis_url
+
+
 class Config:
     SECRET_KEY = _secret_key()
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL", "postgresql+psycopg:///sanquan")
@@ -50,7 +59,7 @@ class Config:
     LANGUAGES = ("zh", "en")
 
     # Rate limits (memory:// is for development; set REDIS_URL in production)
-    RATELIMIT_STORAGE_URI = os.environ.get("REDIS_URL", "memory://")
+    RATELIMIT_STORAGE_URI = _limits_uri(os.environ.get("REDIS_URL"))
     RATELIMIT_HEADERS_ENABLED = True
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute;50 per hour")
 

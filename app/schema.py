@@ -14,4 +14,6 @@ def include_object(obj, name, type_, reflected, compare_to):
         return False
     if type_ == "table" and reflected and compare_to is None and name.startswith("_"):
         return False  # temporary/staging tables
+    if type_ == "index" and reflected and name and name.startswith("import_feature_geom_b"):
+        return False  # per-batch staging indexes, made by the import (app/imports/validation)
     return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)

@@ -41,9 +41,11 @@ class Layer:
         return len(self.fids)
 
     def rows(self):
-        for i in range(len(self.fids)):
-            yield int(self.fids[i]), {f: _plain(c[i]) for f, c in zip(self.fields, self.columns,
-                                                                       strict=True)}, self.wkb[i]
+        """(fid, {field: plain Python value}, wkb) per feature; columns converted once."""
+        cols = [_plain_list(c) for c in self.columns]
+        fids = self.fids.tolist()
+        for i, values in enumerate(zip(*cols, strict=True) if cols else ([()] * len(fids))):
+            yield fids[i], dict(zip(self.fields, values, strict=True)), self.wkb[i]
 
 
 @dataclass
@@ -54,6 +56,17 @@ class Delivery:
     @property
     def feature_count(self) -> int:
         return sum(len(x) for x in self.layers)
+
+
+def _plain_list(col: np.ndarray) -> list:
+    """A column as plain Python values, NaN and NaT as None (JSON has no NaN)."""
+    if col.dtype.kind == "f":
+        return [None if v != v else v for v in col.tolist()]
+    if col.dtype.kind in "iub":
+        return col.tolist()
+    if col.dtype.kind == "M":
+        return [None if v is None else str(v)[:10] for v in col.astype("datetime64[D]").tolist()]
+    return [v if v is None or type(v) is str else _plain(v) for v in col.tolist()]
 
 
 def _plain(v):
@@ -203,3 +216,16 @@ def write_table(path: Path, rows: list[dict], fields: list[str]) -> None:
         w.writeheader()
         for r in rows:
             w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in fields})
+
+
+def to_cgcs2000(geoms: np.ndarray, srid: int) -> np.ndarray:
+    """Geometries as the register stores them: repeated vertices (within 1 mm) dropped, then
+    transformed to CGCS2000 geographic (EPSG:4490).  Same rule as the SQL in app/imports."""
+    import shapely
+
+    tol = 1e-8 if srid in (4326, 4490) else 0.001
+    out = shapely.remove_repeated_points(geoms, tol)
+    if srid != 4490:
+        t = Transformer.from_crs(CRS.from_epsg(srid), CRS.from_epsg(4490), always_xy=True)
+        out = shapely.transform(out, lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1])))
+    return shapely.set_srid(out, 4490)

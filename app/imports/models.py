@@ -46,6 +46,8 @@ class ImportFeature(db.Model):
     code: Mapped[str | None] = mapped_column(String(40), index=True)
     attrs = mapped_column(JSONB, nullable=False, server_default="{}")
     geom = mapped_column(Geometry(srid=-1, spatial_index=False))
+    # The same geometry as it will be stored: repeated vertices dropped, in CGCS2000.
+    geom_stored = mapped_column(Geometry(srid=4490, spatial_index=False))
     status: Mapped[str] = mapped_column(String(12), nullable=False, server_default="pending")
     parcel_id: Mapped[int | None] = mapped_column(ForeignKey("parcel.id"))
     corrected_from_id: Mapped[int | None] = mapped_column(ForeignKey("import_feature.id"))
@@ -57,7 +59,6 @@ class ImportFeature(db.Model):
         CheckConstraint("layer IN ('DK','ZJD')", name="layer"),
         CheckConstraint("status IN ('pending','valid','faulty','registered','quarantined',"
                         "'superseded')", name="status"),
-        db.Index("ix_import_feature_geom", "geom", postgresql_using="gist"),
     )
 
 

@@ -101,14 +101,16 @@ def stage(actor, path: Path, declared_srid: int | None = None, encoding: str | N
             geoms = shapely.from_wkb(layer.wkb)
             geoms = shapely.set_srid(geoms, layer.srid)
             hexes = shapely.to_wkb(geoms, hex=True, include_srid=True)
+            stored = shapely.to_wkb(gio.to_cgcs2000(geoms, layer.srid), hex=True,
+                                    include_srid=True)
             code_field = "DKBM" if layer.kind == "DK" else "BDCDYH"
-            with cur.copy("COPY import_feature (batch_id, layer, fid, code, attrs, geom, status) "
-                          "FROM STDIN") as cp:
+            with cur.copy("COPY import_feature (batch_id, layer, fid, code, attrs, geom, "
+                          "geom_stored, status) FROM STDIN") as cp:
                 for i, (fid, attrs, _) in enumerate(layer.rows()):
                     code = attrs.get(code_field)
                     cp.write_row((batch.id, layer.kind, fid, str(code).strip() if code else None,
                                   json.dumps(attrs, ensure_ascii=False, default=str),
-                                  hexes[i], "pending"))
+                                  hexes[i], stored[i], "valid"))
                     done += 1
                     if progress and done % COPY_CHUNK == 0:
                         progress(done, total, f"staging {layer.name}")
@@ -117,7 +119,7 @@ def stage(actor, path: Path, declared_srid: int | None = None, encoding: str | N
                           "FROM STDIN") as cp:
                 for n, row in enumerate(rows, start=1):
                     cp.write_row((batch.id, tbl, n, json.dumps(row, ensure_ascii=False),
-                                  "pending"))
+                                  "valid"))
             done += len(rows)
     batch.counts = {"features": delivery.feature_count,
                     "layers": {x.name: len(x) for x in delivery.layers},
@@ -131,9 +133,32 @@ def stage(actor, path: Path, declared_srid: int | None = None, encoding: str | N
     return batch
 
 
+def _checked_upto(batch: ImportBatch) -> tuple[int, int]:
+    c = batch.counts.get("checked_upto") or [0, 0]
+    return int(c[0]), int(c[1])
+
+
+def _mark_checked(batch: ImportBatch) -> None:
+    top = db.session.execute(text(
+        "SELECT (SELECT coalesce(max(id), 0) FROM import_feature WHERE batch_id = :b), "
+        "(SELECT coalesce(max(id), 0) FROM import_record WHERE batch_id = :b)"),
+        {"b": batch.id}).one()
+    batch.counts = {**batch.counts, "checked_upto": [top[0], top[1]]}
+
+
+def _revalidate(batch: ImportBatch) -> dict:
+    found = validation.validate(batch.id, float(batch.tolerance_m2),
+                                setting("area_tolerance_m2", 1.0),
+                                checked_upto=_checked_upto(batch))
+    _mark_checked(batch)
+    return found
+
+
 def validate(batch: ImportBatch, progress=None) -> dict:
     found = validation.validate(batch.id, float(batch.tolerance_m2),
-                                setting("area_tolerance_m2", 1.0), progress)
+                                setting("area_tolerance_m2", 1.0), progress,
+                                checked_upto=_checked_upto(batch))
+    _mark_checked(batch)
     batch.status = "validated"
     batch.counts = {**batch.counts, "faults": found, "fault_total": sum(found.values())}
     db.session.flush()
@@ -216,19 +241,22 @@ def correct_feature(actor, feature: ImportFeature, attrs: dict | None = None,
     code_field = "DKBM" if feature.layer == "DK" else "BDCDYH"
     fixed = ImportFeature(batch_id=feature.batch_id, layer=feature.layer, fid=feature.fid,
                           code=str(new_attrs.get(code_field) or feature.code),
-                          attrs=new_attrs, status="pending", corrected_from_id=feature.id)
+                          attrs=new_attrs, status="valid", corrected_from_id=feature.id)
     db.session.add(fixed)
     db.session.flush()
     geom_sql = ("ST_GeomFromText(:wkt, ST_SRID(o.geom))" if wkt else "o.geom")
     db.session.execute(text(f"UPDATE import_feature n SET geom = {geom_sql} FROM import_feature o "
                             "WHERE n.id = :n AND o.id = :o"),
                        {"n": fixed.id, "o": feature.id, "wkt": wkt})
+    db.session.execute(text(f"UPDATE import_feature SET geom_stored = "
+                            f"{validation.STORED.format(g='geom')} WHERE id = :n"),
+                       {"n": fixed.id})
     feature.status = "superseded"
     db.session.execute(text("UPDATE import_fault SET resolved_at = now() WHERE feature_id = :f"),
                        {"f": feature.id})
     db.session.flush()
     batch = db.session.get(ImportBatch, feature.batch_id)
-    validation.validate(batch.id, float(batch.tolerance_m2), setting("area_tolerance_m2", 1.0))
+    _revalidate(batch)
     db.session.refresh(fixed)
     audit.record(actor, "import.correct", "import_feature", fixed.id,
                  {"replaces": feature.id, "attrs": attrs or {}, "geometry_changed": bool(wkt)},
@@ -250,14 +278,14 @@ def correct_record(actor, record: ImportRecord, attrs: dict, reason: str | None 
     if record.status != "quarantined":
         raise DomainError(NOT_QUARANTINED)
     fixed = ImportRecord(batch_id=record.batch_id, tbl=record.tbl, rownum=record.rownum,
-                         attrs={**record.attrs, **attrs}, status="pending")
+                         attrs={**record.attrs, **attrs}, status="valid")
     db.session.add(fixed)
     record.status = "superseded"
     db.session.execute(text("UPDATE import_fault SET resolved_at = now() WHERE record_id = :r"),
                        {"r": record.id})
     db.session.flush()
     batch = db.session.get(ImportBatch, record.batch_id)
-    validation.validate(batch.id, float(batch.tolerance_m2), setting("area_tolerance_m2", 1.0))
+    _revalidate(batch)
     db.session.refresh(fixed)
     audit.record(actor, "import.correct_record", "import_record", fixed.id,
                  {"replaces": record.id, "table": record.tbl, "fields": sorted(attrs)}, reason)

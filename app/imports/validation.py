@@ -62,25 +62,30 @@ POINT_OF = ("(SELECT ST_Transform(ST_PointOnSurface(ST_MakeValid(geom)), 4490) "
             "FROM import_feature WHERE id = :f)")
 
 
-def validate(batch_id: int, tolerance_m2: float, area_tolerance_m2: float, progress=None) -> dict:
-    """Run every check; return {rule: count}.  Features and records get status valid/faulty."""
+def validate(batch_id: int, tolerance_m2: float, area_tolerance_m2: float, progress=None,
+             checked_upto: tuple[int, int] = (0, 0)) -> dict:
+    """Check the features and rows staged after `checked_upto` (feature id, record id); return
+    {rule: count} of the batch's open faults.  Faulty rows get status 'faulty'."""
     steps = [
-        _geometry, _codes, _code_lists, _area, _duplicates, _overlaps, _register_overlaps,
+        _geometry, _attributes, _codes, _duplicates, _overlaps, _register_overlaps,
         _ids, _households, _homesteads,
     ]
-    ctx = {"b": batch_id, "tol": tolerance_m2, "atol": area_tolerance_m2, "explained": set()}
+    after, after_r = checked_upto
+    ctx = {"b": batch_id, "tol": tolerance_m2, "atol": area_tolerance_m2, "explained": set(),
+           "after": after, "after_r": after_r}
     for i, step in enumerate(steps):
         if progress:
             progress(i, len(steps), step.__name__.strip("_"))
         step(ctx)
-    _exec("""UPDATE import_feature f SET status = CASE WHEN EXISTS (
-               SELECT 1 FROM import_fault x WHERE x.feature_id = f.id AND x.resolved_at IS NULL)
-             THEN 'faulty' ELSE 'valid' END
-             WHERE f.batch_id = :b AND f.status IN ('pending', 'valid', 'faulty')""", b=batch_id)
-    _exec("""UPDATE import_record r SET status = CASE WHEN EXISTS (
-               SELECT 1 FROM import_fault x WHERE x.record_id = r.id AND x.resolved_at IS NULL)
-             THEN 'faulty' ELSE 'valid' END
-             WHERE r.batch_id = :b AND r.status IN ('pending', 'valid', 'faulty')""", b=batch_id)
+    # Only the faulty change status: staged rows are 'valid' until a fault says otherwise.
+    _exec("""UPDATE import_feature f SET status = 'faulty' WHERE f.id IN (
+               SELECT x.feature_id FROM import_fault x WHERE x.batch_id = :b
+                 AND x.resolved_at IS NULL AND x.feature_id > :after)
+             AND f.status = 'valid'""", b=batch_id, after=after)
+    _exec("""UPDATE import_record r SET status = 'faulty' WHERE r.id IN (
+               SELECT x.record_id FROM import_fault x WHERE x.batch_id = :b
+                 AND x.resolved_at IS NULL AND x.record_id > :after_r)
+             AND r.status = 'valid'""", b=batch_id, after_r=after_r)
     rows = _exec("SELECT rule, count(*) FROM import_fault WHERE batch_id = :b "
                  "AND resolved_at IS NULL GROUP BY rule", b=batch_id).all()
     if progress:
@@ -89,7 +94,8 @@ def validate(batch_id: int, tolerance_m2: float, area_tolerance_m2: float, progr
 
 
 def _pending(alias="f"):
-    return f"{alias}.batch_id = :b AND {alias}.status = 'pending'"
+    """Features not yet checked: staged (or corrected) since the last validation."""
+    return f"{alias}.batch_id = :b AND {alias}.id > :after AND {alias}.status = 'valid'"
 
 
 def _geometry(ctx):
@@ -98,28 +104,52 @@ def _geometry(ctx):
         SELECT f.batch_id, f.id, 'missing_shape', f.code, 'feature has no polygon geometry'
         FROM import_feature f WHERE {_pending()} AND (f.geom IS NULL OR ST_IsEmpty(f.geom)
           OR GeometryType(f.geom) NOT IN ('POLYGON', 'MULTIPOLYGON'))""", **ctx)
-    _exec(f"""
-        INSERT INTO import_fault (batch_id, feature_id, rule, code, detail, location)
-        SELECT f.batch_id, f.id,
-               CASE WHEN (f.d).reason ILIKE '%%self-intersection%%' THEN 'self_intersection'
-                    ELSE 'invalid_geometry' END,
-               f.code, (f.d).reason,
-               ST_Transform(ST_SetSRID((f.d).location, ST_SRID(f.geom)), 4490)
-        FROM (SELECT f.*, ST_IsValidDetail(f.geom) AS d FROM import_feature f
-              WHERE {_pending()} AND f.geom IS NOT NULL AND NOT ST_IsEmpty(f.geom)
-                AND GeometryType(f.geom) IN ('POLYGON', 'MULTIPOLYGON')) f
-        WHERE NOT (f.d).valid""", **ctx)
-    # Valid as delivered but not once cleaned and put in CGCS2000 (near-coincident vertices).
-    _exec(f"""
-        INSERT INTO import_fault (batch_id, feature_id, rule, code, detail, location)
-        SELECT f.batch_id, f.id, 'invalid_geometry', f.code,
-               'invalid in CGCS2000 (EPSG:4490): ' || (f.d).reason, (f.d).location
-        FROM (SELECT f.*, ST_IsValidDetail({STORED.format(g="f.geom")}) AS d
-              FROM import_feature f WHERE {_pending()} AND ST_IsValid(f.geom)) f
-        WHERE NOT (f.d).valid""", **ctx)
+    # One pass: ST_IsValid on both geometries (cheap); the detail only for the invalid ones.
+    bad = _exec(f"""
+        SELECT f.id, ST_IsValid(f.geom) AS ok, ST_IsValid(f.geom_stored) AS ok_stored
+        FROM import_feature f WHERE {_pending()} AND f.geom IS NOT NULL AND NOT ST_IsEmpty(f.geom)
+          AND GeometryType(f.geom) IN ('POLYGON', 'MULTIPOLYGON')
+          AND NOT (ST_IsValid(f.geom) AND ST_IsValid(f.geom_stored))""", **ctx).all()
+    as_delivered = [r.id for r in bad if not r.ok]
+    only_stored = [r.id for r in bad if r.ok and not r.ok_stored]
+    if as_delivered:
+        _exec("""
+            INSERT INTO import_fault (batch_id, feature_id, rule, code, detail, location)
+            SELECT f.batch_id, f.id,
+                   CASE WHEN (f.d).reason ILIKE '%%self-intersection%%' THEN 'self_intersection'
+                        ELSE 'invalid_geometry' END,
+                   f.code, (f.d).reason,
+                   ST_Transform(ST_SetSRID((f.d).location, ST_SRID(f.geom)), 4490)
+            FROM (SELECT f.*, ST_IsValidDetail(f.geom) AS d FROM import_feature f
+                  WHERE f.id = ANY(:ids)) f""", ids=as_delivered)
+    if only_stored:
+        # Valid as delivered but not once cleaned and put in CGCS2000 (near-coincident vertices).
+        _exec("""
+            INSERT INTO import_fault (batch_id, feature_id, rule, code, detail, location)
+            SELECT f.batch_id, f.id, 'invalid_geometry', f.code,
+                   'invalid in CGCS2000 (EPSG:4490): ' || (f.d).reason, (f.d).location
+            FROM (SELECT f.*, ST_IsValidDetail(f.geom_stored) AS d FROM import_feature f
+                  WHERE f.id = ANY(:ids)) f""", ids=only_stored)
+    ctx["bad"] = _bad_geometry(ctx)
 
 
 def _codes(ctx):
+    # The issuing party: in this delivery's FBF table, or already registered (a hash join).
+    _exec(f"""
+        INSERT INTO import_fault (batch_id, feature_id, rule, code, detail)
+        SELECT f.batch_id, f.id, 'unknown_issuing_party', f.code,
+               'issuing party ' || substr(f.code, 1, 14) || ' is neither in FBF nor registered'
+        FROM import_feature f
+        LEFT JOIN (SELECT r.attrs->>'FBFBM' AS fb FROM import_record r
+                   WHERE r.batch_id = :b AND r.tbl = 'FBF' AND r.status <> 'superseded'
+                   UNION SELECT fbfbm FROM collective) k ON k.fb = substr(f.code, 1, 14)
+        WHERE {_pending()} AND f.layer = 'DK' AND f.code ~ '^[0-9]{{19}}$' AND k.fb IS NULL
+        """, **ctx)
+
+
+def _attributes(ctx):
+    """Code formats, code lists and the delivered area (cheap scans, no geometry work but
+    the area)."""
     _exec(f"""
         INSERT INTO import_fault (batch_id, feature_id, rule, code, detail)
         SELECT f.batch_id, f.id, 'bad_code', f.code,
@@ -129,31 +159,18 @@ def _codes(ctx):
           (f.layer = 'DK' AND coalesce(f.code, '') !~ '^[0-9]{{19}}$') OR
           (f.layer = 'ZJD' AND coalesce(f.code, '') !~ '^[0-9]{{12}}JC[0-9]{{5}}[FLQW][0-9]{{8}}$'))
         """, **ctx)
-    # The issuing party: in this delivery's FBF table, or already registered.
-    _exec(f"""
-        INSERT INTO import_fault (batch_id, feature_id, rule, code, detail)
-        SELECT f.batch_id, f.id, 'unknown_issuing_party', f.code,
-               'issuing party ' || substr(f.code, 1, 14) || ' is neither in FBF nor registered'
-        FROM import_feature f WHERE {_pending()} AND f.layer = 'DK'
-          AND f.code ~ '^[0-9]{{19}}$'
-          AND NOT EXISTS (SELECT 1 FROM import_record r WHERE r.batch_id = f.batch_id
-                          AND r.tbl = 'FBF' AND r.attrs->>'FBFBM' = substr(f.code, 1, 14))
-          AND NOT EXISTS (SELECT 1 FROM collective c WHERE c.fbfbm = substr(f.code, 1, 14))
-        """, **ctx)
-
-
-def _code_lists(ctx):
-    for field, allowed in CODE_LISTS.items():
-        _exec(f"""
-            INSERT INTO import_fault (batch_id, feature_id, rule, code, detail)
-            SELECT f.batch_id, f.id, 'code_list', f.code,
-                   '{field} = ' || (f.attrs->>'{field}') || ' is not in the code list'
-            FROM import_feature f WHERE {_pending()} AND f.layer = 'DK'
-              AND coalesce(f.attrs->>'{field}', '') <> ''
-              AND NOT (f.attrs->>'{field}' = ANY(:allowed))""", allowed=list(allowed), **ctx)
-
-
-def _area(ctx):
+    checks = " OR ".join(
+        f"(coalesce(f.attrs->>'{field}', '') <> '' AND NOT (f.attrs->>'{field}' = ANY(:{field})))"
+        for field in CODE_LISTS)
+    suspects = _exec(f"""SELECT f.id, f.code, f.attrs FROM import_feature f
+                         WHERE {_pending()} AND f.layer = 'DK' AND ({checks})""",
+                     **ctx, **{k: list(v) for k, v in CODE_LISTS.items()}).all()
+    for fid, code, attrs in suspects:
+        for field, allowed in CODE_LISTS.items():
+            value = attrs.get(field)
+            if value not in (None, "") and str(value) not in allowed:
+                _fault(ctx["b"], "code_list", code, f"{field} = {value} is not in the code list",
+                       feature_id=fid)
     _exec(f"""
         INSERT INTO import_fault (batch_id, feature_id, rule, code, detail, location)
         SELECT f.batch_id, f.id, 'area_mismatch', f.code,
@@ -163,7 +180,7 @@ def _area(ctx):
         FROM import_feature f,
              LATERAL (SELECT (coalesce(f.attrs->>'SCMJ', f.attrs->>'ZDMJ'))::float8 AS delivered,
                              ST_Area(f.geom) AS computed) x
-        WHERE {_pending()} AND ST_IsValid(f.geom) AND x.delivered IS NOT NULL
+        WHERE {_pending()} AND NOT (f.id = ANY(:bad)) AND x.delivered IS NOT NULL
           AND abs(x.delivered - x.computed) > :atol""", **ctx)
 
 
@@ -174,7 +191,8 @@ def _duplicates(ctx):
         SELECT f.layer, f.code, array_agg(f.id ORDER BY f.fid) AS ids,
                array_agg(coalesce((f.attrs->>'SCMJ')::float8, ST_Area(f.geom)) ORDER BY f.fid)
                  AS areas
-        FROM import_feature f WHERE f.batch_id = :b AND f.status = 'pending' AND f.code IS NOT NULL
+        FROM import_feature f WHERE f.batch_id = :b AND f.status = 'valid'
+          AND f.id > :after AND f.code IS NOT NULL
         GROUP BY f.layer, f.code HAVING count(*) > 1""", **ctx).all()
     if not groups:
         return
@@ -214,16 +232,30 @@ def _duplicates(ctx):
           SELECT 1 FROM parcel p WHERE p.code = f.code AND p.end_lifespan IS NULL)""", **ctx)
 
 
+def _bad_geometry(ctx) -> list[int]:
+    return list(_exec("""SELECT feature_id FROM import_fault WHERE batch_id = :b
+                         AND feature_id > :after AND resolved_at IS NULL AND rule IN
+                         ('missing_shape', 'self_intersection', 'invalid_geometry')""",
+                      **ctx).scalars())
+
+
 def _overlaps(ctx):
     """Pairs overlapping by more than the tolerance.  The fault goes to the feature that fits
     its neighbours worst: the one in most overlaps, then the one sharing the least boundary."""
+    ctx["bad"] = _bad_geometry(ctx)
+    b = int(ctx["b"])
+    # The batch's own spatial index, built once its rows are loaded (faster than maintaining
+    # one index row by row during COPY); a literal predicate so the planner can use it.
+    _exec(f"CREATE INDEX IF NOT EXISTS import_feature_geom_b{b} ON import_feature "
+          f"USING gist (geom) WHERE batch_id = {b}")
     pairs = _exec(f"""
         SELECT a.id AS a, b.id AS b, a.code AS ca, b.code AS cb,
                ST_Area(ST_Intersection(a.geom, b.geom)) AS area
         FROM import_feature a JOIN import_feature b
-          ON a.batch_id = b.batch_id AND a.geom && b.geom AND (a.id + 0) < (b.id + 0)
-        WHERE {_pending('a')} AND b.status = 'pending'
-          AND ST_IsValid(a.geom) AND ST_IsValid(b.geom)
+          ON a.geom && b.geom AND (a.id + 0) < (b.id + 0)
+        WHERE a.batch_id = {b} AND b.batch_id = {b} AND {_pending('a')}
+          AND b.status = 'valid' AND b.id > :after
+          AND NOT (a.id = ANY(:bad)) AND NOT (b.id = ANY(:bad))
           AND ST_Relate(a.geom, b.geom, '2********')
           AND ST_Area(ST_Intersection(a.geom, b.geom)) > :tol""", **ctx).all()
     if not pairs:
@@ -232,13 +264,13 @@ def _overlaps(ctx):
     for p in pairs:
         degree[p.a] += 1
         degree[p.b] += 1
-    fit = dict(_exec("""
+    fit = dict(_exec(f"""
         SELECT f.id, coalesce(sum(ST_Length(ST_Intersection(ST_Boundary(f.geom),
                                                             ST_Boundary(n.geom)))), 0)
                      / nullif(ST_Perimeter(f.geom), 0)
-        FROM import_feature f JOIN import_feature n ON n.batch_id = f.batch_id
-          AND n.id <> f.id AND n.geom && f.geom AND ST_IsValid(n.geom)
-        WHERE f.id = ANY(:ids) GROUP BY f.id""", ids=list(degree)).all())
+        FROM import_feature f JOIN import_feature n ON n.batch_id = {b}
+          AND n.id <> f.id AND n.geom && f.geom AND NOT (n.id = ANY(:bad))
+        WHERE f.id = ANY(:ids) GROUP BY f.id""", ids=list(degree), bad=ctx["bad"]).all())
     blamed: dict[int, list] = defaultdict(list)
     for p in pairs:
         key_a = (-degree[p.a], fit.get(p.a) or 0)
@@ -264,11 +296,10 @@ def _register_overlaps(ctx):
                'overlaps registered parcel ' || x.other || ' by ' || round(x.area::numeric, 2)
                || ' m²', ST_Transform(ST_PointOnSurface(x.geom), 4490)
         FROM (SELECT f.batch_id, f.id, f.code, f.geom, p.code AS other,
-                     overlap_m2(t.g, p.geom, ST_SRID(f.geom)) AS area
+                     overlap_m2(f.geom_stored, p.geom, ST_SRID(f.geom)) AS area
               FROM import_feature f
-              CROSS JOIN LATERAL (SELECT {STORED.format(g="f.geom")} AS g) t
-              JOIN parcel p ON p.end_lifespan IS NULL AND p.geom && t.g
-              WHERE {_pending()} AND ST_IsValid(f.geom) AND ST_IsValid(t.g)) x
+              JOIN parcel p ON p.end_lifespan IS NULL AND p.geom && f.geom_stored
+              WHERE {_pending()} AND NOT (f.id = ANY(:bad))) x
         WHERE x.area > :tol""", **ctx)
 
 
@@ -283,15 +314,15 @@ def _ids(ctx):
           SELECT r.id AS rid, r.attrs->>'CBFBM' AS hh, r.attrs->>'CYZJHM' AS num,
                  r.attrs->>'CYXM' AS name, 'member' AS who, 1 AS pri
           FROM import_record r WHERE r.batch_id = :b AND r.tbl = 'CBF_JTCY'
-            AND r.status = 'pending' AND coalesce(r.attrs->>'CYZJLX', '1') = '1'
+            AND r.status = 'valid' AND r.id > :after_r AND coalesce(r.attrs->>'CYZJLX', '1') = '1'
           UNION ALL
           SELECT r.id, r.attrs->>'CBFBM', r.attrs->>'CBFZJHM', r.attrs->>'CBFMC', 'head', 2
           FROM import_record r WHERE r.batch_id = :b AND r.tbl = 'CBF'
-            AND r.status = 'pending' AND coalesce(r.attrs->>'CBFZJLX', '1') = '1'
+            AND r.status = 'valid' AND r.id > :after_r AND coalesce(r.attrs->>'CBFZJLX', '1') = '1'
           UNION ALL
           SELECT r.id, r.attrs->>'FBFBM', r.attrs->>'FZRZJHM', r.attrs->>'FBFFZRXM', 'leader', 3
           FROM import_record r WHERE r.batch_id = :b AND r.tbl = 'FBF'
-            AND r.status = 'pending' AND coalesce(r.attrs->>'FZRZJLX', '1') = '1'
+            AND r.status = 'valid' AND r.id > :after_r AND coalesce(r.attrs->>'FZRZJLX', '1') = '1'
         ) x
         WHERE coalesce(x.num, '') <> '' AND NOT gb11643_valid(upper(x.num))
         ORDER BY x.hh, x.num, x.pri""", **ctx)
@@ -303,7 +334,8 @@ def _households(ctx):
         INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
         SELECT :b, r.id, 'unknown_household', r.attrs->>'DKBM',
                'CBDKXX row names household ' || (r.attrs->>'CBFBM') || ', which is not in CBF'
-        FROM import_record r WHERE r.batch_id = :b AND r.tbl = 'CBDKXX' AND r.status = 'pending'
+        FROM import_record r WHERE r.batch_id = :b AND r.tbl = 'CBDKXX'
+          AND r.status = 'valid' AND r.id > :after_r
           AND NOT EXISTS (SELECT 1 FROM import_record h WHERE h.batch_id = r.batch_id
                           AND h.tbl = 'CBF' AND h.status <> 'superseded'
                           AND h.attrs->>'CBFBM' = r.attrs->>'CBFBM')
@@ -313,19 +345,21 @@ def _households(ctx):
         INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
         SELECT :b, r.id, 'missing_geometry', r.attrs->>'DKBM',
                'listed in CBDKXX for household ' || (r.attrs->>'CBFBM') || ' but absent from the DK layer'
-        FROM import_record r WHERE r.batch_id = :b AND r.tbl = 'CBDKXX' AND r.status = 'pending'
+        FROM import_record r WHERE r.batch_id = :b AND r.tbl = 'CBDKXX'
+          AND r.status = 'valid' AND r.id > :after_r
           AND EXISTS (SELECT 1 FROM import_feature f WHERE f.batch_id = r.batch_id AND f.layer = 'DK')
           AND NOT EXISTS (SELECT 1 FROM import_feature f WHERE f.batch_id = r.batch_id
                           AND f.layer = 'DK' AND f.code = r.attrs->>'DKBM')
           AND NOT EXISTS (SELECT 1 FROM parcel p WHERE p.code = r.attrs->>'DKBM')
           AND NOT (r.attrs->>'DKBM' = ANY(:explained))""",
-          b=ctx["b"], explained=sorted(ctx["explained"]))
+          b=ctx["b"], after_r=ctx["after_r"], explained=sorted(ctx["explained"]))
     # Household codes: 18 digits, within their issuing party, sequence in range of their type.
     _exec("""
         INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
         SELECT :b, r.id, 'bad_code', r.attrs->>'CBFBM',
                'CBFBM must be FBFBM + a sequence in the range of its type (NY/T 2539-2016)'
-        FROM import_record r WHERE r.batch_id = :b AND r.tbl = 'CBF' AND r.status = 'pending'
+        FROM import_record r WHERE r.batch_id = :b AND r.tbl = 'CBF'
+          AND r.status = 'valid' AND r.id > :after_r
           AND NOT (
           coalesce(r.attrs->>'CBFBM', '') ~ '^[0-9]{18}$' AND (
             (r.attrs->>'CBFLX' = '1' AND substr(r.attrs->>'CBFBM', 15) BETWEEN '0001' AND '8000') OR
@@ -345,7 +379,7 @@ def _homesteads(ctx):
                      row_number() OVER w AS k, count(*) OVER (PARTITION BY f.attrs->>'CBFBM') AS n,
                      string_agg(f.code, ', ') OVER (PARTITION BY f.attrs->>'CBFBM') AS codes
               FROM import_feature f WHERE f.batch_id = :b AND f.layer = 'ZJD'
-                AND f.status = 'pending' AND coalesce(f.attrs->>'CBFBM', '') <> ''
+                AND f.status = 'valid' AND f.id > :after AND coalesce(f.attrs->>'CBFBM', '') <> ''
               WINDOW w AS (PARTITION BY f.attrs->>'CBFBM' ORDER BY f.fid)) x
         WHERE x.n > 1 AND x.k > 1""", **ctx)
     _exec("""
@@ -355,4 +389,4 @@ def _homesteads(ctx):
                ST_Transform(ST_PointOnSurface(f.geom), 4490)
         FROM import_feature f JOIN parcel p ON p.kind = 'homestead' AND p.end_lifespan IS NULL
           AND p.household_code = f.attrs->>'CBFBM'
-        WHERE f.batch_id = :b AND f.layer = 'ZJD' AND f.status = 'pending'""", **ctx)
+        WHERE f.batch_id = :b AND f.layer = 'ZJD' AND f.status = 'valid' AND f.id > :after""", **ctx)

@@ -60,22 +60,32 @@ def _check_geometry(wkt: str, srid: int) -> shapely.Geometry:
     return g
 
 
-def _overlap_check(wkt: str, srid: int, code: str, exclude_uids=()):
-    """The operation's own check (the database trigger checks again, under a lock)."""
-    tol = tolerance()
-    hit = db.session.execute(text(f"""
-        WITH n AS (SELECT {STORED.format(g="ST_GeomFromText(:wkt, :srid)")} AS g)
-        SELECT x.code, x.area FROM (
-          SELECT p.code, overlap_m2(p.geom, n.g, :srid) AS area FROM parcel p, n
-          WHERE p.end_lifespan IS NULL AND p.geom && n.g AND NOT (p.uid = ANY(:ex))) x
-        WHERE x.area > :tol LIMIT 1"""),
-        {"wkt": wkt, "srid": srid, "ex": list(exclude_uids), "tol": tol}).first()
-    if hit:
-        raise DomainError(OVERLAP, code=code, other=hit.code, area=f"{hit.area:.2f}", tol=tol)
+def _precheck(wkt: str, srid: int, code: str, exclude_uids=(), check_code: bool = True):
+    """The operation's own checks in one round trip: is the code free, does the geometry
+    overlap a current parcel?  (The database trigger checks the overlap again, under a lock.)"""
+    row = db.session.execute(text(f"""
+        WITH n AS (SELECT {STORED.format(g="ST_GeomFromText(:wkt, :srid)")} AS g),
+             s AS (SELECT coalesce((SELECT value::float8 FROM registry_setting
+                                    WHERE key = 'overlap_tolerance_m2'), 1.0) AS tol)
+        SELECT (SELECT true FROM parcel WHERE code = :code AND end_lifespan IS NULL
+                  AND :check_code) AS taken, (SELECT tol FROM s) AS tol,
+               (SELECT x.code || '|' || x.area FROM (
+                  SELECT p.code, overlap_m2(p.geom, n.g, :srid) AS area FROM parcel p, n
+                  WHERE p.end_lifespan IS NULL AND p.geom && n.g AND NOT (p.uid = ANY(:ex))) x
+                WHERE x.area > (SELECT tol FROM s) LIMIT 1) AS clash"""),
+        {"wkt": wkt, "srid": srid, "ex": list(exclude_uids), "code": code,
+         "check_code": check_code}).one()
+    if row.taken:
+        raise DomainError(CODE_TAKEN, code=code)
+    if row.clash:
+        other, area = row.clash.split("|")
+        raise DomainError(OVERLAP, code=code, other=other, area=f"{float(area):.2f}", tol=row.tol)
 
 
 def _insert(actor, values: dict, wkt: str, srid: int) -> Parcel:
-    """Insert one version; the trigger refuses an overlap that slipped past the check."""
+    """Insert one version and return it, in one round trip.  The trigger refuses an overlap
+    that slipped past the check (a concurrent registration); the transaction is then rolled
+    back and the refusal raised as the rule it broke."""
     cols = dict(values)
     zone = srid if 4513 <= srid <= 4554 else gk3_zone_srid(
         shapely.from_wkt(wkt).centroid.x if srid in (4326, 4490) else db.session.execute(
@@ -85,27 +95,28 @@ def _insert(actor, values: dict, wkt: str, srid: int) -> Parcel:
         cols["attrs"] = json.dumps(cols["attrs"] or {}, ensure_ascii=False, default=str)
     names = ", ".join(cols)
     params = ", ".join(f"CAST(:{k} AS jsonb)" if k == "attrs" else f":{k}" for k in cols)
+    stmt = text(f"""
+        INSERT INTO parcel ({names}, survey_srid, geom, scmj, scmjm, begin_lifespan, changed_by)
+        SELECT {params}, :zone, ST_Multi({STORED.format(g="g")}),
+               round(ST_Area(ST_Transform(g, :zone))::numeric, 2),
+               round(round(ST_Area(ST_Transform(g, :zone))::numeric, 2) * 0.0015, 2),
+               clock_timestamp(), :who
+        FROM (SELECT ST_GeomFromText(:wkt, :srid) AS g) x RETURNING parcel.*""")
     try:
-        with db.session.begin_nested():
-            new_id = db.session.execute(text(f"""
-                INSERT INTO parcel ({names}, survey_srid, geom, scmj, scmjm, begin_lifespan,
-                                    changed_by)
-                SELECT {params}, :zone, ST_Multi({STORED.format(g="g")}),
-                       round(ST_Area(ST_Transform(g, :zone))::numeric, 2),
-                       round(round(ST_Area(ST_Transform(g, :zone))::numeric, 2) * 0.0015, 2),
-                       clock_timestamp(), :who
-                FROM (SELECT ST_GeomFromText(:wkt, :srid) AS g) x RETURNING id"""),
-                {**cols, "zone": zone, "wkt": wkt, "srid": srid,
-                 "who": getattr(actor, "username", actor or "system")}).scalar()
+        return db.session.scalars(
+            select(Parcel).from_statement(stmt),
+            {**cols, "zone": zone, "wkt": wkt, "srid": srid,
+             "who": getattr(actor, "username", actor or "system")}).one()
     except DBAPIError as e:
+        db.session.rollback()
         if isinstance(e.orig, pg_errors.ExclusionViolation):
             msg = str(e.orig).split("\n")[0]
-            raise DomainError(OVERLAP, code=cols.get("code"), other=msg.split("registered parcel ")
-                              [-1].split(" ")[0], area="?", tol=tolerance()) from None
+            other = msg.split("registered parcel ")[-1].split(" ")[0]
+            raise DomainError(OVERLAP, code=cols.get("code"), other=other, area="?",
+                              tol=tolerance()) from None
         if isinstance(e.orig, pg_errors.UniqueViolation):
             raise DomainError(CODE_TAKEN, code=cols.get("code")) from None
         raise
-    return db.session.get(Parcel, new_id)
 
 
 def register(actor, kind: str, code: str, collective_id: int, wkt: str, srid: int,
@@ -113,10 +124,7 @@ def register(actor, kind: str, code: str, collective_id: int, wkt: str, srid: in
     """Register one new parcel (version 1)."""
     reason = _reason(reason)
     _check_geometry(wkt, srid)
-    if db.session.scalar(select(Parcel.id).where(Parcel.code == code,
-                                                 Parcel.end_lifespan.is_(None))):
-        raise DomainError(CODE_TAKEN, code=code)
-    _overlap_check(wkt, srid, code)
+    _precheck(wkt, srid, code)
     p = _insert(actor, {"kind": kind, "code": code, "collective_id": collective_id,
                         "household_code": household_code, "change_kind": "register",
                         "change_reason": reason, **attrs}, wkt, srid)
@@ -159,7 +167,7 @@ def amend(actor, parcel: Parcel, reason: str, wkt: str | None = None, srid: int 
     srid = srid or parcel.survey_srid
     wkt = wkt or _wkt_in_survey_crs(parcel)
     _check_geometry(wkt, srid)
-    _overlap_check(wkt, srid, parcel.code, exclude_uids=[parcel.uid])
+    _precheck(wkt, srid, parcel.code, exclude_uids=[parcel.uid], check_code=False)
     values = {c: getattr(parcel, c) for c in COPY_COLUMNS}
     before = {k: values.get(k) for k in changes}
     values.update(changes)

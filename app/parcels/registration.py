@@ -9,7 +9,6 @@ from sqlalchemy import text
 
 from app.audit import operations as audit
 from app.extensions import db
-from app.imports.validation import STORED
 
 # Area in the survey's Gauss-Krüger 3-degree zone: the survey CRS when it is such a zone,
 # otherwise the zone of the parcel's longitude (CGCS2000 EPSG:4534–4554).
@@ -100,7 +99,7 @@ def register_features(actor, batch, feature_ids: list[int] | None = None) -> dic
         SELECT f.batch_id, f.id, 'overlap_register', f.code,
                'overlaps registered parcel ' || p.code || ' (registered meanwhile)',
                ST_PointOnSurface(t.g)
-        FROM import_feature f CROSS JOIN LATERAL (SELECT {STORED.format(g="f.geom")} AS g) t
+        FROM import_feature f CROSS JOIN LATERAL (SELECT f.geom_stored AS g) t
         JOIN parcel p ON p.end_lifespan IS NULL AND p.geom && t.g
         WHERE f.batch_id = :b AND f.status = 'valid' {only}
           AND overlap_m2(t.g, p.geom, ST_SRID(f.geom)) > :tol
@@ -126,7 +125,7 @@ def register_features(actor, batch, feature_ids: list[int] | None = None) -> dic
                f.attrs->>'SFJBNT', round(a.m2::numeric, 2), round(round(a.m2::numeric, 2) * 0.0015, 2),
                f.attrs->>'DKDZ', f.attrs->>'DKNZ', f.attrs->>'DKXZ', f.attrs->>'DKBZ',
                f.attrs->>'ZJRXM', f.attrs->>'DKBZXX', a.zone,
-               ST_Multi({STORED.format(g="f.geom")}), f.attrs, f.batch_id, 'register',
+               ST_Multi(f.geom_stored), f.attrs, f.batch_id, 'register',
                'survey import ' || f.batch_id, :who
         FROM import_feature f
         CROSS JOIN LATERAL (SELECT {zone} AS zone) z
