@@ -176,3 +176,22 @@ def test_parcel_page_has_sketch_history_and_search(login_as, dbs):
     assert p.code in page and 'id="history"' in page
     hits = c.get(f"/parcels/search?q={p.code[:16]}").get_json()
     assert p.code in {h["code"] for h in hits}
+
+
+def test_register_writes_its_audit_entry_in_the_chain(dbs):
+    from app.audit import operations as audit
+    from app.audit.models import AuditLog
+    from app.collectives.models import Collective
+
+    col = dbs.scalars(select(Collective).order_by(Collective.id)).first()
+    wkt = shapely.box(720000, 4000000, 720030, 4000040).wkt
+    p = ops.register("bureau", "contract", col.fbfbm + "96001", col.id, wkt, 4547, "新开地块")
+    assert float(p.scmj) == 1200.0 and float(p.scmjm) == 1.8 and p.version == 1
+    entry = dbs.scalars(select(AuditLog).where(AuditLog.action == "parcel.register",
+                                               AuditLog.object_id == p.code)).one()
+    assert entry.reason == "新开地块" and entry.changes["id"] == p.id and entry.hash
+    assert audit.verify()[1] == []
+    with pytest.raises(DomainError) as e:  # the same code again
+        ops.register("bureau", "contract", col.fbfbm + "96001", col.id,
+                     shapely.box(720100, 4000000, 720130, 4000040).wkt, 4547, "重复")
+    assert e.value.code == "parcel.code_taken"

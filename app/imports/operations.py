@@ -10,6 +10,7 @@ from pathlib import Path
 
 import shapely
 from flask_babel import lazy_gettext as _l
+from psycopg.types.json import Jsonb
 from sqlalchemy import select, text
 
 from app.audit import operations as audit
@@ -48,6 +49,33 @@ NOT_QUARANTINED = Rule("import.not_quarantined",
                        _l("Only a feature waiting in quarantine can be corrected."), NYT, 409)
 
 COPY_CHUNK = 20000
+
+
+class EWKB(bytes):
+    """Extended WKB, sent to PostGIS in binary COPY."""
+
+
+def _dumps(obj) -> str:
+    return json.dumps(obj, ensure_ascii=False, default=str)
+
+
+def _binary_geometry(conn) -> int:
+    """Teach this connection to send EWKB bytes as PostGIS geometry in binary format."""
+    from psycopg.adapt import Dumper
+    from psycopg.pq import Format
+    from psycopg.types import TypeInfo
+
+    info = TypeInfo.fetch(conn, "geometry")
+
+    class GeometryBinaryDumper(Dumper):
+        format = Format.BINARY
+        oid = info.oid
+
+        def dump(self, obj):
+            return bytes(obj)
+
+    conn.adapters.register_dumper(EWKB, GeometryBinaryDumper)
+    return info.oid
 
 
 def setting(key: str, default: float) -> float:
@@ -96,21 +124,23 @@ def stage(actor, path: Path, declared_srid: int | None = None, encoding: str | N
     total = delivery.feature_count + sum(len(v) for v in delivery.tables.values())
     done = 0
     raw = db.session.connection().connection.driver_connection
+    geometry_oid = _binary_geometry(raw)
     with raw.cursor() as cur:
         for layer in delivery.layers:
-            geoms = shapely.from_wkb(layer.wkb)
-            geoms = shapely.set_srid(geoms, layer.srid)
-            hexes = shapely.to_wkb(geoms, hex=True, include_srid=True)
-            stored = shapely.to_wkb(gio.to_cgcs2000(geoms, layer.srid), hex=True,
-                                    include_srid=True)
+            geoms = shapely.set_srid(shapely.from_wkb(layer.wkb), layer.srid)
+            delivered = shapely.to_wkb(geoms, include_srid=True)
+            stored = shapely.to_wkb(gio.to_cgcs2000(geoms, layer.srid), include_srid=True)
             code_field = "DKBM" if layer.kind == "DK" else "BDCDYH"
+            # Binary COPY: geometries go as EWKB bytes, no hex round trip.
             with cur.copy("COPY import_feature (batch_id, layer, fid, code, attrs, geom, "
-                          "geom_stored, status) FROM STDIN") as cp:
+                          "geom_stored, status) FROM STDIN (FORMAT BINARY)") as cp:
+                cp.set_types(["int4", "varchar", "int4", "varchar", "jsonb", geometry_oid,
+                              geometry_oid, "varchar"])
                 for i, (fid, attrs, _) in enumerate(layer.rows()):
                     code = attrs.get(code_field)
                     cp.write_row((batch.id, layer.kind, fid, str(code).strip() if code else None,
-                                  json.dumps(attrs, ensure_ascii=False, default=str),
-                                  hexes[i], stored[i], "valid"))
+                                  Jsonb(attrs, dumps=_dumps), EWKB(delivered[i]),
+                                  EWKB(stored[i]), "valid"))
                     done += 1
                     if progress and done % COPY_CHUNK == 0:
                         progress(done, total, f"staging {layer.name}")

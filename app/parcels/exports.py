@@ -33,14 +33,16 @@ ZJD_COLUMNS = {"BDCDYH": "code", "CBFBM": "household_code"}
 
 
 def selection(scope: str, kind: str | None = None, srid: int | None = None):
-    """Current parcels whose code (contract) or issuing party starts with `scope`."""
+    """Current parcels whose issuing party, code or holder household code starts with `scope`
+    (a township, a village, a villagers' group, a household, a parcel)."""
     rows = db.session.execute(text("""
         SELECT p.id, p.kind, p.code, p.household_code, p.name, p.syqxz, p.dklb, p.tdlylx, p.dldj,
                p.tdyt, p.sfjbnt, p.scmj, p.scmjm, p.east, p.south, p.west, p.north, p.witness,
                p.remarks, p.attrs, p.survey_srid, c.fbfbm,
                ST_AsBinary(ST_Transform(p.geom, coalesce(:srid, p.survey_srid))) AS wkb
         FROM parcel p JOIN collective c ON c.id = p.collective_id
-        WHERE p.end_lifespan IS NULL AND (c.fbfbm LIKE :like OR p.code LIKE :like)
+        WHERE p.end_lifespan IS NULL
+          AND (c.fbfbm LIKE :like OR p.code LIKE :like OR p.household_code LIKE :like)
           AND (CAST(:kind AS text) IS NULL OR p.kind = :kind)
         ORDER BY p.kind, p.code"""), {"like": scope + "%", "kind": kind, "srid": srid}).all()
     return rows
@@ -73,7 +75,8 @@ def write(fmt: str, scope: str, out_dir: Path) -> Path:
         raise DomainError(BAD_FORMAT, fmt=fmt)
     srids = {r[0] for r in db.session.execute(text(
         "SELECT DISTINCT p.survey_srid FROM parcel p JOIN collective c ON c.id = p.collective_id "
-        "WHERE p.end_lifespan IS NULL AND (c.fbfbm LIKE :l OR p.code LIKE :l)"),
+        "WHERE p.end_lifespan IS NULL "
+        "AND (c.fbfbm LIKE :l OR p.code LIKE :l OR p.household_code LIKE :l)"),
         {"l": scope + "%"})}
     if not srids:
         raise DomainError(EMPTY, scope=scope)

@@ -82,10 +82,13 @@ def _precheck(wkt: str, srid: int, code: str, exclude_uids=(), check_code: bool 
         raise DomainError(OVERLAP, code=code, other=other, area=f"{float(area):.2f}", tol=row.tol)
 
 
-def _insert(actor, values: dict, wkt: str, srid: int) -> Parcel:
-    """Insert one version and return it, in one round trip.  The trigger refuses an overlap
-    that slipped past the check (a concurrent registration); the transaction is then rolled
-    back and the refusal raised as the rule it broke."""
+def _insert(actor, values: dict, wkt: str, srid: int, guard: str | None = None,
+            audit_action: str | None = None, reason: str | None = None) -> Parcel | None:
+    """Insert one version and return it, in one round trip.  `guard` is an SQL condition the
+    insert must meet (None is returned when it does not); `audit_action` writes the audit entry
+    in the same statement.  The trigger refuses an overlap that slipped past the checks (a
+    concurrent registration); the transaction is then rolled back and the refusal raised as the
+    rule it broke."""
     cols = dict(values)
     zone = srid if 4513 <= srid <= 4554 else gk3_zone_srid(
         shapely.from_wkt(wkt).centroid.x if srid in (4326, 4490) else db.session.execute(
@@ -95,18 +98,32 @@ def _insert(actor, values: dict, wkt: str, srid: int) -> Parcel:
         cols["attrs"] = json.dumps(cols["attrs"] or {}, ensure_ascii=False, default=str)
     names = ", ".join(cols)
     params = ", ".join(f"CAST(:{k} AS jsonb)" if k == "attrs" else f":{k}" for k in cols)
+    who = getattr(actor, "username", actor or "system")
+    audit_cte = ""
+    if audit_action:
+        audit_cte = f""", a AS (
+            INSERT INTO audit_log (actor_id, actor_name, action, object_type, object_id, changes,
+                                   reason)
+            SELECT :actor_id, :who, '{audit_action}', 'parcel', ins.code,
+                   jsonb_build_object('id', ins.id, 'uid', ins.uid, 'scmj', ins.scmj::text),
+                   :reason FROM ins)"""
     stmt = text(f"""
-        INSERT INTO parcel ({names}, survey_srid, geom, scmj, scmjm, begin_lifespan, changed_by)
-        SELECT {params}, :zone, ST_Multi({STORED.format(g="g")}),
-               round(ST_Area(ST_Transform(g, :zone))::numeric, 2),
-               round(round(ST_Area(ST_Transform(g, :zone))::numeric, 2) * 0.0015, 2),
-               clock_timestamp(), :who
-        FROM (SELECT ST_GeomFromText(:wkt, :srid) AS g) x RETURNING parcel.*""")
+        WITH ins AS (
+          INSERT INTO parcel ({names}, survey_srid, geom, scmj, scmjm, begin_lifespan,
+                              changed_by)
+          SELECT {params}, :zone, ST_Multi({STORED.format(g="g")}),
+                 round(ST_Area(ST_Transform(g, :zone))::numeric, 2),
+                 round(round(ST_Area(ST_Transform(g, :zone))::numeric, 2) * 0.0015, 2),
+                 clock_timestamp(), :who
+          FROM (SELECT ST_GeomFromText(:wkt, :srid) AS g) x
+          WHERE {guard or 'true'}
+          RETURNING parcel.*){audit_cte}
+        SELECT * FROM ins""")
     try:
         return db.session.scalars(
             select(Parcel).from_statement(stmt),
-            {**cols, "zone": zone, "wkt": wkt, "srid": srid,
-             "who": getattr(actor, "username", actor or "system")}).one()
+            {**cols, "zone": zone, "wkt": wkt, "srid": srid, "who": who,
+             "actor_id": getattr(actor, "id", None), "reason": reason}).one_or_none()
     except DBAPIError as e:
         db.session.rollback()
         if isinstance(e.orig, pg_errors.ExclusionViolation):
@@ -121,15 +138,28 @@ def _insert(actor, values: dict, wkt: str, srid: int) -> Parcel:
 
 def register(actor, kind: str, code: str, collective_id: int, wkt: str, srid: int,
              reason: str, household_code: str | None = None, **attrs) -> Parcel:
-    """Register one new parcel (version 1)."""
+    """Register one new parcel (version 1).
+
+    One statement does the operation's checks (code free, no overlap beyond the tolerance),
+    the insert and its audit entry; the trigger then checks the overlap again under its lock.
+    When the checks refuse, a second query says which rule and why."""
     reason = _reason(reason)
     _check_geometry(wkt, srid)
-    _precheck(wkt, srid, code)
-    p = _insert(actor, {"kind": kind, "code": code, "collective_id": collective_id,
-                        "household_code": household_code, "change_kind": "register",
-                        "change_reason": reason, **attrs}, wkt, srid)
-    audit.record(actor, "parcel.register", "parcel", p.code, {"id": p.id, "uid": p.uid,
-                                                              "scmj": p.scmj}, reason)
+    cols = {"kind": kind, "code": code, "collective_id": collective_id,
+            "household_code": household_code, "change_kind": "register",
+            "change_reason": reason, **attrs}
+    guard = f"""NOT EXISTS (SELECT 1 FROM parcel WHERE code = CAST(:code AS varchar)
+                           AND end_lifespan IS NULL)
+        AND NOT EXISTS (
+          SELECT 1 FROM parcel p, (SELECT {STORED.format(g="ST_GeomFromText(:wkt, :srid)")} AS g) n
+          WHERE p.end_lifespan IS NULL AND p.geom && n.g
+            AND overlap_m2(p.geom, n.g, :srid) > coalesce((SELECT value::float8
+                FROM registry_setting WHERE key = 'overlap_tolerance_m2'), 1.0))"""
+    p = _insert(actor, cols, wkt, srid, guard=guard, audit_action="parcel.register",
+                reason=reason)
+    if p is None:
+        _precheck(wkt, srid, code)  # raises the rule that refused
+        raise DomainError(CODE_TAKEN, code=code)
     return p
 
 
