@@ -285,16 +285,23 @@ def correct_feature(actor, feature: ImportFeature, attrs: dict | None = None,
     db.session.execute(text("UPDATE import_fault SET resolved_at = now() WHERE feature_id = :f"),
                        {"f": feature.id})
     db.session.flush()
-    batch = db.session.get(ImportBatch, feature.batch_id)
-    _revalidate(batch)
-    db.session.refresh(fixed)
     audit.record(actor, "import.correct", "import_feature", fixed.id,
                  {"replaces": feature.id, "attrs": attrs or {}, "geometry_changed": bool(wkt)},
                  reason)
-    if fixed.status == "valid":
-        from app.parcels import registration
+    return _resubmit(actor, fixed, feature_ids=[fixed.id])
 
-        registration.register_batch(actor, batch, feature_ids=[fixed.id])
+
+def _resubmit(actor, fixed, feature_ids=None, record_ids=None):
+    """Check a corrected feature or row against the batch and the register; register it when
+    it passes, else it waits in quarantine with its new faults."""
+    from app.parcels import registration
+
+    batch = db.session.get(ImportBatch, fixed.batch_id)
+    _revalidate(batch)
+    db.session.refresh(fixed)
+    if fixed.status == "valid":
+        registration.register_batch(actor, batch, feature_ids=feature_ids,
+                                    record_ids=record_ids)
         db.session.refresh(fixed)
     if fixed.status != "registered":
         fixed.status = "quarantined"
@@ -314,20 +321,9 @@ def correct_record(actor, record: ImportRecord, attrs: dict, reason: str | None 
     db.session.execute(text("UPDATE import_fault SET resolved_at = now() WHERE record_id = :r"),
                        {"r": record.id})
     db.session.flush()
-    batch = db.session.get(ImportBatch, record.batch_id)
-    _revalidate(batch)
-    db.session.refresh(fixed)
     audit.record(actor, "import.correct_record", "import_record", fixed.id,
                  {"replaces": record.id, "table": record.tbl, "fields": sorted(attrs)}, reason)
-    if fixed.status == "valid":
-        from app.parcels import registration
-
-        registration.register_batch(actor, batch, record_ids=[fixed.id])
-        db.session.refresh(fixed)
-    if fixed.status != "registered":
-        fixed.status = "quarantined"
-    db.session.flush()
-    return fixed
+    return _resubmit(actor, fixed, record_ids=[fixed.id])
 
 
 def progress_of(batch: ImportBatch) -> dict:
