@@ -3,6 +3,7 @@ lineage, the register as of a date.  A registered parcel is never updated in pla
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 
 import shapely
@@ -82,6 +83,24 @@ def _precheck(wkt: str, srid: int, code: str, exclude_uids=(), check_code: bool 
         raise DomainError(OVERLAP, code=code, other=other, area=f"{float(area):.2f}", tol=row.tol)
 
 
+@functools.lru_cache(maxsize=64)
+def _insert_statement(names: str, params: str, guard: str | None, audit_cte: str):
+    """The INSERT … RETURNING statement, built once per shape so SQLAlchemy and psycopg can
+    reuse their compiled and prepared forms."""
+    return select(Parcel).from_statement(text(f"""
+        WITH ins AS (
+          INSERT INTO parcel ({names}, survey_srid, geom, scmj, scmjm, begin_lifespan,
+                              changed_by)
+          SELECT {params}, :zone, ST_Multi({STORED.format(g="g")}),
+                 round(ST_Area(ST_Transform(g, :zone))::numeric, 2),
+                 round(round(ST_Area(ST_Transform(g, :zone))::numeric, 2) * 0.0015, 2),
+                 clock_timestamp(), :who
+          FROM (SELECT ST_GeomFromText(:wkt, :srid) AS g) x
+          WHERE {guard or 'true'}
+          RETURNING parcel.*){audit_cte}
+        SELECT * FROM ins"""))
+
+
 def _insert(actor, values: dict, wkt: str, srid: int, guard: str | None = None,
             audit_action: str | None = None, reason: str | None = None) -> Parcel | None:
     """Insert one version and return it, in one round trip.  `guard` is an SQL condition the
@@ -107,21 +126,10 @@ def _insert(actor, values: dict, wkt: str, srid: int, guard: str | None = None,
             SELECT :actor_id, :who, '{audit_action}', 'parcel', ins.code,
                    jsonb_build_object('id', ins.id, 'uid', ins.uid, 'scmj', ins.scmj::text),
                    :reason FROM ins)"""
-    stmt = text(f"""
-        WITH ins AS (
-          INSERT INTO parcel ({names}, survey_srid, geom, scmj, scmjm, begin_lifespan,
-                              changed_by)
-          SELECT {params}, :zone, ST_Multi({STORED.format(g="g")}),
-                 round(ST_Area(ST_Transform(g, :zone))::numeric, 2),
-                 round(round(ST_Area(ST_Transform(g, :zone))::numeric, 2) * 0.0015, 2),
-                 clock_timestamp(), :who
-          FROM (SELECT ST_GeomFromText(:wkt, :srid) AS g) x
-          WHERE {guard or 'true'}
-          RETURNING parcel.*){audit_cte}
-        SELECT * FROM ins""")
+    stmt = _insert_statement(names, params, guard, audit_cte)
     try:
         return db.session.scalars(
-            select(Parcel).from_statement(stmt),
+            stmt,
             {**cols, "zone": zone, "wkt": wkt, "srid": srid, "who": who,
              "actor_id": getattr(actor, "id", None), "reason": reason}).one_or_none()
     except DBAPIError as e:
