@@ -8,6 +8,7 @@ import io
 import json
 from pathlib import Path
 
+import orjson
 import shapely
 from flask_babel import lazy_gettext as _l
 from psycopg.types.json import Jsonb
@@ -55,8 +56,9 @@ class EWKB(bytes):
     """Extended WKB, sent to PostGIS in binary COPY."""
 
 
-def _dumps(obj) -> str:
-    return json.dumps(obj, ensure_ascii=False, default=str)
+def _dumps(obj) -> bytes:
+    """JSON for staged attributes: orjson (UTF-8, about 15× faster than json.dumps)."""
+    return orjson.dumps(obj, default=str)
 
 
 def _binary_geometry(conn) -> int:

@@ -1,7 +1,7 @@
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
 from flask_login import current_user
 from shapely import from_wkb
-from sqlalchemy import Connection, or_, select, text
+from sqlalchemy import Connection, create_engine, or_, select, text
 
 from app.access import ROLES, Scope, access, jurisdiction_like
 from app.collectives.models import Collective
@@ -24,6 +24,20 @@ TILE_SQL = text("""
       WHERE p.end_lifespan IS NULL AND p.geom_web && e.env
     )
     SELECT ST_AsMVT(t.*, 'parcels', 4096, 'geom') FROM t WHERE t.geom IS NOT NULL""")
+
+
+_tile_engines: dict = {}
+
+
+def _tile_engine(engine):
+    """An autocommit engine for tiles: one round trip per tile (no BEGIN, ROLLBACK, isolation
+    switching or pre-ping; a connection lost to a database restart fails one tile)."""
+    key = engine.url.render_as_string(hide_password=False)
+    if key not in _tile_engines:
+        _tile_engines[key] = create_engine(engine.url, pool_size=4, max_overflow=4,
+                                           pool_recycle=600, isolation_level="AUTOCOMMIT",
+                                           pool_reset_on_return=None)
+    return _tile_engines[key]
 
 
 def parcel_scope(parcel_id: int, **_) -> Scope | None:
@@ -61,8 +75,8 @@ def tile(z: int, x: int, y: int):
     bind = db.session.get_bind()
     if isinstance(bind, Connection):  # tests bind the session to one connection
         data = bind.execute(TILE_SQL, {"z": z, "x": x, "y": y}).scalar() or b""
-    else:  # a read outside the session's transaction: no BEGIN/ROLLBACK round trips
-        with bind.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+    else:  # one statement per tile: its own autocommit pool, no BEGIN/ROLLBACK/ping
+        with _tile_engine(bind).connect() as conn:
             data = conn.execute(TILE_SQL, {"z": z, "x": x, "y": y}).scalar() or b""
     return Response(bytes(data), mimetype="application/vnd.mapbox-vector-tile",
                     headers={"Cache-Control": "public, max-age=60"})
