@@ -42,6 +42,7 @@ def register_models() -> None:
     from .jobs import models as _j  # noqa: F401
     from .parcels import models as _p  # noqa: F401
     from .people import models as _pe  # noqa: F401
+    from .rights import models as _r  # noqa: F401
 
 
 def select_locale() -> str:

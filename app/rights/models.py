@@ -1,0 +1,96 @@
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql import func
+from sqlalchemy.types import DateTime
+
+from app.extensions import db
+
+# The closed list of lawful grounds on which a right ends (domain.md §9 rule 3; issue 4).
+LAWFUL_END_GROUNDS = ("expiry", "voluntary_withdrawal", "expropriation", "court_judgment",
+                      "mutation", "holder_extinct")
+KINDS = ("land_contract", "homestead", "management")
+
+
+class Right(db.Model):
+    """A right (LADM: RRR) of a holder over spatial units: the land-contract right
+    (土地承包经营权), the homestead use right (宅基地使用权), or the derived land management
+    right (土地经营权).  Versioned like parcels; it ends only on a lawful ground."""
+
+    __tablename__ = "land_right"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True,
+                                     server_default=text("nextval('land_right_uid_seq')"))
+    version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
+    kind: Mapped[str] = mapped_column(String(20), nullable=False)
+    holder_household_code: Mapped[str | None] = mapped_column(String(18), index=True)
+    holder_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    holder_name: Mapped[str | None] = mapped_column(String(100))
+    contract_code: Mapped[str | None] = mapped_column(String(20), index=True)
+    obtained_by: Mapped[str | None] = mapped_column(String(3))  # CBJYQQDFS / CBFS code
+    fbfbm: Mapped[str | None] = mapped_column(String(14), index=True)
+    term_start: Mapped[dt.date | None] = mapped_column(Date)
+    term_end: Mapped[dt.date | None] = mapped_column(Date)
+    contract_area: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    status: Mapped[str] = mapped_column(String(10), nullable=False, server_default="current")
+    end_ground: Mapped[str | None] = mapped_column(String(30))
+    end_evidence: Mapped[str | None] = mapped_column(Text)
+    ended_on: Mapped[dt.date | None] = mapped_column(Date)
+    begin_lifespan = mapped_column(DateTime(timezone=True), nullable=False,
+                                   server_default=func.now())
+    end_lifespan = mapped_column(DateTime(timezone=True))
+    change_reason: Mapped[str | None] = mapped_column(Text)
+    changed_by: Mapped[str | None] = mapped_column(String(50))
+
+    parcels = relationship("RightParcel", back_populates="right", order_by="RightParcel.id")
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('land_contract','homestead','management')", name="kind"),
+        CheckConstraint("status IN ('current','ended')", name="status"),
+        CheckConstraint(
+            "(status = 'current' AND end_ground IS NULL AND ended_on IS NULL)"
+            " OR (status = 'ended' AND ended_on IS NOT NULL AND end_ground IN "
+            "('expiry','voluntary_withdrawal','expropriation','court_judgment','mutation',"
+            "'holder_extinct'))",
+            name="end_only_on_lawful_ground"),
+        CheckConstraint("term_end IS NULL OR term_start IS NULL OR term_end > term_start",
+                        name="term"),
+        CheckConstraint("holder_household_code IS NOT NULL OR holder_person_id IS NOT NULL "
+                        "OR holder_name IS NOT NULL", name="has_holder"),
+        CheckConstraint("kind <> 'land_contract' OR contract_code ~ '^[0-9]{18}J$'",
+                        name="contract_code"),
+        db.Index("uq_land_right_current_version", "uid", unique=True,
+                 postgresql_where=text("end_lifespan IS NULL")),
+        # One household, one homestead (土地管理法 art 62).
+        db.Index("uq_land_right_one_homestead", "holder_household_code", unique=True,
+                 postgresql_where=text("kind = 'homestead' AND status = 'current' "
+                                       "AND end_lifespan IS NULL")),
+    )
+
+
+class RightParcel(db.Model):
+    """Which spatial units (by parcel uid, stable across versions) a right covers."""
+
+    __tablename__ = "land_right_parcel"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    right_id: Mapped[int] = mapped_column(ForeignKey("land_right.id"), nullable=False,
+                                          index=True)
+    parcel_uid: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
+    parcel_code: Mapped[str] = mapped_column(String(28), nullable=False)
+    contract_area: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+
+    right = relationship("Right", back_populates="parcels")

@@ -1,0 +1,304 @@
+"""The rights register: land-contract and homestead rights, their registration, extension and
+lawful end.  A right ends only on a ground of the closed list; settling in town is never one
+(农村土地承包法 art 27; 乡村振兴促进法 art 55).  Ending a right never deletes it."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select, text
+
+from app.audit import operations as audit
+from app.errors import DomainError, Rule
+from app.extensions import db
+from app.parcels.models import Parcel, RegistrySetting
+from app.people.models import Household
+
+from .models import LAWFUL_END_GROUNDS, Right, RightParcel
+
+ART27_55 = _l("农村土地承包法 (Rural Land Contracting Law) art 27; 乡村振兴促进法 (Rural "
+              "Revitalisation Promotion Law) art 55; source document item 14")
+CONTRACT_LAW = _l("农村土地承包法 (Rural Land Contracting Law) arts 21, 27, 30, 31")
+LAND_LAW_62 = _l("土地管理法 (Land Administration Law, 2019) art 62")
+NYT = _l("NY/T 2539-2016 rural land contract data standard")
+
+FORBIDDEN = Rule(
+    "right.end.forbidden_ground",
+    _l("A right may not be ended because of %(ground)s. Giving up the land-contract right, the "
+       "homestead right or the collective income-distribution right may not be made a condition "
+       "of settling in town; a right ends only on expiry, a voluntary withdrawal that has taken "
+       "effect, expropriation with compensation, a court judgment, a mutation handing it to "
+       "successor parcels, or the holder household ceasing to exist with no successor."),
+    ART27_55)
+UNKNOWN_GROUND = Rule(
+    "right.end.unknown_ground",
+    _l("'%(ground)s' is not a ground on which a right ends. Lawful grounds: expiry, voluntary "
+       "withdrawal that has taken effect, expropriation with compensation, court judgment, "
+       "mutation to successor parcels, holder household ceased with no successor."), ART27_55)
+GROUND_EVIDENCE = Rule("right.end.evidence",
+                       _l("Ending a right on the ground %(ground)s needs %(what)s."), ART27_55)
+NOT_EXPIRED = Rule("right.end.not_expired",
+                   _l("The contract runs until %(term_end)s; it has not expired."),
+                   CONTRACT_LAW)
+NOT_CURRENT = Rule("right.not_current",
+                   _l("This right has ended or been superseded; history is never rewritten."),
+                   CONTRACT_LAW, 409)
+SECOND_HOMESTEAD = Rule(
+    "right.homestead.second",
+    _l("Household %(household)s already holds homestead %(parcel)s: one household, one "
+       "homestead. A second is possible only once the first right has ended."), LAND_LAW_62, 409)
+HOMESTEAD_CAP = Rule(
+    "right.homestead.area_cap",
+    _l("Homestead %(parcel)s measures %(area)s m², above the cap of %(cap)s m² set for county "
+       "%(county)s."), LAND_LAW_62)
+BASIC_FARMLAND = Rule(
+    "right.homestead.basic_farmland",
+    _l("Homestead %(parcel)s lies on permanent basic farmland (parcel %(other)s, %(overlap)s m²)."),
+    LAND_LAW_62)
+NOT_HOMESTEAD = Rule("right.homestead.parcel_kind",
+                     _l("Parcel %(parcel)s is not a homestead parcel."), LAND_LAW_62)
+NOT_CONTRACT_LAND = Rule("right.contract.parcel_kind",
+                         _l("Parcel %(parcel)s is not contract land."), NYT)
+BAD_CONTRACT_CODE = Rule(
+    "right.contract.code",
+    _l("Contract code %(code)s must be the household's code followed by J."), NYT)
+PARCEL_TAKEN = Rule("right.contract.parcel_taken",
+                    _l("Parcel %(parcel)s is already under the current contract %(other)s."),
+                    CONTRACT_LAW, 409)
+NO_HOUSEHOLD = Rule("right.holder", _l("Household %(code)s is not registered."), NYT)
+
+FORBIDDEN_GROUNDS = {
+    "settled_in_town": _l("settling in town (进城落户)"),
+    "hukou_moved": _l("a move of the hukou"),
+    "married_out": _l("marriage, divorce or widowhood (农村土地承包法 art 31)"),
+    "migrant_work": _l("migrant work"),
+    "non_use": _l("the land lying unused"),
+}
+GROUND_LABELS = {
+    "expiry": _l("expiry without extension"),
+    "voluntary_withdrawal": _l("voluntary withdrawal that has taken effect"),
+    "expropriation": _l("expropriation with compensation recorded"),
+    "court_judgment": _l("court judgment"),
+    "mutation": _l("mutation handing the right to successor parcels"),
+    "holder_extinct": _l("the holder household ceased to exist with no successor"),
+}
+
+
+def _who(actor) -> str:
+    return getattr(actor, "username", actor or "system")
+
+
+def _current_parcel(code: str) -> Parcel | None:
+    return db.session.scalar(select(Parcel).where(Parcel.code == code,
+                                                  Parcel.end_lifespan.is_(None)))
+
+
+def _household(code: str) -> Household:
+    hh = db.session.scalar(select(Household).where(Household.cbfbm == code))
+    if hh is None:
+        raise DomainError(NO_HOUSEHOLD, code=code)
+    return hh
+
+
+def register_land_contract(actor, household_code: str, contract_code: str,
+                           parcels: list[tuple[Parcel, Decimal | None]], term_start: dt.date,
+                           term_end: dt.date, obtained_by: str = "110",
+                           reason: str | None = None) -> Right:
+    """The land-contract right of a household over the parcels of its contract (CBHT)."""
+    hh = _household(household_code)
+    if contract_code != household_code + "J":
+        raise DomainError(BAD_CONTRACT_CODE, code=contract_code)
+    for p, _ in parcels:
+        if p.kind != "contract":
+            raise DomainError(NOT_CONTRACT_LAND, parcel=p.code)
+        other = db.session.scalar(text("""
+            SELECT r.contract_code FROM land_right r JOIN land_right_parcel rp ON rp.right_id = r.id
+            WHERE rp.parcel_uid = :u AND r.kind = 'land_contract' AND r.status = 'current'
+              AND r.end_lifespan IS NULL AND r.contract_code <> :c LIMIT 1"""),
+            {"u": p.uid, "c": contract_code})
+        if other:
+            raise DomainError(PARCEL_TAKEN, parcel=p.code, other=other)
+    right = Right(kind="land_contract", holder_household_code=hh.cbfbm, holder_name=hh.name,
+                  contract_code=contract_code, obtained_by=obtained_by, fbfbm=hh.cbfbm[:14],
+                  term_start=term_start, term_end=term_end,
+                  contract_area=sum((a or p.scmj) for p, a in parcels) if parcels else None,
+                  change_reason=reason, changed_by=_who(actor))
+    db.session.add(right)
+    db.session.flush()
+    for p, area in parcels:
+        db.session.add(RightParcel(right_id=right.id, parcel_uid=p.uid, parcel_code=p.code,
+                                   contract_area=area))
+    db.session.flush()
+    audit.record(actor, "right.register", "land_right", right.uid,
+                 {"kind": "land_contract", "contract": contract_code,
+                  "parcels": [p.code for p, _ in parcels], "term": [term_start, term_end]},
+                 reason)
+    return right
+
+
+def homestead_cap(county: str) -> float | None:
+    row = db.session.get(RegistrySetting, f"homestead_cap_m2:{county}")
+    return float(row.value) if row else None
+
+
+def register_homestead(actor, household_code: str, parcel: Parcel,
+                       reason: str | None = None) -> Right:
+    """The homestead use right of a household: one household, one homestead; within the
+    county's area cap; never on permanent basic farmland (土地管理法 art 62)."""
+    hh = _household(household_code)
+    if parcel.kind != "homestead":
+        raise DomainError(NOT_HOMESTEAD, parcel=parcel.code)
+    held = db.session.scalar(text("""
+        SELECT rp.parcel_code FROM land_right r JOIN land_right_parcel rp ON rp.right_id = r.id
+        WHERE r.kind = 'homestead' AND r.status = 'current' AND r.end_lifespan IS NULL
+          AND r.holder_household_code = :h LIMIT 1"""), {"h": hh.cbfbm})
+    if held:
+        raise DomainError(SECOND_HOMESTEAD, household=hh.cbfbm, parcel=held)
+    county = parcel.code[:6]
+    cap = homestead_cap(county)
+    if cap is not None and float(parcel.scmj) > cap:
+        raise DomainError(HOMESTEAD_CAP, parcel=parcel.code, area=parcel.scmj, cap=cap,
+                          county=county)
+    farmland = db.session.execute(text("""
+        SELECT b.code, overlap_m2(b.geom, h.geom, h.survey_srid) AS a
+        FROM parcel h JOIN parcel b ON b.end_lifespan IS NULL AND b.kind = 'contract'
+          AND b.sfjbnt = '1' AND b.geom && h.geom
+        WHERE h.id = :i ORDER BY a DESC LIMIT 1"""), {"i": parcel.id}).first()
+    tol = float(db.session.get(RegistrySetting, "overlap_tolerance_m2").value)
+    if farmland and farmland.a > tol:
+        raise DomainError(BASIC_FARMLAND, parcel=parcel.code, other=farmland.code,
+                          overlap=f"{farmland.a:.1f}")
+    right = Right(kind="homestead", holder_household_code=hh.cbfbm, holder_name=hh.name,
+                  fbfbm=parcel.collective.fbfbm, change_reason=reason, changed_by=_who(actor))
+    db.session.add(right)
+    db.session.flush()
+    db.session.add(RightParcel(right_id=right.id, parcel_uid=parcel.uid, parcel_code=parcel.code))
+    db.session.flush()
+    audit.record(actor, "right.register", "land_right", right.uid,
+                 {"kind": "homestead", "parcel": parcel.code, "household": hh.cbfbm}, reason)
+    return right
+
+
+def extend_contract(actor, right: Right, years: int = 30, reason: str | None = None) -> Right:
+    """The second-round extension (农村土地承包法 art 21): a new version with a later term end;
+    the old version stays, superseded."""
+    if right.status != "current" or right.end_lifespan is not None:
+        raise DomainError(NOT_CURRENT)
+    new_end = right.term_end.replace(year=right.term_end.year + years)
+    new = _new_version(actor, right, reason or f"extended by {years} years",
+                       term_end=new_end)
+    audit.record(actor, "right.extend", "land_right", right.uid,
+                 {"term_end": [right.term_end, new_end], "version": new.version}, reason)
+    return new
+
+
+def _new_version(actor, right: Right, reason: str, **changes) -> Right:
+    cols = ("kind", "holder_household_code", "holder_person_id", "holder_name",
+            "contract_code", "obtained_by", "fbfbm", "term_start", "term_end", "contract_area")
+    values = {c: getattr(right, c) for c in cols}
+    values.update(changes)
+    at = db.session.execute(text("SELECT clock_timestamp()")).scalar()
+    db.session.execute(text("UPDATE land_right SET end_lifespan = :at WHERE id = :i"),
+                       {"i": right.id, "at": at})
+    new = Right(uid=right.uid, version=right.version + 1, change_reason=reason,
+                changed_by=_who(actor), begin_lifespan=at, **values)
+    db.session.add(new)
+    db.session.flush()
+    for rp in right.parcels:
+        db.session.add(RightParcel(right_id=new.id, parcel_uid=rp.parcel_uid,
+                                   parcel_code=rp.parcel_code, contract_area=rp.contract_area))
+    db.session.flush()
+    db.session.refresh(right)
+    return new
+
+
+def end_right(actor, right: Right, ground: str, ended_on: dt.date, evidence: str | None = None,
+              compensation: Decimal | None = None, reason: str | None = None) -> Right:
+    """End a right on a lawful ground; anything else is refused, recorded, and cites the law."""
+    ground = (ground or "").strip()
+    refused = None
+    if ground in FORBIDDEN_GROUNDS:
+        refused = DomainError(FORBIDDEN, ground=FORBIDDEN_GROUNDS[ground])
+    elif ground not in LAWFUL_END_GROUNDS:
+        refused = DomainError(UNKNOWN_GROUND, ground=ground)
+    if refused is not None:
+        audit.record(actor, "right.end.refused", "land_right", right.uid,
+                     {"ground": ground, "rule": refused.code}, reason)
+        db.session.commit()
+        raise refused
+    if right.status != "current" or right.end_lifespan is not None:
+        raise DomainError(NOT_CURRENT)
+    needs = {
+        "voluntary_withdrawal": (evidence, _l("the reference of the withdrawal that took effect")),
+        "court_judgment": (evidence, _l("the court and case number")),
+        "mutation": (evidence, _l("the mutation and its successor parcels")),
+        "expropriation": (compensation, _l("the compensation recorded (amount)")),
+    }
+    if ground in needs and not needs[ground][0]:
+        raise DomainError(GROUND_EVIDENCE, ground=GROUND_LABELS[ground], what=needs[ground][1])
+    if ground == "expiry" and right.term_end and ended_on < right.term_end:
+        raise DomainError(NOT_EXPIRED, term_end=right.term_end)
+    if ground == "holder_extinct":
+        ended = db.session.scalar(select(Household.ended_on).where(
+            Household.cbfbm == right.holder_household_code))
+        if ended is None:
+            raise DomainError(GROUND_EVIDENCE, ground=GROUND_LABELS[ground],
+                              what=_l("the household's end recorded in the register"))
+    note = evidence or ""
+    if compensation:
+        note = f"{note}; compensation {compensation}".strip("; ")
+    db.session.execute(text("""UPDATE land_right SET status = 'ended', end_ground = :g,
+                               ended_on = :d, end_evidence = :e WHERE id = :i"""),
+                       {"g": ground, "d": ended_on, "e": note, "i": right.id})
+    db.session.refresh(right)
+    audit.record(actor, "right.end", "land_right", right.uid,
+                 {"ground": ground, "ended_on": ended_on, "evidence": note}, reason)
+    return right
+
+
+def current_rights(household_code: str) -> list[Right]:
+    return list(db.session.scalars(select(Right).where(
+        Right.holder_household_code == household_code, Right.status == "current",
+        Right.end_lifespan.is_(None)).order_by(Right.kind, Right.id)))
+
+
+def register_from_batch(actor, batch_id: int) -> dict:
+    """Rights from a registered survey delivery: a land-contract right per CBHT contract over
+    its CBDKXX parcels, a homestead right per homestead parcel with a household."""
+    made = {"land_contract": 0, "homestead": 0, "refused": []}
+    contracts = db.session.execute(text("""
+        SELECT attrs FROM import_record WHERE batch_id = :b AND tbl = 'CBHT'
+          AND status = 'registered' ORDER BY id"""), {"b": batch_id}).scalars().all()
+    for c in contracts:
+        code, hh = c["CBHTBM"], c["CBFBM"]
+        if db.session.scalar(select(Right.id).where(Right.contract_code == code,
+                                                    Right.end_lifespan.is_(None))):
+            continue
+        rows = db.session.execute(text("""
+            SELECT DISTINCT ON (r.attrs->>'DKBM') r.attrs->>'DKBM' AS dkbm,
+                   (r.attrs->>'HTMJ')::numeric AS htmj
+            FROM import_record r WHERE r.batch_id = :b AND r.tbl = 'CBDKXX'
+              AND r.status IN ('registered', 'valid') AND r.attrs->>'CBFBM' = :h
+            ORDER BY r.attrs->>'DKBM', r.id DESC"""), {"b": batch_id, "h": hh}).all()
+        parcels = [(p, r.htmj) for r in rows if (p := _current_parcel(r.dkbm)) is not None]
+        try:
+            with db.session.begin_nested():
+                register_land_contract(actor, hh, code, parcels,
+                                       dt.date.fromisoformat(c["CBQXQ"]),
+                                       dt.date.fromisoformat(c["CBQXZ"]), c.get("CBFS") or "110",
+                                       reason=f"survey import {batch_id}")
+            made["land_contract"] += 1
+        except DomainError as e:
+            made["refused"].append((code, e.code))
+    homesteads = db.session.scalars(select(Parcel).where(
+        Parcel.import_batch_id == batch_id, Parcel.kind == "homestead",
+        Parcel.end_lifespan.is_(None), Parcel.household_code.is_not(None))).all()
+    for p in homesteads:
+        try:
+            with db.session.begin_nested():
+                register_homestead(actor, p.household_code, p, reason=f"survey import {batch_id}")
+            made["homestead"] += 1
+        except DomainError as e:
+            made["refused"].append((p.code, e.code))
+    return made

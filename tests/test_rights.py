@@ -1,0 +1,174 @@
+"""Rights: registration, the second-round extension, ending only on lawful grounds (operation
+and database), one household one homestead, the area cap, basic farmland."""
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+import shapely
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+
+from app.audit.models import AuditLog
+from app.errors import DomainError
+from app.parcels import operations as parcel_ops
+from app.parcels.models import Parcel
+from app.people.models import Household
+from app.rights import operations as ops
+from app.rights.models import LAWFUL_END_GROUNDS, Right
+
+
+def _household_with_land(dbs):
+    hh = dbs.scalars(select(Household).order_by(Household.id)).first()
+    fields = dbs.scalars(select(Parcel).where(Parcel.household_code == hh.cbfbm,
+                                              Parcel.kind == "contract",
+                                              Parcel.end_lifespan.is_(None))).all()
+    home = dbs.scalars(select(Parcel).where(Parcel.household_code == hh.cbfbm,
+                                            Parcel.kind == "homestead")).first()
+    return hh, fields, home
+
+
+def _contract(dbs, hh, fields, end=dt.date(2028, 12, 31)):
+    return ops.register_land_contract("bureau", hh.cbfbm, hh.cbfbm + "J",
+                                      [(p, p.scmj) for p in fields], dt.date(1999, 1, 1), end,
+                                      reason="确权登记")
+
+
+def test_register_and_extend_a_contract_keeps_history(dbs):
+    hh, fields, _ = _household_with_land(dbs)
+    assert fields
+    r = _contract(dbs, hh, fields)
+    assert r.kind == "land_contract" and {p.parcel_code for p in r.parcels} == \
+        {p.code for p in fields}
+    with pytest.raises(DomainError) as e:
+        ops.register_land_contract("bureau", hh.cbfbm, hh.cbfbm + "X", [], dt.date(1999, 1, 1),
+                                   dt.date(2028, 12, 31))
+    assert e.value.code == "right.contract.code"
+    new = ops.extend_contract("bureau", r, 30, "第二轮土地承包到期后再延长三十年")
+    assert new.term_end == dt.date(2058, 12, 31) and new.uid == r.uid and new.version == 2
+    dbs.refresh(r)
+    assert r.end_lifespan is not None and r.term_end == dt.date(2028, 12, 31)
+    assert len(new.parcels) == len(fields)
+
+
+@pytest.mark.parametrize("ground", LAWFUL_END_GROUNDS)
+def test_a_right_ends_on_each_lawful_ground(dbs, ground):
+    hh, fields, _ = _household_with_land(dbs)
+    r = _contract(dbs, hh, fields, end=dt.date(2020, 12, 31))
+    kwargs = {"evidence": "（2026）晋0404民初123号"}
+    if ground == "expropriation":
+        kwargs = {"evidence": "征收决定", "compensation": Decimal("123456.00")}
+    if ground == "holder_extinct":
+        dbs.execute(text("UPDATE household SET ended_on = '2025-01-01' WHERE id = :i"),
+                    {"i": hh.id})
+    ops.end_right("bureau", r, ground, dt.date(2026, 1, 1), reason="测试", **kwargs)
+    assert r.status == "ended" and r.end_ground == ground
+    assert dbs.scalar(select(Right).where(Right.id == r.id)) is not None  # never deleted
+
+
+def test_grounds_need_their_evidence(dbs):
+    hh, fields, _ = _household_with_land(dbs)
+    r = _contract(dbs, hh, fields)
+    with pytest.raises(DomainError) as e:
+        ops.end_right("bureau", r, "expropriation", dt.date(2026, 1, 1))
+    assert e.value.code == "right.end.evidence"
+    with pytest.raises(DomainError) as e:
+        ops.end_right("bureau", r, "expiry", dt.date(2026, 1, 1))  # runs until 2028
+    assert e.value.code == "right.end.not_expired"
+    with pytest.raises(DomainError) as e:
+        ops.end_right("bureau", r, "holder_extinct", dt.date(2026, 1, 1))
+    assert e.value.code == "right.end.evidence"
+
+
+@pytest.mark.parametrize("ground", ["settled_in_town", "hukou_moved", "married_out", "whatever"])
+def test_forbidden_and_unknown_grounds_are_refused_and_recorded(dbs, ground):
+    hh, fields, _ = _household_with_land(dbs)
+    r = _contract(dbs, hh, fields)
+    with pytest.raises(DomainError) as e:
+        ops.end_right("bureau", r, ground, dt.date(2026, 1, 1), reason="x")
+    if ground == "whatever":
+        assert e.value.code == "right.end.unknown_ground"
+    else:
+        assert e.value.code == "right.end.forbidden_ground"
+        assert "art 27" in e.value.source("en") and "乡村振兴促进法" in e.value.source("zh")
+    dbs.refresh(r)
+    assert r.status == "current"
+    assert dbs.scalars(select(AuditLog).where(AuditLog.action == "right.end.refused",
+                                              AuditLog.object_id == str(r.uid))).all()
+
+
+def test_database_refuses_settled_in_town_and_rewriting_history(dbs):
+    hh, fields, _ = _household_with_land(dbs)
+    r = _contract(dbs, hh, fields)
+    with pytest.raises(DBAPIError, match="settling in town is never a ground"):
+        with dbs.begin_nested():
+            dbs.execute(text("UPDATE land_right SET status = 'ended', end_ground = "
+                             "'settled_in_town', ended_on = current_date WHERE id = :i"),
+                        {"i": r.id})
+    with pytest.raises(DBAPIError, match="never deleted"):
+        with dbs.begin_nested():
+            dbs.execute(text("DELETE FROM land_right WHERE id = :i"), {"i": r.id})
+    with pytest.raises(DBAPIError, match="new version"):
+        with dbs.begin_nested():
+            dbs.execute(text("UPDATE land_right SET term_end = '2099-12-31' WHERE id = :i"),
+                        {"i": r.id})
+
+
+def test_one_household_one_homestead_in_operation_and_database(dbs):
+    hh, _, home = _household_with_land(dbs)
+    r = ops.register_homestead("bureau", hh.cbfbm, home, "确权")
+    assert r.kind == "homestead"
+    other = dbs.scalars(select(Parcel).where(Parcel.kind == "homestead",
+                                             Parcel.id != home.id)).first()
+    with pytest.raises(DomainError) as e:
+        ops.register_homestead("bureau", hh.cbfbm, other)
+    assert e.value.code == "right.homestead.second" and home.code in e.value.message("en")
+    with pytest.raises(DBAPIError, match="uq_land_right_one_homestead"):
+        with dbs.begin_nested():
+            dbs.execute(text("INSERT INTO land_right (kind, holder_household_code) "
+                             "VALUES ('homestead', :h)"), {"h": hh.cbfbm})
+    # Once the first has ended (a lawful ground), a second may be registered.
+    ops.end_right("bureau", r, "voluntary_withdrawal", dt.date(2026, 1, 1), evidence="退出协议 7")
+    assert ops.register_homestead("bureau", hh.cbfbm, other).status == "current"
+
+
+def test_homestead_area_cap_per_county(dbs):
+    hh, _, home = _household_with_land(dbs)
+    dbs.execute(text("INSERT INTO registry_setting (key, value, note) VALUES "
+                     "('homestead_cap_m2:140404', :v, 'test cap')"), {"v": str(float(home.scmj) - 1)})
+    with pytest.raises(DomainError) as e:
+        ops.register_homestead("bureau", hh.cbfbm, home)
+    assert e.value.code == "right.homestead.area_cap" and "140404" in e.value.message("en")
+
+
+def test_no_homestead_on_basic_farmland(dbs):
+    hh, fields, _ = _household_with_land(dbs)
+    farm = next(p for p in dbs.scalars(select(Parcel).where(
+        Parcel.kind == "contract", Parcel.sfjbnt == "1", Parcel.end_lifespan.is_(None))))
+    g = shapely.from_wkt(dbs.execute(text("SELECT ST_AsText(ST_Transform(geom, survey_srid)) "
+                                          "FROM parcel WHERE id = :i"), {"i": farm.id}).scalar())
+    house = g.centroid.buffer(6, cap_style="square")
+    # A homestead drawn on the farmland (the register's overlap tolerance raised for the test).
+    dbs.execute(text("UPDATE registry_setting SET value = '100000' "
+                     "WHERE key = 'overlap_tolerance_m2'"))
+    code = farm.code[:12] + "JC99999F00010001"
+    home = parcel_ops.register("bureau", "homestead", code, farm.collective_id, house.wkt,
+                               farm.survey_srid, "测试")
+    dbs.execute(text("UPDATE registry_setting SET value = '1.0' "
+                     "WHERE key = 'overlap_tolerance_m2'"))
+    with pytest.raises(DomainError) as e:
+        ops.register_homestead("bureau", hh.cbfbm, home)
+    assert e.value.code == "right.homestead.basic_farmland" and farm.code in e.value.message("en")
+
+
+def test_rights_from_the_sample_delivery(dbs):
+    from app.imports import operations as imports
+    from tests.test_import_sample import SAMPLE
+
+    batch = imports.run("bureau", SAMPLE)
+    imports.accept("bureau", batch, valid_part=True)
+    made = ops.register_from_batch("bureau", batch.id)
+    assert made["land_contract"] == 835
+    # 678 homesteads carry a household; one of household 0001's two waits in quarantine.
+    assert made["homestead"] == 677 and made["refused"] == []
+    r = dbs.scalar(select(Right).where(Right.contract_code == "140404101201010001J"))
+    assert r.term_end == dt.date(2058, 12, 31) and len(r.parcels) == 5
