@@ -172,3 +172,34 @@ def test_rights_from_the_sample_delivery(dbs):
     assert made["homestead"] == 677 and made["refused"] == []
     r = dbs.scalar(select(Right).where(Right.contract_code == "140404101201010001J"))
     assert r.term_end == dt.date(2058, 12, 31) and len(r.parcels) == 5
+
+
+def test_rights_follow_a_split_to_the_successor_parcels(dbs):
+    hh, fields, _ = _household_with_land(dbs)
+    r = _contract(dbs, hh, fields)
+    p = fields[0]
+    g = shapely.from_wkt(dbs.execute(text("SELECT ST_AsText(ST_Transform(geom, survey_srid)) "
+                                          "FROM parcel WHERE id = :i"), {"i": p.id}).scalar())
+    minx, miny, maxx, maxy = g.bounds
+    cut = (minx + maxx) / 2
+    parts = [(p.code[:14] + "91001", g.intersection(shapely.box(minx - 1, miny - 1, cut,
+                                                                 maxy + 1)).wkt),
+             (p.code[:14] + "91002", g.intersection(shapely.box(cut, miny - 1, maxx + 1,
+                                                                 maxy + 1)).wkt)]
+    kids = parcel_ops.split("bureau", p, parts, "分割")
+    dbs.refresh(r)
+    assert r.end_lifespan is not None  # the old version is superseded, not ended
+    now = dbs.scalar(select(Right).where(Right.uid == r.uid, Right.end_lifespan.is_(None)))
+    codes = {rp.parcel_code for rp in now.parcels}
+    assert {k.code for k in kids} <= codes and p.code not in codes
+    assert now.status == "current" and now.version == 2
+    moved = sum(float(rp.contract_area) for rp in now.parcels if rp.parcel_code in
+                {k.code for k in kids})
+    assert abs(moved - float(p.scmj)) < 0.05
+
+
+def test_parcel_page_lists_its_rights(dbs, login_as):
+    hh, fields, _ = _household_with_land(dbs)
+    _contract(dbs, hh, fields)
+    page = login_as("bureau").get(f"/parcels/{fields[0].id}").get_data(as_text=True)
+    assert 'id="rights"' in page and hh.cbfbm + "J" in page and "土地承包经营权" in page

@@ -249,6 +249,9 @@ def split(actor, parcel: Parcel, parts: list[tuple[str, str]], reason: str) -> l
         db.session.add(Lineage(parent_id=parcel.id, child_id=child.id, mutation_id=m.id))
         children.append(child)
     db.session.flush()
+    from app.rights import operations as rights
+
+    rights.carry_to_successors(actor, [parcel], children, reason)
     audit.record(actor, "parcel.split", "parcel", parcel.code,
                  {"into": [c.code for c in children], "scmj": [parcel.scmj,
                                                                [c.scmj for c in children]]},
@@ -277,6 +280,9 @@ def merge(actor, parcels: list[Parcel], code: str, reason: str) -> Parcel:
     for p in parcels:
         db.session.add(Lineage(parent_id=p.id, child_id=child.id, mutation_id=m.id))
     db.session.flush()
+    from app.rights import operations as rights
+
+    rights.carry_to_successors(actor, parcels, [child], reason)
     audit.record(actor, "parcel.merge", "parcel", code,
                  {"from": [p.code for p in parcels], "scmj": [[p.scmj for p in parcels],
                                                               child.scmj]}, reason)

@@ -116,7 +116,10 @@ def detail(parcel_id: int):
                  neighbour_labels=[n.code[-5:] for n in neigh])
     holder = (db.session.scalar(select(Household).where(Household.cbfbm == p.household_code))
               if p.household_code else None)
+    from app.rights import operations as rights
+
     return render_template("parcels/detail.html", p=p, svg=svg, neighbours=neigh,
+                           rights=rights.on_parcel(p.uid), ground_labels=rights.GROUND_LABELS,
                            versions=ops.history(p), lineage=ops.lineage(p), sides=ops.sides(p)
                            if p.end_lifespan is None else None, holder=holder)
 

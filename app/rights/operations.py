@@ -193,7 +193,8 @@ def extend_contract(actor, right: Right, years: int = 30, reason: str | None = N
     return new
 
 
-def _new_version(actor, right: Right, reason: str, **changes) -> Right:
+def _new_version(actor, right: Right, reason: str, parcels_override: bool = False,
+                 **changes) -> Right:
     cols = ("kind", "holder_household_code", "holder_person_id", "holder_name",
             "contract_code", "obtained_by", "fbfbm", "term_start", "term_end", "contract_area")
     values = {c: getattr(right, c) for c in cols}
@@ -205,9 +206,10 @@ def _new_version(actor, right: Right, reason: str, **changes) -> Right:
                 changed_by=_who(actor), begin_lifespan=at, **values)
     db.session.add(new)
     db.session.flush()
-    for rp in right.parcels:
-        db.session.add(RightParcel(right_id=new.id, parcel_uid=rp.parcel_uid,
-                                   parcel_code=rp.parcel_code, contract_area=rp.contract_area))
+    if not parcels_override:  # the caller lays out the new version's parcels
+        for rp in right.parcels:
+            db.session.add(RightParcel(right_id=new.id, parcel_uid=rp.parcel_uid,
+                                       parcel_code=rp.parcel_code, contract_area=rp.contract_area))
     db.session.flush()
     db.session.refresh(right)
     return new
@@ -302,3 +304,42 @@ def register_from_batch(actor, batch_id: int) -> dict:
         except DomainError as e:
             made["refused"].append((p.code, e.code))
     return made
+
+
+def carry_to_successors(actor, parents: list[Parcel], children: list[Parcel],
+                        reason: str) -> list[Right]:
+    """After a split or merge, every current right over a parent continues over the successor
+    parcels: a new version of the right covering the children instead of the parents."""
+    parent_uids = {p.uid for p in parents}
+    rights = db.session.scalars(select(Right).join(RightParcel).where(
+        RightParcel.parcel_uid.in_(parent_uids), Right.status == "current",
+        Right.end_lifespan.is_(None)).distinct()).all()
+    carried = []
+    for r in rights:
+        keep = [(rp.parcel_uid, rp.parcel_code, rp.contract_area) for rp in r.parcels
+                if rp.parcel_uid not in parent_uids]
+        total_parent = sum(float(p.scmj) for p in parents) or 1.0
+        moved_area = sum(float(rp.contract_area or 0) for rp in r.parcels
+                         if rp.parcel_uid in parent_uids)
+        new = _new_version(actor, r, reason, parcels_override=True)
+        for uid, code, area in keep:
+            db.session.add(RightParcel(right_id=new.id, parcel_uid=uid, parcel_code=code,
+                                       contract_area=area))
+        for c in children:  # the contract area follows the surveyed area
+            share = Decimal(str(round(moved_area * float(c.scmj) / total_parent, 2))) \
+                if moved_area else None
+            db.session.add(RightParcel(right_id=new.id, parcel_uid=c.uid, parcel_code=c.code,
+                                       contract_area=share))
+        db.session.flush()
+        audit.record(actor, "right.carry", "land_right", r.uid,
+                     {"from": [p.code for p in parents], "to": [c.code for c in children],
+                      "version": new.version}, reason)
+        carried.append(new)
+    return carried
+
+
+def on_parcel(parcel_uid: int) -> list[Right]:
+    """The rights over a spatial unit: current versions first, then ended ones."""
+    return list(db.session.scalars(select(Right).join(RightParcel).where(
+        RightParcel.parcel_uid == parcel_uid, Right.end_lifespan.is_(None))
+        .order_by(Right.status, Right.id)))
