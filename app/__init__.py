@@ -36,6 +36,7 @@ def register_models() -> None:
     # Import every feature's models so that metadata (and Alembic) sees all tables.
     from .audit import models as _a  # noqa: F401
     from .auth import models as _u  # noqa: F401
+    from .campaigns import models as _cm  # noqa: F401
     from .collectives import models as _c  # noqa: F401
     from .divisions import models as _d  # noqa: F401
     from .imports import models as _i  # noqa: F401

@@ -265,13 +265,16 @@ def current_rights(household_code: str) -> list[Right]:
         Right.end_lifespan.is_(None)).order_by(Right.kind, Right.id)))
 
 
-def register_from_batch(actor, batch_id: int) -> dict:
-    """Rights from a registered survey delivery: a land-contract right per CBHT contract over
-    its CBDKXX parcels, a homestead right per homestead parcel with a household."""
+def register_from_batch(actor, batch_id: int, fbfbm: str | None = None) -> dict:
+    """Rights from a registered survey delivery (optionally one villagers' group): a
+    land-contract right per CBHT contract over its CBDKXX parcels, a homestead right per
+    homestead parcel with a household."""
     made = {"land_contract": 0, "homestead": 0, "refused": []}
+    group = (fbfbm or "") + "%"
     contracts = db.session.execute(text("""
         SELECT attrs FROM import_record WHERE batch_id = :b AND tbl = 'CBHT'
-          AND status = 'registered' ORDER BY id"""), {"b": batch_id}).scalars().all()
+          AND status = 'registered' AND attrs->>'CBFBM' LIKE :g ORDER BY id"""),
+        {"b": batch_id, "g": group}).scalars().all()
     for c in contracts:
         code, hh = c["CBHTBM"], c["CBFBM"]
         if db.session.scalar(select(Right.id).where(Right.contract_code == code,
@@ -295,7 +298,7 @@ def register_from_batch(actor, batch_id: int) -> dict:
             made["refused"].append((code, e.code))
     homesteads = db.session.scalars(select(Parcel).where(
         Parcel.import_batch_id == batch_id, Parcel.kind == "homestead",
-        Parcel.end_lifespan.is_(None), Parcel.household_code.is_not(None))).all()
+        Parcel.end_lifespan.is_(None), Parcel.household_code.like(group))).all()
     for p in homesteads:
         try:
             with db.session.begin_nested():

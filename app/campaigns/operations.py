@@ -1,0 +1,151 @@
+"""Rights-confirmation campaigns (确权): public notice, objections, registration (登簿)."""
+from __future__ import annotations
+
+import datetime as dt
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+
+from app.audit import operations as audit
+from app.errors import DomainError, Rule
+from app.extensions import db
+from app.parcels.models import Parcel, RegistrySetting
+
+from .models import Campaign, Objection
+
+RULES = _l("农村土地承包经营权确权登记颁证 procedure: public notice, objections heard, then "
+           "registration (农业部 确权登记颁证工作规程)")
+NOT_DRAFT = Rule("campaign.state", _l("The campaign is %(status)s; this step is not possible "
+                                      "now."), RULES, 409)
+NOTICE_RUNNING = Rule("campaign.notice", _l("The public notice runs until %(end)s; the "
+                                            "campaign can register only after it."), RULES, 409)
+OPEN_OBJECTIONS = Rule("campaign.open_objection",
+                       _l("%(n)s objection(s) are still open; every objection must be upheld "
+                          "(with its correction) or dismissed (with reasons) before "
+                          "registration."), RULES, 409)
+OUTSIDE_NOTICE = Rule("campaign.not_in_notice",
+                      _l("Objections are lodged while the notice runs (%(start)s – %(end)s)."),
+                      RULES, 409)
+UNKNOWN_PARCEL = Rule("campaign.objection.parcel",
+                      _l("Parcel %(code)s is not in this campaign's villagers' group."), RULES)
+NEEDS_CORRECTION = Rule(
+    "campaign.objection.correction",
+    _l("An upheld objection needs its correction: a new version of parcel %(code)s recorded "
+       "after the objection was lodged."), RULES)
+NEEDS_REASONS = Rule("campaign.objection.reasons",
+                     _l("Dismissing an objection needs the reasons."), RULES)
+SUBJECTS = ("parcel", "boundary", "area", "holder")
+
+
+def _who(actor) -> str:
+    return getattr(actor, "username", actor or "system")
+
+
+def notice_days() -> int:
+    row = db.session.get(RegistrySetting, "notice_days")
+    return int(row.value) if row else 7
+
+
+def open_campaign(actor, fbfbm: str, import_batch_id: int | None = None,
+                  reason: str | None = None) -> Campaign:
+    c = Campaign(fbfbm=fbfbm, import_batch_id=import_batch_id, created_by=_who(actor))
+    db.session.add(c)
+    db.session.flush()
+    audit.record(actor, "campaign.open", "campaign", c.id, {"fbfbm": fbfbm,
+                                                            "batch": import_batch_id}, reason)
+    return c
+
+
+def publish_notice(actor, c: Campaign, start: dt.date | None = None,
+                   days: int | None = None) -> Campaign:
+    if c.status != "draft":
+        raise DomainError(NOT_DRAFT, status=c.status)
+    c.notice_start = start or dt.date.today()
+    c.notice_end = c.notice_start + dt.timedelta(days=days or notice_days())
+    c.status = "notice"
+    db.session.flush()
+    audit.record(actor, "campaign.notice", "campaign", c.id,
+                 {"from": c.notice_start, "to": c.notice_end})
+    return c
+
+
+def notice_list(c: Campaign):
+    """Households, parcels and areas of the group, for the printed and public notice."""
+    return db.session.execute(select(
+        Parcel.household_code, Parcel.code, Parcel.name, Parcel.kind, Parcel.scmj, Parcel.scmjm)
+        .where(Parcel.code.like(c.fbfbm + "%") | Parcel.household_code.like(c.fbfbm + "%"),
+               Parcel.end_lifespan.is_(None))
+        .order_by(Parcel.household_code, Parcel.code)).all()
+
+
+def lodge_objection(actor, c: Campaign, subject: str, text: str, lodged_by: str,
+                    parcel_code: str | None = None, today: dt.date | None = None) -> Objection:
+    today = today or dt.date.today()
+    if c.status != "notice" or not (c.notice_start <= today <= c.notice_end):
+        raise DomainError(OUTSIDE_NOTICE, start=c.notice_start or "—", end=c.notice_end or "—")
+    if subject not in SUBJECTS:
+        subject = "parcel"
+    if parcel_code and not db.session.scalar(select(Parcel.id).where(
+            Parcel.code == parcel_code, Parcel.end_lifespan.is_(None),
+            Parcel.code.like(c.fbfbm + "%") | Parcel.household_code.like(c.fbfbm + "%"))):
+        raise DomainError(UNKNOWN_PARCEL, code=parcel_code)
+    o = Objection(campaign_id=c.id, parcel_code=parcel_code, subject=subject, text=text,
+                  lodged_by=lodged_by)
+    db.session.add(o)
+    db.session.flush()
+    audit.record(actor, "campaign.objection", "campaign", c.id,
+                 {"objection": o.id, "parcel": parcel_code, "subject": subject}, text)
+    return o
+
+
+def uphold(actor, o: Objection, resolution: str) -> Objection:
+    """Uphold an objection: the correction must already be in the register as a new version
+    of the parcel (an amendment or mutation made after the objection was lodged)."""
+    if o.status != "open":
+        raise DomainError(NOT_DRAFT, status=o.status)
+    corrected = db.session.scalar(select(Parcel).where(
+        Parcel.code == o.parcel_code, Parcel.end_lifespan.is_(None),
+        Parcel.begin_lifespan > o.lodged_at)) if o.parcel_code else None
+    if corrected is None:
+        raise DomainError(NEEDS_CORRECTION, code=o.parcel_code or "—")
+    o.status, o.resolution, o.correction_parcel_id = "upheld", resolution, corrected.id
+    o.resolved_by, o.resolved_at = _who(actor), func.now()
+    db.session.flush()
+    audit.record(actor, "campaign.objection.upheld", "campaign", o.campaign_id,
+                 {"objection": o.id, "correction": corrected.id}, resolution)
+    return o
+
+
+def dismiss(actor, o: Objection, reasons: str) -> Objection:
+    if o.status != "open":
+        raise DomainError(NOT_DRAFT, status=o.status)
+    if not (reasons or "").strip():
+        raise DomainError(NEEDS_REASONS)
+    o.status, o.resolution = "dismissed", reasons.strip()
+    o.resolved_by, o.resolved_at = _who(actor), func.now()
+    db.session.flush()
+    audit.record(actor, "campaign.objection.dismissed", "campaign", o.campaign_id,
+                 {"objection": o.id}, reasons)
+    return o
+
+
+def register(actor, c: Campaign, today: dt.date | None = None) -> dict:
+    """登簿: once the notice has run and no objection is open, the group's rights are
+    registered; registrar and time are recorded."""
+    today = today or dt.date.today()
+    if c.status != "notice":
+        raise DomainError(NOT_DRAFT, status=c.status)
+    if today < c.notice_end:
+        raise DomainError(NOTICE_RUNNING, end=c.notice_end)
+    open_n = sum(1 for o in c.objections if o.status == "open")
+    if open_n:
+        raise DomainError(OPEN_OBJECTIONS, n=open_n)
+    from app.rights import operations as rights
+
+    made = rights.register_from_batch(actor, c.import_batch_id, fbfbm=c.fbfbm) \
+        if c.import_batch_id else {}
+    c.status, c.registrar, c.registered_at = "registered", _who(actor), func.now()
+    db.session.flush()
+    audit.record(actor, "campaign.register", "campaign", c.id,
+                 {k: v for k, v in made.items() if k != "refused"})
+    return made
