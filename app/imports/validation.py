@@ -296,7 +296,7 @@ def _register_overlaps(ctx):
                'overlaps registered parcel ' || x.other || ' by ' || round(x.area::numeric, 2)
                || ' m²', ST_Transform(ST_PointOnSurface(x.geom), 4490)
         FROM (SELECT f.batch_id, f.id, f.code, f.geom, p.code AS other,
-                     overlap_m2(f.geom_stored, p.geom, ST_SRID(f.geom)) AS area
+                     overlap_m2_ng(f.geom_stored, p.geom, ST_SRID(f.geom)) AS area
               FROM import_feature f
               JOIN parcel p ON p.end_lifespan IS NULL AND p.geom && f.geom_stored
               WHERE {_pending()} AND NOT (f.id = ANY(:bad))) x

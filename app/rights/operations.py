@@ -161,7 +161,7 @@ def register_homestead(actor, household_code: str, parcel: Parcel,
         raise DomainError(HOMESTEAD_CAP, parcel=parcel.code, area=parcel.scmj, cap=cap,
                           county=county)
     farmland = db.session.execute(text("""
-        SELECT b.code, overlap_m2(b.geom, h.geom, h.survey_srid) AS a
+        SELECT b.code, overlap_m2_ng(b.geom, h.geom, h.survey_srid) AS a
         FROM parcel h JOIN parcel b ON b.end_lifespan IS NULL AND b.kind = 'contract'
           AND b.sfjbnt = '1' AND b.geom && h.geom
         WHERE h.id = :i ORDER BY a DESC LIMIT 1"""), {"i": parcel.id}).first()
@@ -287,12 +287,10 @@ def register_from_batch(actor, batch_id: int, fbfbm: str | None = None) -> dict:
               AND r.status IN ('registered', 'valid') AND r.attrs->>'CBFBM' = :h
             ORDER BY r.attrs->>'DKBM', r.id DESC"""), {"b": batch_id, "h": hh}).all()
         parcels = [(p, r.htmj) for r in rows if (p := _current_parcel(r.dkbm)) is not None]
-        try:
-            with db.session.begin_nested():
-                register_land_contract(actor, hh, code, parcels,
-                                       dt.date.fromisoformat(c["CBQXQ"]),
-                                       dt.date.fromisoformat(c["CBQXZ"]), c.get("CBFS") or "110",
-                                       reason=f"survey import {batch_id}")
+        try:  # the checks refuse before anything is written: no savepoint needed
+            register_land_contract(actor, hh, code, parcels, dt.date.fromisoformat(c["CBQXQ"]),
+                                   dt.date.fromisoformat(c["CBQXZ"]), c.get("CBFS") or "110",
+                                   reason=f"survey import {batch_id}")
             made["land_contract"] += 1
         except DomainError as e:
             made["refused"].append((code, e.code))
@@ -301,8 +299,7 @@ def register_from_batch(actor, batch_id: int, fbfbm: str | None = None) -> dict:
         Parcel.end_lifespan.is_(None), Parcel.household_code.like(group))).all()
     for p in homesteads:
         try:
-            with db.session.begin_nested():
-                register_homestead(actor, p.household_code, p, reason=f"survey import {batch_id}")
+            register_homestead(actor, p.household_code, p, reason=f"survey import {batch_id}")
             made["homestead"] += 1
         except DomainError as e:
             made["refused"].append((p.code, e.code))
