@@ -89,11 +89,6 @@ def _who(actor) -> str:
     return getattr(actor, "username", actor or "system")
 
 
-def _current_parcel(code: str) -> Parcel | None:
-    return db.session.scalar(select(Parcel).where(Parcel.code == code,
-                                                  Parcel.end_lifespan.is_(None)))
-
-
 def _household(code: str) -> Household:
     hh = db.session.scalar(select(Household).where(Household.cbfbm == code))
     if hh is None:
@@ -112,13 +107,15 @@ def register_land_contract(actor, household_code: str, contract_code: str,
     for p, _ in parcels:
         if p.kind != "contract":
             raise DomainError(NOT_CONTRACT_LAND, parcel=p.code)
-        other = db.session.scalar(text("""
-            SELECT r.contract_code FROM land_right r JOIN land_right_parcel rp ON rp.right_id = r.id
-            WHERE rp.parcel_uid = :u AND r.kind = 'land_contract' AND r.status = 'current'
+    if parcels:  # one query for all the contract's parcels
+        taken = db.session.execute(text("""
+            SELECT rp.parcel_code, r.contract_code FROM land_right r
+            JOIN land_right_parcel rp ON rp.right_id = r.id
+            WHERE rp.parcel_uid = ANY(:u) AND r.kind = 'land_contract' AND r.status = 'current'
               AND r.end_lifespan IS NULL AND r.contract_code <> :c LIMIT 1"""),
-            {"u": p.uid, "c": contract_code})
-        if other:
-            raise DomainError(PARCEL_TAKEN, parcel=p.code, other=other)
+            {"u": [p.uid for p, _ in parcels], "c": contract_code}).first()
+        if taken:
+            raise DomainError(PARCEL_TAKEN, parcel=taken[0], other=taken[1])
     right = Right(kind="land_contract", holder_household_code=hh.cbfbm, holder_name=hh.name,
                   contract_code=contract_code, obtained_by=obtained_by, fbfbm=hh.cbfbm[:14],
                   term_start=term_start, term_end=term_end,
@@ -275,18 +272,25 @@ def register_from_batch(actor, batch_id: int, fbfbm: str | None = None) -> dict:
         SELECT attrs FROM import_record WHERE batch_id = :b AND tbl = 'CBHT'
           AND status = 'registered' AND attrs->>'CBFBM' LIKE :g ORDER BY id"""),
         {"b": batch_id, "g": group}).scalars().all()
+    # Everything the contracts need, read once: their CBDKXX rows and current parcels.
+    links: dict[str, dict[str, Decimal | None]] = {}
+    for hh_code, dkbm, htmj in db.session.execute(text("""
+            SELECT r.attrs->>'CBFBM', r.attrs->>'DKBM', (r.attrs->>'HTMJ')::numeric
+            FROM import_record r WHERE r.batch_id = :b AND r.tbl = 'CBDKXX'
+              AND r.status IN ('registered', 'valid') AND r.attrs->>'CBFBM' LIKE :g
+            ORDER BY r.id"""), {"b": batch_id, "g": group}):
+        links.setdefault(hh_code, {})[dkbm] = htmj
+    codes = sorted({d for per in links.values() for d in per})
+    current = {p.code: p for p in db.session.scalars(select(Parcel).where(
+        Parcel.code.in_(codes), Parcel.end_lifespan.is_(None)))} if codes else {}
+    done = set(db.session.scalars(select(Right.contract_code).where(
+        Right.kind == "land_contract", Right.end_lifespan.is_(None),
+        Right.contract_code.in_([c["CBHTBM"] for c in contracts]))))
     for c in contracts:
         code, hh = c["CBHTBM"], c["CBFBM"]
-        if db.session.scalar(select(Right.id).where(Right.contract_code == code,
-                                                    Right.end_lifespan.is_(None))):
+        if code in done:
             continue
-        rows = db.session.execute(text("""
-            SELECT DISTINCT ON (r.attrs->>'DKBM') r.attrs->>'DKBM' AS dkbm,
-                   (r.attrs->>'HTMJ')::numeric AS htmj
-            FROM import_record r WHERE r.batch_id = :b AND r.tbl = 'CBDKXX'
-              AND r.status IN ('registered', 'valid') AND r.attrs->>'CBFBM' = :h
-            ORDER BY r.attrs->>'DKBM', r.id DESC"""), {"b": batch_id, "h": hh}).all()
-        parcels = [(p, r.htmj) for r in rows if (p := _current_parcel(r.dkbm)) is not None]
+        parcels = [(current[d], a) for d, a in sorted(links.get(hh, {}).items()) if d in current]
         try:  # the checks refuse before anything is written: no savepoint needed
             register_land_contract(actor, hh, code, parcels, dt.date.fromisoformat(c["CBQXQ"]),
                                    dt.date.fromisoformat(c["CBQXZ"]), c.get("CBFS") or "110",
