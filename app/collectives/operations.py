@@ -10,6 +10,7 @@ from app.audit import operations as audit
 from app.divisions.models import Division
 from app.errors import DomainError, Rule
 from app.extensions import db
+from app.grounds import lawful_ground
 
 from .models import JOIN_BASES, LAWFUL_END_GROUNDS, Collective, Membership
 
@@ -130,18 +131,9 @@ def end_membership(actor, membership: Membership, ground: str, ended_on: dt.date
                    note: str | None = None, rights_kept_until: dt.date | None = None,
                    reason: str | None = None) -> Membership:
     """End a membership on a ground of art 17; every other ground is refused and recorded."""
-    ground = (ground or "").strip()
-    refused = None
-    if ground in FORBIDDEN_GROUNDS:
-        refused = DomainError(GROUND_FORBIDDEN, ground=FORBIDDEN_GROUNDS[ground])
-    elif ground not in LAWFUL_END_GROUNDS:
-        refused = DomainError(GROUND_UNKNOWN, ground=ground)
-    if refused is not None:
-        # The refusal itself is evidence (domain.md §9 rule 5): record it, then refuse.
-        audit.record(actor, "membership.end.refused", "membership", membership.id,
-                     {"ground": ground, "rule": refused.code}, reason)
-        db.session.commit()
-        raise refused
+    ground = lawful_ground(actor, ground, LAWFUL_END_GROUNDS, FORBIDDEN_GROUNDS, GROUND_FORBIDDEN,
+                           GROUND_UNKNOWN, "membership.end.refused", "membership", membership.id,
+                           reason)
     if membership.status != "active":
         raise DomainError(NOT_ACTIVE)
     if ended_on < membership.began_on:

@@ -12,6 +12,7 @@ from sqlalchemy import select, text
 from app.audit import operations as audit
 from app.errors import DomainError, Rule
 from app.extensions import db
+from app.grounds import lawful_ground
 from app.parcels.models import Parcel, RegistrySetting
 from app.people.models import Household
 
@@ -215,17 +216,8 @@ def _new_version(actor, right: Right, reason: str, parcels_override: bool = Fals
 def end_right(actor, right: Right, ground: str, ended_on: dt.date, evidence: str | None = None,
               compensation: Decimal | None = None, reason: str | None = None) -> Right:
     """End a right on a lawful ground; anything else is refused, recorded, and cites the law."""
-    ground = (ground or "").strip()
-    refused = None
-    if ground in FORBIDDEN_GROUNDS:
-        refused = DomainError(FORBIDDEN, ground=FORBIDDEN_GROUNDS[ground])
-    elif ground not in LAWFUL_END_GROUNDS:
-        refused = DomainError(UNKNOWN_GROUND, ground=ground)
-    if refused is not None:
-        audit.record(actor, "right.end.refused", "land_right", right.uid,
-                     {"ground": ground, "rule": refused.code}, reason)
-        db.session.commit()
-        raise refused
+    ground = lawful_ground(actor, ground, LAWFUL_END_GROUNDS, FORBIDDEN_GROUNDS, FORBIDDEN,
+                           UNKNOWN_GROUND, "right.end.refused", "land_right", right.uid, reason)
     if right.status != "current" or right.end_lifespan is not None:
         raise DomainError(NOT_CURRENT)
     needs = {
