@@ -27,13 +27,19 @@ def test_persons_are_masked_in_the_api(login_as, dbs):
         assert "****" in p["phone"]
 
 
-def test_domain_error_is_problem_json_with_rule_and_source(app, dbs):
+def _end_via_api(app, dbs, ground, reason):
+    """End the first active membership through the API with a bearer token."""
     token = auth_ops.issue_api_token(None, user("bureau"))
     m = dbs.scalars(select(Membership).where(Membership.status == "active")).first()
     r = app.test_client().post(
         f"/api/collectives/{m.collective_id}/members/{m.id}/end",
         headers={"Authorization": f"Bearer {token}"},
-        json={"ground": "settled_in_town", "ended_on": str(dt.date.today()), "reason": "x"})
+        json={"ground": ground, "ended_on": str(dt.date.today()), "reason": reason})
+    return m, r
+
+
+def test_domain_error_is_problem_json_with_rule_and_source(app, dbs):
+    m, r = _end_via_api(app, dbs, "settled_in_town", "x")
     assert r.status_code == 422 and r.mimetype == "application/problem+json"
     body = r.get_json()
     assert body["code"] == "membership.end.forbidden_ground"
@@ -43,10 +49,5 @@ def test_domain_error_is_problem_json_with_rule_and_source(app, dbs):
 
 
 def test_api_ends_a_membership_on_a_lawful_ground(app, dbs):
-    token = auth_ops.issue_api_token(None, user("bureau"))
-    m = dbs.scalars(select(Membership).where(Membership.status == "active")).first()
-    r = app.test_client().post(
-        f"/api/collectives/{m.collective_id}/members/{m.id}/end",
-        headers={"Authorization": f"Bearer {token}"},
-        json={"ground": "death", "ended_on": str(dt.date.today()), "reason": "死亡证明"})
+    _, r = _end_via_api(app, dbs, "death", "死亡证明")
     assert r.status_code == 200 and r.get_json()["end_ground"] == "death"
