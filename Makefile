@@ -10,7 +10,7 @@ FLASK := $(VENV)/bin/flask
 PORT ?= 5000
 HOST ?= 127.0.0.1
 APT_PACKAGES := postgresql postgresql-contrib postgresql-15-postgis-3 fonts-noto-cjk gdal-bin \
-  chromium poppler-utils libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 python3-venv redis-server
+  chromium poppler-utils zbar-tools libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 python3-venv redis-server
 
 PRIVATE_URL = $(shell scripts/pg.sh url sanquan)
 PRIVATE_TEST_URL = $(shell scripts/pg.sh url sanquan_test)
@@ -81,7 +81,7 @@ demo: migrate
 
 ## Regenerate the translation catalogues after changing strings.
 i18n-extract: venv
-	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o app/translations/messages.pot .
+	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k N_ -o app/translations/messages.pot .
 	$(VENV)/bin/pybabel update -i app/translations/messages.pot -d app/translations
 
 lint: venv

@@ -37,6 +37,7 @@ def register_models() -> None:
     from .audit import models as _a  # noqa: F401
     from .auth import models as _u  # noqa: F401
     from .campaigns import models as _cm  # noqa: F401
+    from .certificates import models as _ce  # noqa: F401
     from .collectives import models as _c  # noqa: F401
     from .divisions import models as _d  # noqa: F401
     from .imports import models as _i  # noqa: F401
@@ -47,6 +48,10 @@ def register_models() -> None:
 
 
 def select_locale() -> str:
+    from flask import has_request_context
+
+    if not has_request_context():  # jobs and commands: the register's language, Chinese
+        return "zh"
     lang = session.get("lang")
     if lang in ("zh", "en"):
         return lang
@@ -104,6 +109,7 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from .audit.views import bp as audit_bp
+    from .certificates.views import bp as certificates_bp
     from .auth.views import bp as auth_bp
     from .collectives.views import bp as collectives_bp
     from .imports.views import bp as imports_bp
@@ -114,7 +120,7 @@ def register_blueprints(app: Flask) -> None:
     from .rest import register_api
 
     for bp in (main_bp, auth_bp, people_bp, collectives_bp, audit_bp, parcels_bp, ogc_bp,
-               imports_bp):
+               imports_bp, certificates_bp):
         app.register_blueprint(bp)
     register_api(api)
 
@@ -141,11 +147,15 @@ def register_commands(app: Flask) -> None:
 
 
 def register_template_helpers(app: Flask) -> None:
-    from flask_babel import get_locale
+    from flask_babel import get_locale, gettext
 
+    from . import codes
     from .access import ROLE_LABELS, user_can
+
+    def code_label(table: str, code) -> str:
+        return codes.label(getattr(codes, table), code, gettext)
 
     @app.context_processor
     def helpers():
         return {"current_locale": str(get_locale()), "user_can": user_can,
-                "role_label": lambda r: str(ROLE_LABELS.get(r, r))}
+                "role_label": lambda r: str(ROLE_LABELS.get(r, r)), "code_label": code_label}

@@ -1,4 +1,4 @@
-"""SVG sketches of a parcel with its neighbours, a north arrow and a scale bar."""
+"""SVG sketches of parcels with their neighbours, a north arrow and a scale bar."""
 from __future__ import annotations
 
 import math
@@ -27,11 +27,14 @@ def _path(geom, tx) -> str:
     return " ".join(parts)
 
 
-def sketch(parcel, neighbours=(), size: int = 420, label: str = "",
-           neighbour_labels=()) -> str:
-    """`parcel` and `neighbours` are shapely geometries in a projected CRS (metres)."""
+def plan(subjects, labels=(), neighbours=(), neighbour_labels=(), size: int = 420,
+         css_class: str = "parcel-sketch") -> str:
+    """Subject parcels (highlighted and labelled) among neighbours, in a projected CRS
+    (metres): the sketch on a parcel page and the map on a certificate."""
     margin = 30
-    focus = parcel.buffer(max(math.sqrt(parcel.area) * 0.6, 10))
+    union = shapely.union_all(list(subjects))
+    focus = union.buffer(max(math.sqrt(union.area) * 0.3, 10)) if len(subjects) > 1 \
+        else union.buffer(max(math.sqrt(union.area) * 0.6, 10))
     minx, miny, maxx, maxy = focus.bounds
     span = max(maxx - minx, maxy - miny) or 1
     scale = (size - 2 * margin) / span
@@ -41,7 +44,7 @@ def sketch(parcel, neighbours=(), size: int = 420, label: str = "",
 
     clip = shapely.box(minx, miny, maxx, maxy)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {size} {size}" '
-           f'width="{size}" height="{size}" class="parcel-sketch" role="img">',
+           f'width="{size}" height="{size}" class="{css_class}" role="img">',
            f'<rect width="{size}" height="{size}" fill="#fbfaf5" stroke="#ccc"/>']
     for i, n in enumerate(neighbours):
         g = n.intersection(clip)
@@ -54,13 +57,14 @@ def sketch(parcel, neighbours=(), size: int = 420, label: str = "",
             x, y = tx(c.x, c.y)
             out.append(f'<text x="{x:.1f}" y="{y:.1f}" font-size="9" fill="#555" '
                        f'text-anchor="middle">{escape(neighbour_labels[i])}</text>')
-    out.append(f'<path d="{_path(parcel, tx)}" fill="#f6c945" fill-opacity="0.75" '
-               f'stroke="#b3540e" stroke-width="2" class="subject"/>')
-    if label:
-        c = parcel.representative_point()
-        x, y = tx(c.x, c.y)
-        out.append(f'<text x="{x:.1f}" y="{y:.1f}" font-size="11" font-weight="bold" '
-                   f'text-anchor="middle">{escape(label)}</text>')
+    for i, s in enumerate(subjects):
+        out.append(f'<path d="{_path(s, tx)}" fill="#f6c945" fill-opacity="0.75" '
+                   f'stroke="#b3540e" stroke-width="2" class="subject"/>')
+        if i < len(labels) and labels[i]:
+            c = s.representative_point()
+            x, y = tx(c.x, c.y)
+            out.append(f'<text x="{x:.1f}" y="{y:.1f}" font-size="11" font-weight="bold" '
+                       f'text-anchor="middle">{escape(labels[i])}</text>')
     # North arrow
     out.append(f'<g class="north"><path d="M{size - 24},40 L{size - 18},22 L{size - 12},40 Z" '
                f'fill="#333"/><text x="{size - 18}" y="18" font-size="11" '
@@ -74,3 +78,9 @@ def sketch(parcel, neighbours=(), size: int = 420, label: str = "",
                f'y="{y0 + 4}" font-size="10">{bar:g} m</text></g>')
     out.append("</svg>")
     return "".join(out)
+
+
+def sketch(parcel, neighbours=(), size: int = 420, label: str = "",
+           neighbour_labels=()) -> str:
+    """One parcel among its neighbours (the parcel page)."""
+    return plan([parcel], [label], neighbours, neighbour_labels, size)

@@ -18,6 +18,7 @@ from .models import Job
 # kind -> "module:function"; the function takes (job, progress) and returns a JSON-able result.
 REGISTRY = {
     "import": "app.imports.jobs:run_import",
+    "certificates": "app.certificates.operations:run_batch",
 }
 _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sanquan-job")
 _engines: dict[str, object] = {}

@@ -76,3 +76,12 @@ def mask_phone(phone: str | None) -> str:
         return ""
     p = phone.strip()
     return p[:3] + "****" + p[-4:] if len(p) >= 11 else "*" * len(p)
+
+
+def mask_name(name: str | None) -> str:
+    """谭* / 欧阳** — the family name kept, the given name hidden (public pages)."""
+    if not name:
+        return ""
+    n = name.strip()
+    keep = 2 if len(n) >= 4 else 1
+    return n[:keep] + "*" * (len(n) - keep)

@@ -245,6 +245,9 @@ def end_right(actor, right: Right, ground: str, ended_on: dt.date, evidence: str
     db.session.refresh(right)
     audit.record(actor, "right.end", "land_right", right.uid,
                  {"ground": ground, "ended_on": ended_on, "evidence": note}, reason)
+    from app.certificates import operations as certificates  # its certificate no longer stands
+
+    certificates.cancel_for_right(actor, right.uid, f"{GROUND_LABELS[ground]}: {note}".rstrip(": "))
     return right
 
 

@@ -1,0 +1,319 @@
+"""Certificates (颁证): the land-contract right certificate and the homestead right entry.
+
+A certificate freezes what it certifies (holder, co-holders with masked ID numbers, parcels,
+term, authority) at issue; its PDF is rendered from that snapshot.  Reissue (补发) and
+replacement (换发) supersede it with a new edition, cancellation (注销) ends it; each step needs
+its reason and is audited, and the database refuses anything else (migration 0008)."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import secrets
+import zipfile
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from shapely import from_wkb
+from sqlalchemy import select, text
+
+from app import codes
+from app.audit import operations as audit
+from app.errors import DomainError, Rule
+from app.extensions import db
+from app.people.idnumber import mask
+from app.people.models import Household
+from app.rights.models import Right
+from gis.svg import plan
+
+from . import render
+from .models import Certificate
+
+LAW = _l("农村土地承包法 (Rural Land Contracting Law) art 24; 不动产登记暂行条例实施细则 "
+         "(Implementing Rules of the Interim Regulations on Real Property Registration) arts "
+         "20–23")
+NOT_CURRENT = Rule("certificate.right_not_current",
+                   _l("Only a current registered right is certified; this right has ended or "
+                      "been superseded."), LAW, 409)
+ALREADY = Rule("certificate.already_issued",
+               _l("Certificate %(number)s is already valid for this right; a further copy is a "
+                  "reissue (补发) or a replacement (换发)."), LAW, 409)
+NOT_VALID = Rule("certificate.not_valid",
+                 _l("Certificate %(number)s is %(status)s; only a valid certificate can be "
+                    "reissued, replaced or cancelled."), LAW, 409)
+NEEDS_REASON = Rule("certificate.reason", _l("A reissue, replacement or cancellation needs its "
+                                             "reason."), LAW)
+NO_PARCELS = Rule("certificate.no_parcels",
+                  _l("The right covers no current parcel; there is nothing to certify."), LAW)
+NOT_REGISTERED = Rule("certificate.campaign_not_registered",
+                      _l("Certificates are issued after registration (登簿); campaign %(id)s is "
+                         "%(status)s."), LAW, 409)
+NOT_CERTIFIABLE = Rule("certificate.kind",
+                       _l("A %(kind)s is not certified by this register."), LAW)
+
+
+def _who(actor) -> str:
+    return getattr(actor, "username", actor or "system")
+
+
+def base_url() -> str:
+    return current_app.config.get("PUBLIC_BASE_URL") or "http://127.0.0.1:5000"
+
+
+def verify_url(token: str, base: str | None = None) -> str:
+    return f"{(base or base_url()).rstrip('/')}/verify/{token}"
+
+
+def authority(county: str, kind: str) -> str:
+    """The issuing authority: the county-level government for contract land (农村土地承包法
+    art 24); the county's real property registration office for homesteads."""
+    rows = dict(db.session.execute(text(
+        "SELECT code, name FROM division WHERE code IN (:county, :city)"),
+        {"county": county, "city": county[:4] + "00"}).all())
+    place = rows.get(county[:4] + "00", "") + rows.get(county, county)
+    return place + ("人民政府" if kind == "land_contract" else "不动产登记中心")
+
+
+def _number(right: Right, county: str, year: int) -> str:
+    if right.kind == "land_contract":
+        return right.contract_code  # NY/T 2539: CBFBM + "J"
+    seq = db.session.execute(text("SELECT nextval('certificate_homestead_seq')")).scalar()
+    name = db.session.scalar(text("SELECT name FROM division WHERE code = :c"), {"c": county})
+    return f"{codes.PROVINCE_ABBR.get(county[:2], '')}({year}){name or county}不动产权第{seq:07d}号"
+
+
+def build_content(right: Right, number: str, edition: int, issue_kind: str, token: str,
+                  base: str | None, today: dt.date) -> dict:
+    """What the certificate certifies, frozen at issue."""
+    hh = db.session.scalar(select(Household).where(Household.cbfbm == right.holder_household_code)) \
+        if right.holder_household_code else None
+    head = hh.head if hh else None
+    coholders = [{"name": m.person.name, "relation": m.relation,
+                  "id_masked": mask(m.person.id_number)}
+                 for m in (hh.current_members if hh else []) if m.is_coholder]
+    rows = db.session.execute(text("""
+        SELECT p.code, p.name, p.scmj, p.scmjm, p.dklb, p.east, p.south, p.west, p.north,
+               ST_AsBinary(ST_Transform(p.geom, p.survey_srid)) AS wkb, rp.contract_area
+        FROM land_right_parcel rp JOIN parcel p ON p.uid = rp.parcel_uid AND p.end_lifespan IS NULL
+        WHERE rp.right_id = :r ORDER BY p.code"""), {"r": right.id}).all()
+    if not rows:
+        raise DomainError(NO_PARCELS)
+    issuing_party = db.session.scalar(text("SELECT name FROM collective WHERE fbfbm = :f"),
+                                      {"f": right.fbfbm}) or right.fbfbm
+    svg = plan([from_wkb(r.wkb) for r in rows], [r.code[-5:] if len(r.code) == 19 else
+                                                r.code[12:19] for r in rows], size=440,
+               css_class="certificate-map")
+    return {
+        "kind": right.kind, "number": number, "edition": edition, "issue_kind": issue_kind,
+        "right_uid": right.uid, "right_version": right.version,
+        "holder": {"name": right.holder_name or (hh.name if hh else ""),
+                   "id_masked": mask(head.id_number) if head else "",
+                   "household_code": right.holder_household_code or "",
+                   "address": hh.address if hh else ""},
+        "issuing_party": issuing_party, "contract_code": right.contract_code,
+        "term_start": right.term_start.isoformat() if right.term_start else None,
+        "term_end": right.term_end.isoformat() if right.term_end else None,
+        "coholders": coholders,
+        "parcels": [{"code": r.code, "name": r.name, "area_m2": str(r.scmj),
+                     "area_mu": str(r.scmjm), "dklb": r.dklb, "east": r.east,
+                     "south": r.south, "west": r.west, "north": r.north,
+                     "contract_area": str(r.contract_area) if r.contract_area else None}
+                    for r in rows],
+        "total_mu": str(sum(r.scmjm for r in rows)),
+        "map_svg": svg,
+        "authority": authority(right.fbfbm[:6], right.kind),
+        "issued_on": today.isoformat(),
+        "verify_url": verify_url(token, base),
+    }
+
+
+def _digest(content: dict) -> str:
+    return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False)
+                          .encode()).hexdigest()
+
+
+def _make(actor, right: Right, issue_kind: str, number: str | None = None, edition: int = 1,
+          replaces: Certificate | None = None, reason: str | None = None,
+          campaign_id: int | None = None, base: str | None = None,
+          today: dt.date | None = None) -> Certificate:
+    if right.kind not in ("land_contract", "homestead"):
+        raise DomainError(NOT_CERTIFIABLE, kind=codes.RIGHT_KIND[right.kind])
+    if right.status != "current" or right.end_lifespan is not None:
+        raise DomainError(NOT_CURRENT)
+    today = today or dt.date.today()
+    token = secrets.token_urlsafe(18)
+    number = number or _number(right, right.fbfbm[:6], today.year)
+    content = build_content(right, number, edition, issue_kind, token, base, today)
+    cert = Certificate(kind=right.kind, number=number, edition=edition, issue_kind=issue_kind,
+                       right_uid=right.uid, right_id=right.id,
+                       household_code=right.holder_household_code, campaign_id=campaign_id,
+                       token=token, authority=content["authority"], issued_by=_who(actor),
+                       issue_reason=reason, replaces_id=replaces.id if replaces else None,
+                       content=content, content_sha256=_digest(content))
+    db.session.add(cert)
+    db.session.flush()
+    audit.record(actor, f"certificate.{issue_kind}", "certificate", cert.id,
+                 {"number": number, "edition": edition, "right": right.uid,
+                  "replaces": replaces.id if replaces else None}, reason)
+    return cert
+
+
+def valid_for(right_uid: int) -> Certificate | None:
+    return db.session.scalar(select(Certificate).where(Certificate.right_uid == right_uid,
+                                                       Certificate.status == "valid"))
+
+
+def _current_right(uid: int) -> Right | None:
+    return db.session.scalar(select(Right).where(Right.uid == uid, Right.end_lifespan.is_(None)))
+
+
+def issue(actor, right: Right, campaign_id: int | None = None, base: str | None = None,
+          reason: str | None = None, today: dt.date | None = None) -> Certificate:
+    """First issue for a registered right."""
+    existing = valid_for(right.uid)
+    if existing:
+        raise DomainError(ALREADY, number=existing.number)
+    return _make(actor, right, "first", campaign_id=campaign_id, base=base, reason=reason,
+                 today=today)
+
+
+def _end(actor, cert: Certificate, status: str, reason: str) -> None:
+    if cert.status != "valid":
+        raise DomainError(NOT_VALID, number=cert.number,
+                          status=codes.CERTIFICATE_STATUS[cert.status])
+    if not (reason or "").strip():
+        raise DomainError(NEEDS_REASON)
+    db.session.execute(text("""UPDATE certificate SET status = :s, ended_at = clock_timestamp(),
+                               ended_by = :b, end_reason = :r WHERE id = :i"""),
+                       {"s": status, "b": _who(actor), "r": reason.strip(), "i": cert.id})
+    db.session.refresh(cert)
+
+
+def _next_edition(actor, cert: Certificate, issue_kind: str, reason: str,
+                  base: str | None) -> Certificate:
+    right = _current_right(cert.right_uid)
+    if right is None or right.status != "current":
+        raise DomainError(NOT_CURRENT)
+    _end(actor, cert, "superseded", reason)
+    return _make(actor, right, issue_kind, number=cert.number, edition=cert.edition + 1,
+                 replaces=cert, reason=reason, campaign_id=cert.campaign_id, base=base)
+
+
+def reissue(actor, cert: Certificate, reason: str, base: str | None = None) -> Certificate:
+    """补发: the certificate was lost or destroyed; a new edition, the old one void."""
+    return _next_edition(actor, cert, "reissue", reason, base)
+
+
+def replace(actor, cert: Certificate, reason: str, base: str | None = None) -> Certificate:
+    """换发: damaged, or the registered right changed (extension, correction, mutation)."""
+    return _next_edition(actor, cert, "replacement", reason, base)
+
+
+def cancel(actor, cert: Certificate, reason: str) -> Certificate:
+    """注销: the certificate no longer stands (e.g. its right ended on a lawful ground)."""
+    _end(actor, cert, "cancelled", reason)
+    audit.record(actor, "certificate.cancel", "certificate", cert.id, {"number": cert.number},
+                 reason)
+    return cert
+
+
+def cancel_for_right(actor, right_uid: int, reason: str) -> Certificate | None:
+    cert = valid_for(right_uid)
+    return cancel(actor, cert, reason) if cert else None
+
+
+def out_of_date(cert: Certificate) -> bool:
+    """A valid certificate whose right has a newer version needs a replacement (换发)."""
+    current = _current_right(cert.right_uid)
+    return cert.status == "valid" and current is not None and current.id != cert.right_id
+
+
+def pdf(cert: Certificate, locale: str = "zh") -> bytes:
+    return render.render_pdf(cert.content, locale)
+
+
+def by_token(token: str) -> Certificate | None:
+    return db.session.scalar(select(Certificate).where(Certificate.token == token))
+
+
+def campaign_rights(campaign) -> list[Right]:
+    return list(db.session.scalars(select(Right).where(
+        Right.fbfbm == campaign.fbfbm, Right.kind.in_(("land_contract", "homestead")),
+        Right.status == "current", Right.end_lifespan.is_(None))
+        .order_by(Right.holder_household_code, Right.kind)))
+
+
+def issue_for_campaign(actor, campaign, base: str | None = None, progress=None) \
+        -> list[Certificate]:
+    """Every current right of a registered campaign's group without a valid certificate."""
+    if campaign.status != "registered":
+        raise DomainError(NOT_REGISTERED, id=campaign.id, status=campaign.status)
+    rights = campaign_rights(campaign)
+    have = set(db.session.scalars(select(Certificate.right_uid).where(
+        Certificate.right_uid.in_([r.uid for r in rights]), Certificate.status == "valid")))
+    made = []
+    todo = [r for r in rights if r.uid not in have]
+    for i, r in enumerate(todo, 1):
+        made.append(_make(actor, r, "first", campaign_id=campaign.id, base=base,
+                          reason=f"campaign {campaign.id}"))
+        if progress and (i % 25 == 0 or i == len(todo)):
+            progress(i, 2 * len(todo), "issued %d of %d" % (i, len(todo)))
+    return made
+
+
+def print_dir() -> Path:
+    d = Path(current_app.instance_path) / "prints"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def render_package(certs: list[Certificate], path: Path, progress=None, offset: int = 0,
+                   total: int | None = None) -> list[str]:
+    """Every certificate's PDF into one ZIP for printing, rendered in worker processes (one
+    per core).  Returns the digests, in order."""
+    total = total or len(certs)
+    digests = []
+    chunks = [certs[i:i + 10] for i in range(0, len(certs), 10)]
+    workers = max(1, min(os.cpu_count() or 1, len(chunks)))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        if workers == 1:
+            results = (render.render_many([c.content for c in ch]) for ch in chunks)
+        else:
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+            results = pool.map(render.render_many, [[c.content for c in ch] for ch in chunks])
+        done = 0
+        try:
+            for ch, out in zip(chunks, results):
+                for c, (data, digest) in zip(ch, out):
+                    name = f"{c.household_code or c.right_uid}-{c.kind}-{c.edition}.pdf"
+                    z.writestr(name, data)
+                    digests.append(digest)
+                done += len(ch)
+                if progress:
+                    progress(offset + done, total, "rendered %d of %d" % (done, len(certs)))
+        finally:
+            if workers > 1:
+                pool.shutdown()
+    return digests
+
+
+def run_batch(job, progress) -> dict:
+    """Job: issue a registered campaign's certificates, then render its print package."""
+    from app.campaigns.models import Campaign
+
+    campaign = db.session.get(Campaign, job.params["campaign"])
+    actor = job.params.get("actor") or "system"
+    made = issue_for_campaign(actor, campaign, job.params.get("base_url"), progress)
+    db.session.commit()  # the register first: the print package can always be made again
+    certs = made or list(db.session.scalars(select(Certificate).where(
+        Certificate.campaign_id == campaign.id, Certificate.status == "valid")
+        .order_by(Certificate.id)))
+    path = print_dir() / f"campaign-{campaign.id}-job-{job.id}.zip"
+    render_package(certs, path, progress, offset=len(made), total=len(made) + len(certs))
+    audit.record(actor, "certificate.batch", "campaign", campaign.id,
+                 {"issued": len(made), "rendered": len(certs), "package": path.name})
+    return {"issued": len(made), "rendered": len(certs), "package": path.name}

@@ -1,0 +1,63 @@
+"""Certificate PDFs (WeasyPrint, Noto CJK fonts), rendered from a frozen content snapshot.
+
+Pure: no Flask, no database — so a batch can render in worker processes.  The template is
+`templates/certificates/certificate.html`; its strings go through the gettext catalogue."""
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = ROOT / "templates"
+TRANSLATIONS = ROOT / "app" / "translations"
+
+
+@lru_cache(maxsize=4)
+def _env(locale: str):
+    from babel.support import Translations
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), extensions=["jinja2.ext.i18n"],
+                      autoescape=select_autoescape(["html"]))
+    translations = Translations.load(str(TRANSLATIONS), [locale])
+    env.install_gettext_translations(translations, newstyle=True)
+    from app import codes
+
+    env.globals["code_label"] = lambda table, code: codes.label(
+        getattr(codes, table), code, translations.gettext)
+    return env
+
+
+def qr_svg(url: str) -> str:
+    import segno
+
+    return segno.make(url, error="m").svg_inline(scale=3, border=2)
+
+
+def html(content: dict, locale: str = "zh", template: str = "certificates/certificate.html") \
+        -> str:
+    return _env(locale).get_template(template).render(c=content, qr=qr_svg(content["verify_url"]))
+
+
+def render_pdf(content: dict, locale: str = "zh") -> bytes:
+    from weasyprint import HTML
+
+    return HTML(string=html(content, locale), base_url=str(ROOT)).write_pdf()
+
+
+def render_many(contents: list[dict], locale: str = "zh") -> list[tuple[bytes, str]]:
+    """For a worker process: PDFs and their SHA-256 digests."""
+    out = []
+    for c in contents:
+        pdf = render_pdf(c, locale)
+        out.append((pdf, hashlib.sha256(pdf).hexdigest()))
+    return out
+
+
+def render_document(template: str, context: dict, locale: str = "zh") -> bytes:
+    """Any other printable document (the public notice list) from a template."""
+    from weasyprint import HTML
+
+    page = _env(locale).get_template(template).render(**context)
+    return HTML(string=page, base_url=str(ROOT)).write_pdf()

@@ -1,0 +1,103 @@
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import SelectField, TextAreaField
+from wtforms.validators import DataRequired, Length
+
+from app.access import Scope, access, jurisdiction_like
+from app.extensions import db
+from app.people.idnumber import mask_name
+
+from . import operations as ops
+from .models import Certificate
+
+bp = Blueprint("certificates", __name__)
+READERS = ("collective_officer", "bureau_staff", "auditor")
+ISSUERS = ("bureau_staff",)
+
+
+def certificate_scope(certificate_id: int, **_) -> Scope | None:
+    c = db.session.get(Certificate, certificate_id)
+    if c is None:
+        return None
+    hh = {c.household_code} if c.household_code else set()
+    return Scope([c.household_code or c.content["holder"]["household_code"]], hh)
+
+
+class EndForm(FlaskForm):
+    action = SelectField(_l("Action"), choices=[
+        ("reissue", _l("reissue (补发): lost or destroyed")),
+        ("replace", _l("replacement (换发): damaged or the right changed")),
+        ("cancel", _l("cancellation (注销)"))])
+    reason = TextAreaField(_l("Reason"), validators=[DataRequired(), Length(max=500)])
+
+
+@bp.get("/verify/<token>")
+@access(public=True)
+def verify(token: str):
+    """The page a certificate's QR code opens: status and masked particulars, for anyone."""
+    c = ops.by_token(token)
+    if c is None:
+        abort(404)
+    later = db.session.scalar(select(Certificate).where(Certificate.replaces_id == c.id))
+    return render_template("certificates/verify.html", c=c, holder=mask_name(
+        c.content["holder"]["name"]), later=later)
+
+
+@bp.get("/certificates")
+@access(*READERS)
+def register():
+    stmt = select(Certificate).order_by(Certificate.number, Certificate.edition)
+    like = jurisdiction_like(current_user)
+    if like:
+        stmt = stmt.where(Certificate.household_code.like(like))
+    q = (request.args.get("q") or "").strip()
+    if q:
+        stmt = stmt.where(Certificate.number.startswith(q) | Certificate.household_code
+                          .startswith(q))
+    status = request.args.get("status")
+    if status in ("valid", "superseded", "cancelled"):
+        stmt = stmt.where(Certificate.status == status)
+    page = max(1, request.args.get("page", 1, type=int))
+    rows = db.session.scalars(stmt.limit(101).offset((page - 1) * 100)).all()
+    return render_template("certificates/register.html", rows=rows[:100], more=len(rows) > 100,
+                           page=page, q=q, status=status)
+
+
+@bp.route("/certificates/<int:certificate_id>", methods=["GET", "POST"])
+@access("farmer", *READERS, scope=certificate_scope)
+def detail(certificate_id: int):
+    c = db.session.get(Certificate, certificate_id)
+    form = EndForm()
+    if request.method == "POST":
+        if current_user.role not in ISSUERS + ("admin",):
+            abort(403)
+        if form.validate_on_submit():
+            base = request.host_url
+            if form.action.data == "cancel":
+                ops.cancel(current_user, c, form.reason.data)
+                new = c
+            elif form.action.data == "reissue":
+                new = ops.reissue(current_user, c, form.reason.data, base)
+            else:
+                new = ops.replace(current_user, c, form.reason.data, base)
+            db.session.commit()
+            flash(_("Recorded in the certificate register."), "success")
+            return redirect(url_for("certificates.detail", certificate_id=new.id), 303)
+    chain = db.session.scalars(select(Certificate).where(
+        Certificate.kind == c.kind, Certificate.number == c.number)
+        .order_by(Certificate.edition)).all()
+    return render_template("certificates/detail.html", c=c, chain=chain, form=form,
+                           out_of_date=ops.out_of_date(c))
+
+
+@bp.get("/certificates/<int:certificate_id>.pdf")
+@access("farmer", *READERS, scope=certificate_scope)
+def pdf(certificate_id: int):
+    c = db.session.get(Certificate, certificate_id)
+    name = f"{c.number}-{c.edition}.pdf" if c.kind == "land_contract" else f"certificate-{c.id}.pdf"
+    return Response(ops.pdf(c), mimetype="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="{name}"'})
