@@ -109,6 +109,7 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from .audit.views import bp as audit_bp
+    from .campaigns.views import bp as campaigns_bp
     from .certificates.views import bp as certificates_bp
     from .auth.views import bp as auth_bp
     from .collectives.views import bp as collectives_bp
@@ -118,9 +119,10 @@ def register_blueprints(app: Flask) -> None:
     from .parcels.views import bp as parcels_bp
     from .people.views import bp as people_bp
     from .rest import register_api
+    from .rights.views import bp as rights_bp
 
     for bp in (main_bp, auth_bp, people_bp, collectives_bp, audit_bp, parcels_bp, ogc_bp,
-               imports_bp, certificates_bp):
+               imports_bp, certificates_bp, campaigns_bp, rights_bp):
         app.register_blueprint(bp)
     register_api(api)
 

@@ -41,3 +41,8 @@ def label(table: dict, code, gettext=lambda s: s) -> str:
     if code is None or code == "":
         return ""
     return gettext(table[code]) if code in table else str(code)
+CAMPAIGN_STAGE = {"draft": N_("preparation"), "notice": N_("public notice"),
+                  "registered": N_("registered"), "certified": N_("certificates issued")}
+OBJECTION_SUBJECT = {"parcel": N_("the parcel"), "boundary": N_("a boundary"),
+                     "area": N_("the area"), "holder": N_("the holder")}
+OBJECTION_STATUS = {"open": N_("open"), "upheld": N_("upheld"), "dismissed": N_("dismissed")}

@@ -80,6 +80,11 @@ class Config:
     MAX_CONTENT_LENGTH = 2 * 1024 ** 3  # survey deliveries can be large
     BASEMAP_URL = os.environ.get("BASEMAP_URL")  # e.g. a 天地图 raster template with your key
 
+    # Certificates: the address their QR codes point to (when issued outside a request), and
+    # where batch print packages are written.
+    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL")
+    PRINT_DIR = os.environ.get("PRINT_DIR") or str(INSTANCE / "prints")
+
     # Demo data
     DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "sanquan-demo")
 

@@ -20,12 +20,14 @@ def _bearer_for_writes():
 
 def register_api(api) -> None:
     from .auth.api import blp as auth_blp
+    from .campaigns.api import blp as campaigns_blp
+    from .certificates.api import blp as certificates_blp
     from .collectives.api import blp as collectives_blp
     from .people.api import blp as people_blp
 
     api.spec.components.security_scheme(
         "bearer", {"type": "http", "scheme": "bearer"})
-    for blp in (auth_blp, people_blp, collectives_blp):
+    for blp in (auth_blp, people_blp, collectives_blp, campaigns_blp, certificates_blp):
         if not getattr(blp, "_bearer_hook", False):  # blueprints are module-level singletons
             blp.before_request(_bearer_for_writes)
             blp._bearer_hook = True

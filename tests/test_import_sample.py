@@ -61,6 +61,47 @@ def test_accept_valid_part_then_correct_and_resubmit_loses_nothing(batch, dbs):
                           )).scalar()
     assert hh == "140404101201010001"  # from CBDKXX
 
+    q = fix_geometry_faults(batch, dbs)
+    # A correction that is still wrong stays in quarantine with its fault.
+    two = next(f for f in q.values() if f.layer == "ZJD")
+    again = ops.correct_feature("bureau", two, attrs={"ZJRXM": "x"}, reason="no real change")
+    assert again.status == "quarantined"
+    assert {f.rule for f in again.faults} == {"two_homesteads"}
+
+    # A member's ID number corrected: the person is registered.
+    num = fix_id_numbers(batch, dbs, limit=1)[0]
+    assert dbs.execute(text("SELECT count(*) FROM person WHERE id_number = :n"),
+                       {"n": num}).scalar() == 1
+
+    # Nothing lost: every delivered feature is registered, waiting, or replaced by a correction.
+    left = dict(dbs.execute(text("""SELECT status, count(*) FROM import_feature
+                                     WHERE batch_id = :b GROUP BY status"""),
+                            {"b": batch.id}).all())
+    assert left == {"registered": staged - 1, "quarantined": 1, "superseded": 4}
+    faults = dbs.scalars(select(ImportFault).where(ImportFault.batch_id == batch.id,
+                                                   ImportFault.resolved_at.is_(None))).all()
+    assert {f.rule for f in faults} == {"two_homesteads", "bad_id_checksum", "unknown_household",
+                                        "missing_geometry"}
+
+
+def test_registered_data_is_kept_whole(batch, dbs):
+    ops.accept("bureau", batch, valid_part=True)
+    p = dbs.scalar(select(Parcel).where(Parcel.code == "1404041012010100003"))
+    f = dbs.scalar(select(ImportFeature).where(ImportFeature.parcel_id == p.id))
+    assert p.attrs == f.attrs and p.attrs["ZJRXM"] == "韩华梅" and p.name == "沟底地"
+    assert json.loads(json.dumps(p.attrs, ensure_ascii=False))["DKMC"] == "沟底地"
+
+
+def test_a_second_import_of_the_same_delivery_is_refused_feature_by_feature(batch, dbs):
+    ops.accept("bureau", batch, valid_part=True)
+    again = ops.run("bureau", SAMPLE)
+    rules = {f.rule for f in ops.faults(again.id)}
+    assert "code_registered" in rules and "overlap_register" in rules
+
+
+def fix_geometry_faults(batch, dbs) -> dict:
+    """Correct the shifted parcel, the duplicate code and the bow-tie of the sample, each
+    re-submitted and registered.  Returns the quarantined features found, by code."""
     q = {f.code: f for f in dbs.scalars(select(ImportFeature).where(
         ImportFeature.batch_id == batch.id, ImportFeature.status == "quarantined"))}
     # The shifted parcel, moved back 3 m west.
@@ -89,45 +130,20 @@ def test_accept_valid_part_then_correct_and_resubmit_loses_nothing(batch, dbs):
     fixed = ops.correct_feature("bureau", bow, wkt=wkt, attrs={"SCMJ": round(area, 2)},
                                 reason="redrawn from the gap between its neighbours")
     assert fixed.status == "registered", [(f.rule, f.detail) for f in fixed.faults]
-    # A correction that is still wrong stays in quarantine with its fault.
-    two = next(f for f in q.values() if f.layer == "ZJD")
-    again = ops.correct_feature("bureau", two, attrs={"ZJRXM": "x"}, reason="no real change")
-    assert again.status == "quarantined"
-    assert {f.rule for f in again.faults} == {"two_homesteads"}
+    return q
 
-    # A member's ID number corrected: the person is registered.
-    bad = dbs.scalars(select(ImportRecord).where(ImportRecord.batch_id == batch.id,
-                                                 ImportRecord.tbl == "CBF_JTCY",
-                                                 ImportRecord.status == "quarantined")).first()
+
+def fix_id_numbers(batch, dbs, limit=None) -> list[str]:
+    """Correct quarantined members' ID check digits, as read again from the household register."""
     from app.people.idnumber import check_digit
 
-    num = bad.attrs["CYZJHM"][:17]
-    rec = ops.correct_record("bureau", bad, {"CYZJHM": num + check_digit(num)}, reason="核对户口簿")
-    assert rec.status == "registered"
-    assert dbs.execute(text("SELECT count(*) FROM person WHERE id_number = :n"),
-                       {"n": num + check_digit(num)}).scalar() == 1
-
-    # Nothing lost: every delivered feature is registered, waiting, or replaced by a correction.
-    left = dict(dbs.execute(text("""SELECT status, count(*) FROM import_feature
-                                     WHERE batch_id = :b GROUP BY status"""),
-                            {"b": batch.id}).all())
-    assert left == {"registered": staged - 1, "quarantined": 1, "superseded": 4}
-    faults = dbs.scalars(select(ImportFault).where(ImportFault.batch_id == batch.id,
-                                                   ImportFault.resolved_at.is_(None))).all()
-    assert {f.rule for f in faults} == {"two_homesteads", "bad_id_checksum", "unknown_household",
-                                        "missing_geometry"}
-
-
-def test_registered_data_is_kept_whole(batch, dbs):
-    ops.accept("bureau", batch, valid_part=True)
-    p = dbs.scalar(select(Parcel).where(Parcel.code == "1404041012010100003"))
-    f = dbs.scalar(select(ImportFeature).where(ImportFeature.parcel_id == p.id))
-    assert p.attrs == f.attrs and p.attrs["ZJRXM"] == "韩华梅" and p.name == "沟底地"
-    assert json.loads(json.dumps(p.attrs, ensure_ascii=False))["DKMC"] == "沟底地"
-
-
-def test_a_second_import_of_the_same_delivery_is_refused_feature_by_feature(batch, dbs):
-    ops.accept("bureau", batch, valid_part=True)
-    again = ops.run("bureau", SAMPLE)
-    rules = {f.rule for f in ops.faults(again.id)}
-    assert "code_registered" in rules and "overlap_register" in rules
+    fixed = []
+    for bad in dbs.scalars(select(ImportRecord).where(
+            ImportRecord.batch_id == batch.id, ImportRecord.tbl == "CBF_JTCY",
+            ImportRecord.status == "quarantined").order_by(ImportRecord.id)).all()[:limit]:
+        num = bad.attrs["CYZJHM"][:17]
+        rec = ops.correct_record("bureau", bad, {"CYZJHM": num + check_digit(num)},
+                                 reason="核对户口簿")
+        assert rec.status == "registered"
+        fixed.append(num + check_digit(num))
+    return fixed

@@ -203,3 +203,22 @@ def test_parcel_page_lists_its_rights(dbs, login_as):
     _contract(dbs, hh, fields)
     page = login_as("bureau").get(f"/parcels/{fields[0].id}").get_data(as_text=True)
     assert 'id="rights"' in page and hh.cbfbm + "J" in page and "土地承包经营权" in page
+
+
+def test_rights_register_as_of_a_date_before_and_after_a_correction(dbs):
+    """The term corrected by the second-round extension and the right later ended: the register
+    as of each moment shows the version and status that stood then."""
+    hh, fields, _ = _household_with_land(dbs)
+    r = _contract(dbs, hh, fields)
+    t0 = dbs.execute(text("SELECT clock_timestamp()")).scalar()
+    new = ops.extend_contract("bureau", r, 30, "延包：合同期限更正")
+    t1 = dbs.execute(text("SELECT clock_timestamp()")).scalar()
+    ops.end_right("bureau", new, "court_judgment", t1.date() + dt.timedelta(days=1),
+                  evidence="（2026）晋0404民初7号")
+    before = ops.as_of(t0, hh.cbfbm)
+    after = ops.as_of(t1, hh.cbfbm)
+    later = ops.as_of(t1 + dt.timedelta(days=2), hh.cbfbm)
+    assert [(x.term_end, s) for x, s in before] == [(dt.date(2028, 12, 31), "current")]
+    assert [(x.term_end, s) for x, s in after] == [(dt.date(2058, 12, 31), "current")]
+    assert [(x.version, s) for x, s in later] == [(2, "ended")]
+    assert ops.as_of(t0 - dt.timedelta(days=1), hh.cbfbm) == []

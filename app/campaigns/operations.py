@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app.audit import operations as audit
 from app.errors import DomainError, Rule
 from app.extensions import db
 from app.parcels.models import Parcel, RegistrySetting
+from app.people.models import Household
 
 from .models import Campaign, Objection
 
@@ -34,6 +36,9 @@ NEEDS_CORRECTION = Rule(
        "after the objection was lodged."), RULES)
 NEEDS_REASONS = Rule("campaign.objection.reasons",
                      _l("Dismissing an objection needs the reasons."), RULES)
+BAD_OBJECTION = Rule("campaign.objection.subject",
+                     _l("An objection is about a parcel, a boundary, an area or a holder, and "
+                        "says what is wrong."), RULES)
 SUBJECTS = ("parcel", "boundary", "area", "holder")
 
 
@@ -72,10 +77,51 @@ def publish_notice(actor, c: Campaign, start: dt.date | None = None,
 def notice_list(c: Campaign):
     """Households, parcels and areas of the group, for the printed and public notice."""
     return db.session.execute(select(
-        Parcel.household_code, Parcel.code, Parcel.name, Parcel.kind, Parcel.scmj, Parcel.scmjm)
+        Parcel.household_code, Household.name.label("holder"), Parcel.code, Parcel.name,
+        Parcel.kind, Parcel.scmj, Parcel.scmjm)
+        .outerjoin(Household, Household.cbfbm == Parcel.household_code)
         .where(Parcel.code.like(c.fbfbm + "%") | Parcel.household_code.like(c.fbfbm + "%"),
                Parcel.end_lifespan.is_(None))
         .order_by(Parcel.household_code, Parcel.code)).all()
+
+
+def notice_by_household(c: Campaign) -> list[dict]:
+    """The notice list grouped by household, with each household's total area."""
+    out: list[dict] = []
+    for r in notice_list(c):
+        if not out or out[-1]["code"] != r.household_code:
+            out.append({"code": r.household_code, "holder": r.holder, "parcels": [],
+                        "mu": Decimal(0), "m2": Decimal(0)})
+        out[-1]["parcels"].append(r)
+        out[-1]["mu"] += r.scmjm
+        out[-1]["m2"] += r.scmj
+    return out
+
+
+def progress(c: Campaign) -> dict:
+    """Where the campaign stands: households and parcels, objections, rights, certificates."""
+    g = c.fbfbm + "%"
+    row = db.session.execute(text("""
+        SELECT (SELECT count(*) FROM household WHERE cbfbm LIKE :g AND ended_on IS NULL),
+               (SELECT count(*) FROM parcel WHERE end_lifespan IS NULL
+                  AND (code LIKE :g OR household_code LIKE :g)),
+               (SELECT count(*) FROM land_right WHERE fbfbm = :f AND status = 'current'
+                  AND end_lifespan IS NULL AND kind = 'land_contract'),
+               (SELECT count(*) FROM land_right WHERE fbfbm = :f AND status = 'current'
+                  AND end_lifespan IS NULL AND kind = 'homestead'),
+               (SELECT count(*) FROM certificate WHERE campaign_id = :c AND status = 'valid'),
+               (SELECT count(DISTINCT household_code) FROM certificate
+                  WHERE campaign_id = :c AND status = 'valid')"""),
+        {"g": g, "f": c.fbfbm, "c": c.id}).one()
+    objections = {s: 0 for s in ("open", "upheld", "dismissed")}
+    for o in c.objections:
+        objections[o.status] += 1
+    steps = ["draft", "notice", "registered", "certified"]
+    stage = "certified" if c.status == "registered" and row[4] and row[4] >= row[2] + row[3] \
+        else c.status
+    return {"households": row[0], "parcels": row[1], "contracts": row[2], "homesteads": row[3],
+            "certificates": row[4], "certified_households": row[5], "objections": objections,
+            "stage": stage, "step": steps.index(stage) + 1, "steps": len(steps)}
 
 
 def lodge_objection(actor, c: Campaign, subject: str, text: str, lodged_by: str,
@@ -83,8 +129,8 @@ def lodge_objection(actor, c: Campaign, subject: str, text: str, lodged_by: str,
     today = today or dt.date.today()
     if c.status != "notice" or not (c.notice_start <= today <= c.notice_end):
         raise DomainError(OUTSIDE_NOTICE, start=c.notice_start or "—", end=c.notice_end or "—")
-    if subject not in SUBJECTS:
-        subject = "parcel"
+    if subject not in SUBJECTS or not (text or "").strip() or not (lodged_by or "").strip():
+        raise DomainError(BAD_OBJECTION)
     if parcel_code and not db.session.scalar(select(Parcel.id).where(
             Parcel.code == parcel_code, Parcel.end_lifespan.is_(None),
             Parcel.code.like(c.fbfbm + "%") | Parcel.household_code.like(c.fbfbm + "%"))):

@@ -266,39 +266,57 @@ def issue_for_campaign(actor, campaign, base: str | None = None, progress=None) 
 
 
 def print_dir() -> Path:
-    d = Path(current_app.instance_path) / "prints"
+    d = Path(current_app.config["PRINT_DIR"])
     d.mkdir(parents=True, exist_ok=True)
     return d
 
 
+_pool: ProcessPoolExecutor | None = None
+
+
+def _render_pool() -> ProcessPoolExecutor:
+    """Worker processes for rendering, one per core, started once and kept (spawned, so they
+    hold no database connection or app state)."""
+    global _pool
+    if _pool is None:
+        _pool = ProcessPoolExecutor(max_workers=max(1, os.cpu_count() or 1),
+                                    mp_context=get_context("spawn"))
+    return _pool
+
+
+PRINT_CHUNK = 25  # certificates per print file
+
+
 def render_package(certs: list[Certificate], path: Path, progress=None, offset: int = 0,
-                   total: int | None = None) -> list[str]:
-    """Every certificate's PDF into one ZIP for printing, rendered in worker processes (one
-    per core).  Returns the digests, in order."""
+                   total: int | None = None) -> int:
+    """The campaign's print package: a ZIP of print files (PDF, PRINT_CHUNK certificates each,
+    rendered in worker processes) and `index.csv` saying which pages hold which certificate.
+    Returns the number of print files."""
+    import csv
+    import io
+
     total = total or len(certs)
-    digests = []
-    chunks = [certs[i:i + 10] for i in range(0, len(certs), 10)]
-    workers = max(1, min(os.cpu_count() or 1, len(chunks)))
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
-        if workers == 1:
-            results = (render.render_many([c.content for c in ch]) for ch in chunks)
-        else:
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
-            results = pool.map(render.render_many, [[c.content for c in ch] for ch in chunks])
-        done = 0
-        try:
-            for ch, out in zip(chunks, results):
-                for c, (data, digest) in zip(ch, out):
-                    name = f"{c.household_code or c.right_uid}-{c.kind}-{c.edition}.pdf"
-                    z.writestr(name, data)
-                    digests.append(digest)
-                done += len(ch)
-                if progress:
-                    progress(offset + done, total, "rendered %d of %d" % (done, len(certs)))
-        finally:
-            if workers > 1:
-                pool.shutdown()
-    return digests
+    chunks = [certs[i:i + PRINT_CHUNK] for i in range(0, len(certs), PRINT_CHUNK)]
+    jobs = [[c.content for c in ch] for ch in chunks]
+    results = _render_pool().map(render.render_batch, jobs) if len(chunks) > 1 else \
+        map(render.render_batch, jobs)
+    index = io.StringIO()
+    w = csv.writer(index)
+    w.writerow(["certificate_id", "kind", "number", "edition", "household_code", "holder",
+                "file", "first_page", "last_page", "content_sha256"])
+    done = 0
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for n, (ch, (data, ranges)) in enumerate(zip(chunks, results), 1):
+            name = f"print-{n:04d}.pdf"
+            z.writestr(name, data)
+            for c, (first, last) in zip(ch, ranges):
+                w.writerow([c.id, c.kind, c.number, c.edition, c.household_code or "",
+                            c.content["holder"]["name"], name, first, last, c.content_sha256])
+            done += len(ch)
+            if progress:
+                progress(offset + done, total, "rendered %d of %d" % (done, len(certs)))
+        z.writestr("index.csv", index.getvalue())
+    return len(chunks)
 
 
 def run_batch(job, progress) -> dict:
@@ -316,4 +334,5 @@ def run_batch(job, progress) -> dict:
     render_package(certs, path, progress, offset=len(made), total=len(made) + len(certs))
     audit.record(actor, "certificate.batch", "campaign", campaign.id,
                  {"issued": len(made), "rendered": len(certs), "package": path.name})
-    return {"issued": len(made), "rendered": len(certs), "package": path.name}
+    return {"issued": len(made), "rendered": len(certs), "package": path.name,
+            "campaign": campaign.id}

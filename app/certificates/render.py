@@ -4,7 +4,6 @@ Pure: no Flask, no database — so a batch can render in worker processes.  The 
 `templates/certificates/certificate.html`; its strings go through the gettext catalogue."""
 from __future__ import annotations
 
-import hashlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -46,13 +45,19 @@ def render_pdf(content: dict, locale: str = "zh") -> bytes:
     return HTML(string=html(content, locale), base_url=str(ROOT)).write_pdf()
 
 
-def render_many(contents: list[dict], locale: str = "zh") -> list[tuple[bytes, str]]:
-    """For a worker process: PDFs and their SHA-256 digests."""
-    out = []
-    for c in contents:
-        pdf = render_pdf(c, locale)
-        out.append((pdf, hashlib.sha256(pdf).hexdigest()))
-    return out
+def render_batch(contents: list[dict], locale: str = "zh") -> tuple[bytes, list[tuple[int, int]]]:
+    """For a worker process: several certificates as one print file, laid out one by one and
+    written together (fonts embedded once).  Returns the PDF and each certificate's first and
+    last page (1-based)."""
+    from weasyprint import HTML
+
+    docs = [HTML(string=html(c, locale), base_url=str(ROOT)).render() for c in contents]
+    ranges, page = [], 1
+    for d in docs:
+        ranges.append((page, page + len(d.pages) - 1))
+        page += len(d.pages)
+    pages = [p for d in docs for p in d.pages]
+    return docs[0].copy(pages).write_pdf(), ranges
 
 
 def render_document(template: str, context: dict, locale: str = "zh") -> bytes:

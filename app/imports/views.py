@@ -162,10 +162,13 @@ def job_page(job_id: int):
 def job_json(job_id: int):
     job = db.session.get(Job, job_id)
     db.session.refresh(job)
-    batch_id = (job.result or {}).get("batch_id")
-    return jsonify({"id": job.id, "status": job.status, "done": job.done, "total": job.total,
-                    "percent": job.percent, "message": job.message, "error": job.error,
-                    "next": url_for(".batch", batch_id=batch_id) if batch_id else None})
+    result = job.result or {}
+    nxt = url_for(".batch", batch_id=result["batch_id"]) if result.get("batch_id") else \
+        url_for("campaigns.detail", campaign_id=result["campaign"]) if result.get("campaign") \
+        else None
+    return jsonify({"id": job.id, "kind": job.kind, "status": job.status, "done": job.done,
+                    "total": job.total, "percent": job.percent, "message": job.message,
+                    "error": job.error, "next": nxt})
 
 
 @bp.get("/imports/<int:batch_id>")

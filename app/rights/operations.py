@@ -342,3 +342,17 @@ def on_parcel(parcel_uid: int) -> list[Right]:
     return list(db.session.scalars(select(Right).join(RightParcel).where(
         RightParcel.parcel_uid == parcel_uid, Right.end_lifespan.is_(None))
         .order_by(Right.status, Right.id)))
+
+
+def as_of(when: dt.datetime, household_code: str | None = None, fbfbm: str | None = None):
+    """The rights register as it stood at `when`: (version alive then, its status then) — a
+    right ended after `when` was still current at `when`."""
+    q = select(Right).where(Right.begin_lifespan <= when,
+                            (Right.end_lifespan.is_(None)) | (Right.end_lifespan > when))
+    if household_code:
+        q = q.where(Right.holder_household_code == household_code)
+    if fbfbm:
+        q = q.where(Right.fbfbm == fbfbm)
+    day = when.date()
+    return [(r, "ended" if r.status == "ended" and r.ended_on <= day else "current")
+            for r in db.session.scalars(q.order_by(Right.uid))]

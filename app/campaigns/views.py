@@ -1,0 +1,257 @@
+"""Campaign pages: list and progress, the notice (printable PDF and public page), objections
+lodged online or recorded by staff, resolution, registration and batch certificate issuance."""
+import datetime as dt
+from pathlib import Path
+
+from flask import (Blueprint, Response, abort, flash, redirect, render_template, request,
+                   send_from_directory, url_for)
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import DateField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
+
+from app.access import Scope, access, jurisdiction_like
+from app.certificates import operations as certificates
+from app.collectives.models import Collective
+from app.extensions import db
+from app.imports.models import ImportBatch
+from app.jobs import operations as jobs
+from app.jobs.models import Job
+
+from . import operations as ops
+from .models import Campaign, Objection
+
+bp = Blueprint("campaigns", __name__)
+READERS = ("collective_officer", "bureau_staff", "auditor")
+STAFF = ("bureau_staff",)
+SUBJECT_CHOICES = [("parcel", _l("the parcel")), ("boundary", _l("a boundary")),
+                   ("area", _l("the area")), ("holder", _l("the holder"))]
+
+
+def campaign_scope(campaign_id: int, **_) -> Scope | None:
+    c = db.session.get(Campaign, campaign_id)
+    return None if c is None else Scope([c.fbfbm])
+
+
+def objection_scope(campaign_id: int, objection_id: int, **_) -> Scope | None:
+    o = db.session.get(Objection, objection_id)
+    if o is None or o.campaign_id != campaign_id:
+        return None
+    return Scope([o.campaign.fbfbm])
+
+
+class OpenForm(FlaskForm):
+    fbfbm = StringField(_l("Villagers' group (FBFBM, 14 digits)"),
+                        validators=[DataRequired(), Regexp(r"^\d{14}$")])
+    batch = SelectField(_l("Survey delivery"), coerce=int, validators=[Optional()])
+    reason = StringField(_l("Reason for the record"), validators=[DataRequired(),
+                                                                  Length(max=500)])
+
+
+class NoticeForm(FlaskForm):
+    start = DateField(_l("Notice starts"), validators=[DataRequired()])
+    days = IntegerField(_l("Days"), validators=[Optional(), NumberRange(min=1, max=90)])
+
+
+class ObjectionForm(FlaskForm):
+    parcel_code = StringField(_l("Parcel code"), validators=[Optional(), Length(max=28)])
+    subject = SelectField(_l("About"), choices=SUBJECT_CHOICES)
+    text = TextAreaField(_l("What is wrong"), validators=[DataRequired(), Length(max=2000)])
+    lodged_by = StringField(_l("Lodged by"), validators=[Optional(), Length(max=100)])
+
+
+class ResolveForm(FlaskForm):
+    outcome = SelectField(_l("Outcome"), choices=[
+        ("upheld", _l("upheld (the correction is in the register)")),
+        ("dismissed", _l("dismissed (with reasons)"))])
+    resolution = TextAreaField(_l("Resolution and reasons"),
+                               validators=[DataRequired(), Length(max=2000)])
+
+
+@bp.get("/campaigns")
+@access(*READERS)
+def campaign_list():
+    stmt = select(Campaign).order_by(Campaign.id.desc())
+    like = jurisdiction_like(current_user)
+    if like:
+        stmt = stmt.where(Campaign.fbfbm.like(like))
+    rows = db.session.scalars(stmt.limit(200)).all()
+    form = OpenForm()
+    form.batch.choices = [(0, "—")] + [(b.id, f"#{b.id} {b.source}") for b in
+                                        db.session.scalars(select(ImportBatch).order_by(
+                                            ImportBatch.id.desc()).limit(50))]
+    return render_template("campaigns/list.html", rows=[(c, ops.progress(c)) for c in rows],
+                           form=form)
+
+
+@bp.post("/campaigns")
+@access(*STAFF)
+def campaign_open():
+    form = OpenForm()
+    form.batch.choices = [(0, "—")] + [(b, b) for b in db.session.scalars(
+        select(ImportBatch.id))]
+    if not form.validate_on_submit():
+        flash(_("Please correct the form: %(errors)s", errors=form.errors), "error")
+        return redirect(url_for(".campaign_list"))
+    from app.access import user_can
+
+    if not user_can(current_user, STAFF, Scope([form.fbfbm.data])):
+        abort(403)
+    if db.session.scalar(select(Collective.id).where(Collective.fbfbm == form.fbfbm.data)) \
+            is None:
+        abort(404)
+    c = ops.open_campaign(current_user, form.fbfbm.data, form.batch.data or None,
+                          form.reason.data)
+    db.session.commit()
+    return redirect(url_for(".detail", campaign_id=c.id), 303)
+
+
+@bp.get("/campaigns/<int:campaign_id>")
+@access(*READERS, scope=campaign_scope)
+def detail(campaign_id: int):
+    c = db.session.get(Campaign, campaign_id)
+    group = db.session.scalar(select(Collective).where(Collective.fbfbm == c.fbfbm))
+    job = db.session.scalar(select(Job).where(Job.kind == "certificates",
+                                              Job.params["campaign"].as_integer() == c.id)
+                            .order_by(Job.id.desc()))
+    return render_template("campaigns/detail.html", c=c, group=group, p=ops.progress(c),
+                           job=job, notice_form=NoticeForm(start=dt.date.today()),
+                           objection_form=ObjectionForm(), resolve_form=ResolveForm(),
+                           today=dt.date.today())
+
+
+@bp.post("/campaigns/<int:campaign_id>/notice")
+@access(*STAFF, scope=campaign_scope)
+def publish(campaign_id: int):
+    c = db.session.get(Campaign, campaign_id)
+    form = NoticeForm()
+    if not form.validate_on_submit():
+        flash(_("Please correct the form: %(errors)s", errors=form.errors), "error")
+    else:
+        ops.publish_notice(current_user, c, form.start.data, form.days.data)
+        db.session.commit()
+        flash(_("The public notice runs from %(a)s to %(b)s.", a=c.notice_start,
+                b=c.notice_end), "success")
+    return redirect(url_for(".detail", campaign_id=c.id), 303)
+
+
+@bp.post("/campaigns/<int:campaign_id>/objections")
+@access(*STAFF, scope=campaign_scope)
+def record_objection(campaign_id: int):
+    """Staff record an objection made in person or in writing."""
+    c = db.session.get(Campaign, campaign_id)
+    form = ObjectionForm()
+    if not form.validate_on_submit() or not (form.lodged_by.data or "").strip():
+        flash(_("Please correct the form: %(errors)s", errors=form.errors or
+                {"lodged_by": [_("Who lodged it?")]}), "error")
+    else:
+        ops.lodge_objection(current_user, c, form.subject.data, form.text.data,
+                            form.lodged_by.data, form.parcel_code.data or None)
+        db.session.commit()
+        flash(_("Objection recorded."), "success")
+    return redirect(url_for(".detail", campaign_id=c.id), 303)
+
+
+@bp.post("/campaigns/<int:campaign_id>/objections/<int:objection_id>")
+@access(*STAFF, scope=objection_scope)
+def resolve(campaign_id: int, objection_id: int):
+    o = db.session.get(Objection, objection_id)
+    form = ResolveForm()
+    if not form.validate_on_submit():
+        flash(_("Please correct the form: %(errors)s", errors=form.errors), "error")
+    else:
+        if form.outcome.data == "upheld":
+            ops.uphold(current_user, o, form.resolution.data)
+        else:
+            ops.dismiss(current_user, o, form.resolution.data)
+        db.session.commit()
+        flash(_("Objection resolved."), "success")
+    return redirect(url_for(".detail", campaign_id=campaign_id), 303)
+
+
+@bp.post("/campaigns/<int:campaign_id>/register")
+@access(*STAFF, scope=campaign_scope)
+def register(campaign_id: int):
+    c = db.session.get(Campaign, campaign_id)
+    made = ops.register(current_user, c)
+    db.session.commit()
+    flash(_("Registered: %(c)s land-contract rights, %(h)s homestead rights.",
+            c=made.get("land_contract", 0), h=made.get("homestead", 0)), "success")
+    return redirect(url_for(".detail", campaign_id=c.id), 303)
+
+
+@bp.post("/campaigns/<int:campaign_id>/certificates")
+@access(*STAFF, scope=campaign_scope)
+def issue_certificates(campaign_id: int):
+    c = db.session.get(Campaign, campaign_id)
+    if c.status != "registered":
+        from app.errors import DomainError
+
+        raise DomainError(certificates.NOT_REGISTERED, id=c.id, status=c.status)
+    job = jobs.submit("certificates", {"campaign": c.id, "actor": current_user.username,
+                                       "base_url": request.host_url}, current_user)
+    return redirect(url_for("imports.job_page", job_id=job.id), 303)
+
+
+@bp.get("/campaigns/<int:campaign_id>/print/<name>")
+@access(*STAFF, scope=campaign_scope)
+def print_package(campaign_id: int, name: str):
+    if not name.startswith(f"campaign-{campaign_id}-") or not name.endswith(".zip"):
+        abort(404)
+    return send_from_directory(certificates.print_dir(), Path(name).name, as_attachment=True)
+
+
+@bp.get("/campaigns/<int:campaign_id>/notice.pdf")
+@access(*READERS, scope=campaign_scope)
+def notice_pdf(campaign_id: int):
+    c = db.session.get(Campaign, campaign_id)
+    return Response(_notice_document(c), mimetype="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="notice-{c.fbfbm}-{c.id}.pdf"'})
+
+
+def _notice_document(c: Campaign) -> bytes:
+    from flask_babel import get_locale
+
+    from app.certificates.render import render_document
+
+    group = db.session.scalar(select(Collective).where(Collective.fbfbm == c.fbfbm))
+    return render_document("campaigns/notice_print.html", {
+        "c": c, "group": group, "households": ops.notice_by_household(c),
+        "public_url": url_for(".public_notice", campaign_id=c.id, _external=True)},
+        str(get_locale()))
+
+
+@bp.route("/notice/<int:campaign_id>", methods=["GET", "POST"])
+@access(public=True)
+def public_notice(campaign_id: int):
+    """The public notice (公示): anyone may read it; a signed-in person may object online."""
+    c = db.session.get(Campaign, campaign_id)
+    if c is None or c.status == "draft":
+        abort(404)
+    form = ObjectionForm()
+    if request.method == "POST":
+        if not current_user.is_authenticated:
+            from app.extensions import login_manager
+
+            return login_manager.unauthorized()
+        if form.validate_on_submit():
+            who = current_user.display_name or current_user.username
+            o = ops.lodge_objection(current_user, c, form.subject.data, form.text.data, who,
+                                    form.parcel_code.data or None)
+            db.session.commit()
+            flash(_("Your objection no. %(n)s has been lodged; the land bureau will answer it "
+                    "before the rights are registered.", n=o.id), "success")
+            return redirect(url_for(".public_notice", campaign_id=c.id), 303)
+        flash(_("Please correct the form: %(errors)s", errors=form.errors), "error")
+    group = db.session.scalar(select(Collective).where(Collective.fbfbm == c.fbfbm))
+    mine = []
+    if current_user.is_authenticated:
+        who = current_user.display_name or current_user.username
+        mine = [o for o in c.objections if o.lodged_by == who]
+    return render_template("campaigns/notice.html", c=c, group=group, form=form,
+                           households=ops.notice_by_household(c), mine=mine,
+                           open_now=c.status == "notice" and c.notice_start <= dt.date.today()
+                           <= c.notice_end)

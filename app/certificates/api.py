@@ -1,0 +1,143 @@
+"""JSON API: the certificate register, one certificate, reissue / replacement / cancellation,
+and public verification."""
+from flask import request
+from flask_login import current_user
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+from sqlalchemy import select
+
+from app.access import access, jurisdiction_like
+from app.extensions import db
+from app.people.idnumber import mask_name
+from app.rights.models import Right
+
+from . import operations as ops
+from .models import Certificate
+from .views import ISSUERS, READERS, certificate_scope
+
+blp = Blueprint("api_certificates", __name__, url_prefix="/certificates",
+                description="Certificates (land-contract right certificates, homestead entries)")
+
+
+class CertificateSchema(Schema):
+    id = fields.Int()
+    kind = fields.Str()
+    number = fields.Str()
+    edition = fields.Int()
+    issue_kind = fields.Str()
+    status = fields.Str()
+    right_uid = fields.Int()
+    household_code = fields.Str(allow_none=True)
+    holder = fields.Function(lambda c: c.content["holder"]["name"])
+    authority = fields.Str()
+    issued_by = fields.Str()
+    issued_at = fields.DateTime()
+    replaces_id = fields.Int(allow_none=True)
+    ended_at = fields.DateTime(allow_none=True)
+    end_reason = fields.Str(allow_none=True)
+    verify_url = fields.Function(lambda c: c.content["verify_url"])
+    content_sha256 = fields.Str()
+
+
+class VerifySchema(Schema):
+    number = fields.Str()
+    edition = fields.Int()
+    kind = fields.Str()
+    status = fields.Str()
+    holder = fields.Function(lambda c: mask_name(c.content["holder"]["name"]))
+    authority = fields.Str()
+    issued_on = fields.Function(lambda c: c.content["issued_on"])
+    parcels = fields.Function(lambda c: [{"code": p["code"], "area_mu": p["area_mu"]}
+                                         for p in c.content["parcels"]])
+
+
+class ListArgs(Schema):
+    q = fields.Str(load_default="")
+    status = fields.Str(load_default=None, validate=validate.OneOf(
+        ("valid", "superseded", "cancelled")))
+    campaign = fields.Int(load_default=None)
+
+
+class IssueArgs(Schema):
+    right_uid = fields.Int(required=True)
+    reason = fields.Str(load_default=None)
+
+
+class ActionArgs(Schema):
+    action = fields.Str(required=True, validate=validate.OneOf(("reissue", "replace", "cancel")))
+    reason = fields.Str(required=True, validate=validate.Length(min=1, max=500))
+
+
+@blp.route("")
+@access(*READERS)
+@blp.arguments(ListArgs, location="query")
+@blp.response(200, CertificateSchema(many=True))
+def list_certificates(args):
+    stmt = select(Certificate).order_by(Certificate.number, Certificate.edition)
+    like = jurisdiction_like(current_user)
+    if like:
+        stmt = stmt.where(Certificate.household_code.like(like))
+    if args["q"]:
+        stmt = stmt.where(Certificate.number.startswith(args["q"])
+                          | Certificate.household_code.startswith(args["q"]))
+    if args["status"]:
+        stmt = stmt.where(Certificate.status == args["status"])
+    if args["campaign"]:
+        stmt = stmt.where(Certificate.campaign_id == args["campaign"])
+    return db.session.scalars(stmt.limit(5000)).all()
+
+
+@blp.route("", methods=["POST"])
+@access(*ISSUERS)
+@blp.arguments(IssueArgs)
+@blp.response(201, CertificateSchema)
+def issue(args):
+    from flask import abort
+
+    from app.access import Scope, require_scope
+
+    right = db.session.scalar(select(Right).where(Right.uid == args["right_uid"],
+                                                  Right.end_lifespan.is_(None)))
+    if right is None:
+        abort(404)
+    require_scope(Scope([right.fbfbm]), ISSUERS)
+    cert = ops.issue(current_user, right, base=request.host_url, reason=args["reason"])
+    db.session.commit()
+    return cert
+
+
+@blp.route("/<int:certificate_id>")
+@access("farmer", *READERS, scope=certificate_scope)
+@blp.response(200, CertificateSchema)
+def get_certificate(certificate_id: int):
+    return db.session.get(Certificate, certificate_id)
+
+
+@blp.route("/<int:certificate_id>/actions", methods=["POST"])
+@access(*ISSUERS, scope=certificate_scope)
+@blp.arguments(ActionArgs)
+@blp.response(200, CertificateSchema)
+def act(args, certificate_id: int):
+    """Reissue (补发), replace (换发) or cancel (注销); answers with the resulting edition."""
+    c = db.session.get(Certificate, certificate_id)
+    if args["action"] == "cancel":
+        out = ops.cancel(current_user, c, args["reason"])
+    elif args["action"] == "reissue":
+        out = ops.reissue(current_user, c, args["reason"], request.host_url)
+    else:
+        out = ops.replace(current_user, c, args["reason"], request.host_url)
+    db.session.commit()
+    return out
+
+
+@blp.route("/verify/<token>")
+@access(public=True)
+@blp.response(200, VerifySchema)
+def verify(token: str):
+    """What the QR code's page shows, for machines: status and masked particulars."""
+    from flask import abort
+
+    c = ops.by_token(token)
+    if c is None:
+        abort(404)
+    return c

@@ -1,0 +1,36 @@
+"""The farmer's own page: my household, my rights, my parcels on a map, my certificates."""
+from flask import Blueprint, render_template
+from flask_login import current_user
+from shapely import from_wkb
+from sqlalchemy import select, text
+
+from app.access import access
+from app.certificates.models import Certificate
+from app.extensions import db
+from app.people.models import Household
+from gis.svg import plan
+
+from . import operations as ops
+
+bp = Blueprint("rights", __name__)
+
+
+@bp.get("/me")
+@access("farmer")
+def mine():
+    hh = db.session.scalar(select(Household).where(
+        Household.cbfbm == current_user.household_code)) if current_user.household_code else None
+    rights = ops.current_rights(hh.cbfbm) if hh else []
+    parcels = db.session.execute(text("""
+        SELECT p.id, p.code, p.name, p.kind, p.scmj, p.scmjm,
+               ST_AsBinary(ST_Transform(p.geom, p.survey_srid)) AS wkb
+        FROM parcel p WHERE p.end_lifespan IS NULL AND p.household_code = :h
+        ORDER BY p.kind, p.code"""), {"h": hh.cbfbm}).all() if hh else []
+    svg = plan([from_wkb(p.wkb) for p in parcels],
+               [p.code[-5:] if p.kind == "contract" else p.code[14:19] for p in parcels],
+               size=520, css_class="my-parcels") if parcels else ""
+    certs = db.session.scalars(select(Certificate).where(
+        Certificate.household_code == hh.cbfbm).order_by(Certificate.id.desc())).all() \
+        if hh else []
+    return render_template("rights/mine.html", hh=hh, rights=rights, parcels=parcels, svg=svg,
+                           certificates=certs)
