@@ -67,7 +67,30 @@ def sample(dbs):
              "village": other_coll.village_code,
              **_import_rows(dbs, other_coll.fbfbm, "officer2")}
     tile = {"z": 14, "x": 13340, "y": 6440}
+    own.update(_campaign_rows(dbs, own_hh))
+    other.update(_campaign_rows(dbs, other_hh))
     return {"own": {**own, **tile}, "other": {**other, **tile}}
+
+
+def _campaign_rows(dbs, hh):
+    """A campaign on notice with an objection, and a certified right, in the household's group."""
+    import datetime as dt
+
+    from app.campaigns import operations as campaigns
+    from app.certificates import operations as certificates
+    from app.rights import operations as rights
+
+    c = campaigns.open_campaign("bureau", hh.cbfbm[:14], None, "t")
+    campaigns.publish_notice("bureau", c, start=dt.date.today())
+    o = campaigns.lodge_objection("bureau", c, "area", "t", "t")
+    fields = dbs.scalars(select(Parcel).where(Parcel.household_code == hh.cbfbm,
+                                              Parcel.kind == "contract")).all()
+    r = rights.register_land_contract("bureau", hh.cbfbm, hh.cbfbm + "J",
+                                      [(p, None) for p in fields], dt.date(1999, 1, 1),
+                                      dt.date(2058, 12, 31))
+    cert = certificates.issue("bureau", r)
+    return {"campaign_id": c.id, "objection_id": o.id, "certificate_id": cert.id,
+            "token": cert.token, "name": f"campaign-{c.id}-job-0.zip"}
 
 
 def _parcel_of(dbs, household_code):

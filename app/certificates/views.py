@@ -67,31 +67,35 @@ def register():
                            page=page, q=q, status=status)
 
 
-@bp.route("/certificates/<int:certificate_id>", methods=["GET", "POST"])
+@bp.get("/certificates/<int:certificate_id>")
 @access("farmer", *READERS, scope=certificate_scope)
-def detail(certificate_id: int):
+def detail(certificate_id: int, form: EndForm | None = None):
     c = db.session.get(Certificate, certificate_id)
-    form = EndForm()
-    if request.method == "POST":
-        if current_user.role not in ISSUERS + ("admin",):
-            abort(403)
-        if form.validate_on_submit():
-            base = request.host_url
-            if form.action.data == "cancel":
-                ops.cancel(current_user, c, form.reason.data)
-                new = c
-            elif form.action.data == "reissue":
-                new = ops.reissue(current_user, c, form.reason.data, base)
-            else:
-                new = ops.replace(current_user, c, form.reason.data, base)
-            db.session.commit()
-            flash(_("Recorded in the certificate register."), "success")
-            return redirect(url_for("certificates.detail", certificate_id=new.id), 303)
     chain = db.session.scalars(select(Certificate).where(
         Certificate.kind == c.kind, Certificate.number == c.number)
         .order_by(Certificate.edition)).all()
-    return render_template("certificates/detail.html", c=c, chain=chain, form=form,
-                           out_of_date=ops.out_of_date(c))
+    return render_template("certificates/detail.html", c=c, chain=chain,
+                           form=form or EndForm(), out_of_date=ops.out_of_date(c))
+
+
+@bp.post("/certificates/<int:certificate_id>")
+@access(*ISSUERS, scope=certificate_scope)
+def act(certificate_id: int):
+    """Reissue (补发), replace (换发) or cancel (注销), with the reason."""
+    c = db.session.get(Certificate, certificate_id)
+    form = EndForm()
+    if not form.validate_on_submit():
+        return detail.__wrapped__(certificate_id, form), 422
+    base = request.host_url
+    if form.action.data == "cancel":
+        new = ops.cancel(current_user, c, form.reason.data)
+    elif form.action.data == "reissue":
+        new = ops.reissue(current_user, c, form.reason.data, base)
+    else:
+        new = ops.replace(current_user, c, form.reason.data, base)
+    db.session.commit()
+    flash(_("Recorded in the certificate register."), "success")
+    return redirect(url_for("certificates.detail", certificate_id=new.id), 303)
 
 
 @bp.get("/certificates/<int:certificate_id>.pdf")
