@@ -45,6 +45,8 @@ def register_models() -> None:
     from .parcels import models as _p  # noqa: F401
     from .people import models as _pe  # noqa: F401
     from .rights import models as _r  # noqa: F401
+    from .settlement import models as _s  # noqa: F401
+    from .withdrawal import models as _w  # noqa: F401
 
 
 def select_locale() -> str:

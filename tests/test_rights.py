@@ -60,6 +60,17 @@ def test_a_right_ends_on_each_lawful_ground(dbs, ground):
     if ground == "holder_extinct":
         dbs.execute(text("UPDATE household SET ended_on = '2025-01-01' WHERE id = :i"),
                     {"i": hh.id})
+    if ground == "voluntary_withdrawal":  # one that has taken effect (the pilot's own tests
+        # walk through the procedure): recorded as such, paid, after notice and cooling off
+        from app.withdrawal.operations import enable_pilot
+
+        enable_pilot("bureau", hh.cbfbm[:6])
+        dbs.execute(text("""INSERT INTO withdrawal (right_uid, right_kind, household_code,
+            county_code, started_by, started_via, started_on, land_to, compensation, paid_on,
+            notice_given_on, cooling_until, status, effective_on) VALUES (:u, 'land_contract',
+            :h, :c, 'farmer', 'own_account', '2025-01-01', 'collective', 1000, '2025-02-01',
+            '2025-01-01', '2025-01-31', 'effective', '2026-01-01')"""),
+            {"u": r.uid, "h": hh.cbfbm, "c": hh.cbfbm[:6]})
     ops.end_right("bureau", r, ground, dt.date(2026, 1, 1), reason="测试", **kwargs)
     assert r.status == "ended" and r.end_ground == ground
     assert dbs.scalar(select(Right).where(Right.id == r.id)) is not None  # never deleted
@@ -127,7 +138,7 @@ def test_one_household_one_homestead_in_operation_and_database(dbs):
             dbs.execute(text("INSERT INTO land_right (kind, holder_household_code) "
                              "VALUES ('homestead', :h)"), {"h": hh.cbfbm})
     # Once the first has ended (a lawful ground), a second may be registered.
-    ops.end_right("bureau", r, "voluntary_withdrawal", dt.date(2026, 1, 1), evidence="退出协议 7")
+    ops.end_right("bureau", r, "court_judgment", dt.date(2026, 1, 1), evidence="（2026）晋0404民初9号")
     assert ops.register_homestead("bureau", hh.cbfbm, other).status == "current"
 
 

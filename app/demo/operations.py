@@ -89,6 +89,9 @@ def _copy(cur, table_sql: str, rows):
 def generate(parcels: int, seed: int = 2024, progress=None) -> dict:
     """Generate and load a county with about `parcels` parcels.  Returns counts."""
     ensure_reference_divisions()
+    from app.settlement.operations import ensure_towns
+
+    ensure_towns()
     db.session.commit()
     rng = np.random.default_rng(seed)
     ids = _Ids(rng)

@@ -228,6 +228,12 @@ def end_right(actor, right: Right, ground: str, ended_on: dt.date, evidence: str
     }
     if ground in needs and not needs[ground][0]:
         raise DomainError(GROUND_EVIDENCE, ground=GROUND_LABELS[ground], what=needs[ground][1])
+    if ground == "voluntary_withdrawal" and not db.session.scalar(text(
+            "SELECT 1 FROM withdrawal WHERE right_uid = :u AND status = 'effective'"),
+            {"u": right.uid}):
+        raise DomainError(GROUND_EVIDENCE, ground=GROUND_LABELS[ground],
+                          what=_l("a withdrawal of this right that has taken effect (the "
+                                  "voluntary withdrawal pilot procedure)"))
     if ground == "expiry" and right.term_end and ended_on < right.term_end:
         raise DomainError(NOT_EXPIRED, term_end=right.term_end)
     if ground == "holder_extinct":
@@ -249,6 +255,27 @@ def end_right(actor, right: Right, ground: str, ended_on: dt.date, evidence: str
 
     certificates.cancel_for_right(actor, right.uid, f"{GROUND_LABELS[ground]}: {note}".rstrip(": "))
     return right
+
+
+def add_parcels(actor, household_code: str, parcels: list[tuple[Parcel, Decimal | None]],
+                term_end: dt.date | None, reason: str) -> Right:
+    """Parcels passing to a household of the same collective (农村土地承包法 art 34): a new
+    version of its contract over its parcels and these, or a new contract if it has none."""
+    existing = db.session.scalar(select(Right).where(
+        Right.holder_household_code == household_code, Right.kind == "land_contract",
+        Right.status == "current", Right.end_lifespan.is_(None)))
+    if existing is None:
+        return register_land_contract(actor, household_code, household_code + "J", parcels,
+                                      dt.date.today(), term_end, "200", reason=reason)
+    new = _new_version(actor, existing, reason, contract_area=(existing.contract_area or 0) +
+                       sum((a or p.scmj) for p, a in parcels))
+    for p, area in parcels:
+        db.session.add(RightParcel(right_id=new.id, parcel_uid=p.uid, parcel_code=p.code,
+                                   contract_area=area))
+    db.session.flush()
+    audit.record(actor, "right.add_parcels", "land_right", existing.uid,
+                 {"parcels": [p.code for p, _ in parcels], "version": new.version}, reason)
+    return new
 
 
 def current_rights(household_code: str) -> list[Right]:

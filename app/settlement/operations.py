@@ -1,0 +1,384 @@
+"""Settlement in town (进城落户) and the rights guard.
+
+Approving a settlement changes the hukou place of the persons in it and nothing else: every
+land-contract right, homestead right, membership and entitlement stays exactly as it was
+(农村土地承包法 art 27; 乡村振兴促进法 art 55; source document items 1, 4, 6, 14).  No field,
+document type, condition or decision step of a settlement may be about giving up a right; an
+attempt to attach one is refused with the law and recorded (domain.md §9)."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select, text
+
+from app.audit import operations as audit
+from app.errors import DomainError, Rule
+from app.extensions import db
+from app.grounds import refuse
+from app.people.models import Person
+from app.rights.operations import ART27_55
+
+from .models import (BASES, CONDITIONS, DOCUMENT_TYPES, HukouMove, ResidencePermit,
+                     SettlementApplication, SettlementDocument, SettlementMember,
+                     SettlementTown)
+
+ITEM1 = _l("长治市户籍制度改革实施细则 (Changzhi hukou reform rules) item 1: lawful stable "
+           "residence; spouse, unmarried children and parents living with the applicant")
+ITEM6 = _l("长治市户籍制度改革实施细则 item 6: a residence permit after six months' residence")
+
+RIGHTS_CONDITION = Rule(
+    "settlement.rights_condition",
+    _l("Settling in town may not be made conditional on giving up the land-contract right, the "
+       "homestead right or the collective income-distribution right, nor refer to it: %(what)s "
+       "is refused and recorded."), ART27_55)
+UNKNOWN_FIELD = Rule("settlement.field",
+                     _l("'%(field)s' is not part of a settlement application."), ITEM1)
+BAD_RELATION = Rule(
+    "settlement.relation",
+    _l("%(name)s cannot move with this application (%(why)s): only the spouse, unmarried "
+       "children and parents who live with the applicant may."), ITEM1)
+NOT_A_TOWN = Rule("settlement.town",
+                  _l("%(town)s is not a town open to settlement in the city's list."), ITEM1)
+BASIS_INCOMPLETE = Rule("settlement.basis",
+                        _l("The residence basis '%(basis)s' needs %(what)s."), ITEM1)
+BAD_DESTINATION = Rule(
+    "settlement.destination",
+    _l("The hukou goes to %(expected)s for this basis: an owned house to its own address; a "
+       "rental or dormitory to the employer's collective household or the community collective "
+       "household of the local police station."), ITEM1)
+PERMIT = Rule("settlement.permit",
+              _l("Residence permit %(number)s %(why)s."), ITEM6)
+UNKNOWN_DOCUMENT = Rule("settlement.document_type",
+                        _l("'%(doc_type)s' is not a document of a settlement case (identity and "
+                           "residence evidence only)."), ITEM1)
+UNKNOWN_CONDITION = Rule("settlement.condition",
+                         _l("'%(condition)s' is not a condition a settlement decision may "
+                            "carry."), ITEM1)
+NOT_OPEN = Rule("settlement.decided", _l("This application has been decided (%(status)s)."),
+                ITEM1, 409)
+NEEDS_REASON = Rule("settlement.reason", _l("A refusal needs its reasons."), ITEM1)
+
+# Words that tie a settlement to giving up a right, in field names, document types, conditions
+# and decision notes.  Matching one means the attempt is refused with the law and recorded.
+_RIGHTS_WORDS = re.compile(
+    r"give[ _-]?up|surrender|relinquish|waive|waiver|withdraw|hand[ _-]?back|return[ _-]?"
+    r"(the[ _-]?)?land|退出|放弃|交回|退回|退还|收回|自愿有偿|承包地|承包经营权|宅基地|"
+    r"收益分配|分配权|成员资格|contract[ _-]?right|land[ _-]?contract|homestead|membership|"
+    r"distribution|income[ _-]?right", re.IGNORECASE)
+
+
+def rights_related(value) -> bool:
+    return bool(value) and bool(_RIGHTS_WORDS.search(str(value)))
+
+
+def _who(actor) -> str:
+    return getattr(actor, "username", actor or "system")
+
+
+def guard_extra(actor, extra: dict | None, obj_id=None) -> None:
+    """Fields a settlement application does not have: a rights-related one is refused with
+    art 27 / art 55 and recorded; any other is refused as unknown."""
+    for key, value in (extra or {}).items():
+        if rights_related(key) or rights_related(value):
+            refuse(actor, DomainError(RIGHTS_CONDITION, what=f"'{key}'"),
+                   "settlement.refused.rights_field", "settlement_application", obj_id,
+                   {"field": key, "value": str(value)[:200]})
+        raise DomainError(UNKNOWN_FIELD, field=key)
+
+
+DEFAULT_TOWNS = [  # source document item 1: the city's districts, the zone, county seats
+    *[(c, "urban_district", "") for c in ("140403", "140404", "140405", "140406")],
+    ("140471", "high_tech_zone", ""),
+    *[(c, "county_seat", "县城") for c in ("140423", "140425", "140426", "140427", "140428",
+                                           "140429", "140430", "140431")],
+]
+
+
+def ensure_towns() -> int:
+    """The default list of towns open to settlement (idempotent; staff add designated towns)."""
+    from app.divisions.models import Division
+
+    made = 0
+    for code, kind, suffix in DEFAULT_TOWNS:
+        d = db.session.get(Division, code)
+        if d is None:
+            continue
+        name = d.name + suffix
+        if db.session.scalar(select(SettlementTown.id).where(SettlementTown.name == name)) is None:
+            db.session.add(SettlementTown(division_code=code, name=name, kind=kind))
+            made += 1
+    db.session.flush()
+    return made
+
+
+def towns() -> list[SettlementTown]:
+    return list(db.session.scalars(select(SettlementTown).where(SettlementTown.active)
+                                   .order_by(SettlementTown.kind, SettlementTown.name)))
+
+
+def record_permit(actor, person: Person, number: str, town: SettlementTown, address: str,
+                  resident_since: dt.date, issued_on: dt.date,
+                  valid_until: dt.date | None = None) -> ResidencePermit:
+    """Record a residence permit (居住证); it is issued after six months' residence."""
+    if issued_on < _add_months(resident_since, 6):
+        raise DomainError(PERMIT, number=number, why=_l("was issued before six months' "
+                                                       "residence"))
+    p = ResidencePermit(person_id=person.id, number=number, town_id=town.id, address=address,
+                        resident_since=resident_since, issued_on=issued_on,
+                        valid_until=valid_until, recorded_by=_who(actor))
+    db.session.add(p)
+    db.session.flush()
+    audit.record(actor, "settlement.permit", "person", person.id,
+                 {"permit": number, "town": town.name, "since": resident_since,
+                  "issued": issued_on})
+    return p
+
+
+def _add_months(d: dt.date, months: int) -> dt.date:
+    y, m = divmod(d.month - 1 + months, 12)
+    day = min(d.day, [31, 29 if (d.year + y) % 4 == 0 else 28, 31, 30, 31, 30, 31, 31, 30, 31,
+                      30, 31][m])
+    return dt.date(d.year + y, m + 1, day)
+
+
+def _check_members(applicant: Person, members: list[dict]) -> None:
+    for m in members:
+        person = db.session.get(Person, m["person_id"])
+        rel = m.get("relation")
+        why = None
+        if rel not in ("spouse", "child", "parent"):
+            why = _l("relation '%(r)s' is not spouse, unmarried child or parent", r=rel)
+        elif rel == "child" and not m.get("unmarried"):
+            why = _l("a married child settles on their own application")
+        elif not m.get("lives_with_applicant", True):
+            why = _l("does not live with the applicant")
+        elif rel == "child" and person.birth_date <= applicant.birth_date:
+            why = _l("a child younger than the applicant is expected")
+        elif rel == "parent" and person.birth_date >= applicant.birth_date:
+            why = _l("a parent older than the applicant is expected")
+        if why is not None:
+            raise DomainError(BAD_RELATION, name=person.name, why=why)
+
+
+def _check_basis(f: dict, applicant: Person, town: SettlementTown, today: dt.date) \
+        -> ResidencePermit | None:
+    basis = f["basis"]
+    if basis not in BASES:
+        raise DomainError(BASIS_INCOMPLETE, basis=basis, what=_l("to be one of the three "
+                                                                  "lawful bases"))
+    permit = None
+    if basis == "owned_house":
+        if not (f.get("property_certificate_no") or f.get("purchase_contract_no")):
+            raise DomainError(BASIS_INCOMPLETE, basis=basis, what=_l(
+                "a property certificate, or a purchase contract filed with the housing "
+                "authority"))
+        if not f.get("living_there"):
+            raise DomainError(BASIS_INCOMPLETE, basis=basis,
+                              what=_l("the applicant actually living there"))
+        if f.get("destination") != "house_address" or \
+                f.get("destination_address") != f.get("residence_address"):
+            raise DomainError(BAD_DESTINATION, expected=_l("the house's own address"))
+    else:
+        if basis == "rental" and not f.get("rental_registration_no"):
+            raise DomainError(BASIS_INCOMPLETE, basis=basis, what=_l(
+                "the rental's registration with the housing authority"))
+        if basis == "dormitory" and not f.get("employer_name"):
+            raise DomainError(BASIS_INCOMPLETE, basis=basis, what=_l("the employer"))
+        permit = db.session.get(ResidencePermit, f.get("residence_permit_id") or 0)
+        if permit is None:
+            raise DomainError(BASIS_INCOMPLETE, basis=basis, what=_l("a residence permit"))
+        if permit.person_id != applicant.id:
+            raise DomainError(PERMIT, number=permit.number, why=_l("is not the applicant's"))
+        if permit.town_id != town.id:
+            raise DomainError(PERMIT, number=permit.number, why=_l("is for another town"))
+        if permit.valid_until and permit.valid_until < today:
+            raise DomainError(PERMIT, number=permit.number, why=_l("has expired"))
+        dest = f.get("destination")
+        if dest == "employer_collective" and not f.get("employer_name"):
+            raise DomainError(BAD_DESTINATION, expected=_l("a named employer's collective "
+                                                           "household"))
+        if dest == "community_collective" and not f.get("police_station"):
+            raise DomainError(BAD_DESTINATION, expected=_l(
+                "the community collective household of a named police station"))
+        if dest not in ("employer_collective", "community_collective"):
+            raise DomainError(BAD_DESTINATION, expected=_l("a collective household"))
+    return permit
+
+
+APPLICATION_FIELDS = ("basis", "residence_address", "destination", "destination_address",
+                      "police_station", "property_certificate_no", "purchase_contract_no",
+                      "living_there", "rental_registration_no", "employer_name",
+                      "residence_permit_id")
+
+
+def apply(actor, applicant: Person, town: SettlementTown | None, members: list[dict],
+          today: dt.date | None = None, extra: dict | None = None, **fields) \
+        -> SettlementApplication:
+    """A settlement application: the applicant, those moving with them, the town and the lawful
+    stable residence.  `extra` holds whatever else a form or API call sent: refused."""
+    today = today or dt.date.today()
+    guard_extra(actor, extra)
+    unknown = set(fields) - set(APPLICATION_FIELDS)
+    if unknown:
+        guard_extra(actor, {k: fields[k] for k in unknown})
+    if town is None or not town.active:
+        raise DomainError(NOT_A_TOWN, town=getattr(town, "name", "—"))
+    _check_members(applicant, members)
+    _check_basis(fields, applicant, town, today)
+    a = SettlementApplication(
+        applicant_id=applicant.id, town_id=town.id, created_by=_who(actor),
+        **{k: (v if v != "" else None) for k, v in fields.items()})
+    a.living_there = bool(fields.get("living_there"))
+    db.session.add(a)
+    db.session.flush()
+    for m in [{"person_id": applicant.id, "relation": "self"}, *members]:
+        p = db.session.get(Person, m["person_id"])
+        db.session.add(SettlementMember(
+            application_id=a.id, person_id=p.id, relation=m["relation"],
+            unmarried=m.get("unmarried"), lives_with_applicant=m.get("lives_with_applicant",
+                                                                     True),
+            from_division_code=p.hukou_division_code, from_address=p.hukou_address))
+    db.session.flush()
+    audit.record(actor, "settlement.apply", "settlement_application", a.id,
+                 {"applicant": applicant.id, "town": town.name, "basis": a.basis,
+                  "members": [m["person_id"] for m in members]})
+    return a
+
+
+def add_document(actor, a: SettlementApplication, doc_type: str, filename: str,
+                 data: bytes) -> SettlementDocument:
+    """File identity or residence evidence.  A document typed as (or named as) a withdrawal
+    or surrender of a right is refused with the law and recorded."""
+    if rights_related(doc_type) or (doc_type not in DOCUMENT_TYPES and rights_related(filename)):
+        refuse(actor, DomainError(RIGHTS_CONDITION, what=f"'{doc_type}'"),
+               "settlement.refused.rights_document", "settlement_application", a.id,
+               {"doc_type": doc_type, "filename": filename})
+    if doc_type not in DOCUMENT_TYPES:
+        raise DomainError(UNKNOWN_DOCUMENT, doc_type=doc_type)
+    if a.status != "submitted":
+        raise DomainError(NOT_OPEN, status=a.status)
+    d = SettlementDocument(application_id=a.id, doc_type=doc_type, filename=filename[:200],
+                           sha256=hashlib.sha256(data).hexdigest(), size=len(data),
+                           uploaded_by=_who(actor))
+    db.session.add(d)
+    db.session.flush()
+    audit.record(actor, "settlement.document", "settlement_application", a.id,
+                 {"doc_type": doc_type, "sha256": d.sha256})
+    return d
+
+
+def _guard_decision(actor, a, conditions, note) -> list[str]:
+    conditions = [c.strip() for c in (conditions or []) if c and c.strip()]
+    for c in conditions:
+        if rights_related(c):
+            refuse(actor, DomainError(RIGHTS_CONDITION, what=f"'{c}'"),
+                   "settlement.refused.rights_condition", "settlement_application", a.id,
+                   {"condition": c})
+        if c not in CONDITIONS:
+            raise DomainError(UNKNOWN_CONDITION, condition=c)
+    if rights_related(note):
+        refuse(actor, DomainError(RIGHTS_CONDITION, what=_l("a decision that refers to giving "
+                                                            "up a right")),
+               "settlement.refused.rights_condition", "settlement_application", a.id,
+               {"note": note})
+    return conditions
+
+
+def approve(actor, a: SettlementApplication, conditions: list[str] | None = None,
+            note: str | None = None, today: dt.date | None = None) -> SettlementApplication:
+    """Approve: each person's hukou moves to the destination — and nothing else changes."""
+    if a.status != "submitted":
+        raise DomainError(NOT_OPEN, status=a.status)
+    conditions = _guard_decision(actor, a, conditions, note)
+    today = today or dt.date.today()
+    for m in a.members:
+        p = m.person
+        db.session.add(HukouMove(person_id=p.id, application_id=a.id,
+                                 from_division_code=p.hukou_division_code,
+                                 from_address=p.hukou_address,
+                                 to_division_code=a.town.division_code,
+                                 to_address=a.destination_address, moved_on=today,
+                                 moved_by=_who(actor)))
+        p.hukou_division_code, p.hukou_address = a.town.division_code, a.destination_address
+    a.status, a.decided_by, a.decision_note = "approved", _who(actor), note
+    a.conditions, a.decided_at = conditions or None, func.now()
+    db.session.flush()
+    audit.record(actor, "settlement.approve", "settlement_application", a.id,
+                 {"persons": [m.person_id for m in a.members], "to": a.destination_address,
+                  "conditions": conditions}, note)
+    return a
+
+
+def reject(actor, a: SettlementApplication, reasons: str) -> SettlementApplication:
+    if a.status != "submitted":
+        raise DomainError(NOT_OPEN, status=a.status)
+    if not (reasons or "").strip():
+        raise DomainError(NEEDS_REASON)
+    _guard_decision(actor, a, [], reasons)
+    a.status, a.decided_by, a.decision_note = "rejected", _who(actor), reasons.strip()
+    a.decided_at = func.now()
+    db.session.flush()
+    audit.record(actor, "settlement.reject", "settlement_application", a.id, {}, reasons)
+    return a
+
+
+def snapshot(person_ids: list[int]) -> dict:
+    """Everything the rights guard protects for these persons, row by row: their memberships,
+    their places in contracting households, those households' rights (with parcels) and
+    certificates.  Settling must leave it identical."""
+    ids = list(person_ids)
+    q = {
+        "membership": "SELECT to_jsonb(m) FROM membership m WHERE m.person_id = ANY(:p) "
+                      "ORDER BY m.id",
+        "household_member": "SELECT to_jsonb(h) FROM household_member h "
+                            "WHERE h.person_id = ANY(:p) ORDER BY h.id",
+        "land_right": """SELECT to_jsonb(r) FROM land_right r WHERE r.holder_household_code IN (
+                           SELECT hh.cbfbm FROM household hh JOIN household_member hm
+                           ON hm.household_id = hh.id WHERE hm.person_id = ANY(:p))
+                           OR r.holder_person_id = ANY(:p) ORDER BY r.id""",
+        "land_right_parcel": """SELECT to_jsonb(rp) FROM land_right_parcel rp
+                           JOIN land_right r ON r.id = rp.right_id
+                           WHERE r.holder_household_code IN (
+                           SELECT hh.cbfbm FROM household hh JOIN household_member hm
+                           ON hm.household_id = hh.id WHERE hm.person_id = ANY(:p))
+                           ORDER BY rp.id""",
+        "certificate": """SELECT to_jsonb(c) - 'content' FROM certificate c
+                           WHERE c.household_code IN (
+                           SELECT hh.cbfbm FROM household hh JOIN household_member hm
+                           ON hm.household_id = hh.id WHERE hm.person_id = ANY(:p))
+                           ORDER BY c.id""",
+    }
+    return {k: db.session.execute(text(sql), {"p": ids}).scalars().all() for k, sql in q.items()}
+
+
+def rights_kept(a: SettlementApplication) -> dict:
+    """For the notice handed over with the settlement (权益保留告知书): per person, the
+    memberships and household rights they keep."""
+    out = []
+    for m in a.members:
+        p = m.person
+        memberships = db.session.execute(text("""
+            SELECT c.name, c.fbfbm, ms.began_on FROM membership ms
+            JOIN collective c ON c.id = ms.collective_id
+            WHERE ms.person_id = :p AND ms.status = 'active' ORDER BY c.fbfbm"""),
+            {"p": p.id}).all()
+        households = db.session.execute(text("""
+            SELECT hh.cbfbm, hh.name FROM household hh JOIN household_member hm
+            ON hm.household_id = hh.id WHERE hm.person_id = :p AND hm.left_on IS NULL"""),
+            {"p": p.id}).all()
+        out.append({"person": p, "relation": m.relation, "memberships": memberships,
+                    "households": households})
+    codes = sorted({h.cbfbm for x in out for h in x["households"]})
+    rights = db.session.execute(text("""
+        SELECT r.kind, r.holder_household_code, r.holder_name, r.contract_code, r.term_start,
+               r.term_end, count(rp.id) AS parcels, coalesce(sum(p.scmjm), 0) AS mu,
+               string_agg(rp.parcel_code, ', ' ORDER BY rp.parcel_code) AS codes
+        FROM land_right r JOIN land_right_parcel rp ON rp.right_id = r.id
+        LEFT JOIN parcel p ON p.uid = rp.parcel_uid AND p.end_lifespan IS NULL
+        WHERE r.holder_household_code = ANY(:h) AND r.status = 'current'
+          AND r.end_lifespan IS NULL
+        GROUP BY r.id ORDER BY r.holder_household_code, r.kind"""), {"h": codes}).all()
+    return {"people": out, "rights": rights}
