@@ -122,9 +122,11 @@ def register_blueprints(app: Flask) -> None:
     from .people.views import bp as people_bp
     from .rest import register_api
     from .rights.views import bp as rights_bp
+    from .settlement.views import bp as settlement_bp
+    from .withdrawal.views import bp as withdrawal_bp
 
     for bp in (main_bp, auth_bp, people_bp, collectives_bp, audit_bp, parcels_bp, ogc_bp,
-               imports_bp, certificates_bp, campaigns_bp, rights_bp):
+               imports_bp, certificates_bp, campaigns_bp, rights_bp, settlement_bp, withdrawal_bp):
         app.register_blueprint(bp)
     register_api(api)
 

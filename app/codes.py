@@ -46,3 +46,16 @@ CAMPAIGN_STAGE = {"draft": N_("preparation"), "notice": N_("public notice"),
 OBJECTION_SUBJECT = {"parcel": N_("the parcel"), "boundary": N_("a boundary"),
                      "area": N_("the area"), "holder": N_("the holder")}
 OBJECTION_STATUS = {"open": N_("open"), "upheld": N_("upheld"), "dismissed": N_("dismissed")}
+SETTLEMENT_BASIS = {"owned_house": N_("owned housing"), "rental": N_("registered rental"),
+                    "dormitory": N_("employer's dormitory")}
+SETTLEMENT_STATUS = {"submitted": N_("submitted"), "approved": N_("approved"),
+                     "rejected": N_("refused")}
+SETTLEMENT_DESTINATION = {"house_address": N_("the house's own address"),
+                          "employer_collective": N_("the employer's collective household"),
+                          "community_collective": N_("a community collective household")}
+SETTLEMENT_RELATION = {"self": N_("applicant"), "spouse": N_("spouse"),
+                       "child": N_("unmarried child"), "parent": N_("parent")}
+WITHDRAWAL_STATUS = {"consent": N_("awaiting co-holders' consent"),
+                     "check": N_("awaiting the voluntariness check"),
+                     "cooling": N_("cooling-off"), "effective": N_("effective"),
+                     "revoked": N_("revoked")}

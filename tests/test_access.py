@@ -89,8 +89,31 @@ def _campaign_rows(dbs, hh):
                                       [(p, None) for p in fields], dt.date(1999, 1, 1),
                                       dt.date(2058, 12, 31))
     cert = certificates.issue("bureau", r)
+    from app.settlement.models import SettlementApplication, SettlementTown
+    from app.withdrawal import operations as withdrawals
+    from app.withdrawal.models import Withdrawal
+
+    town = dbs.scalar(select(SettlementTown).order_by(SettlementTown.id))
+    a = SettlementApplication(applicant_id=hh.head_person_id, town_id=town.id,
+                              basis="owned_house", property_certificate_no="x", living_there=True,
+                              residence_address="a", destination="house_address",
+                              destination_address="a", created_by="hukou")
+    dbs.add(a)
+    dbs.flush()
+    from app.settlement.models import SettlementMember
+
+    dbs.add(SettlementMember(application_id=a.id, person_id=hh.head_person_id, relation="self",
+                             from_division_code=hh.cbfbm[:12]))
+    withdrawals.enable_pilot("bureau", hh.cbfbm[:6])
+    w = Withdrawal(right_uid=r.uid, right_kind="land_contract", household_code=hh.cbfbm,
+                   county_code=hh.cbfbm[:6], started_by="farmer", started_via="own_account",
+                   started_on=dt.date.today(), land_to="collective",
+                   cooling_until=dt.date.today() + dt.timedelta(days=30))
+    dbs.add(w)
+    dbs.flush()
     return {"campaign_id": c.id, "objection_id": o.id, "certificate_id": cert.id,
-            "token": cert.token, "name": f"campaign-{c.id}-job-0.zip"}
+            "token": cert.token, "name": f"campaign-{c.id}-job-0.zip", "application_id": a.id,
+            "withdrawal_id": w.id}
 
 
 def _parcel_of(dbs, household_code):

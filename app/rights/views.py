@@ -32,5 +32,11 @@ def mine():
     certs = db.session.scalars(select(Certificate).where(
         Certificate.household_code == hh.cbfbm).order_by(Certificate.id.desc())).all() \
         if hh else []
+    from app.withdrawal import operations as withdrawal
+    from app.withdrawal.models import Withdrawal
+
+    pilot = {r.uid: withdrawal.pilot_enabled(r.fbfbm[:6]) for r in rights}
+    mine_w = db.session.scalars(select(Withdrawal).where(
+        Withdrawal.household_code == hh.cbfbm).order_by(Withdrawal.id.desc())).all() if hh else []
     return render_template("rights/mine.html", hh=hh, rights=rights, parcels=parcels, svg=svg,
-                           certificates=certs)
+                           certificates=certs, pilot=pilot, withdrawals=mine_w)
