@@ -233,3 +233,17 @@ def test_rights_register_as_of_a_date_before_and_after_a_correction(dbs):
     assert [(x.term_end, s) for x, s in after] == [(dt.date(2058, 12, 31), "current")]
     assert [(x.version, s) for x, s in later] == [(2, "ended")]
     assert ops.as_of(t0 - dt.timedelta(days=1), hh.cbfbm) == []
+
+
+def test_a_new_homestead_gets_its_real_property_unit_code(dbs):
+    """不动产单元代码 with the JC zone type: village · J · C · next parcel number · fixture."""
+    hh, fields, home = _household_with_land(dbs)
+    last = dbs.scalar(text("SELECT max(substr(code, 15, 5)::int) FROM parcel WHERE kind = "
+                           "'homestead' AND code LIKE :v || 'JC%'"), {"v": home.code[:12]})
+    g = shapely.from_wkt(dbs.execute(text("SELECT ST_AsText(ST_Translate(ST_Transform(geom, "
+                                          "survey_srid), 0, -5000)) FROM parcel WHERE id = :i"),
+                                     {"i": home.id}).scalar())
+    new = parcel_ops.register("bureau", "homestead", None, home.collective_id, g.wkt,
+                              home.survey_srid, "新批宅基地", house=False)
+    assert new.code == f"{home.code[:12]}JC{last + 1:05d}W00000000"
+    assert len(new.code) == 28

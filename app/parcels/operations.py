@@ -144,15 +144,33 @@ def _insert(actor, values: dict, wkt: str, srid: int, guard: str | None = None,
         raise
 
 
-def register(actor, kind: str, code: str, collective_id: int, wkt: str, srid: int,
+def next_homestead_code(collective_id: int, house: bool = True) -> str:
+    """A new 不动产单元代码 for a homestead in the collective's village (GB/T 37346-2019):
+    county · 地籍区 · 地籍子区 (the 12-digit village code), ownership J (collective), zone type
+    C (homestead), the next free 5-digit parcel number in that 地籍子区, then the fixture:
+    F0001 0001 for a house, W00000000 for a plot without one."""
+    village = db.session.scalar(text("SELECT village_code FROM collective WHERE id = :i"),
+                                {"i": collective_id})
+    db.session.execute(text("SELECT pg_advisory_xact_lock(hashtext('bdcdyh:' || :v))"),
+                       {"v": village})
+    last = db.session.scalar(text("""
+        SELECT max(substr(code, 15, 5)::int) FROM parcel
+        WHERE kind = 'homestead' AND code LIKE :v || 'JC%'"""), {"v": village}) or 0
+    return f"{village}JC{last + 1:05d}" + ("F00010001" if house else "W00000000")
+
+
+def register(actor, kind: str, code: str | None, collective_id: int, wkt: str, srid: int,
              reason: str, household_code: str | None = None, **attrs) -> Parcel:
-    """Register one new parcel (version 1).
+    """Register one new parcel (version 1).  A homestead without a code gets the next
+    不动产单元代码 of its village (JC zone type).
 
     One statement does the operation's checks (code free, no overlap beyond the tolerance),
     the insert and its audit entry; the trigger then checks the overlap again under its lock.
     When the checks refuse, a second query says which rule and why."""
     reason = _reason(reason)
     _check_geometry(wkt, srid)
+    if kind == "homestead" and not code:
+        code = next_homestead_code(collective_id, attrs.pop("house", True))
     cols = {"kind": kind, "code": code, "collective_id": collective_id,
             "household_code": household_code, "change_kind": "register",
             "change_reason": reason, **attrs}
