@@ -111,9 +111,9 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from .audit.views import bp as audit_bp
+    from .auth.views import bp as auth_bp
     from .campaigns.views import bp as campaigns_bp
     from .certificates.views import bp as certificates_bp
-    from .auth.views import bp as auth_bp
     from .collectives.views import bp as collectives_bp
     from .imports.views import bp as imports_bp
     from .main.views import bp as main_bp

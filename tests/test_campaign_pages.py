@@ -9,7 +9,6 @@ from app.campaigns.models import Campaign, Objection
 from app.certificates import operations as certificates
 from app.certificates.models import Certificate
 from app.people.models import Household
-from app.rights import operations as rights
 from tests.conftest import csrf_from, user
 from tests.test_certificates import pdftotext
 from tests.test_rights import _contract
@@ -75,7 +74,7 @@ def test_objection_online_then_resolution_registration_and_certificates(
     assert r.status_code == 303
     o = dbs.scalar(select(Objection).where(Objection.campaign_id == c.id))
     assert o.lodged_by == user("farmer").display_name and o.subject == "boundary"
-    assert "#%d" % o.id in farmer.get(f"/notice/{c.id}").get_data(as_text=True)
+    assert f"#{o.id}" in farmer.get(f"/notice/{c.id}").get_data(as_text=True)
     # A farmer cannot resolve it or see the staff pages.
     assert farmer.get(f"/campaigns/{c.id}").status_code == 403
 
@@ -103,11 +102,11 @@ def test_objection_online_then_resolution_registration_and_certificates(
     job = staff.get(r.location + ".json").get_json()
     assert job["status"] == "done" and job["next"] == f"/campaigns/{c.id}"
     page = staff.get(f"/campaigns/{c.id}").get_data(as_text=True)
-    assert "/print/campaign-%d-job-" % c.id in page  # the print package
+    assert f"/print/campaign-{c.id}-job-" in page  # the print package
     cert = certificates.valid_for(right.uid)
     assert cert is not None and cert.campaign_id == c.id
-    assert 'id="certificates-count">%d<' % dbs.query(Certificate).filter_by(
-        campaign_id=c.id, status="valid").count() in page
+    n = dbs.query(Certificate).filter_by(campaign_id=c.id, status="valid").count()
+    assert f'id="certificates-count">{n}<' in page
 
     # The farmer's own page: household, rights, parcels on a sketch map, certificate.
     mine = farmer.get("/me").get_data(as_text=True)

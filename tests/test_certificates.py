@@ -1,10 +1,8 @@
 """Certificates: issue, PDF with the holder's name and map, QR to the public verification page,
 reissue / replacement / cancellation kept in the register, the database guard."""
 import datetime as dt
-import io
 import subprocess
 import tempfile
-import zipfile
 from pathlib import Path
 
 import pytest

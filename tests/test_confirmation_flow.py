@@ -4,9 +4,9 @@ public notice → one objection upheld (with its correction) and one dismissed �
 the holder's name as text (pdftotext) and the parcel map in every PDF, QR codes that verify,
 a cancelled certificate shown as cancelled."""
 import csv
-import re
 import datetime as dt
 import io
+import re
 import subprocess
 import zipfile
 from pathlib import Path
@@ -95,13 +95,13 @@ def test_sample_delivery_from_notice_to_certificates(app, dbs, client, tmp_path,
                                      p.code, today=mid)
     holder = campaigns.lodge_objection("bureau", c1, "holder", "该地块应归我家", "村民乙",
                                        p.code, today=mid)
-    before = dt.datetime.now(dt.timezone.utc)
+    before = dt.datetime.now(dt.UTC)
     corrected = parcel_ops.amend("bureau", p, "异议复核：地块名称更正", name="东沟复测地")
     campaigns.uphold("bureau", area, "复核属实，已更正")
     campaigns.dismiss("bureau", holder, "经核查承包合同和台账，权利人无误")
     assert corrected.version == 2
     then = [x for x in parcel_ops.as_of(before, p.collective_id) if x.code == p.code]
-    now = [x for x in parcel_ops.as_of(dt.datetime.now(dt.timezone.utc), p.collective_id)
+    now = [x for x in parcel_ops.as_of(dt.datetime.now(dt.UTC), p.collective_id)
            if x.code == p.code]
     assert [x.name for x in then] == [p.name] and [x.name for x in now] == ["东沟复测地"]
 
@@ -123,11 +123,13 @@ def test_sample_delivery_from_notice_to_certificates(app, dbs, client, tmp_path,
         assert campaigns.progress(c)["stage"] == "certified"
 
     households = _households()
-    valid = dbs.scalars(select(Certificate).where(Certificate.status == "valid")).all()
+    valid = dbs.scalars(select(Certificate).where(
+        Certificate.status == "valid", Certificate.campaign_id.in_([c.id for c in runs]))).all()
     contract_holders = {c.household_code for c in valid if c.kind == "land_contract"}
     assert contract_holders == set(households)  # every household of the delivery
     homesteads = dbs.scalar(text("SELECT count(*) FROM land_right WHERE kind = 'homestead' "
-                                 "AND status = 'current' AND end_lifespan IS NULL"))
+                                 "AND status = 'current' AND end_lifespan IS NULL "
+                                 "AND fbfbm = ANY(:g)"), {"g": groups})
     assert sum(c.kind == "homestead" for c in valid) == homesteads > 600
     # The upheld correction is what the certificate certifies.
     cert_p = next(c for c in valid if any(x["code"] == p.code for x in c.content["parcels"]))

@@ -3,8 +3,7 @@ lodged online or recorded by staff, resolution, registration and batch certifica
 import datetime as dt
 from pathlib import Path
 
-from flask import (Blueprint, Response, abort, flash, redirect, render_template, request,
-                   send_from_directory, url_for)
+from flask import Blueprint, abort, flash, redirect, render_template, request, send_from_directory, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -20,6 +19,7 @@ from app.extensions import db
 from app.imports.models import ImportBatch
 from app.jobs import operations as jobs
 from app.jobs.models import Job
+from app.printing import printed
 
 from . import operations as ops
 from .models import Campaign, Objection
@@ -208,20 +208,10 @@ def print_package(campaign_id: int, name: str):
 @access(*READERS, scope=campaign_scope)
 def notice_pdf(campaign_id: int):
     c = db.session.get(Campaign, campaign_id)
-    return Response(_notice_document(c), mimetype="application/pdf", headers={
-        "Content-Disposition": f'inline; filename="notice-{c.fbfbm}-{c.id}.pdf"'})
-
-
-def _notice_document(c: Campaign) -> bytes:
-    from flask_babel import get_locale
-
-    from app.certificates.render import render_document
-
     group = db.session.scalar(select(Collective).where(Collective.fbfbm == c.fbfbm))
-    return render_document("campaigns/notice_print.html", {
-        "c": c, "group": group, "households": ops.notice_by_household(c),
-        "public_url": url_for(".public_notice", campaign_id=c.id, _external=True)},
-        str(get_locale()))
+    return printed("campaigns/notice_print.html", f"notice-{c.fbfbm}-{c.id}.pdf", c=c,
+                   group=group, households=ops.notice_by_household(c),
+                   public_url=url_for(".public_notice", campaign_id=c.id, _external=True))
 
 
 @bp.route("/notice/<int:campaign_id>", methods=["GET", "POST"])

@@ -261,7 +261,7 @@ def issue_for_campaign(actor, campaign, base: str | None = None, progress=None) 
         made.append(_make(actor, r, "first", campaign_id=campaign.id, base=base,
                           reason=f"campaign {campaign.id}"))
         if progress and (i % 25 == 0 or i == len(todo)):
-            progress(i, 2 * len(todo), "issued %d of %d" % (i, len(todo)))
+            progress(i, 2 * len(todo), f"issued {i} of {len(todo)}")
     return made
 
 
@@ -306,15 +306,15 @@ def render_package(certs: list[Certificate], path: Path, progress=None, offset: 
                 "file", "first_page", "last_page", "content_sha256"])
     done = 0
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
-        for n, (ch, (data, ranges)) in enumerate(zip(chunks, results), 1):
+        for n, (ch, (data, ranges)) in enumerate(zip(chunks, results, strict=True), 1):
             name = f"print-{n:04d}.pdf"
             z.writestr(name, data)
-            for c, (first, last) in zip(ch, ranges):
+            for c, (first, last) in zip(ch, ranges, strict=True):
                 w.writerow([c.id, c.kind, c.number, c.edition, c.household_code or "",
                             c.content["holder"]["name"], name, first, last, c.content_sha256])
             done += len(ch)
             if progress:
-                progress(offset + done, total, "rendered %d of %d" % (done, len(certs)))
+                progress(offset + done, total, f"rendered {done} of {len(certs)}")
         z.writestr("index.csv", index.getvalue())
     return len(chunks)
 

@@ -1,4 +1,4 @@
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -10,6 +10,7 @@ from wtforms.validators import DataRequired, Length
 from app.access import Scope, access, jurisdiction_like
 from app.extensions import db
 from app.people.idnumber import mask_name
+from app.printing import pdf_response
 
 from . import operations as ops
 from .models import Certificate
@@ -103,5 +104,4 @@ def act(certificate_id: int):
 def pdf(certificate_id: int):
     c = db.session.get(Certificate, certificate_id)
     name = f"{c.number}-{c.edition}.pdf" if c.kind == "land_contract" else f"certificate-{c.id}.pdf"
-    return Response(ops.pdf(c), mimetype="application/pdf",
-                    headers={"Content-Disposition": f'inline; filename="{name}"'})
+    return pdf_response(ops.pdf(c), name)

@@ -1,7 +1,6 @@
 import datetime as dt
 
-from sqlalchemy import (BigInteger, Boolean, CheckConstraint, Date, ForeignKey, Integer,
-                        String, Text, text)
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Date, ForeignKey, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql import func
 from sqlalchemy.types import DateTime

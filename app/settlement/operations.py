@@ -21,9 +21,17 @@ from app.grounds import refuse
 from app.people.models import Person
 from app.rights.operations import ART27_55
 
-from .models import (BASES, CONDITIONS, DOCUMENT_TYPES, HukouMove, ResidencePermit,
-                     SettlementApplication, SettlementDocument, SettlementMember,
-                     SettlementTown)
+from .models import (
+    BASES,
+    CONDITIONS,
+    DOCUMENT_TYPES,
+    HukouMove,
+    ResidencePermit,
+    SettlementApplication,
+    SettlementDocument,
+    SettlementMember,
+    SettlementTown,
+)
 
 ITEM1 = _l("长治市户籍制度改革实施细则 (Changzhi hukou reform rules) item 1: lawful stable "
            "residence; spouse, unmarried children and parents living with the applicant")

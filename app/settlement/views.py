@@ -4,27 +4,41 @@ import csv
 import datetime as dt
 import io
 
-from flask import (Blueprint, Response, abort, flash, redirect, render_template, request,
-                   url_for)
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from sqlalchemy import select
-from wtforms import (BooleanField, DateField, FieldList, FormField, SelectField,
-                     SelectMultipleField, StringField, TextAreaField)
+from wtforms import (
+    BooleanField,
+    DateField,
+    FieldList,
+    FormField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Length, Optional
 
 from app.access import Scope, access, jurisdiction_like, require_scope
 from app.errors import DomainError
 from app.extensions import db
 from app.people.models import Person
+from app.printing import printed
 
 from . import compliance
 from . import operations as ops
-from .models import (CONDITIONS, DOCUMENT_TYPES, ResidencePermit, SettlementApplication,
-                     SettlementMember, SettlementTown)
+from .models import (
+    CONDITIONS,
+    DOCUMENT_TYPES,
+    ResidencePermit,
+    SettlementApplication,
+    SettlementMember,
+    SettlementTown,
+)
 
 bp = Blueprint("settlement", __name__)
 OFFICERS = ("hukou_officer",)
@@ -288,17 +302,11 @@ def notice(application_id: int):
 @bp.get("/settlement/<int:application_id>/notice.pdf")
 @access("farmer", *READERS, scope=application_scope)
 def notice_pdf(application_id: int):
-    from flask_babel import get_locale
-
-    from app.certificates.render import render_document
-
     a = db.session.get(SettlementApplication, application_id)
     if a.status != "approved":
         abort(404)
-    pdf = render_document("settlement/notice_print.html", {"a": a, "kept": ops.rights_kept(a)},
-                          str(get_locale()))
-    return Response(pdf, mimetype="application/pdf", headers={
-        "Content-Disposition": f'inline; filename="rights-kept-{a.id}.pdf"'})
+    return printed("settlement/notice_print.html", f"rights-kept-{a.id}.pdf", a=a,
+                   kept=ops.rights_kept(a))
 
 
 @bp.get("/me/settlement")
