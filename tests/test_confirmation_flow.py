@@ -18,7 +18,6 @@ from app.certificates import operations as certificates
 from app.certificates.models import Certificate
 from app.imports import operations as imports
 from app.imports.models import ImportFeature, ImportRecord
-from app.jobs import operations as jobs
 from app.parcels import operations as parcel_ops
 from app.parcels.models import Parcel
 from app.rights.models import Right
@@ -114,8 +113,7 @@ def test_sample_delivery_from_notice_to_certificates(app, dbs, client, tmp_path,
     monkeypatch.setitem(app.config, "PRINT_DIR", str(tmp_path))
     packages = []
     for c in runs:
-        job = jobs.submit("certificates", {"campaign": c.id, "actor": "bureau",
-                                           "base_url": "http://localhost"}, None)
+        job = certificates.start_batch("bureau", c, "http://localhost")
         dbs.refresh(job)
         assert job.status == "done", job.error
         assert job.done == job.total and job.result["rendered"] == job.result["issued"] > 0

@@ -9,7 +9,6 @@ from app.access import Scope, access, jurisdiction_like, require_scope
 from app.certificates import operations as certificates
 from app.errors import DomainError
 from app.extensions import db
-from app.jobs import operations as jobs
 
 from . import operations as ops
 from .models import Campaign, Objection
@@ -176,10 +175,7 @@ def register(campaign_id: int):
 def issue_certificates(campaign_id: int):
     """Issue every certificate of a registered campaign and render its print package, as a
     background job; poll `progress_url`."""
-    c = db.session.get(Campaign, campaign_id)
-    if c.status != "registered":
-        raise DomainError(certificates.NOT_REGISTERED, id=c.id, status=c.status)
-    job = jobs.submit("certificates", {"campaign": c.id, "actor": current_user.username,
-                                       "base_url": request.host_url}, current_user)
+    job = certificates.start_batch(current_user, db.session.get(Campaign, campaign_id),
+                                   request.host_url)
     return {"job": job.id, "status": job.status,
             "progress_url": url_for("imports.job_json", job_id=job.id)}

@@ -40,6 +40,8 @@ BAD_OBJECTION = Rule("campaign.objection.subject",
                      _l("An objection is about a parcel, a boundary, an area or a holder, and "
                         "says what is wrong."), RULES)
 SUBJECTS = ("parcel", "boundary", "area", "holder")
+NO_GROUP = Rule("campaign.group", _l("%(fbfbm)s is not a registered villagers' group (issuing "
+                                     "party)."), RULES, 404)
 
 
 def _who(actor) -> str:
@@ -53,6 +55,8 @@ def notice_days() -> int:
 
 def open_campaign(actor, fbfbm: str, import_batch_id: int | None = None,
                   reason: str | None = None) -> Campaign:
+    if not db.session.scalar(text("SELECT 1 FROM collective WHERE fbfbm = :f"), {"f": fbfbm}):
+        raise DomainError(NO_GROUP, fbfbm=fbfbm)
     c = Campaign(fbfbm=fbfbm, import_batch_id=import_batch_id, created_by=_who(actor))
     db.session.add(c)
     db.session.flush()

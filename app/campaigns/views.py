@@ -17,7 +17,6 @@ from app.certificates import operations as certificates
 from app.collectives.models import Collective
 from app.extensions import db
 from app.imports.models import ImportBatch
-from app.jobs import operations as jobs
 from app.jobs.models import Job
 from app.printing import printed
 
@@ -100,9 +99,6 @@ def campaign_open():
 
     if not user_can(current_user, STAFF, Scope([form.fbfbm.data])):
         abort(403)
-    if db.session.scalar(select(Collective.id).where(Collective.fbfbm == form.fbfbm.data)) \
-            is None:
-        abort(404)
     c = ops.open_campaign(current_user, form.fbfbm.data, form.batch.data or None,
                           form.reason.data)
     db.session.commit()
@@ -186,13 +182,8 @@ def register(campaign_id: int):
 @bp.post("/campaigns/<int:campaign_id>/certificates")
 @access(*STAFF, scope=campaign_scope)
 def issue_certificates(campaign_id: int):
-    c = db.session.get(Campaign, campaign_id)
-    if c.status != "registered":
-        from app.errors import DomainError
-
-        raise DomainError(certificates.NOT_REGISTERED, id=c.id, status=c.status)
-    job = jobs.submit("certificates", {"campaign": c.id, "actor": current_user.username,
-                                       "base_url": request.host_url}, current_user)
+    job = certificates.start_batch(current_user, db.session.get(Campaign, campaign_id),
+                                   request.host_url)
     return redirect(url_for("imports.job_page", job_id=job.id), 303)
 
 

@@ -265,6 +265,16 @@ def issue_for_campaign(actor, campaign, base: str | None = None, progress=None) 
     return made
 
 
+def start_batch(actor, campaign, base: str | None = None):
+    """Queue the batch issuance of a registered campaign (a background job with progress)."""
+    from app.jobs import operations as jobs
+
+    if campaign.status != "registered":
+        raise DomainError(NOT_REGISTERED, id=campaign.id, status=campaign.status)
+    return jobs.submit("certificates", {"campaign": campaign.id, "actor": _who(actor),
+                                        "base_url": base}, actor)
+
+
 def print_dir() -> Path:
     d = Path(current_app.config["PRINT_DIR"])
     d.mkdir(parents=True, exist_ok=True)
