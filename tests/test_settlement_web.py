@@ -48,7 +48,7 @@ def test_the_form_refuses_a_rights_field_and_records_it(dbs, login_as, certified
     t = town(dbs)
     token = csrf_from(c.get("/settlement/new").get_data(as_text=True))
     r = c.post("/settlement/new", data={**_form(head, t, members), "csrf_token": token,
-                                        "give_up_contract_right": "1"},
+                                        "members-0-give_up_contract_right": "1"},
                headers={"Referer": "/settlement/new"}, follow_redirects=True)
     body = r.get_data(as_text=True)
     assert "不得以退出土地承包经营权" in body and "第二十七条" in body
@@ -128,6 +128,9 @@ def test_the_api_refuses_a_rights_property_and_a_rights_condition(app, dbs, cert
     problem = r.get_json()
     assert problem["code"] == "settlement.rights_condition" and "art 27" in problem[
         "legal_source_en"]
+    waiver = {**body, "members": [{**body["members"][0], "放弃宅基地": "同意"}]}
+    r = client.post("/api/settlement", json=waiver, headers=auth)
+    assert r.status_code == 422 and r.get_json()["code"] == "settlement.rights_condition"
     r = client.post("/api/settlement", json=body, headers=auth)
     assert r.status_code == 201, r.get_json()
     aid = r.get_json()["id"]
@@ -141,7 +144,7 @@ def test_the_api_refuses_a_rights_property_and_a_rights_condition(app, dbs, cert
     r = client.post(f"/api/settlement/{aid}/decision", headers=auth,
                     json={"outcome": "approve", "withdraw_contract_right": "after approval"})
     assert r.status_code == 422 and r.get_json()["code"] == "settlement.rights_condition"
-    assert _count(dbs, "settlement.refused.rights_field") == 2
+    assert _count(dbs, "settlement.refused.rights_field") == 3
     assert _count(dbs, "settlement.refused.rights_document") == 1
     assert _count(dbs, "settlement.refused.rights_condition") == 1
     r = client.post(f"/api/settlement/{aid}/decision", headers=auth, json={"outcome": "approve"})

@@ -58,6 +58,9 @@ class ApplicationSchema(Schema):
 
 
 class NewMember(Schema):
+    class Meta:
+        unknown = INCLUDE  # handed to the rights guard
+
     id_number = fields.Str(required=True)
     relation = fields.Str(required=True)
     unmarried = fields.Bool(load_default=None)
@@ -100,6 +103,7 @@ class NewDocument(Schema):
 
 
 KNOWN = set(NewApplication().fields)
+MEMBER_KNOWN = set(NewMember().fields)
 
 
 def _person(number: str) -> Person:
@@ -128,6 +132,8 @@ def list_applications():
 @blp.response(201, ApplicationSchema)
 def create_application(args):
     ops.guard_extra(current_user, {k: v for k, v in args.items() if k not in KNOWN})
+    for m in args["members"]:
+        ops.guard_extra(current_user, {k: v for k, v in m.items() if k not in MEMBER_KNOWN})
     applicant = _person(args["applicant_id_number"])
     require_scope(Scope([applicant.hukou_division_code or ""]), OFFICERS)
     members = [{"person_id": _person(m["id_number"]).id, "relation": m["relation"],

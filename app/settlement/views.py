@@ -3,6 +3,7 @@ rights-kept notice) and auditors (the compliance view)."""
 import csv
 import datetime as dt
 import io
+import re
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -186,6 +187,7 @@ def record_permit():
     return redirect(url_for(".application_list"))
 
 
+MEMBER_KEY = re.compile(r"^members-\d+-(id_number|relation|unmarried)$")
 KNOWN_FORM_KEYS = {"csrf_token", "applicant_id_number", "town", "basis", "residence_address",
                    "property_certificate_no", "purchase_contract_no", "living_there",
                    "rental_registration_no", "employer_name", "permit_number", "destination",
@@ -200,7 +202,7 @@ def new_application():
     if request.method == "POST":
         # Whatever else was posted (a field the form does not have) goes to the guard.
         extra = {k: v for k, v in request.form.items()
-                 if k not in KNOWN_FORM_KEYS and not k.startswith("members-")}
+                 if k not in KNOWN_FORM_KEYS and not MEMBER_KEY.match(k)}
         if extra:
             ops.guard_extra(current_user, extra)
         if form.validate_on_submit():
