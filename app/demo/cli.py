@@ -14,7 +14,13 @@ demo_cli = AppGroup("demo", help="Demo data that the project makes itself.")
 def load(parcels: int, seed: int, if_empty: bool):
     """Generate a realistic county (上党区): villages, groups, households, parcels."""
     if if_empty and not ops.is_empty():
-        click.echo("demo data already present; nothing to do")
+        from app.divisions.operations import ensure_reference_divisions
+        from app.extensions import db
+        from app.settlement.operations import ensure_towns
+
+        added = ensure_reference_divisions() + ensure_towns()  # reference lists grow
+        db.session.commit()
+        click.echo(f"demo data already present ({added} reference row(s) added)")
     else:
         p = ops.plan(parcels)
         with click.progressbar(length=p.villages, label=f"generating {p.villages} village(s)",
