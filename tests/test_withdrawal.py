@@ -177,3 +177,31 @@ def test_only_in_pilot_counties_and_only_when_effective(dbs, holder):
             dbs.execute(text("UPDATE land_right SET status = 'ended', end_ground = "
                              "'voluntary_withdrawal', ended_on = current_date WHERE id = :i"),
                         {"i": right.id})
+
+
+def test_contract_land_can_pass_to_a_household_of_the_same_collective(dbs, holder):
+    hh, right = holder
+    from app.people.models import Household
+    from app.rights import operations as rights
+
+    other = dbs.scalar(select(Household).where(Household.cbfbm.like(hh.cbfbm[:14] + "%"),
+                                               Household.cbfbm != hh.cbfbm)
+                       .order_by(Household.id))
+    before = rights.current_rights(other.cbfbm)
+    with pytest.raises(DomainError) as e:  # only within the same collective
+        ops.start(user("farmer"), right, "own_account", land_to="within",
+                  transferee="140405" + hh.cbfbm[6:])
+    assert e.value.code == "withdrawal.within"
+    w = ops.start(user("farmer"), right, "own_account", land_to="within",
+                  transferee=other.cbfbm)
+    _all_consents(w, hh)
+    ops.agree_compensation("bureau", w, Decimal("40000"))
+    ops.record_payment("bureau", w, "转账 2")
+    ops.take_effect("bureau", w, TODAY + dt.timedelta(days=200))
+    codes = {rp.parcel_code for rp in right.parcels}
+    after = [r for r in rights.current_rights(other.cbfbm) if r.kind == "land_contract"]
+    assert len(after) == 1 and codes <= {rp.parcel_code for rp in after[0].parcels}
+    assert not before and after[0].obtained_by == "200"  # 转让 (NY/T 2539 CBJYQQDFS)
+    moved = dbs.scalars(select(Parcel).where(Parcel.code.in_(codes),
+                                             Parcel.end_lifespan.is_(None))).all()
+    assert {p.household_code for p in moved} == {other.cbfbm}
