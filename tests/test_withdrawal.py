@@ -205,3 +205,34 @@ def test_contract_land_can_pass_to_a_household_of_the_same_collective(dbs, holde
     moved = dbs.scalars(select(Parcel).where(Parcel.code.in_(codes),
                                              Parcel.end_lifespan.is_(None))).all()
     assert {p.household_code for p in moved} == {other.cbfbm}
+
+
+def test_a_homestead_can_pass_to_a_household_without_one(dbs, holder):
+    hh, _ = holder
+    from app.people.models import Household
+    from app.rights import operations as rights
+
+    home = dbs.scalar(select(Parcel).where(Parcel.household_code == hh.cbfbm,
+                                           Parcel.kind == "homestead"))
+    right = rights.register_homestead("bureau", hh.cbfbm, home, reason="确权")
+    others = dbs.scalars(select(Household).where(Household.cbfbm.like(hh.cbfbm[:14] + "%"),
+                                                 Household.cbfbm != hh.cbfbm)
+                         .order_by(Household.id)).all()
+    with_home = next(o for o in others if dbs.scalar(select(Parcel.id).where(
+        Parcel.household_code == o.cbfbm, Parcel.kind == "homestead")))
+    other_home = dbs.scalar(select(Parcel).where(Parcel.household_code == with_home.cbfbm,
+                                                 Parcel.kind == "homestead"))
+    rights.register_homestead("bureau", with_home.cbfbm, other_home, reason="确权")
+    with pytest.raises(DomainError) as e:  # one household, one homestead
+        ops.start(user("farmer"), right, "own_account", land_to="within",
+                  transferee=with_home.cbfbm)
+    assert e.value.code == "right.homestead.second"
+    without = next(o for o in others if not rights.current_rights(o.cbfbm))
+    w = ops.start(user("farmer"), right, "own_account", land_to="within",
+                  transferee=without.cbfbm)
+    _all_consents(w, hh)
+    ops.agree_compensation("bureau", w, Decimal("120000"))
+    ops.record_payment("bureau", w, "转账 3")
+    ops.take_effect("bureau", w, TODAY + dt.timedelta(days=31))  # no six months for homesteads
+    new = [r for r in rights.current_rights(without.cbfbm) if r.kind == "homestead"]
+    assert len(new) == 1 and new[0].parcels[0].parcel_code == home.code

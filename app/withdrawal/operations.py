@@ -165,6 +165,15 @@ def start(actor, right: Right, via: str = "own_account", land_to: str = "collect
     if land_to == "within" and not (transferee and transferee[:14] == right.fbfbm and
                                     transferee != right.holder_household_code):
         raise DomainError(WITHIN, fbfbm=right.fbfbm)
+    if land_to == "within" and right.kind == "homestead":
+        held = db.session.scalar(text("""
+            SELECT rp.parcel_code FROM land_right r JOIN land_right_parcel rp ON rp.right_id = r.id
+            WHERE r.kind = 'homestead' AND r.status = 'current' AND r.end_lifespan IS NULL
+              AND r.holder_household_code = :h LIMIT 1"""), {"h": transferee})
+        if held:
+            from app.rights.operations import SECOND_HOMESTEAD
+
+            raise DomainError(SECOND_HOMESTEAD, household=transferee, parcel=held)
     w = Withdrawal(right_uid=right.uid, right_kind=right.kind,
                    household_code=right.holder_household_code, county_code=county,
                    started_by=_who(actor), started_via=via, started_on=today,
@@ -348,12 +357,15 @@ def take_effect(actor, w: Withdrawal, today: dt.date | None = None) -> Withdrawa
     for uid, _, _ in held:
         if uid in current:
             parcels.amend(actor, current[uid], f"自愿有偿退出 {w.id}", household_code=new_holder)
-    if new_holder and right.kind == "land_contract":
+    if new_holder:
         moved = [(p, a) for (uid, _, a) in held if (p := db.session.scalar(
             select(parcels.Parcel).where(parcels.Parcel.uid == uid,
                                          parcels.Parcel.end_lifespan.is_(None))))]
-        rights.add_parcels(actor, new_holder, moved, right.term_end,
-                           f"自愿有偿退出 {w.id}: 集体经济组织内部转让")
+        why = f"自愿有偿退出 {w.id}: 集体经济组织内部转让"
+        if right.kind == "land_contract":
+            rights.add_parcels(actor, new_holder, moved, right.term_end, why)
+        else:  # one household, one homestead: checked at the start and again here
+            rights.register_homestead(actor, new_holder, moved[0][0], reason=why)
     audit.record(actor, "withdrawal.effective", "withdrawal", w.id,
                  {"right": w.right_uid, "land_to": w.land_to, "to": new_holder})
     return w
