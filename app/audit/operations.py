@@ -26,6 +26,11 @@ def _jsonable(value):
     return value
 
 
+def actor_name(actor) -> str:
+    """The name that stands for an actor in records: a User's username, or the given name."""
+    return getattr(actor, "username", actor or SYSTEM)
+
+
 def record(actor, action: str, obj_type: str, obj_id, changes: dict | None = None,
            reason: str | None = None) -> AuditLog:
     """Append one entry.  `actor` is a User, or None / a string for the system."""

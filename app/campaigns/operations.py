@@ -44,8 +44,7 @@ NO_GROUP = Rule("campaign.group", _l("%(fbfbm)s is not a registered villagers' g
                                      "party)."), RULES, 404)
 
 
-def _who(actor) -> str:
-    return getattr(actor, "username", actor or "system")
+_who = audit.actor_name
 
 
 def notice_days() -> int:

@@ -56,8 +56,7 @@ NOT_CERTIFIABLE = Rule("certificate.kind",
                        _l("A %(kind)s is not certified by this register."), LAW)
 
 
-def _who(actor) -> str:
-    return getattr(actor, "username", actor or "system")
+_who = audit.actor_name
 
 
 def base_url() -> str:

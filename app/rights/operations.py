@@ -86,8 +86,7 @@ GROUND_LABELS = {
 }
 
 
-def _who(actor) -> str:
-    return getattr(actor, "username", actor or "system")
+_who = audit.actor_name
 
 
 def _household(code: str) -> Household:
@@ -140,6 +139,16 @@ def homestead_cap(county: str) -> float | None:
     return float(row.value) if row else None
 
 
+def refuse_second_homestead(household_code: str) -> None:
+    """One household, one homestead: refused while the household holds a current one."""
+    held = db.session.scalar(text("""
+        SELECT rp.parcel_code FROM land_right r JOIN land_right_parcel rp ON rp.right_id = r.id
+        WHERE r.kind = 'homestead' AND r.status = 'current' AND r.end_lifespan IS NULL
+          AND r.holder_household_code = :h LIMIT 1"""), {"h": household_code})
+    if held:
+        raise DomainError(SECOND_HOMESTEAD, household=household_code, parcel=held)
+
+
 def register_homestead(actor, household_code: str, parcel: Parcel,
                        reason: str | None = None) -> Right:
     """The homestead use right of a household: one household, one homestead; within the
@@ -147,12 +156,7 @@ def register_homestead(actor, household_code: str, parcel: Parcel,
     hh = _household(household_code)
     if parcel.kind != "homestead":
         raise DomainError(NOT_HOMESTEAD, parcel=parcel.code)
-    held = db.session.scalar(text("""
-        SELECT rp.parcel_code FROM land_right r JOIN land_right_parcel rp ON rp.right_id = r.id
-        WHERE r.kind = 'homestead' AND r.status = 'current' AND r.end_lifespan IS NULL
-          AND r.holder_household_code = :h LIMIT 1"""), {"h": hh.cbfbm})
-    if held:
-        raise DomainError(SECOND_HOMESTEAD, household=hh.cbfbm, parcel=held)
+    refuse_second_homestead(hh.cbfbm)
     county = parcel.code[:6]
     cap = homestead_cap(county)
     if cap is not None and float(parcel.scmj) > cap:

@@ -82,8 +82,7 @@ def rights_related(value) -> bool:
     return bool(value) and bool(_RIGHTS_WORDS.search(str(value)))
 
 
-def _who(actor) -> str:
-    return getattr(actor, "username", actor or "system")
+_who = audit.actor_name
 
 
 def guard_extra(actor, extra: dict | None, obj_id=None) -> None:

@@ -82,8 +82,7 @@ ALREADY_OPEN = Rule("withdrawal.open",
 STATE = Rule("withdrawal.state", _l("This withdrawal is %(status)s."), PILOT, 409)
 
 
-def _who(actor) -> str:
-    return getattr(actor, "username", actor or "system")
+_who = audit.actor_name
 
 
 def _setting(key: str, default: int) -> int:
@@ -166,14 +165,9 @@ def start(actor, right: Right, via: str = "own_account", land_to: str = "collect
                                     transferee != right.holder_household_code):
         raise DomainError(WITHIN, fbfbm=right.fbfbm)
     if land_to == "within" and right.kind == "homestead":
-        held = db.session.scalar(text("""
-            SELECT rp.parcel_code FROM land_right r JOIN land_right_parcel rp ON rp.right_id = r.id
-            WHERE r.kind = 'homestead' AND r.status = 'current' AND r.end_lifespan IS NULL
-              AND r.holder_household_code = :h LIMIT 1"""), {"h": transferee})
-        if held:
-            from app.rights.operations import SECOND_HOMESTEAD
+        from app.rights.operations import refuse_second_homestead
 
-            raise DomainError(SECOND_HOMESTEAD, household=transferee, parcel=held)
+        refuse_second_homestead(transferee)
     w = Withdrawal(right_uid=right.uid, right_kind=right.kind,
                    household_code=right.holder_household_code, county_code=county,
                    started_by=_who(actor), started_via=via, started_on=today,
