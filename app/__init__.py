@@ -29,7 +29,18 @@ def create_app(config=None) -> Flask:
     register_errorhandlers(app)
     register_commands(app)
     register_template_helpers(app)
+    mount_tiles(app)
     return app
+
+
+def mount_tiles(app: Flask) -> None:
+    """Vector tiles are served in front of Flask (see app/parcels/tiles.py)."""
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+    from .parcels.tiles import TileApp
+
+    app.wsgi_app = DispatcherMiddleware(
+        app.wsgi_app, {"/tiles": TileApp(app.config["SQLALCHEMY_DATABASE_URI"])})
 
 
 def register_models() -> None:

@@ -193,7 +193,7 @@ def tiles_for(url: str, n: int, seed: int = 3):
 def bench_tiles(app, url: str, n: int):
     import psycopg
 
-    from app.parcels.views import TILE_SQL
+    from app.parcels.tiles import TILE_SQL
 
     tiles = tiles_for(url, n)
     # The app under gunicorn, as in production.
@@ -234,7 +234,7 @@ def bench_tiles(app, url: str, n: int):
         proc.terminate()
         proc.wait()
     raw = []
-    sql = str(TILE_SQL).replace(":z", "%(z)s").replace(":x", "%(x)s").replace(":y", "%(y)s")
+    sql = TILE_SQL
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
         for z, x, y in tiles:
             t0 = time.perf_counter()

@@ -147,7 +147,7 @@ def test_two_simultaneous_overlapping_registrations_one_wins(app):
         engine.dispose()
 
 
-def test_vector_tiles_carry_parcels(login_as, dbs):
+def test_vector_tiles_carry_parcels(app, login_as, dbs):
     import mapbox_vector_tile  # noqa: F401  (decoder, dev dependency)
 
     row = dbs.execute(text("""SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(geom) c FROM parcel
@@ -166,6 +166,15 @@ def test_vector_tiles_carry_parcels(login_as, dbs):
     assert feats and {"id", "code", "kind"} <= set(feats[0]["properties"])
     assert c.get("/tiles/15/0/0.pbf").data == b""  # empty tile far away
     assert c.get("/tiles/3/99/0.pbf").status_code == 404
+    assert c.get("/tiles/15/1/x.pbf").status_code == 404
+    assert c.post(f"/tiles/{z}/{x}/{y}.pbf").status_code == 405
+    head = c.head(f"/tiles/{z}/{x}/{y}.pbf")
+    assert head.status_code == 200 and head.data == b""
+    assert int(head.headers["Content-Length"]) == len(r.data)
+    # Public, like the OGC API: no sign-in needed, and no holder or personal data in the tile.
+    anon = app.test_client().get(f"/tiles/{z}/{x}/{y}.pbf")
+    assert anon.status_code == 200 and anon.data == r.data
+    assert not {"household", "holder", "household_code", "name"} & set(feats[0]["properties"])
 
 
 def test_parcel_page_has_sketch_history_and_search(login_as, dbs):

@@ -1,7 +1,7 @@
-from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
+from flask import Blueprint, current_app, jsonify, render_template, request
 from flask_login import current_user
 from shapely import from_wkb
-from sqlalchemy import Connection, create_engine, or_, select, text
+from sqlalchemy import or_, select, text
 
 from app.access import ROLES, Scope, access, jurisdiction_like
 from app.collectives.models import Collective
@@ -14,30 +14,6 @@ from .models import Parcel
 
 bp = Blueprint("parcels", __name__)
 STAFF = ("collective_officer", "bureau_staff", "exchange_operator", "hukou_officer", "auditor")
-
-TILE_SQL = text("""
-    WITH e AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env),
-    t AS (
-      SELECT ST_AsMVTGeom(p.geom_web, e.env, 4096, 16, true) AS geom, p.id, p.code, p.kind,
-             coalesce(p.dklb, '') AS dklb, coalesce(p.sfjbnt, '') AS sfjbnt
-      FROM parcel p, e
-      WHERE p.end_lifespan IS NULL AND p.geom_web && e.env
-    )
-    SELECT ST_AsMVT(t.*, 'parcels', 4096, 'geom') FROM t WHERE t.geom IS NOT NULL""")
-
-
-_tile_engines: dict = {}
-
-
-def _tile_engine(engine):
-    """An autocommit engine for tiles: one round trip per tile (no BEGIN, ROLLBACK, isolation
-    switching or pre-ping; a connection lost to a database restart fails one tile)."""
-    key = engine.url.render_as_string(hide_password=False)
-    if key not in _tile_engines:
-        _tile_engines[key] = create_engine(engine.url, pool_size=4, max_overflow=4,
-                                           pool_recycle=600, isolation_level="AUTOCOMMIT",
-                                           pool_reset_on_return=None)
-    return _tile_engines[key]
 
 
 def parcel_scope(parcel_id: int, **_) -> Scope | None:
@@ -64,22 +40,6 @@ def map_page():
     bounds = db.session.execute(text(q + ") x"), params).first()
     return render_template("parcels/map.html", bounds=list(bounds) if bounds and bounds[0] else None,
                            basemap=current_app.config.get("BASEMAP_URL"))
-
-
-@bp.get("/tiles/<int:z>/<int:x>/<int:y>.pbf")
-@access(public=True)
-def tile(z: int, x: int, y: int):
-    """Public like the OGC API: codes, kinds and classes only, no holder and no personal data."""
-    if not (0 <= z <= 22 and 0 <= x < 2 ** z and 0 <= y < 2 ** z):
-        abort(404)
-    bind = db.session.get_bind()
-    if isinstance(bind, Connection):  # tests bind the session to one connection
-        data = bind.execute(TILE_SQL, {"z": z, "x": x, "y": y}).scalar() or b""
-    else:  # one statement per tile: its own autocommit pool, no BEGIN/ROLLBACK/ping
-        with _tile_engine(bind).connect() as conn:
-            data = conn.execute(TILE_SQL, {"z": z, "x": x, "y": y}).scalar() or b""
-    return Response(bytes(data), mimetype="application/vnd.mapbox-vector-tile",
-                    headers={"Cache-Control": "public, max-age=60"})
 
 
 @bp.get("/parcels/search")

@@ -1,0 +1,93 @@
+"""Vector tiles (Mapbox Vector Tile) of the current register, straight from PostGIS.
+
+`/tiles/{z}/{x}/{y}.pbf` is served by a small WSGI app mounted in front of Flask (werkzeug's
+DispatcherMiddleware, see `create_app`), the way a dedicated tile server would serve it: a map
+asks for dozens of tiles a second, and the tiles are public (codes and classes, no holder, no
+personal data — like the OGC API), so none of Flask's per-request machinery (session, login,
+CSRF, rate-limit bookkeeping, ORM session) has anything to do.  A tile is one statement
+(`ST_AsMVT` over the GiST index on the Web-Mercator geometry) on a psycopg connection pool of
+its own: autocommit, prepared by psycopg after a few uses.
+
+Measured on this project's machine (`bench/`, tiles beside the same statement run directly):
+through Flask and SQLAlchemy a tile cost ~1.6× the statement; SQLAlchemy's execution path
+alone added ~0.8 ms and Flask ~1 ms of a ~5.5 ms tile.
+"""
+from __future__ import annotations
+
+import os
+import re
+import threading
+
+from psycopg_pool import ConnectionPool
+from sqlalchemy.engine import make_url
+
+# Public like the OGC API: code, kind and classes only — no holder, no personal data.
+TILE_SQL = """
+    WITH e AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS env),
+    t AS (
+      SELECT ST_AsMVTGeom(p.geom_web, e.env, 4096, 16, true) AS geom, p.id, p.code, p.kind,
+             coalesce(p.dklb, '') AS dklb, coalesce(p.sfjbnt, '') AS sfjbnt
+      FROM parcel p, e
+      WHERE p.end_lifespan IS NULL AND p.geom_web && e.env
+    )
+    SELECT ST_AsMVT(t.*, 'parcels', 4096, 'geom') FROM t WHERE t.geom IS NOT NULL"""
+
+_pools: dict[tuple[int, str], ConnectionPool] = {}
+_lock = threading.Lock()
+
+
+def valid(z: int, x: int, y: int) -> bool:
+    return 0 <= z <= 22 and 0 <= x < 2 ** z and 0 <= y < 2 ** z
+
+
+def _pool(url: str) -> ConnectionPool:
+    """One pool per process (a pool's threads do not survive gunicorn's fork) and database."""
+    key = (os.getpid(), url)
+    pool = _pools.get(key)
+    if pool is None:
+        with _lock:
+            pool = _pools.get(key)
+            if pool is None:
+                pool = ConnectionPool(url, min_size=1, max_size=4, max_idle=600,
+                                      kwargs={"autocommit": True}, name="tiles", open=True)
+                _pools[key] = pool
+    return pool
+
+
+def libpq_url(sqlalchemy_url) -> str:
+    return make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(
+        hide_password=False)
+
+
+def tile(url: str, z: int, x: int, y: int) -> bytes:
+    """The tile's bytes (empty when no parcel is in it); `url` is a libpq URL."""
+    with _pool(url).connection() as conn:
+        data = conn.execute(TILE_SQL, {"z": z, "x": x, "y": y}).fetchone()[0]
+    return bytes(data or b"")
+
+
+class TileApp:
+    """WSGI app for `{z}/{x}/{y}.pbf` below its mount point."""
+
+    PATH = re.compile(r"^/(\d{1,2})/(\d{1,7})/(\d{1,7})\.pbf$")
+    HEADERS = [("Content-Type", "application/vnd.mapbox-vector-tile"),
+               ("Cache-Control", "public, max-age=60"), ("Access-Control-Allow-Origin", "*"),
+               ("X-Content-Type-Options", "nosniff")]
+
+    def __init__(self, database_url: str):
+        self.url = libpq_url(database_url)
+
+    def __call__(self, environ, start_response):
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in ("GET", "HEAD"):
+            start_response("405 Method Not Allowed", [("Allow", "GET, HEAD"),
+                                                      ("Content-Length", "0")])
+            return [b""]
+        m = self.PATH.match(environ.get("PATH_INFO", ""))
+        z, x, y = (int(v) for v in m.groups()) if m else (-1, 0, 0)
+        if not valid(z, x, y):
+            start_response("404 Not Found", [("Content-Length", "0")])
+            return [b""]
+        data = tile(self.url, z, x, y)
+        start_response("200 OK", self.HEADERS + [("Content-Length", str(len(data)))])
+        return [b"" if method == "HEAD" else data]
