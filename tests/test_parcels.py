@@ -9,6 +9,7 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import DBAPIError
 
 from app.errors import DomainError
+from app.extensions import db
 from app.parcels import operations as ops
 from app.parcels.models import Parcel
 
@@ -87,6 +88,13 @@ def test_overlap_refused_by_operation_and_by_database(dbs):
         ops.register("bureau", "contract", p.code[:14] + "95001", p.collective_id, shifted.wkt,
                      p.survey_srid, "测试")
     assert e.value.code == "parcel.overlap" and p.code in e.value.message("en")
+    assert "m²" in e.value.message("en") and "?" not in e.value.message("en")
+    # Refused without aborting the transaction, and nothing of it was written.
+    assert dbs.scalar(text("SELECT count(*) FROM parcel WHERE code = :c"),
+                      {"c": p.code[:14] + "95001"}) == 0
+    assert dbs.scalar(text("SELECT count(*) FROM audit_log WHERE object_id = :c"),
+                      {"c": p.code[:14] + "95001"}) == 0
+    # The request to skip served that one row: the next writer meets the trigger's refusal.
     with pytest.raises(DBAPIError, match="parcel.overlap"):
         with dbs.begin_nested():
             dbs.execute(text("""INSERT INTO parcel (kind, code, collective_id, scmj, scmjm,
@@ -139,6 +147,56 @@ def test_two_simultaneous_overlapping_registrations_one_wins(app):
     try:
         assert len(results) == 2 and list(results.values()).count("ok") == 1
         assert any("parcel.overlap" in r for r in results.values())
+    finally:
+        with engine.begin() as c:  # clean up the committed winner (history rule paused)
+            c.execute(text("ALTER TABLE parcel DISABLE TRIGGER parcel_guard"))
+            c.execute(text("DELETE FROM parcel WHERE code = ANY(:c)"), {"c": codes})
+            c.execute(text("ALTER TABLE parcel ENABLE TRIGGER parcel_guard"))
+        engine.dispose()
+
+
+def test_two_simultaneous_overlapping_registrations_through_the_operation(app):
+    """The same race through the operation (each in its own session and app context): one
+    parcel is registered, the other refused with the rule — the overlap check runs once, in
+    the database under the cell locks, so this is what guarantees the operation's answer."""
+    from app.collectives.models import Collective
+
+    square = shapely.box(711000, 4000000, 711050, 4000050)
+    with app.app_context():
+        col = db.session.scalars(select(Collective).order_by(Collective.id)).first()
+        col_id, fbfbm = col.id, col.fbfbm
+        db.session.remove()
+    codes = [fbfbm + "97011", fbfbm + "97012"]
+    barrier = threading.Barrier(2)
+    results = {}
+
+    def register(i):
+        with app.app_context():
+            try:
+                db.session.execute(text("SELECT 1"))
+                barrier.wait()
+                ops.register("bureau", "contract", codes[i], col_id,
+                             shapely.affinity.translate(square, 10 * i, 0).wkt, 4547, "并发")
+                db.session.execute(text("SELECT pg_sleep(0.2)"))
+                db.session.commit()
+                results[i] = "ok"
+            except DomainError as e:
+                db.session.rollback()
+                results[i] = e.code
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=register, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    try:
+        assert sorted(results.values()) == ["ok", "parcel.overlap"]
+        with engine.connect() as c:
+            assert c.scalar(text("SELECT count(*) FROM parcel WHERE code = ANY(:c)"),
+                            {"c": codes}) == 1
     finally:
         with engine.begin() as c:  # clean up the committed winner (history rule paused)
             c.execute(text("ALTER TABLE parcel DISABLE TRIGGER parcel_guard"))

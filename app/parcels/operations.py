@@ -3,7 +3,6 @@ lineage, the register as of a date.  A registered parcel is never updated in pla
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 
 import shapely
@@ -83,64 +82,40 @@ def _precheck(wkt: str, srid: int, code: str, exclude_uids=(), check_code: bool 
         raise DomainError(OVERLAP, code=code, other=other, area=f"{float(area):.2f}", tol=row.tol)
 
 
-@functools.lru_cache(maxsize=64)
-def _insert_statement(names: str, params: str, guard: str | None, audit_cte: str):
-    """The INSERT … RETURNING statement, built once per shape so SQLAlchemy and psycopg can
-    reuse their compiled and prepared forms."""
-    return select(Parcel).from_statement(text(f"""
-        WITH ins AS (
-          INSERT INTO parcel ({names}, survey_srid, geom, scmj, scmjm, begin_lifespan,
-                              changed_by)
-          SELECT {params}, :zone, ST_Multi({STORED.format(g="g")}),
-                 round(ST_Area(ST_Transform(g, :zone))::numeric, 2),
-                 round(round(ST_Area(ST_Transform(g, :zone))::numeric, 2) * 0.0015, 2),
-                 clock_timestamp(), :who
-          FROM (SELECT ST_GeomFromText(:wkt, :srid) AS g) x
-          WHERE {guard or 'true'}
-          RETURNING parcel.*){audit_cte}
-        SELECT * FROM ins"""))
+_INSERT = select(Parcel).from_statement(text(
+    "SELECT * FROM parcel_insert(CAST(:v AS jsonb), :wkt, :srid, :zone, :who, :free, :skip, "
+    ":action, :actor_id, :reason)"))
 
 
-def _insert(actor, values: dict, wkt: str, srid: int, guard: str | None = None,
-            audit_action: str | None = None, reason: str | None = None) -> Parcel | None:
-    """Insert one version and return it, in one round trip.  `guard` is an SQL condition the
-    insert must meet (None is returned when it does not); `audit_action` writes the audit entry
-    in the same statement.  The trigger refuses an overlap that slipped past the checks (a
-    concurrent registration); the transaction is then rolled back and the refusal raised as the
-    rule it broke."""
-    cols = dict(values)
+def _insert(actor, values: dict, wkt: str, srid: int, register: bool = False,
+            reason: str | None = None) -> Parcel | None:
+    """Insert one version and return it, in one call of parcel_insert() (migration 0010).
+
+    `register=True` is a new parcel: the code must be free and the registration's audit entry
+    is written beside it; None is returned when the code is taken or the guard refused an
+    overlap (then `sanquan.clash` says with what).  Otherwise an overlap the checks missed (a
+    concurrent change) aborts the transaction and is raised as the rule it broke."""
     zone = srid if 4513 <= srid <= 4554 else gk3_zone_srid(
         shapely.from_wkt(wkt).centroid.x if srid in (4326, 4490) else db.session.execute(
             text("SELECT ST_X(ST_Centroid(ST_Transform(ST_GeomFromText(:w, :s), 4490)))"),
             {"w": wkt, "s": srid}).scalar())
-    if "attrs" in cols:
-        cols["attrs"] = json.dumps(cols["attrs"] or {}, ensure_ascii=False, default=str)
-    names = ", ".join(cols)
-    params = ", ".join(f"CAST(:{k} AS jsonb)" if k == "attrs" else f":{k}" for k in cols)
-    who = getattr(actor, "username", actor or "system")
-    audit_cte = ""
-    if audit_action:
-        audit_cte = f""", a AS (
-            INSERT INTO audit_log (actor_id, actor_name, action, object_type, object_id, changes,
-                                   reason)
-            SELECT :actor_id, :who, '{audit_action}', 'parcel', ins.code,
-                   jsonb_build_object('id', ins.id, 'uid', ins.uid, 'scmj', ins.scmj::text),
-                   :reason FROM ins)"""
-    stmt = _insert_statement(names, params, guard, audit_cte)
     try:
-        return db.session.scalars(
-            stmt,
-            {**cols, "zone": zone, "wkt": wkt, "srid": srid, "who": who,
-             "actor_id": getattr(actor, "id", None), "reason": reason}).one_or_none()
+        return db.session.scalars(_INSERT, {
+            "v": json.dumps(values, ensure_ascii=False, default=str), "wkt": wkt, "srid": srid,
+            "zone": zone, "who": getattr(actor, "username", actor or "system"),
+            "free": register, "skip": register,
+            "action": "parcel.register" if register else None,
+            "actor_id": getattr(actor, "id", None), "reason": reason}).one_or_none()
     except DBAPIError as e:
         db.session.rollback()
         if isinstance(e.orig, pg_errors.ExclusionViolation):
             msg = str(e.orig).split("\n")[0]
             other = msg.split("registered parcel ")[-1].split(" ")[0]
-            raise DomainError(OVERLAP, code=cols.get("code"), other=other, area="?",
+            area = msg.split(" by ")[-1].split(" ")[0] if " by " in msg else "?"
+            raise DomainError(OVERLAP, code=values.get("code"), other=other, area=area,
                               tol=tolerance()) from None
         if isinstance(e.orig, pg_errors.UniqueViolation):
-            raise DomainError(CODE_TAKEN, code=cols.get("code")) from None
+            raise DomainError(CODE_TAKEN, code=values.get("code")) from None
         raise
 
 
@@ -164,9 +139,11 @@ def register(actor, kind: str, code: str | None, collective_id: int, wkt: str, s
     """Register one new parcel (version 1).  A homestead without a code gets the next
     不动产单元代码 of its village (JC zone type).
 
-    One statement does the operation's checks (code free, no overlap beyond the tolerance),
-    the insert and its audit entry; the trigger then checks the overlap again under its lock.
-    When the checks refuse, a second query says which rule and why."""
+    One call checks that the code is free, inserts the parcel and writes its audit entry.
+    The overlap check runs once, in the database, under the cell locks (parcel_guard): a check
+    here before the locks would only repeat it without its guarantee.  The statement asks the
+    guard to refuse an overlap by skipping the row rather than aborting the transaction; the
+    refusal is then raised here as the rule, with the parcel it overlaps and by how much."""
     reason = _reason(reason)
     _check_geometry(wkt, srid)
     if kind == "homestead" and not code:
@@ -174,17 +151,16 @@ def register(actor, kind: str, code: str | None, collective_id: int, wkt: str, s
     cols = {"kind": kind, "code": code, "collective_id": collective_id,
             "household_code": household_code, "change_kind": "register",
             "change_reason": reason, **attrs}
-    guard = f"""NOT EXISTS (SELECT 1 FROM parcel WHERE code = CAST(:code AS varchar)
-                           AND end_lifespan IS NULL)
-        AND NOT EXISTS (
-          SELECT 1 FROM parcel p, (SELECT {STORED.format(g="ST_GeomFromText(:wkt, :srid)")} AS g) n
-          WHERE p.end_lifespan IS NULL AND p.geom && n.g
-            AND overlap_m2(p.geom, n.g, :srid) > coalesce((SELECT value::float8
-                FROM registry_setting WHERE key = 'overlap_tolerance_m2'), 1.0))"""
-    p = _insert(actor, cols, wkt, srid, guard=guard, audit_action="parcel.register",
-                reason=reason)
+    p = _insert(actor, cols, wkt, srid, register=True, reason=reason)
     if p is None:
-        _precheck(wkt, srid, code)  # raises the rule that refused
+        clash = db.session.execute(text(
+            "SELECT current_setting('sanquan.clash', true), "
+            "set_config('sanquan.on_overlap', '', true), set_config('sanquan.clash', '', true)"
+        )).scalar()
+        if clash:
+            other, area, tol = clash.split("|")
+            raise DomainError(OVERLAP, code=code, other=other, area=f"{float(area):.2f}",
+                              tol=float(tol))
         raise DomainError(CODE_TAKEN, code=code)
     return p
 
