@@ -41,6 +41,9 @@ COUNTY, TOWNSHIP0 = "140404", 301
 ORIGIN = (372000.0, 3870000.0)  # EPSG:4547, south-west of the demo county; never overlaps it
 
 
+WARM_UP = 20  # requests or registrations of each kind run first and not counted
+
+
 def pct(values, p):
     v = sorted(values)
     return v[min(len(v) - 1, max(0, math.ceil(p / 100 * len(v)) - 1))]
@@ -190,7 +193,7 @@ def tiles_for(url: str, n: int, seed: int = 3):
     return out
 
 
-def bench_tiles(app, url: str, n: int):
+def bench_tiles(url: str, n: int):
     import psycopg
 
     from app.parcels.tiles import TILE_SQL
@@ -204,42 +207,36 @@ def bench_tiles(app, url: str, n: int):
                              "--workers", "2", "--threads", "2", "wsgi:app"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        with app.app_context():
-            from app.auth import operations as auth_ops
-            from app.auth.models import User
-            from app.extensions import db
-
-            u = db.session.query(User).filter_by(username="bench").first() or \
-                auth_ops.create_user(None, "bench", "bench-password-1", "admin", "bench")
-            token = auth_ops.issue_api_token(None, u)
-            db.session.commit()
         for _ in range(100):
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=1)
                 break
             except OSError:
                 time.sleep(0.2)
-        http = []
+        sql = TILE_SQL
+        http, raw = [], []
         conn = http_client.HTTPConnection("127.0.0.1", port)  # keep-alive, as a browser does
-        for z, x, y in tiles:
-            t0 = time.perf_counter()
-            conn.request("GET", f"/tiles/{z}/{x}/{y}.pbf",
-                         headers={"Authorization": f"Bearer {token}"})
-            resp = conn.getresponse()
-            resp.read()
-            assert resp.status == 200, resp.status
-            http.append(time.perf_counter() - t0)
+        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"),
+                             autocommit=True) as direct:
+            # Alternately, so that both meet the same moments of the machine; the first
+            # WARM_UP tiles (each worker's pool and prepared statement) are not counted.
+            for i, (z, x, y) in enumerate(tiles[:WARM_UP] + tiles):
+                t0 = time.perf_counter()
+                conn.request("GET", f"/tiles/{z}/{x}/{y}.pbf")  # public, as for the map
+                resp = conn.getresponse()
+                body = resp.read()
+                assert resp.status == 200, resp.status
+                t1 = time.perf_counter()
+                data = direct.execute(sql, {"z": z, "x": x, "y": y}).fetchone()[0]
+                t2 = time.perf_counter()
+                assert body == bytes(data or b""), "the app's tile differs from the statement's"
+                if i >= WARM_UP:
+                    http.append(t1 - t0)
+                    raw.append(t2 - t1)
         conn.close()
     finally:
         proc.terminate()
         proc.wait()
-    raw = []
-    sql = TILE_SQL
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-        for z, x, y in tiles:
-            t0 = time.perf_counter()
-            conn.execute(sql, {"z": z, "x": x, "y": y}).fetchone()
-            raw.append(time.perf_counter() - t0)
     return http, raw
 
 
@@ -247,7 +244,9 @@ def bench_registrations(app, url: str, n: int):
     """Register the parcels of a fresh village next to the register, one by one — ours through
     the operation (ORM session, audit entry, the guard's locked overlap check), the raw one as
     one overlap query and one INSERT — alternately, so that both meet the same moments of the
-    machine (checkpoints, other processes) and neither warms the other's caches."""
+    machine (checkpoints, other processes) and neither warms the other's caches.  The first
+    WARM_UP registrations of each (a new connection's catalogue, plan and PROJ caches) are not
+    counted."""
     import psycopg
 
     from app.extensions import db
@@ -259,8 +258,8 @@ def bench_registrations(app, url: str, n: int):
         x, y = c.execute(text("SELECT ST_XMax(e), ST_YMin(e) FROM (SELECT ST_Extent("
                               "ST_Transform(geom, 4547)) e FROM parcel) q")).one()
     eng.dispose()
-    layout = synth.village(rng, max(n * 2, 200), (x + 3000, y + 2000))
-    polys = [shapely.Polygon(s.ring) for s in layout.fields][: 2 * n]
+    layout = synth.village(rng, max((n + WARM_UP) * 2, 200), (x + 3000, y + 2000))
+    polys = [shapely.Polygon(s.ring) for s in layout.fields][: 2 * (n + WARM_UP)]
     ours_polys, raw_polys = polys[0::2], polys[1::2]
     ours, raw = [], []
     raw_sql = """SELECT 1 FROM raw_parcel r, (SELECT ST_Transform(ST_GeomFromText(%s, 4547), 4490)
@@ -282,7 +281,7 @@ def bench_registrations(app, url: str, n: int):
                     conn.execute(raw_insert, (-1 - i, f"raw{i}", q.wkt))
             raw.append(time.perf_counter() - t0)
         db.session.remove()
-    return ours, raw
+    return ours[WARM_UP:], raw[WARM_UP:]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,7 +328,7 @@ def main() -> None:
                   f"{result['parcels']:,} parcels)", flush=True)
             results.append(line(f"import {n:,}: incl. registration", ours_t + reg_t, raw_t))
         raw_register_table(url)
-        http, raw = bench_tiles(app, url, args.tiles)
+        http, raw = bench_tiles(url, args.tiles)
         results.append(line(f"tiles z14-16 p50 ({n:,} in register)", pct(http, 50) * 1000,
                             pct(raw, 50) * 1000, "ms"))
         results.append(line(f"tiles z14-16 p99 ({n:,} in register)", pct(http, 99) * 1000,
