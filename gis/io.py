@@ -36,6 +36,14 @@ class Layer:
     fids: np.ndarray
     wkb: np.ndarray  # WKB geometries in the layer's CRS
     columns: list[np.ndarray]
+    geoms: np.ndarray | None = None  # the same, parsed (shapely, SRID set), read once
+
+    def geometries(self) -> np.ndarray:
+        if self.geoms is None:
+            import shapely
+
+            self.geoms = shapely.set_srid(shapely.from_wkb(self.wkb), self.srid)
+        return self.geoms
 
     def __len__(self) -> int:
         return len(self.fids)
@@ -141,14 +149,14 @@ def read_layer(path: Path, layer: str | None = None, declared_srid: int | None =
     kind = layer_kind(name, fields)
     if kind is None:
         raise CrsError("layer_unknown", path=str(path), layer=name)
+    out = Layer(path, name, kind, srid, "declared" if declared_srid else "file", encoding,
+                fields, fids, wkb, list(cols))
     if len(wkb):
         import shapely
 
-        geoms = shapely.from_wkb(wkb)
-        b = shapely.total_bounds(geoms)
+        b = shapely.total_bounds(out.geometries())
         check_plausible(srid, tuple(float(x) for x in b))
-    return Layer(path, name, kind, srid, "declared" if declared_srid else "file", encoding,
-                 fields, fids, wkb, list(cols))
+    return out
 
 
 def read_table(path: Path) -> list[dict]:

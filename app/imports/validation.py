@@ -187,13 +187,19 @@ def _attributes(ctx):
 def _duplicates(ctx):
     """Features sharing a code: the one whose area fits the contract's record keeps it; each
     other one is at fault, with the unmatched CBDKXX code it most likely is."""
+    # The shared codes first (a hash aggregate over the codes alone), then the few features
+    # that carry them with their areas.
     groups = _exec("""
+        WITH shared AS (
+          SELECT f.layer, f.code FROM import_feature f WHERE f.batch_id = :b
+            AND f.status = 'valid' AND f.id > :after AND f.code IS NOT NULL
+          GROUP BY f.layer, f.code HAVING count(*) > 1)
         SELECT f.layer, f.code, array_agg(f.id ORDER BY f.fid) AS ids,
                array_agg(coalesce((f.attrs->>'SCMJ')::float8, ST_Area(f.geom)) ORDER BY f.fid)
                  AS areas
-        FROM import_feature f WHERE f.batch_id = :b AND f.status = 'valid'
-          AND f.id > :after AND f.code IS NOT NULL
-        GROUP BY f.layer, f.code HAVING count(*) > 1""", **ctx).all()
+        FROM import_feature f JOIN shared s ON s.layer = f.layer AND s.code = f.code
+        WHERE f.batch_id = :b AND f.status = 'valid' AND f.id > :after
+        GROUP BY f.layer, f.code""", **ctx).all()
     if not groups:
         return
     contract_area = dict(_exec("""SELECT attrs->>'DKBM', (attrs->>'HTMJ')::float8 FROM import_record
