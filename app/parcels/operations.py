@@ -82,9 +82,12 @@ def _precheck(wkt: str, srid: int, code: str, exclude_uids=(), check_code: bool 
         raise DomainError(OVERLAP, code=code, other=other, area=f"{float(area):.2f}", tol=row.tol)
 
 
+# The model's columns, named and typed: SQLAlchemy then matches them by position once, instead
+# of by name at every call.
 _INSERT = select(Parcel).from_statement(text(
-    "SELECT * FROM parcel_insert(CAST(:v AS jsonb), :wkt, :srid, :zone, :who, :free, :skip, "
-    ":action, :actor_id, :reason)"))
+    f"SELECT {', '.join(c.name for c in Parcel.__table__.columns)} FROM parcel_insert("
+    "CAST(:v AS jsonb), :wkt, :srid, :zone, :who, :free, :skip, :action, :actor_id, :reason)"
+).columns(*Parcel.__table__.columns))
 
 
 def _insert(actor, values: dict, wkt: str, srid: int, register: bool = False,
