@@ -254,6 +254,10 @@ def test_register_writes_its_audit_entry_in_the_chain(dbs):
     wkt = shapely.box(720000, 4000000, 720030, 4000040).wkt
     p = ops.register("bureau", "contract", col.fbfbm + "96001", col.id, wkt, 4547, "新开地块")
     assert float(p.scmj) == 1200.0 and float(p.scmjm) == 1.8 and p.version == 1
+    # A persistent instance of the session: the one `get` returns, geometry loaded on access.
+    assert dbs.get(Parcel, p.id) is p and p.survey_srid == 4547 and p.attrs == {}
+    g = shapely.from_wkb(bytes(p.geom.data))
+    assert g.geom_type == "MultiPolygon" and 73 < g.centroid.x < 135 and 18 < g.centroid.y < 54
     entry = dbs.scalars(select(AuditLog).where(AuditLog.action == "parcel.register",
                                                AuditLog.object_id == p.code)).one()
     assert entry.reason == "新开地块" and entry.changes["id"] == p.id and entry.hash
