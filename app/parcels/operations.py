@@ -113,6 +113,7 @@ def _insert(actor, values: dict, wkt: str, srid: int, register: bool = False,
               "free": register, "skip": register,
               "action": "parcel.register" if register else None,
               "actor_id": getattr(actor, "id", None), "reason": reason}
+    db.session.flush()  # what the ORM holds pending goes first, as autoflush would
     driver = db.session.connection().connection.driver_connection
     try:
         row = driver.execute(_INSERT_SQL, params).fetchone()

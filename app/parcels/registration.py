@@ -92,6 +92,7 @@ def register_features(actor, batch, feature_ids: list[int] | None = None) -> dic
     b = batch.id
     only = "AND f.id = ANY(:ids)" if feature_ids else ""
     ids = feature_ids or []
+    _exec("SET LOCAL jit = off")  # PostGIS functions are not compiled; see imports.validation
     _exec("LOCK TABLE parcel IN SHARE ROW EXCLUSIVE MODE")
     # Re-check, inside the lock, against everything registered since validation.
     late = _exec(f"""
