@@ -300,8 +300,8 @@ def bench_registrations(app, url: str, n: int):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--sizes", default="100000,1000000")
-    ap.add_argument("--tiles", type=int, default=500)
-    ap.add_argument("--registrations", type=int, default=300)
+    ap.add_argument("--tiles", type=int, default=1000)
+    ap.add_argument("--registrations", type=int, default=1000)
     ap.add_argument("--out", default=str(ROOT / "bench" / "out"))
     args = ap.parse_args()
     url = os.environ.get("BENCH_DATABASE_URL")
