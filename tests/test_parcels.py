@@ -111,6 +111,15 @@ def test_overlap_refused_by_operation_and_by_database(dbs):
                         {"c": p.code[:14] + "95003", "col": p.collective_id, "w": shifted.wkt})
 
 
+def _remove_winner(engine, codes):
+    """Clean up a race's committed winner (the history rule paused for it)."""
+    with engine.begin() as c:
+        c.execute(text("ALTER TABLE parcel DISABLE TRIGGER parcel_guard"))
+        c.execute(text("DELETE FROM parcel WHERE code = ANY(:c)"), {"c": codes})
+        c.execute(text("ALTER TABLE parcel ENABLE TRIGGER parcel_guard"))
+    engine.dispose()
+
+
 def test_two_simultaneous_overlapping_registrations_one_wins(app):
     """Two connections register overlapping parcels at the same moment: exactly one commits."""
     url = app.config["SQLALCHEMY_DATABASE_URI"]
@@ -148,11 +157,7 @@ def test_two_simultaneous_overlapping_registrations_one_wins(app):
         assert len(results) == 2 and list(results.values()).count("ok") == 1
         assert any("parcel.overlap" in r for r in results.values())
     finally:
-        with engine.begin() as c:  # clean up the committed winner (history rule paused)
-            c.execute(text("ALTER TABLE parcel DISABLE TRIGGER parcel_guard"))
-            c.execute(text("DELETE FROM parcel WHERE code = ANY(:c)"), {"c": codes})
-            c.execute(text("ALTER TABLE parcel ENABLE TRIGGER parcel_guard"))
-        engine.dispose()
+        _remove_winner(engine, codes)
 
 
 def test_two_simultaneous_overlapping_registrations_through_the_operation(app):
@@ -198,11 +203,7 @@ def test_two_simultaneous_overlapping_registrations_through_the_operation(app):
             assert c.scalar(text("SELECT count(*) FROM parcel WHERE code = ANY(:c)"),
                             {"c": codes}) == 1
     finally:
-        with engine.begin() as c:  # clean up the committed winner (history rule paused)
-            c.execute(text("ALTER TABLE parcel DISABLE TRIGGER parcel_guard"))
-            c.execute(text("DELETE FROM parcel WHERE code = ANY(:c)"), {"c": codes})
-            c.execute(text("ALTER TABLE parcel ENABLE TRIGGER parcel_guard"))
-        engine.dispose()
+        _remove_winner(engine, codes)
 
 
 def test_vector_tiles_carry_parcels(app, login_as, dbs):
