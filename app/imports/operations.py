@@ -164,16 +164,15 @@ def stage(actor, path: Path, declared_srid: int | None = None, encoding: str | N
     """Read a delivery and copy it, exactly as delivered, into the staging tables."""
     with _gc_paused():
         delivery = read(path, declared_srid, encoding)
-    srids = {layer.srid for layer in delivery.layers}
-    batch = ImportBatch(
-        source=Path(path).name, srid=min(srids), crs_from=delivery.layers[0].crs_from,
-        encoding=encoding or "cpg", created_by=getattr(actor, "username", actor or "system"),
-        tolerance_m2=tolerance_m2 if tolerance_m2 is not None else setting(
-            "overlap_tolerance_m2", 1.0), job_id=job_id)
-    db.session.add(batch)
-    db.session.flush()
-    total = delivery.feature_count + sum(len(v) for v in delivery.tables.values())
-    with _gc_paused():
+        srids = {layer.srid for layer in delivery.layers}
+        batch = ImportBatch(
+            source=Path(path).name, srid=min(srids), crs_from=delivery.layers[0].crs_from,
+            encoding=encoding or "cpg", created_by=getattr(actor, "username", actor or "system"),
+            tolerance_m2=tolerance_m2 if tolerance_m2 is not None else setting(
+                "overlap_tolerance_m2", 1.0), job_id=job_id)
+        db.session.add(batch)
+        db.session.flush()
+        total = delivery.feature_count + sum(len(v) for v in delivery.tables.values())
         _copy(batch, delivery, total, progress)
     batch.counts = {"features": delivery.feature_count,
                     "layers": {x.name: len(x) for x in delivery.layers},
