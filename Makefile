@@ -20,7 +20,7 @@ export TEST_DATABASE_URL ?= $(PRIVATE_TEST_URL)
 export BENCH_DATABASE_URL ?= $(PRIVATE_BENCH_URL)
 export FLASK_APP := wsgi.py
 
-.PHONY: run test bench setup system venv npm i18n db db-test migrate demo lint clean-db
+.PHONY: run test test-deep bench setup system venv npm i18n db db-test migrate demo lint clean-db
 
 ## Serve the app with demo data (sets everything up first).
 run: setup db migrate demo
@@ -33,6 +33,10 @@ run: setup db migrate demo
 ## Run every test against a separate test database.
 test: setup db-test
 	$(PY) -m pytest -q tests $(PYTEST_ARGS)
+
+## The long suites left out of `make test`: the whole village's confirmation, deep fault injection.
+test-deep: setup db-test
+	$(PY) -m pytest -q tests -m deep $(PYTEST_ARGS)
 
 ## Benchmarks (figures beside the raw-PostGIS baseline).
 bench: setup

@@ -11,6 +11,7 @@ import subprocess
 import zipfile
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select, text
 
 from app.campaigns import operations as campaigns
@@ -25,9 +26,21 @@ from tests.test_certificates import pdftotext, qr_urls
 from tests.test_import_sample import SAMPLE, fix_geometry_faults, fix_id_numbers
 
 
-def _households():
-    with open(SAMPLE / "权属数据" / "CBF.csv", encoding="utf-8") as f:
-        return {r["CBFBM"]: r["CBFMC"] for r in csv.DictReader(f)}
+def _rows(table):
+    with open(SAMPLE / "权属数据" / f"{table}.csv", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _households(groups):
+    return {r["CBFBM"]: r["CBFMC"] for r in _rows("CBF") if r["CBFBM"][:14] in groups}
+
+
+def _waiting_for_survey():
+    """The delivery's own list of what a desk correction cannot settle: parcels without
+    geometry wait in quarantine for the surveyor."""
+    with open(SAMPLE / "KNOWN_ERRORS.csv", encoding="utf-8") as f:
+        return {(r["kind"], r["code"]) for r in csv.DictReader(f)
+                if r["kind"] == "missing_geometry"}
 
 
 def _fix_ownership_faults(batch, dbs):
@@ -64,17 +77,22 @@ def _fix_ownership_faults(batch, dbs):
     assert fixed.status == "registered", [(f.rule, f.detail) for f in fixed.faults]
 
 
-def test_sample_delivery_from_notice_to_certificates(app, dbs, client, tmp_path, monkeypatch):
+# `make test` confirms one villagers' group (every step, every certificate of that group read
+# back); `make test-deep` confirms the whole village (1,500 certificates, a few minutes).
+@pytest.mark.parametrize("scope", ["one_group", pytest.param("village", marks=pytest.mark.deep)])
+def test_sample_delivery_from_notice_to_certificates(app, dbs, client, tmp_path, monkeypatch,
+                                                      scope):
     batch = imports.run("bureau", SAMPLE)
     imports.accept("bureau", batch, valid_part=True)
     _fix_ownership_faults(batch, dbs)
     waiting = {(f.rule, f.code) for f in imports.faults(batch.id)}
-    assert waiting == {("missing_geometry", "1404041012020100297")}
+    assert waiting == _waiting_for_survey()
 
-    groups = sorted(dbs.scalars(text(
+    every_group = sorted(dbs.scalars(text(
         "SELECT DISTINCT attrs->>'FBFBM' FROM import_record WHERE batch_id = :b AND tbl = 'FBF'"),
         {"b": batch.id}))
-    assert len(groups) == 6
+    assert every_group == sorted({r["FBFBM"] for r in _rows("FBF")})
+    groups = every_group if scope == "village" else every_group[:1]
     start = dt.date.today() - dt.timedelta(days=8)
     runs = []
     for g in groups:
@@ -106,7 +124,9 @@ def test_sample_delivery_from_notice_to_certificates(app, dbs, client, tmp_path,
 
     made = [campaigns.register("bureau", c) for c in runs]
     assert all(c.status == "registered" for c in runs)
-    assert sum(m["land_contract"] for m in made) == 835 and not any(m["refused"] for m in made)
+    households = _households(groups)
+    assert sum(m["land_contract"] for m in made) == len(households)
+    assert not any(m["refused"] for m in made)
 
     # Certificates for every household, by the batch job of each campaign.
     monkeypatch.setitem(app.config, "JOBS_MODE", "sync")
@@ -120,7 +140,6 @@ def test_sample_delivery_from_notice_to_certificates(app, dbs, client, tmp_path,
         packages.append(tmp_path / job.result["package"])
         assert campaigns.progress(c)["stage"] == "certified"
 
-    households = _households()
     valid = dbs.scalars(select(Certificate).where(
         Certificate.status == "valid", Certificate.campaign_id.in_([c.id for c in runs]))).all()
     contract_holders = {c.household_code for c in valid if c.kind == "land_contract"}
@@ -128,7 +147,7 @@ def test_sample_delivery_from_notice_to_certificates(app, dbs, client, tmp_path,
     homesteads = dbs.scalar(text("SELECT count(*) FROM land_right WHERE kind = 'homestead' "
                                  "AND status = 'current' AND end_lifespan IS NULL "
                                  "AND fbfbm = ANY(:g)"), {"g": groups})
-    assert sum(c.kind == "homestead" for c in valid) == homesteads > 600
+    assert sum(c.kind == "homestead" for c in valid) == homesteads > 0
     # The upheld correction is what the certificate certifies.
     cert_p = next(c for c in valid if any(x["code"] == p.code for x in c.content["parcels"]))
     assert next(x for x in cert_p.content["parcels"] if x["code"] == p.code)["name"] == \
