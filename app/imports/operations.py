@@ -11,10 +11,13 @@ import json
 from pathlib import Path
 
 import orjson
+import pyogrio
 import shapely
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from psycopg.types.json import Jsonb
 from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 
 from app.audit import operations as audit
 from app.errors import DomainError, Rule
@@ -41,6 +44,24 @@ ENCODING_UNKNOWN = Rule("import.encoding_unknown",
 LAYER_UNKNOWN = Rule("import.layer_unknown",
                      _l("Layer %(layer)s is neither a contract-parcel (DK) nor a homestead (ZJD) "
                         "layer."), NYT)
+REG = _l("不动产登记暂行条例 第七条 (registration where the property lies, by its authority); "
+         "NY/T 2539-2016")
+SECURITY = _l("网络安全法 第二十一条 (network security obligations); NY/T 2539-2016 data formats")
+OUT_OF_JURISDICTION = Rule(
+    "import.out_of_jurisdiction",
+    _l("The delivery lies in district(s) %(districts)s, outside your jurisdiction %(mine)s; "
+       "nothing was staged. A land bureau imports only deliveries of the districts it serves."),
+    REG, 403)
+NO_DISTRICT = Rule("import.no_district",
+                   _l("No parcel, homestead or issuing-party code of the delivery says which "
+                      "district it belongs to; nothing was staged."), REG)
+UNSAFE_FILE = Rule("import.unsafe_file",
+                   _l("The file %(name)s is refused: %(reason)s. Only Shapefile, GeoPackage, "
+                      "GeoJSON and CSV files are opened, and each must be what its name says."),
+                   SECURITY)
+UNREADABLE = Rule("import.unreadable",
+                  _l("The file %(name)s could not be read (%(reason)s); check that it is a "
+                     "complete Shapefile, GeoPackage or GeoJSON file."), NYT)
 NOTHING = Rule("import.empty", _l("The delivery holds no parcel layer."), NYT)
 NOT_VALIDATED = Rule("import.state",
                      _l("This batch is %(status)s; only a validated batch can be accepted."), NYT,
@@ -48,6 +69,9 @@ NOT_VALIDATED = Rule("import.state",
 HAS_FAULTS = Rule("import.faults",
                   _l("The delivery has %(n)s fault(s); accept the valid part, or correct them first."),
                   NYT, 409)
+ACCEPT_FAILED = Rule("import.accept_failed",
+                     _l("Acceptance failed and nothing of the batch was registered (%(what)s); "
+                        "the failure is in the report."), NYT, 409)
 NOT_QUARANTINED = Rule("import.not_quarantined",
                        _l("Only a feature waiting in quarantine can be corrected."), NYT, 409)
 
@@ -102,14 +126,43 @@ def _refuse_crs(e: gio.CrsError):
     raise DomainError(LAYER_UNKNOWN, layer=i.get("layer", "?"))
 
 
+def limits() -> gio.Limits:
+    cfg = current_app.config
+    return gio.Limits(max_vertices=int(cfg.get("IMPORT_MAX_VERTICES", 100_000)),
+                      max_extent_m=float(cfg.get("IMPORT_MAX_EXTENT_M", 20_000)))
+
+
 def read(path: Path, declared_srid: int | None = None, encoding: str | None = None):
     try:
-        delivery = gio.read_delivery(Path(path), declared_srid, encoding)
+        delivery = gio.read_delivery(Path(path), declared_srid, encoding, limits())
     except gio.CrsError as e:
         _refuse_crs(e)
+    except gio.UnsafeFile as e:
+        raise DomainError(UNSAFE_FILE, name=Path(e.path).name, reason=e.reason) from None
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
+            pyogrio.errors.FieldError, pyogrio.errors.GeometryError, OSError) as e:
+        name = getattr(e, "filename", None) or Path(path).name
+        raise DomainError(UNREADABLE, name=Path(str(name)).name,
+                          reason=type(e).__name__) from None
     if not delivery.layers:
         raise DomainError(NOTHING)
     return delivery
+
+
+def check_jurisdiction(actor, delivery) -> None:
+    """The delivery's districts must lie in the uploader's jurisdiction: checked when it is
+    read, before anything is staged."""
+    from app.access import reaches
+
+    mine = getattr(actor, "jurisdiction_code", None)
+    if getattr(actor, "role", None) in (None, "admin"):
+        return  # the command line (a name, not an account) and the administrator
+    districts = sorted({c[:6] for c in delivery.codes()})
+    if not districts:
+        raise DomainError(NO_DISTRICT)
+    foreign = [d for d in districts if not mine or not reaches(mine, d)]
+    if foreign:
+        raise DomainError(OUT_OF_JURISDICTION, districts=", ".join(foreign), mine=mine or "—")
 
 
 @contextlib.contextmanager
@@ -126,7 +179,9 @@ def _gc_paused():
 
 
 def _copy(batch: ImportBatch, delivery, total: int, progress=None) -> None:
-    """COPY the delivery, exactly as delivered, into import_feature and import_record."""
+    """COPY the delivery, exactly as delivered, into import_feature and import_record.  A
+    feature whose geometry the reader refused (or that has none) is staged without one and
+    carries the reader's fault; nothing is left out."""
     done = 0
     raw = db.session.connection().connection.driver_connection
     geometry_oid = _binary_geometry(raw)
@@ -143,9 +198,11 @@ def _copy(batch: ImportBatch, delivery, total: int, progress=None) -> None:
                               geometry_oid, "varchar"])
                 for i, (fid, attrs, _) in enumerate(layer.rows()):
                     code = attrs.get(code_field)
-                    cp.write_row((batch.id, layer.kind, fid, str(code).strip() if code else None,
-                                  Jsonb(attrs, dumps=_dumps), EWKB(delivered[i]),
-                                  EWKB(stored[i]), "valid"))
+                    code = str(code).strip()[:40] if code not in (None, "") else None
+                    d, st = delivered[i], stored[i]
+                    cp.write_row((batch.id, layer.kind, fid, code,
+                                  Jsonb(attrs, dumps=_dumps), None if d is None else EWKB(d),
+                                  None if st is None else EWKB(st), "valid"))
                     done += 1
                     if progress and done % COPY_CHUNK == 0:
                         progress(done, total, f"staging {layer.name}")
@@ -156,6 +213,43 @@ def _copy(batch: ImportBatch, delivery, total: int, progress=None) -> None:
                     cp.write_row((batch.id, tbl, n, json.dumps(row, ensure_ascii=False),
                                   "valid"))
             done += len(rows)
+    _reader_findings(batch, delivery)
+
+
+def _reader_findings(batch: ImportBatch, delivery) -> None:
+    """Curves go to PostGIS to be linearised; what the reader refused becomes a fault of its
+    feature (rule and detail as the reader named them)."""
+    for layer in delivery.layers:
+        if not layer.issues and not layer.unparsed:
+            continue
+        ids = dict(db.session.execute(text(
+            "SELECT fid, id FROM import_feature WHERE batch_id = :b AND layer = :l "
+            "AND fid = ANY(:fids)"), {"b": batch.id, "l": layer.kind, "fids": [
+                int(layer.fids[i]) for i in [*layer.issues, *layer.unparsed]]}).all())
+        rows = []
+        for i, found in layer.issues.items():
+            for rule, detail in found:
+                rows.append({"b": batch.id, "f": ids[int(layer.fids[i])], "rule": rule,
+                             "detail": detail})
+        for i, wkb in layer.unparsed.items():
+            fid = ids[int(layer.fids[i])]
+            try:
+                with db.session.begin_nested():
+                    db.session.execute(text(
+                        "UPDATE import_feature SET geom = ST_CurveToLine(ST_Force2D("
+                        "ST_GeomFromWKB(:w, :srid))) WHERE id = :f"),
+                        {"w": wkb, "srid": layer.srid, "f": fid})
+                    db.session.execute(text(
+                        f"UPDATE import_feature SET geom_stored = "
+                        f"{validation.STORED.format(g='geom')} WHERE id = :f"), {"f": fid})
+            except DBAPIError:
+                rows.append({"b": batch.id, "f": fid, "rule": "unreadable_geometry",
+                             "detail": f"the geometry ({gio.wkb_type_name(wkb)}) cannot be read"})
+        if rows:
+            db.session.execute(text(
+                "INSERT INTO import_fault (batch_id, feature_id, rule, code, detail) "
+                "SELECT :b, :f, :rule, (SELECT code FROM import_feature WHERE id = :f), :detail"),
+                rows)
 
 
 def stage(actor, path: Path, declared_srid: int | None = None, encoding: str | None = None,
@@ -164,6 +258,7 @@ def stage(actor, path: Path, declared_srid: int | None = None, encoding: str | N
     """Read a delivery and copy it, exactly as delivered, into the staging tables."""
     with _gc_paused():
         delivery = read(path, declared_srid, encoding)
+        check_jurisdiction(actor, delivery)
         srids = {layer.srid for layer in delivery.layers}
         batch = ImportBatch(
             source=Path(path).name, srid=min(srids), crs_from=delivery.layers[0].crs_from,
@@ -176,7 +271,8 @@ def stage(actor, path: Path, declared_srid: int | None = None, encoding: str | N
         _copy(batch, delivery, total, progress)
     batch.counts = {"features": delivery.feature_count,
                     "layers": {x.name: len(x) for x in delivery.layers},
-                    "tables": {k: len(v) for k, v in delivery.tables.items()}}
+                    "tables": {k: len(v) for k, v in delivery.tables.items()},
+                    "notes": delivery.notes()}
     db.session.execute(text("ANALYZE import_feature"))
     audit.record(actor, "import.stage", "import_batch", batch.id,
                  {"source": batch.source, "srid": batch.srid, "crs_from": batch.crs_from,
@@ -225,8 +321,21 @@ def run(actor, path: Path, declared_srid=None, encoding=None, tolerance_m2=None,
     db.session.commit()
     validate(batch, lambda i, n, what: progress and progress(i, n, f"checking: {what}"))
     audit.record(actor, "import.validate", "import_batch", batch.id, batch.counts.get("faults"))
+    _audit_reassignments(actor, batch)
     db.session.commit()
     return batch
+
+
+def _audit_reassignments(actor, batch: ImportBatch) -> None:
+    """A delivery that would move registered parcels to another household is refused for
+    those parcels; the attempt is audited (who delivered it, which parcels, to whom)."""
+    rows = db.session.execute(text(
+        "SELECT code, detail FROM import_fault WHERE batch_id = :b AND rule = 'parcel_reassigned'"
+        " AND resolved_at IS NULL ORDER BY code"), {"b": batch.id}).all()
+    if rows:
+        audit.record(actor, "import.reassignment_refused", "import_batch", batch.id,
+                     {"parcels": [r.code for r in rows], "details": [r.detail for r in rows]},
+                     "a survey delivery may not re-assign registered parcels")
 
 
 def faults(batch_id: int, open_only: bool = True) -> list[ImportFault]:
@@ -268,7 +377,24 @@ def accept(actor, batch: ImportBatch, valid_part: bool = False, reason: str | No
         raise DomainError(HAS_FAULTS, n=open_faults)
     from app.parcels import registration
 
-    result = registration.register_batch(actor, batch)
+    try:
+        with db.session.begin_nested():  # the whole batch, or nothing of it
+            result = registration.register_batch(actor, batch)
+            _unregistered_are_faults(batch)
+    except DBAPIError as e:
+        current_app.logger.exception("acceptance of batch %s failed", batch.id)
+        reason = (getattr(getattr(e, "orig", None), "diag", None))
+        what = getattr(reason, "message_primary", None) or type(e.orig).__name__
+        db.session.execute(text(
+            "INSERT INTO import_fault (batch_id, rule, code, detail) VALUES "
+            "(:b, 'acceptance_failed', NULL, :d)"),
+            {"b": batch.id, "d": f"nothing was registered: {what}"[:2000]})
+        audit.record(actor, "import.accept_failed", "import_batch", batch.id,
+                     {"error": what[:500]}, reason if isinstance(reason, str) else None)
+        batch.counts = {**batch.counts, "accept_failed": what[:300]}
+        db.session.flush()
+        return {"parcels": 0, "quarantined": 0, "failed": str(DomainError(ACCEPT_FAILED,
+                                                                            what=what[:300]))}
     db.session.execute(text("UPDATE import_feature SET status = 'quarantined' "
                             "WHERE batch_id = :b AND status = 'faulty'"), {"b": batch.id})
     db.session.execute(text("UPDATE import_record SET status = 'quarantined' "
@@ -276,12 +402,38 @@ def accept(actor, batch: ImportBatch, valid_part: bool = False, reason: str | No
     quarantined = db.session.scalar(text(
         "SELECT count(*) FROM import_feature WHERE batch_id = :b AND status = 'quarantined'"),
         {"b": batch.id})
+    open_faults = db.session.scalar(text(
+        "SELECT count(*) FROM import_fault WHERE batch_id = :b AND resolved_at IS NULL"),
+        {"b": batch.id})
     batch.status = "partly_accepted" if open_faults else "accepted"
+    batch.finished_at = db.session.scalar(text("SELECT clock_timestamp()"))
     batch.counts = {**batch.counts, "registered": result, "quarantined": quarantined}
     audit.record(actor, "import.accept", "import_batch", batch.id,
                  {"registered": result, "quarantined": quarantined, "valid_part": valid_part},
                  reason)
     return {**result, "quarantined": quarantined}
+
+
+def _unregistered_are_faults(batch: ImportBatch, feature_ids=None, record_ids=None) -> None:
+    """The status never lies: a row or feature still 'valid' after registration was not
+    registered (the register refused it); it gets a fault and waits in quarantine."""
+    for tbl, col in (("import_feature", "feature_id"), ("import_record", "record_id")):
+        ids = feature_ids if tbl == "import_feature" else record_ids
+        only = "AND t.id = ANY(:ids)" if ids else ""
+        if (feature_ids is not None or record_ids is not None) and not ids:
+            continue
+        db.session.execute(text(f"""
+            INSERT INTO import_fault (batch_id, {col}, rule, code, detail)
+            SELECT t.batch_id, t.id, 'not_registered', t.{'code' if col == 'feature_id'
+                                                          else "attrs->>'CBFBM'"},
+                   'the register did not take this ' ||
+                   {"'feature'" if col == 'feature_id' else "t.tbl || ' row'"} ||
+                   '; nothing else of it was registered'
+            FROM {tbl} t WHERE t.batch_id = :b AND t.status = 'valid' {only}"""),
+            {"b": batch.id, "ids": ids or []})
+        db.session.execute(text(f"UPDATE {tbl} t SET status = 'faulty' WHERE t.batch_id = :b "
+                                f"AND t.status = 'valid' {only}"),
+                           {"b": batch.id, "ids": ids or []})
 
 
 def correct_feature(actor, feature: ImportFeature, attrs: dict | None = None,
@@ -325,6 +477,7 @@ def _resubmit(actor, fixed, feature_ids=None, record_ids=None):
     if fixed.status == "valid":
         registration.register_batch(actor, batch, feature_ids=feature_ids,
                                     record_ids=record_ids)
+        _unregistered_are_faults(batch, feature_ids or [], record_ids or [])
         db.session.refresh(fixed)
     if fixed.status != "registered":
         fixed.status = "quarantined"

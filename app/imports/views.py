@@ -214,6 +214,9 @@ def accept(batch_id: int):
     result = ops.accept(current_user, b, valid_part=form.mode.data == "valid",
                         reason=form.reason.data)
     db.session.commit()
+    if result.get("failed"):
+        flash(result["failed"], "error")
+        return redirect(url_for(".batch", batch_id=batch_id))
     flash(_("Registered %(n)s parcels; %(q)s wait in quarantine.", n=result["parcels"],
             q=result["quarantined"]), "success")
     return redirect(url_for(".batch", batch_id=batch_id))
