@@ -315,9 +315,13 @@ def validate(batch: ImportBatch, progress=None) -> dict:
 
 
 def run(actor, path: Path, declared_srid=None, encoding=None, tolerance_m2=None, progress=None,
-        job_id=None) -> ImportBatch:
+        job_id=None, source_name: str | None = None, upload_path: str | None = None
+        ) -> ImportBatch:
     """Stage and validate in one go (the CLI and the background job)."""
     batch = stage(actor, path, declared_srid, encoding, tolerance_m2, progress, job_id)
+    if source_name:
+        batch.source = source_name[:300]
+    batch.upload_path = upload_path
     db.session.commit()
     validate(batch, lambda i, n, what: progress and progress(i, n, f"checking: {what}"))
     audit.record(actor, "import.validate", "import_batch", batch.id, batch.counts.get("faults"))
@@ -511,3 +515,47 @@ def progress_of(batch: ImportBatch) -> dict:
 
 __all__ = ["stage", "validate", "run", "accept", "correct_feature", "correct_record", "faults",
            "report_csv"]
+
+
+def housekeeping(actor="system", keep_days: int | None = None) -> dict:
+    """Remove uploads kept longer than IMPORT_UPLOAD_KEEP_DAYS (by the app's clock, the
+    database's), of batches and of refused uploads that made none; drop the per-batch staging
+    indexes of finished batches.  Staged rows, faults and the audit trail stay."""
+    import shutil
+
+    from . import uploads
+
+    keep = int(keep_days if keep_days is not None
+               else current_app.config.get("IMPORT_UPLOAD_KEEP_DAYS", 90))
+    now = db.session.scalar(text("SELECT clock_timestamp()"))
+    root = uploads.upload_root().resolve()
+    removed = []
+    old = db.session.scalars(select(ImportBatch).where(
+        ImportBatch.upload_path.is_not(None), ImportBatch.upload_removed_at.is_(None),
+        ImportBatch.created_at < text(f"clock_timestamp() - interval '{keep} days'"))).all()
+    for b in old:
+        folder = Path(b.upload_path).resolve()
+        if folder.is_relative_to(root) and folder != root:
+            shutil.rmtree(folder, ignore_errors=True)
+        b.upload_removed_at = now
+        removed.append(b.id)
+    known = {str(Path(p).resolve()) for p in db.session.scalars(
+        select(ImportBatch.upload_path).where(ImportBatch.upload_path.is_not(None)))}
+    orphans = 0
+    cutoff = now.timestamp() - keep * 86400
+    for folder in root.iterdir():
+        if folder.is_dir() and not folder.is_symlink() and str(folder.resolve()) not in known \
+                and folder.stat().st_mtime < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
+            orphans += 1
+    indexes = db.session.scalars(text("""
+        SELECT i.indexname FROM pg_indexes i JOIN import_batch b
+          ON i.indexname = 'import_feature_geom_b' || b.id
+        WHERE i.tablename = 'import_feature'
+          AND b.status IN ('accepted', 'partly_accepted', 'refused', 'failed')""")).all()
+    for name in indexes:
+        db.session.execute(text(f'DROP INDEX IF EXISTS "{name}"'))
+    out = {"uploads_removed": removed, "orphans_removed": orphans, "indexes_dropped": indexes,
+           "keep_days": keep}
+    audit.record(actor, "import.housekeeping", "import_batch", None, out, None)
+    return out

@@ -1,13 +1,8 @@
 import json
-import secrets
-import shutil
-import zipfile
-from pathlib import Path
 
 from flask import (
     Blueprint,
     Response,
-    abort,
     current_app,
     flash,
     jsonify,
@@ -33,10 +28,35 @@ from app.jobs import operations as jobs
 from app.jobs.models import Job
 
 from . import operations as ops
-from . import validation
+from . import uploads, validation
 from .models import ImportBatch, ImportFeature, ImportRecord
 
 bp = Blueprint("imports", __name__)
+
+
+@bp.before_app_request
+def _upload_limit():
+    """Per-route request size limits (settings, with defaults): deliveries may be large, the
+    other forms of this feature are small."""
+    if request.endpoint == "imports.upload":
+        request.max_content_length = int(current_app.config.get(
+            "IMPORT_MAX_UPLOAD_MB", 512)) * 1024 ** 2
+    elif request.endpoint and request.endpoint.startswith("imports."):
+        request.max_content_length = int(current_app.config.get(
+            "IMPORT_MAX_FORM_KB", 2048)) * 1024
+
+
+@bp.app_errorhandler(413)
+def _too_large(err):
+    if request.endpoint == "imports.upload" or request.path == "/imports":
+        err.description = _(
+            "The upload is larger than %(mb)s MB, the limit for survey deliveries. Nothing was "
+            "kept. Split the delivery (for example one zip per township or village) or ask an "
+            "administrator to raise IMPORT_MAX_UPLOAD_MB.",
+            mb=int(current_app.config.get("IMPORT_MAX_UPLOAD_MB", 512)))
+    else:
+        err.description = _("The request is larger than this page accepts.")
+    return render_template("errors/http.html", error=err), 413
 STAFF = ("bureau_staff",)
 READERS = ("bureau_staff", "auditor")
 
@@ -112,43 +132,13 @@ def upload():
     if not form.validate_on_submit():
         flash(_("Please correct the form: %(errors)s", errors=form.errors), "error")
         return redirect(url_for(".batches"))
-    path = _save_upload(form.file.data)
+    path = uploads.save(form.file.data)  # checked and extracted in the background job
     job = jobs.submit("import", {"path": str(path), "srid": form.srid.data,
                                  "encoding": form.encoding.data or None,
                                  "tolerance": float(form.tolerance.data)
                                  if form.tolerance.data is not None else None},
                       current_user)
     return redirect(url_for(".job_page", job_id=job.id))
-
-
-def _save_upload(storage) -> Path:
-    folder = Path(current_app.instance_path) / "uploads" / secrets.token_hex(8)
-    folder.mkdir(parents=True)
-    name = Path(storage.filename or "delivery").name
-    target = folder / name
-    storage.save(target)
-    if target.suffix.lower() == ".zip":
-        out = folder / "delivery"
-        with zipfile.ZipFile(target) as z:
-            for member in z.infolist():
-                # Chinese folder names in zips made on Windows are GBK without the UTF-8 flag.
-                fname = member.filename
-                if not member.flag_bits & 0x800:
-                    try:
-                        fname = fname.encode("cp437").decode("gbk")
-                    except (UnicodeEncodeError, UnicodeDecodeError):
-                        pass
-                dest = (out / fname).resolve()
-                if not str(dest).startswith(str(out.resolve())):
-                    abort(400)  # no path traversal
-                if member.is_dir():
-                    dest.mkdir(parents=True, exist_ok=True)
-                    continue
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                with z.open(member) as src, open(dest, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-        return out
-    return target
 
 
 @bp.get("/jobs/<int:job_id>")
