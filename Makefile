@@ -20,7 +20,7 @@ export TEST_DATABASE_URL ?= $(PRIVATE_TEST_URL)
 export BENCH_DATABASE_URL ?= $(PRIVATE_BENCH_URL)
 export FLASK_APP := wsgi.py
 
-.PHONY: run test bench setup system venv npm i18n db db-test migrate demo lint clean-db
+.PHONY: test-deep run test bench setup system venv npm i18n db db-test migrate demo lint clean-db
 
 ## Serve the app with demo data (sets everything up first).
 run: setup db migrate demo
@@ -33,6 +33,10 @@ run: setup db migrate demo
 ## Run every test against a separate test database.
 test: setup db-test
 	$(PY) -m pytest -q tests $(PYTEST_ARGS)
+
+## Deep tests (marker `deep`, deselected by default in pytest.ini): more seeded cases.
+test-deep: setup db-test
+	$(PY) -m pytest -q tests -m deep $(PYTEST_ARGS)
 
 ## Benchmarks (figures beside the raw-PostGIS baseline).
 bench: setup

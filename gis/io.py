@@ -238,6 +238,24 @@ def parse_geometries(layer: Layer, limits: Limits) -> np.ndarray:
         bounds = shapely.bounds(g)
         with np.errstate(invalid="ignore"):
             finite = np.isfinite(bounds).all(axis=1) | shapely.is_empty(g)
+        # Rings PostGIS would refuse to store: fewer than 4 points, or not closed; lines of
+        # one point.
+        rings, owner = shapely.get_rings(g, return_index=True)
+        if len(rings):
+            few = (shapely.get_num_coordinates(rings) < 4)
+            open_ = ~few & ~shapely.is_closed(rings)
+            for k in np.unique(owner[few]):
+                layer.issues.setdefault(int(idx[k]), []).append(
+                    ("too_few_points", "a ring has fewer than 4 points"))
+            for k in np.unique(owner[open_]):
+                layer.issues.setdefault(int(idx[k]), []).append(
+                    ("invalid_geometry", "a ring is not closed"))
+        parts, owner = shapely.get_parts(g, return_index=True)
+        lines = shapely.get_type_id(parts) == 1
+        short = lines & (shapely.get_num_coordinates(parts) < 2)
+        for k in np.unique(owner[short]):
+            layer.issues.setdefault(int(idx[k]), []).append(
+                ("wrong_geometry_type", "a line of one point where a polygon is expected"))
         for k in np.flatnonzero(~finite):
             layer.issues.setdefault(int(idx[k]), []).append(
                 ("extreme_coordinates", "coordinates are not finite numbers (NaN or infinity)"))
