@@ -351,21 +351,25 @@ def faults(batch_id: int, open_only: bool = True) -> list[ImportFault]:
 
 def report_csv(batch_id: int) -> str:
     rows = db.session.execute(text("""
-        SELECT x.rule, x.code, x.detail, f.layer, f.fid, r.tbl, r.rownum,
+        SELECT x.id, x.cause_id, c.rule AS cause_rule, c.code AS cause_code,
+               x.rule, x.code, x.detail, f.layer, f.fid, r.tbl, r.rownum,
                ST_X(x.location) AS lon, ST_Y(x.location) AS lat,
                CASE WHEN x.resolved_at IS NULL THEN 'open' ELSE 'resolved' END AS state
         FROM import_fault x LEFT JOIN import_feature f ON f.id = x.feature_id
         LEFT JOIN import_record r ON r.id = x.record_id
+        LEFT JOIN import_fault c ON c.id = x.cause_id
         WHERE x.batch_id = :b ORDER BY x.rule, x.code"""), {"b": batch_id}).all()
     out = io.StringIO()
     w = csv.writer(out)
     w.writerow(["rule", "rule_zh", "code", "detail", "layer", "fid", "table", "row", "lon", "lat",
-                "state", "source"])
+                "state", "source", "fault_id", "caused_by"])
     for r in rows:
         zh, _en, src = validation.RULES.get(r.rule, (r.rule, r.rule, ""))
         w.writerow([r.rule, zh, r.code, r.detail, r.layer or "", r.fid if r.fid is not None else "",
                     r.tbl or "", r.rownum or "", f"{r.lon:.7f}" if r.lon is not None else "",
-                    f"{r.lat:.7f}" if r.lat is not None else "", r.state, src])
+                    f"{r.lat:.7f}" if r.lat is not None else "", r.state, src, r.id,
+                    f"{r.cause_id} {r.cause_rule} {r.cause_code or ''}".strip()
+                    if r.cause_id else ""])
     return out.getvalue()
 
 
