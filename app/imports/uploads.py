@@ -106,9 +106,10 @@ def _bad_name(name: str, info: zipfile.ZipInfo) -> str | None:
     if not parts or all(p in (".", "") for p in parts):
         return "names no file"
     mode = (info.external_attr >> 16) & 0xFFFF
-    if stat.S_ISLNK(mode):
+    kind = stat.S_IFMT(mode)
+    if kind == stat.S_IFLNK:
         return "a link"
-    if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+    if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
         return "not a plain file"
     return None
 

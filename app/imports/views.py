@@ -3,6 +3,7 @@ import json
 from flask import (
     Blueprint,
     Response,
+    abort,
     current_app,
     flash,
     jsonify,
@@ -34,29 +35,29 @@ from .models import ImportBatch, ImportFeature, ImportRecord
 bp = Blueprint("imports", __name__)
 
 
-@bp.before_app_request
 def _upload_limit():
     """Per-route request size limits (settings, with defaults): deliveries may be large, the
-    other forms of this feature are small."""
+    other forms of this feature are small.  An upload over the limit is refused with a page
+    that says what the limit is and what to do, before any of its body is read."""
     if request.endpoint == "imports.upload":
-        request.max_content_length = int(current_app.config.get(
-            "IMPORT_MAX_UPLOAD_MB", 512)) * 1024 ** 2
+        mb = int(current_app.config.get("IMPORT_MAX_UPLOAD_MB", 512))
+        request.max_content_length = mb * 1024 ** 2
+        if request.content_length and request.content_length > request.max_content_length:
+            abort(413, description=_(
+                "The upload is larger than %(mb)s MB, the limit for survey deliveries. Nothing "
+                "was kept. Split the delivery (for example one zip per township or village) or "
+                "ask an administrator to raise IMPORT_MAX_UPLOAD_MB.", mb=mb))
     elif request.endpoint and request.endpoint.startswith("imports."):
         request.max_content_length = int(current_app.config.get(
             "IMPORT_MAX_FORM_KB", 2048)) * 1024
 
 
-@bp.app_errorhandler(413)
-def _too_large(err):
-    if request.endpoint == "imports.upload" or request.path == "/imports":
-        err.description = _(
-            "The upload is larger than %(mb)s MB, the limit for survey deliveries. Nothing was "
-            "kept. Split the delivery (for example one zip per township or village) or ask an "
-            "administrator to raise IMPORT_MAX_UPLOAD_MB.",
-            mb=int(current_app.config.get("IMPORT_MAX_UPLOAD_MB", 512)))
-    else:
-        err.description = _("The request is larger than this page accepts.")
-    return render_template("errors/http.html", error=err), 413
+# First of all before-request functions: CSRF protection reads the form, and the limit must
+# be in place before anything parses the body.
+bp.record_once(lambda state: state.app.before_request_funcs.setdefault(None, []).insert(
+    0, _upload_limit))
+
+
 STAFF = ("bureau_staff",)
 READERS = ("bureau_staff", "auditor")
 
