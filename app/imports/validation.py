@@ -125,6 +125,8 @@ FIELDS = {
             ("CBFBM", "digits:18", 18, False), ("QLRMC", "text", 50, False),
             ("QLRZJHM", "text", 20, False), ("YT", "text", 10, False)],
 }
+# Resident ID numbers: exactly 18 characters once the ID rules pass (id_length …).
+ID_FIELDS = {("CBF_JTCY", "CYZJHM"): 18, ("CBF", "CBFZJHM"): 18, ("FBF", "FZRZJHM"): 18}
 # The row key shown in the report, per table.
 ROW_KEY = {"FBF": "FBFBM", "CBF": "CBFBM", "CBF_JTCY": "CBFBM", "CBHT": "CBHTBM",
            "CBDKXX": "DKBM"}
@@ -498,6 +500,14 @@ def _households(ctx):
                      VALUES (:b, :r, 'missing_geometry', :c, :d, :cause)""",
                   b=ctx["b"], r=r.id, c=r.code, d=detail,
                   cause=cause.fault_id if cause else None)
+    # Issuing-party codes: 14 digits (county 6, township 3, village 3, group 2).
+    _exec("""
+        INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
+        SELECT :b, r.id, 'bad_code', left(r.attrs->>'FBFBM', 40),
+               'FBFBM must be 14 digits: county 6, township 3, village 3, group 2 (NY/T 2539-2016)'
+        FROM import_record r WHERE r.batch_id = :b AND r.tbl = 'FBF'
+          AND r.status = 'valid' AND r.id > :after_r
+          AND coalesce(r.attrs->>'FBFBM', '') !~ '^[0-9]{14}$'""", **ctx)
     # Household codes: 18 digits, within their issuing party, sequence in range of their type.
     _exec("""
         INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
