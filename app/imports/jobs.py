@@ -4,6 +4,7 @@ from pathlib import Path
 from flask import current_app
 
 from app.auth.models import User
+from app.errors import DomainError
 from app.extensions import db
 from app.jobs import operations as jobs
 
@@ -32,6 +33,11 @@ def run_import(job, progress) -> dict:
         batch = ops.run(actor, source, p.get("srid"), p.get("encoding"), p.get("tolerance"),
                         progress, job_id=job.id, source_name=upload.name,
                         upload_path=str(upload.parent))
+    except DomainError:
+        raise
+    except Exception as e:  # the page shows a reference, never raw text, paths or SQL
+        current_app.logger.exception("import job %s failed", job.id)
+        raise DomainError(ops.JOB_FAILED, ref=job.id) from e
     finally:
         uploads.discard_extracted(upload)
     return {"batch_id": batch.id, "faults": batch.counts.get("fault_total", 0)}

@@ -69,6 +69,9 @@ NOT_VALIDATED = Rule("import.state",
 HAS_FAULTS = Rule("import.faults",
                   _l("The delivery has %(n)s fault(s); accept the valid part, or correct them first."),
                   NYT, 409)
+JOB_FAILED = Rule("import.job_failed",
+                  _l("The import stopped on an unexpected error (job %(ref)s); it is logged for "
+                     "the administrator. Nothing was registered."), NYT, 500)
 ACCEPT_FAILED = Rule("import.accept_failed",
                      _l("Acceptance failed and nothing of the batch was registered (%(what)s); "
                         "the failure is in the report."), NYT, 409)

@@ -113,6 +113,16 @@ FIELDS = {
                ("LZHTBM", "text", 20, False), ("CBJYQZBM", "text", 20, False),
                ("YHTMJ", "number", 20, False), ("HTMJM", "number", 20, False),
                ("YHTMJM", "number", 20, False), ("SFQQQG", "code:SF", 1, False)],
+    # The other tables of the standard, when delivered: kept, and checked as far as the
+    # dictionary goes (transfer contracts, certificates).
+    "LZHT": [("LZHTBM", "text", 20, True), ("CBFBM", "digits:18", 18, False),
+             ("SRFBM", "text", 50, False), ("LZFS", "text", 3, False),
+             ("LZQX", "text", 50, False), ("LZQXKSRQ", "date", 10, False),
+             ("LZQXJSRQ", "date", 10, False), ("LZMJ", "number", 20, False),
+             ("LZDKS", "int", 6, False), ("HTQDRQ", "pastdate", 10, False)],
+    "CBJYQZ": [("CBJYQZBM", "text", 20, True), ("FZJG", "text", 50, False),
+               ("FZRQ", "pastdate", 10, False), ("QZSFLQ", "code:SF", 1, False),
+               ("QZLQRQ", "pastdate", 10, False), ("QZLQRXM", "text", 50, False)],
     "DK": [("DKMC", "text", 50, False), ("SYQXZ", "code:SYQXZ", 2, False),
            ("DKLB", "code:DKLB", 2, False), ("TDLYLX", "text", 3, False),
            ("DLDJ", "code:DLDJ", 2, False), ("TDYT", "code:TDYT", 1, False),
@@ -646,7 +656,7 @@ def _fields(ctx):
     table with an inlined predicate finds the suspects, then one statement (a join with the
     dictionary) names each fault; no per-row Python."""
     spec, params = _spec_values()
-    for tbl in ("FBF", "CBF", "CBF_JTCY", "CBHT", "CBDKXX"):
+    for tbl in [t for t in FIELDS if t not in ("DK", "ZJD")]:
         ids = _exec(f"""SELECT r.id FROM import_record r WHERE r.batch_id = :b
                         AND r.tbl = '{tbl}' AND r.status = 'valid' AND r.id > :after_r
                         AND {_suspect_sql(tbl, 'r')}""", **ctx).scalars().all()
@@ -655,7 +665,8 @@ def _fields(ctx):
                 INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
                 SELECT r.batch_id, r.id, x.rule, left(coalesce(r.attrs->>(CASE r.tbl
                          WHEN 'CBHT' THEN 'CBHTBM' WHEN 'CBDKXX' THEN 'DKBM'
-                         WHEN 'FBF' THEN 'FBFBM' ELSE 'CBFBM' END), '#' || r.rownum), 40),
+                         WHEN 'FBF' THEN 'FBFBM' WHEN 'LZHT' THEN 'LZHTBM'
+                         WHEN 'CBJYQZ' THEN 'CBJYQZBM' ELSE 'CBFBM' END), '#' || r.rownum), 40),
                        'row ' || r.rownum || ': ' || {FIELD_DETAIL_SQL}
                 FROM import_record r JOIN {spec} ON s.tbl = r.tbl
                 CROSS JOIN LATERAL (SELECT nullif(btrim(r.attrs->>s.field), '') AS v) v
@@ -735,7 +746,7 @@ RESOLVES = """(EXISTS (SELECT 1 FROM import_record h WHERE h.batch_id = r.batch_
                     AND h.attrs->>'CBFBM' = r.attrs->>'CBFBM')
                 OR EXISTS (SELECT 1 FROM household h WHERE h.cbfbm = r.attrs->>'CBFBM'))"""
 KEYS = {"FBF": ["FBFBM"], "CBF": ["CBFBM"], "CBF_JTCY": ["CYZJHM"], "CBHT": ["CBHTBM"],
-        "CBDKXX": ["DKBM"]}
+        "CBDKXX": ["DKBM"], "LZHT": ["LZHTBM"], "CBJYQZ": ["CBJYQZBM"]}
 
 
 def _keys(ctx):
@@ -847,6 +858,14 @@ def _terms(ctx):
         WHERE r.batch_id = :b AND r.tbl = 'CBHT' AND r.status = 'valid' AND r.id > :after_r
           AND t.q IS NOT NULL AND t.z IS NOT NULL
           AND (t.z < t.q OR t.z > t.q + interval '70 years')""", **ctx)
+    _exec("""
+        INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
+        SELECT :b, r.id, 'bad_term', r.attrs->>'LZHTBM',
+               'transfer term ' || (r.attrs->>'LZQXKSRQ') || ' – ' || (r.attrs->>'LZQXJSRQ') ||
+               ' ends before it starts'
+        FROM import_record r WHERE r.batch_id = :b AND r.tbl = 'LZHT' AND r.status = 'valid'
+          AND r.id > :after_r
+          AND import_date(r.attrs->>'LZQXJSRQ') < import_date(r.attrs->>'LZQXKSRQ')""", **ctx)
     _exec("""
         INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
         SELECT :b, r.id, 'inconsistent_birth_date', r.attrs->>'CBFBM',
