@@ -180,3 +180,48 @@ def test_a_second_delivery_reassigning_registered_parcels_is_a_fault_and_audited
     owners = dbs.execute(text("SELECT DISTINCT household_code FROM parcel WHERE code = ANY(:c) "
                               "AND end_lifespan IS NULL"), {"c": moved}).scalars().all()
     assert owners == [h1]
+
+
+def test_correcting_the_cause_releases_its_knock_ons(dbs, tmp_path):
+    d = clean(9110, households=3, parcels_per_household=2)
+    dup = dict(d.tables["CBF"][0], CBFMC="另一户")
+    d.tables["CBF"].append(dup)
+    good = d.dk[-1][0]["DKBM"]
+    d.dk[-1][0]["DKBM"] = good[:15] + "X" + good[16:]
+    batch = ops.run("bureau", d.write(tmp_path / "d"))
+    ops.accept("bureau", batch, valid_part=True)
+    assert _status(dbs, batch, "import_feature").get("quarantined", 0) > 1
+    # The wrong copy of the household gets its own, unused code.
+    from app.imports.models import ImportFeature, ImportRecord
+
+    copy_row = dbs.scalars(select_rows(ImportRecord, batch.id, "CBF")).all()[-1]
+    fresh = dup["CBFBM"][:14] + "0099"
+    ops.correct_record("bureau", copy_row, {"CBFBM": fresh}, reason="户号更正")
+    # The malformed parcel code corrected.
+    bad = dbs.scalar(sa_select(ImportFeature).where(ImportFeature.batch_id == batch.id,
+                                                    ImportFeature.status == "quarantined",
+                                                    ImportFeature.layer == "DK",
+                                                    ImportFeature.code != good)
+                     .where(ImportFeature.code.like("%X%")))
+    fixed = ops.correct_feature("bureau", bad, attrs={"DKBM": good}, reason="编码更正")
+    assert fixed.status == "registered"
+    # Nothing waits any more; every household and parcel delivered is in the register.
+    assert ops.faults(batch.id) == []
+    feats = _status(dbs, batch, "import_feature")
+    assert feats == {"registered": len(d.dk) + len(d.zjd), "superseded": 1}
+    recs = _status(dbs, batch, "import_record")
+    assert recs == {"registered": sum(len(v) for v in d.tables.values()), "superseded": 1}
+    assert dbs.execute(text("SELECT household_code FROM parcel WHERE code = :c AND "
+                            "end_lifespan IS NULL"), {"c": good}).scalar() == \
+        next(r["CBFBM"] for r in d.tables["CBDKXX"] if r["DKBM"] == good)
+
+
+def select_rows(model, batch_id, tbl):
+    return sa_select(model).where(model.batch_id == batch_id, model.tbl == tbl).order_by(
+        model.id)
+
+
+def sa_select(*a):
+    from sqlalchemy import select
+
+    return select(*a)

@@ -493,7 +493,62 @@ def _resubmit(actor, fixed, feature_ids=None, record_ids=None):
     if fixed.status != "registered":
         fixed.status = "quarantined"
     db.session.flush()
+    _release_dependants(actor, batch)
+    db.session.refresh(fixed)
     return fixed
+
+
+def _release_dependants(actor, batch: ImportBatch) -> dict:
+    """After a correction: a duplicate key that is now unique is no longer a fault, a knock-on
+    whose cause is resolved is resolved with it, and what then has no open fault is registered
+    (or, if the register still refuses it, waits with a new fault).  Repeated until stable."""
+    from app.parcels import registration
+
+    released = {"records": 0, "features": 0}
+    for _ in range(5):
+        for tbl, cols in validation.KEYS.items():
+            key = " || '|' || ".join(f"coalesce(r.attrs->>'{c}', '')" for c in cols)
+            okey = key.replace("r.attrs", "o.attrs")
+            db.session.execute(text(f"""
+                UPDATE import_fault x SET resolved_at = clock_timestamp()
+                FROM import_record r WHERE x.record_id = r.id AND x.batch_id = :b
+                  AND x.rule = 'duplicate_key' AND x.resolved_at IS NULL AND r.tbl = '{tbl}'
+                  AND r.status <> 'superseded'
+                  AND (SELECT count(*) FROM import_record o WHERE o.batch_id = r.batch_id
+                       AND o.tbl = r.tbl AND o.status <> 'superseded' AND {okey} = {key}) = 1"""),
+                {"b": batch.id})
+        n = db.session.execute(text("""
+            UPDATE import_fault x SET resolved_at = clock_timestamp() FROM import_fault c
+            WHERE c.id = x.cause_id AND x.batch_id = :b AND x.resolved_at IS NULL
+              AND c.resolved_at IS NOT NULL"""), {"b": batch.id}).rowcount
+        recs = db.session.execute(text("""
+            UPDATE import_record r SET status = 'valid' WHERE r.batch_id = :b
+              AND r.status = 'quarantined' AND NOT EXISTS (SELECT 1 FROM import_fault x
+                  WHERE x.record_id = r.id AND x.resolved_at IS NULL) RETURNING r.id"""),
+            {"b": batch.id}).scalars().all()
+        feats = db.session.execute(text("""
+            UPDATE import_feature f SET status = 'valid' WHERE f.batch_id = :b
+              AND f.status = 'quarantined' AND NOT EXISTS (SELECT 1 FROM import_fault x
+                  WHERE x.feature_id = f.id AND x.resolved_at IS NULL) RETURNING f.id"""),
+            {"b": batch.id}).scalars().all()
+        if recs:
+            registration.register_ownership(actor, batch, recs)
+        if feats:
+            registration.register_features(actor, batch, feats)
+        if recs or feats:
+            _unregistered_are_faults(batch, feats, recs)
+            db.session.execute(text("UPDATE import_feature SET status = 'quarantined' "
+                                    "WHERE batch_id = :b AND status = 'faulty'"), {"b": batch.id})
+            db.session.execute(text("UPDATE import_record SET status = 'quarantined' "
+                                    "WHERE batch_id = :b AND status = 'faulty'"), {"b": batch.id})
+            audit.record(actor, "import.release", "import_batch", batch.id,
+                         {"records": recs, "features": feats}, "cause corrected")
+        released["records"] += len(recs)
+        released["features"] += len(feats)
+        if not (n or recs or feats):
+            break
+    db.session.flush()
+    return released
 
 
 def correct_record(actor, record: ImportRecord, attrs: dict, reason: str | None = None
