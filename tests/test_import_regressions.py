@@ -225,3 +225,18 @@ def sa_select(*a):
     from sqlalchemy import select
 
     return select(*a)
+
+
+def test_reader_faults_land_on_their_feature_when_two_layers_share_fids(dbs, tmp_path):
+    from tests.delivery_factory import DK_FIELDS, write_layer
+
+    d = clean(9111, households=3, parcels_per_household=2)
+    folder = d.write(tmp_path / "d")
+    for p in folder.glob("DK_*.gpkg"):
+        p.unlink()
+    first, second = d.dk[:3], [list(f) for f in d.dk[3:]]
+    second[1][1] = None  # the second file's fid 2, as the first file's fid 2 is fine
+    write_layer(folder / "DK_a.gpkg", "DK_a", d.srid, first, DK_FIELDS)
+    write_layer(folder / "DK_b.gpkg", "DK_b", d.srid, second, DK_FIELDS)
+    batch = ops.run("bureau", folder)
+    assert [(r, c) for r, c, *_ in _faults(batch)] == [("missing_shape", second[1][0]["DKBM"])]

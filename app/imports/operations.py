@@ -143,7 +143,8 @@ def read(path: Path, declared_srid: int | None = None, encoding: str | None = No
     except gio.UnsafeFile as e:
         raise DomainError(UNSAFE_FILE, name=Path(e.path).name, reason=e.reason) from None
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
-            pyogrio.errors.FieldError, pyogrio.errors.GeometryError, OSError) as e:
+            pyogrio.errors.FieldError, pyogrio.errors.GeometryError, OSError,
+            csv.Error, UnicodeError) as e:
         name = getattr(e, "filename", None) or Path(path).name
         raise DomainError(UNREADABLE, name=Path(str(name)).name,
                           reason=type(e).__name__) from None
@@ -189,7 +190,12 @@ def _copy(batch: ImportBatch, delivery, total: int, progress=None) -> None:
     raw = db.session.connection().connection.driver_connection
     geometry_oid = _binary_geometry(raw)
     with raw.cursor() as cur:
+        index_ids = {}
         for layer in delivery.layers:
+            with raw.cursor() as c2:
+                c2.execute("SELECT coalesce(max(id), 0) FROM import_feature WHERE batch_id = %s",
+                           (batch.id,))
+                before = c2.fetchone()[0]
             geoms = layer.geometries()
             delivered = shapely.to_wkb(geoms, include_srid=True)
             stored = shapely.to_wkb(gio.to_cgcs2000(geoms, layer.srid), include_srid=True)
@@ -200,6 +206,9 @@ def _copy(batch: ImportBatch, delivery, total: int, progress=None) -> None:
                 cp.set_types(["int4", "varchar", "int4", "varchar", "jsonb", geometry_oid,
                               geometry_oid, "varchar"])
                 for i, (fid, attrs, _) in enumerate(layer.rows()):
+                    if not 0 <= fid < 2 ** 31:  # a 64-bit FID: kept in the attributes
+                        attrs = {**attrs, "_fid": fid}
+                        fid = i + 1
                     code = attrs.get(code_field)
                     code = str(code).strip()[:40] if code not in (None, "") else None
                     d, st = delivered[i], stored[i]
@@ -209,6 +218,11 @@ def _copy(batch: ImportBatch, delivery, total: int, progress=None) -> None:
                     done += 1
                     if progress and done % COPY_CHUNK == 0:
                         progress(done, total, f"staging {layer.name}")
+            if layer.issues or layer.unparsed:  # the staged ids, in the order copied
+                with raw.cursor() as c2:
+                    c2.execute("SELECT id FROM import_feature WHERE batch_id = %s AND id > %s "
+                               "ORDER BY id", (batch.id, before))
+                    index_ids[id(layer)] = [r[0] for r in c2.fetchall()]
         for tbl, rows in delivery.tables.items():
             with cur.copy("COPY import_record (batch_id, tbl, rownum, attrs, status) "
                           "FROM STDIN") as cp:
@@ -216,26 +230,22 @@ def _copy(batch: ImportBatch, delivery, total: int, progress=None) -> None:
                     cp.write_row((batch.id, tbl, n, json.dumps(row, ensure_ascii=False),
                                   "valid"))
             done += len(rows)
-    _reader_findings(batch, delivery)
+    _reader_findings(batch, delivery, index_ids)
 
 
-def _reader_findings(batch: ImportBatch, delivery) -> None:
+def _reader_findings(batch: ImportBatch, delivery, index_ids: dict) -> None:
     """Curves go to PostGIS to be linearised; what the reader refused becomes a fault of its
     feature (rule and detail as the reader named them)."""
     for layer in delivery.layers:
         if not layer.issues and not layer.unparsed:
             continue
-        ids = dict(db.session.execute(text(
-            "SELECT fid, id FROM import_feature WHERE batch_id = :b AND layer = :l "
-            "AND fid = ANY(:fids)"), {"b": batch.id, "l": layer.kind, "fids": [
-                int(layer.fids[i]) for i in [*layer.issues, *layer.unparsed]]}).all())
+        staged = index_ids[id(layer)]
         rows = []
         for i, found in layer.issues.items():
             for rule, detail in found:
-                rows.append({"b": batch.id, "f": ids[int(layer.fids[i])], "rule": rule,
-                             "detail": detail})
+                rows.append({"b": batch.id, "f": staged[i], "rule": rule, "detail": detail})
         for i, wkb in layer.unparsed.items():
-            fid = ids[int(layer.fids[i])]
+            fid = staged[i]
             try:
                 with db.session.begin_nested():
                     db.session.execute(text(
