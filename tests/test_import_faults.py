@@ -169,6 +169,24 @@ def inj_duplicate_contract(c):
     c.expect("duplicate contract code", "duplicate_key", ("rec", "CBHT", n))
 
 
+def inj_parcel_for_two_households(c):
+    if len(c.d.tables["CBF"]) < 2:
+        return
+    i = c.row("CBDKXX")
+    if i is None:
+        return
+    r = c.d.tables["CBDKXX"][i]
+    other = next((h["CBFBM"] for h in c.d.tables["CBF"] if h["CBFBM"] != r["CBFBM"]
+                  and h["CBFBM"] not in c.touched_hh), None)
+    if other is None:
+        return
+    c.d.tables["CBDKXX"].append(dict(r, CBFBM=other, CBHTBM=other + "J"))
+    n = len(c.d.tables["CBDKXX"])
+    c.touched_rows.add(("rec", "CBDKXX", n))
+    c.expect("parcel listed for two households", "duplicate_key", ("rec", "CBDKXX", i + 1))
+    c.expect("parcel listed for two households", "duplicate_key", ("rec", "CBDKXX", n))
+
+
 def inj_bad_date(c):
     i = c.row("CBHT")
     if i is None:
@@ -338,7 +356,8 @@ def inj_multipart_with_hole(c):
 INJECTORS = [inj_relation_code, inj_remark_code, inj_missing_name, inj_id_length,
              inj_id_region, inj_id_birth, inj_id_check, inj_member_unknown_household,
              inj_household_name_too_long, inj_duplicate_household, inj_duplicate_contract,
-             inj_bad_date, inj_bad_term, inj_parcel_field_too_long, inj_parcel_code_list,
+             inj_parcel_for_two_households, inj_bad_date, inj_bad_term,
+             inj_parcel_field_too_long, inj_parcel_code_list,
              inj_bad_number, inj_malformed_code, inj_null_shape, inj_empty_shape,
              inj_wrong_type, inj_self_intersection, inj_too_few_points, inj_extreme,
              inj_too_many_vertices, inj_z, inj_curve, inj_multipart_with_hole]

@@ -527,6 +527,12 @@ def _release_dependants(actor, batch: ImportBatch) -> dict:
                   AND (SELECT count(*) FROM import_record o WHERE o.batch_id = r.batch_id
                        AND o.tbl = r.tbl AND o.status <> 'superseded' AND {okey} = {key}) = 1"""),
                 {"b": batch.id})
+        db.session.execute(text(f"""
+            UPDATE import_fault x SET resolved_at = clock_timestamp()
+            FROM import_record r WHERE x.record_id = r.id AND x.batch_id = :b
+              AND x.rule = 'duplicate_key' AND x.resolved_at IS NULL AND r.tbl = 'CBDKXX'
+              AND r.attrs->>'DKBM' NOT IN ({validation.SAME_PARCEL_TWO_HOUSEHOLDS.format(
+                  resolves=validation.RESOLVES)})"""), {"b": batch.id})
         n = db.session.execute(text("""
             UPDATE import_fault x SET resolved_at = clock_timestamp() FROM import_fault c
             WHERE c.id = x.cause_id AND x.batch_id = :b AND x.resolved_at IS NULL

@@ -746,7 +746,13 @@ RESOLVES = """(EXISTS (SELECT 1 FROM import_record h WHERE h.batch_id = r.batch_
                     AND h.attrs->>'CBFBM' = r.attrs->>'CBFBM')
                 OR EXISTS (SELECT 1 FROM household h WHERE h.cbfbm = r.attrs->>'CBFBM'))"""
 KEYS = {"FBF": ["FBFBM"], "CBF": ["CBFBM"], "CBF_JTCY": ["CYZJHM"], "CBHT": ["CBHTBM"],
-        "CBDKXX": ["DKBM"], "LZHT": ["LZHTBM"], "CBJYQZ": ["CBJYQZBM"]}
+        "LZHT": ["LZHTBM"], "CBJYQZ": ["CBJYQZBM"]}
+# CBDKXX: a parcel listed for two different households is at fault (the same assignment
+# repeated is not: it says nothing new).
+SAME_PARCEL_TWO_HOUSEHOLDS = """
+    SELECT r.attrs->>'DKBM' AS k FROM import_record r WHERE r.batch_id = :b AND r.tbl = 'CBDKXX'
+      AND r.status <> 'superseded' AND coalesce(r.attrs->>'DKBM', '') <> '' AND {resolves}
+    GROUP BY 1 HAVING count(DISTINCT r.attrs->>'CBFBM') > 1"""
 
 
 def _keys(ctx):
@@ -770,6 +776,19 @@ def _keys(ctx):
               AND NOT EXISTS (SELECT 1 FROM import_fault o WHERE o.record_id = x.id
                               AND o.rule = 'duplicate_key' AND o.resolved_at IS NULL)""",
               **ctx)
+    _exec(f"""
+        WITH g AS ({SAME_PARCEL_TWO_HOUSEHOLDS.format(resolves=RESOLVES)})
+        INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
+        SELECT :b, r.id, 'duplicate_key', r.attrs->>'DKBM',
+               'CBDKXX lists parcel ' || (r.attrs->>'DKBM') || ' for ' || (
+                 SELECT string_agg(DISTINCT o.attrs->>'CBFBM', ', ') FROM import_record o
+                 WHERE o.batch_id = r.batch_id AND o.tbl = 'CBDKXX' AND o.status <> 'superseded'
+                   AND o.attrs->>'DKBM' = r.attrs->>'DKBM') || ': one parcel, one contract'
+        FROM import_record r JOIN g ON g.k = r.attrs->>'DKBM'
+        WHERE r.batch_id = :b AND r.tbl = 'CBDKXX' AND r.status <> 'superseded'
+          AND r.id > :after_r AND {RESOLVES}
+          AND NOT EXISTS (SELECT 1 FROM import_fault o WHERE o.record_id = r.id
+                          AND o.rule = 'duplicate_key' AND o.resolved_at IS NULL)""", **ctx)
     # A household already in the register is not registered again by a delivery.
     _exec("""
         INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
@@ -897,7 +916,19 @@ def _reassignments(ctx):
 
 def _knock_ons(ctx):
     """What depends on a faulty household waits with it, each knock-on linked to its cause:
-    a CBF row at fault → its members, contracts, CBDKXX rows, their parcels and homesteads."""
+    a CBF row at fault → its members, contracts, CBDKXX rows, their parcels and homesteads;
+    a parcel listed for two households → the parcel."""
+    _exec(f"""
+        INSERT INTO import_fault (batch_id, feature_id, rule, code, detail, cause_id)
+        SELECT DISTINCT ON (f.id) :b, f.id, 'depends_on_fault', f.code,
+               'parcel waits: CBDKXX lists it for more than one household', x.id
+        FROM import_feature f JOIN import_record r ON r.batch_id = f.batch_id
+          AND r.tbl = 'CBDKXX' AND r.attrs->>'DKBM' = f.code AND r.status <> 'superseded'
+        JOIN import_fault x ON x.record_id = r.id AND x.rule = 'duplicate_key'
+          AND x.resolved_at IS NULL
+        WHERE {_pending()} AND f.layer = 'DK' AND NOT EXISTS (
+            SELECT 1 FROM import_fault o WHERE o.feature_id = f.id AND o.resolved_at IS NULL)
+        ORDER BY f.id, x.id""", **ctx)
     _exec("""
         WITH cause AS (
           SELECT DISTINCT ON (r.attrs->>'CBFBM') r.attrs->>'CBFBM' AS hh, x.id AS fault_id,
