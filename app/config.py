@@ -78,6 +78,20 @@ class Config:
     REDIS_URL = os.environ.get("REDIS_URL")
     JOBS_MODE = os.environ.get("JOBS_MODE")
     MAX_CONTENT_LENGTH = 2 * 1024 ** 3  # survey deliveries can be large
+
+    # Survey imports (issue 10/12): per-route upload limits, zip checks, geometry limits,
+    # how long an upload is kept with its batch, and the import job's bounds.
+    IMPORT_MAX_UPLOAD_MB = int(os.environ.get("IMPORT_MAX_UPLOAD_MB", 512))
+    IMPORT_MAX_FORM_KB = int(os.environ.get("IMPORT_MAX_FORM_KB", 2048))
+    IMPORT_ZIP_MAX_MEMBERS = int(os.environ.get("IMPORT_ZIP_MAX_MEMBERS", 2000))
+    IMPORT_ZIP_MAX_TOTAL_MB = int(os.environ.get("IMPORT_ZIP_MAX_TOTAL_MB", 1024))
+    IMPORT_ZIP_MAX_RATIO = float(os.environ.get("IMPORT_ZIP_MAX_RATIO", 200))
+    IMPORT_MAX_VERTICES = int(os.environ.get("IMPORT_MAX_VERTICES", 100_000))
+    IMPORT_MAX_EXTENT_M = float(os.environ.get("IMPORT_MAX_EXTENT_M", 20_000))
+    IMPORT_UPLOAD_KEEP_DAYS = int(os.environ.get("IMPORT_UPLOAD_KEEP_DAYS", 90))
+    IMPORT_UPLOAD_DIR = os.environ.get("IMPORT_UPLOAD_DIR")  # default: instance/uploads
+    IMPORT_JOB_TIMEOUT_S = int(os.environ.get("IMPORT_JOB_TIMEOUT_S", 4 * 3600))
+    IMPORT_JOB_MAX_MEMORY_MB = int(os.environ.get("IMPORT_JOB_MAX_MEMORY_MB", 4096))
     BASEMAP_URL = os.environ.get("BASEMAP_URL")  # e.g. a 天地图 raster template with your key
 
     # Certificates: the address their QR codes point to (when issued outside a request), and

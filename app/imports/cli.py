@@ -62,3 +62,15 @@ def report_command(batch_id):
     if db.session.get(ImportBatch, batch_id) is None:
         raise click.ClickException(f"no batch {batch_id}")
     click.echo(ops.report_csv(batch_id), nl=False)
+
+
+@import_cli.command("housekeeping")
+@click.option("--keep-days", type=int, help="Keep uploads this many days "
+                                            "(default: IMPORT_UPLOAD_KEEP_DAYS).")
+def housekeeping_command(keep_days):
+    """Remove old uploads and drop the staging indexes of finished import batches."""
+    out = ops.housekeeping("system", keep_days)
+    db.session.commit()
+    click.echo(f"uploads removed: {len(out['uploads_removed'])} of batches, "
+               f"{out['orphans_removed']} refused; staging indexes dropped: "
+               f"{len(out['indexes_dropped'])}")

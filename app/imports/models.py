@@ -26,6 +26,10 @@ class ImportBatch(db.Model):
     job_id: Mapped[int | None] = mapped_column(ForeignKey("job.id"))
     created_by: Mapped[str] = mapped_column(String(50), nullable=False)
     created_at = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    # The upload as delivered, kept as evidence until the housekeeping command removes it.
+    upload_path: Mapped[str | None] = mapped_column(Text)
+    upload_removed_at = mapped_column(DateTime(timezone=True))
+    finished_at = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         CheckConstraint("status IN ('staging','validated','accepted','partly_accepted',"
@@ -70,7 +74,7 @@ class ImportRecord(db.Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     batch_id: Mapped[int] = mapped_column(ForeignKey("import_batch.id"), nullable=False,
                                           index=True)
-    tbl: Mapped[str] = mapped_column(String(10), nullable=False)
+    tbl: Mapped[str] = mapped_column(String(20), nullable=False)
     rownum: Mapped[int] = mapped_column(Integer, nullable=False)
     attrs = mapped_column(JSONB, nullable=False)
     status: Mapped[str] = mapped_column(String(12), nullable=False, server_default="pending")
@@ -90,12 +94,15 @@ class ImportFault(db.Model):
     batch_id: Mapped[int] = mapped_column(ForeignKey("import_batch.id"), nullable=False,
                                           index=True)
     feature_id: Mapped[int | None] = mapped_column(ForeignKey("import_feature.id"), index=True)
-    record_id: Mapped[int | None] = mapped_column(ForeignKey("import_record.id"))
+    record_id: Mapped[int | None] = mapped_column(ForeignKey("import_record.id"), index=True)
     rule: Mapped[str] = mapped_column(String(40), nullable=False)
     code: Mapped[str | None] = mapped_column(String(40))
     detail: Mapped[str] = mapped_column(Text, nullable=False)
     location = mapped_column(Geometry("POINT", srid=4490, spatial_index=False))
     resolved_at = mapped_column(DateTime(timezone=True))
+    # A knock-on fault points to the fault that caused it (fix that one, this one goes too).
+    cause_id: Mapped[int | None] = mapped_column(ForeignKey("import_fault.id",
+                                                            name="fk_import_fault_cause_id"))
 
     feature = relationship("ImportFeature", back_populates="faults", foreign_keys=[feature_id])
     record = relationship("ImportRecord", foreign_keys=[record_id], viewonly=True)

@@ -11,10 +11,13 @@ import json
 from pathlib import Path
 
 import orjson
+import pyogrio
 import shapely
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from psycopg.types.json import Jsonb
 from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 
 from app.audit import operations as audit
 from app.errors import DomainError, Rule
@@ -41,6 +44,24 @@ ENCODING_UNKNOWN = Rule("import.encoding_unknown",
 LAYER_UNKNOWN = Rule("import.layer_unknown",
                      _l("Layer %(layer)s is neither a contract-parcel (DK) nor a homestead (ZJD) "
                         "layer."), NYT)
+REG = _l("不动产登记暂行条例 第七条 (registration where the property lies, by its authority); "
+         "NY/T 2539-2016")
+SECURITY = _l("网络安全法 第二十一条 (network security obligations); NY/T 2539-2016 data formats")
+OUT_OF_JURISDICTION = Rule(
+    "import.out_of_jurisdiction",
+    _l("The delivery lies in district(s) %(districts)s, outside your jurisdiction %(mine)s; "
+       "nothing was staged. A land bureau imports only deliveries of the districts it serves."),
+    REG, 403)
+NO_DISTRICT = Rule("import.no_district",
+                   _l("No parcel, homestead or issuing-party code of the delivery says which "
+                      "district it belongs to; nothing was staged."), REG)
+UNSAFE_FILE = Rule("import.unsafe_file",
+                   _l("The file %(name)s is refused: %(reason)s. Only Shapefile, GeoPackage, "
+                      "GeoJSON and CSV files are opened, and each must be what its name says."),
+                   SECURITY)
+UNREADABLE = Rule("import.unreadable",
+                  _l("The file %(name)s could not be read (%(reason)s); check that it is a "
+                     "complete Shapefile, GeoPackage or GeoJSON file."), NYT)
 NOTHING = Rule("import.empty", _l("The delivery holds no parcel layer."), NYT)
 NOT_VALIDATED = Rule("import.state",
                      _l("This batch is %(status)s; only a validated batch can be accepted."), NYT,
@@ -48,6 +69,12 @@ NOT_VALIDATED = Rule("import.state",
 HAS_FAULTS = Rule("import.faults",
                   _l("The delivery has %(n)s fault(s); accept the valid part, or correct them first."),
                   NYT, 409)
+JOB_FAILED = Rule("import.job_failed",
+                  _l("The import stopped on an unexpected error (job %(ref)s); it is logged for "
+                     "the administrator. Nothing was registered."), NYT, 500)
+ACCEPT_FAILED = Rule("import.accept_failed",
+                     _l("Acceptance failed and nothing of the batch was registered (%(what)s); "
+                        "the failure is in the report."), NYT, 409)
 NOT_QUARANTINED = Rule("import.not_quarantined",
                        _l("Only a feature waiting in quarantine can be corrected."), NYT, 409)
 
@@ -102,14 +129,44 @@ def _refuse_crs(e: gio.CrsError):
     raise DomainError(LAYER_UNKNOWN, layer=i.get("layer", "?"))
 
 
+def limits() -> gio.Limits:
+    cfg = current_app.config
+    return gio.Limits(max_vertices=int(cfg.get("IMPORT_MAX_VERTICES", 100_000)),
+                      max_extent_m=float(cfg.get("IMPORT_MAX_EXTENT_M", 20_000)))
+
+
 def read(path: Path, declared_srid: int | None = None, encoding: str | None = None):
     try:
-        delivery = gio.read_delivery(Path(path), declared_srid, encoding)
+        delivery = gio.read_delivery(Path(path), declared_srid, encoding, limits())
     except gio.CrsError as e:
         _refuse_crs(e)
+    except gio.UnsafeFile as e:
+        raise DomainError(UNSAFE_FILE, name=Path(e.path).name, reason=e.reason) from None
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
+            pyogrio.errors.FieldError, pyogrio.errors.GeometryError, OSError,
+            csv.Error, UnicodeError) as e:
+        name = getattr(e, "filename", None) or Path(path).name
+        raise DomainError(UNREADABLE, name=Path(str(name)).name,
+                          reason=type(e).__name__) from None
     if not delivery.layers:
         raise DomainError(NOTHING)
     return delivery
+
+
+def check_jurisdiction(actor, delivery) -> None:
+    """The delivery's districts must lie in the uploader's jurisdiction: checked when it is
+    read, before anything is staged."""
+    from app.access import reaches
+
+    mine = getattr(actor, "jurisdiction_code", None)
+    if getattr(actor, "role", None) in (None, "admin"):
+        return  # the command line (a name, not an account) and the administrator
+    districts = sorted({c[:6] for c in delivery.codes()})
+    if not districts:
+        raise DomainError(NO_DISTRICT)
+    foreign = [d for d in districts if not mine or not reaches(mine, d)]
+    if foreign:
+        raise DomainError(OUT_OF_JURISDICTION, districts=", ".join(foreign), mine=mine or "—")
 
 
 @contextlib.contextmanager
@@ -126,12 +183,19 @@ def _gc_paused():
 
 
 def _copy(batch: ImportBatch, delivery, total: int, progress=None) -> None:
-    """COPY the delivery, exactly as delivered, into import_feature and import_record."""
+    """COPY the delivery, exactly as delivered, into import_feature and import_record.  A
+    feature whose geometry the reader refused (or that has none) is staged without one and
+    carries the reader's fault; nothing is left out."""
     done = 0
     raw = db.session.connection().connection.driver_connection
     geometry_oid = _binary_geometry(raw)
     with raw.cursor() as cur:
+        index_ids = {}
         for layer in delivery.layers:
+            with raw.cursor() as c2:
+                c2.execute("SELECT coalesce(max(id), 0) FROM import_feature WHERE batch_id = %s",
+                           (batch.id,))
+                before = c2.fetchone()[0]
             geoms = layer.geometries()
             delivered = shapely.to_wkb(geoms, include_srid=True)
             stored = shapely.to_wkb(gio.to_cgcs2000(geoms, layer.srid), include_srid=True)
@@ -142,13 +206,23 @@ def _copy(batch: ImportBatch, delivery, total: int, progress=None) -> None:
                 cp.set_types(["int4", "varchar", "int4", "varchar", "jsonb", geometry_oid,
                               geometry_oid, "varchar"])
                 for i, (fid, attrs, _) in enumerate(layer.rows()):
+                    if not 0 <= fid < 2 ** 31:  # a 64-bit FID: kept in the attributes
+                        attrs = {**attrs, "_fid": fid}
+                        fid = i + 1
                     code = attrs.get(code_field)
-                    cp.write_row((batch.id, layer.kind, fid, str(code).strip() if code else None,
-                                  Jsonb(attrs, dumps=_dumps), EWKB(delivered[i]),
-                                  EWKB(stored[i]), "valid"))
+                    code = str(code).strip()[:40] if code not in (None, "") else None
+                    d, st = delivered[i], stored[i]
+                    cp.write_row((batch.id, layer.kind, fid, code,
+                                  Jsonb(attrs, dumps=_dumps), None if d is None else EWKB(d),
+                                  None if st is None else EWKB(st), "valid"))
                     done += 1
                     if progress and done % COPY_CHUNK == 0:
                         progress(done, total, f"staging {layer.name}")
+            if layer.issues or layer.unparsed:  # the staged ids, in the order copied
+                with raw.cursor() as c2:
+                    c2.execute("SELECT id FROM import_feature WHERE batch_id = %s AND id > %s "
+                               "ORDER BY id", (batch.id, before))
+                    index_ids[id(layer)] = [r[0] for r in c2.fetchall()]
         for tbl, rows in delivery.tables.items():
             with cur.copy("COPY import_record (batch_id, tbl, rownum, attrs, status) "
                           "FROM STDIN") as cp:
@@ -156,6 +230,39 @@ def _copy(batch: ImportBatch, delivery, total: int, progress=None) -> None:
                     cp.write_row((batch.id, tbl, n, json.dumps(row, ensure_ascii=False),
                                   "valid"))
             done += len(rows)
+    _reader_findings(batch, delivery, index_ids)
+
+
+def _reader_findings(batch: ImportBatch, delivery, index_ids: dict) -> None:
+    """Curves go to PostGIS to be linearised; what the reader refused becomes a fault of its
+    feature (rule and detail as the reader named them)."""
+    for layer in delivery.layers:
+        if not layer.issues and not layer.unparsed:
+            continue
+        staged = index_ids[id(layer)]
+        rows = []
+        for i, found in layer.issues.items():
+            for rule, detail in found:
+                rows.append({"b": batch.id, "f": staged[i], "rule": rule, "detail": detail})
+        for i, wkb in layer.unparsed.items():
+            fid = staged[i]
+            try:
+                with db.session.begin_nested():
+                    db.session.execute(text(
+                        "UPDATE import_feature SET geom = ST_CurveToLine(ST_Force2D("
+                        "ST_GeomFromWKB(:w, :srid))) WHERE id = :f"),
+                        {"w": wkb, "srid": layer.srid, "f": fid})
+                    db.session.execute(text(
+                        f"UPDATE import_feature SET geom_stored = "
+                        f"{validation.STORED.format(g='geom')} WHERE id = :f"), {"f": fid})
+            except DBAPIError:
+                rows.append({"b": batch.id, "f": fid, "rule": "unreadable_geometry",
+                             "detail": f"the geometry ({gio.wkb_type_name(wkb)}) cannot be read"})
+        if rows:
+            db.session.execute(text(
+                "INSERT INTO import_fault (batch_id, feature_id, rule, code, detail) "
+                "SELECT :b, :f, :rule, (SELECT code FROM import_feature WHERE id = :f), :detail"),
+                rows)
 
 
 def stage(actor, path: Path, declared_srid: int | None = None, encoding: str | None = None,
@@ -164,6 +271,7 @@ def stage(actor, path: Path, declared_srid: int | None = None, encoding: str | N
     """Read a delivery and copy it, exactly as delivered, into the staging tables."""
     with _gc_paused():
         delivery = read(path, declared_srid, encoding)
+        check_jurisdiction(actor, delivery)
         srids = {layer.srid for layer in delivery.layers}
         batch = ImportBatch(
             source=Path(path).name, srid=min(srids), crs_from=delivery.layers[0].crs_from,
@@ -176,7 +284,8 @@ def stage(actor, path: Path, declared_srid: int | None = None, encoding: str | N
         _copy(batch, delivery, total, progress)
     batch.counts = {"features": delivery.feature_count,
                     "layers": {x.name: len(x) for x in delivery.layers},
-                    "tables": {k: len(v) for k, v in delivery.tables.items()}}
+                    "tables": {k: len(v) for k, v in delivery.tables.items()},
+                    "notes": delivery.notes()}
     db.session.execute(text("ANALYZE import_feature"))
     audit.record(actor, "import.stage", "import_batch", batch.id,
                  {"source": batch.source, "srid": batch.srid, "crs_from": batch.crs_from,
@@ -219,14 +328,31 @@ def validate(batch: ImportBatch, progress=None) -> dict:
 
 
 def run(actor, path: Path, declared_srid=None, encoding=None, tolerance_m2=None, progress=None,
-        job_id=None) -> ImportBatch:
+        job_id=None, source_name: str | None = None, upload_path: str | None = None
+        ) -> ImportBatch:
     """Stage and validate in one go (the CLI and the background job)."""
     batch = stage(actor, path, declared_srid, encoding, tolerance_m2, progress, job_id)
+    if source_name:
+        batch.source = source_name[:300]
+    batch.upload_path = upload_path
     db.session.commit()
     validate(batch, lambda i, n, what: progress and progress(i, n, f"checking: {what}"))
     audit.record(actor, "import.validate", "import_batch", batch.id, batch.counts.get("faults"))
+    _audit_reassignments(actor, batch)
     db.session.commit()
     return batch
+
+
+def _audit_reassignments(actor, batch: ImportBatch) -> None:
+    """A delivery that would move registered parcels to another household is refused for
+    those parcels; the attempt is audited (who delivered it, which parcels, to whom)."""
+    rows = db.session.execute(text(
+        "SELECT code, detail FROM import_fault WHERE batch_id = :b AND rule = 'parcel_reassigned'"
+        " AND resolved_at IS NULL ORDER BY code"), {"b": batch.id}).all()
+    if rows:
+        audit.record(actor, "import.reassignment_refused", "import_batch", batch.id,
+                     {"parcels": [r.code for r in rows], "details": [r.detail for r in rows]},
+                     "a survey delivery may not re-assign registered parcels")
 
 
 def faults(batch_id: int, open_only: bool = True) -> list[ImportFault]:
@@ -238,21 +364,25 @@ def faults(batch_id: int, open_only: bool = True) -> list[ImportFault]:
 
 def report_csv(batch_id: int) -> str:
     rows = db.session.execute(text("""
-        SELECT x.rule, x.code, x.detail, f.layer, f.fid, r.tbl, r.rownum,
+        SELECT x.id, x.cause_id, c.rule AS cause_rule, c.code AS cause_code,
+               x.rule, x.code, x.detail, f.layer, f.fid, r.tbl, r.rownum,
                ST_X(x.location) AS lon, ST_Y(x.location) AS lat,
                CASE WHEN x.resolved_at IS NULL THEN 'open' ELSE 'resolved' END AS state
         FROM import_fault x LEFT JOIN import_feature f ON f.id = x.feature_id
         LEFT JOIN import_record r ON r.id = x.record_id
+        LEFT JOIN import_fault c ON c.id = x.cause_id
         WHERE x.batch_id = :b ORDER BY x.rule, x.code"""), {"b": batch_id}).all()
     out = io.StringIO()
     w = csv.writer(out)
     w.writerow(["rule", "rule_zh", "code", "detail", "layer", "fid", "table", "row", "lon", "lat",
-                "state", "source"])
+                "state", "source", "fault_id", "caused_by"])
     for r in rows:
         zh, _en, src = validation.RULES.get(r.rule, (r.rule, r.rule, ""))
         w.writerow([r.rule, zh, r.code, r.detail, r.layer or "", r.fid if r.fid is not None else "",
                     r.tbl or "", r.rownum or "", f"{r.lon:.7f}" if r.lon is not None else "",
-                    f"{r.lat:.7f}" if r.lat is not None else "", r.state, src])
+                    f"{r.lat:.7f}" if r.lat is not None else "", r.state, src, r.id,
+                    f"{r.cause_id} {r.cause_rule} {r.cause_code or ''}".strip()
+                    if r.cause_id else ""])
     return out.getvalue()
 
 
@@ -268,7 +398,24 @@ def accept(actor, batch: ImportBatch, valid_part: bool = False, reason: str | No
         raise DomainError(HAS_FAULTS, n=open_faults)
     from app.parcels import registration
 
-    result = registration.register_batch(actor, batch)
+    try:
+        with db.session.begin_nested():  # the whole batch, or nothing of it
+            result = registration.register_batch(actor, batch)
+            _unregistered_are_faults(batch)
+    except DBAPIError as e:
+        current_app.logger.exception("acceptance of batch %s failed", batch.id)
+        reason = (getattr(getattr(e, "orig", None), "diag", None))
+        what = getattr(reason, "message_primary", None) or type(e.orig).__name__
+        db.session.execute(text(
+            "INSERT INTO import_fault (batch_id, rule, code, detail) VALUES "
+            "(:b, 'acceptance_failed', NULL, :d)"),
+            {"b": batch.id, "d": f"nothing was registered: {what}"[:2000]})
+        audit.record(actor, "import.accept_failed", "import_batch", batch.id,
+                     {"error": what[:500]}, reason if isinstance(reason, str) else None)
+        batch.counts = {**batch.counts, "accept_failed": what[:300]}
+        db.session.flush()
+        return {"parcels": 0, "quarantined": 0, "failed": str(DomainError(ACCEPT_FAILED,
+                                                                            what=what[:300]))}
     db.session.execute(text("UPDATE import_feature SET status = 'quarantined' "
                             "WHERE batch_id = :b AND status = 'faulty'"), {"b": batch.id})
     db.session.execute(text("UPDATE import_record SET status = 'quarantined' "
@@ -276,12 +423,38 @@ def accept(actor, batch: ImportBatch, valid_part: bool = False, reason: str | No
     quarantined = db.session.scalar(text(
         "SELECT count(*) FROM import_feature WHERE batch_id = :b AND status = 'quarantined'"),
         {"b": batch.id})
+    open_faults = db.session.scalar(text(
+        "SELECT count(*) FROM import_fault WHERE batch_id = :b AND resolved_at IS NULL"),
+        {"b": batch.id})
     batch.status = "partly_accepted" if open_faults else "accepted"
+    batch.finished_at = db.session.scalar(text("SELECT clock_timestamp()"))
     batch.counts = {**batch.counts, "registered": result, "quarantined": quarantined}
     audit.record(actor, "import.accept", "import_batch", batch.id,
                  {"registered": result, "quarantined": quarantined, "valid_part": valid_part},
                  reason)
     return {**result, "quarantined": quarantined}
+
+
+def _unregistered_are_faults(batch: ImportBatch, feature_ids=None, record_ids=None) -> None:
+    """The status never lies: a row or feature still 'valid' after registration was not
+    registered (the register refused it); it gets a fault and waits in quarantine."""
+    for tbl, col in (("import_feature", "feature_id"), ("import_record", "record_id")):
+        ids = feature_ids if tbl == "import_feature" else record_ids
+        only = "AND t.id = ANY(:ids)" if ids else ""
+        if (feature_ids is not None or record_ids is not None) and not ids:
+            continue
+        db.session.execute(text(f"""
+            INSERT INTO import_fault (batch_id, {col}, rule, code, detail)
+            SELECT t.batch_id, t.id, 'not_registered', t.{'code' if col == 'feature_id'
+                                                          else "attrs->>'CBFBM'"},
+                   'the register did not take this ' ||
+                   {"'feature'" if col == 'feature_id' else "t.tbl || ' row'"} ||
+                   '; nothing else of it was registered'
+            FROM {tbl} t WHERE t.batch_id = :b AND t.status = 'valid' {only}"""),
+            {"b": batch.id, "ids": ids or []})
+        db.session.execute(text(f"UPDATE {tbl} t SET status = 'faulty' WHERE t.batch_id = :b "
+                                f"AND t.status = 'valid' {only}"),
+                           {"b": batch.id, "ids": ids or []})
 
 
 def correct_feature(actor, feature: ImportFeature, attrs: dict | None = None,
@@ -325,11 +498,73 @@ def _resubmit(actor, fixed, feature_ids=None, record_ids=None):
     if fixed.status == "valid":
         registration.register_batch(actor, batch, feature_ids=feature_ids,
                                     record_ids=record_ids)
+        _unregistered_are_faults(batch, feature_ids or [], record_ids or [])
         db.session.refresh(fixed)
     if fixed.status != "registered":
         fixed.status = "quarantined"
     db.session.flush()
+    _release_dependants(actor, batch)
+    db.session.refresh(fixed)
     return fixed
+
+
+def _release_dependants(actor, batch: ImportBatch) -> dict:
+    """After a correction: a duplicate key that is now unique is no longer a fault, a knock-on
+    whose cause is resolved is resolved with it, and what then has no open fault is registered
+    (or, if the register still refuses it, waits with a new fault).  Repeated until stable."""
+    from app.parcels import registration
+
+    released = {"records": 0, "features": 0}
+    for _ in range(5):
+        for tbl, cols in validation.KEYS.items():
+            key = " || '|' || ".join(f"coalesce(r.attrs->>'{c}', '')" for c in cols)
+            okey = key.replace("r.attrs", "o.attrs")
+            db.session.execute(text(f"""
+                UPDATE import_fault x SET resolved_at = clock_timestamp()
+                FROM import_record r WHERE x.record_id = r.id AND x.batch_id = :b
+                  AND x.rule = 'duplicate_key' AND x.resolved_at IS NULL AND r.tbl = '{tbl}'
+                  AND r.status <> 'superseded'
+                  AND (SELECT count(*) FROM import_record o WHERE o.batch_id = r.batch_id
+                       AND o.tbl = r.tbl AND o.status <> 'superseded' AND {okey} = {key}) = 1"""),
+                {"b": batch.id})
+        db.session.execute(text(f"""
+            UPDATE import_fault x SET resolved_at = clock_timestamp()
+            FROM import_record r WHERE x.record_id = r.id AND x.batch_id = :b
+              AND x.rule = 'duplicate_key' AND x.resolved_at IS NULL AND r.tbl = 'CBDKXX'
+              AND r.attrs->>'DKBM' NOT IN ({validation.SAME_PARCEL_TWO_HOUSEHOLDS.format(
+                  resolves=validation.RESOLVES)})"""), {"b": batch.id})
+        n = db.session.execute(text("""
+            UPDATE import_fault x SET resolved_at = clock_timestamp() FROM import_fault c
+            WHERE c.id = x.cause_id AND x.batch_id = :b AND x.resolved_at IS NULL
+              AND c.resolved_at IS NOT NULL"""), {"b": batch.id}).rowcount
+        recs = db.session.execute(text("""
+            UPDATE import_record r SET status = 'valid' WHERE r.batch_id = :b
+              AND r.status = 'quarantined' AND NOT EXISTS (SELECT 1 FROM import_fault x
+                  WHERE x.record_id = r.id AND x.resolved_at IS NULL) RETURNING r.id"""),
+            {"b": batch.id}).scalars().all()
+        feats = db.session.execute(text("""
+            UPDATE import_feature f SET status = 'valid' WHERE f.batch_id = :b
+              AND f.status = 'quarantined' AND NOT EXISTS (SELECT 1 FROM import_fault x
+                  WHERE x.feature_id = f.id AND x.resolved_at IS NULL) RETURNING f.id"""),
+            {"b": batch.id}).scalars().all()
+        if recs:
+            registration.register_ownership(actor, batch, recs)
+        if feats:
+            registration.register_features(actor, batch, feats)
+        if recs or feats:
+            _unregistered_are_faults(batch, feats, recs)
+            db.session.execute(text("UPDATE import_feature SET status = 'quarantined' "
+                                    "WHERE batch_id = :b AND status = 'faulty'"), {"b": batch.id})
+            db.session.execute(text("UPDATE import_record SET status = 'quarantined' "
+                                    "WHERE batch_id = :b AND status = 'faulty'"), {"b": batch.id})
+            audit.record(actor, "import.release", "import_batch", batch.id,
+                         {"records": recs, "features": feats}, "cause corrected")
+        released["records"] += len(recs)
+        released["features"] += len(feats)
+        if not (n or recs or feats):
+            break
+    db.session.flush()
+    return released
 
 
 def correct_record(actor, record: ImportRecord, attrs: dict, reason: str | None = None
@@ -358,3 +593,47 @@ def progress_of(batch: ImportBatch) -> dict:
 
 __all__ = ["stage", "validate", "run", "accept", "correct_feature", "correct_record", "faults",
            "report_csv"]
+
+
+def housekeeping(actor="system", keep_days: int | None = None) -> dict:
+    """Remove uploads kept longer than IMPORT_UPLOAD_KEEP_DAYS (by the app's clock, the
+    database's), of batches and of refused uploads that made none; drop the per-batch staging
+    indexes of finished batches.  Staged rows, faults and the audit trail stay."""
+    import shutil
+
+    from . import uploads
+
+    keep = int(keep_days if keep_days is not None
+               else current_app.config.get("IMPORT_UPLOAD_KEEP_DAYS", 90))
+    now = db.session.scalar(text("SELECT clock_timestamp()"))
+    root = uploads.upload_root().resolve()
+    removed = []
+    old = db.session.scalars(select(ImportBatch).where(
+        ImportBatch.upload_path.is_not(None), ImportBatch.upload_removed_at.is_(None),
+        ImportBatch.created_at < text(f"clock_timestamp() - interval '{keep} days'"))).all()
+    for b in old:
+        folder = Path(b.upload_path).resolve()
+        if folder.is_relative_to(root) and folder != root:
+            shutil.rmtree(folder, ignore_errors=True)
+        b.upload_removed_at = now
+        removed.append(b.id)
+    known = {str(Path(p).resolve()) for p in db.session.scalars(
+        select(ImportBatch.upload_path).where(ImportBatch.upload_path.is_not(None)))}
+    orphans = 0
+    cutoff = now.timestamp() - keep * 86400
+    for folder in root.iterdir():
+        if folder.is_dir() and not folder.is_symlink() and str(folder.resolve()) not in known \
+                and folder.stat().st_mtime < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
+            orphans += 1
+    indexes = db.session.scalars(text("""
+        SELECT i.indexname FROM pg_indexes i JOIN import_batch b
+          ON i.indexname = 'import_feature_geom_b' || b.id
+        WHERE i.tablename = 'import_feature'
+          AND b.status IN ('accepted', 'partly_accepted', 'refused', 'failed')""")).all()
+    for name in indexes:
+        db.session.execute(text(f'DROP INDEX IF EXISTS "{name}"'))
+    out = {"uploads_removed": removed, "orphans_removed": orphans, "indexes_dropped": indexes,
+           "keep_days": keep}
+    audit.record(actor, "import.housekeeping", "import_batch", None, out, None)
+    return out

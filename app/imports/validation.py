@@ -29,6 +29,35 @@ RULES = {
     "two_homesteads": ("一户多宅", "household holds two homesteads", "土地管理法 第六十二条 一户一宅"),
     "missing_geometry": ("地块缺少图形", "parcel without geometry", "NY/T 2539-2016 CBDKXX"),
     "unknown_household": ("承包方不存在", "unknown household", "NY/T 2539-2016 CBF"),
+    "wrong_geometry_type": ("图形类型错误", "wrong geometry type", "NY/T 2539-2016 §6 (面要素)"),
+    "unreadable_geometry": ("图形无法读取", "unreadable geometry", "NY/T 2539-2016 §6"),
+    "too_few_points": ("顶点过少", "ring with too few points", "OGC Simple Features"),
+    "extreme_coordinates": ("坐标异常", "coordinates out of range", "domain.md §4; GB/T 18314"),
+    "too_many_vertices": ("顶点过多", "too many vertices", "平台设置 IMPORT_MAX_VERTICES"),
+    "geometry_too_large": ("图形过大", "feature too large", "平台设置 IMPORT_MAX_EXTENT_M"),
+    "area_too_small": ("面积为零", "area rounds to zero", "NY/T 2539-2016 SCMJ"),
+    "missing_value": ("必填项为空", "required field empty", "NY/T 2539-2016 数据字典"),
+    "too_long": ("字段超长", "value too long", "NY/T 2539-2016 数据字典 (字段长度)"),
+    "bad_date": ("日期无效", "not a real date", "NY/T 2539-2016 数据字典 (Date)"),
+    "bad_number": ("数值无效", "not a valid number", "NY/T 2539-2016 数据字典 (Double/Int)"),
+    "bad_format": ("格式错误", "wrong format", "NY/T 2539-2016 数据字典"),
+    "id_length": ("身份号码位数错误", "ID number length or characters", "GB 11643-1999 §5"),
+    "id_region": ("身份号码地址码错误", "ID number region code", "GB 11643-1999 §5.2; GB/T 2260"),
+    "id_birth_date": ("身份号码出生日期错误", "ID number birth date", "GB 11643-1999 §5.3"),
+    "no_resident_id": ("非居民身份证", "not a resident ID card", "GB 11643-1999; 登记簿以身份号码识别"),
+    "duplicate_key": ("编码重复", "duplicate key", "NY/T 2539-2016 (主键唯一)"),
+    "household_registered": ("承包方已登记", "household already registered",
+                             "不动产登记暂行条例 第二十条 (变更登记)"),
+    "person_in_other_household": ("成员已属他户", "member of another household",
+                                  "NY/T 2539-2016 CBF_JTCY"),
+    "unknown_contract": ("承包合同不存在", "unknown contract", "NY/T 2539-2016 CBHT"),
+    "bad_term": ("承包期限不一致", "inconsistent contract term", "农村土地承包法 第二十一条"),
+    "inconsistent_birth_date": ("出生日期不一致", "birth date differs from ID", "GB 11643-1999"),
+    "parcel_reassigned": ("已登记地块改属他户", "registered parcel re-assigned",
+                          "农村土地承包法 第二十七条、第三十三条至第三十五条"),
+    "depends_on_fault": ("因关联错误待处理", "waits for a related fault", "NY/T 2539-2016"),
+    "not_registered": ("未能登记", "not registered", "NY/T 2539-2016"),
+    "acceptance_failed": ("入库失败", "acceptance failed", "NY/T 2539-2016"),
 }
 
 CODE_LISTS = {
@@ -37,6 +66,124 @@ CODE_LISTS = {
     "DLDJ": tuple(f"{i:02d}" for i in range(1, 11)),
     "TDYT": ("1", "2", "3", "4", "5"),
     "SFJBNT": ("1", "2"),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Every field of every table (NY/T 2539-2016 data dictionary): kind, max length, required.
+# kind: text | code:<LIST> | date | number | int | digits:<n>.  Codes whose format has its own
+# rule (DKBM, BDCDYH, CBFBM of CBF, FBFBM of FBF) are checked by `bad_code`, not here.
+ZJLX = ("1", "2", "3", "4", "5", "9")
+LISTS = {
+    **CODE_LISTS,
+    "ZJLX": ZJLX, "CBFLX": ("1", "2", "3"), "XB": ("1", "2"), "SF": ("1", "2"),
+    "YHZGX": ("01", "02", "10", "11", "12", "20", "30", "51", "52", "97", "99"),
+    "CYBZ": ("1", "2", "3", "4", "5", "6", "7", "9"),
+    "CBFS": ("100", "110", "120", "121", "122", "123", "129", "200", "300", "900"),
+}
+FIELDS = {
+    "FBF": [("FBFMC", "text", 50, True), ("FBFFZRXM", "text", 50, False),
+            ("FZRZJLX", "code:ZJLX", 1, False), ("FZRZJHM", "text", 20, False),
+            ("LXDH", "text", 20, False), ("FBFDZ", "text", 200, False),
+            ("YZBM", "digits:6", 6, False), ("FBFDCY", "text", 50, False),
+            ("FBFDCRQ", "pastdate", 10, False), ("FBFDCJS", "text", 254, False)],
+    "CBF": [("CBFLX", "code:CBFLX", 1, True), ("CBFMC", "text", 50, True),
+            ("CBFZJLX", "code:ZJLX", 1, False), ("CBFZJHM", "text", 20, False),
+            ("CBFDZ", "text", 200, False), ("YZBM", "digits:6", 6, False),
+            ("LXDH", "text", 20, False), ("CBFCYSL", "int", 4, False),
+            ("CBFDCRQ", "pastdate", 10, False), ("CBFDCY", "text", 50, False),
+            ("CBFDCJS", "text", 254, False), ("GSJS", "text", 254, False),
+            ("GSJSR", "text", 50, False), ("GSSHRQ", "pastdate", 10, False),
+            ("GSSHR", "text", 50, False)],
+    "CBF_JTCY": [("CBFBM", "digits:18", 18, True), ("CYXM", "text", 50, True),
+                 ("CYXB", "code:XB", 1, True), ("CYZJLX", "code:ZJLX", 1, False),
+                 ("CYZJHM", "text", 20, True), ("YHZGX", "code:YHZGX", 2, True),
+                 ("CYBZ", "code:CYBZ", 1, False), ("SFGYR", "code:SF", 1, False),
+                 ("CYBZSM", "text", 254, False), ("CSRQ", "pastdate", 10, False)],
+    "CBHT": [("CBHTBM", "text", 20, True), ("YCBHTBM", "text", 20, False),
+             ("FBFBM", "digits:14", 14, True), ("CBFBM", "digits:18", 18, True),
+             ("CBFS", "code:CBFS", 3, False), ("CBQXQ", "date", 10, True),
+             ("CBQXZ", "date", 10, True), ("HTZMJ", "number", 20, False),
+             ("CBDKZS", "int", 6, False), ("QDSJ", "pastdate", 10, False),
+             ("HTZMJM", "number", 20, False), ("YHTZMJ", "number", 20, False),
+             ("YHTZMJM", "number", 20, False)],
+    "CBDKXX": [("DKBM", "digits:19", 19, True), ("FBFBM", "digits:14", 14, True),
+               ("CBFBM", "digits:18", 18, True), ("CBJYQQDFS", "code:CBFS", 3, False),
+               ("HTMJ", "number", 20, False), ("CBHTBM", "text", 20, False),
+               ("LZHTBM", "text", 20, False), ("CBJYQZBM", "text", 20, False),
+               ("YHTMJ", "number", 20, False), ("HTMJM", "number", 20, False),
+               ("YHTMJM", "number", 20, False), ("SFQQQG", "code:SF", 1, False)],
+    # The other tables of the standard, when delivered: kept, and checked as far as the
+    # dictionary goes (transfer contracts, certificates).
+    "LZHT": [("LZHTBM", "text", 20, True), ("CBFBM", "digits:18", 18, False),
+             ("SRFBM", "text", 50, False), ("LZFS", "text", 3, False),
+             ("LZQX", "text", 50, False), ("LZQXKSRQ", "date", 10, False),
+             ("LZQXJSRQ", "date", 10, False), ("LZMJ", "number", 20, False),
+             ("LZDKS", "int", 6, False), ("HTQDRQ", "pastdate", 10, False)],
+    "CBJYQZ": [("CBJYQZBM", "text", 20, True), ("FZJG", "text", 50, False),
+               ("FZRQ", "pastdate", 10, False), ("QZSFLQ", "code:SF", 1, False),
+               ("QZLQRQ", "pastdate", 10, False), ("QZLQRXM", "text", 50, False)],
+    "DK": [("DKMC", "text", 50, False), ("SYQXZ", "code:SYQXZ", 2, False),
+           ("DKLB", "code:DKLB", 2, False), ("TDLYLX", "text", 3, False),
+           ("DLDJ", "code:DLDJ", 2, False), ("TDYT", "code:TDYT", 1, False),
+           ("SFJBNT", "code:SFJBNT", 1, False), ("SCMJ", "number", 20, False),
+           ("SCMJM", "number", 20, False), ("DKDZ", "text", 50, False),
+           ("DKNZ", "text", 50, False), ("DKXZ", "text", 50, False),
+           ("DKBZ", "text", 50, False), ("DKBZXX", "text", 254, False),
+           ("ZJRXM", "text", 50, False)],
+    "ZJD": [("ZDMJ", "number", 20, False), ("FBFBM", "digits:14", 14, False),
+            ("CBFBM", "digits:18", 18, False), ("QLRMC", "text", 50, False),
+            ("QLRZJHM", "text", 20, False), ("YT", "text", 10, False)],
+}
+# Resident ID numbers: exactly 18 characters once the ID rules pass (id_length …).
+ID_FIELDS = {("CBF_JTCY", "CYZJHM"): 18, ("CBF", "CBFZJHM"): 18, ("FBF", "FZRZJHM"): 18}
+# The row key shown in the report, per table.
+ROW_KEY = {"FBF": "FBFBM", "CBF": "CBFBM", "CBF_JTCY": "CBFBM", "CBHT": "CBHTBM",
+           "CBDKXX": "DKBM"}
+# Where a delivered field lands in the register (its column size bounds the field's length).
+REGISTER_COLUMNS = {
+    ("FBF", "FBFMC"): ("collective", "name"), ("FBF", "FBFFZRXM"): ("collective", "leader_name"),
+    ("FBF", "FBFDZ"): ("collective", "address"), ("CBF", "CBFMC"): ("household", "name"),
+    ("CBF", "CBFDZ"): ("household", "address"), ("CBF", "LXDH"): ("household", "phone"),
+    ("CBF", "CBFLX"): ("household", "cbflx"), ("CBF_JTCY", "CYXM"): ("person", "name"),
+    ("CBF_JTCY", "CYZJHM"): ("person", "id_number"),
+    ("CBF_JTCY", "YHZGX"): ("household_member", "relation"),
+    ("CBF_JTCY", "CYBZ"): ("household_member", "remark"),
+    ("CBDKXX", "CBFBM"): ("parcel", "household_code"), ("DK", "DKMC"): ("parcel", "name"),
+    ("DK", "SYQXZ"): ("parcel", "syqxz"), ("DK", "DKLB"): ("parcel", "dklb"),
+    ("DK", "TDLYLX"): ("parcel", "tdlylx"), ("DK", "DLDJ"): ("parcel", "dldj"),
+    ("DK", "TDYT"): ("parcel", "tdyt"), ("DK", "SFJBNT"): ("parcel", "sfjbnt"),
+    ("DK", "DKDZ"): ("parcel", "east"), ("DK", "DKNZ"): ("parcel", "south"),
+    ("DK", "DKXZ"): ("parcel", "west"), ("DK", "DKBZ"): ("parcel", "north"),
+    ("DK", "ZJRXM"): ("parcel", "witness"), ("DK", "DKBZXX"): ("parcel", "remarks"),
+    ("ZJD", "CBFBM"): ("parcel", "household_code"),
+}
+# Every CHECK constraint and trigger on the tables acceptance writes, and the validation rule
+# that reports the same condition before acceptance ('derived': the importer computes the
+# value itself, so a delivery cannot break it).  tests/test_import_db_rules.py reads the
+# constraints from pg_catalog: a new one without an entry here fails that test.
+DB_RULES = {
+    "ck_division_code_format": ("bad_code", "FBF.FBFBM is 14 digits; divisions are its prefixes"),
+    "ck_division_level": ("derived", "levels are set by the importer"),
+    "ck_division_level_matches_length": ("bad_code", "township = FBFBM[:9], village = [:12]"),
+    "ck_collective_fbfbm_format": ("bad_code", "FBF.FBFBM must be 14 digits"),
+    "ck_collective_fbfbm_in_village": ("derived", "village_code = FBFBM[:12]"),
+    "ck_person_sex": ("id_length", "sex comes from digit 17 of a well-formed ID number"),
+    "ck_person_id_number_gb11643": ("bad_id_checksum", "length, region, birth date, check digit"),
+    "ck_household_cbfbm_format": ("bad_code", "CBF.CBFBM must be 18 digits"),
+    "ck_household_cbfbm_sequence_matches_type": ("bad_code", "sequence range of CBFLX"),
+    "ck_household_cbflx": ("code_list", "CBF.CBFLX in 1, 2, 3"),
+    "ck_household_member_relation": ("code_list", "CBF_JTCY.YHZGX in the code list"),
+    "ck_household_member_remark": ("code_list", "CBF_JTCY.CYBZ in the code list"),
+    "ck_parcel_code_format": ("bad_code", "DKBM 19 digits, BDCDYH 28 characters"),
+    "ck_parcel_kind": ("derived", "kind comes from the layer"),
+    "ck_parcel_lifespan": ("derived", "a registered parcel begins now and has no end"),
+    "ck_parcel_area_positive": ("area_too_small", "computed area rounds to 0.00 m²"),
+    "household_code_in_collective": ("unknown_issuing_party",
+                                     "CBF.CBFBM[:14] must be an issuing party"),
+    "parcel_guard": ("overlap_register", "overlap with the register, checked again in the lock"),
+    "parcel_bulk_guard": ("derived", "acceptance holds the table lock"),
+    "household_member_hukou_guard": ("derived", "an import moves no hukou"),
 }
 
 
@@ -67,8 +214,8 @@ def validate(batch_id: int, tolerance_m2: float, area_tolerance_m2: float, progr
     """Check the features and rows staged after `checked_upto` (feature id, record id); return
     {rule: count} of the batch's open faults.  Faulty rows get status 'faulty'."""
     steps = [
-        _geometry, _attributes, _codes, _duplicates, _overlaps, _register_overlaps,
-        _ids, _households, _homesteads,
+        _geometry, _attributes, _fields, _codes, _duplicates, _overlaps, _register_overlaps,
+        _ids, _keys, _references, _terms, _households, _homesteads, _reassignments, _knock_ons,
     ]
     after, after_r = checked_upto
     # No JIT: the work is in PostGIS's functions, which JIT cannot compile; compiling the
@@ -102,11 +249,20 @@ def _pending(alias="f"):
 
 
 def _geometry(ctx):
+    # Features the reader already found at fault (null shape, unreadable, extreme, too big)
+    # carry that fault; the others: empty, or not a polygon.
     _exec(f"""
         INSERT INTO import_fault (batch_id, feature_id, rule, code, detail)
-        SELECT f.batch_id, f.id, 'missing_shape', f.code, 'feature has no polygon geometry'
+        SELECT f.batch_id, f.id,
+               CASE WHEN f.geom IS NULL OR ST_IsEmpty(f.geom) THEN 'missing_shape'
+                    ELSE 'wrong_geometry_type' END, f.code,
+               CASE WHEN f.geom IS NULL THEN 'no geometry'
+                    WHEN ST_IsEmpty(f.geom) THEN 'empty geometry'
+                    ELSE GeometryType(f.geom) || ' where a polygon is expected' END
         FROM import_feature f WHERE {_pending()} AND (f.geom IS NULL OR ST_IsEmpty(f.geom)
-          OR GeometryType(f.geom) NOT IN ('POLYGON', 'MULTIPOLYGON'))""", **ctx)
+          OR GeometryType(f.geom) NOT IN ('POLYGON', 'MULTIPOLYGON'))
+          AND NOT EXISTS (SELECT 1 FROM import_fault o WHERE o.feature_id = f.id
+                          AND o.resolved_at IS NULL)""", **ctx)
     # One pass: ST_IsValid on both geometries (cheap); the detail only for the invalid ones.
     bad = _exec(f"""
         SELECT f.id, ST_IsValid(f.geom) AS ok, ST_IsValid(f.geom_stored) AS ok_stored
@@ -120,6 +276,7 @@ def _geometry(ctx):
             INSERT INTO import_fault (batch_id, feature_id, rule, code, detail, location)
             SELECT f.batch_id, f.id,
                    CASE WHEN (f.d).reason ILIKE '%%self-intersection%%' THEN 'self_intersection'
+                        WHEN (f.d).reason ILIKE '%%too few points%%' THEN 'too_few_points'
                         ELSE 'invalid_geometry' END,
                    f.code, (f.d).reason,
                    ST_Transform(ST_SetSRID((f.d).location, ST_SRID(f.geom)), 4490)
@@ -133,6 +290,16 @@ def _geometry(ctx):
                    'invalid in CGCS2000 (EPSG:4490): ' || (f.d).reason, (f.d).location
             FROM (SELECT f.*, ST_IsValidDetail(f.geom_stored) AS d FROM import_feature f
                   WHERE f.id = ANY(:ids)) f""", ids=only_stored)
+    # A valid polygon whose area rounds to 0.00 m² (the register needs a positive area).
+    _exec(f"""
+        INSERT INTO import_fault (batch_id, feature_id, rule, code, detail)
+        SELECT f.batch_id, f.id, 'area_too_small', f.code,
+               'area ' || ST_Area(f.geom_stored::geography) || ' m² rounds to zero'
+        FROM import_feature f WHERE {_pending()} AND f.geom_stored IS NOT NULL
+          AND GeometryType(f.geom) IN ('POLYGON', 'MULTIPOLYGON') AND NOT (f.id = ANY(:ids))
+          AND ST_Area(f.geom) < CASE WHEN ST_SRID(f.geom) IN (4326, 4490) THEN 1e-6 ELSE 1 END
+          AND ST_Area(f.geom_stored::geography) < 0.005""", **ctx,
+          ids=as_delivered + only_stored)
     ctx["bad"] = _bad_geometry(ctx)
 
 
@@ -162,18 +329,6 @@ def _attributes(ctx):
           (f.layer = 'DK' AND coalesce(f.code, '') !~ '^[0-9]{{19}}$') OR
           (f.layer = 'ZJD' AND coalesce(f.code, '') !~ '^[0-9]{{12}}JC[0-9]{{5}}[FLQW][0-9]{{8}}$'))
         """, **ctx)
-    checks = " OR ".join(
-        f"(coalesce(f.attrs->>'{field}', '') <> '' AND NOT (f.attrs->>'{field}' = ANY(:{field})))"
-        for field in CODE_LISTS)
-    suspects = _exec(f"""SELECT f.id, f.code, f.attrs FROM import_feature f
-                         WHERE {_pending()} AND f.layer = 'DK' AND ({checks})""",
-                     **ctx, **{k: list(v) for k, v in CODE_LISTS.items()}).all()
-    for fid, code, attrs in suspects:
-        for field, allowed in CODE_LISTS.items():
-            value = attrs.get(field)
-            if value not in (None, "") and str(value) not in allowed:
-                _fault(ctx["b"], "code_list", code, f"{field} = {value} is not in the code list",
-                       feature_id=fid)
     _exec(f"""
         INSERT INTO import_fault (batch_id, feature_id, rule, code, detail, location)
         SELECT f.batch_id, f.id, 'area_mismatch', f.code,
@@ -181,7 +336,7 @@ def _attributes(ctx):
                round(x.computed::numeric, 2) || ' m²',
                ST_Transform(ST_PointOnSurface(f.geom), 4490)
         FROM import_feature f,
-             LATERAL (SELECT (coalesce(f.attrs->>'SCMJ', f.attrs->>'ZDMJ'))::float8 AS delivered,
+             LATERAL (SELECT import_num(coalesce(f.attrs->>'SCMJ', f.attrs->>'ZDMJ')) AS delivered,
                              ST_Area(f.geom) AS computed) x
         WHERE {_pending()} AND NOT (f.id = ANY(:bad)) AND x.delivered IS NOT NULL
           AND abs(x.delivered - x.computed) > :atol""", **ctx)
@@ -198,14 +353,14 @@ def _duplicates(ctx):
             AND f.status = 'valid' AND f.id > :after AND f.code IS NOT NULL
           GROUP BY f.layer, f.code HAVING count(*) > 1)
         SELECT f.layer, f.code, array_agg(f.id ORDER BY f.fid) AS ids,
-               array_agg(coalesce((f.attrs->>'SCMJ')::float8, ST_Area(f.geom)) ORDER BY f.fid)
+               array_agg(coalesce(import_num(f.attrs->>'SCMJ'), ST_Area(f.geom), 0) ORDER BY f.fid)
                  AS areas
         FROM import_feature f JOIN shared s ON s.layer = f.layer AND s.code = f.code
         WHERE f.batch_id = :b AND f.status = 'valid' AND f.id > :after
         GROUP BY f.layer, f.code""", **ctx).all()
     if not groups:
         return
-    contract_area = dict(_exec("""SELECT attrs->>'DKBM', (attrs->>'HTMJ')::float8 FROM import_record
+    contract_area = dict(_exec("""SELECT attrs->>'DKBM', import_num(attrs->>'HTMJ') FROM import_record
                                   WHERE batch_id = :b AND tbl = 'CBDKXX'
                                     AND status <> 'superseded'""", **ctx).all())
     unmatched = set(_exec("""
@@ -244,7 +399,10 @@ def _duplicates(ctx):
 def _bad_geometry(ctx) -> list[int]:
     return list(_exec("""SELECT feature_id FROM import_fault WHERE batch_id = :b
                          AND feature_id > :after AND resolved_at IS NULL AND rule IN
-                         ('missing_shape', 'self_intersection', 'invalid_geometry')""",
+                         ('missing_shape', 'self_intersection', 'invalid_geometry',
+                          'wrong_geometry_type', 'unreadable_geometry', 'too_few_points',
+                          'extreme_coordinates', 'too_many_vertices', 'geometry_too_large',
+                          'area_too_small')""",
                       **ctx).scalars())
 
 
@@ -312,31 +470,6 @@ def _register_overlaps(ctx):
         WHERE x.area > :tol""", **ctx)
 
 
-def _ids(ctx):
-    """ID check digits of household heads (CBF), members (CBF_JTCY) and issuing-party leaders
-    (FBF); one fault per household and number, whichever table carries it."""
-    _exec("""
-        INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
-        SELECT DISTINCT ON (x.hh, x.num) :b, x.rid, 'bad_id_checksum', x.hh,
-               x.who || ' ' || x.name || ' id ' || x.num
-        FROM (
-          SELECT r.id AS rid, r.attrs->>'CBFBM' AS hh, r.attrs->>'CYZJHM' AS num,
-                 r.attrs->>'CYXM' AS name, 'member' AS who, 1 AS pri
-          FROM import_record r WHERE r.batch_id = :b AND r.tbl = 'CBF_JTCY'
-            AND r.status = 'valid' AND r.id > :after_r AND coalesce(r.attrs->>'CYZJLX', '1') = '1'
-          UNION ALL
-          SELECT r.id, r.attrs->>'CBFBM', r.attrs->>'CBFZJHM', r.attrs->>'CBFMC', 'head', 2
-          FROM import_record r WHERE r.batch_id = :b AND r.tbl = 'CBF'
-            AND r.status = 'valid' AND r.id > :after_r AND coalesce(r.attrs->>'CBFZJLX', '1') = '1'
-          UNION ALL
-          SELECT r.id, r.attrs->>'FBFBM', r.attrs->>'FZRZJHM', r.attrs->>'FBFFZRXM', 'leader', 3
-          FROM import_record r WHERE r.batch_id = :b AND r.tbl = 'FBF'
-            AND r.status = 'valid' AND r.id > :after_r AND coalesce(r.attrs->>'FZRZJLX', '1') = '1'
-        ) x
-        WHERE coalesce(x.num, '') <> '' AND NOT gb11643_valid(upper(x.num))
-        ORDER BY x.hh, x.num, x.pri""", **ctx)
-
-
 def _households(ctx):
     # CBDKXX rows naming a household absent from CBF.
     _exec("""
@@ -349,11 +482,10 @@ def _households(ctx):
                           AND h.tbl = 'CBF' AND h.status <> 'superseded'
                           AND h.attrs->>'CBFBM' = r.attrs->>'CBFBM')
           AND NOT EXISTS (SELECT 1 FROM household h WHERE h.cbfbm = r.attrs->>'CBFBM')""", **ctx)
-    # CBDKXX parcels with no geometry (unless a duplicate-coded feature explains them).
-    _exec("""
-        INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
-        SELECT :b, r.id, 'missing_geometry', r.attrs->>'DKBM',
-               'listed in CBDKXX for household ' || (r.attrs->>'CBFBM') || ' but absent from the DK layer'
+    # CBDKXX parcels with no geometry (unless a duplicate-coded feature explains them); when a
+    # feature with a malformed code is the likely same parcel, the fault is linked to it.
+    missing = _exec("""
+        SELECT r.id, r.attrs->>'DKBM' AS code, r.attrs->>'CBFBM' AS hh, import_num(r.attrs->>'HTMJ') AS a
         FROM import_record r WHERE r.batch_id = :b AND r.tbl = 'CBDKXX'
           AND r.status = 'valid' AND r.id > :after_r
           AND EXISTS (SELECT 1 FROM import_feature f WHERE f.batch_id = r.batch_id AND f.layer = 'DK')
@@ -361,7 +493,32 @@ def _households(ctx):
                           AND f.layer = 'DK' AND f.code = r.attrs->>'DKBM')
           AND NOT EXISTS (SELECT 1 FROM parcel p WHERE p.code = r.attrs->>'DKBM')
           AND NOT (r.attrs->>'DKBM' = ANY(:explained))""",
-          b=ctx["b"], after_r=ctx["after_r"], explained=sorted(ctx["explained"]))
+                    b=ctx["b"], after_r=ctx["after_r"], explained=sorted(ctx["explained"])).all()
+    if missing:
+        malformed = _exec("""
+            SELECT x.id AS fault_id, f.code, ST_Area(f.geom) AS area FROM import_fault x
+            JOIN import_feature f ON f.id = x.feature_id
+            WHERE x.batch_id = :b AND x.rule = 'bad_code' AND x.resolved_at IS NULL
+              AND f.layer = 'DK' AND f.status <> 'superseded'""", b=ctx["b"]).all()
+        used = set()
+        for r in missing:
+            cause = _likely_same(r, malformed, used)
+            detail = (f"listed in CBDKXX for household {r.hh} but absent from the DK layer")
+            if cause:
+                used.add(cause.fault_id)
+                detail += f"; probably the feature with the malformed code {cause.code}"
+            _exec("""INSERT INTO import_fault (batch_id, record_id, rule, code, detail, cause_id)
+                     VALUES (:b, :r, 'missing_geometry', :c, :d, :cause)""",
+                  b=ctx["b"], r=r.id, c=r.code, d=detail,
+                  cause=cause.fault_id if cause else None)
+    # Issuing-party codes: 14 digits (county 6, township 3, village 3, group 2).
+    _exec("""
+        INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
+        SELECT :b, r.id, 'bad_code', left(r.attrs->>'FBFBM', 40),
+               'FBFBM must be 14 digits: county 6, township 3, village 3, group 2 (NY/T 2539-2016)'
+        FROM import_record r WHERE r.batch_id = :b AND r.tbl = 'FBF'
+          AND r.status = 'valid' AND r.id > :after_r
+          AND coalesce(r.attrs->>'FBFBM', '') !~ '^[0-9]{14}$'""", **ctx)
     # Household codes: 18 digits, within their issuing party, sequence in range of their type.
     _exec("""
         INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
@@ -375,6 +532,27 @@ def _households(ctx):
             (r.attrs->>'CBFLX' = '2' AND substr(r.attrs->>'CBFBM', 15) BETWEEN '8001' AND '9000') OR
             (r.attrs->>'CBFLX' = '3' AND substr(r.attrs->>'CBFBM', 15) BETWEEN '9001' AND '9999')))
         """, **ctx)
+
+
+def _likely_same(row, malformed, used):
+    """The malformed-code feature that is most likely the parcel a CBDKXX row lists: its code
+    differs in at most two characters (or only by non-digits), or it is the only candidate of
+    the same issuing party whose area fits the contract area within 2 %."""
+    code = row.code or ""
+    best = None
+    for m in malformed:
+        if m.fault_id in used or not m.code:
+            continue
+        digits = "".join(ch for ch in m.code if ch.isdigit())
+        close = digits == code or (len(m.code) == len(code) and sum(
+            a != b for a, b in zip(m.code, code, strict=True)) <= 2)
+        fits = (row.a and m.area and m.code[:14] == code[:14]
+                and abs(m.area - row.a) <= 0.02 * row.a)
+        if close:
+            return m
+        if fits and best is None:
+            best = m
+    return best
 
 
 def _homesteads(ctx):
@@ -399,3 +577,393 @@ def _homesteads(ctx):
         FROM import_feature f JOIN parcel p ON p.kind = 'homestead' AND p.end_lifespan IS NULL
           AND p.household_code = f.attrs->>'CBFBM'
         WHERE f.batch_id = :b AND f.layer = 'ZJD' AND f.status = 'valid' AND f.id > :after""", **ctx)
+
+
+def _spec_values() -> tuple[str, dict]:
+    """The FIELDS table as a SQL VALUES list (bound parameters) for set-wise checks."""
+    rows, params = [], {}
+    for tbl, fields in FIELDS.items():
+        for name, kind, maxlen, req in fields:
+            i = len(rows)
+            codes = list(LISTS[kind.split(":")[1]]) if kind.startswith("code:") else []
+            pattern = f"^[0-9]{{{kind.split(':')[1]}}}$" if kind.startswith("digits:") else ""
+            rows.append(f"(:t{i}, :f{i}, :k{i}, :m{i}, :r{i}, :c{i}, :p{i})")
+            params.update({f"t{i}": tbl, f"f{i}": name, f"k{i}": kind.split(":")[0],
+                           f"m{i}": maxlen, f"r{i}": req, f"c{i}": codes, f"p{i}": pattern})
+    return ("(VALUES " + ", ".join(rows) + ") AS s(tbl, field, kind, maxlen, req, codes, pat)",
+            params)
+
+
+FIELD_RULE_SQL = """CASE
+  WHEN v.v IS NULL THEN CASE WHEN s.req THEN 'missing_value' END
+  WHEN length(v.v) > s.maxlen THEN 'too_long'
+  WHEN s.kind = 'code' AND NOT (v.v = ANY(CAST(s.codes AS text[]))) THEN 'code_list'
+  WHEN s.kind IN ('date', 'pastdate') AND import_date(v.v) IS NULL THEN 'bad_date'
+  WHEN s.kind = 'pastdate' AND import_date(v.v) > current_date THEN 'bad_date'
+  WHEN import_date(v.v) < DATE '1880-01-01' AND s.kind IN ('date', 'pastdate') THEN 'bad_date'
+  WHEN s.kind = 'number' AND v.v !~ '^-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?$' THEN 'bad_number'
+  WHEN s.kind = 'number' AND v.v::numeric < 0 THEN 'bad_number'
+  WHEN s.kind = 'int' AND v.v !~ '^[0-9]{1,9}(\\.0+)?$' THEN 'bad_number'
+  WHEN s.kind = 'digits' AND v.v !~ s.pat THEN 'bad_format'
+END"""
+FIELD_DETAIL_SQL = """CASE x.rule
+  WHEN 'missing_value' THEN s.tbl || '.' || s.field || ' is required and empty'
+  WHEN 'too_long' THEN s.tbl || '.' || s.field || ' has ' || length(v.v) ||
+       ' characters; at most ' || s.maxlen
+  WHEN 'code_list' THEN s.field || ' = ' || v.v || ' is not in the code list'
+  WHEN 'bad_date' THEN s.tbl || '.' || s.field || ' = ' || v.v || CASE s.kind
+       WHEN 'pastdate' THEN ' is not a real past date' ELSE ' is not a real date' END
+  WHEN 'bad_number' THEN s.tbl || '.' || s.field || ' = ' || v.v || ' is not a valid number'
+  ELSE s.tbl || '.' || s.field || ' = ' || v.v || ' must be ' || length(s.pat) - 9 ||
+       ' digits' END"""
+
+
+def _suspect_sql(tbl: str, alias: str) -> str:
+    """One cheap predicate over a row's fields, true when any field may be at fault (constants
+    inlined, JSON numbers not parsed again): a single scan finds the few rows the detailed
+    check then names fault by fault."""
+    parts = []
+    for name, kind, maxlen, req in FIELDS[tbl]:
+        x = f"{alias}.attrs->>'{name}'"
+        k = kind.split(":")[0]
+        parts.append(f"length({x}) > {int(maxlen)}")
+        if req:
+            parts.append(f"coalesce(btrim({x}), '') = ''")
+        if k == "code":
+            codes = ", ".join("'" + c + "'" for c in LISTS[kind.split(":")[1]])
+            parts.append(f"(btrim({x}) <> '' AND btrim({x}) NOT IN ({codes}))")
+        elif k in ("date", "pastdate"):
+            parts.append(f"(btrim({x}) <> '' AND (import_date({x}) IS NULL"
+                         + (f" OR import_date({x}) > current_date" if k == "pastdate" else "")
+                         + f" OR import_date({x}) < DATE '1880-01-01'))")
+        elif k in ("number", "int"):
+            parts.append(f"(jsonb_typeof({alias}.attrs->'{name}') NOT IN ('number', 'null') "
+                         f"AND btrim({x}) <> '' AND (btrim({x}) LIKE '-%' OR btrim({x}) !~ "
+                         f"'^[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?$'))"
+                         if k == "number" else f"(btrim({x}) <> '' AND btrim({x}) !~ "
+                                               f"'^[0-9]{{1,9}}(\\.0+)?$')")
+            if k == "number":
+                parts.append(f"(jsonb_typeof({alias}.attrs->'{name}') = 'number' AND "
+                             f"({alias}.attrs->>'{name}')::numeric < 0)")
+        elif k == "digits":
+            n = int(kind.split(":")[1])
+            parts.append(f"(btrim({x}) <> '' AND btrim({x}) !~ '^[0-9]{{{n}}}$')")
+    return "(" + " OR ".join(parts) + ")"
+
+
+def _fields(ctx):
+    """Every field of every staged row and feature against the data dictionary: one scan per
+    table with an inlined predicate finds the suspects, then one statement (a join with the
+    dictionary) names each fault; no per-row Python."""
+    spec, params = _spec_values()
+    for tbl in [t for t in FIELDS if t not in ("DK", "ZJD")]:
+        ids = _exec(f"""SELECT r.id FROM import_record r WHERE r.batch_id = :b
+                        AND r.tbl = '{tbl}' AND r.status = 'valid' AND r.id > :after_r
+                        AND {_suspect_sql(tbl, 'r')}""", **ctx).scalars().all()
+        if ids:
+            _exec(f"""
+                INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
+                SELECT r.batch_id, r.id, x.rule, left(coalesce(r.attrs->>(CASE r.tbl
+                         WHEN 'CBHT' THEN 'CBHTBM' WHEN 'CBDKXX' THEN 'DKBM'
+                         WHEN 'FBF' THEN 'FBFBM' WHEN 'LZHT' THEN 'LZHTBM'
+                         WHEN 'CBJYQZ' THEN 'CBJYQZBM' ELSE 'CBFBM' END), '#' || r.rownum), 40),
+                       'row ' || r.rownum || ': ' || {FIELD_DETAIL_SQL}
+                FROM import_record r JOIN {spec} ON s.tbl = r.tbl
+                CROSS JOIN LATERAL (SELECT nullif(btrim(r.attrs->>s.field), '') AS v) v
+                CROSS JOIN LATERAL (SELECT {FIELD_RULE_SQL} AS rule) x
+                WHERE r.id = ANY(:ids) AND x.rule IS NOT NULL""", ids=ids, **params)
+    for layer in ("DK", "ZJD"):
+        ids = _exec(f"""SELECT f.id FROM import_feature f WHERE {_pending()}
+                        AND f.layer = '{layer}' AND {_suspect_sql(layer, 'f')}""",
+                    **ctx).scalars().all()
+        if ids:
+            _exec(f"""
+                INSERT INTO import_fault (batch_id, feature_id, rule, code, detail)
+                SELECT f.batch_id, f.id, x.rule, f.code, {FIELD_DETAIL_SQL}
+                FROM import_feature f JOIN {spec} ON s.tbl = f.layer
+                CROSS JOIN LATERAL (SELECT nullif(btrim(f.attrs->>s.field), '') AS v) v
+                CROSS JOIN LATERAL (SELECT {FIELD_RULE_SQL} AS rule) x
+                WHERE f.id = ANY(:ids) AND x.rule IS NOT NULL""", ids=ids, **params)
+    # The register keeps persons by resident ID number: a member with another document waits.
+    _exec("""
+        INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
+        SELECT r.batch_id, r.id, 'no_resident_id', r.attrs->>'CBFBM',
+               'member ' || coalesce(r.attrs->>'CYXM', '?') || ' has document type ' ||
+               (r.attrs->>'CYZJLX') || ', not a resident ID card (1); register by hand'
+        FROM import_record r WHERE r.batch_id = :b AND r.tbl = 'CBF_JTCY'
+          AND r.status = 'valid' AND r.id > :after_r
+          AND coalesce(nullif(r.attrs->>'CYZJLX', ''), '1') <> '1'
+          AND r.attrs->>'CYZJLX' = ANY(:zjlx)""", **ctx, zjlx=list(ZJLX))
+
+
+ID_RULES = {"length": "id_length", "region": "id_region", "birth_date": "id_birth_date",
+            "check_digit": "bad_id_checksum"}
+
+
+def _ids(ctx):
+    """Resident ID numbers of household heads (CBF), members (CBF_JTCY) and issuing-party
+    leaders (FBF): length, region, birth date and check digit, each named for what is wrong;
+    one fault per household and number, whichever table carries it (the member row first)."""
+    _exec("""
+        INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
+        SELECT DISTINCT ON (x.hh, x.num) :b, x.rid,
+               CASE x.fault WHEN 'length' THEN 'id_length' WHEN 'region' THEN 'id_region'
+                    WHEN 'birth_date' THEN 'id_birth_date' ELSE 'bad_id_checksum' END,
+               left(x.hh, 40),
+               x.who || ' ' || coalesce(x.name, '?') || ' id ' || left(x.num, 40) || CASE x.fault
+                 WHEN 'length' THEN ': must be 17 digits and a check character (0-9 or X)'
+                 WHEN 'region' THEN ': ' || substr(x.num, 1, 6) || ' is not a region code'
+                 WHEN 'birth_date' THEN ': birth date ' || substr(x.num, 7, 8) ||
+                                        ' is not a real past date'
+                 ELSE ': check digit should be ' || substr('10X98765432', (
+                   (SELECT sum(substr(x.num, i, 1)::int * (ARRAY[7,9,10,5,8,4,2,1,6,3,7,9,10,5,
+                    8,4,2])[i]) FROM generate_series(1, 17) i)::int % 11) + 1, 1) END
+        FROM (
+          SELECT y.*, gb11643_fault(upper(y.num), current_date) AS fault FROM (
+          SELECT r.id AS rid, r.attrs->>'CBFBM' AS hh, btrim(r.attrs->>'CYZJHM') AS num,
+                 r.attrs->>'CYXM' AS name, 'member' AS who, 1 AS pri
+          FROM import_record r WHERE r.batch_id = :b AND r.tbl = 'CBF_JTCY'
+            AND r.status = 'valid' AND r.id > :after_r
+            AND coalesce(nullif(r.attrs->>'CYZJLX', ''), '1') = '1'
+          UNION ALL
+          SELECT r.id, r.attrs->>'CBFBM', btrim(r.attrs->>'CBFZJHM'), r.attrs->>'CBFMC', 'head', 2
+          FROM import_record r WHERE r.batch_id = :b AND r.tbl = 'CBF'
+            AND r.status = 'valid' AND r.id > :after_r
+            AND coalesce(nullif(r.attrs->>'CBFZJLX', ''), '1') = '1'
+          UNION ALL
+          SELECT r.id, r.attrs->>'FBFBM', btrim(r.attrs->>'FZRZJHM'), r.attrs->>'FBFFZRXM',
+                 'leader', 3
+          FROM import_record r WHERE r.batch_id = :b AND r.tbl = 'FBF'
+            AND r.status = 'valid' AND r.id > :after_r
+            AND coalesce(nullif(r.attrs->>'FZRZJLX', ''), '1') = '1') y
+          WHERE coalesce(y.num, '') <> '') x
+        WHERE x.fault IS NOT NULL
+        ORDER BY x.hh, x.num, x.pri""", **ctx)
+
+
+RESOLVES = """(EXISTS (SELECT 1 FROM import_record h WHERE h.batch_id = r.batch_id
+                    AND h.tbl = 'CBF' AND h.status <> 'superseded'
+                    AND h.attrs->>'CBFBM' = r.attrs->>'CBFBM')
+                OR EXISTS (SELECT 1 FROM household h WHERE h.cbfbm = r.attrs->>'CBFBM'))"""
+KEYS = {"FBF": ["FBFBM"], "CBF": ["CBFBM"], "CBF_JTCY": ["CYZJHM"], "CBHT": ["CBHTBM"],
+        "LZHT": ["LZHTBM"], "CBJYQZ": ["CBJYQZBM"]}
+# CBDKXX: a parcel listed for two different households is at fault (the same assignment
+# repeated is not: it says nothing new).
+SAME_PARCEL_TWO_HOUSEHOLDS = """
+    SELECT r.attrs->>'DKBM' AS k FROM import_record r WHERE r.batch_id = :b AND r.tbl = 'CBDKXX'
+      AND r.status <> 'superseded' AND coalesce(r.attrs->>'DKBM', '') <> '' AND {resolves}
+    GROUP BY 1 HAVING count(DISTINCT r.attrs->>'CBFBM') > 1"""
+
+
+def _keys(ctx):
+    """Keys unique where the standard says so, in every table: every row carrying a shared
+    key is at fault (which one is right is for staff to say), the first row as the cause."""
+    for tbl, cols in KEYS.items():
+        key = " || '|' || ".join(f"coalesce(r.attrs->>'{c}', '')" for c in cols)
+        _exec(f"""
+            INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
+            SELECT :b, x.id, 'duplicate_key', left(x.k, 40),
+                   '{tbl}.{"+".join(cols)} = ' || x.k || ' appears in ' || x.n || ' rows ('
+                   || x.rows || ')'
+            FROM (SELECT r.id, {key} AS k, count(*) OVER w AS n,
+                         string_agg(r.rownum::text, ', ') OVER w AS rows
+                  FROM import_record r WHERE r.batch_id = :b AND r.tbl = '{tbl}'
+                    AND r.status <> 'superseded' AND nullif({key}, '') IS NOT NULL
+                    -- a CBDKXX row naming an unknown household is that fault, not a duplicate
+                    AND (r.tbl <> 'CBDKXX' OR {RESOLVES})
+                  WINDOW w AS (PARTITION BY {key})) x
+            WHERE x.n > 1 AND x.id > :after_r
+              AND NOT EXISTS (SELECT 1 FROM import_fault o WHERE o.record_id = x.id
+                              AND o.rule = 'duplicate_key' AND o.resolved_at IS NULL)""",
+              **ctx)
+    _exec(f"""
+        WITH g AS ({SAME_PARCEL_TWO_HOUSEHOLDS.format(resolves=RESOLVES)})
+        INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
+        SELECT :b, r.id, 'duplicate_key', r.attrs->>'DKBM',
+               'CBDKXX lists parcel ' || (r.attrs->>'DKBM') || ' for ' || (
+                 SELECT string_agg(DISTINCT o.attrs->>'CBFBM', ', ') FROM import_record o
+                 WHERE o.batch_id = r.batch_id AND o.tbl = 'CBDKXX' AND o.status <> 'superseded'
+                   AND o.attrs->>'DKBM' = r.attrs->>'DKBM') || ': one parcel, one contract'
+        FROM import_record r JOIN g ON g.k = r.attrs->>'DKBM'
+        WHERE r.batch_id = :b AND r.tbl = 'CBDKXX' AND r.status <> 'superseded'
+          AND r.id > :after_r AND {RESOLVES}
+          AND NOT EXISTS (SELECT 1 FROM import_fault o WHERE o.record_id = r.id
+                          AND o.rule = 'duplicate_key' AND o.resolved_at IS NULL)""", **ctx)
+    # A household already in the register is not registered again by a delivery.
+    _exec("""
+        INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
+        SELECT :b, r.id, 'household_registered', r.attrs->>'CBFBM',
+               'household ' || (r.attrs->>'CBFBM') || ' is already registered; a registered '
+               'household changes through the register''s own operations'
+        FROM import_record r JOIN household h ON h.cbfbm = r.attrs->>'CBFBM'
+        WHERE r.batch_id = :b AND r.tbl = 'CBF' AND r.status = 'valid' AND r.id > :after_r""",
+          **ctx)
+    # A member already a current member of another registered household.
+    _exec("""
+        INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
+        SELECT DISTINCT ON (r.id) :b, r.id, 'person_in_other_household', r.attrs->>'CBFBM',
+               'member ' || coalesce(r.attrs->>'CYXM', '?') || ' is a current member of '
+               'registered household ' || h.cbfbm
+        FROM import_record r JOIN person p ON p.id_number = upper(btrim(r.attrs->>'CYZJHM'))
+        JOIN household_member m ON m.person_id = p.id AND m.left_on IS NULL
+        JOIN household h ON h.id = m.household_id AND h.cbfbm <> r.attrs->>'CBFBM'
+        WHERE r.batch_id = :b AND r.tbl = 'CBF_JTCY' AND r.status = 'valid'
+          AND r.id > :after_r""", **ctx)
+
+
+def _references(ctx):
+    """Every reference resolvable: members, contracts and homesteads to a household in CBF
+    (or the register); households and contracts to an issuing party in FBF (or the register);
+    CBDKXX rows to their contract in CBHT (when CBHT is delivered)."""
+    hh = """(SELECT h.attrs->>'CBFBM' AS k FROM import_record h WHERE h.batch_id = :b
+              AND h.tbl = 'CBF' AND h.status <> 'superseded' UNION SELECT cbfbm FROM household)"""
+    fb = """(SELECT h.attrs->>'FBFBM' AS k FROM import_record h WHERE h.batch_id = :b
+              AND h.tbl = 'FBF' AND h.status <> 'superseded' UNION SELECT fbfbm FROM collective)"""
+    for tbl, col, target, rule in (("CBF_JTCY", "CBFBM", hh, "unknown_household"),
+                                   ("CBHT", "CBFBM", hh, "unknown_household"),
+                                   ("CBHT", "FBFBM", fb, "unknown_issuing_party")):
+        _exec(f"""
+            INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
+            SELECT :b, r.id, '{rule}', left(r.attrs->>'{col}', 40),
+                   '{tbl} row ' || r.rownum || ' names {col} ' || (r.attrs->>'{col}') ||
+                   ', which is neither delivered nor registered'
+            FROM import_record r LEFT JOIN {target} t ON t.k = r.attrs->>'{col}'
+            WHERE r.batch_id = :b AND r.tbl = '{tbl}' AND r.status = 'valid'
+              AND r.id > :after_r AND coalesce(r.attrs->>'{col}', '') ~ '^[0-9]+$'
+              AND t.k IS NULL""", **ctx)
+    _exec(f"""
+        INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
+        SELECT :b, r.id, 'unknown_issuing_party', r.attrs->>'CBFBM',
+               'household ' || (r.attrs->>'CBFBM') || ': issuing party ' ||
+               substr(r.attrs->>'CBFBM', 1, 14) || ' is neither in FBF nor registered'
+        FROM import_record r LEFT JOIN {fb} t ON t.k = substr(r.attrs->>'CBFBM', 1, 14)
+        WHERE r.batch_id = :b AND r.tbl = 'CBF' AND r.status = 'valid' AND r.id > :after_r
+          AND coalesce(r.attrs->>'CBFBM', '') ~ '^[0-9]{{18}}$' AND t.k IS NULL""", **ctx)
+    _exec(f"""
+        INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
+        SELECT :b, r.id, 'unknown_contract', r.attrs->>'DKBM',
+               'CBDKXX row names contract ' || (r.attrs->>'CBHTBM') || ', which is not in CBHT'
+        FROM import_record r WHERE r.batch_id = :b AND r.tbl = 'CBDKXX' AND r.status = 'valid'
+          AND r.id > :after_r AND coalesce(r.attrs->>'CBHTBM', '') <> '' AND {RESOLVES}
+          AND EXISTS (SELECT 1 FROM import_record c WHERE c.batch_id = :b AND c.tbl = 'CBHT')
+          AND NOT EXISTS (SELECT 1 FROM import_record c WHERE c.batch_id = :b AND c.tbl = 'CBHT'
+                          AND c.status <> 'superseded'
+                          AND c.attrs->>'CBHTBM' = r.attrs->>'CBHTBM')""", **ctx)
+    # Homesteads naming a household.
+    _exec(f"""
+        INSERT INTO import_fault (batch_id, feature_id, rule, code, detail)
+        SELECT f.batch_id, f.id, 'unknown_household', f.code,
+               'homestead names household ' || (f.attrs->>'CBFBM') || ', which is neither '
+               'delivered nor registered'
+        FROM import_feature f LEFT JOIN {hh} t ON t.k = f.attrs->>'CBFBM'
+        WHERE {_pending()} AND f.layer = 'ZJD'
+          AND coalesce(f.attrs->>'CBFBM', '') ~ '^[0-9]{{18}}$' AND t.k IS NULL
+          AND EXISTS (SELECT 1 FROM import_record c WHERE c.batch_id = :b AND c.tbl = 'CBF')""",
+          **ctx)
+
+
+def _terms(ctx):
+    """Contract terms: start ≤ end, and at most 70 years (30, extended by another 30 — 农村土地
+    承包法 art 21 — and grassland/forest up to 70); a member's CSRQ equal to the ID's date."""
+    _exec("""
+        INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
+        SELECT :b, r.id, 'bad_term', r.attrs->>'CBHTBM',
+               'contract term ' || (r.attrs->>'CBQXQ') || ' – ' || (r.attrs->>'CBQXZ') ||
+               CASE WHEN t.z < t.q THEN ' ends before it starts'
+                    ELSE ' is longer than 70 years' END
+        FROM import_record r
+        CROSS JOIN LATERAL (SELECT import_date(r.attrs->>'CBQXQ') AS q,
+                                   import_date(r.attrs->>'CBQXZ') AS z) t
+        WHERE r.batch_id = :b AND r.tbl = 'CBHT' AND r.status = 'valid' AND r.id > :after_r
+          AND t.q IS NOT NULL AND t.z IS NOT NULL
+          AND (t.z < t.q OR t.z > t.q + interval '70 years')""", **ctx)
+    _exec("""
+        INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
+        SELECT :b, r.id, 'bad_term', r.attrs->>'LZHTBM',
+               'transfer term ' || (r.attrs->>'LZQXKSRQ') || ' – ' || (r.attrs->>'LZQXJSRQ') ||
+               ' ends before it starts'
+        FROM import_record r WHERE r.batch_id = :b AND r.tbl = 'LZHT' AND r.status = 'valid'
+          AND r.id > :after_r
+          AND import_date(r.attrs->>'LZQXJSRQ') < import_date(r.attrs->>'LZQXKSRQ')""", **ctx)
+    _exec("""
+        INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
+        SELECT :b, r.id, 'inconsistent_birth_date', r.attrs->>'CBFBM',
+               'member ' || coalesce(r.attrs->>'CYXM', '?') || ': CSRQ ' || (r.attrs->>'CSRQ')
+               || ' differs from the birth date in the ID number'
+        FROM import_record r WHERE r.batch_id = :b AND r.tbl = 'CBF_JTCY'
+          AND r.status = 'valid' AND r.id > :after_r
+          AND import_date(r.attrs->>'CSRQ') IS NOT NULL
+          AND gb11643_fault(upper(btrim(r.attrs->>'CYZJHM')), current_date) IS NULL
+          AND import_date(substr(r.attrs->>'CYZJHM', 7, 8)) <> import_date(r.attrs->>'CSRQ')
+          AND NOT EXISTS (SELECT 1 FROM import_fault o WHERE o.record_id = r.id
+                          AND o.resolved_at IS NULL)""", **ctx)
+
+
+def _reassignments(ctx):
+    """A delivery may not move a registered parcel to another household: reported, and
+    audited by acceptance's caller (see operations.validate)."""
+    ctx["reassigned"] = _exec("""
+        INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
+        SELECT :b, r.id, 'parcel_reassigned', r.attrs->>'DKBM',
+               'registered parcel ' || p.code || ' belongs to household ' || p.household_code
+               || '; the delivery assigns it to ' || (r.attrs->>'CBFBM') ||
+               ' (a transfer or swap is registered by its own procedure, 农村土地承包法 art 33-35)'
+        FROM import_record r JOIN parcel p ON p.code = r.attrs->>'DKBM' AND p.end_lifespan IS NULL
+        WHERE r.batch_id = :b AND r.tbl = 'CBDKXX' AND r.status = 'valid' AND r.id > :after_r
+          AND p.household_code IS NOT NULL AND p.household_code <> r.attrs->>'CBFBM'
+        RETURNING id, code, detail""", **ctx).all()
+
+
+def _knock_ons(ctx):
+    """What depends on a faulty household waits with it, each knock-on linked to its cause:
+    a CBF row at fault → its members, contracts, CBDKXX rows, their parcels and homesteads;
+    a parcel listed for two households → the parcel."""
+    _exec(f"""
+        INSERT INTO import_fault (batch_id, feature_id, rule, code, detail, cause_id)
+        SELECT DISTINCT ON (f.id) :b, f.id, 'depends_on_fault', f.code,
+               'parcel waits: CBDKXX lists it for more than one household', x.id
+        FROM import_feature f JOIN import_record r ON r.batch_id = f.batch_id
+          AND r.tbl = 'CBDKXX' AND r.attrs->>'DKBM' = f.code AND r.status <> 'superseded'
+        JOIN import_fault x ON x.record_id = r.id AND x.rule = 'duplicate_key'
+          AND x.resolved_at IS NULL
+        WHERE {_pending()} AND f.layer = 'DK' AND NOT EXISTS (
+            SELECT 1 FROM import_fault o WHERE o.feature_id = f.id AND o.resolved_at IS NULL)
+        ORDER BY f.id, x.id""", **ctx)
+    _exec("""
+        WITH cause AS (
+          SELECT DISTINCT ON (r.attrs->>'CBFBM') r.attrs->>'CBFBM' AS hh, x.id AS fault_id,
+                 x.rule
+          FROM import_fault x JOIN import_record r ON r.id = x.record_id
+          WHERE x.batch_id = :b AND x.resolved_at IS NULL AND r.tbl = 'CBF'
+            AND r.status <> 'superseded' AND x.cause_id IS NULL
+            AND x.rule <> 'household_registered'
+          ORDER BY r.attrs->>'CBFBM', x.id)
+        INSERT INTO import_fault (batch_id, record_id, rule, code, detail, cause_id)
+        SELECT :b, r.id, 'depends_on_fault', r.attrs->>'CBFBM',
+               r.tbl || ' row ' || r.rownum || ' waits for household ' || c.hh || ' (' ||
+               c.rule || ')', c.fault_id
+        FROM import_record r JOIN cause c ON c.hh = r.attrs->>'CBFBM'
+        WHERE r.batch_id = :b AND r.tbl IN ('CBF_JTCY', 'CBHT', 'CBDKXX')
+          AND r.status = 'valid' AND NOT EXISTS (
+            SELECT 1 FROM import_fault o WHERE o.record_id = r.id AND o.resolved_at IS NULL)""",
+          **ctx)
+    _exec(f"""
+        WITH cause AS (
+          SELECT DISTINCT ON (r.attrs->>'CBFBM') r.attrs->>'CBFBM' AS hh, x.id AS fault_id,
+                 x.rule
+          FROM import_fault x JOIN import_record r ON r.id = x.record_id
+          WHERE x.batch_id = :b AND x.resolved_at IS NULL AND r.tbl = 'CBF'
+            AND r.status <> 'superseded' AND x.cause_id IS NULL
+            AND x.rule <> 'household_registered'
+          ORDER BY r.attrs->>'CBFBM', x.id)
+        INSERT INTO import_fault (batch_id, feature_id, rule, code, detail, cause_id)
+        SELECT :b, f.id, 'depends_on_fault', f.code,
+               'parcel waits for household ' || c.hh || ' (' || c.rule || ')', c.fault_id
+        FROM import_feature f
+        JOIN cause c ON c.hh = CASE WHEN f.layer = 'ZJD' THEN f.attrs->>'CBFBM' ELSE (
+            SELECT r.attrs->>'CBFBM' FROM import_record r WHERE r.batch_id = :b
+              AND r.tbl = 'CBDKXX' AND r.status <> 'superseded' AND r.attrs->>'DKBM' = f.code
+            LIMIT 1) END
+        WHERE {_pending()} AND NOT EXISTS (
+            SELECT 1 FROM import_fault o WHERE o.feature_id = f.id AND o.resolved_at IS NULL)""",
+          **ctx)

@@ -1,8 +1,4 @@
 import json
-import secrets
-import shutil
-import zipfile
-from pathlib import Path
 
 from flask import (
     Blueprint,
@@ -33,10 +29,35 @@ from app.jobs import operations as jobs
 from app.jobs.models import Job
 
 from . import operations as ops
-from . import validation
+from . import uploads, validation
 from .models import ImportBatch, ImportFeature, ImportRecord
 
 bp = Blueprint("imports", __name__)
+
+
+def _upload_limit():
+    """Per-route request size limits (settings, with defaults): deliveries may be large, the
+    other forms of this feature are small.  An upload over the limit is refused with a page
+    that says what the limit is and what to do, before any of its body is read."""
+    if request.endpoint == "imports.upload":
+        mb = int(current_app.config.get("IMPORT_MAX_UPLOAD_MB", 512))
+        request.max_content_length = mb * 1024 ** 2
+        if request.content_length and request.content_length > request.max_content_length:
+            abort(413, description=_(
+                "The upload is larger than %(mb)s MB, the limit for survey deliveries. Nothing "
+                "was kept. Split the delivery (for example one zip per township or village) or "
+                "ask an administrator to raise IMPORT_MAX_UPLOAD_MB.", mb=mb))
+    elif request.endpoint and request.endpoint.startswith("imports."):
+        request.max_content_length = int(current_app.config.get(
+            "IMPORT_MAX_FORM_KB", 2048)) * 1024
+
+
+# First of all before-request functions: CSRF protection reads the form, and the limit must
+# be in place before anything parses the body.
+bp.record_once(lambda state: state.app.before_request_funcs.setdefault(None, []).insert(
+    0, _upload_limit))
+
+
 STAFF = ("bureau_staff",)
 READERS = ("bureau_staff", "auditor")
 
@@ -112,43 +133,13 @@ def upload():
     if not form.validate_on_submit():
         flash(_("Please correct the form: %(errors)s", errors=form.errors), "error")
         return redirect(url_for(".batches"))
-    path = _save_upload(form.file.data)
+    path = uploads.save(form.file.data)  # checked and extracted in the background job
     job = jobs.submit("import", {"path": str(path), "srid": form.srid.data,
                                  "encoding": form.encoding.data or None,
                                  "tolerance": float(form.tolerance.data)
                                  if form.tolerance.data is not None else None},
                       current_user)
     return redirect(url_for(".job_page", job_id=job.id))
-
-
-def _save_upload(storage) -> Path:
-    folder = Path(current_app.instance_path) / "uploads" / secrets.token_hex(8)
-    folder.mkdir(parents=True)
-    name = Path(storage.filename or "delivery").name
-    target = folder / name
-    storage.save(target)
-    if target.suffix.lower() == ".zip":
-        out = folder / "delivery"
-        with zipfile.ZipFile(target) as z:
-            for member in z.infolist():
-                # Chinese folder names in zips made on Windows are GBK without the UTF-8 flag.
-                fname = member.filename
-                if not member.flag_bits & 0x800:
-                    try:
-                        fname = fname.encode("cp437").decode("gbk")
-                    except (UnicodeEncodeError, UnicodeDecodeError):
-                        pass
-                dest = (out / fname).resolve()
-                if not str(dest).startswith(str(out.resolve())):
-                    abort(400)  # no path traversal
-                if member.is_dir():
-                    dest.mkdir(parents=True, exist_ok=True)
-                    continue
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                with z.open(member) as src, open(dest, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-        return out
-    return target
 
 
 @bp.get("/jobs/<int:job_id>")
@@ -214,6 +205,9 @@ def accept(batch_id: int):
     result = ops.accept(current_user, b, valid_part=form.mode.data == "valid",
                         reason=form.reason.data)
     db.session.commit()
+    if result.get("failed"):
+        flash(result["failed"], "error")
+        return redirect(url_for(".batch", batch_id=batch_id))
     flash(_("Registered %(n)s parcels; %(q)s wait in quarantine.", n=result["parcels"],
             q=result["quarantined"]), "success")
     return redirect(url_for(".batch", batch_id=batch_id))

@@ -52,7 +52,8 @@ def submit(kind: str, params: dict, actor) -> Job:
         from rq import Queue
 
         Queue("sanquan", connection=Redis.from_url(current_app.config["REDIS_URL"])).enqueue(
-            "app.jobs.operations.execute_in_worker", job.id, job_timeout=6 * 3600)
+            "app.jobs.operations.execute_in_worker", job.id,
+            job_timeout=int(current_app.config.get(f"{kind.upper()}_JOB_TIMEOUT_S", 6 * 3600)))
     else:
         app = current_app._get_current_object()
         _executor.submit(_in_app, app, job.id)

@@ -82,8 +82,18 @@ def register_ownership(actor, batch, record_ids: list[int] | None = None) -> dic
                           AND m.person_id = p.id AND m.left_on IS NULL)""", b=b, ids=ids).rowcount
     _exec("""UPDATE household h SET head_person_id = m.person_id FROM household_member m
              WHERE m.household_id = h.id AND m.relation = '02' AND h.head_person_id IS NULL""")
+    # Registered only what the register now holds (the import's safety net reports the rest).
     _exec(f"""UPDATE import_record r SET status = 'registered' WHERE r.batch_id = :b
-              AND r.status = 'valid' {only}""", b=b, ids=ids)
+              AND r.status = 'valid' {only} AND CASE r.tbl
+                WHEN 'FBF' THEN EXISTS (SELECT 1 FROM collective c
+                                        WHERE c.fbfbm = r.attrs->>'FBFBM')
+                WHEN 'CBF' THEN EXISTS (SELECT 1 FROM household h
+                                        WHERE h.cbfbm = r.attrs->>'CBFBM')
+                WHEN 'CBF_JTCY' THEN EXISTS (
+                  SELECT 1 FROM household_member m JOIN household h ON h.id = m.household_id
+                  JOIN person p ON p.id = m.person_id WHERE h.cbfbm = r.attrs->>'CBFBM'
+                    AND p.id_number = upper(r.attrs->>'CYZJHM') AND m.left_on IS NULL)
+                ELSE true END""", b=b, ids=ids)
     return made
 
 
