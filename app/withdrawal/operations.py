@@ -336,11 +336,11 @@ def check(actor, w: Withdrawal, interview: str, today: dt.date | None = None) ->
     _open(actor, w, "check")
     if not w.flagged:
         _refuse(actor, DomainError(NOT_FLAGGED), w, step="check")
-    if _role(actor) not in STAFF_ROLES:
-        _refuse(actor, DomainError(CHECKER_ROLE), w, step="check")
     others = participants(w)
     if _who(actor) in others:
         _refuse(actor, DomainError(CHECKER, who=", ".join(sorted(others))), w, step="check")
+    if _role(actor) not in STAFF_ROLES:
+        _refuse(actor, DomainError(CHECKER_ROLE), w, step="check")
     if not (interview or "").strip():
         _refuse(actor, DomainError(NEEDS_CHECK, days="—"), w, step="check")
     w.checked_by, w.interview, w.checked_at = _who(actor), interview.strip(), func.now()

@@ -57,7 +57,7 @@ def start_in_person():
     w = ops.start(current_user, right, "in_person", request.form.get("land_to", "collective"),
                   request.form.get("transferee") or None, data or None,
                   statement.filename if statement else None,
-                  witness=witness or request.form.get("witness", "").strip() or None)
+                  witness=witness)  # None unless the witness signed in: refused, recorded
     db.session.commit()
     return redirect(url_for(".detail", withdrawal_id=w.id), 303)
 

@@ -119,7 +119,13 @@ BEGIN
     RAISE EXCEPTION 'right.end.silent: a right ends by its recorded end, not by also closing its lifespan'
       USING ERRCODE = 'integrity_constraint_violation';
   END IF;
-  IF NEW.status = 'ended' THEN
+  RETURN NEW;
+END $$;
+
+-- Named to fire after land_right_hukou_guard (0009): triggers fire in name order.
+CREATE OR REPLACE FUNCTION land_right_proof() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.status = 'ended' AND OLD.status = 'current' THEN
     PERFORM land_right_end_proof(NEW);
   END IF;
   RETURN NEW;
@@ -197,6 +203,8 @@ BEGIN
 END $$;
 CREATE TRIGGER land_right_version_guard BEFORE INSERT ON land_right
   FOR EACH ROW EXECUTE FUNCTION land_right_version_guard();
+CREATE TRIGGER land_right_proof BEFORE UPDATE ON land_right
+  FOR EACH ROW EXECUTE FUNCTION land_right_proof();
 
 -- Closing a version's lifespan is not an end: checked at commit that its successor exists.
 CREATE OR REPLACE FUNCTION land_right_no_silent_exit() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -255,7 +263,7 @@ BEGIN
   END IF;
   RETURN NEW;
 END $$;
-CREATE TRIGGER household_member_guard BEFORE INSERT OR UPDATE OR DELETE ON household_member
+CREATE TRIGGER household_member_versioned BEFORE INSERT OR UPDATE OR DELETE ON household_member
   FOR EACH ROW EXECUTE FUNCTION household_member_guard();
 
 -- The grounds that say a place continues elsewhere are checked at commit.
@@ -333,7 +341,7 @@ BEGIN
   END IF;
   RETURN NEW;
 END $$;
-CREATE TRIGGER membership_end_proof BEFORE UPDATE ON membership
+CREATE TRIGGER membership_proof BEFORE UPDATE ON membership
   FOR EACH ROW EXECUTE FUNCTION membership_end_proof();
 
 -- ---------------------------------------------------------------- the withdrawal state machine
@@ -463,18 +471,22 @@ CREATE TRIGGER withdrawal_consent_own BEFORE INSERT ON withdrawal_consent
 DROP_GUARD = """
 DROP TRIGGER IF EXISTS withdrawal_consent_own ON withdrawal_consent;
 DROP TRIGGER IF EXISTS withdrawal_state_machine ON withdrawal;
-DROP TRIGGER IF EXISTS membership_end_proof ON membership;
+DROP TRIGGER IF EXISTS membership_proof ON membership;
 DROP TRIGGER IF EXISTS household_end_guard ON household;
 DROP TRIGGER IF EXISTS household_member_successor ON household_member;
-DROP TRIGGER IF EXISTS household_member_guard ON household_member;
+DROP TRIGGER IF EXISTS household_member_versioned ON household_member;
 DROP TRIGGER IF EXISTS withdrawal_consent_append_only ON withdrawal_consent;
 DROP TRIGGER IF EXISTS land_right_no_silent_exit ON land_right;
 DROP TRIGGER IF EXISTS land_right_version_guard ON land_right;
+DROP TRIGGER IF EXISTS land_right_proof ON land_right;
+"""
+
+DROP_FUNCTIONS = """
 DROP FUNCTION IF EXISTS withdrawal_consent_own, withdrawal_state_machine, withdrawal_participants,
   withdrawal_missing_consents, withdrawal_staff, membership_end_proof, charter_clause_lawful,
   household_end_guard, household_member_successor, household_member_guard,
   guard_record_append_only, land_right_no_silent_exit, land_right_version_guard,
-  land_right_end_proof;
+  land_right_proof, land_right_end_proof;
 """
 
 # 0005's guard, restored on downgrade (this migration's text, not a read of 0005's file).
@@ -638,6 +650,7 @@ def downgrade():
     op.drop_table("charter_clause")
     op.drop_table("expropriation")
     op.drop_table("court_judgment")
+    op.execute(DROP_FUNCTIONS)
     op.execute(f"""DO $$ BEGIN
       EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA public REVOKE ALL ON TABLES FROM {APP_ROLE}', current_user);
       EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA public REVOKE ALL ON SEQUENCES FROM {APP_ROLE}', current_user);
