@@ -177,7 +177,7 @@ def stage(actor, path: Path, declared_srid: int | None = None, encoding: str | N
     batch.counts = {"features": delivery.feature_count,
                     "layers": {x.name: len(x) for x in delivery.layers},
                     "tables": {k: len(v) for k, v in delivery.tables.items()}}
-    db.session.execute(text("ANALYZE import_feature"))
+    db.session.execute(text("SELECT refresh_statistics('import_feature')"))  # as the owner
     audit.record(actor, "import.stage", "import_batch", batch.id,
                  {"source": batch.source, "srid": batch.srid, "crs_from": batch.crs_from,
                   **batch.counts}, None)

@@ -108,8 +108,9 @@ def consent_own(withdrawal_id: int):
     """A co-holder agrees for themselves, signed in to their own account."""
     w = db.session.get(Withdrawal, withdrawal_id)
     person = db.session.get(Person, current_user.person_id or 0)
-    if person is None:
-        abort(403)
+    if person is None:  # an account that is no person agrees for nobody
+        flash(_("Only a co-holder agrees, from their own account."), "error")
+        return redirect(url_for(".detail", withdrawal_id=w.id), 303)
     ops.consent(current_user, w, person)
     db.session.commit()
     flash(_("Your agreement has been recorded."), "success")

@@ -468,6 +468,27 @@ CREATE TRIGGER withdrawal_consent_own BEFORE INSERT ON withdrawal_consent
   FOR EACH ROW EXECUTE FUNCTION withdrawal_consent_own();
 """
 
+# What the app did as a superuser and may no longer do itself: the owner does it for it, for
+# exactly these tables (SECURITY DEFINER, a fixed search_path, EXECUTE for the app role only).
+OWNER_SERVICES = r"""
+CREATE OR REPLACE FUNCTION staging_batch_index(b integer) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+  EXECUTE format('CREATE INDEX IF NOT EXISTS import_feature_geom_b%s ON import_feature '
+                 'USING gist (geom) WHERE batch_id = %s', b, b);
+END $$;
+CREATE OR REPLACE FUNCTION refresh_statistics(t text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+  IF t NOT IN ('parcel', 'import_feature') THEN
+    RAISE EXCEPTION 'refresh_statistics: % is not on the list', t;
+  END IF;
+  EXECUTE format('ANALYZE %I', t);
+END $$;
+REVOKE ALL ON FUNCTION staging_batch_index(integer), refresh_statistics(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION staging_batch_index(integer), refresh_statistics(text) TO {app};
+"""
+
 DROP_GUARD = """
 DROP TRIGGER IF EXISTS withdrawal_consent_own ON withdrawal_consent;
 DROP TRIGGER IF EXISTS withdrawal_state_machine ON withdrawal;
@@ -486,7 +507,7 @@ DROP FUNCTION IF EXISTS withdrawal_consent_own, withdrawal_state_machine, withdr
   withdrawal_missing_consents, withdrawal_staff, membership_end_proof, charter_clause_lawful,
   household_end_guard, household_member_successor, household_member_guard,
   guard_record_append_only, land_right_no_silent_exit, land_right_version_guard,
-  land_right_proof, land_right_end_proof;
+  land_right_proof, land_right_end_proof, staging_batch_index, refresh_statistics;
 """
 
 # 0005's guard, restored on downgrade (this migration's text, not a read of 0005's file).
@@ -624,6 +645,7 @@ def upgrade():
                                "via = 'own_account' OR document IS NOT NULL")
     op.execute(GUARD)
     op.execute(PRIVILEGES.replace("{app}", APP_ROLE))
+    op.execute(OWNER_SERVICES.replace("{app}", APP_ROLE))
     for table in APPEND_ONLY:
         op.execute(f"REVOKE UPDATE, DELETE, TRUNCATE ON {table} FROM {APP_ROLE}")
     op.execute(f"REVOKE INSERT, UPDATE, DELETE ON alembic_version FROM {APP_ROLE}")
