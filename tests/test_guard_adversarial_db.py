@@ -132,7 +132,7 @@ def test_a_new_version_may_not_hand_the_right_to_another_holder(dbs, contract):
                                         contract_code, fbfbm, term_start, term_end)
                 SELECT uid, version + 1, kind, :o, 'x', :oc, fbfbm, term_start, term_end
                 FROM land_right WHERE id = :i"""), {"i": r.id, "o": other, "oc": other + "J"})
-    assert "art 34" in str(e.value)
+    assert "art 27, 34" in str(e.value.orig)
 
 
 def test_expiry_before_the_term_end_is_refused(dbs, contract):
