@@ -537,3 +537,21 @@ def test_a_right_ends_on_a_court_judgment_with_its_record(dbs, contract):
     dbs.execute(text("SET CONSTRAINTS ALL IMMEDIATE"))
     assert r.status == "ended" and r.end_record_id == j.id
     assert "（2026）晋0404民初88号" in r.end_evidence
+
+
+def test_the_tile_pool_and_the_jobs_connect_as_the_app_role_too(app, dbs):
+    from sqlalchemy.engine import make_url
+
+    from app.jobs import operations as jobs
+    from app.parcels import tiles
+
+    role = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).username
+    assert role != make_url(app.config["MIGRATE_DATABASE_URL"]).username
+    assert dbs.scalar(text("SELECT current_user")) == role
+    tile_app = app.wsgi_app.mounts["/tiles"]
+    with tiles._pool(tile_app.url).connection() as c:
+        assert c.execute("SELECT current_user").fetchone()[0] == role
+        with pytest.raises(Exception, match="permission denied"):
+            c.execute("SET session_replication_role = replica")
+    with jobs._progress_engine(app.config["SQLALCHEMY_DATABASE_URI"]).connect() as c:
+        assert c.scalar(text("SELECT current_user")) == role
