@@ -555,3 +555,39 @@ def test_the_tile_pool_and_the_jobs_connect_as_the_app_role_too(app, dbs):
             c.execute("SET session_replication_role = replica")
     with jobs._progress_engine(app.config["SQLALCHEMY_DATABASE_URI"]).connect() as c:
         assert c.scalar(text("SELECT current_user")) == role
+
+
+def test_in_person_on_the_web_the_witness_signs_in_and_the_farmer_consents_himself(
+        dbs, holder, login_as):
+    import io
+
+    from app.withdrawal.models import Withdrawal
+    from tests.conftest import csrf_from
+
+    hh, r = holder
+    staff = login_as("bureau")
+    token = csrf_from(staff.get("/withdrawals").get_data(as_text=True))
+
+    def post(witness, password):
+        return staff.post("/withdrawals", data={
+            "csrf_token": token, "right_uid": r.uid, "witness": witness,
+            "witness_password": password,
+            "statement": (io.BytesIO(b"%PDF signed statement"), "退出申请书.pdf")},
+            content_type="multipart/form-data")
+
+    for witness, password in (("officer", "wrong-password"), ("bureau", PASSWORD), ("", "")):
+        assert post(witness, password).status_code == 303
+        assert dbs.scalar(select(Withdrawal.id).where(Withdrawal.right_uid == r.uid)) is None
+    assert len(audited(dbs, "withdrawal.refused", "withdrawal.witness", r.uid)) == 3
+    assert post("officer", PASSWORD).status_code == 303
+    w = dbs.scalar(select(Withdrawal).where(Withdrawal.right_uid == r.uid))
+    assert w.witnessed_by == "officer" and w.statement_file == b"%PDF signed statement"
+    assert w.consents == []  # the statement is nobody's consent
+    farmer = login_as("farmer")
+    detail = farmer.get(f"/withdrawals/{w.id}").get_data(as_text=True)
+    assert "consent-own-form" in detail
+    assert farmer.post(f"/me/withdrawals/{w.id}/consent",
+                       data={"csrf_token": csrf_from(detail)}).status_code == 303
+    dbs.expire_all()
+    mine = [c for c in w.consents if c.person_id == user("farmer").person_id]
+    assert len(mine) == 1 and mine[0].via == "own_account"
