@@ -403,6 +403,9 @@ def test_every_refusal_of_every_step_is_audited(dbs, holder):
         (lambda: withdrawals.check(user("officer2"), w, "x"), "withdrawal.not_flagged"),
         (lambda: withdrawals.take_effect(user("bureau"), w, TODAY), "withdrawal.consent"),
         (lambda: withdrawals.revoke(user("hukou"), w, TODAY), "withdrawal.not_holder"),
+        (lambda: withdrawals.agree_compensation(user("hukou"), w, Decimal("1")),
+         "withdrawal.recorder"),
+        (lambda: withdrawals.record_payment(user("farmer"), w, "ref"), "withdrawal.recorder"),
         (lambda: withdrawals.revoke(user("farmer"), w, w.cooling_until + dt.timedelta(days=1)),
          "withdrawal.cooling_over"),
     ]
@@ -411,6 +414,11 @@ def test_every_refusal_of_every_step_is_audited(dbs, holder):
             call()
         assert e.value.code == code
         assert audited(dbs, "withdrawal.refused", code, w.id), code
+    for sql in ("UPDATE withdrawal SET compensation = 1, compensation_by = 'hukou' WHERE id = :i",
+                "UPDATE withdrawal SET compensation = 1, compensation_by = 'farmer' WHERE id = :i",
+                "UPDATE withdrawal SET status = 'revoked', revoked_on = current_date, "
+                "revoked_by = 'hukou' WHERE id = :i"):
+        refused(dbs, sql, "withdrawal.recorder|withdrawal.not_holder", {"i": w.id})
 
 
 # ------------------------------------------------------------------ membership and the charter

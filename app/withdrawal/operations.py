@@ -71,6 +71,9 @@ CHECKER = Rule("withdrawal.checker",
                _l("The voluntariness check is made by an officer who took no part in this case "
                   "(not %(who)s)."),
                ART27_55, 403)
+RECORDER = Rule("withdrawal.recorder",
+                _l("Compensation and payment are recorded by a bureau or collective officer."),
+                PILOT, 403)
 CHECKER_ROLE = Rule("withdrawal.checker_role",
                     _l("The voluntariness check is made by a bureau or collective officer."),
                     ART27_55, 403)
@@ -353,6 +356,8 @@ def check(actor, w: Withdrawal, interview: str, today: dt.date | None = None) ->
 def agree_compensation(actor, w: Withdrawal, amount: Decimal,
                        today: dt.date | None = None) -> Withdrawal:
     _open(actor, w, "compensation")
+    if _role(actor) not in STAFF_ROLES:
+        _refuse(actor, DomainError(RECORDER), w, step="compensation")
     if amount is None or Decimal(amount) <= 0:
         _refuse(actor, DomainError(NO_COMPENSATION), w, step="compensation")
     if w.checked_by and w.checked_by == _who(actor):
@@ -367,6 +372,8 @@ def agree_compensation(actor, w: Withdrawal, amount: Decimal,
 def record_payment(actor, w: Withdrawal, reference: str, paid_on: dt.date | None = None) \
         -> Withdrawal:
     _open(actor, w, "payment")
+    if _role(actor) not in STAFF_ROLES:
+        _refuse(actor, DomainError(RECORDER), w, step="payment")
     if not w.compensation:
         _refuse(actor, DomainError(NO_COMPENSATION), w, step="payment")
     if w.checked_by and w.checked_by == _who(actor):

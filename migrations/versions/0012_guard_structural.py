@@ -434,6 +434,17 @@ BEGIN
         USING ERRCODE = 'check_violation';
     END IF;
   END IF;
+  IF (NEW.compensation_by IS DISTINCT FROM OLD.compensation_by AND NOT withdrawal_staff(NEW.compensation_by))
+     OR (NEW.paid_by IS DISTINCT FROM OLD.paid_by AND NOT withdrawal_staff(NEW.paid_by)) THEN
+    RAISE EXCEPTION 'withdrawal.recorder: compensation and payment are recorded by a bureau or collective officer under their own name'
+      USING ERRCODE = 'check_violation';
+  END IF;
+  IF NEW.status = 'revoked' AND NOT (withdrawal_staff(NEW.revoked_by) OR EXISTS (
+       SELECT 1 FROM app_user u WHERE u.username = NEW.revoked_by AND u.role = 'farmer'
+         AND u.household_code = NEW.household_code)) THEN
+    RAISE EXCEPTION 'withdrawal.not_holder: a withdrawal is revoked by the holder household or an officer for them'
+      USING ERRCODE = 'check_violation';
+  END IF;
   IF NEW.status = 'effective' AND (NEW.compensation_by IS NULL OR NEW.paid_by IS NULL) THEN
     RAISE EXCEPTION 'withdrawal.unpaid: the compensation is agreed and paid, each recorded by its officer, before the withdrawal takes effect'
       USING ERRCODE = 'check_violation';
