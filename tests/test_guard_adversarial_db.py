@@ -428,6 +428,18 @@ def _active(dbs) -> Membership:
                        .order_by(Membership.id)).first()
 
 
+def test_a_membership_leaves_the_roll_only_through_a_recorded_end_with_its_ground(dbs):
+    m = _active(dbs)
+    for sql in ("UPDATE membership SET status = 'ended' WHERE id = :i",
+                "UPDATE membership SET status = 'ended', ended_on = current_date WHERE id = :i",
+                "UPDATE membership SET status = 'ended', ended_on = current_date, "
+                "end_ground = 'settled_in_town' WHERE id = :i",
+                "UPDATE membership SET collective_id = collective_id + 1 WHERE id = :i"):
+        refused(dbs, sql, "ck_membership_end_only_on_lawful_ground|membership.end.forbidden_ground"
+                          "|membership.history", {"i": m.id})
+    refused(dbs, "DELETE FROM membership WHERE id = :i", "permission denied", {"i": m.id})
+
+
 @pytest.mark.parametrize("note", ["进城落户的成员丧失成员资格", "户口迁出本村即不再是成员",
                                   "户 口 迁 出 本 村", "已在城镇定居"])
 def test_law_or_charter_used_as_a_disguise_is_refused_and_recorded(dbs, note):
