@@ -44,8 +44,15 @@ def admin_url(app_url: str) -> str:
 
 def _reset_schema(url: str) -> None:
     """Everything the owner made goes (PostGIS, a superuser's extension, stays)."""
+    hint = "run `scripts/pg.sh start && scripts/pg.sh ensure $TEST_DATABASE_URL` once"
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
+    try:
+        conn = engine.connect()
+    except Exception as e:  # the owner role is missing (a cluster from before the split)
+        raise RuntimeError(f"cannot connect as the owner role ({e}): {hint}") from e
+    with conn:
+        if not conn.execute(text("SELECT has_schema_privilege('public', 'CREATE')")).scalar():
+            raise RuntimeError(f"the owner role cannot create in schema public: {hint}")
         conn.execute(text("DROP OWNED BY CURRENT_USER CASCADE"))
         left = conn.execute(text("""
             SELECT string_agg(c.relname, ', ') FROM pg_class c
@@ -55,8 +62,7 @@ def _reset_schema(url: str) -> None:
                 AND d.objid = c.oid AND d.deptype = 'e')""")).scalar()
     engine.dispose()
     if left:
-        raise RuntimeError(f"tables not owned by the owner role remain ({left}): run "
-                           "`scripts/pg.sh ensure $TEST_DATABASE_URL` once")
+        raise RuntimeError(f"tables not owned by the owner role remain ({left}): {hint}")
 
 
 class FreshContextClient(FlaskClient):
