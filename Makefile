@@ -12,9 +12,12 @@ HOST ?= 127.0.0.1
 APT_PACKAGES := postgresql postgresql-contrib postgresql-15-postgis-3 fonts-noto-cjk gdal-bin \
   chromium poppler-utils zbar-tools libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 python3-venv redis-server
 
+# The app connects as the app role (owns nothing, DML only); migrations run as the owner role
+# (MIGRATE_DATABASE_URL / TEST_MIGRATE_DATABASE_URL; default: the same database as the owner
+# role, see app/config.py). scripts/pg.sh creates both roles.
 PRIVATE_URL = $(shell scripts/pg.sh url sanquan)
 PRIVATE_TEST_URL = $(shell scripts/pg.sh url sanquan_test)
-PRIVATE_BENCH_URL = $(shell scripts/pg.sh url sanquan_bench)
+PRIVATE_BENCH_URL = $(shell scripts/pg.sh url sanquan_bench admin)
 export DATABASE_URL ?= $(PRIVATE_URL)
 export TEST_DATABASE_URL ?= $(PRIVATE_TEST_URL)
 export BENCH_DATABASE_URL ?= $(PRIVATE_BENCH_URL)

@@ -38,9 +38,25 @@ def _limits_uri(redis_url: str | None) -> str:
     return redis_url
 
 
+OWNER_ROLE = os.environ.get("SANQUAN_OWNER_ROLE", "sanquan_owner")
+
+
+def owner_url(app_url: str) -> str:
+    """The migrations' URL when none is given: the app's server and database, as the owner role
+    (no password: give MIGRATE_DATABASE_URL when the server asks for one)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(app_url).set(username=OWNER_ROLE, password=None).render_as_string(
+        hide_password=False)
+
+
 class Config:
     SECRET_KEY = _secret_key()
+    # Least privilege (issue 11): the app connects as a role that owns nothing and has only the
+    # DML the migrations grant it; `flask db …` connects as the owner (MIGRATE_DATABASE_URL,
+    # default: the same database as the owner role `sanquan_owner`). See README "Database roles".
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL", "postgresql+psycopg:///sanquan")
+    MIGRATE_DATABASE_URL = os.environ.get("MIGRATE_DATABASE_URL")  # None: owner_url(app's)
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     SQLALCHEMY_TRACK_MODIFICATIONS = False
 
@@ -118,6 +134,7 @@ class TestConfig(Config):
     SQLALCHEMY_DATABASE_URI = os.environ.get(
         "TEST_DATABASE_URL", "postgresql+psycopg:///sanquan_test"
     )
+    MIGRATE_DATABASE_URL = os.environ.get("TEST_MIGRATE_DATABASE_URL")
     RATELIMIT_STORAGE_URI = "memory://"
     LOGIN_RATE_LIMIT = "1000 per minute"
 

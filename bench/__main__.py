@@ -318,7 +318,7 @@ def main() -> None:
           flush=True)
     for n in sizes:
         reset_database(url)
-        app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "MIGRATE_DATABASE_URL": url})
         with app.app_context():
             upgrade()
             from app.divisions.operations import ensure_reference_divisions

@@ -4,7 +4,11 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 from geoalchemy2 import alembic_helpers
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
+from app.config import owner_url
 from app.schema import include_object
 
 # this is the Alembic Config object, which provides
@@ -17,7 +21,19 @@ fileConfig(config.config_file_name)
 logger = logging.getLogger('alembic.env')
 
 
+_owner_engine = None
+
+
 def get_engine():
+    """The owner's engine (MIGRATE_DATABASE_URL): migrations create and own the schema; the app
+    itself connects as a role that owns nothing (issue 11)."""
+    global _owner_engine
+    url = current_app.config.get("MIGRATE_DATABASE_URL") or owner_url(
+        current_app.config["SQLALCHEMY_DATABASE_URI"])
+    if url:
+        if _owner_engine is None or str(_owner_engine.url) != str(make_url(url)):
+            _owner_engine = create_engine(url, poolclass=NullPool)
+        return _owner_engine
     try:
         # this works with Flask-SQLAlchemy<3 and Alchemical
         return current_app.extensions['migrate'].db.get_engine()

@@ -2,8 +2,17 @@
 # Private PostGIS cluster for this checkout.
 #   scripts/pg.sh start            initdb (once) and start the cluster; idempotent
 #   scripts/pg.sh stop             stop it
-#   scripts/pg.sh url DBNAME       print the SQLAlchemy URL of DBNAME on the private cluster
-#   scripts/pg.sh ensure URL       create the database of URL if missing, with PostGIS
+#   scripts/pg.sh url DBNAME [app|owner|admin]
+#                                  print the SQLAlchemy URL of DBNAME on the private cluster, as
+#                                  the app role (default), the owner role or the superuser
+#   scripts/pg.sh ensure URL       as a superuser: create the two roles if missing, the database
+#                                  of URL if missing (owned by the owner role) with PostGIS, and
+#                                  hand any table a superuser made earlier to the owner role
+#
+# Least privilege (issue 11): migrations run as the owner role (SANQUAN_OWNER_ROLE, default
+# sanquan_owner), the app connects as the app role (the user of DATABASE_URL, default
+# sanquan_app) that owns nothing, is no superuser and gets only the DML the migrations grant.
+# The superuser used here is PG_ADMIN_URL if set, else the URL's server as user `postgres`.
 #
 # The cluster lives in a per-checkout folder under /var/tmp (linked from instance/pg), so the
 # `postgres` user can reach it even when the clone sits under /root; it listens on a unix socket
@@ -44,20 +53,90 @@ CONF
   fi
 }
 
+owner_role=${SANQUAN_OWNER_ROLE:-sanquan_owner}
+app_role=${SANQUAN_APP_ROLE:-sanquan_app}
+
+# url_part URL user|db|with-user NAME|with-db NAME
+url_part() {
+  python3 - "$@" <<'PY'
+import sys, urllib.parse as u
+url, what = sys.argv[1], sys.argv[2]
+p = u.urlsplit(url)
+host = p.netloc.rsplit("@", 1)[-1]
+if what == "user":
+    print(u.unquote(p.username or ""))
+elif what == "db":
+    print(p.path.lstrip("/"))
+elif what == "with-user":
+    print(u.urlunsplit(p._replace(netloc=f"{sys.argv[3]}@{host}")))
+elif what == "with-db":
+    print(u.urlunsplit(p._replace(path="/" + sys.argv[3])))
+PY
+}
+
+roles() {  # idempotent; $1 = a superuser libpq URL
+  psql "$1" -v ON_ERROR_STOP=1 -q <<SQL
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$owner_role') THEN
+    CREATE ROLE $owner_role LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$app_role') THEN
+    CREATE ROLE $app_role LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;
+  END IF;
+END \$\$;
+ALTER ROLE $app_role NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT;
+ALTER ROLE $owner_role NOSUPERUSER NOREPLICATION NOBYPASSRLS;
+SQL
+}
+
 case "${1:-}" in
-  start) start ;;
+  start)
+    start
+    roles "postgresql://postgres@/postgres?host=$sock&port=$port"
+    ;;
   stop) as_pg "$bindir/pg_ctl" -D "$data" -m fast stop ;;
-  url) echo "postgresql+psycopg://postgres@/${2:?dbname}?host=$sock&port=$port" ;;
+  url)
+    case "${3:-app}" in
+      app) who=$app_role ;; owner) who=$owner_role ;; admin) who=postgres ;;
+      *) echo "url: role is app, owner or admin" >&2; exit 2 ;;
+    esac
+    echo "postgresql+psycopg://$who@/${2:?dbname}?host=$sock&port=$port" ;;
   ensure)
     url=${2:?url}
     # psql understands the URL once the SQLAlchemy driver suffix is dropped.
     plain=${url/postgresql+psycopg:/postgresql:}
-    db=$(python3 -c 'import sys,urllib.parse as u; print(u.urlsplit(sys.argv[1]).path.lstrip("/"))' "$plain")
-    admin=${plain/\/$db/\/postgres}
+    db=$(url_part "$plain" db)
+    admin_db=${PG_ADMIN_URL:-$(url_part "$(url_part "$plain" with-user postgres)" with-db "$db")}
+    admin_db=${admin_db/postgresql+psycopg:/postgresql:}
+    admin=$(url_part "$admin_db" with-db postgres)
+    user=$(url_part "$plain" user)
+    if [ "$user" = "$app_role" ]; then roles "$admin"; fi
     if ! psql "$admin" -Atqc "select 1 from pg_database where datname='$db'" | grep -q 1; then
       psql "$admin" -qc "create database \"$db\""
     fi
-    psql "$plain" -qc "create extension if not exists postgis" >/dev/null
+    psql "$admin_db" -qc "create extension if not exists postgis" >/dev/null
+    if [ "$user" = "$app_role" ]; then
+      # The owner role owns the database (so it may create in schema public) and every table,
+      # sequence, view and function a superuser made here before roles were split.
+      psql "$admin_db" -v ON_ERROR_STOP=1 -q <<SQL
+ALTER DATABASE "$db" OWNER TO $owner_role;
+DO \$\$ DECLARE o record; BEGIN
+  FOR o IN SELECT c.oid::regclass AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = 'public' AND c.relkind IN ('r','p','v','m','S')
+             AND pg_get_userbyid(c.relowner) = 'postgres'
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                             AND d.objid = c.oid AND d.deptype = 'e')
+             AND NOT (c.relkind = 'S' AND EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                             AND d.objid = c.oid AND d.deptype IN ('a','i')))
+  LOOP EXECUTE format('ALTER TABLE %s OWNER TO $owner_role', o.name); END LOOP;
+  FOR o IN SELECT p.oid::regprocedure AS name FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+           WHERE n.nspname = 'public' AND pg_get_userbyid(p.proowner) = 'postgres'
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                             AND d.objid = p.oid AND d.deptype = 'e')
+  LOOP EXECUTE format('ALTER ROUTINE %s OWNER TO $owner_role', o.name); END LOOP;
+END \$\$;
+SQL
+    fi
     ;;
   *) echo "usage: $0 start|stop|url DB|ensure URL" >&2; exit 2 ;;
 esac

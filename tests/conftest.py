@@ -1,8 +1,13 @@
 """Test fixtures: a real PostGIS database built by running the migrations, each test rolled back.
 
-TEST_DATABASE_URL names the database (the Makefile points it at the private cluster).  The
-session starts from an empty schema, runs `flask db upgrade`, and commits a small generated
-county with one account per role; every test then runs inside a transaction that is rolled back.
+TEST_DATABASE_URL names the database and the app role (the Makefile points it at the private
+cluster); TEST_MIGRATE_DATABASE_URL the owner role (default: the same database as
+`sanquan_owner`).  The session drops everything the owner owns, runs `flask db upgrade` as the
+owner, and commits a small generated county with one account per role as the app role; every
+test then runs as the app role — the role the app itself connects as, which owns nothing and
+has only the DML the migrations grant — inside a transaction that is rolled back.  The few
+tests that need the owner's rights (tampering with the audit log on purpose, cleaning up a
+race's committed rows) take the `owner_dbs` fixture or `owner_engine`.
 """
 from __future__ import annotations
 
@@ -15,23 +20,49 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
 from app import create_app
-from app.config import TestConfig
+from app.config import TestConfig, owner_url
 from app.extensions import db
 
 SEED_PARCELS = 2000  # two villages
 PASSWORD = "test-password-123"
 
 
+def migrate_url(app_url: str) -> str:
+    return os.environ.get("TEST_MIGRATE_DATABASE_URL") or owner_url(app_url)
+
+
+def admin_url(app_url: str) -> str:
+    """A superuser on the test server (only test_migrations needs one, to create a scratch
+    database with PostGIS): TEST_ADMIN_DATABASE_URL, else the URL's server as `postgres`."""
+    return os.environ.get("TEST_ADMIN_DATABASE_URL") or make_url(app_url).set(
+        username="postgres", password=None).render_as_string(hide_password=False)
+
+
 def _reset_schema(url: str) -> None:
+    """Everything the owner made goes (PostGIS, a superuser's extension, stays)."""
+    hint = "run `scripts/pg.sh start && scripts/pg.sh ensure $TEST_DATABASE_URL` once"
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-        conn.execute(text("DROP EXTENSION IF EXISTS postgis CASCADE"))
+    try:
+        conn = engine.connect()
+    except Exception as e:  # the owner role is missing (a cluster from before the split)
+        raise RuntimeError(f"cannot connect as the owner role ({e}): {hint}") from e
+    with conn:
+        if not conn.execute(text("SELECT has_schema_privilege('public', 'CREATE')")).scalar():
+            raise RuntimeError(f"the owner role cannot create in schema public: {hint}")
+        conn.execute(text("DROP OWNED BY CURRENT_USER CASCADE"))
+        left = conn.execute(text("""
+            SELECT string_agg(c.relname, ', ') FROM pg_class c
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = 'public' AND c.relkind = 'r' AND NOT EXISTS (
+              SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                AND d.objid = c.oid AND d.deptype = 'e')""")).scalar()
     engine.dispose()
+    if left:
+        raise RuntimeError(f"tables not owned by the owner role remain ({left}): {hint}")
 
 
 class FreshContextClient(FlaskClient):
@@ -46,9 +77,10 @@ class FreshContextClient(FlaskClient):
 @pytest.fixture(scope="session")
 def app():
     url = os.environ.get("TEST_DATABASE_URL", TestConfig.SQLALCHEMY_DATABASE_URI)
-    _reset_schema(url)
+    _reset_schema(migrate_url(url))
     app = create_app({**{k: getattr(TestConfig, k) for k in dir(TestConfig) if k.isupper()},
-                      "SQLALCHEMY_DATABASE_URI": url, "DEMO_PASSWORD": PASSWORD})
+                      "SQLALCHEMY_DATABASE_URI": url, "MIGRATE_DATABASE_URL": migrate_url(url),
+                      "DEMO_PASSWORD": PASSWORD})
     app.test_client_class = FreshContextClient
     with app.app_context():
         from flask_migrate import upgrade
@@ -75,13 +107,32 @@ def _second_officer():
                          villages[1], reason="test account")
 
 
+@pytest.fixture(scope="session")
+def owner_engine(app):
+    """The owner role's engine, for the few tests that need rights the app must not have."""
+    engine = create_engine(app.config["MIGRATE_DATABASE_URL"])
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture()
 def dbs(app):
     """The app context with a session bound to a connection whose transaction is rolled back."""
+    yield from _rolled_back_session(app, None)
+
+
+@pytest.fixture()
+def owner_dbs(app, owner_engine):
+    """Like `dbs`, but the session is the owner's: only for tests that must do what the app
+    cannot (tamper with the audit log on purpose, to prove `audit verify` catches it)."""
+    yield from _rolled_back_session(app, owner_engine)
+
+
+def _rolled_back_session(app, with_engine):
     with app.app_context():
         engines = db.engines
         engine = engines[None]
-        conn = engine.connect()
+        conn = (with_engine or engine).connect()
         outer = conn.begin()
         db.session.remove()
         engines[None] = conn

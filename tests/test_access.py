@@ -75,6 +75,7 @@ def sample(dbs):
 def _campaign_rows(dbs, hh):
     """A campaign on notice with an objection, and a certified right, in the household's group."""
     import datetime as dt
+    import hashlib
 
     from app.campaigns import operations as campaigns
     from app.certificates import operations as certificates
@@ -105,8 +106,11 @@ def _campaign_rows(dbs, hh):
     dbs.add(SettlementMember(application_id=a.id, person_id=hh.head_person_id, relation="self",
                              from_division_code=hh.cbfbm[:12]))
     withdrawals.enable_pilot("bureau", hh.cbfbm[:6])
+    statement = b"%PDF signed statement"  # in person: the file kept, a second officer witnessing
     w = Withdrawal(right_uid=r.uid, right_kind="land_contract", household_code=hh.cbfbm,
-                   county_code=hh.cbfbm[:6], started_by="farmer", started_via="own_account",
+                   county_code=hh.cbfbm[:6], started_by="bureau", started_via="in_person",
+                   statement_file=statement, witnessed_by="officer",
+                   statement_sha256=hashlib.sha256(statement).hexdigest(),
                    started_on=dt.date.today(), land_to="collective",
                    cooling_until=dt.date.today() + dt.timedelta(days=30))
     dbs.add(w)

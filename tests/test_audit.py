@@ -22,22 +22,33 @@ def test_entries_are_chained_in_order(dbs):
 
 def test_update_and_delete_are_refused(dbs):
     e = audit.record(None, "test.one", "thing", 1)
-    with pytest.raises(DBAPIError, match="append-only"):
+    with pytest.raises(DBAPIError, match="permission denied"):  # the app's role: INSERT only
         with dbs.begin_nested():
             dbs.execute(text("UPDATE audit_log SET reason='x' WHERE id=:id"), {"id": e.id})
-    with pytest.raises(DBAPIError, match="append-only"):
+    with pytest.raises(DBAPIError, match="permission denied"):
         with dbs.begin_nested():
             dbs.execute(text("DELETE FROM audit_log WHERE id=:id"), {"id": e.id})
 
 
+def test_even_the_owner_cannot_update_or_delete(owner_dbs):
+    e = audit.record(None, "test.one", "thing", 1)
+    with pytest.raises(DBAPIError, match="append-only"):
+        with owner_dbs.begin_nested():
+            owner_dbs.execute(text("UPDATE audit_log SET reason='x' WHERE id=:id"), {"id": e.id})
+    with pytest.raises(DBAPIError, match="append-only"):
+        with owner_dbs.begin_nested():
+            owner_dbs.execute(text("DELETE FROM audit_log WHERE id=:id"), {"id": e.id})
+
+
 def _tamper(dbs, entry_id, sql):
-    # Someone with superuser rights turns the guard off and edits a row.
+    # Someone with the owner's rights (never the app's) turns the guard off and edits a row.
     dbs.execute(text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only"))
     dbs.execute(text(sql), {"id": entry_id})
     dbs.execute(text("ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only"))
 
 
-def test_verify_reports_an_edited_row(dbs):
+def test_verify_reports_an_edited_row(owner_dbs):
+    dbs = owner_dbs
     e = audit.record(None, "test.victim", "thing", 1, {"amount": 100}, "original")
     audit.record(None, "test.after", "thing", 2)
     _tamper(dbs, e.id, "UPDATE audit_log SET changes='{\"amount\": 1}' WHERE id=:id")
@@ -46,7 +57,8 @@ def test_verify_reports_an_edited_row(dbs):
     assert "content" in breaches[0].problem
 
 
-def test_verify_reports_a_deleted_row(dbs):
+def test_verify_reports_a_deleted_row(owner_dbs):
+    dbs = owner_dbs
     e = audit.record(None, "test.victim", "thing", 1)
     after = audit.record(None, "test.after", "thing", 2)
     _tamper(dbs, e.id, "DELETE FROM audit_log WHERE id=:id")
@@ -54,33 +66,29 @@ def test_verify_reports_a_deleted_row(dbs):
     assert after.id in {b.id for b in breaches}
 
 
-def test_flask_audit_verify_command_reports_tampering(app):
+def test_flask_audit_verify_command_reports_tampering(app, owner_engine):
     """Runs the real command in a subprocess against committed data; cleans up after."""
-    from app.extensions import db
-
     env = {**os.environ, "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
            "FLASK_APP": "wsgi.py"}
     cmd = [sys.executable, "-m", "flask", "audit", "verify"]
     ok = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert "intact" in ok.stdout
-    with app.app_context():
-        victim = db.session.scalar(select(AuditLog).order_by(AuditLog.seq).limit(1))
-        original = victim.actor_name
-        db.session.execute(text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only"))
-        db.session.execute(text("UPDATE audit_log SET actor_name='mallory' WHERE id=:id"),
-                           {"id": victim.id})
-        db.session.commit()
-        try:
-            bad = subprocess.run(cmd, env=env, capture_output=True, text=True)
-            assert bad.returncode == 1
-            assert f"seq={victim.seq}" in bad.stderr and "TAMPERED" in bad.stderr
-        finally:
-            db.session.execute(text("UPDATE audit_log SET actor_name=:n WHERE id=:id"),
-                               {"n": original, "id": victim.id})
-            db.session.execute(text("ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only"))
-            db.session.commit()
-            db.session.remove()
+    with owner_engine.begin() as c:  # the owner's rights: the app's role cannot do this
+        victim = c.execute(text("SELECT id, seq, actor_name FROM audit_log ORDER BY seq "
+                                "LIMIT 1")).one()
+        c.execute(text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only"))
+        c.execute(text("UPDATE audit_log SET actor_name='mallory' WHERE id=:id"),
+                  {"id": victim.id})
+    try:
+        bad = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        assert bad.returncode == 1
+        assert f"seq={victim.seq}" in bad.stderr and "TAMPERED" in bad.stderr
+    finally:
+        with owner_engine.begin() as c:
+            c.execute(text("UPDATE audit_log SET actor_name=:n WHERE id=:id"),
+                      {"n": victim.actor_name, "id": victim.id})
+            c.execute(text("ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only"))
 
 
 def test_auditor_pages(login_as, dbs):

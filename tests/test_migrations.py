@@ -8,6 +8,7 @@ from sqlalchemy import create_engine, inspect, text
 from app import create_app
 from app.extensions import db
 from app.schema import include_object
+from tests.conftest import admin_url
 
 
 def _scratch_url(base: str) -> str:
@@ -18,14 +19,22 @@ def _scratch_url(base: str) -> str:
 def test_upgrade_on_an_empty_database_then_downgrade_and_again(app):
     base = app.config["SQLALCHEMY_DATABASE_URI"]
     url = _scratch_url(base)
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    owner = _scratch_url(app.config["MIGRATE_DATABASE_URL"])
+    admin_base = admin_url(base)
+    admin = create_engine(admin_base, isolation_level="AUTOCOMMIT")
     name = urllib.parse.urlsplit(url).path.lstrip("/")
+    owner_role = urllib.parse.urlsplit(owner).username
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}" OWNER "{owner_role}"'))
     admin.dispose()
+    scratch_admin = create_engine(_scratch_url(admin_base), isolation_level="AUTOCOMMIT")
+    with scratch_admin.connect() as conn:  # PostGIS is a superuser's extension
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+    scratch_admin.dispose()
     try:
-        scratch = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
+        scratch = create_app({"SQLALCHEMY_DATABASE_URI": url, "MIGRATE_DATABASE_URL": owner,
+                              "TESTING": True})
         with scratch.app_context():
             from flask_migrate import downgrade, upgrade
 
@@ -40,7 +49,7 @@ def test_upgrade_on_an_empty_database_then_downgrade_and_again(app):
             db.session.remove()
             db.engine.dispose()
     finally:
-        admin = create_engine(base, isolation_level="AUTOCOMMIT")
+        admin = create_engine(admin_base, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()

@@ -84,10 +84,11 @@ def test_only_the_holder_starts_it(dbs, holder):
         ops.start(user("farmer"), right, "own_account", settlement_id=1)
     assert e.value.code == "withdrawal.from_settlement"
     assert len(dbs.scalars(select(AuditLog).where(AuditLog.action == "withdrawal.refused"))
-               .all()) == 3
+               .all()) == 4  # every refusal, the missing statement too
     w = ops.start(user("bureau"), right, "in_person", statement=b"%PDF signed statement",
-                  statement_name="退出申请书.pdf")
+                  statement_name="退出申请书.pdf", witness=user("officer"))
     assert w.started_via == "in_person" and w.statement_sha256
+    assert w.statement_file == b"%PDF signed statement" and w.witnessed_by == "officer"
     # The database refuses a withdrawal recorded as started by a hukou officer.
     with pytest.raises(DBAPIError, match="withdrawal.not_holder"):
         with dbs.begin_nested():
@@ -142,12 +143,15 @@ def test_flagged_after_a_settlement_needs_another_officer(dbs, holder):
         with pytest.raises(DomainError) as e:
             ops.check(user(who), w, "谈话记录")
         assert e.value.code == "withdrawal.checker"
-    with pytest.raises(DBAPIError, match="flagged_needs_check"):
+    with pytest.raises(DBAPIError, match="withdrawal.voluntariness"):
         with dbs.begin_nested():
             dbs.execute(text("UPDATE withdrawal SET status = 'cooling' WHERE id = :i"),
                         {"i": w.id})
     dbs.expire(w)
-    ops.check(user("bureau"), w, "单独谈话：本人确系自愿，未受落户影响，已告知可撤回")
+    with pytest.raises(DomainError) as e:  # bureau recorded the consents and the payment
+        ops.check(user("bureau"), w, "谈话记录")
+    assert e.value.code == "withdrawal.checker"
+    ops.check(user("officer"), w, "单独谈话：本人确系自愿，未受落户影响，已告知可撤回")
     assert w.status == "cooling"
     ops.take_effect("bureau", w, TODAY + dt.timedelta(days=200))
     assert w.status == "effective"
@@ -170,7 +174,8 @@ def test_only_in_pilot_counties_and_only_when_effective(dbs, holder):
     from app.rights import operations as rights
 
     with pytest.raises(DomainError) as e:
-        rights.end_right("bureau", right, "voluntary_withdrawal", TODAY, evidence="x")
+        rights.end_right("bureau", right, "voluntary_withdrawal", TODAY, evidence="x",
+                         record=12345)
     assert e.value.code == "right.end.evidence"
     with pytest.raises(DBAPIError, match="withdrawal_not_effective"):
         with dbs.begin_nested():

@@ -38,6 +38,12 @@ class EndArgs(Schema):
     ended_on = fields.Date(required=True)
     note = fields.Str(load_default=None)
     reason = fields.Str(required=True, validate=validate.Length(min=1, max=500))
+    law = fields.Str(load_default=None, metadata={
+        "description": "law_or_charter: a named law, one of " + ", ".join(ops.NAMED_LAWS)})
+    article = fields.Str(load_default=None, validate=validate.Length(max=20),
+                         metadata={"description": "law_or_charter: the article of that law"})
+    charter_clause_id = fields.Int(load_default=None, metadata={
+        "description": "law_or_charter: a membership-ending clause of the charter register"})
 
 
 @blp.route("")
@@ -65,6 +71,7 @@ def list_members(collective_id: int):
 def end_member(args, collective_id: int, membership_id: int):
     m = db.session.get(Membership, membership_id)
     ops.end_membership(current_user, m, args["ground"], args["ended_on"], args["note"],
-                       reason=args["reason"])
+                       reason=args["reason"], law=args["law"], article=args["article"],
+                       charter_clause=args["charter_clause_id"])
     db.session.commit()
     return m

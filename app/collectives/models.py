@@ -1,6 +1,6 @@
 import datetime as dt
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, Text, text
+from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql import func
 from sqlalchemy.types import DateTime
@@ -59,6 +59,10 @@ class Membership(db.Model):
     end_ground: Mapped[str | None] = mapped_column(String(20))
     end_note: Mapped[str | None] = mapped_column(Text)
     rights_kept_until: Mapped[dt.date | None] = mapped_column(Date)
+    # law_or_charter cites an article of a named law, or a clause of the charter register.
+    end_law: Mapped[str | None] = mapped_column(String(60))
+    end_article: Mapped[str | None] = mapped_column(String(20))
+    end_charter_clause_id: Mapped[int | None] = mapped_column(ForeignKey("charter_clause.id"))
 
     person = relationship("Person")
     collective = relationship("Collective")
@@ -77,6 +81,36 @@ class Membership(db.Model):
         CheckConstraint("end_ground <> 'law_or_charter' OR length(trim(end_note)) > 0",
                         name="charter_ground_cites_basis"),
         CheckConstraint("ended_on IS NULL OR ended_on >= began_on", name="dates"),
+        CheckConstraint(
+            "end_ground IS DISTINCT FROM 'law_or_charter' OR end_charter_clause_id IS NOT NULL "
+            "OR (length(trim(end_law)) > 0 AND length(trim(end_article)) > 0)",
+            name="charter_ground_cites_clause"),
         db.Index("uq_membership_active", "person_id", "collective_id", unique=True,
                  postgresql_where=text("status = 'active'")),
+    )
+
+
+class CharterClause(db.Model):
+    """A clause of a collective's charter (章程), as adopted.  A clause that ends membership may
+    never do so for moving the hukou, settling in town or living elsewhere (乡村振兴促进法 art 55;
+    农村集体经济组织法 art 17): refused on entry, in the operation and the database."""
+
+    __tablename__ = "charter_clause"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collective_id: Mapped[int] = mapped_column(ForeignKey("collective.id"), nullable=False,
+                                               index=True)
+    clause_no: Mapped[str] = mapped_column(String(20), nullable=False)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    ends_membership: Mapped[bool] = mapped_column(Boolean, nullable=False,
+                                                  server_default="false")
+    adopted_on: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    recorded_by: Mapped[str] = mapped_column(String(50), nullable=False)
+    recorded_at = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+    collective = relationship("Collective")
+
+    __table_args__ = (
+        CheckConstraint("length(trim(text)) > 0", name="text"),
+        db.UniqueConstraint("collective_id", "clause_no", name="uq_charter_clause_no"),
     )

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import unicodedata
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -10,9 +12,9 @@ from app.audit import operations as audit
 from app.divisions.models import Division
 from app.errors import DomainError, Rule
 from app.extensions import db
-from app.grounds import lawful_ground
+from app.grounds import lawful_ground, refuse
 
-from .models import JOIN_BASES, LAWFUL_END_GROUNDS, Collective, Membership
+from .models import JOIN_BASES, LAWFUL_END_GROUNDS, CharterClause, Collective, Membership
 
 ART17 = _l("农村集体经济组织法 (Rural Collective Economic Organisations Law, 2025) art 17")
 ART17_55 = _l("农村集体经济组织法 art 17; 乡村振兴促进法 (Rural Revitalisation Promotion Law) "
@@ -57,10 +59,43 @@ NO_OTHER_MEMBERSHIP = Rule(
 )
 CHARTER_BASIS = Rule(
     "membership.end.charter_basis",
-    _l("Ending membership on a ground set by law or the charter must cite that law or charter "
-       "article."),
+    _l("Ending membership on a ground set by law or the charter must cite an article of a named "
+       "law (%(laws)s) or a membership-ending clause of this collective's charter register in "
+       "force on the day; a note is not a ground."),
     ART17,
 )
+CHARTER_UNLAWFUL = Rule(
+    "charter.clause.unlawful",
+    _l("A charter clause may not end membership for moving the hukou, settling in town or "
+       "living elsewhere; hukou place, residence or settling in town is never a ground."),
+    ART17_55,
+)
+NOTE_DISGUISE = Rule(
+    "membership.end.disguised_ground",
+    _l("The reason given ties the end of membership to the hukou, settling in town or living "
+       "elsewhere: a lawful ground may not be used to disguise one the law forbids."),
+    ART17_55,
+)
+CLAUSE_NO = Rule("charter.clause.number",
+                 _l("Clause %(no)s is already in the charter register of %(collective)s."),
+                 ART17, 409)
+
+# Laws that may set a further ground (art 17 "other grounds set by law"): cite one of these by
+# name and article.  Kept closed so that a "law" cannot be invented in a text field.
+NAMED_LAWS = ("农村集体经济组织法", "民法典", "国籍法", "公务员法", "农村土地承包法")
+
+# Words that tie membership to the hukou, settling in town or residence (a clause or a note that
+# contains one is refused).  guard-app's normalising detector may replace this list.
+_RESIDENCE = re.compile(
+    "户口|户籍|落户|进城|城镇|迁出|迁走|迁往|迁离|外迁|农转非|非农|居住|常住|外出|离村|离开本村|"
+    "不在本村|定居|城里|城市|市民|hukou|settl|resid|town|city")
+
+
+def ties_to_residence(text: str | None) -> bool:
+    t = unicodedata.normalize("NFKC", text or "").lower()
+    t = re.sub(r"[\s\u200b-\u200f\ufeff\W_]+", "", t)
+    return bool(_RESIDENCE.search(t))
+
 END_BEFORE_BEGIN = Rule("membership.end.date",
                         _l("The end date cannot be before the membership began."), ART17)
 
@@ -127,13 +162,66 @@ def admit(actor, person, collective: Collective, basis: str, began_on: dt.date,
     return m
 
 
+def add_charter_clause(actor, collective: Collective, clause_no: str, text: str,
+                       adopted_on: dt.date, ends_membership: bool = False,
+                       reason: str | None = None) -> CharterClause:
+    """A clause of the collective's charter, into its register.  A clause that ends membership
+    for moving the hukou, settling in town or living elsewhere is refused and recorded."""
+    clause_no, text = (clause_no or "").strip(), (text or "").strip()
+    if ends_membership and ties_to_residence(text):
+        refuse(actor, DomainError(CHARTER_UNLAWFUL), "charter.clause.refused", "collective",
+               collective.fbfbm, {"clause_no": clause_no, "text": text}, reason)
+    if db.session.scalar(select(CharterClause.id).where(
+            CharterClause.collective_id == collective.id, CharterClause.clause_no == clause_no)):
+        raise DomainError(CLAUSE_NO, no=clause_no, collective=collective.name)
+    c = CharterClause(collective_id=collective.id, clause_no=clause_no, text=text,
+                      ends_membership=ends_membership, adopted_on=adopted_on,
+                      recorded_by=audit.actor_name(actor))
+    db.session.add(c)
+    db.session.flush()
+    audit.record(actor, "charter.clause.add", "collective", collective.fbfbm,
+                 {"clause": c.id, "clause_no": clause_no, "ends_membership": ends_membership,
+                  "adopted_on": adopted_on}, reason)
+    return c
+
+
+def charter(collective: Collective) -> list[CharterClause]:
+    return list(db.session.scalars(select(CharterClause).where(
+        CharterClause.collective_id == collective.id).order_by(CharterClause.id)))
+
+
 def end_membership(actor, membership: Membership, ground: str, ended_on: dt.date,
                    note: str | None = None, rights_kept_until: dt.date | None = None,
-                   reason: str | None = None) -> Membership:
-    """End a membership on a ground of art 17; every other ground is refused and recorded."""
+                   reason: str | None = None, law: str | None = None,
+                   article: str | None = None, charter_clause=None) -> Membership:
+    """End a membership on a ground of art 17; every other ground is refused and recorded.
+    `law_or_charter` cites `law` (one of NAMED_LAWS) and `article`, or a `charter_clause` of
+    this collective that ends membership; a note alone is no ground, and a note or reason tying
+    the end to the hukou or residence is refused as a disguise."""
     ground = lawful_ground(actor, ground, LAWFUL_END_GROUNDS, FORBIDDEN_GROUNDS, GROUND_FORBIDDEN,
                            GROUND_UNKNOWN, "membership.end.refused", "membership", membership.id,
                            reason)
+    clause_id = getattr(charter_clause, "id", charter_clause)
+    law, article = (law or "").strip() or None, (article or "").strip() or None
+    if ground == "law_or_charter":
+        said = {"note": note, "law": law, "article": article, "clause": clause_id}
+        if ties_to_residence(note) or ties_to_residence(reason):
+            refuse(actor, DomainError(NOTE_DISGUISE), "membership.end.refused", "membership",
+                   membership.id, {"ground": ground, **said}, reason)
+        clause = db.session.get(CharterClause, clause_id) if clause_id else None
+        cited_clause = clause is not None and clause.collective_id == membership.collective_id \
+            and clause.ends_membership and clause.adopted_on <= ended_on
+        cited_law = law in NAMED_LAWS and bool(article)
+        if not (cited_clause or cited_law):
+            refuse(actor, DomainError(CHARTER_BASIS, laws="、".join(NAMED_LAWS)),
+                   "membership.end.refused", "membership", membership.id,
+                   {"ground": ground, **said}, reason)
+        if cited_clause:
+            law, article = None, None
+        else:
+            clause_id = None
+    else:
+        law, article, clause_id = None, None, None
     if membership.status != "active":
         raise DomainError(NOT_ACTIVE)
     if ended_on < membership.began_on:
@@ -145,8 +233,6 @@ def end_membership(actor, membership: Membership, ground: str, ended_on: dt.date
             Membership.status == "active"))
         if other is None:
             raise DomainError(NO_OTHER_MEMBERSHIP, name=membership.person.name)
-    if ground == "law_or_charter" and not (note or "").strip():
-        raise DomainError(CHARTER_BASIS)
     if rights_kept_until is not None and ground not in ("other_membership", "civil_servant"):
         rights_kept_until = None  # only those two cases may keep rights for a period (art 17)
     membership.status = "ended"
@@ -154,10 +240,13 @@ def end_membership(actor, membership: Membership, ground: str, ended_on: dt.date
     membership.end_ground = ground
     membership.end_note = note
     membership.rights_kept_until = rights_kept_until
+    membership.end_law, membership.end_article = law, article
+    membership.end_charter_clause_id = clause_id
     db.session.flush()
     audit.record(actor, "membership.end", "membership", membership.id,
                  {"ground": ground, "ended_on": ended_on, "note": note,
-                  "rights_kept_until": rights_kept_until}, reason)
+                  "rights_kept_until": rights_kept_until, "law": law, "article": article,
+                  "charter_clause": clause_id}, reason)
     return membership
 
 

@@ -39,6 +39,12 @@ class EndForm(FlaskForm):
                          choices=[(k, v) for k, v in ops.GROUND_LABELS.items()])
     ended_on = DateField(_l("Date"), validators=[DataRequired()], default=dt.date.today)
     note = TextAreaField(_l("Basis / document"), validators=[Optional(), Length(max=1000)])
+    law = SelectField(_l("Named law (for another ground set by law)"),
+                      choices=[("", "—")] + [(x, x) for x in ops.NAMED_LAWS],
+                      validators=[Optional()])
+    article = StringField(_l("Article"), validators=[Optional(), Length(max=20)])
+    charter_clause_id = SelectField(_l("Charter clause (for another ground set by the charter)"),
+                                    choices=[], validate_choice=False, validators=[Optional()])
     reason = StringField(_l("Reason for the record"), validators=[DataRequired(), Length(max=500)])
 
 
@@ -104,13 +110,18 @@ def admit_member(collective_id: int):
 def end_member(collective_id: int, membership_id: int):
     m = db.session.get(Membership, membership_id)
     form = EndForm()
+    form.charter_clause_id.choices = [("", "—")] + [
+        (str(c.id), f"{c.clause_no} {c.text[:40]}") for c in ops.charter(m.collective)
+        if c.ends_membership]
     if request.method == "POST":
         # The ground is checked by the operation, not the form's choice list, so that a
         # forged ground is refused with the law's message and recorded.
         ground = request.form.get("ground", "")
         if form.ended_on.data and form.reason.data:
             ops.end_membership(current_user, m, ground, form.ended_on.data, form.note.data,
-                               reason=form.reason.data)
+                               reason=form.reason.data, law=form.law.data or None,
+                               article=form.article.data or None,
+                               charter_clause=request.form.get("charter_clause_id", type=int))
             db.session.commit()
             flash(_("The membership was ended."), "success")
             return redirect(url_for(".collective_detail", collective_id=collective_id))

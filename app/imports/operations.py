@@ -286,7 +286,7 @@ def stage(actor, path: Path, declared_srid: int | None = None, encoding: str | N
                     "layers": {x.name: len(x) for x in delivery.layers},
                     "tables": {k: len(v) for k, v in delivery.tables.items()},
                     "notes": delivery.notes()}
-    db.session.execute(text("ANALYZE import_feature"))
+    db.session.execute(text("SELECT refresh_statistics('import_feature')"))  # as the owner
     audit.record(actor, "import.stage", "import_batch", batch.id,
                  {"source": batch.source, "srid": batch.srid, "crs_from": batch.crs_from,
                   **batch.counts}, None)
@@ -626,13 +626,14 @@ def housekeeping(actor="system", keep_days: int | None = None) -> dict:
                 and folder.stat().st_mtime < cutoff:
             shutil.rmtree(folder, ignore_errors=True)
             orphans += 1
-    indexes = db.session.scalars(text("""
-        SELECT i.indexname FROM pg_indexes i JOIN import_batch b
+    finished = db.session.execute(text("""
+        SELECT b.id, i.indexname FROM pg_indexes i JOIN import_batch b
           ON i.indexname = 'import_feature_geom_b' || b.id
         WHERE i.tablename = 'import_feature'
           AND b.status IN ('accepted', 'partly_accepted', 'refused', 'failed')""")).all()
-    for name in indexes:
-        db.session.execute(text(f'DROP INDEX IF EXISTS "{name}"'))
+    for batch_id, _ in finished:  # the owner drops it (the app's role owns nothing)
+        db.session.execute(text("SELECT drop_staging_batch_index(:b)"), {"b": batch_id})
+    indexes = [name for _, name in finished]
     out = {"uploads_removed": removed, "orphans_removed": orphans, "indexes_dropped": indexes,
            "keep_days": keep}
     audit.record(actor, "import.housekeeping", "import_batch", None, out, None)

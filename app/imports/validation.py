@@ -413,8 +413,7 @@ def _overlaps(ctx):
     b = int(ctx["b"])
     # The batch's own spatial index, built once its rows are loaded (faster than maintaining
     # one index row by row during COPY); a literal predicate so the planner can use it.
-    _exec(f"CREATE INDEX IF NOT EXISTS import_feature_geom_b{b} ON import_feature "
-          f"USING gist (geom) WHERE batch_id = {b}")
+    _exec(f"SELECT staging_batch_index({b})")  # the owner builds it (the app's role owns nothing)
     pairs = _exec(f"""
         SELECT a.id AS a, b.id AS b, a.code AS ca, b.code AS cb,
                ST_Area(ST_Intersection(a.geom, b.geom)) AS area

@@ -156,7 +156,8 @@ def register_features(actor, batch, feature_ids: list[int] | None = None) -> dic
               b=b, ids=ids, who=getattr(actor, "username", actor or "system")).rowcount
     _exec("SET LOCAL sanquan.bulk_checked = 'off'")
     if n > 1000:
-        _exec("ANALYZE parcel")  # fresh statistics, or the planner may leave the spatial index
+        _exec("SELECT refresh_statistics('parcel')")  # by the owner: fresh statistics, or the
+        # planner may leave the spatial index
     _exec(f"""UPDATE import_feature f SET status = 'registered', parcel_id = p.id
               FROM parcel p WHERE p.import_batch_id = f.batch_id AND p.code = f.code
                 AND p.end_lifespan IS NULL AND f.batch_id = :b AND f.status = 'valid' {only}""",

@@ -72,6 +72,7 @@ class Household(db.Model):
     phone: Mapped[str | None] = mapped_column(String(20))
     created_at = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
     ended_on: Mapped[dt.date | None] = mapped_column(Date)
+    end_ground: Mapped[str | None] = mapped_column(String(30))
 
     collective = relationship("Collective")
     head = relationship("Person", foreign_keys=[head_person_id])
@@ -87,6 +88,9 @@ class Household(db.Model):
             " OR (cbflx = '3' AND substr(cbfbm, 15, 4) BETWEEN '9001' AND '9999')",
             name="cbfbm_sequence_matches_type",
         ),
+        CheckConstraint("(ended_on IS NULL AND end_ground IS NULL) OR (ended_on IS NOT NULL AND "
+                        "end_ground IN ('all_members_deceased','all_members_left'))",
+                        name="ended_on_its_ground"),
     )
 
     @property
@@ -111,6 +115,7 @@ class HouseholdMember(db.Model):
     remark: Mapped[str | None] = mapped_column(String(1))
     joined_on: Mapped[dt.date | None] = mapped_column(Date)
     left_on: Mapped[dt.date | None] = mapped_column(Date)
+    end_ground: Mapped[str | None] = mapped_column(String(30))
 
     household = relationship("Household", back_populates="members")
     person = relationship("Person")
@@ -120,6 +125,10 @@ class HouseholdMember(db.Model):
             "relation IN ('01','02','10','11','12','20','30','51','52','97','99')", name="relation"),
         CheckConstraint("remark IS NULL OR remark IN ('1','2','3','4','5','6','7','9')",
                         name="remark"),
+        CheckConstraint(
+            "(left_on IS NULL AND end_ground IS NULL) OR (left_on IS NOT NULL AND end_ground IN "
+            "('death','joined_other_household','household_division','nationality_lost',"
+            "'superseded'))", name="left_on_its_ground"),
         db.Index("uq_household_member_current", "household_id", "person_id", unique=True,
                  postgresql_where=text("left_on IS NULL")),
     )

@@ -10,6 +10,7 @@ from app.audit import operations as audit
 from app.divisions.models import Division
 from app.errors import DomainError, Rule
 from app.extensions import db
+from app.grounds import lawful_ground, refuse
 
 from . import idnumber
 from .models import CBFLX, YHZGX, Household, HouseholdMember, Person
@@ -133,3 +134,114 @@ def add_member(actor, household: Household, person: Person, relation: str,
                  {"person_id": person.id, "relation": relation, "is_coholder": is_coholder},
                  reason)
     return m
+
+
+# A household place (CBF_JTCY row) never changes in place and is never deleted: it ends on its
+# ground and, when something about it changes, a new row begins (issue 11).  Moving a hukou or
+# settling in town is never a ground; the database refuses the rest (migration 0012) and any of
+# it in a transaction that moves a hukou (0009).
+PLACE_END_GROUNDS = ("death", "joined_other_household", "household_division", "nationality_lost")
+PLACE_FORBIDDEN = {
+    "settled_in_town": _l("settling in town (进城落户)"),
+    "hukou_moved": _l("a move of the hukou"),
+    "migrant_work": _l("migrant work"),
+    "married_out": _l("marrying out without joining another household"),
+}
+HOUSEHOLD_END_GROUNDS = ("all_members_deceased", "all_members_left")
+ART27_55 = _l("农村土地承包法 (Rural Land Contracting Law) art 27; 乡村振兴促进法 (Rural "
+              "Revitalisation Promotion Law) art 55")
+PLACE_GROUND_FORBIDDEN = Rule(
+    "household.member.forbidden_ground",
+    _l("A household place does not end because of %(ground)s: it ends on death, joining another "
+       "household, the household's division or loss of nationality."), ART27_55)
+PLACE_GROUND_UNKNOWN = Rule(
+    "household.member.unknown_ground",
+    _l("'%(ground)s' is not a ground on which a household place ends (death, joining another "
+       "household, the household's division, loss of nationality)."), NYT2539)
+PLACE_ENDED = Rule("household.member.ended",
+                   _l("This household place has already ended; history is never rewritten."),
+                   NYT2539, 409)
+HOUSEHOLD_MEMBERS = Rule(
+    "household.end.members",
+    _l("Household %(code)s still has members (%(names)s): it ends only once every place has "
+       "ended on its own ground."), ART27_55, 409)
+HOUSEHOLD_GROUND = Rule(
+    "household.end.ground",
+    _l("'%(ground)s' is not a ground on which a household ends (all members deceased, all "
+       "members left for other households)."), ART27_55)
+
+
+def end_place(actor, member: HouseholdMember, ground: str, left_on: dt.date,
+              reason: str | None = None) -> HouseholdMember:
+    """End a household place on its ground; a forbidden or unknown ground is refused and
+    recorded.  Joining another household: add the new place first (`move_member`)."""
+    ground = lawful_ground(actor, ground, PLACE_END_GROUNDS, PLACE_FORBIDDEN,
+                           PLACE_GROUND_FORBIDDEN, PLACE_GROUND_UNKNOWN,
+                           "household.member.refused", "household",
+                           member.household.cbfbm, reason)
+    return _end_place(actor, member, ground, left_on, reason)
+
+
+def _end_place(actor, member, ground, left_on, reason):
+    if member.left_on is not None:
+        raise DomainError(PLACE_ENDED)
+    member.left_on, member.end_ground = left_on, ground
+    db.session.flush()
+    db.session.refresh(member.household)
+    audit.record(actor, "household.member.end", "household", member.household.cbfbm,
+                 {"person_id": member.person_id, "ground": ground, "left_on": left_on}, reason)
+    return member
+
+
+def change_member(actor, member: HouseholdMember, on: dt.date, reason: str,
+                  relation: str | None = None, is_coholder: bool | None = None,
+                  remark: str | None = None) -> HouseholdMember:
+    """A change of relation, co-holder flag or remark: the place's row ends as 'superseded' and
+    a new row begins."""
+    if member.left_on is not None:
+        raise DomainError(PLACE_ENDED)
+    relation = relation or member.relation
+    if relation not in YHZGX:
+        raise DomainError(RELATION, code=relation)
+    hh = member.household
+    _end_place(actor, member, "superseded", on, reason)
+    new = HouseholdMember(household_id=hh.id, person_id=member.person_id, relation=relation,
+                          is_coholder=member.is_coholder if is_coholder is None else is_coholder,
+                          remark=member.remark if remark is None else remark, joined_on=on)
+    db.session.add(new)
+    db.session.flush()
+    db.session.refresh(hh)
+    audit.record(actor, "household.member.change", "household", hh.cbfbm,
+                 {"person_id": member.person_id, "relation": relation,
+                  "is_coholder": new.is_coholder}, reason)
+    return new
+
+
+def move_member(actor, member: HouseholdMember, to: Household, relation: str, on: dt.date,
+                reason: str, division: bool = False) -> HouseholdMember:
+    """A person joins another household (marriage, adoption) or a divided one: the new place
+    begins and the old one ends on that ground."""
+    new = add_member(actor, to, member.person, relation, joined_on=on, reason=reason)
+    _end_place(actor, member, "household_division" if division else "joined_other_household",
+               on, reason)
+    return new
+
+
+def end_household(actor, household: Household, ground: str, ended_on: dt.date,
+                  reason: str | None = None) -> Household:
+    """A household ends only when every place has ended on its ground (then, and only then, its
+    rights may end as "holder extinct")."""
+    if ground not in HOUSEHOLD_END_GROUNDS:
+        refuse(actor, DomainError(HOUSEHOLD_GROUND, ground=ground), "household.end.refused",
+               "household", household.cbfbm, {"ground": ground}, reason)
+    current = household.current_members
+    if current:
+        refuse(actor, DomainError(HOUSEHOLD_MEMBERS, code=household.cbfbm,
+                                  names="、".join(m.person.name for m in current)),
+               "household.end.refused", "household", household.cbfbm, {"ground": ground},
+               reason)
+    household.ended_on, household.end_ground = ended_on, ground
+    db.session.flush()
+    audit.record(actor, "household.end", "household", household.cbfbm,
+                 {"ground": ground, "ended_on": ended_on}, reason)
+    return household

@@ -7,6 +7,7 @@ from sqlalchemy import (
     Date,
     ForeignKey,
     Integer,
+    LargeBinary,
     Numeric,
     String,
     Text,
@@ -49,6 +50,9 @@ class Right(db.Model):
     end_ground: Mapped[str | None] = mapped_column(String(30))
     end_evidence: Mapped[str | None] = mapped_column(Text)
     ended_on: Mapped[dt.date | None] = mapped_column(Date)
+    # The record behind the ground (issue 11): court_judgment.id, expropriation.id, withdrawal.id
+    # or parcel_mutation.id; the database checks it per ground (migration 0012).
+    end_record_id: Mapped[int | None] = mapped_column(Integer)
     begin_lifespan = mapped_column(DateTime(timezone=True), nullable=False,
                                    server_default=func.now())
     end_lifespan = mapped_column(DateTime(timezone=True))
@@ -78,6 +82,57 @@ class Right(db.Model):
         db.Index("uq_land_right_one_homestead", "holder_household_code", unique=True,
                  postgresql_where=text("kind = 'homestead' AND status = 'current' "
                                        "AND end_lifespan IS NULL")),
+    )
+
+
+class CourtJudgment(db.Model):
+    """A court judgment that ends a right: the court, the case number, the date, the judgment
+    itself (the file, kept).  Recorded once, never changed."""
+
+    __tablename__ = "court_judgment"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    right_uid: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
+    court: Mapped[str] = mapped_column(String(100), nullable=False)
+    case_number: Mapped[str] = mapped_column(String(60), nullable=False)
+    judged_on: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    filename: Mapped[str] = mapped_column(String(200), nullable=False)
+    file: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    recorded_by: Mapped[str] = mapped_column(String(50), nullable=False)
+    recorded_at = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint("length(trim(court)) > 0 AND length(trim(case_number)) > 0",
+                        name="named"),
+        CheckConstraint("length(file) > 0 AND sha256 = encode(sha256(file), 'hex')",
+                        name="file_kept"),
+        db.UniqueConstraint("court", "case_number", "right_uid", name="uq_court_judgment_case"),
+    )
+
+
+class Expropriation(db.Model):
+    """An expropriation of the land under a right, with its compensation and the decision's
+    file.  Recorded once, never changed."""
+
+    __tablename__ = "expropriation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    right_uid: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
+    authority: Mapped[str] = mapped_column(String(100), nullable=False)
+    decision_number: Mapped[str] = mapped_column(String(60), nullable=False)
+    decided_on: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    compensation: Mapped[Decimal] = mapped_column(Numeric(14, 2), nullable=False)
+    filename: Mapped[str] = mapped_column(String(200), nullable=False)
+    file: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    recorded_by: Mapped[str] = mapped_column(String(50), nullable=False)
+    recorded_at = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint("compensation > 0", name="compensated"),
+        CheckConstraint("length(file) > 0 AND sha256 = encode(sha256(file), 'hex')",
+                        name="file_kept"),
     )
 
 

@@ -4,6 +4,7 @@ lawful end.  A right ends only on a ground of the closed list; settling in town 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
@@ -12,11 +13,11 @@ from sqlalchemy import select, text
 from app.audit import operations as audit
 from app.errors import DomainError, Rule
 from app.extensions import db
-from app.grounds import lawful_ground
+from app.grounds import lawful_ground, refuse
 from app.parcels.models import Parcel, RegistrySetting
 from app.people.models import Household
 
-from .models import LAWFUL_END_GROUNDS, Right, RightParcel
+from .models import LAWFUL_END_GROUNDS, CourtJudgment, Expropriation, Right, RightParcel
 
 ART27_55 = _l("农村土地承包法 (Rural Land Contracting Law) art 27; 乡村振兴促进法 (Rural "
               "Revitalisation Promotion Law) art 55; source document item 14")
@@ -67,6 +68,9 @@ BAD_CONTRACT_CODE = Rule(
 PARCEL_TAKEN = Rule("right.contract.parcel_taken",
                     _l("Parcel %(parcel)s is already under the current contract %(other)s."),
                     CONTRACT_LAW, 409)
+RECORD_INCOMPLETE = Rule(
+    "right.end.record",
+    _l("The %(what)s behind ending a right is recorded in full: %(missing)s."), ART27_55)
 NO_HOUSEHOLD = Rule("right.holder", _l("Household %(code)s is not registered."), NYT)
 
 FORBIDDEN_GROUNDS = {
@@ -217,44 +221,138 @@ def _new_version(actor, right: Right, reason: str, parcels_override: bool = Fals
     return new
 
 
+def _file_record(actor, right: Right, what, fields: dict, file: bytes | None, reason):
+    missing = [k for k, v in fields.items() if v is None or (isinstance(v, str) and not v.strip())]
+    if not file:
+        missing.append("file")
+    if missing:
+        refuse(actor, DomainError(RECORD_INCOMPLETE, what=what, missing=", ".join(missing)),
+               "right.end.refused", "land_right", right.uid, {"missing": missing}, reason)
+
+
+def record_court_judgment(actor, right: Right, court: str, case_number: str,
+                          judged_on: dt.date, file: bytes | None, filename: str | None = None,
+                          reason: str | None = None) -> CourtJudgment:
+    """The judgment behind ending a right on the ground of a court judgment: the court, the case
+    number, the date and the judgment itself (the file, kept)."""
+    _file_record(actor, right, _l("court judgment"),
+                 {"court": court, "case_number": case_number, "judged_on": judged_on}, file,
+                 reason)
+    j = CourtJudgment(right_uid=right.uid, court=court.strip(), case_number=case_number.strip(),
+                      judged_on=judged_on, filename=filename or "judgment.pdf", file=file,
+                      sha256=hashlib.sha256(file).hexdigest(), recorded_by=_who(actor))
+    db.session.add(j)
+    db.session.flush()
+    audit.record(actor, "right.judgment", "land_right", right.uid,
+                 {"judgment": j.id, "court": j.court, "case_number": j.case_number,
+                  "judged_on": judged_on, "sha256": j.sha256}, reason)
+    return j
+
+
+def record_expropriation(actor, right: Right, authority: str, decision_number: str,
+                         decided_on: dt.date, compensation: Decimal | None, file: bytes | None,
+                         filename: str | None = None, reason: str | None = None) -> Expropriation:
+    """The expropriation behind ending a right: the deciding authority, the decision, the
+    compensation (土地管理法 art 48) and the decision's file."""
+    _file_record(actor, right, _l("expropriation"),
+                 {"authority": authority, "decision_number": decision_number,
+                  "decided_on": decided_on, "compensation": compensation}, file, reason)
+    if Decimal(compensation) <= 0:
+        refuse(actor, DomainError(GROUND_EVIDENCE, ground=GROUND_LABELS["expropriation"],
+                                  what=_l("the compensation recorded (amount)")),
+               "right.end.refused", "land_right", right.uid, {"compensation": compensation},
+               reason)
+    x = Expropriation(right_uid=right.uid, authority=authority.strip(),
+                      decision_number=decision_number.strip(), decided_on=decided_on,
+                      compensation=Decimal(compensation), filename=filename or "decision.pdf",
+                      file=file, sha256=hashlib.sha256(file).hexdigest(), recorded_by=_who(actor))
+    db.session.add(x)
+    db.session.flush()
+    audit.record(actor, "right.expropriation", "land_right", right.uid,
+                 {"expropriation": x.id, "decision": x.decision_number,
+                  "compensation": x.compensation}, reason)
+    return x
+
+
+def _proof(ground: str, right: Right, record, ended_on: dt.date):
+    """The id of the record behind `ground` when it really is this right's, else None."""
+    rid = getattr(record, "id", record)
+    if rid is None:
+        return None
+    if ground == "court_judgment":
+        ok = db.session.scalar(select(CourtJudgment.id).where(
+            CourtJudgment.id == rid, CourtJudgment.right_uid == right.uid,
+            CourtJudgment.judged_on <= ended_on))
+    elif ground == "expropriation":
+        ok = db.session.scalar(select(Expropriation.id).where(
+            Expropriation.id == rid, Expropriation.right_uid == right.uid,
+            Expropriation.compensation > 0))
+    elif ground == "voluntary_withdrawal":
+        ok = db.session.scalar(text(
+            "SELECT id FROM withdrawal WHERE id = :w AND right_uid = :u AND status = 'effective'"
+            " AND effective_on <= :d"), {"w": rid, "u": right.uid, "d": ended_on})
+    elif ground == "mutation":
+        ok = db.session.scalar(text("""
+            SELECT l.mutation_id FROM parcel_lineage l
+            JOIN parcel p ON p.id IN (l.parent_id, l.child_id)
+            JOIN land_right_parcel rp ON rp.parcel_uid = p.uid AND rp.right_id = :r
+            WHERE l.mutation_id = :m LIMIT 1"""), {"r": right.id, "m": rid})
+    else:
+        ok = None
+    return ok
+
+
 def end_right(actor, right: Right, ground: str, ended_on: dt.date, evidence: str | None = None,
-              compensation: Decimal | None = None, reason: str | None = None) -> Right:
-    """End a right on a lawful ground; anything else is refused, recorded, and cites the law."""
+              reason: str | None = None, record=None, today: dt.date | None = None) -> Right:
+    """End a right on a lawful ground with its proof; anything else is refused, recorded, and
+    cites the law.  `record` is the record behind the ground: the CourtJudgment, Expropriation,
+    withdrawal (id) or parcel Mutation (id).  The database checks the same (migration 0012)."""
     ground = lawful_ground(actor, ground, LAWFUL_END_GROUNDS, FORBIDDEN_GROUNDS, FORBIDDEN,
                            UNKNOWN_GROUND, "right.end.refused", "land_right", right.uid, reason)
+    today = today or dt.date.today()
+
+    def no(rule, **params):
+        refuse(actor, DomainError(rule, **params), "right.end.refused", "land_right", right.uid,
+               {"ground": ground, "ended_on": ended_on}, reason)
+
     if right.status != "current" or right.end_lifespan is not None:
-        raise DomainError(NOT_CURRENT)
+        no(NOT_CURRENT)
     needs = {
-        "voluntary_withdrawal": (evidence, _l("the reference of the withdrawal that took effect")),
-        "court_judgment": (evidence, _l("the court and case number")),
-        "mutation": (evidence, _l("the mutation and its successor parcels")),
-        "expropriation": (compensation, _l("the compensation recorded (amount)")),
+        "voluntary_withdrawal": _l("a withdrawal of this right that has taken effect (the "
+                                   "voluntary withdrawal pilot procedure)"),
+        "court_judgment": _l("the judgment recorded: court, case number, date and the file"),
+        "mutation": _l("the parcel mutation that changed this right's parcels"),
+        "expropriation": _l("the expropriation recorded with its compensation"),
     }
-    if ground in needs and not needs[ground][0]:
-        raise DomainError(GROUND_EVIDENCE, ground=GROUND_LABELS[ground], what=needs[ground][1])
-    if ground == "voluntary_withdrawal" and not db.session.scalar(text(
-            "SELECT 1 FROM withdrawal WHERE right_uid = :u AND status = 'effective'"),
-            {"u": right.uid}):
-        raise DomainError(GROUND_EVIDENCE, ground=GROUND_LABELS[ground],
-                          what=_l("a withdrawal of this right that has taken effect (the "
-                                  "voluntary withdrawal pilot procedure)"))
-    if ground == "expiry" and right.term_end and ended_on < right.term_end:
-        raise DomainError(NOT_EXPIRED, term_end=right.term_end)
+    record_id = None
+    if ground in needs:
+        record_id = _proof(ground, right, record, ended_on)
+        if record_id is None:
+            no(GROUND_EVIDENCE, ground=GROUND_LABELS[ground], what=needs[ground])
+    if ground == "expiry" and (right.term_end is None or ended_on < right.term_end
+                               or today < right.term_end):
+        no(NOT_EXPIRED, term_end=right.term_end or "—")
     if ground == "holder_extinct":
-        ended = db.session.scalar(select(Household.ended_on).where(
-            Household.cbfbm == right.holder_household_code))
-        if ended is None:
-            raise DomainError(GROUND_EVIDENCE, ground=GROUND_LABELS[ground],
-                              what=_l("the household's end recorded in the register"))
+        ended = db.session.execute(select(Household.ended_on, Household.end_ground).where(
+            Household.cbfbm == right.holder_household_code)).first()
+        if ended is None or ended.ended_on is None or ended.end_ground is None:
+            no(GROUND_EVIDENCE, ground=GROUND_LABELS[ground],
+               what=_l("the household's end recorded in the register on its own lawful ground"))
     note = evidence or ""
-    if compensation:
-        note = f"{note}; compensation {compensation}".strip("; ")
+    if ground == "expropriation":
+        x = db.session.get(Expropriation, record_id)
+        note = f"{note}; {x.decision_number}, compensation {x.compensation}".strip("; ")
+    if ground == "court_judgment":
+        j = db.session.get(CourtJudgment, record_id)
+        note = note or f"{j.court} {j.case_number} ({j.judged_on})"
     db.session.execute(text("""UPDATE land_right SET status = 'ended', end_ground = :g,
-                               ended_on = :d, end_evidence = :e WHERE id = :i"""),
-                       {"g": ground, "d": ended_on, "e": note, "i": right.id})
+                               ended_on = :d, end_evidence = :e, end_record_id = :r
+                               WHERE id = :i"""),
+                       {"g": ground, "d": ended_on, "e": note, "r": record_id, "i": right.id})
     db.session.refresh(right)
     audit.record(actor, "right.end", "land_right", right.uid,
-                 {"ground": ground, "ended_on": ended_on, "evidence": note}, reason)
+                 {"ground": ground, "ended_on": ended_on, "evidence": note,
+                  "record": record_id}, reason)
     from app.certificates import operations as certificates  # its certificate no longer stands
 
     certificates.cancel_for_right(actor, right.uid, f"{GROUND_LABELS[ground]}: {note}".rstrip(": "))

@@ -1,7 +1,18 @@
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Date, ForeignKey, Integer, Numeric, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    Numeric,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql import func
 from sqlalchemy.types import DateTime
@@ -26,14 +37,18 @@ class Withdrawal(db.Model):
     started_via: Mapped[str] = mapped_column(String(12), nullable=False)
     statement_filename: Mapped[str | None] = mapped_column(String(200))
     statement_sha256: Mapped[str | None] = mapped_column(String(64))
+    statement_file: Mapped[bytes | None] = mapped_column(LargeBinary)  # the signed statement
+    witnessed_by: Mapped[str | None] = mapped_column(String(50))  # a second officer, in person
     started_at = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
     started_on: Mapped[dt.date] = mapped_column(Date, nullable=False)
     land_to: Mapped[str] = mapped_column(String(12), nullable=False)
     transferee_household_code: Mapped[str | None] = mapped_column(String(18))
     compensation: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
     compensation_agreed_on: Mapped[dt.date | None] = mapped_column(Date)
+    compensation_by: Mapped[str | None] = mapped_column(String(50))
     paid_on: Mapped[dt.date | None] = mapped_column(Date)
     paid_reference: Mapped[str | None] = mapped_column(String(100))
+    paid_by: Mapped[str | None] = mapped_column(String(50))
     notice_given_on: Mapped[dt.date | None] = mapped_column(Date)
     cooling_until: Mapped[dt.date] = mapped_column(Date, nullable=False)
     flagged: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
@@ -54,6 +69,9 @@ class Withdrawal(db.Model):
         CheckConstraint("started_via IN ('own_account','in_person')", name="started_via"),
         CheckConstraint("started_via = 'own_account' OR statement_sha256 IS NOT NULL",
                         name="in_person_needs_signed_statement"),
+        CheckConstraint("started_via = 'own_account' OR (statement_file IS NOT NULL AND "
+                        "witnessed_by IS NOT NULL AND witnessed_by <> started_by)",
+                        name="in_person_kept_and_witnessed"),
         CheckConstraint("land_to IN ('collective','within')", name="land_to"),
         CheckConstraint("land_to <> 'within' OR transferee_household_code IS NOT NULL",
                         name="transferee"),
@@ -84,9 +102,18 @@ class WithdrawalConsent(db.Model):
     signed_on: Mapped[dt.date] = mapped_column(Date, nullable=False)
     document_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
     recorded_by: Mapped[str] = mapped_column(String(50), nullable=False)
+    # Each co-holder for themselves: from their own account, or in person with the signed
+    # agreement kept (the file).
+    via: Mapped[str] = mapped_column(String(12), nullable=False, server_default="in_person")
+    document: Mapped[bytes | None] = mapped_column(LargeBinary)
+    document_filename: Mapped[str | None] = mapped_column(String(200))
 
     withdrawal = relationship("Withdrawal", back_populates="consents")
     person = relationship("Person")
 
-    __table_args__ = (db.UniqueConstraint("withdrawal_id", "person_id",
-                                          name="uq_withdrawal_consent"),)
+    __table_args__ = (
+        db.UniqueConstraint("withdrawal_id", "person_id", name="uq_withdrawal_consent"),
+        CheckConstraint("via IN ('own_account','in_person')", name="via"),
+        CheckConstraint("via = 'own_account' OR document IS NOT NULL",
+                        name="in_person_document_kept"),
+    )

@@ -41,6 +41,15 @@ FROM_SETTLEMENT = Rule(
 NEEDS_STATEMENT = Rule("withdrawal.statement",
                        _l("A withdrawal made in person needs the holder's signed statement."),
                        PILOT)
+NEEDS_WITNESS = Rule(
+    "withdrawal.witness",
+    _l("A withdrawal made in person is witnessed by a second officer (not %(who)s), who signs "
+       "in under their own name."), ART27_55)
+CONSENT_SELF = Rule(
+    "withdrawal.consent_self",
+    _l("%(name)s agrees for themselves: from their own account, or in person with their own "
+       "signed agreement, kept as a file. Nobody's consent is taken from another's statement."),
+    ART27_55, 403)
 PILOT_OFF = Rule("withdrawal.pilot_off",
                  _l("County %(county)s is not in the withdrawal pilot."), PILOT, 409)
 NOT_CURRENT = Rule("withdrawal.right", _l("Only a current land-contract or homestead right can "
@@ -59,8 +68,19 @@ NEEDS_CHECK = Rule(
        "other than the one handling it must interview the holder and record that it is "
        "voluntary first."), ART27_55, 409)
 CHECKER = Rule("withdrawal.checker",
-               _l("The voluntariness check is made by a different officer than %(who)s."),
+               _l("The voluntariness check is made by an officer who took no part in this case "
+                  "(not %(who)s)."),
                ART27_55, 403)
+RECORDER = Rule("withdrawal.recorder",
+                _l("Compensation and payment are recorded by a bureau or collective officer."),
+                PILOT, 403)
+CHECKER_ROLE = Rule("withdrawal.checker_role",
+                    _l("The voluntariness check is made by a bureau or collective officer."),
+                    ART27_55, 403)
+CHECKER_ELSEWHERE = Rule(
+    "withdrawal.checker_elsewhere",
+    _l("%(who)s checked this withdrawal's voluntariness and takes no other part in it."),
+    ART27_55, 403)
 NOT_FLAGGED = Rule("withdrawal.not_flagged",
                    _l("This withdrawal needs no voluntariness check."), PILOT, 409)
 NO_COMPENSATION = Rule("withdrawal.compensation",
@@ -83,6 +103,44 @@ STATE = Rule("withdrawal.state", _l("This withdrawal is %(status)s."), PILOT, 40
 
 
 _who = audit.actor_name
+STAFF_ROLES = ("bureau_staff", "collective_officer", "admin")
+
+
+def _user(actor):
+    """The account behind an actor (a User, or a username as the tests and jobs pass)."""
+    if actor is None or not isinstance(actor, str):
+        return actor
+    from app.auth.models import User
+
+    return db.session.scalar(select(User).where(User.username == actor))
+
+
+def _role(actor):
+    return getattr(_user(actor), "role", None)
+
+
+def _refuse(actor, error: DomainError, w: Withdrawal | None = None, right: Right | None = None,
+            **changes):
+    """Every refusal of every step is recorded (domain.md §9 rule 5), then raised."""
+    if w is not None:
+        refuse(actor, error, "withdrawal.refused", "withdrawal", w.id, changes)
+    refuse(actor, error, "withdrawal.refused", "land_right", right.uid if right else None,
+           changes)
+
+
+def participants(w: Withdrawal) -> set[str]:
+    """Everyone who took part in the case: the voluntariness check is made by none of them."""
+    settled = _settlement_officers(w.household_code)
+    return {x for x in (w.started_by, w.witnessed_by, w.compensation_by, w.paid_by,
+                        *(c.recorded_by for c in w.consents), *settled) if x}
+
+
+def _settlement_officers(household_code: str) -> list[str]:
+    return list(db.session.scalars(text("""
+        SELECT DISTINCT mv.moved_by FROM hukou_move mv
+        JOIN household_member hm ON hm.person_id = mv.person_id
+        JOIN household hh ON hh.id = hm.household_id AND hh.cbfbm = :h
+        WHERE mv.application_id IS NOT NULL"""), {"h": household_code}))
 
 
 def _setting(key: str, default: int) -> int:
@@ -130,49 +188,60 @@ def _settlement_before(household_code: str, today: dt.date):
 def start(actor, right: Right, via: str = "own_account", land_to: str = "collective",
           transferee: str | None = None, statement: bytes | None = None,
           statement_name: str | None = None, today: dt.date | None = None,
-          settlement_id: int | None = None) -> Withdrawal:
+          settlement_id: int | None = None, witness=None) -> Withdrawal:
+    """Started by the holder: from their own account, or in person with their signed statement
+    (the file kept) witnessed by a second officer (`witness`: that officer's account)."""
     today = today or dt.date.today()
-    role = getattr(actor, "role", None)
+    user = _user(actor)
+    role = getattr(user, "role", None)
     if settlement_id is not None:
-        refuse(actor, DomainError(FROM_SETTLEMENT), "withdrawal.refused", "land_right",
-               right.uid, {"settlement": settlement_id})
+        _refuse(actor, DomainError(FROM_SETTLEMENT), right=right, settlement=settlement_id)
     if role == "hukou_officer":
-        refuse(actor, DomainError(NOT_HOLDER, who=_l("a hukou officer")), "withdrawal.refused",
-               "land_right", right.uid, {"via": via})
+        _refuse(actor, DomainError(NOT_HOLDER, who=_l("a hukou officer")), right=right, via=via)
+    witness_name = None
     if via == "own_account":
-        if role != "farmer" or actor.household_code != right.holder_household_code:
-            refuse(actor, DomainError(NOT_HOLDER, who=_who(actor)), "withdrawal.refused",
-                   "land_right", right.uid, {"via": via})
+        if role != "farmer" or user.household_code != right.holder_household_code:
+            _refuse(actor, DomainError(NOT_HOLDER, who=_who(actor)), right=right, via=via)
     elif via == "in_person":
-        if role not in ("bureau_staff", "collective_officer", "admin"):
-            refuse(actor, DomainError(NOT_HOLDER, who=_who(actor)), "withdrawal.refused",
-                   "land_right", right.uid, {"via": via})
+        if role not in STAFF_ROLES:
+            _refuse(actor, DomainError(NOT_HOLDER, who=_who(actor)), right=right, via=via)
         if not statement:
-            raise DomainError(NEEDS_STATEMENT)
+            _refuse(actor, DomainError(NEEDS_STATEMENT), right=right, via=via)
+        witness_user = _user(witness)
+        witness_name = getattr(witness_user, "username", None)
+        if witness_user is None or witness_user.role not in STAFF_ROLES or \
+                not witness_user.active or witness_name == _who(actor):
+            _refuse(actor, DomainError(NEEDS_WITNESS, who=_who(actor)), right=right, via=via,
+                    witness=witness_name or (witness if isinstance(witness, str) else None))
     else:
-        raise DomainError(NOT_HOLDER, who=via)
+        _refuse(actor, DomainError(NOT_HOLDER, who=via), right=right, via=via)
     if right.kind not in ("land_contract", "homestead") or right.status != "current" or \
             right.end_lifespan is not None:
-        raise DomainError(NOT_CURRENT)
+        _refuse(actor, DomainError(NOT_CURRENT), right=right)
     open_one = db.session.scalar(select(Withdrawal.id).where(
         Withdrawal.right_uid == right.uid, Withdrawal.status.in_(("consent", "check", "cooling"))))
     if open_one:
-        raise DomainError(ALREADY_OPEN, id=open_one)
+        _refuse(actor, DomainError(ALREADY_OPEN, id=open_one), right=right)
     county = right.fbfbm[:6]
     if not pilot_enabled(county):
-        raise DomainError(PILOT_OFF, county=county)
+        _refuse(actor, DomainError(PILOT_OFF, county=county), right=right)
     if land_to == "within" and not (transferee and transferee[:14] == right.fbfbm and
                                     transferee != right.holder_household_code):
-        raise DomainError(WITHIN, fbfbm=right.fbfbm)
+        _refuse(actor, DomainError(WITHIN, fbfbm=right.fbfbm), right=right)
     if land_to == "within" and right.kind == "homestead":
         from app.rights.operations import refuse_second_homestead
 
-        refuse_second_homestead(transferee)
+        try:
+            refuse_second_homestead(transferee)
+        except DomainError as e:
+            _refuse(actor, e, right=right)
     w = Withdrawal(right_uid=right.uid, right_kind=right.kind,
                    household_code=right.holder_household_code, county_code=county,
                    started_by=_who(actor), started_via=via, started_on=today,
                    statement_filename=statement_name if statement else None,
                    statement_sha256=hashlib.sha256(statement).hexdigest() if statement else None,
+                   statement_file=statement if via == "in_person" else None,
+                   witnessed_by=witness_name,
                    land_to=land_to, transferee_household_code=transferee if land_to == "within"
                    else None,
                    notice_given_on=today if right.kind == "land_contract" else None,
@@ -186,19 +255,21 @@ def start(actor, right: Right, via: str = "own_account", land_to: str = "collect
                         f" days before); settlement officer {settled.moved_by}"
     db.session.add(w)
     db.session.flush()
-    # The holder's own agreement: the farmer signing in, or the signed statement's signatory.
-    signer = actor.person_id if via == "own_account" else db.session.scalar(
-        select(Household.head_person_id).where(Household.cbfbm == right.holder_household_code))
+    # The holder signing in agrees for themselves; a statement made in person is no one's
+    # consent but its own: every co-holder (the signatory too) consents separately.
+    signer = user.person_id if via == "own_account" else None
     if signer and any(p.id == signer for p in adult_coholders(w.household_code, today)):
         db.session.add(WithdrawalConsent(
-            withdrawal_id=w.id, person_id=signer, signed_on=today,
-            document_sha256=w.statement_sha256 or hashlib.sha256(
+            withdrawal_id=w.id, person_id=signer, signed_on=today, via="own_account",
+            document_sha256=hashlib.sha256(
                 f"own account {_who(actor)} {today}".encode()).hexdigest(),
             recorded_by=_who(actor)))
     db.session.flush()
     _advance(w, today)
     audit.record(actor, "withdrawal.start", "withdrawal", w.id,
-                 {"right": right.uid, "via": via, "land_to": land_to, "flagged": w.flagged})
+                 {"right": right.uid, "via": via, "land_to": land_to, "flagged": w.flagged,
+                  "witness": witness_name,
+                  "statement_sha256": w.statement_sha256})
     return w
 
 
@@ -222,39 +293,59 @@ def _advance(w: Withdrawal, today: dt.date) -> None:
     db.session.flush()
 
 
-def _open(w: Withdrawal) -> None:
+def _open(actor, w: Withdrawal, step: str) -> None:
     if w.status not in ("consent", "check", "cooling"):
-        raise DomainError(STATE, status=w.status)
+        _refuse(actor, DomainError(STATE, status=w.status), w, step=step)
 
 
-def consent(actor, w: Withdrawal, person: Person, document: bytes,
-            today: dt.date | None = None) -> WithdrawalConsent:
-    """The written agreement of an adult co-holder."""
+def consent(actor, w: Withdrawal, person: Person, document: bytes | None = None,
+            today: dt.date | None = None, document_name: str | None = None) -> WithdrawalConsent:
+    """The agreement of an adult co-holder, for themselves: signed in to their own account, or
+    in person with their signed agreement (the file kept) recorded by an officer."""
     today = today or dt.date.today()
-    _open(w)
+    _open(actor, w, "consent")
+    user = _user(actor)
     if person.id not in {p.id for p in adult_coholders(w.household_code, today)}:
-        raise DomainError(NOT_COHOLDER, name=person.name, household=w.household_code)
+        _refuse(actor, DomainError(NOT_COHOLDER, name=person.name, household=w.household_code),
+                w, step="consent", person=person.id)
+    if getattr(user, "role", None) == "farmer" and user.person_id == person.id:
+        via = "own_account"
+    elif getattr(user, "role", None) in STAFF_ROLES and document:
+        via = "in_person"
+    else:
+        _refuse(actor, DomainError(CONSENT_SELF, name=person.name), w, step="consent",
+                person=person.id)
+    if w.checked_by and w.checked_by == _who(actor):
+        _refuse(actor, DomainError(CHECKER_ELSEWHERE, who=w.checked_by), w, step="consent")
+    if via == "own_account":
+        document = f"own account {_who(actor)} {today}".encode()
     c = WithdrawalConsent(withdrawal_id=w.id, person_id=person.id, signed_on=today,
                           document_sha256=hashlib.sha256(document).hexdigest(),
-                          recorded_by=_who(actor))
+                          recorded_by=_who(actor), via=via,
+                          document=document if via == "in_person" else None,
+                          document_filename=document_name if via == "in_person" else None)
     db.session.add(c)
     db.session.flush()
     _advance(w, today)
-    audit.record(actor, "withdrawal.consent", "withdrawal", w.id, {"person": person.id})
+    audit.record(actor, "withdrawal.consent", "withdrawal", w.id,
+                 {"person": person.id, "via": via})
     return c
 
 
 def check(actor, w: Withdrawal, interview: str, today: dt.date | None = None) -> Withdrawal:
-    """The voluntariness check of a flagged withdrawal, by another officer, with an interview."""
-    _open(w)
+    """The voluntariness check of a flagged withdrawal, with an interview, by an officer who
+    took no part in the case (four eyes): not the starter nor the witness, not whoever recorded
+    consents, compensation or payment, not the officer who settled the holder in town."""
+    _open(actor, w, "check")
     if not w.flagged:
-        raise DomainError(NOT_FLAGGED)
-    settled = _settlement_before(w.household_code, w.started_on)
-    others = {w.started_by, settled.moved_by if settled else None}
-    if _who(actor) in others or getattr(actor, "role", None) == "hukou_officer":
-        raise DomainError(CHECKER, who=", ".join(sorted(x for x in others if x)))
+        _refuse(actor, DomainError(NOT_FLAGGED), w, step="check")
+    others = participants(w)
+    if _who(actor) in others:
+        _refuse(actor, DomainError(CHECKER, who=", ".join(sorted(others))), w, step="check")
+    if _role(actor) not in STAFF_ROLES:
+        _refuse(actor, DomainError(CHECKER_ROLE), w, step="check")
     if not (interview or "").strip():
-        raise DomainError(NEEDS_CHECK, days="—")
+        _refuse(actor, DomainError(NEEDS_CHECK, days="—"), w, step="check")
     w.checked_by, w.interview, w.checked_at = _who(actor), interview.strip(), func.now()
     db.session.flush()
     _advance(w, today or dt.date.today())
@@ -264,10 +355,15 @@ def check(actor, w: Withdrawal, interview: str, today: dt.date | None = None) ->
 
 def agree_compensation(actor, w: Withdrawal, amount: Decimal,
                        today: dt.date | None = None) -> Withdrawal:
-    _open(w)
+    _open(actor, w, "compensation")
+    if _role(actor) not in STAFF_ROLES:
+        _refuse(actor, DomainError(RECORDER), w, step="compensation")
     if amount is None or Decimal(amount) <= 0:
-        raise DomainError(NO_COMPENSATION)
+        _refuse(actor, DomainError(NO_COMPENSATION), w, step="compensation")
+    if w.checked_by and w.checked_by == _who(actor):
+        _refuse(actor, DomainError(CHECKER_ELSEWHERE, who=w.checked_by), w, step="compensation")
     w.compensation, w.compensation_agreed_on = Decimal(amount), today or dt.date.today()
+    w.compensation_by = _who(actor)
     db.session.flush()
     audit.record(actor, "withdrawal.compensation", "withdrawal", w.id, {"amount": amount})
     return w
@@ -275,10 +371,15 @@ def agree_compensation(actor, w: Withdrawal, amount: Decimal,
 
 def record_payment(actor, w: Withdrawal, reference: str, paid_on: dt.date | None = None) \
         -> Withdrawal:
-    _open(w)
+    _open(actor, w, "payment")
+    if _role(actor) not in STAFF_ROLES:
+        _refuse(actor, DomainError(RECORDER), w, step="payment")
     if not w.compensation:
-        raise DomainError(NO_COMPENSATION)
+        _refuse(actor, DomainError(NO_COMPENSATION), w, step="payment")
+    if w.checked_by and w.checked_by == _who(actor):
+        _refuse(actor, DomainError(CHECKER_ELSEWHERE, who=w.checked_by), w, step="payment")
     w.paid_on, w.paid_reference = paid_on or dt.date.today(), reference
+    w.paid_by = _who(actor)
     db.session.flush()
     audit.record(actor, "withdrawal.paid", "withdrawal", w.id, {"reference": reference,
                                                                "on": w.paid_on})
@@ -286,20 +387,20 @@ def record_payment(actor, w: Withdrawal, reference: str, paid_on: dt.date | None
 
 
 def _is_holder(actor, w: Withdrawal) -> bool:
-    role = getattr(actor, "role", None)
-    return (role == "farmer" and actor.household_code == w.household_code) or \
-        role in ("bureau_staff", "collective_officer", "admin")
+    user = _user(actor)
+    role = getattr(user, "role", None)
+    return (role == "farmer" and user.household_code == w.household_code) or \
+        role in STAFF_ROLES
 
 
 def revoke(actor, w: Withdrawal, today: dt.date | None = None) -> Withdrawal:
     """The holder changes their mind: possible until the cooling-off period ends."""
     today = today or dt.date.today()
-    _open(w)
+    _open(actor, w, "revoke")
     if not _is_holder(actor, w):
-        refuse(actor, DomainError(NOT_HOLDER, who=_who(actor)), "withdrawal.refused",
-               "withdrawal", w.id, {"action": "revoke"})
+        _refuse(actor, DomainError(NOT_HOLDER, who=_who(actor)), w, step="revoke")
     if today > w.cooling_until:
-        raise DomainError(COOLING_OVER, until=w.cooling_until)
+        _refuse(actor, DomainError(COOLING_OVER, until=w.cooling_until), w, step="revoke")
     w.status, w.revoked_on, w.revoked_by = "revoked", today, _who(actor)
     db.session.flush()
     audit.record(actor, "withdrawal.revoke", "withdrawal", w.id, {})
@@ -313,37 +414,38 @@ def take_effect(actor, w: Withdrawal, today: dt.date | None = None) -> Withdrawa
     from app.rights import operations as rights
 
     today = today or dt.date.today()
-    _open(w)
+    _open(actor, w, "effect")
     missing = missing_consents(w, today)
     if missing:
-        raise DomainError(NEEDS_CONSENT, names="、".join(p.name for p in missing))
+        _refuse(actor, DomainError(NEEDS_CONSENT, names="、".join(p.name for p in missing)), w,
+                step="effect")
     if w.flagged and not w.checked_by:
         settled = _settlement_before(w.household_code, w.started_on)
-        raise DomainError(NEEDS_CHECK, days=(w.started_on - settled.moved_on).days
-                          if settled else "—")
+        _refuse(actor, DomainError(NEEDS_CHECK, days=(w.started_on - settled.moved_on).days
+                                   if settled else "—"), w, step="effect")
     if not w.compensation:
-        raise DomainError(NO_COMPENSATION)
+        _refuse(actor, DomainError(NO_COMPENSATION), w, step="effect")
     if not w.paid_on:
-        raise DomainError(NOT_PAID)
+        _refuse(actor, DomainError(NOT_PAID), w, step="effect")
     if today < w.cooling_until:
-        raise DomainError(COOLING, until=w.cooling_until)
+        _refuse(actor, DomainError(COOLING, until=w.cooling_until), w, step="effect")
     if w.right_kind == "land_contract":
         from app.settlement.operations import _add_months
 
         due = _add_months(w.notice_given_on, 6)
         if today < due:
-            raise DomainError(ART30, date=due)
+            _refuse(actor, DomainError(ART30, date=due), w, step="effect")
     right = db.session.scalar(select(Right).where(Right.uid == w.right_uid,
                                                   Right.end_lifespan.is_(None)))
     if right is None or right.status != "current":
-        raise DomainError(NOT_CURRENT)
+        _refuse(actor, DomainError(NOT_CURRENT), w, step="effect")
     w.status, w.effective_on = "effective", today
     db.session.flush()
     held = [(rp.parcel_uid, rp.parcel_code, rp.contract_area) for rp in right.parcels]
     rights.end_right(actor, right, "voluntary_withdrawal", today,
                      evidence=f"withdrawal {w.id}, compensation {w.compensation} paid "
                               f"{w.paid_on} ({w.paid_reference})",
-                     reason="自愿有偿退出")
+                     reason="自愿有偿退出", record=w.id)
     new_holder = w.transferee_household_code if w.land_to == "within" else None
     current = {p.uid: p for p in db.session.scalars(select(parcels.Parcel).where(
         parcels.Parcel.uid.in_([u for u, _, _ in held]),

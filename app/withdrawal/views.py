@@ -9,6 +9,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from app.access import Scope, access, jurisdiction_like
+from app.auth import operations as auth_ops
 from app.extensions import db
 from app.people.models import Person
 from app.rights.models import Right
@@ -50,9 +51,13 @@ def start_in_person():
         abort(403)
     statement = request.files.get("statement")
     data = statement.read() if statement else b""
+    # The second officer witnesses by signing in under their own name, on this very form.
+    witness = auth_ops.authenticate(request.form.get("witness", "").strip(),
+                                    request.form.get("witness_password", ""))
     w = ops.start(current_user, right, "in_person", request.form.get("land_to", "collective"),
                   request.form.get("transferee") or None, data or None,
-                  statement.filename if statement else None)
+                  statement.filename if statement else None,
+                  witness=witness)  # None unless the witness signed in: refused, recorded
     db.session.commit()
     return redirect(url_for(".detail", withdrawal_id=w.id), 303)
 
@@ -97,6 +102,21 @@ def revoke(withdrawal_id: int):
     return redirect(url_for(".detail", withdrawal_id=w.id), 303)
 
 
+@bp.post("/me/withdrawals/<int:withdrawal_id>/consent")
+@access("farmer", scope=withdrawal_scope)
+def consent_own(withdrawal_id: int):
+    """A co-holder agrees for themselves, signed in to their own account."""
+    w = db.session.get(Withdrawal, withdrawal_id)
+    person = db.session.get(Person, current_user.person_id or 0)
+    if person is None:  # an account that is no person agrees for nobody
+        flash(_("Only a co-holder agrees, from their own account."), "error")
+        return redirect(url_for(".detail", withdrawal_id=w.id), 303)
+    ops.consent(current_user, w, person)
+    db.session.commit()
+    flash(_("Your agreement has been recorded."), "success")
+    return redirect(url_for(".detail", withdrawal_id=w.id), 303)
+
+
 @bp.post("/withdrawals/<int:withdrawal_id>/step")
 @access(*STAFF, scope=withdrawal_scope)
 def step(withdrawal_id: int):
@@ -107,7 +127,7 @@ def step(withdrawal_id: int):
         doc = request.files.get("document")
         if person is None or doc is None:
             abort(400)
-        ops.consent(current_user, w, person, doc.read())
+        ops.consent(current_user, w, person, doc.read(), document_name=doc.filename)
     elif action == "compensation":
         try:
             amount = Decimal(request.form.get("amount", ""))

@@ -2,14 +2,19 @@
 upload kept with its batch, longer table names (the other NY/T 2539 tables), and SQL helpers
 for set-wise field checks (a date test that never raises, the ID number taken apart).
 
+The app's role owns nothing (0012_guard_structural), so dropping a finished batch's staging
+index is an owner-run function, as 0012's staging_batch_index() creates it.
+
 Revision ID: 0011_import_robust
-Revises: 0010
+Revises: 0012_guard_structural
 """
+import os
+
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0011_import_robust"
-down_revision = "0010"
+down_revision = "0012_guard_structural"
 branch_labels = None
 depends_on = None
 
@@ -56,7 +61,18 @@ BEGIN
 END $$;
 """
 
+DROP_INDEX = """
+CREATE OR REPLACE FUNCTION drop_staging_batch_index(b integer) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+  EXECUTE format('DROP INDEX IF EXISTS import_feature_geom_b%s', b);
+END $$;
+REVOKE ALL ON FUNCTION drop_staging_batch_index(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION drop_staging_batch_index(integer) TO {app};
+"""
+
 DOWN = """
+DROP FUNCTION IF EXISTS drop_staging_batch_index(integer);
 DROP FUNCTION IF EXISTS gb11643_fault(text, date);
 DROP FUNCTION IF EXISTS import_date(text);
 DROP FUNCTION IF EXISTS import_num(text);
@@ -65,6 +81,7 @@ DROP FUNCTION IF EXISTS import_num(text);
 
 def upgrade():
     op.execute(UP)
+    op.execute(DROP_INDEX.format(app=os.environ.get("SANQUAN_APP_ROLE", "sanquan_app")))
     op.alter_column("import_record", "tbl", type_=sa.String(20), existing_nullable=False)
     op.add_column("import_fault", sa.Column("cause_id", sa.Integer(),
                                             sa.ForeignKey("import_fault.id",
