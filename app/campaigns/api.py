@@ -1,5 +1,5 @@
 """JSON API: campaigns, notice, objections, registration, batch certificate issuance."""
-from flask import request, url_for
+from flask import url_for
 from flask_login import current_user
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -126,6 +126,8 @@ def publish(args, campaign_id: int):
 def lodge(args, campaign_id: int):
     """Staff record an objection (naming who made it); a farmer lodges their own."""
     c = db.session.get(Campaign, campaign_id)
+    if current_user.role == "farmer":
+        ops.check_online_objector(current_user, c)
     who = args["lodged_by"] if current_user.role != "farmer" else current_user.display_name
     if not who:
         raise DomainError(ops.BAD_OBJECTION)
@@ -176,6 +178,6 @@ def issue_certificates(campaign_id: int):
     """Issue every certificate of a registered campaign and render its print package, as a
     background job; poll `progress_url`."""
     job = certificates.start_batch(current_user, db.session.get(Campaign, campaign_id),
-                                   request.host_url)
+                                   certificates.base_url())
     return {"job": job.id, "status": job.status,
             "progress_url": url_for("imports.job_json", job_id=job.id)}
