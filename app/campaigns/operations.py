@@ -240,9 +240,11 @@ def concerned(user, c: Campaign) -> bool:
 
 def check_online_objector(user, c: Campaign) -> None:
     if not concerned(user, c):
-        audit.record(user if user.is_authenticated else None, "campaign.objection.refused",
-                     "campaign", c.id, {"role": getattr(user, "role", None)})
-        raise DomainError(NOT_ON_NOTICE)
+        from app.grounds import refuse
+
+        refuse(user if user.is_authenticated else None, DomainError(NOT_ON_NOTICE),
+               "campaign.objection.refused", "campaign", c.id,
+               {"role": getattr(user, "role", None)})
 
 
 def notice_running(c: Campaign, today: dt.date | None = None) -> bool:

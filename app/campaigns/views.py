@@ -232,8 +232,7 @@ def public_notice(campaign_id: int):
         if form.validate_on_submit():
             try:
                 ops.check_online_objector(current_user, c)
-            except DomainError as err:
-                db.session.commit()  # the refusal is recorded
+            except DomainError as err:  # the refusal is recorded (committed) by the operation
                 flash(err.full(), "error")
                 return redirect(url_for(".public_notice", campaign_id=c.id), 303)
             who = current_user.display_name or current_user.username
