@@ -268,3 +268,21 @@ def production_checks(app: Flask) -> None:
     if problems:
         raise UnsafeConfiguration("Refusing to start in production: " + " ".join(problems))
 
+
+
+def bound_lengths(schema_cls, *models) -> None:
+    """Give every string field of an API schema the length of the column it is stored in, so a
+    value too long for its column is refused at validation (422), not by the database."""
+    from marshmallow import fields, validate
+    from sqlalchemy import String
+
+    cols: dict[str, int] = {}
+    for m in models:
+        for c in m.__table__.columns:
+            if isinstance(c.type, String) and c.type.length:
+                cols.setdefault(c.name, c.type.length)
+    for name, f in schema_cls._declared_fields.items():
+        n = cols.get(f.attribute or name)
+        if n and isinstance(f, fields.String) and not getattr(f, "_sq_bounded", False):
+            f.validators = [*f.validators, validate.Length(max=n)]
+            f._sq_bounded = True

@@ -9,6 +9,7 @@ from app.access import Scope, access, jurisdiction_like, require_scope
 from app.certificates import operations as certificates
 from app.errors import DomainError
 from app.extensions import db
+from app.security import bound_lengths
 
 from . import operations as ops
 from .models import Campaign, Objection
@@ -66,6 +67,9 @@ class ObjectionArgs(Schema):
     text = fields.Str(required=True, validate=validate.Length(min=1, max=2000))
     lodged_by = fields.Str(load_default=None, validate=validate.Length(max=100))
     parcel_code = fields.Str(load_default=None)
+
+
+bound_lengths(ObjectionArgs, Objection)
 
 
 class ResolveArgs(Schema):

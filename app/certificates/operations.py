@@ -235,7 +235,8 @@ def out_of_date(cert: Certificate) -> bool:
 
 
 def pdf(cert: Certificate, locale: str = "zh") -> bytes:
-    return render.render_pdf(cert.content, locale)
+    """The certificate's PDF, rendered once per content digest (PDF_CACHE_DIR)."""
+    return render.render_pdf(cert.content, locale, current_app.config.get("PDF_CACHE_DIR"))
 
 
 def by_token(token: str) -> Certificate | None:
