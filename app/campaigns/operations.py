@@ -207,12 +207,6 @@ NOT_ON_NOTICE = Rule(
     "campaign.objection.not_concerned",
     _l("Only a household on this notice (or its member acting for it) may object online; "
        "others raise it with the land bureau, which records it."), RULES, 403)
-NOTICE_CLOSED = Rule(
-    "campaign.notice.closed",
-    _l("This public notice has ended; it remains open to staff and to the households on it."),
-    _l("个人信息保护法 art 6 (use limited to the purpose); 确权登记颁证工作规程 (公示)"), 403)
-
-
 def notice_households(c: Campaign) -> set[str]:
     return {r.household_code for r in notice_list(c) if r.household_code}
 
