@@ -375,6 +375,23 @@ def test_page_parameters_are_bounded(login_as, value):
         assert bureau.get(f"{path}?page={value}").status_code == 400, path
 
 
+def test_what_the_guard_lets_through_and_what_it_stops(app):
+    from werkzeug.exceptions import BadRequest
+
+    from app.security import _check_text
+
+    for fine in ("010-1234-5678", "1-2-3", "2026-11-29", "第一组\t东至\r\n西至", "1850-01-01"):
+        _check_text("f", fine)
+    for bad in ("9999-12-31", "0001-01-01", "2026-11-29T00:00:00\x00", "a\x7fb", "x\x1by"):
+        with pytest.raises(BadRequest):
+            _check_text("f", bad)
+
+
+def test_ogc_offsets_beyond_a_page_count_still_work(client):
+    r = client.get("/ogc/collections/parcels/items?limit=1&offset=150000")
+    assert r.status_code == 200
+
+
 def test_deep_json_far_dates_and_huge_numbers_are_400(app, dbs, running_notice):
     token = auth_ops.issue_api_token(None, user("bureau"))
     h = {"Authorization": f"Bearer {token}"}
