@@ -34,6 +34,9 @@ def create_app(config=None) -> Flask:
     register_commands(app)
     register_template_helpers(app)
     mount_tiles(app)
+    from .security import HeadersMiddleware
+
+    app.wsgi_app = HeadersMiddleware(app.wsgi_app, app.config)  # tiles too
     if app.config.get("ENV_NAME") == "production" and not app.config.get("SKIP_PRODUCTION_CHECKS"):
         production_checks(app)
     return app

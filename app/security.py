@@ -152,15 +152,35 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';
        "form-action 'self'; frame-ancestors 'none'")
 
 
+def header_list(config) -> list[tuple[str, str]]:
+    out = [("Content-Security-Policy", CSP), ("X-Content-Type-Options", "nosniff"),
+           ("X-Frame-Options", "DENY"), ("Referrer-Policy", "strict-origin-when-cross-origin"),
+           ("Cross-Origin-Opener-Policy", "same-origin")]
+    if config.get("HSTS"):
+        out.append(("Strict-Transport-Security", "max-age=31536000; includeSubDomains"))
+    return out
+
+
+class HeadersMiddleware:
+    """The same headers on what is served in front of Flask (the vector tiles)."""
+
+    def __init__(self, wsgi_app, config):
+        self.wsgi_app, self.config = wsgi_app, config
+
+    def __call__(self, environ, start_response):
+        def start(status, headers, exc_info=None):
+            have = {k.lower() for k, _ in headers}
+            headers = list(headers) + [(k, v) for k, v in header_list(self.config)
+                                       if k.lower() not in have]
+            return start_response(status, headers, exc_info)
+
+        return self.wsgi_app(environ, start)
+
+
 def security_headers(resp):
     h = resp.headers
-    h.setdefault("Content-Security-Policy", CSP)
-    h.setdefault("X-Content-Type-Options", "nosniff")
-    h.setdefault("X-Frame-Options", "DENY")
-    h.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-    h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    if current_app.config.get("HSTS"):
-        h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+    for k, v in header_list(current_app.config):
+        h.setdefault(k, v)
     if getattr(g, "token_user", None) is not None:
         h.setdefault("Cache-Control", "no-store")
     return resp

@@ -470,7 +470,8 @@ def test_a_valid_token_wins_over_any_cookie(app, login_as, dbs):
 
 def test_security_headers_on_every_response(app, client, login_as):
     for r in (client.get("/login"), client.get("/notice/99999999999"),
-              client.get("/api/openapi.json"), login_as("bureau").get("/people")):
+              client.get("/api/openapi.json"), login_as("bureau").get("/people"),
+              client.get("/tiles/14/13340/6220.pbf"), client.get("/tiles/99999999999/1/1.pbf")):
         h = r.headers
         csp = h["Content-Security-Policy"]
         script = re.search(r"script-src ([^;]*)", csp).group(1)
@@ -478,6 +479,7 @@ def test_security_headers_on_every_response(app, client, login_as):
         assert h["X-Content-Type-Options"] == "nosniff"
         assert h["Referrer-Policy"] and h["X-Frame-Options"] == "DENY"
         assert "Strict-Transport-Security" not in h  # not in development
+        assert r.status_code < 500
     app.config["HSTS"] = True
     try:
         assert "max-age" in client.get("/login").headers["Strict-Transport-Security"]
