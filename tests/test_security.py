@@ -662,3 +662,41 @@ def test_pdfs_are_rendered_once_per_content_digest(app, dbs, login_as, monkeypat
     assert len(cached) == 1 and (cached[0].stat().st_mode & 0o077) == 0
     assert bureau.get(f"/certificates/{cert.id}.pdf?lang=x").data == first.data
     assert len(renders) == 1
+
+
+def test_lockout_counters_are_shared_through_redis(app, dbs, monkeypatch, tmp_path):
+    """Two workers (two storage connections) see one account's failures and lock together."""
+    import shutil
+    import subprocess
+    import time
+
+    from limits.storage import storage_from_string
+
+    from app.config import _limits_uri
+
+    server = shutil.which("redis-server")
+    assert server, "redis-server is installed by the Makefile"
+    sock = tmp_path / "redis.sock"
+    redis = subprocess.Popen([server, "--port", "0", "--unixsocket", str(sock), "--save", "",
+                              "--appendonly", "no", "--dir", str(tmp_path)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):  # wait for the server process to open its socket
+            if sock.exists():
+                break
+            time.sleep(0.05)
+        uri = _limits_uri(f"unix://{sock}")
+        workers = [storage_from_string(uri), storage_from_string(uri)]
+        assert all(w.check() for w in workers)
+        turn = itertools.cycle(workers)
+        monkeypatch.setattr(auth_ops, "_storage", lambda: next(turn))
+        monkeypatch.setattr(auth_ops, "clock", lambda: 3_000_000.0)
+        for _ in range(3):  # alternately on each worker
+            assert auth_ops.sign_in("auditor", "wrong", "10.0.0.1", 3, 30, 900) is None
+        for _ in range(2):
+            with pytest.raises(Exception) as e:
+                auth_ops.sign_in("auditor", PASSWORD, "10.0.0.2", 3, 30, 900)
+            assert getattr(e.value, "code", None) == "auth.locked"
+    finally:
+        redis.terminate()
+        redis.wait()
