@@ -120,6 +120,7 @@ class TestConfig(Config):
     )
     RATELIMIT_STORAGE_URI = "memory://"
     LOGIN_RATE_LIMIT = "1000 per minute"
+    LOGIN_LOCK_AFTER = 1000  # tests that exercise the lockout set their own threshold
 
 
 CONFIGS = {

@@ -25,9 +25,11 @@ def register_api(api) -> None:
     from .certificates.api import blp as certificates_blp
     from .collectives.api import blp as collectives_blp
     from .people.api import blp as people_blp
+    from .security import bound_all_ints
     from .settlement.api import blp as settlement_blp
     from .settlement.api import wblp as withdrawals_blp
 
+    bound_all_ints()  # before the schemas are turned into the OpenAPI document
     api.spec.components.security_scheme(
         "bearer", {"type": "http", "scheme": "bearer"})
     for blp in (auth_blp, people_blp, collectives_blp, campaigns_blp, certificates_blp,

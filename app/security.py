@@ -309,3 +309,26 @@ def bound_lengths(schema_cls, *models) -> None:
         if n and isinstance(f, fields.String) and not getattr(f, "_sq_bounded", False):
             f.validators = [*f.validators, validate.Length(max=n)]
             f._sq_bounded = True
+
+
+def bound_all_ints() -> None:
+    """Every integer field of every API schema holds what a PostgreSQL integer holds (ids,
+    counts, days): larger values are refused at validation (422), and the OpenAPI document says
+    so.  Fields that already carry a Range keep theirs."""
+    from marshmallow import class_registry, fields, validate
+
+    seen = set()
+    for classes in list(class_registry._registry.values()):
+        for cls in classes:
+            if cls in seen or not cls.__module__.startswith("app."):
+                continue
+            seen.add(cls)
+            for f in cls._declared_fields.values():
+                targets = [f]
+                if isinstance(f, fields.List) and isinstance(f.inner, fields.Integer):
+                    targets.append(f.inner)
+                for t in targets:
+                    if isinstance(t, fields.Integer) and \
+                            not any(isinstance(v, validate.Range) for v in t.validators):
+                        t.validators = [*t.validators,
+                                        validate.Range(min=-INT32_MAX - 1, max=INT32_MAX)]

@@ -497,7 +497,17 @@ def test_no_inline_script_in_any_template():
         assert not re.search(r"\son[a-z]+\s*=\s*[\"']", text), f
 
 
-def test_login_lockout_backs_off_and_ends(app, dbs, monkeypatch):
+@pytest.fixture()
+def fresh_limiter():
+    """The limiter's storage is shared by the test session: start and end with it empty."""
+    from app.extensions import limiter
+
+    limiter.storage.reset()
+    yield
+    limiter.storage.reset()
+
+
+def test_login_lockout_backs_off_and_ends(app, dbs, monkeypatch, fresh_limiter):
     now = [1_000_000.0]
     monkeypatch.setattr(auth_ops, "clock", lambda: now[0])
     monkeypatch.setitem(app.config, "LOGIN_LOCK_AFTER", 3)
@@ -518,7 +528,7 @@ def test_login_lockout_backs_off_and_ends(app, dbs, monkeypatch):
     assert auth_ops.lock_remaining("auditor", "1.2.3.4") == 0
 
 
-def test_login_lockout_per_address(app, dbs, monkeypatch):
+def test_login_lockout_per_address(app, dbs, monkeypatch, fresh_limiter):
     now = [2_000_000.0]
     monkeypatch.setattr(auth_ops, "clock", lambda: now[0])
     monkeypatch.setitem(app.config, "LOGIN_LOCK_AFTER", 2)
