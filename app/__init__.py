@@ -37,6 +37,11 @@ def create_app(config=None) -> Flask:
     from .security import HeadersMiddleware
 
     app.wsgi_app = HeadersMiddleware(app.wsgi_app, app.config)  # tiles too
+    if app.config.get("TRUSTED_PROXIES"):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)
     if app.config.get("ENV_NAME") == "production" and not app.config.get("SKIP_PRODUCTION_CHECKS"):
         production_checks(app)
     return app

@@ -95,6 +95,10 @@ class Config:
     LOGIN_LOCK_SECONDS = int(os.environ.get("LOGIN_LOCK_SECONDS", "30"))
     LOGIN_LOCK_MAX_SECONDS = int(os.environ.get("LOGIN_LOCK_MAX_SECONDS", "900"))
     PDF_CACHE_DIR = os.environ.get("PDF_CACHE_DIR") or str(INSTANCE / "pdf-cache")
+    # How many reverse proxies in front of gunicorn set X-Forwarded-For/-Proto (0: none, the
+    # peer address is the client's).  Behind nginx set 1, or every client shares one address
+    # for the per-address sign-in lock.
+    TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
 
     # Demo data
     DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "sanquan-demo")

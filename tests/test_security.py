@@ -539,6 +539,25 @@ def test_login_lockout_per_address(app, dbs, monkeypatch, fresh_limiter):
     assert [e for e in _audits(dbs, "auth.lockout") if e.changes["scope"] == "ip"]
 
 
+def test_the_address_behind_a_trusted_proxy(app, dbs, monkeypatch, fresh_limiter):
+    """Behind one proxy, the per-address lock counts the client's address, not the proxy's."""
+    from app import create_app
+    from app.config import TestConfig
+
+    monkeypatch.setattr(auth_ops, "clock", lambda: 4_000_000.0)
+    proxied = create_app({**{k: getattr(TestConfig, k) for k in dir(TestConfig) if k.isupper()},
+                          "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
+                          "TRUSTED_PROXIES": 1, "LOGIN_LOCK_AFTER": 1})
+    c = proxied.test_client()
+    for i in range(auth_ops.IP_LOCK_FACTOR):
+        page = c.get("/login").get_data(as_text=True)
+        c.post("/login", data={"username": f"nobody-{i}", "password": "x",
+                               "csrf_token": csrf_from(page)},
+               headers={"X-Forwarded-For": "203.0.113.7"})
+    assert auth_ops.lock_remaining("someone", "203.0.113.7") > 0
+    assert auth_ops.lock_remaining("someone", "127.0.0.1") == 0
+
+
 def test_limiter_storage_follows_redis_url():
     from app.config import _limits_uri
 
