@@ -101,8 +101,13 @@ def register_extensions(app: Flask) -> None:
 
     @login_manager.user_loader
     def load_user(user_id: str):
-        user = db.session.get(User, int(user_id))
-        return user if user is not None and user.active else None
+        uid, _, stamp = (user_id or "").partition(":")
+        if not uid.isdigit() or int(uid) > 2 ** 31 - 1:
+            return None
+        user = db.session.get(User, int(uid))
+        if user is None or not user.active or stamp != user.session_stamp():
+            return None  # deactivated, or the password changed since this session began
+        return user
 
     # Bearer tokens are checked in app.security.bearer_auth (before the session is consulted).
 

@@ -621,6 +621,15 @@ def test_deactivate_reset_and_change_password(app, login_as, dbs):
             "user.password.change"} <= actions
 
 
+def test_a_password_reset_ends_the_sessions_made_before_it(app, login_as, dbs):
+    stolen = login_as("exchange")
+    assert stolen.get("/account/password").status_code == 200
+    auth_ops.reset_password(user("admin"), user("exchange"), "brand-new-password-1", "被盗")
+    dbs.flush()
+    assert stolen.get("/account/password").status_code == 302  # signed out: to the login page
+    assert login_as("admin").get("/admin/users").status_code == 200  # others unaffected
+
+
 def test_production_refuses_an_open_database_and_the_demo_password(app, monkeypatch):
     from app import create_app, security
     from app.config import TestConfig
