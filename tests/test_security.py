@@ -738,3 +738,16 @@ def test_lockout_counters_are_shared_through_redis(app, dbs, monkeypatch, tmp_pa
     finally:
         redis.terminate()
         redis.wait()
+
+
+def test_a_failed_job_shows_no_paths_or_database_internals(app, dbs, monkeypatch, tmp_path):
+    from app.jobs import operations as jobs
+
+    secret_path = str(tmp_path / "nowhere" / "delivery.zip")
+    monkeypatch.setitem(app.config, "JOBS_MODE", "sync")
+    with app.test_request_context():
+        job = jobs.submit("import", {"path": secret_path}, None)
+    dbs.refresh(job)
+    assert job.status == "failed"
+    assert secret_path not in job.error and str(tmp_path) not in job.error
+    assert f"job {job.id}" in job.error
