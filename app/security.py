@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from flask import Flask, abort, current_app, g, request, url_for
+from flask_babel import gettext as _
 from werkzeug.routing import IntegerConverter
 
 INT32_MAX = 2 ** 31 - 1
@@ -65,12 +66,14 @@ def _json_depth(raw: bytes) -> int:
 
 def _check_text(name: str, value: str) -> None:
     if _CONTROL.search(value):
-        _bad(f"'{name}' holds a control character (NUL or another C0 code); refused.")
+        _bad(_("'%(name)s' holds a control character (NUL or another C0 code); refused.",
+               name=name))
     m = _DATE.match(value) if len(value) <= 40 else None
     if m:
         year = int(m.group(1))
         if not DATE_MIN_YEAR <= year <= DATE_MAX_YEAR:
-            _bad(f"'{name}': the year {year} is outside {DATE_MIN_YEAR}–{DATE_MAX_YEAR}.")
+            _bad(_("'%(name)s': the year %(year)s is outside %(lo)s–%(hi)s.", name=name,
+                   year=year, lo=DATE_MIN_YEAR, hi=DATE_MAX_YEAR))
 
 
 def _walk(name: str, value) -> None:
@@ -84,7 +87,7 @@ def _walk(name: str, value) -> None:
         for i, v in enumerate(value):
             _walk(f"{name}[{i}]", v)
     elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2 ** 53:
-        _bad(f"'{name}': the number is too large.")
+        _bad(_("'%(name)s': the number is too large.", name=name))
 
 
 def guard_input():
@@ -92,14 +95,15 @@ def guard_input():
     form, JSON, file names), page numbers that are not small positive integers, years outside
     a sane range, and JSON nested deeper than MAX_JSON_DEPTH."""
     if _CONTROL.search(request.path):
-        _bad("The path holds a control character; refused.")
+        _bad(_("The path holds a control character; refused."))
     for key, value in request.args.items(multi=True):
         _check_text(key, key)
         _check_text(key, value)
         if key in PAGE_PARAMS:
             top = MAX_PAGE if key in ("page", "per_page") else INT32_MAX  # OGC offsets run high
             if not value.isdigit() or int(value) > top:
-                _bad(f"'{key}' must be a whole number from 0 to {top}.")
+                _bad(_("'%(name)s' must be a whole number from 0 to %(top)s.", name=key,
+                       top=top))
     if request.method in ("POST", "PUT", "PATCH", "DELETE"):
         ctype = request.mimetype or ""
         if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
@@ -112,10 +116,10 @@ def guard_input():
         elif ctype.endswith("json"):
             raw = request.get_data(cache=True)
             if _json_depth(raw) > MAX_JSON_DEPTH:
-                _bad(f"JSON nested deeper than {MAX_JSON_DEPTH} levels is refused.")
+                _bad(_("JSON nested deeper than %(n)s levels is refused.", n=MAX_JSON_DEPTH))
             data = request.get_json(silent=True)
             if data is None and raw.strip():
-                _bad("The body is not valid JSON.")
+                _bad(_("The body is not valid JSON."))
             _walk("body", data)
 
 
@@ -129,11 +133,12 @@ def bearer_auth():
     from .auth.operations import user_by_token
     from .errors import problem_response
 
-    scheme, _, token = header.strip().partition(" ")
+    scheme, _sep, token = header.strip().partition(" ")
     user = user_by_token(token.strip()) if scheme.lower() == "bearer" else None
     if user is None:
         return problem_response({"type": "about:blank", "title": "Unauthorized", "status": 401,
-                                 "detail": "The Authorization header holds no valid bearer token."},
+                                 "detail": _("The Authorization header holds no valid "
+                                             "bearer token.")},
                                 401), 401
     # Flask-Login reads the request's user from g._login_user: the token's user, whatever the
     # session cookie says (a cookie never lends its user to a token request, and an anonymous
@@ -169,7 +174,7 @@ class HeadersMiddleware:
 
     def __call__(self, environ, start_response):
         def start(status, headers, exc_info=None):
-            have = {k.lower() for k, _ in headers}
+            have = {k.lower() for k, _v in headers}
             headers = list(headers) + [(k, v) for k, v in header_list(self.config)
                                        if k.lower() not in have]
             return start_response(status, headers, exc_info)
@@ -211,12 +216,12 @@ def _data_error(err):
                                str(getattr(err, "orig", err)).splitlines()[0][:200])
     if wants_json():
         return problem_response({"type": "about:blank", "title": "Bad Request", "status": 400,
-                                 "detail": "A value is out of range or too long."}, 400)
+                                 "detail": _("A value is out of range or too long.")}, 400)
     from flask import render_template
     from werkzeug.exceptions import BadRequest
 
     return render_template("errors/http.html",
-                           error=BadRequest("A value is out of range or too long.")), 400
+                           error=BadRequest(_("A value is out of range or too long."))), 400
 
 
 def register_security(app: Flask) -> None:
