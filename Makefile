@@ -31,7 +31,7 @@ run: setup db migrate demo
 	@echo "  Sanquan is at http://$(HOST):$(PORT)/   (English: http://$(HOST):$(PORT)/lang/en)"
 	@echo "  Demo logins (password: sanquan-demo): admin, bureau, officer, farmer, hukou, exchange, auditor"
 	@echo ""
-	$(VENV)/bin/gunicorn --bind $(HOST):$(PORT) --workers 2 --threads 4 --access-logfile - wsgi:app
+	scripts/serve.sh $(HOST) $(PORT)  # as an unprivileged user (created if missing), never root
 
 ## Run every test against a separate test database.
 test: setup db-test

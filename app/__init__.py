@@ -21,7 +21,11 @@ def create_app(config=None) -> Flask:
     elif config is not None:
         app.config.from_object(config)
 
+    from .security import install_converters, production_checks, register_security
+
+    install_converters(app)  # before any route is added: ids beyond int4 are 404
     register_extensions(app)
+    register_security(app)
     register_models()
     register_blueprints(app)
     from .errors import register_errorhandlers
@@ -30,6 +34,16 @@ def create_app(config=None) -> Flask:
     register_commands(app)
     register_template_helpers(app)
     mount_tiles(app)
+    from .security import HeadersMiddleware
+
+    app.wsgi_app = HeadersMiddleware(app.wsgi_app, app.config)  # tiles too
+    if app.config.get("TRUSTED_PROXIES"):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)
+    if app.config.get("ENV_NAME") == "production" and not app.config.get("SKIP_PRODUCTION_CHECKS"):
+        production_checks(app)
     return app
 
 
@@ -84,19 +98,18 @@ def register_extensions(app: Flask) -> None:
     api.init_app(app)
 
     from .auth.models import User
-    from .auth.operations import user_by_token
 
     @login_manager.user_loader
     def load_user(user_id: str):
-        user = db.session.get(User, int(user_id))
-        return user if user is not None and user.active else None
+        uid, _, stamp = (user_id or "").partition(":")
+        if not uid.isdigit() or int(uid) > 2 ** 31 - 1:
+            return None
+        user = db.session.get(User, int(uid))
+        if user is None or not user.active or stamp != user.session_stamp():
+            return None  # deactivated, or the password changed since this session began
+        return user
 
-    @login_manager.request_loader
-    def load_user_from_token(req):
-        header = req.headers.get("Authorization", "")
-        if header.startswith("Bearer "):
-            return user_by_token(header[7:].strip())
-        return None
+    # Bearer tokens are checked in app.security.bearer_auth (before the session is consulted).
 
     from flask_babel import lazy_gettext as _l
 

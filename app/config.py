@@ -115,20 +115,38 @@ class Config:
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL")
     PRINT_DIR = os.environ.get("PRINT_DIR") or str(INSTANCE / "prints")
 
+    # Security
+    ENV_NAME = "development"
+    HSTS = _env_bool("HSTS", False)
+    # Failed sign-ins before an account (or an address) is locked, and the first lock's length;
+    # each further failure doubles it, up to the cap.  Counters live in the limiter's storage
+    # (Redis when REDIS_URL is set).
+    LOGIN_LOCK_AFTER = int(os.environ.get("LOGIN_LOCK_AFTER", "5"))
+    LOGIN_LOCK_SECONDS = int(os.environ.get("LOGIN_LOCK_SECONDS", "30"))
+    LOGIN_LOCK_MAX_SECONDS = int(os.environ.get("LOGIN_LOCK_MAX_SECONDS", "900"))
+    PDF_CACHE_DIR = os.environ.get("PDF_CACHE_DIR") or str(INSTANCE / "pdf-cache")
+    # How many reverse proxies in front of gunicorn set X-Forwarded-For/-Proto (0: none, the
+    # peer address is the client's).  Behind nginx set 1, or every client shares one address
+    # for the per-address sign-in lock.
+    TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
+
     # Demo data
     DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "sanquan-demo")
 
 
 class DevelopmentConfig(Config):
-    pass
+    ENV_NAME = "development"
 
 
 class ProductionConfig(Config):
+    ENV_NAME = "production"
+    HSTS = True
     SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", True)
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 
 class TestConfig(Config):
+    ENV_NAME = "test"
     TESTING = True
     SECRET_KEY = "test-secret"
     SQLALCHEMY_DATABASE_URI = os.environ.get(
@@ -137,6 +155,7 @@ class TestConfig(Config):
     MIGRATE_DATABASE_URL = os.environ.get("TEST_MIGRATE_DATABASE_URL")
     RATELIMIT_STORAGE_URI = "memory://"
     LOGIN_RATE_LIMIT = "1000 per minute"
+    LOGIN_LOCK_AFTER = 1000  # tests that exercise the lockout set their own threshold
 
 
 CONFIGS = {

@@ -10,6 +10,9 @@ def pdf_response(data: bytes, filename: str) -> Response:
 
 def printed(template: str, filename: str, **context) -> Response:
     """`template` (a standalone HTML page) as a PDF, in the current locale."""
+    from flask import current_app
+
     from app.certificates.render import render_document
 
-    return pdf_response(render_document(template, context, str(get_locale())), filename)
+    return pdf_response(render_document(template, context, str(get_locale()),
+                                        current_app.config.get("PDF_CACHE_DIR")), filename)

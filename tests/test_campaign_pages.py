@@ -43,8 +43,10 @@ def test_campaign_through_the_pages(app, dbs, login_as, farmer_household, client
     dbs.refresh(c)
     assert r.status_code == 303 and c.status == "notice"
 
-    # The public page: anyone reads it, no ID numbers on it; the printable list names households.
-    page = client.get(f"/notice/{c.id}").get_data(as_text=True)
+    # The notice has run: its page is no longer for anyone (issue 12), but staff who reach the
+    # group still read it, with no ID numbers on it; the printable list names households.
+    assert client.get(f"/notice/{c.id}").status_code == 302  # to the sign-in page
+    page = staff.get(f"/notice/{c.id}").get_data(as_text=True)
     assert hh.name in page and hh.head.id_number not in page and right.parcels[0].parcel_code \
         in page
     pdf = staff.get(f"/campaigns/{c.id}/notice.pdf")

@@ -184,7 +184,8 @@ def test_sample_delivery_from_notice_to_certificates(app, dbs, client, tmp_path,
         urls = qr_urls(data)
         assert urls == [f"http://localhost/verify/{cert.token}"]
         page = client.get(urls[0].removeprefix("http://localhost")).get_data(as_text=True)
-        assert cert.number in page and "本证书有效" in page
+        assert certificates.mask_code(cert.number) in page and cert.number not in page \
+            and "本证书有效" in page
     gone = valid[1]
     certificates.cancel("bureau", gone, "权利人申请注销（测试）")
     page = client.get(f"/verify/{gone.token}").get_data(as_text=True)

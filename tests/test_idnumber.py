@@ -42,8 +42,10 @@ def test_wrong_check_digit_message_names_expected_digit_and_standard(dbs):
     assert "校验码" in e.value.message("zh")
 
 
-def test_mask_keeps_region_and_last_four():
-    assert idnumber.mask("11010519491231002X") == "110105********002X"
+def test_mask_keeps_region_and_last_two():
+    # Region and the last two characters; the birth date and two sequence digits hidden (the
+    # old mask kept the whole sequence, and the birth date shown beside it completed the number).
+    assert idnumber.mask("11010519491231002X") == "110105**********2X"
     assert idnumber.mask_phone("13812345678") == "138****5678"
 
 
@@ -67,7 +69,7 @@ def test_register_person_derives_fields_and_audits(dbs):
     p = ops.register_person(None, "11010519491231002X", "测试人", "140404")
     assert p.sex == "2" and p.birth_date == dt.date(1949, 12, 31)
     entry = dbs.query(AuditLog).filter_by(action="person.register", object_id=str(p.id)).one()
-    assert entry.changes["id_number"] == "110105********002X"  # never the full number
+    assert entry.changes["id_number"] == "110105**********2X"  # never the full number
     with pytest.raises(DomainError) as e:
         ops.register_person(None, "11010519491231002X", "重复", "140404")
     assert e.value.code == "person.id_number.duplicate"

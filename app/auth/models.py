@@ -38,3 +38,13 @@ class User(UserMixin, db.Model):
     @property
     def is_active(self) -> bool:
         return bool(self.active)
+
+    def session_stamp(self) -> str:
+        """Changes whenever the password does: a session made before a password change or an
+        administrator's reset no longer signs anyone in."""
+        import hashlib
+
+        return hashlib.sha256(f"{self.id}:{self.password_hash}".encode()).hexdigest()[:16]
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_stamp()}"

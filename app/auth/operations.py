@@ -115,3 +115,149 @@ def user_by_token(token: str) -> User | None:
         return None
     return db.session.scalar(select(User).where(User.api_token_hash == _token_digest(token),
                                                 User.active.is_(True)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Sign-in lockout: per account and per address, with backoff, in the limiter's storage (Redis
+# when REDIS_URL is set, so every worker sees the same counters).  A lock always ends: after it,
+# the right password is accepted again (and clears the account's count).
+
+LOCKED = Rule("auth.locked", _l("Too many failed sign-ins: try again in %(seconds)s seconds."),
+              POLICY, 429)
+IP_LOCK_FACTOR = 4  # an office shares one address: its threshold is four accounts' worth
+
+
+def clock() -> float:
+    """The app's clock for locks (tests move it forward instead of sleeping)."""
+    import time
+
+    return time.time()
+
+
+def _storage():
+    from app.extensions import limiter
+
+    return limiter.storage
+
+
+def _keys(username: str, ip: str) -> dict[str, str]:
+    return {"account": f"sq-login:account:{(username or '').strip().lower()[:50]}",
+            "ip": f"sq-login:ip:{ip}"}
+
+
+def lock_remaining(username: str, ip: str) -> int:
+    """Seconds until the sign-in may be tried again (0: not locked)."""
+    store, now = _storage(), clock()
+    left = 0
+    for key in _keys(username, ip).values():
+        until = store.get(key + ":until") or 0
+        left = max(left, int(until - now + 0.999) if until > now else 0)
+    return left
+
+
+def note_failure(username: str, ip: str, lock_after: int, first: int, cap: int,
+                 user_id: int | None = None) -> int:
+    """Count a failed sign-in; lock the account (or the address) once past the threshold, for
+    `first` seconds doubled at each further failure, at most `cap`.  Returns the lock (0)."""
+    store, now = _storage(), clock()
+    locked = 0
+    for kind, key in _keys(username, ip).items():
+        threshold = lock_after * (IP_LOCK_FACTOR if kind == "ip" else 1)
+        n = store.incr(key, cap * 4 + 3600)
+        if n >= threshold:
+            seconds = min(cap, first * 2 ** (n - threshold))
+            until = int(now + seconds)
+            store.clear(key + ":until")
+            store.incr(key + ":until", seconds + 3600, amount=until)
+            locked = max(locked, seconds)
+            audit.record(None, "auth.lockout", "user", user_id,
+                         {"scope": kind, "username": (username or "")[:50], "ip": ip,
+                          "failures": n, "seconds": seconds})
+    return locked
+
+
+def clear_failures(username: str) -> None:
+    store = _storage()
+    key = _keys(username, "")["account"]
+    store.clear(key)
+    store.clear(key + ":until")
+
+
+def sign_in(username: str, password: str, ip: str, lock_after: int = 5, first: int = 30,
+            cap: int = 900) -> User | None:
+    """`authenticate` behind the lockout: a locked account or address is refused (429, logged)
+    without looking at the password; a failure counts; a success clears the account's count."""
+    left = lock_remaining(username, ip)
+    if left:
+        audit.record(None, "auth.login.locked", "user", None,
+                     {"username": (username or "")[:50], "ip": ip, "seconds": left})
+        raise DomainError(LOCKED, seconds=left)
+    user = authenticate(username, password)
+    if user is None:
+        uid = db.session.scalar(select(User.id).where(
+            func.lower(User.username) == (username or "").lower()))
+        note_failure(username, ip, lock_after, first, cap, uid)
+        return None
+    clear_failures(username)
+    return user
+
+
+# ---------------------------------------------------------------------------------------------
+# Account management
+
+NOT_SELF = Rule("user.self", _l("You cannot deactivate your own account."), POLICY)
+WRONG_PASSWORD = Rule("user.old_password", _l("The current password is wrong."), POLICY)
+SAME_AS_DEMO = Rule("user.demo_password",
+                    _l("The demo password may not be used outside demo mode."), POLICY)
+DEMO_PASSWORD = "sanquan-demo"
+
+
+def _check_new_password(password: str) -> None:
+    if len(password or "") < 10:
+        raise DomainError(WEAK_PASSWORD)
+    if password == DEMO_PASSWORD:
+        raise DomainError(SAME_AS_DEMO)
+
+
+def set_active(actor, user: User, active: bool, reason: str) -> User:
+    """Deactivate (or reactivate) an account; a deactivated account's token stops working too."""
+    if not active and actor is not None and actor.id == user.id:
+        raise DomainError(NOT_SELF)
+    user.active = active
+    if not active:
+        user.api_token_hash = None
+    db.session.flush()
+    audit.record(actor, "user.activate" if active else "user.deactivate", "user", user.id,
+                 {"username": user.username}, reason)
+    return user
+
+
+def change_password(user: User, old: str, new: str) -> User:
+    if not check_password_hash(user.password_hash, old or ""):
+        audit.record(user, "user.password.change.refused", "user", user.id)
+        raise DomainError(WRONG_PASSWORD)
+    _check_new_password(new)
+    user.password_hash = generate_password_hash(new)
+    db.session.flush()
+    audit.record(user, "user.password.change", "user", user.id)
+    return user
+
+
+def reset_password(actor, user: User, new: str, reason: str) -> User:
+    """An administrator sets a new password (to be handed over in person); the account's
+    sign-in lock and its API token are cleared."""
+    _check_new_password(new)
+    user.password_hash = generate_password_hash(new)
+    user.api_token_hash = None
+    db.session.flush()
+    clear_failures(user.username)
+    audit.record(actor, "user.password.reset", "user", user.id, {"username": user.username},
+                 reason)
+    return user
+
+
+def revoke_api_token(actor, user: User, reason: str | None = None) -> User:
+    user.api_token_hash = None
+    db.session.flush()
+    audit.record(actor, "user.token.revoke", "user", user.id, None, reason)
+    return user

@@ -19,6 +19,7 @@ from wtforms import PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
 from app.access import ROLE_LABELS, ROLES, access
+from app.errors import DomainError
 from app.extensions import db, limiter
 
 from . import operations as ops
@@ -44,7 +45,15 @@ def _safe_next(target: str | None) -> str:
 def login():
     form = LoginForm()
     if form.validate_on_submit():
-        user = ops.authenticate(form.username.data.strip(), form.password.data)
+        cfg = current_app.config
+        try:
+            user = ops.sign_in(form.username.data.strip(), form.password.data,
+                               request.remote_addr or "-", cfg["LOGIN_LOCK_AFTER"],
+                               cfg["LOGIN_LOCK_SECONDS"], cfg["LOGIN_LOCK_MAX_SECONDS"])
+        except DomainError as err:
+            db.session.commit()  # the refusal is logged
+            flash(err.full(), "error")
+            return render_template("auth/login.html", form=form), 429
         db.session.commit()
         if user is not None:
             session.clear()
@@ -113,19 +122,99 @@ def users():
         flash(_("Please correct the form: %(errors)s", errors=form.errors), "error")
     accounts = db.session.scalars(select(User).order_by(User.role, User.username)).all()
     return render_template("auth/users.html", form=form, accounts=accounts, token=token,
-                           token_form=FlaskForm())
+                           token_form=FlaskForm(), reason_form=ReasonForm(),
+                           reset_form=ResetForm())
+
+
+class ReasonForm(FlaskForm):
+    reason = StringField(_l("Reason for the record"), validators=[DataRequired(), Length(max=500)])
+
+
+class ResetForm(ReasonForm):
+    password = PasswordField(_l("New password"), validators=[DataRequired(), Length(min=10, max=200)])
+
+
+class PasswordForm(FlaskForm):
+    old = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=200)])
+    new = PasswordField(_l("New password"), validators=[DataRequired(), Length(min=10, max=200)])
+
+
+def _target(user_id: int):
+    from app.auth.models import User
+
+    target = db.session.get(User, user_id)
+    if target is None:
+        abort(404)
+    return target
 
 
 @bp.post("/admin/users/<int:user_id>/token")
 @access("admin")
 def user_token(user_id: int):
-    from app.auth.models import User
-
-    target = db.session.get(User, user_id)
-    if target is None or not FlaskForm().validate_on_submit():
-        abort(404 if target is None else 400)
+    """Issue (or rotate: the old token stops working) an API token.  It is shown once, on this
+    response's page: never stored, never put in the session or a flash message."""
+    target = _target(user_id)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
     token = ops.issue_api_token(current_user, target)
     db.session.commit()
-    flash(_("New API token for %(name)s (shown once): %(token)s", name=target.username,
-            token=token), "success")
-    return redirect(url_for(".users"))
+    resp = current_app.make_response(render_template("auth/token.html", target=target,
+                                                     token=token))
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.post("/admin/users/<int:user_id>/token/revoke")
+@access("admin")
+def user_token_revoke(user_id: int):
+    target = _target(user_id)
+    form = ReasonForm()
+    if not form.validate_on_submit():
+        abort(400)
+    ops.revoke_api_token(current_user, target, form.reason.data)
+    db.session.commit()
+    flash(_("The API token of %(name)s no longer works.", name=target.username), "success")
+    return redirect(url_for(".users"), 303)
+
+
+@bp.post("/admin/users/<int:user_id>/active")
+@access("admin")
+def user_active(user_id: int):
+    target = _target(user_id)
+    form = ReasonForm()
+    if not form.validate_on_submit():
+        abort(400)
+    active = request.form.get("active") == "1"
+    ops.set_active(current_user, target, active, form.reason.data)
+    db.session.commit()
+    flash(_("Account %(name)s reactivated.", name=target.username) if active else
+          _("Account %(name)s deactivated.", name=target.username), "success")
+    return redirect(url_for(".users"), 303)
+
+
+@bp.post("/admin/users/<int:user_id>/password")
+@access("admin")
+def user_password_reset(user_id: int):
+    target = _target(user_id)
+    form = ResetForm()
+    if not form.validate_on_submit():
+        flash(_("Please correct the form: %(errors)s", errors=form.errors), "error")
+        return redirect(url_for(".users"), 303)
+    ops.reset_password(current_user, target, form.password.data, form.reason.data)
+    db.session.commit()
+    flash(_("The password of %(name)s was reset.", name=target.username), "success")
+    return redirect(url_for(".users"), 303)
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@access(*ROLES)
+def change_password():
+    form = PasswordForm()
+    if form.validate_on_submit():
+        ops.change_password(current_user, form.old.data, form.new.data)
+        db.session.commit()
+        flash(_("Your password was changed."), "success")
+        return redirect(url_for("main.dashboard"), 303)
+    if request.method == "POST":
+        flash(_("Please correct the form: %(errors)s", errors=form.errors), "error")
+    return render_template("auth/password.html", form=form)

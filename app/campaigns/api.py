@@ -1,5 +1,5 @@
 """JSON API: campaigns, notice, objections, registration, batch certificate issuance."""
-from flask import request, url_for
+from flask import url_for
 from flask_login import current_user
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -9,6 +9,7 @@ from app.access import Scope, access, jurisdiction_like, require_scope
 from app.certificates import operations as certificates
 from app.errors import DomainError
 from app.extensions import db
+from app.security import bound_lengths
 
 from . import operations as ops
 from .models import Campaign, Objection
@@ -66,6 +67,9 @@ class ObjectionArgs(Schema):
     text = fields.Str(required=True, validate=validate.Length(min=1, max=2000))
     lodged_by = fields.Str(load_default=None, validate=validate.Length(max=100))
     parcel_code = fields.Str(load_default=None)
+
+
+bound_lengths(ObjectionArgs, Objection)
 
 
 class ResolveArgs(Schema):
@@ -126,6 +130,8 @@ def publish(args, campaign_id: int):
 def lodge(args, campaign_id: int):
     """Staff record an objection (naming who made it); a farmer lodges their own."""
     c = db.session.get(Campaign, campaign_id)
+    if current_user.role == "farmer":
+        ops.check_online_objector(current_user, c)
     who = args["lodged_by"] if current_user.role != "farmer" else current_user.display_name
     if not who:
         raise DomainError(ops.BAD_OBJECTION)
@@ -176,6 +182,6 @@ def issue_certificates(campaign_id: int):
     """Issue every certificate of a registered campaign and render its print package, as a
     background job; poll `progress_url`."""
     job = certificates.start_batch(current_user, db.session.get(Campaign, campaign_id),
-                                   request.host_url)
+                                   certificates.base_url())
     return {"job": job.id, "status": job.status,
             "progress_url": url_for("imports.job_json", job_id=job.id)}

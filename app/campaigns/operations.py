@@ -198,3 +198,50 @@ def register(actor, c: Campaign, today: dt.date | None = None) -> dict:
     audit.record(actor, "campaign.register", "campaign", c.id,
                  {k: v for k, v in made.items() if k != "refused"})
     return made
+
+
+# ---------------------------------------------------------------------------------------------
+# Who may object online, and who may read the notice once it has run.
+
+NOT_ON_NOTICE = Rule(
+    "campaign.objection.not_concerned",
+    _l("Only a household on this notice (or its member acting for it) may object online; "
+       "others raise it with the land bureau, which records it."), RULES, 403)
+def notice_households(c: Campaign) -> set[str]:
+    return {r.household_code for r in notice_list(c) if r.household_code}
+
+
+def households_of(user) -> set[str]:
+    """The household codes a farmer account acts for: its own, and the current household of the
+    person it belongs to (the household's member acting for it)."""
+    from app.people.models import HouseholdMember
+
+    codes = {user.household_code} if user.household_code else set()
+    if user.person_id:
+        codes |= set(db.session.scalars(
+            select(Household.cbfbm).join(HouseholdMember,
+                                         HouseholdMember.household_id == Household.id)
+            .where(HouseholdMember.person_id == user.person_id,
+                   HouseholdMember.left_on.is_(None))))
+    return codes
+
+
+def concerned(user, c: Campaign) -> bool:
+    """A farmer whose household is on the notice."""
+    return (user.is_authenticated and user.role == "farmer"
+            and bool(households_of(user) & notice_households(c)))
+
+
+def check_online_objector(user, c: Campaign) -> None:
+    if not concerned(user, c):
+        from app.grounds import refuse
+
+        refuse(user if user.is_authenticated else None, DomainError(NOT_ON_NOTICE),
+               "campaign.objection.refused", "campaign", c.id,
+               {"role": getattr(user, "role", None)})
+
+
+def notice_running(c: Campaign, today: dt.date | None = None) -> bool:
+    today = today or dt.date.today()
+    return c.status == "notice" and c.notice_start is not None \
+        and c.notice_start <= today <= c.notice_end

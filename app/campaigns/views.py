@@ -12,13 +12,15 @@ from sqlalchemy import select
 from wtforms import DateField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
-from app.access import Scope, access, jurisdiction_like
+from app.access import Scope, access, jurisdiction_like, user_can
 from app.certificates import operations as certificates
 from app.collectives.models import Collective
+from app.errors import DomainError
 from app.extensions import db
 from app.imports.models import ImportBatch
 from app.jobs.models import Job
 from app.printing import printed
+from app.security import public_url
 
 from . import operations as ops
 from .models import Campaign, Objection
@@ -183,7 +185,7 @@ def register(campaign_id: int):
 @access(*STAFF, scope=campaign_scope)
 def issue_certificates(campaign_id: int):
     job = certificates.start_batch(current_user, db.session.get(Campaign, campaign_id),
-                                   request.host_url)
+                                   certificates.base_url())
     return redirect(url_for("imports.job_page", job_id=job.id), 303)
 
 
@@ -202,16 +204,25 @@ def notice_pdf(campaign_id: int):
     group = db.session.scalar(select(Collective).where(Collective.fbfbm == c.fbfbm))
     return printed("campaigns/notice_print.html", f"notice-{c.fbfbm}-{c.id}.pdf", c=c,
                    group=group, households=ops.notice_by_household(c),
-                   public_url=url_for(".public_notice", campaign_id=c.id, _external=True))
+                   public_url=public_url(".public_notice", campaign_id=c.id))
 
 
 @bp.route("/notice/<int:campaign_id>", methods=["GET", "POST"])
 @access(public=True)
 def public_notice(campaign_id: int):
-    """The public notice (公示): anyone may read it; a signed-in person may object online."""
+    """The public notice (公示): anyone may read it while it runs, afterwards staff who reach the
+    group and the households on it; a person whose household is on it may object online."""
     c = db.session.get(Campaign, campaign_id)
     if c is None or c.status == "draft":
         abort(404)
+    running = ops.notice_running(c)
+    if not running and not (user_can(current_user, READERS, campaign_scope(c.id))
+                            or ops.concerned(current_user, c)):
+        if not current_user.is_authenticated:
+            from app.extensions import login_manager
+
+            return login_manager.unauthorized()
+        abort(403)
     form = ObjectionForm()
     if request.method == "POST":
         if not current_user.is_authenticated:
@@ -219,6 +230,11 @@ def public_notice(campaign_id: int):
 
             return login_manager.unauthorized()
         if form.validate_on_submit():
+            try:
+                ops.check_online_objector(current_user, c)
+            except DomainError as err:  # the refusal is recorded (committed) by the operation
+                flash(err.full(), "error")
+                return redirect(url_for(".public_notice", campaign_id=c.id), 303)
             who = current_user.display_name or current_user.username
             o = ops.lodge_objection(current_user, c, form.subject.data, form.text.data, who,
                                     form.parcel_code.data or None)
@@ -234,5 +250,4 @@ def public_notice(campaign_id: int):
         mine = [o for o in c.objections if o.lodged_by == who]
     return render_template("campaigns/notice.html", c=c, group=group, form=form,
                            households=ops.notice_by_household(c), mine=mine,
-                           open_now=c.status == "notice" and c.notice_start <= dt.date.today()
-                           <= c.notice_end)
+                           open_now=running, may_object=ops.concerned(current_user, c))

@@ -60,7 +60,10 @@ _who = audit.actor_name
 
 
 def base_url() -> str:
-    return current_app.config.get("PUBLIC_BASE_URL") or "http://127.0.0.1:5000"
+    """PUBLIC_BASE_URL (required in production); never the request's Host header."""
+    from app.security import public_base_url
+
+    return public_base_url()
 
 
 def verify_url(token: str, base: str | None = None) -> str:
@@ -232,7 +235,8 @@ def out_of_date(cert: Certificate) -> bool:
 
 
 def pdf(cert: Certificate, locale: str = "zh") -> bytes:
-    return render.render_pdf(cert.content, locale)
+    """The certificate's PDF, rendered once per content digest (PDF_CACHE_DIR)."""
+    return render.render_pdf(cert.content, locale, current_app.config.get("PDF_CACHE_DIR"))
 
 
 def by_token(token: str) -> Certificate | None:
@@ -345,3 +349,32 @@ def run_batch(job, progress) -> dict:
                  {"issued": len(made), "rendered": len(certs), "package": path.name})
     return {"issued": len(made), "rendered": len(certs), "package": path.name,
             "campaign": campaign.id}
+
+
+def mask_code(code: str | None, keep_head: int = 6, keep_tail: int = 4) -> str:
+    """140404********0001J: the county and the tail kept, the township, village and group (which
+    with the tail name one household) hidden."""
+    if not code:
+        return ""
+    if len(code) <= keep_head + keep_tail:
+        return "*" * len(code)
+    return code[:keep_head] + "*" * (len(code) - keep_head - keep_tail) + code[-keep_tail:]
+
+
+def public_particulars(c: Certificate) -> dict:
+    """What the public verification page (and its API) shows: enough to match a paper
+    certificate (status, edition, masked number and parcel codes, areas), nothing that names the
+    household — the certificate number is the household code, so it is masked like a name."""
+    from app.people.idnumber import mask_name
+
+    return {
+        "number": mask_code(c.number),
+        "edition": c.edition,
+        "kind": c.kind,
+        "status": c.status,
+        "holder": mask_name(c.content["holder"]["name"]),
+        "authority": c.authority,
+        "issued_on": c.content.get("issued_on"),
+        "parcels": [{"code": mask_code(p["code"], 6, 3), "area_mu": p["area_mu"]}
+                    for p in c.content.get("parcels", [])],
+    }

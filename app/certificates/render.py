@@ -39,10 +39,36 @@ def html(content: dict, locale: str = "zh", template: str = "certificates/certif
     return _env(locale).get_template(template).render(c=content, qr=qr_svg(content["verify_url"]))
 
 
-def render_pdf(content: dict, locale: str = "zh") -> bytes:
+def pdf_from_html(page: str, cache_dir: str | None = None) -> bytes:
+    """The PDF of an HTML page, rendered once per content digest: with `cache_dir`, the PDF is
+    kept as <sha256 of the page>.pdf and served from there next time (a page that renders the
+    same bytes is the same document), so looping a 2-second render costs one render."""
+    import hashlib
+    import os
+
     from weasyprint import HTML
 
-    return HTML(string=html(content, locale), base_url=str(ROOT)).write_pdf()
+    path = None
+    if cache_dir:
+        digest = hashlib.sha256(page.encode("utf-8")).hexdigest()
+        path = Path(cache_dir) / digest[:2] / f"{digest}.pdf"
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            pass
+    data = HTML(string=page, base_url=str(ROOT)).write_pdf()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)  # atomic: a concurrent reader sees the whole file or none
+    return data
+
+
+def render_pdf(content: dict, locale: str = "zh", cache_dir: str | None = None) -> bytes:
+    return pdf_from_html(html(content, locale), cache_dir)
 
 
 def render_batch(contents: list[dict], locale: str = "zh") -> tuple[bytes, list[tuple[int, int]]]:
@@ -60,9 +86,8 @@ def render_batch(contents: list[dict], locale: str = "zh") -> tuple[bytes, list[
     return docs[0].copy(pages).write_pdf(), ranges
 
 
-def render_document(template: str, context: dict, locale: str = "zh") -> bytes:
+def render_document(template: str, context: dict, locale: str = "zh",
+                    cache_dir: str | None = None) -> bytes:
     """Any other printable document (the public notice list) from a template."""
-    from weasyprint import HTML
-
     page = _env(locale).get_template(template).render(**context)
-    return HTML(string=page, base_url=str(ROOT)).write_pdf()
+    return pdf_from_html(page, cache_dir)

@@ -9,7 +9,6 @@ from wtforms.validators import DataRequired, Length
 
 from app.access import Scope, access, jurisdiction_like
 from app.extensions import db
-from app.people.idnumber import mask_name
 from app.printing import pdf_response
 
 from . import operations as ops
@@ -44,8 +43,8 @@ def verify(token: str):
     if c is None:
         abort(404)
     later = db.session.scalar(select(Certificate).where(Certificate.replaces_id == c.id))
-    return render_template("certificates/verify.html", c=c, holder=mask_name(
-        c.content["holder"]["name"]), later=later)
+    return render_template("certificates/verify.html", c=c, shown=ops.public_particulars(c),
+                           later=later)
 
 
 @bp.get("/certificates")
@@ -87,7 +86,7 @@ def act(certificate_id: int):
     form = EndForm()
     if not form.validate_on_submit():
         return detail.__wrapped__(certificate_id, form), 422
-    base = request.host_url
+    base = ops.base_url()  # PUBLIC_BASE_URL: the Host header is never trusted
     if form.action.data == "cancel":
         new = ops.cancel(current_user, c, form.reason.data)
     elif form.action.data == "reissue":

@@ -146,10 +146,39 @@ def active_membership(person_id: int, collective_id: int) -> Membership | None:
         Membership.status == "active"))
 
 
+OUT_OF_SCOPE = Rule(
+    "membership.out_of_scope",
+    _l("%(name)s belongs to %(where)s, outside your jurisdiction: admission there is decided by "
+       "that collective (members' assembly) or the land bureau that covers it, not by admitting "
+       "the person here."),
+    _l("农村集体经济组织法 arts 11–13 (membership confirmed by the organisation itself); Sanquan "
+       "access policy: a jurisdiction is never widened by one's own action"), 403)
+
+
+def check_reaches_person(actor, person, rule: Rule = None) -> None:
+    """Refuse when a staff account acts on a person who currently belongs (membership, household
+    place or hukou) only outside its jurisdiction: doing so would widen its own scope."""
+    from app.access import user_can
+    from app.people.scopes import person_scope
+
+    if actor is None or isinstance(actor, str) or actor.role == "admin":
+        return
+    scope = person_scope(person.id)
+    if scope is None or not scope.division_codes:
+        return  # a person with no current place yet: nothing to widen into
+    if not user_can(actor, (actor.role,), scope):
+        from app.grounds import refuse
+
+        refuse(actor, DomainError(rule or OUT_OF_SCOPE, name=person.name,
+                                  where=", ".join(scope.division_codes)),
+               "scope.widening.refused", "person", person.id, {"where": scope.division_codes})
+
+
 def admit(actor, person, collective: Collective, basis: str, began_on: dt.date,
           confirmed_on: dt.date | None = None, reason: str | None = None) -> Membership:
     if basis not in JOIN_BASES:
         raise DomainError(JOIN_BASIS, basis=basis)
+    check_reaches_person(actor, person)
     if active_membership(person.id, collective.id):
         raise DomainError(ALREADY_MEMBER, name=person.name, collective=collective.name)
     m = Membership(person_id=person.id, collective_id=collective.id, basis=basis,

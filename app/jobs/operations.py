@@ -101,7 +101,11 @@ def execute(job_id: int, same_session: bool = False) -> None:
         db.session.rollback()
         job = db.session.get(Job, job_id)
         job.status = "failed"
-        job.error = e.full() if isinstance(e, DomainError) else str(e)
+        # A rule's refusal is shown as it is; anything else only by its kind: its text may carry
+        # file paths and database internals (issue 12), which stay in the server log.
+        job.error = e.full() if isinstance(e, DomainError) else (
+            f"{type(e).__name__}: the job failed; the details are in the server log "
+            f"(job {job_id}).")
         job.message = "failed"
         current_app.logger.error("job %s failed: %s", job_id, traceback.format_exc())
         db.session.commit()

@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from app.errors import DomainError, Rule
 from app.extensions import db
+from app.people.idnumber import mask, mask_phone
 from gis import io as gio
 
 FORMATS = ("gpkg", "shp", "geojson", "nyt")
@@ -69,8 +70,37 @@ def _fields(standard: list[str], records: list[dict]) -> list[str]:
     return [f for f in standard if any(f in rec for rec in records)] + extra
 
 
-def write(fmt: str, scope: str, out_dir: Path) -> Path:
-    """Write the selection; returns the file (a .zip for Shapefile and the NY/T package)."""
+def _is_id_field(name: str) -> bool:
+    return name.upper().endswith("ZJHM")  # 证件号码: QLRZJHM, CBFZJHM, CYZJHM …
+
+
+def _is_phone_field(name: str) -> bool:
+    return name.upper() in ("LXDH", "DH", "PHONE") or name.upper().endswith("LXDH")
+
+
+def masked_record(rec: dict) -> dict:
+    """The default export: ID numbers and phones masked, birth dates reduced to the year."""
+    out = dict(rec)
+    for k, v in rec.items():
+        if v in (None, ""):
+            continue
+        if _is_id_field(k):
+            out[k] = mask(str(v))
+        elif _is_phone_field(k):
+            out[k] = mask_phone(str(v))
+        elif k.upper() == "CSRQ":
+            out[k] = str(v)[:4]
+    return out
+
+
+def write(fmt: str, scope: str, out_dir: Path, full: bool = False,
+          stats: dict | None = None) -> Path:
+    """Write the selection; returns the file (a .zip for Shapefile and the NY/T package).
+
+    ID numbers and phones are masked unless `full` (a separate privilege the view checks);
+    `stats`, when given, receives the number of rows written."""
+    stats = stats if stats is not None else {}
+    stats["rows"] = 0
     if fmt not in FORMATS:
         raise DomainError(BAD_FORMAT, fmt=fmt)
     srids = {r[0] for r in db.session.execute(text(
@@ -87,6 +117,9 @@ def write(fmt: str, scope: str, out_dir: Path) -> Path:
         rows = selection(scope, kind, srid)
         if rows:
             records = [_record(r) for r in rows]
+            if not full:
+                records = [masked_record(r) for r in records]
+            stats["rows"] += len(records)
             layers[name] = (rows, records, _fields(standard, records))
     stem = f"{scope}_{dt.date.today():%Y%m%d}"
     if fmt == "gpkg":
@@ -114,7 +147,7 @@ def write(fmt: str, scope: str, out_dir: Path) -> Path:
                         [bytes(r.wkb) for r in rows], recs, fields, "ESRI Shapefile",
                         encoding="GBK")
     if fmt == "nyt":
-        _ownership_tables(scope, folder / "权属数据")
+        stats["rows"] += _ownership_tables(scope, folder / "权属数据", full)
     path = out_dir / f"{stem}.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
         for f in sorted(folder.rglob("*")):
@@ -124,12 +157,17 @@ def write(fmt: str, scope: str, out_dir: Path) -> Path:
     return path
 
 
-def _ownership_tables(scope: str, folder: Path) -> None:
-    """FBF, CBF, CBF_JTCY, CBDKXX from the register; CBHT as delivered (kept with the import)."""
+def _ownership_tables(scope: str, folder: Path, full: bool = False) -> int:
+    """FBF, CBF, CBF_JTCY, CBDKXX from the register; CBHT as delivered (kept with the import).
+    Returns the number of rows written."""
     folder.mkdir(parents=True, exist_ok=True)
+    count = [0]
 
     def q(sql):
-        return [dict(r._mapping) for r in db.session.execute(text(sql), {"l": scope + "%"})]
+        rows = [dict(r._mapping) for r in db.session.execute(text(sql), {"l": scope + "%"})]
+        count[0] += len(rows)
+        return rows if full else [masked_record(r) if "attrs" not in r else
+                                  {"attrs": masked_record(r["attrs"] or {})} for r in rows]
 
     fbf = q("""SELECT fbfbm AS "FBFBM", name AS "FBFMC", leader_name AS "FBFFZRXM",
                       address AS "FBFDZ" FROM collective WHERE fbfbm LIKE :l ORDER BY fbfbm""")
@@ -172,7 +210,22 @@ def _ownership_tables(scope: str, folder: Path) -> None:
     rows = [r["attrs"] for r in cbht]
     if rows:
         gio.write_table(folder / "CBHT.csv", rows, list(rows[0]))
+    return count[0]
 
 
-def export_to_temp(fmt: str, scope: str) -> Path:
-    return write(fmt, scope, Path(tempfile.mkdtemp(prefix="sanquan-export-")))
+def export_to_temp(fmt: str, scope: str, full: bool = False, stats: dict | None = None) -> Path:
+    return write(fmt, scope, Path(tempfile.mkdtemp(prefix="sanquan-export-")), full, stats)
+
+
+FULL_EXPORT_ROLES = ("bureau_staff", "admin")
+FULL_EXPORT = Rule(
+    "export.full.privilege",
+    _l("An export with full ID numbers and phones is for land bureau staff only, with a stated "
+       "purpose of at least %(n)s characters; the default export masks them."),
+    _l("个人信息保护法 arts 6, 28, 51 (minimum necessary; sensitive personal information)"), 403)
+FULL_PURPOSE_MIN = 8
+
+
+def check_full_export(user, purpose: str) -> None:
+    if user.role not in FULL_EXPORT_ROLES or len(purpose or "") < FULL_PURPOSE_MIN:
+        raise DomainError(FULL_EXPORT, n=FULL_PURPOSE_MIN)

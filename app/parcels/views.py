@@ -104,8 +104,17 @@ def export():
 
     fmt = request.args.get("format", "gpkg")
     scope = request.args["scope"].strip()
-    path = exports.export_to_temp(fmt, scope)
-    audit.record(current_user, "parcel.export", "selection", scope, {"format": fmt})
+    full = request.args.get("full") == "1"
+    purpose = (request.args.get("purpose") or "").strip()
+    if full:
+        # Full ID numbers and phones: a separate privilege (land bureau), for a stated purpose.
+        exports.check_full_export(current_user, purpose)
+    stats: dict = {}
+    path = exports.export_to_temp(fmt, scope, full, stats)
+    audit.record(current_user, "parcel.export.full" if full else "parcel.export", "selection",
+                 scope, {"format": fmt, "scope": scope, "rows": stats.get("rows", 0),
+                         "unmasked": full, "purpose": purpose or None},
+                 purpose or None)
     db.session.commit()
     mimetypes = {".gpkg": "application/geopackage+sqlite3", ".zip": "application/zip",
                  ".geojson": "application/geo+json"}

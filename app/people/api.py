@@ -1,6 +1,6 @@
 from flask_login import current_user
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 from sqlalchemy import func, or_, select
 
 from app.access import access, jurisdiction_like
@@ -20,15 +20,16 @@ class PersonSchema(Schema):
     name = fields.Str()
     id_number = fields.Str(attribute="id_masked", metadata={"description": "masked"})
     sex = fields.Str()
-    birth_date = fields.Date()
+    # The year only: beside a masked ID number a full birth date helps rebuild it.
+    birth_year = fields.Function(lambda p: p.birth_date.year if p.birth_date else None)
     hukou_division_code = fields.Str(allow_none=True)
     phone = fields.Str(attribute="phone_masked")
 
 
 class PersonQuery(Schema):
-    q = fields.Str(load_default="")
-    page = fields.Int(load_default=1)
-    per_page = fields.Int(load_default=50)
+    q = fields.Str(load_default="", validate=validate.Length(max=100))
+    page = fields.Int(load_default=1, validate=validate.Range(min=1, max=100_000))
+    per_page = fields.Int(load_default=50, validate=validate.Range(min=1, max=500))
 
 
 class PersonPage(Schema):
@@ -45,8 +46,11 @@ def list_persons(args):
     stmt = select(Person)
     like = jurisdiction_like(current_user)
     if like:
-        in_coll = select(Membership.person_id).join(Collective).where(Collective.fbfbm.like(like))
-        in_hh = select(HouseholdMember.person_id).join(Household).where(Household.cbfbm.like(like))
+        # current records only: an ended membership or household place gives no access
+        in_coll = select(Membership.person_id).join(Collective).where(
+            Collective.fbfbm.like(like), Membership.status == "active")
+        in_hh = select(HouseholdMember.person_id).join(Household).where(
+            Household.cbfbm.like(like), HouseholdMember.left_on.is_(None))
         stmt = stmt.where(or_(Person.id.in_(in_coll), Person.id.in_(in_hh),
                               Person.hukou_division_code.like(like)))
     if args["q"]:

@@ -62,13 +62,17 @@ def is_valid(number: str) -> bool:
 
 
 def mask(number: str | None) -> str:
-    """140404********1234 — region kept, birth date and sequence hidden."""
+    """140404**********1X — the region and the last two characters (sex digit and check digit)
+    kept; the birth date and the rest of the sequence hidden.  Pages that show a masked number
+    show at most the birth *year* beside it; even the full birth date beside this mask leaves
+    about ten candidates (two hidden sequence digits, one check digit), so no shown field
+    completes it."""
     if not number:
         return ""
     n = normalise(number)
     if len(n) <= 10:
         return "*" * len(n)
-    return n[:6] + "*" * (len(n) - 10) + n[-4:]
+    return n[:6] + "*" * (len(n) - 8) + n[-2:]
 
 
 def mask_phone(phone: str | None) -> str:

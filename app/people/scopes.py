@@ -9,15 +9,18 @@ from .models import Household, HouseholdMember, Person
 
 
 def person_scope(person_id: int, **_) -> Scope | None:
+    """Where a person belongs *now*: current memberships, current household places, hukou.
+    Ended records give no one access (an officer who once admitted a person, or whose village the
+    person left, no longer reaches them)."""
     person = db.session.get(Person, person_id)
     if person is None:
         return None
     codes = set(db.session.scalars(
         select(Collective.fbfbm).join(Membership, Membership.collective_id == Collective.id)
-        .where(Membership.person_id == person_id)))
+        .where(Membership.person_id == person_id, Membership.status == "active")))
     rows = db.session.execute(
         select(Household.cbfbm).join(HouseholdMember, HouseholdMember.household_id == Household.id)
-        .where(HouseholdMember.person_id == person_id)).all()
+        .where(HouseholdMember.person_id == person_id, HouseholdMember.left_on.is_(None))).all()
     households = {r.cbfbm for r in rows}
     codes |= {h[:14] for h in households}
     if person.hukou_division_code:

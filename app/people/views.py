@@ -38,8 +38,11 @@ def people_list():
     stmt = select(Person)
     like = jurisdiction_like(current_user)
     if like:
-        in_coll = select(Membership.person_id).join(Collective).where(Collective.fbfbm.like(like))
-        in_hh = select(HouseholdMember.person_id).join(Household).where(Household.cbfbm.like(like))
+        # current records only: an ended membership or household place gives no access
+        in_coll = select(Membership.person_id).join(Collective).where(
+            Collective.fbfbm.like(like), Membership.status == "active")
+        in_hh = select(HouseholdMember.person_id).join(Household).where(
+            Household.cbfbm.like(like), HouseholdMember.left_on.is_(None))
         stmt = stmt.where(or_(Person.id.in_(in_coll), Person.id.in_(in_hh),
                               Person.hukou_division_code.like(like)))
     if q:

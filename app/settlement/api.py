@@ -16,6 +16,7 @@ from app.access import Scope, access, jurisdiction_like, require_scope
 from app.extensions import db
 from app.people.models import Person
 from app.rights.models import Right
+from app.security import bound_lengths
 from app.withdrawal import operations as withdrawals
 from app.withdrawal.models import Withdrawal
 from app.withdrawal.views import withdrawal_scope
@@ -85,6 +86,9 @@ class NewApplication(Schema):
     rental_registration_no = fields.Str(load_default=None)
     employer_name = fields.Str(load_default=None)
     residence_permit_number = fields.Str(load_default=None)
+
+
+bound_lengths(NewApplication, SettlementApplication)
 
 
 class Decision(Schema):

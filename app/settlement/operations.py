@@ -170,6 +170,29 @@ def _check_members(applicant: Person, members: list[dict]) -> None:
             raise DomainError(BAD_RELATION, name=person.name, why=why)
 
 
+MEMBER_OUT_OF_SCOPE = Rule(
+    "settlement.member_out_of_scope",
+    _l("%(name)s has hukou in %(where)s, outside your jurisdiction: that hukou office records "
+       "their own application (or the move is coordinated between the two offices)."),
+    _l("国务院关于进一步推进户籍制度改革的意见 (国发〔2014〕25号); Sanquan access policy: a "
+       "jurisdiction is never widened by one's own action"), 403)
+
+
+def _check_in_jurisdiction(actor, person_ids: list[int]) -> None:
+    """Every co-mover's hukou must be within the officer's jurisdiction, like the applicant's:
+    adding someone to a case would otherwise open their records to the officer."""
+    from app.access import reaches
+
+    if actor is None or isinstance(actor, str) or actor.role == "admin":
+        return
+    for pid in person_ids:
+        p = db.session.get(Person, pid)
+        if not reaches(actor.jurisdiction_code, p.hukou_division_code):
+            refuse(actor, DomainError(MEMBER_OUT_OF_SCOPE, name=p.name,
+                                      where=p.hukou_division_code or "—"),
+                   "scope.widening.refused", "person", p.id, {"where": p.hukou_division_code})
+
+
 def _check_basis(f: dict, applicant: Person, town: SettlementTown, today: dt.date) \
         -> ResidencePermit | None:
     basis = f["basis"]
@@ -234,6 +257,7 @@ def apply(actor, applicant: Person, town: SettlementTown | None, members: list[d
     if town is None or not town.active:
         raise DomainError(NOT_A_TOWN, town=getattr(town, "name", "—"))
     _check_members(applicant, members)
+    _check_in_jurisdiction(actor, [m["person_id"] for m in members])
     _check_basis(fields, applicant, town, today)
     a = SettlementApplication(
         applicant_id=applicant.id, town_id=town.id, created_by=_who(actor),

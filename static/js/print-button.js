@@ -1,0 +1,3 @@
+document.querySelectorAll('#print-notice').forEach(function (b) {
+  b.addEventListener('click', function () { window.print(); });
+});
