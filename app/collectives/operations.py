@@ -10,7 +10,7 @@ from app.audit import operations as audit
 from app.divisions.models import Division
 from app.errors import DomainError, Rule
 from app.extensions import db
-from app.grounds import lawful_ground
+from app.grounds import guard_text, lawful_ground
 
 from .models import JOIN_BASES, LAWFUL_END_GROUNDS, Collective, Membership
 
@@ -134,6 +134,8 @@ def end_membership(actor, membership: Membership, ground: str, ended_on: dt.date
     ground = lawful_ground(actor, ground, LAWFUL_END_GROUNDS, FORBIDDEN_GROUNDS, GROUND_FORBIDDEN,
                            GROUND_UNKNOWN, "membership.end.refused", "membership", membership.id,
                            reason)
+    guard_text(actor, "membership", {"note": note, "reason": reason}, "membership.end.refused",
+               "membership", membership.id)  # a lawful ground used as a disguise (art 17)
     if membership.status != "active":
         raise DomainError(NOT_ACTIVE)
     if ended_on < membership.began_on:

@@ -19,7 +19,7 @@ from sqlalchemy import func, select, text
 from app.audit import operations as audit
 from app.errors import DomainError, Rule
 from app.extensions import db
-from app.grounds import refuse
+from app.grounds import guard_text, refuse
 from app.parcels.models import RegistrySetting
 from app.people.models import Household, Person
 from app.rights.models import Right
@@ -133,6 +133,9 @@ def start(actor, right: Right, via: str = "own_account", land_to: str = "collect
           settlement_id: int | None = None) -> Withdrawal:
     today = today or dt.date.today()
     role = getattr(actor, "role", None)
+    guard_text(actor, "withdrawal", {"statement_name": statement_name,
+                                     "transferee": transferee},
+               "withdrawal.refused", "land_right", right.uid)  # never traded for the hukou
     if settlement_id is not None:
         refuse(actor, DomainError(FROM_SETTLEMENT), "withdrawal.refused", "land_right",
                right.uid, {"settlement": settlement_id})
@@ -255,6 +258,8 @@ def check(actor, w: Withdrawal, interview: str, today: dt.date | None = None) ->
         raise DomainError(CHECKER, who=", ".join(sorted(x for x in others if x)))
     if not (interview or "").strip():
         raise DomainError(NEEDS_CHECK, days="—")
+    guard_text(actor, "withdrawal", {"interview": interview}, "withdrawal.refused",
+               "withdrawal", w.id)
     w.checked_by, w.interview, w.checked_at = _who(actor), interview.strip(), func.now()
     db.session.flush()
     _advance(w, today or dt.date.today())
@@ -278,6 +283,8 @@ def record_payment(actor, w: Withdrawal, reference: str, paid_on: dt.date | None
     _open(w)
     if not w.compensation:
         raise DomainError(NO_COMPENSATION)
+    guard_text(actor, "withdrawal", {"reference": reference}, "withdrawal.refused",
+               "withdrawal", w.id)
     w.paid_on, w.paid_reference = paid_on or dt.date.today(), reference
     db.session.flush()
     audit.record(actor, "withdrawal.paid", "withdrawal", w.id, {"reference": reference,
