@@ -159,7 +159,7 @@ def test_rates_over_the_augmented_corpus():
     detection = len(caught) / len(expected)
     false_positive = len(false) / len(NEUTRAL_CORPUS)
     by_variant = {}
-    for t, n, v in expected:
+    for _t, n, v in expected:
         ok, total = by_variant.get(n, (0, 0))
         by_variant[n] = (ok + bool(guardtext.check("settlement", v)), total + 1)
     lines = [f"hits: {len(HITS)} wordings, {len(expected)} variants (of {len(HIT_CORPUS)}; "

@@ -28,7 +28,7 @@ class CoercionReport(db.Model):
                                 server_default=func.clock_timestamp())
     channel: Mapped[str] = mapped_column(String(12), nullable=False)
     context: Mapped[str | None] = mapped_column(String(80))  # e.g. "notice 12", "certificate 3"
-    division_code: Mapped[str | None] = mapped_column(String(14), index=True)
+    division_code: Mapped[str | None] = mapped_column(String(18), index=True)
     what_happened: Mapped[str] = mapped_column(Text, nullable=False)
     who_asked: Mapped[str | None] = mapped_column(String(200))
     contact: Mapped[str | None] = mapped_column(String(100))

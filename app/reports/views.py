@@ -112,7 +112,7 @@ def detail(report_id: int, form: StepForm | None = None):
     if r.contact:  # who read a reporter's contact is logged
         audit.record(current_user, "report.read_contact", "coercion_report", r.id)
         db.session.commit()
-    return render_template("reports/detail.html", r=r, form=form or StepForm(),
+    return render_template("reports/detail.html", rep=r, form=form or StepForm(),
                            status_labels=ops.STATUS_LABELS, channel_labels=ops.CHANNEL_LABELS)
 
 

@@ -132,7 +132,7 @@ CREATE TABLE coercion_report (
   received_at timestamptz NOT NULL DEFAULT clock_timestamp(),
   channel varchar(12) NOT NULL,
   context varchar(80),
-  division_code varchar(14),
+  division_code varchar(18),
   what_happened text NOT NULL,
   who_asked varchar(200),
   contact varchar(100),
