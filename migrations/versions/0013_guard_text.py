@@ -66,7 +66,7 @@ ALTER TABLE settlement_application ADD COLUMN refusal_reasons varchar(40)[];
 ALTER TABLE settlement_application ADD CONSTRAINT ck_settlement_application_refusal_reasons_closed_list
   CHECK (refusal_reasons IS NULL OR refusal_reasons <@ ARRAY[%(reasons)s]::varchar(40)[]);
 ALTER TABLE settlement_application ADD CONSTRAINT ck_settlement_application_refused_with_reasons
-  CHECK (status <> 'rejected' OR cardinality(refusal_reasons) > 0) NOT VALID;
+  CHECK (status <> 'rejected' OR coalesce(cardinality(refusal_reasons), 0) > 0) NOT VALID;
 ALTER TABLE settlement_application ADD CONSTRAINT ck_settlement_application_text_guard
   CHECK (NOT guard_surrender_text(coalesce(decision_note, '') || '|' || residence_address
          || '|' || destination_address || '|' || coalesce(employer_name, '') || '|'
