@@ -238,8 +238,8 @@ def _application(dbs, hh):
 
 
 @pytest.mark.parametrize("wording", DISGUISED)
-def test_settlement_decisions_with_disguised_conditions_through_the_api(app, dbs, certified,
-                                                                       wording):  # noqa: F811
+def test_settlement_decisions_with_disguised_conditions_through_the_api(
+        app, dbs, certified, wording):  # noqa: F811
     a = _application(dbs, certified)
     client = app.test_client()
     url = f"/api/settlement/{a.id}/decision"
@@ -259,8 +259,8 @@ def test_settlement_decisions_with_disguised_conditions_through_the_api(app, dbs
 
 
 @pytest.mark.parametrize("wording", DISGUISED[:6])
-def test_settlement_decisions_with_disguised_conditions_through_the_form(dbs, login_as, certified,
-                                                                        wording):  # noqa: F811
+def test_settlement_decisions_with_disguised_conditions_through_the_form(
+        dbs, login_as, certified, wording):  # noqa: F811
     a = _application(dbs, certified)
     c = login_as("hukou")
     page = f"/settlement/{a.id}"
