@@ -62,6 +62,8 @@ class Config:
     RATELIMIT_STORAGE_URI = _limits_uri(os.environ.get("REDIS_URL"))
     RATELIMIT_HEADERS_ENABLED = True
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute;50 per hour")
+    # the public report form (举报): anyone may post, no login
+    REPORT_RATE_LIMIT = os.environ.get("REPORT_RATE_LIMIT", "5 per minute;30 per day")
 
     # API / OpenAPI
     API_TITLE = "Sanquan 三权 API"
@@ -106,6 +108,7 @@ class TestConfig(Config):
     )
     RATELIMIT_STORAGE_URI = "memory://"
     LOGIN_RATE_LIMIT = "1000 per minute"
+    REPORT_RATE_LIMIT = "1000 per minute"
 
 
 CONFIGS = {

@@ -484,3 +484,34 @@ def test_the_public_notice_page_has_the_report_form(app, dbs):
         campaigns.publish_notice("bureau", c, start=dt.date.today())
     page = app.test_client().get(f"/notice/{c.id}").get_data(as_text=True)
     assert 'id="report-coercion"' in page and f'value="campaign:{c.id}"' in page
+
+
+def test_the_public_report_form_is_rate_limited(app, dbs):
+    client = app.test_client()
+    page = client.get("/report").get_data(as_text=True)
+    token = csrf_from(page)
+    old = app.config["REPORT_RATE_LIMIT"]
+    app.config["REPORT_RATE_LIMIT"] = "2 per minute"
+    try:
+        codes = [client.post("/report", data={"csrf_token": token, "what_happened": f"第{i}次"},
+                             environ_base={"REMOTE_ADDR": "203.0.113.9"}).status_code
+                 for i in range(3)]
+    finally:
+        app.config["REPORT_RATE_LIMIT"] = old
+    assert codes == [201, 201, 429]
+
+
+# --- withdrawal: never a trade for the hukou ----------------------------------------------------
+
+def test_a_withdrawal_file_named_as_a_trade_is_refused(dbs, certified):  # noqa: F811
+    from app.withdrawal import operations as withdrawals
+
+    right = dbs.scalar(select(Right).where(Right.holder_household_code == certified.cbfbm,
+                                           Right.kind == "land_contract",
+                                           Right.end_lifespan.is_(None)))
+    withdrawals.enable_pilot("bureau", right.fbfbm[:6])
+    with pytest.raises(DomainError) as e:
+        withdrawals.start("bureau", right, via="in_person", statement=b"%PDF-1.4 x",
+                          statement_name="以地换户协议.pdf")
+    assert e.value.code == "guard.text" and LAW_55 in e.value.source("zh")
+    assert _audit(dbs, "withdrawal.refused", rule="guard.text", field="statement_name")

@@ -61,7 +61,7 @@ def _where(channel: str, context: str | None) -> tuple[str | None, str | None]:
 
 
 def _limit() -> str:
-    return current_app.config.get("REPORT_RATE_LIMIT", "5 per minute;30 per day")
+    return current_app.config["REPORT_RATE_LIMIT"]
 
 
 @bp.route("/report", methods=["GET", "POST"])
