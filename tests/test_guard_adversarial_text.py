@@ -226,6 +226,20 @@ def test_certificates_in_sql(dbs, certified):  # noqa: F811
         with pytest.raises(DBAPIError, match=match):
             with dbs.begin_nested():
                 dbs.execute(text(sql), {"i": cert.id})
+    # superseded "by a new edition" that never comes: refused when the transaction ends
+    with pytest.raises(DBAPIError, match="certificate.no_successor"):
+        with dbs.begin_nested():
+            dbs.execute(text("UPDATE certificate SET status = 'superseded', ended_at = now(), "
+                             "ended_by = 'x', end_reason = '换发', end_ground = 'new_edition' "
+                             "WHERE id = :i"), {"i": cert.id})
+            dbs.execute(text("SET CONSTRAINTS certificate_superseded_has_successor IMMEDIATE"))
+    dbs.execute(text("SET CONSTRAINTS certificate_superseded_has_successor DEFERRED"))
+    # the lawful reissue passes the same check
+    dbs.refresh(cert)
+    new = certificates.reissue("bureau", cert, "证书遗失，已登报声明作废")
+    dbs.execute(text("SET CONSTRAINTS certificate_superseded_has_successor IMMEDIATE"))
+    dbs.execute(text("SET CONSTRAINTS certificate_superseded_has_successor DEFERRED"))
+    assert (new.replaces_id, new.edition) == (cert.id, cert.edition + 1)
 
 
 # --- settlement ---------------------------------------------------------------------------------

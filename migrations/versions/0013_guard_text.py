@@ -121,6 +121,23 @@ END $$;
 CREATE TRIGGER certificate_edition_chain BEFORE INSERT ON certificate
   FOR EACH ROW EXECUTE FUNCTION certificate_edition_chain();
 
+-- a certificate superseded "by a new edition" has one by the end of the transaction: no
+-- household is left without its valid certificate by a supersession in name only
+CREATE OR REPLACE FUNCTION certificate_superseded_has_successor() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.status = 'superseded' AND NOT EXISTS (SELECT 1 FROM certificate
+                                               WHERE replaces_id = NEW.id) THEN
+    RAISE EXCEPTION 'certificate.no_successor: certificate % (edition %) is superseded but no new edition replaces it', NEW.number, NEW.edition
+      USING ERRCODE = 'check_violation';
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER certificate_superseded_has_successor AFTER UPDATE ON certificate
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+  WHEN (NEW.status = 'superseded' AND OLD.status = 'valid')
+  EXECUTE FUNCTION certificate_superseded_has_successor();
+
 ALTER TABLE app_user DROP CONSTRAINT ck_app_user_role;
 ALTER TABLE app_user ALTER COLUMN role TYPE varchar(30);
 ALTER TABLE app_user ADD CONSTRAINT ck_app_user_role CHECK (role IN ('farmer',
@@ -234,6 +251,8 @@ ALTER TABLE app_user DROP CONSTRAINT ck_app_user_role;
 ALTER TABLE app_user ADD CONSTRAINT ck_app_user_role CHECK (role IN ('farmer',
   'collective_officer','bureau_staff','exchange_operator','hukou_officer','auditor','admin'));
 ALTER TABLE app_user ALTER COLUMN role TYPE varchar(20);
+DROP TRIGGER IF EXISTS certificate_superseded_has_successor ON certificate;
+DROP FUNCTION IF EXISTS certificate_superseded_has_successor;
 DROP TRIGGER IF EXISTS certificate_edition_chain ON certificate;
 DROP TRIGGER IF EXISTS certificate_end_ground ON certificate;
 DROP FUNCTION IF EXISTS certificate_edition_chain, certificate_end_ground;
