@@ -13,8 +13,8 @@ art 17).  Before matching, the text is normalised so that spelling cannot hide a
 - and every Chinese entry is also matched in pinyin (pypinyin), tone marks removed, at syllable
   boundaries, so that "yi di huan hu" or "Yǐ dì huàn hù" is 以地换户.
 
-The lexicon is data (``guardtext_lexicon.toml``): three groups (surrender, condition,
-settlement) and the neutral words that, right before a match, make it a statement of the rule
+The lexicon is data (``guardtext_lexicon.toml``): four groups (surrender, condition,
+settlement, urban) and the neutral words that, right before a match, make it a statement of the rule
 ("不得以退出承包地为条件").  Each caller names a policy: which groups its fields refuse.
 
 This module imports nothing from the features: they call it."""
@@ -30,20 +30,23 @@ from pathlib import Path
 from urllib.parse import unquote
 
 LEXICON = Path(__file__).with_name("guardtext_lexicon.toml")
-GROUPS = ("surrender", "condition", "settlement")
+GROUPS = ("surrender", "condition", "settlement", "urban")
 
 # Which groups a field refuses.
 POLICIES = {
     # a settlement case may not mention giving up a right at all (domain.md §9 rule 2)
     "settlement": ("surrender", "condition"),
     # a membership ends on an art 17 ground: never on the hukou, settling or residence
-    "membership": ("condition", "settlement"),
+    "membership": ("condition", "settlement", "urban"),
+    # … except that gaining another collective's membership (checked by the operation) often
+    # comes with moving the hukou there: only settling in town and trades are refused
+    "membership_other": ("condition", "urban"),
     # a certificate is cancelled, reissued or replaced for what happened to the right or the
     # paper — never for settling, nor for a surrender written into the reason
-    "certificate": ("surrender", "condition", "settlement"),
+    "certificate": ("surrender", "condition", "settlement", "urban"),
     # a certificate cancelled by the system after its right ended on a lawful ground: the ground
     # names the withdrawal or expiry, but never the hukou
-    "certificate_right_ended": ("condition", "settlement"),
+    "certificate_right_ended": ("condition", "settlement", "urban"),
     # a withdrawal is the holder's own act: never traded against the hukou
     "withdrawal": ("condition",),
     # market listings and bids: no land-for-hukou deals, no surrender dressed as a term

@@ -529,3 +529,24 @@ def test_a_withdrawal_file_named_as_a_trade_is_refused(dbs, certified):  # noqa:
                           statement_name="以地换户协议.pdf")
     assert e.value.code == "guard.text" and LAW_55 in e.value.source("zh")
     assert _audit(dbs, "withdrawal.refused", rule="guard.text", field="statement_name")
+
+
+def test_membership_other_ground_with_the_hukou_moved_there(dbs, certified):  # noqa: F811
+    """Gaining another collective's membership often comes with moving the hukou there: that
+    note is lawful on that ground (the operation checks the other membership), in the operation
+    and in the database; settling in town is not, on any ground."""
+    m = _member_of(dbs, certified)
+    other = dbs.scalar(select(Membership.collective_id).where(
+        Membership.collective_id != m.collective_id).limit(1))
+    from app.collectives.models import Collective
+
+    collectives.admit("bureau", m.person, dbs.get(Collective, other), "marriage",
+                      dt.date.today(), reason="婚入")
+    with pytest.raises(DomainError) as e:
+        collectives.end_membership("bureau", m, "other_membership", dt.date.today(),
+                                   "已进城落户", reason="x")
+    assert e.value.code == "guard.text"
+    note = "因婚姻户口迁出至邻村，已取得该村成员资格"
+    collectives.end_membership("bureau", m, "other_membership", dt.date.today(), note,
+                               reason="取得其他集体经济组织成员资格")
+    assert m.status == "ended" and m.end_note == note

@@ -210,3 +210,10 @@ def test_normalise_undoes_each_disguise():
         guardtext.normalise("退\u200b地") == guardtext.normalise("退 ，地") == "退地"
     assert guardtext.normalise("騰退舊宅") == "腾退旧宅"
     assert guardtext.normalise("ＴＵＩ　ＤＩ") == "tuidi"
+
+
+def test_gaining_another_membership_may_name_the_hukou_but_never_settling_in_town():
+    note = "因婚姻户口迁出至邻村，已取得该村集体经济组织成员资格"
+    assert guardtext.check("membership", note)  # on any other ground: refused
+    assert not guardtext.check("membership_other", note)
+    assert guardtext.check("membership_other", "已进城落户，视同取得其他成员资格")

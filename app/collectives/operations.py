@@ -134,8 +134,9 @@ def end_membership(actor, membership: Membership, ground: str, ended_on: dt.date
     ground = lawful_ground(actor, ground, LAWFUL_END_GROUNDS, FORBIDDEN_GROUNDS, GROUND_FORBIDDEN,
                            GROUND_UNKNOWN, "membership.end.refused", "membership", membership.id,
                            reason)
-    guard_text(actor, "membership", {"note": note, "reason": reason}, "membership.end.refused",
-               "membership", membership.id)  # a lawful ground used as a disguise (art 17)
+    guard_text(actor, "membership_other" if ground == "other_membership" else "membership",
+               {"note": note, "reason": reason}, "membership.end.refused", "membership",
+               membership.id)  # a lawful ground used as a disguise (art 17)
     if membership.status != "active":
         raise DomainError(NOT_ACTIVE)
     if ended_on < membership.began_on:

@@ -7,7 +7,7 @@ cancellation, the compliance supervisor role, and reports of coercion (举报)
   (only once no current version of the right is left) or error_corrected (with a reference);
 - certificate editions of one number follow each other (edition = last + 1, replacing the
   last), so a current right whose certificate was cancelled gets the next edition;
-- guard_surrender_text() / guard_settlement_text(): a compact normalisation (spaces,
+- guard_surrender_text() / guard_settlement_text() / guard_urban_text(): a compact normalisation (spaces,
   punctuation, zero-width characters removed, lower case) and the core wordings in simplified
   and traditional characters, as CHECKs on settlement notes, file names and addresses,
   membership end notes and certificate end reasons.  The application's detector
@@ -54,12 +54,19 @@ IMMUTABLE AS $$
     || '不再是.{0,4}成员|不再是.{0,4}成員|giveup|surrender|relinquish|handback)')
 $$;
 
--- settling in town, moving the hukou (never a ground: 农村集体经济组织法 art 17)
+-- settling in town (never a ground for anything)
+CREATE OR REPLACE FUNCTION guard_urban_text(t text) RETURNS boolean LANGUAGE sql
+IMMUTABLE AS $$
+  SELECT guard_compact(t) ~ ('(进城落户|進城落戶|落户城镇|落戶城鎮|城镇户口|城鎮戶口|农转非|農轉非|'
+    || '以地换户|以地換戶|settl(e|ed|ing|es)intown)')
+$$;
+
+-- … or moving the hukou (never a ground to end a membership or a right: 农村集体经济组织法
+-- art 17 — except that gaining another collective's membership may come with it)
 CREATE OR REPLACE FUNCTION guard_settlement_text(t text) RETURNS boolean LANGUAGE sql
 IMMUTABLE AS $$
-  SELECT guard_compact(t) ~ ('(进城落户|進城落戶|落户城镇|落戶城鎮|户口迁出|戶口遷出|'
-    || '迁出户口|遷出戶口|户籍迁出|戶籍遷出|户口迁移|戶口遷移|农转非|農轉非|以地换户|以地換戶|'
-    || 'settl(e|ed|ing|es)intown|hukoumove)')
+  SELECT guard_urban_text(t) OR guard_compact(t) ~ ('(户口迁出|戶口遷出|迁出户口|遷出戶口|'
+    || '户籍迁出|戶籍遷出|户口迁移|戶口遷移|hukoumove)')
 $$;
 
 ALTER TABLE settlement_application ADD COLUMN refusal_reasons varchar(40)[];
@@ -76,7 +83,8 @@ ALTER TABLE settlement_document ADD CONSTRAINT ck_settlement_document_filename_g
 ALTER TABLE residence_permit ADD CONSTRAINT ck_residence_permit_address_guard
   CHECK (NOT guard_surrender_text(address)) NOT VALID;
 ALTER TABLE membership ADD CONSTRAINT ck_membership_end_note_guard
-  CHECK (end_note IS NULL OR NOT guard_settlement_text(end_note)) NOT VALID;
+  CHECK (end_note IS NULL OR (NOT guard_urban_text(end_note) AND
+         (end_ground = 'other_membership' OR NOT guard_settlement_text(end_note)))) NOT VALID;
 
 ALTER TABLE certificate ADD COLUMN end_ground varchar(20);
 ALTER TABLE certificate ADD COLUMN end_reference varchar(100);
@@ -267,7 +275,8 @@ ALTER TABLE settlement_application DROP CONSTRAINT IF EXISTS ck_settlement_appli
 ALTER TABLE settlement_application DROP CONSTRAINT IF EXISTS ck_settlement_application_refused_with_reasons;
 ALTER TABLE settlement_application DROP CONSTRAINT IF EXISTS ck_settlement_application_refusal_reasons_closed_list;
 ALTER TABLE settlement_application DROP COLUMN IF EXISTS refusal_reasons;
-DROP FUNCTION IF EXISTS guard_surrender_text, guard_settlement_text, guard_compact;
+DROP FUNCTION IF EXISTS guard_surrender_text, guard_settlement_text, guard_urban_text,
+  guard_compact;
 """
 
 
