@@ -158,10 +158,31 @@ def lexicon() -> dict:
     pairs = ([normalise(v) for v in s.get("verbs", [])], [normalise(o) for o in
                                                           s.get("objects", [])],
              int(s.get("window", 8)))
+    after = ([normalise(v) for v in s.get("after", [])], int(s.get("after_window", 8)))
+    after_py = ([(o, _syllables(o)[0]) for o in pairs[1]],
+                [(v, _syllables(v)[0]) for v in after[0]], 6 * after[1])
+    patterns = _trade_patterns(data["condition"])
     pairs_py = ([(v, _syllables(v)[0]) for v in pairs[0]],
                 [(o, _syllables(o)[0]) for o in pairs[1]])
     return {"groups": groups, "neutral": neutral, "neutral_py": neutral_py, "pairs": pairs,
-            "pairs_py": pairs_py}
+            "pairs_py": pairs_py, "after": after, "after_py": after_py, "patterns": patterns}
+
+
+def _alt(words, py: bool = False) -> str:
+    forms = {_syllables(normalise(w))[0] if py else normalise(w) for w in words}
+    return "|".join(sorted(forms, key=len, reverse=True))
+
+
+def _trade_patterns(c: dict) -> tuple:
+    """以/用/拿 + a right + (up to three characters) + 换 + what is got, in characters and in
+    pinyin."""
+    if not c.get("trade_by"):
+        return ()
+    by, what, to = c["trade_by"], c["trade_what"], c["trade_for"]
+    text_pat = re.compile(f"(?:{_alt(by)})(?:{_alt(what)})[^换]{{0,3}}换(?:取)?(?:{_alt(to)})")
+    py_pat = re.compile(f"(?:{_alt(by, True)})(?:{_alt(what, True)})[a-z]{{0,18}}?huan"
+                        f"(?:qu)?(?:{_alt(to, True)})")
+    return text_pat, py_pat
 
 
 def pinyin_matchable(word: str) -> bool:
@@ -222,10 +243,59 @@ def detect(text, groups: tuple[str, ...] = GROUPS) -> list[Hit]:
                 # that no neutral word covers
                 hits.append(Hit(g, word, "pinyin"))
     if "surrender" in groups and not any(h.group == "surrender" for h in hits):
-        hit = _pair(compact, py, bounds, lex)
+        hit = _pair(compact, py, bounds, lex) or _after(compact, lex) or \
+            _after_py(py, bounds, lex)
         if hit is not None:
             hits.append(hit)
+    if "condition" in groups and lex["patterns"]:
+        text_pat, py_pat = lex["patterns"]
+        m = text_pat.search(compact)
+        if m and not _negated(compact, m.start(), lex["neutral"]):
+            hits.append(Hit("condition", m.group(0), "text"))
+        elif not m:
+            m = py_pat.search(py)
+            if m and m.start() in bounds and not _negated_py(py, m.start(), lex["neutral_py"]):
+                hits.append(Hit("condition", m.group(0), "pinyin"))
     return hits
+
+
+def _after_py(py: str, bounds: set[int], lex: dict) -> Hit | None:
+    """The same in pinyin (cheng bao jing ying quan yi bing zhu xiao)."""
+    objects, verbs, window = lex["after_py"]
+    for o, op in objects:
+        for i in _find(py, op, bounds):
+            end = i + len(op)
+            tail = py[end:end + window]
+            for v, vp in verbs:
+                j = tail.find(vp)
+                if j == -1 or (end + j) not in bounds or (end + j + len(vp)) not in bounds:
+                    continue
+                if any(n in tail[:j] for n in lex["neutral_py"]) or \
+                        _negated_py(py, i, lex["neutral_py"]):
+                    continue
+                return Hit("surrender", f"{o}…{v}", "pinyin")
+    return None
+
+
+def _after(compact: str, lex: dict) -> Hit | None:
+    """A right followed closely by what is done to it (承包经营权一并注销); a neutral word in
+    between or just before makes it the rule ("承包经营权不因落户而丧失")."""
+    objects = lex["pairs"][1]
+    verbs, window = lex["after"]
+    for o in objects:
+        for i in _find(compact, o, None):
+            end = i + len(o)
+            tail = compact[end:end + window]
+            for v in verbs:
+                j = tail.find(v)
+                if j == -1:
+                    continue
+                between = tail[:j]
+                if any(n in between for n in lex["neutral"]) or \
+                        _negated(compact, i, lex["neutral"]):
+                    continue
+                return Hit("surrender", f"{o}…{v}", "text")
+    return None
 
 
 def _pair(compact: str, py: str, bounds: set[int], lex: dict) -> Hit | None:

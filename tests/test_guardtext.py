@@ -47,6 +47,26 @@ HITS = [
     "hand back the land before settling", "waive the distribution right",
     "loses membership on moving the hukou", "no longer a member after settling",
     "land for hukou",
+    # more ways officials were heard to put it
+    "先把承包地交给村里再办户口", "承包地须交村集体统一收回", "承诺放弃本户承包地", "须签订退地协议",
+    "土地退还给集体后方可迁户", "退还责任田", "交回口粮田", "承包经营权一并注销", "承包合同同时解除",
+    "同意集体收回承包地", "自愿交回全部承包地", "放弃二轮延包", "不再参与二轮延包", "退出土地承包关系",
+    "承包地由村委会收回另行发包", "无偿交回承包地", "旧宅基地交回村集体", "宅基地上交村委会",
+    "放弃宅基地资格权", "宅基地资格权注销", "腾退老宅院", "退出宅基地资格", "拆除老宅并交回宅基地",
+    "不再享有村集体经济分红", "分红资格取消", "股权由集体收回", "不再计发分红", "放弃集体资产股份",
+    "股份退回集体", "收益分配资格取消", "取消其集体收益分配资格", "户口迁出即不再是成员",
+    "迁出户口者取消社员资格", "落户城镇后取消成员身份", "进城落户后自动退出集体经济组织",
+    "不再是本村集体经济组织成员", "村民资格自动丧失", "社员资格注销", "落户后不再保留集体成员身份",
+    "以承包地换城镇户口", "以宅基地换城镇住房", "以土地换保障", "拿地换户口", "用宅基地换房子",
+    "以退地作为落户前提", "交地才能落户", "退地方可落户", "先退地后落户", "不退地不给办户口",
+    "return the homestead to the collective", "give up the income-distribution right",
+    "surrender of the contract land is required", "forfeit the shares",
+    "hand back the certificate and the land", "waiver of the homestead",
+    "relinquishment of membership", "must give up the land",
+    "no longer a member of the collective", "land-for-hukou swap",
+    "落户须知：退回承包地", "附：交回宅基地承诺书", "条件一：放弃集体分红", "办理前须腾退宅基地",
+    "迁户前交回土地", "签字放弃承包权", "放弃土地换取城镇户口", "退地协议书.pdf", "宅基地退出确认书.pdf",
+    "放弃分红声明.docx", "集体股份放弃书.jpg",
 ]
 
 NEUTRAL = [
@@ -77,6 +97,20 @@ NEUTRAL = [
     "register at the new address within 30 days", "homestead kept as before",
     "户口迁入城区后，承包地仍由本户经营", "分红照常发放", "股份不变", "成员身份保留",
     "按时足额发放分红", "承包经营权证书补发", "宅基地使用权登记", "确权登记颁证",
+    "户籍民警已核对身份证", "申请人配偶随迁", "未婚子女随迁", "父母随迁", "房屋所有权证号已核",
+    "购房合同已备案", "住所为自有住房", "经现场核实实际居住", "居住证有效期至2029年", "申请材料已收齐",
+    "落户地址为房屋所在地", "迁入社区集体户", "迁入单位集体户", "请按时领取户口簿", "身份证件已验原件",
+    "户口簿复印件", "婚姻状况已核实", "子女出生证明已核", "社区集体户口地址", "承包地继续由本户经营",
+    "宅基地及住房由本户保留", "集体收益分配照常", "股份继续享有", "成员资格不因落户改变",
+    "依法保护进城落户农民的土地承包经营权", "依法保障进城落户农民的宅基地使用权", "依法保障集体收益分配权",
+    "自愿有偿退出须另行申请", "是否退出完全由本人决定", "土地经营权流转合同", "流转期限五年",
+    "承包地出租给合作社", "以土地经营权入股合作社", "本户承包地面积3.2亩", "宅基地面积180平方米",
+    "地块编码14040410120101000001", "四至清楚", "界址点已确认", "指界人已签字", "证书编号有误已更正",
+    "证书污损", "补发证书", "颁证日期", "登簿完成", "公示期满无异议", "异议已处理", "更正登记申请书",
+    "权利人姓名更正", "因病去世", "已加入外国国籍", "取得城关村成员资格", "考录为公务员", "章程第八条",
+    "成员大会表决通过", "成员名册已公示", "异议期七天", "报乡镇备案", "补偿款5万元已支付",
+    "冷静期三十日", "户主及成年共有人均已签字同意", "访谈记录已归档", "价格较低", "互换后地块更规整",
+    "退休证明", "退役军人证", "交回旧户口簿换领新簿", "收回投资款", "退还押金",
 ]
 
 _s2t = opencc.OpenCC("s2t")
@@ -138,7 +172,7 @@ def _expected_hit(text: str, variant: str) -> bool:
 
 
 def test_the_corpus_has_150_wordings_each_way():
-    assert len(HITS) >= 80 and len(NEUTRAL) >= 80
+    assert len(HITS) >= 150 and len(NEUTRAL) >= 150
     assert len(HIT_CORPUS) >= 150 and len(NEUTRAL_CORPUS) >= 150
     assert len(set(HITS)) == len(HITS) and len(set(NEUTRAL)) == len(NEUTRAL)
 
@@ -217,3 +251,44 @@ def test_gaining_another_membership_may_name_the_hukou_but_never_settling_in_tow
     assert guardtext.check("membership", note)  # on any other ground: refused
     assert not guardtext.check("membership_other", note)
     assert guardtext.check("membership_other", "已进城落户，视同取得其他成员资格")
+
+
+# A held-out set, written after the lexicon above was settled and never tuned against: it
+# measures how the detector does on wordings it was not shaped by.  Measured when written:
+# 21 of 30 caught (0.70), 0 of 30 neutral flagged.  The misses (宅子归村里, 分红停发, 腾房,
+# 把地交出来, 腾出来 …) are for the next revision of the lexicon — after which this set is no
+# longer held out and a new one must be written.
+HELD_HITS = [
+    "落户的前提是把责任田退给集体", "村里要求签字后收回口粮田", "迁户口要先交还宅基地使用证",
+    "进城后宅子归村里", "户口迁走的，分红停发", "股金一律退还，不再分配", "先腾房后落户",
+    "老屋拆除后土地由村集体收回", "不交地，不予迁移户口", "交回土地证再来办理", "办户口得把地交出来",
+    "落户城区视同放弃承包地", "凡进城落户者其承包地由集体收回", "宅基地腾出来才能迁户口",
+    "成员资格随户口迁出而终止", "户籍迁出后取消分红", "退出村集体经济组织后再落户", "用老宅换城里的房",
+    "拿承包地换社保", "tui chu cheng bao di", "fang qi zhai ji di", "交  回  承  包  地",
+    "放&#x5F03;&#x5B85;&#x57FA;&#x5730;", "退%E5%87%BA%E6%89%BF%E5%8C%85%E5%9C%B0", "騰退宅基地後落戶",
+    "give up your land first", "surrender the land to the village", "waive all collective dividends",
+    "分红权利自动放弃", "本人自愿放弃村集体一切权益",
+]
+HELD_NEUTRAL = [
+    "请携带房产证原件到派出所办理", "承包地由本户继续耕种", "宅基地上的房屋仍归本户所有", "分红按股发放到户",
+    "户口迁入城区后仍是本村成员", "集体经济组织成员身份不受影响", "落户城区的申请已受理", "住房为商品房",
+    "该户已于2020年签订土地流转合同", "流转费每亩每年800元", "宅基地使用权证书已颁发",
+    "收益分配方案经成员大会通过",
+    "本社章程规定股份生不增死不减", "户主身份证号码已核对", "居住证由公安机关签发", "未婚子女一名随迁",
+    "材料不全，请补交购房合同", "住所核实中", "申请人在单位集体户落户", "集体户地址为公司办公楼",
+    "证书因水浸损毁，申请换发", "更正登记：面积由2.1亩更正为2.3亩", "法院判决书（2026）晋0404民初12号",
+    "征收补偿款已足额发放", "承包期至2058年12月31日", "村民小组长签字确认", "退役后回村务农",
+    "退休后回乡居住", "交回旧证，换领新证", "取消预约，改日办理",
+]
+
+
+def test_held_out_rates():
+    caught = [t for t in HELD_HITS if guardtext.check("settlement", t)]
+    flagged = [t for t in HELD_NEUTRAL if guardtext.check("settlement", t)]
+    report = (f"held out: detection {len(caught)}/{len(HELD_HITS)} = "
+              f"{len(caught) / len(HELD_HITS):.2f}; false positives {len(flagged)}/"
+              f"{len(HELD_NEUTRAL)}; missed: {[t for t in HELD_HITS if t not in caught]}")
+    print("\n" + report)
+    Path(__file__).with_name("guardtext_rates_heldout.txt").write_text(report + "\n",
+                                                                        encoding="utf-8")
+    assert len(caught) >= 21 and flagged == []
