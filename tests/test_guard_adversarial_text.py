@@ -463,6 +463,10 @@ def test_a_report_from_the_public_verify_page_reaches_the_supervisor(app, dbs, l
     body = sup.get("/compliance").get_data(as_text=True)
     total = sum(n for _s, n in counts)
     assert f'<b data-status="total">{total}</b>' in body
+    csv = sup.get("/compliance.csv").get_data(as_text=True)
+    assert "coercion_reports" in csv and "substantiated" in csv
+    assert sup.get("/api/settlement/compliance", headers=_bearer("supervisor")) \
+        .get_json()["coercion_reports"]["total"] == total
     for sql in ("UPDATE coercion_report SET what_happened = '无' WHERE id = :i",
                 "UPDATE coercion_report SET status = 'received' WHERE id = :i",
                 "DELETE FROM coercion_report WHERE id = :i",
