@@ -4,7 +4,7 @@ migration 0013)."""
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app.audit import operations as audit
 from app.errors import DomainError, Rule
@@ -59,6 +59,30 @@ def submit(actor, channel: str, what_happened: str, who_asked: str | None = None
     audit.record(actor, "report.received", "coercion_report", r.id,
                  {"channel": channel, "context": context, "division": division_code})
     return r
+
+
+def locate(channel: str, context: str | None, farmer=None) -> tuple[str | None, str | None]:
+    """Where a report came from and the division it belongs to (for the supervisors'
+    jurisdiction): the farmer's household, a campaign's villagers' group (public notice page),
+    a certificate's household (verification page).  A context that names nothing is dropped."""
+    if farmer is not None:
+        return f"household {farmer.household_code}", farmer.household_code
+    kind, _sep, ident = (context or "").partition(":")
+    if not ident.isdigit():
+        return None, None
+    sql = {("notice_page", "campaign"): "SELECT fbfbm FROM campaign WHERE id = :i",
+           ("verify_page", "certificate"): "SELECT household_code FROM certificate WHERE id = :i"}
+    q = sql.get((channel, kind))
+    code = db.session.scalar(text(q), {"i": int(ident)}) if q else None
+    return (f"{kind} {ident}", code) if code else (None, None)
+
+
+def opened(actor, r: CoercionReport) -> bool:
+    """A supervisor opened a report: reading the reporter's contact is logged."""
+    if not r.contact:
+        return False
+    audit.record(actor, "report.read_contact", "coercion_report", r.id)
+    return True
 
 
 def step(actor, r: CoercionReport, to_status: str, note: str) -> CoercionReport:

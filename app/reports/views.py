@@ -6,12 +6,10 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import text
 from wtforms import HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from app.access import access, jurisdiction_like
-from app.audit import operations as audit
 from app.extensions import db, limiter
 from app.people.idnumber import mask_phone
 
@@ -41,25 +39,6 @@ class StepForm(FlaskForm):
                          validators=[DataRequired(), Length(max=4000)])
 
 
-def _where(channel: str, context: str | None) -> tuple[str | None, str | None]:
-    """The context a report came from and the division it belongs to (for the supervisor's
-    jurisdiction): a campaign's group, a certificate's household, the farmer's household."""
-    if current_user.is_authenticated and current_user.role == "farmer":
-        return f"household {current_user.household_code}", current_user.household_code
-    kind, _sep, ident = (context or "").partition(":")
-    if not ident.isdigit():
-        return None, None
-    if channel == "notice_page" and kind == "campaign":
-        code = db.session.scalar(text("SELECT fbfbm FROM campaign WHERE id = :i"),
-                                 {"i": int(ident)})
-        return (f"campaign {ident}", code) if code else (None, None)
-    if channel == "verify_page" and kind == "certificate":
-        code = db.session.scalar(text("SELECT household_code FROM certificate WHERE id = :i"),
-                                 {"i": int(ident)})
-        return (f"certificate {ident}", code) if code else (None, None)
-    return None, None
-
-
 def _limit() -> str:
     return current_app.config["REPORT_RATE_LIMIT"]
 
@@ -81,7 +60,9 @@ def report():
         channel = "farmer_page"
     elif channel == "farmer_page":
         channel = "public"
-    context, division = _where(channel, form.context.data)
+    farmer = current_user if current_user.is_authenticated and \
+        current_user.role == "farmer" else None
+    context, division = ops.locate(channel, form.context.data, farmer)
     actor = current_user if current_user.is_authenticated else "public"
     r = ops.submit(actor, channel, form.what_happened.data, form.who_asked.data,
                    form.contact.data, context, division,
@@ -109,8 +90,7 @@ def detail(report_id: int, form: StepForm | None = None):
     like = jurisdiction_like(current_user)
     if like and r.division_code and not r.division_code.startswith(like.rstrip("%")):
         abort(403)
-    if r.contact:  # who read a reporter's contact is logged
-        audit.record(current_user, "report.read_contact", "coercion_report", r.id)
+    if ops.opened(current_user, r):  # who read a reporter's contact is logged
         db.session.commit()
     return render_template("reports/detail.html", rep=r, form=form or StepForm(),
                            status_labels=ops.STATUS_LABELS, channel_labels=ops.CHANNEL_LABELS)
