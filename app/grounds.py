@@ -47,6 +47,18 @@ DISGUISED = Rule(
        "membership. The text is refused and the attempt recorded."), ART27_55_17)
 
 
+FIELD_LABELS = {
+    "note": _l("The note"), "reason": _l("The reason"), "reasons": _l("The reason"),
+    "filename": _l("The file name"), "statement_name": _l("The file name"),
+    "address": _l("The address"), "residence_address": _l("The residence address"),
+    "destination_address": _l("The destination address"), "employer_name": _l("The employer"),
+    "police_station": _l("The police station"), "reference": _l("The reference"),
+    "interview": _l("The interview record"), "transferee": _l("The transferee"),
+    "number": _l("The number"), "property_certificate_no": _l("The number"),
+    "purchase_contract_no": _l("The number"), "rental_registration_no": _l("The number"),
+}
+
+
 def guard_text(actor, policy: str, fields: dict, action: str, obj_type: str, obj_id,
                rule: Rule = DISGUISED, reason: str | None = None) -> None:
     """Free text through the rights guard's detector (app.guardtext): a wording that `policy`
@@ -56,7 +68,8 @@ def guard_text(actor, policy: str, fields: dict, action: str, obj_type: str, obj
         return
     field, hit = found
     value = fields[field]
-    refuse(actor, DomainError(rule, field=field, word=hit.word, what=f"'{hit.word}'"), action,
+    label = FIELD_LABELS.get(field, field)
+    refuse(actor, DomainError(rule, field=label, word=hit.word, what=f"'{hit.word}'"), action,
            obj_type, obj_id, {"field": field, "words": hit.word, "group": hit.group,
                               "matched_as": hit.form, "text": str(value)[:500],
                               "policy": policy}, reason)
