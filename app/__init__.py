@@ -69,6 +69,7 @@ def register_models() -> None:
     from .jobs import models as _j  # noqa: F401
     from .parcels import models as _p  # noqa: F401
     from .people import models as _pe  # noqa: F401
+    from .reports import models as _rp  # noqa: F401
     from .rights import models as _r  # noqa: F401
     from .settlement import models as _s  # noqa: F401
     from .withdrawal import models as _w  # noqa: F401
@@ -144,13 +145,15 @@ def register_blueprints(app: Flask) -> None:
     from .ogc.views import bp as ogc_bp
     from .parcels.views import bp as parcels_bp
     from .people.views import bp as people_bp
+    from .reports.views import bp as reports_bp
     from .rest import register_api
     from .rights.views import bp as rights_bp
     from .settlement.views import bp as settlement_bp
     from .withdrawal.views import bp as withdrawal_bp
 
     for bp in (main_bp, auth_bp, people_bp, collectives_bp, audit_bp, parcels_bp, ogc_bp,
-               imports_bp, certificates_bp, campaigns_bp, rights_bp, settlement_bp, withdrawal_bp):
+               imports_bp, certificates_bp, campaigns_bp, rights_bp, settlement_bp, withdrawal_bp,
+               reports_bp):
         app.register_blueprint(bp)
     register_api(api)
 

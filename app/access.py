@@ -20,6 +20,7 @@ ROLES = (
     "exchange_operator",
     "hukou_officer",
     "auditor",
+    "compliance_supervisor",
     "admin",
 )
 ROLE_LABELS = {
@@ -29,6 +30,7 @@ ROLE_LABELS = {
     "exchange_operator": _l("exchange operator"),
     "hukou_officer": _l("hukou officer"),
     "auditor": _l("auditor"),
+    "compliance_supervisor": _l("compliance supervisor"),
     "admin": _l("administrator"),
 }
 STAFF_ROLES = tuple(r for r in ROLES if r != "farmer")

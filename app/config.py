@@ -78,6 +78,8 @@ class Config:
     RATELIMIT_STORAGE_URI = _limits_uri(os.environ.get("REDIS_URL"))
     RATELIMIT_HEADERS_ENABLED = True
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute;50 per hour")
+    # the public report form (举报): anyone may post, no login
+    REPORT_RATE_LIMIT = os.environ.get("REPORT_RATE_LIMIT", "5 per minute;30 per day")
 
     # API / OpenAPI
     API_TITLE = "Sanquan 三权 API"
@@ -156,6 +158,7 @@ class TestConfig(Config):
     RATELIMIT_STORAGE_URI = "memory://"
     LOGIN_RATE_LIMIT = "1000 per minute"
     LOGIN_LOCK_AFTER = 1000  # tests that exercise the lockout set their own threshold
+    REPORT_RATE_LIMIT = "1000 per minute"
 
 
 CONFIGS = {

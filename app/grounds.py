@@ -5,6 +5,9 @@ raised (domain.md §9 rule 5: every attempt is recorded), in its own commit so t
 even though the operation fails."""
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
+
+from app import guardtext
 from app.audit import operations as audit
 from app.errors import DomainError, Rule
 from app.extensions import db
@@ -31,3 +34,42 @@ def lawful_ground(actor, ground: str | None, lawful: tuple[str, ...], forbidden:
     else:
         refused = DomainError(unknown_rule, ground=ground)
     refuse(actor, refused, action, obj_type, obj_id, {"ground": ground}, reason)
+
+
+ART27_55_17 = _l("农村土地承包法 (Rural Land Contracting Law) art 27; 乡村振兴促进法 (Rural "
+                 "Revitalisation Promotion Law) art 55; 农村集体经济组织法 (Rural Collective "
+                 "Economic Organisations Law) art 17; source document item 14")
+DISGUISED = Rule(
+    "guard.text",
+    _l("%(field)s says \"%(word)s\": giving up the land-contract right, the homestead right or "
+       "the collective income-distribution right may not be made a condition of settling in "
+       "town, and settling in town, moving the hukou or living elsewhere ends no right and no "
+       "membership. The text is refused and the attempt recorded."), ART27_55_17)
+
+
+FIELD_LABELS = {
+    "note": _l("The note"), "reason": _l("The reason"), "reasons": _l("The reason"),
+    "filename": _l("The file name"), "statement_name": _l("The file name"),
+    "address": _l("The address"), "residence_address": _l("The residence address"),
+    "destination_address": _l("The destination address"), "employer_name": _l("The employer"),
+    "police_station": _l("The police station"), "reference": _l("The reference"),
+    "interview": _l("The interview record"), "transferee": _l("The transferee"),
+    "number": _l("The number"), "property_certificate_no": _l("The number"),
+    "purchase_contract_no": _l("The number"), "rental_registration_no": _l("The number"),
+}
+
+
+def guard_text(actor, policy: str, fields: dict, action: str, obj_type: str, obj_id,
+               rule: Rule = DISGUISED, reason: str | None = None) -> None:
+    """Free text through the rights guard's detector (app.guardtext): a wording that `policy`
+    refuses is recorded (field, words, the text) and refused with the law cited."""
+    found = guardtext.first_hit(policy, fields)
+    if found is None:
+        return
+    field, hit = found
+    value = fields[field]
+    label = FIELD_LABELS.get(field, field)
+    refuse(actor, DomainError(rule, field=label, word=hit.word, what=f"'{hit.word}'"), action,
+           obj_type, obj_id, {"field": field, "words": hit.word, "group": hit.group,
+                              "matched_as": hit.form, "text": str(value)[:500],
+                              "policy": policy}, reason)

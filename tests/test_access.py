@@ -13,7 +13,7 @@ from tests.conftest import csrf_from, user
 
 ACCOUNTS = {"farmer": "farmer", "collective_officer": "officer", "bureau_staff": "bureau",
             "exchange_operator": "exchange", "hukou_officer": "hukou", "auditor": "auditor",
-            "admin": "admin"}
+            "compliance_supervisor": "supervisor", "admin": "admin"}
 # Documentation and static files that anyone may fetch.
 OPEN_ENDPOINTS = {"static", "vendor", "api-docs.openapi_json", "api-docs.openapi_swagger_ui"}
 
@@ -115,7 +115,10 @@ def _campaign_rows(dbs, hh):
                    cooling_until=dt.date.today() + dt.timedelta(days=30))
     dbs.add(w)
     dbs.flush()
-    return {"campaign_id": c.id, "objection_id": o.id, "certificate_id": cert.id,
+    from app.reports import operations as reports
+
+    rep = reports.submit("public", "public", "t", division_code=hh.cbfbm)
+    return {"report_id": rep.id, "campaign_id": c.id, "objection_id": o.id, "certificate_id": cert.id,
             "token": cert.token, "name": f"campaign-{c.id}-job-0.zip", "application_id": a.id,
             "withdrawal_id": w.id}
 

@@ -122,7 +122,9 @@ def test_objection_online_then_resolution_registration_and_certificates(
 
     # Staff cancel it through the page; the public page says so.
     r = _post(staff, f"/certificates/{cert.id}", {"action": "cancel",
-                                                  "reason": "权利人申请注销"})
+                                                  "ground": "error_corrected",
+                                                  "reference": "更正登记 2026-7",
+                                                  "reason": "登记错误，更正后注销"})
     dbs.refresh(cert)
     assert r.status_code == 303 and cert.status == "cancelled"
     assert "已注销" in staff.get(f"/verify/{cert.token}").get_data(as_text=True)

@@ -107,7 +107,7 @@ def test_database_keeps_certificates_as_issued(contract, dbs):
         with pytest.raises(DBAPIError, match="certificate.history|permission denied"):
             with dbs.begin_nested():
                 dbs.execute(text(sql), {"i": cert.id})
-    ops.cancel("bureau", cert, "权利人申请注销")
+    ops.cancel("bureau", cert, "登记错误", "error_corrected", "更正登记 2026-1")
     with pytest.raises(DBAPIError, match="certificate.history"):
         with dbs.begin_nested():
             dbs.execute(text("UPDATE certificate SET status = 'valid', ended_at = NULL, "

@@ -187,7 +187,7 @@ def test_sample_delivery_from_notice_to_certificates(app, dbs, client, tmp_path,
         assert certificates.mask_code(cert.number) in page and cert.number not in page \
             and "本证书有效" in page
     gone = valid[1]
-    certificates.cancel("bureau", gone, "权利人申请注销（测试）")
+    certificates.cancel("bureau", gone, "登记错误（测试）", "error_corrected", "更正登记 1")
     page = client.get(f"/verify/{gone.token}").get_data(as_text=True)
     assert "本证书已注销" in page and "本证书有效" not in page
     assert client.get(f"/api/certificates/verify/{gone.token}").get_json()["status"] == \

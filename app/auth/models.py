@@ -14,7 +14,7 @@ class User(UserMixin, db.Model):
     username: Mapped[str] = mapped_column(String(50), nullable=False, unique=True)
     display_name: Mapped[str] = mapped_column(String(100), nullable=False)
     password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
-    role: Mapped[str] = mapped_column(String(20), nullable=False)
+    role: Mapped[str] = mapped_column(String(30), nullable=False)
     jurisdiction_code: Mapped[str | None] = mapped_column(String(14))
     person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     household_code: Mapped[str | None] = mapped_column(String(18))
@@ -28,7 +28,7 @@ class User(UserMixin, db.Model):
     __table_args__ = (
         CheckConstraint(
             "role IN ('farmer','collective_officer','bureau_staff','exchange_operator',"
-            "'hukou_officer','auditor','admin')", name="role"),
+            "'hukou_officer','auditor','compliance_supervisor','admin')", name="role"),
         CheckConstraint(
             "role IN ('farmer','admin') OR jurisdiction_code IS NOT NULL",
             name="staff_have_jurisdiction"),

@@ -33,6 +33,8 @@ class CertificateSchema(Schema):
     replaces_id = fields.Int(allow_none=True)
     ended_at = fields.DateTime(allow_none=True)
     end_reason = fields.Str(allow_none=True)
+    end_ground = fields.Str(allow_none=True)
+    end_reference = fields.Str(allow_none=True)
     verify_url = fields.Function(lambda c: c.content["verify_url"])
     content_sha256 = fields.Str()
 
@@ -64,6 +66,8 @@ class IssueArgs(Schema):
 class ActionArgs(Schema):
     action = fields.Str(required=True, validate=validate.OneOf(("reissue", "replace", "cancel")))
     reason = fields.Str(required=True, validate=validate.Length(min=1, max=500))
+    ground = fields.Str(load_default=None)  # cancellation: right_ended | error_corrected
+    reference = fields.Str(load_default=None, validate=validate.Length(max=100))
 
 
 @blp.route("")
@@ -119,7 +123,7 @@ def act(args, certificate_id: int):
     """Reissue (补发), replace (换发) or cancel (注销); answers with the resulting edition."""
     c = db.session.get(Certificate, certificate_id)
     if args["action"] == "cancel":
-        out = ops.cancel(current_user, c, args["reason"])
+        out = ops.cancel(current_user, c, args["reason"], args["ground"], args["reference"])
     elif args["action"] == "reissue":
         out = ops.reissue(current_user, c, args["reason"], ops.base_url())
     else:

@@ -43,6 +43,10 @@ class Certificate(db.Model):
     ended_at = mapped_column(DateTime(timezone=True))
     ended_by: Mapped[str | None] = mapped_column(String(50))
     end_reason: Mapped[str | None] = mapped_column(Text)
+    # the ground of the end (migration 0013): new_edition (superseded by a reissue or
+    # replacement); right_ended or error_corrected (cancelled), the latter with its reference
+    end_ground: Mapped[str | None] = mapped_column(String(20))
+    end_reference: Mapped[str | None] = mapped_column(String(100))
 
     replaces = relationship("Certificate", remote_side=[id])
 

@@ -25,6 +25,7 @@ from app import codes
 from app.audit import operations as audit
 from app.errors import DomainError, Rule
 from app.extensions import db
+from app.grounds import ART27_55_17, guard_text, refuse
 from app.people.idnumber import mask
 from app.people.models import Household
 from app.rights.models import Right
@@ -54,7 +55,30 @@ NOT_REGISTERED = Rule("certificate.campaign_not_registered",
                          "%(status)s."), LAW, 409)
 NOT_CERTIFIABLE = Rule("certificate.kind",
                        _l("A %(kind)s is not certified by this register."), LAW)
+CANCEL_GROUND = Rule(
+    "certificate.cancel_ground",
+    _l("'%(ground)s' is not a ground to cancel a certificate. A certificate is cancelled only "
+       "when its right has ended (on a lawful ground), or to correct an error, with the "
+       "reference of the correction; a lost or damaged certificate is reissued or replaced, "
+       "and settling in town is never a ground."), ART27_55_17)
+RIGHT_STILL_CURRENT = Rule(
+    "certificate.right_still_current",
+    _l("The right of certificate %(number)s is still current: a certificate is cancelled on "
+       "this ground only after its right has ended on a lawful ground."), ART27_55_17, 409)
+NEEDS_REFERENCE = Rule(
+    "certificate.correction_reference",
+    _l("Cancelling to correct an error needs the reference of the correction (the register "
+       "correction or decision that found the error)."), LAW)
+RACE = Rule("certificate.concurrent",
+            _l("Another certificate for this right was issued at the same moment; reload."),
+            LAW, 409)
 
+# The closed list of cancellation grounds (注销), tied to the right's state; migration 0013
+# holds the same list as a CHECK and a trigger.  "new_edition" is the ground of a superseded
+# certificate (reissue 补发, replacement 换发).
+CANCEL_GROUNDS = ("right_ended", "error_corrected")
+CANCEL_GROUND_LABELS = {"right_ended": _l("the right has ended"),
+                        "error_corrected": _l("an error corrected (with its reference)")}
 
 _who = audit.actor_name
 
@@ -175,23 +199,57 @@ def _current_right(uid: int) -> Right | None:
 
 def issue(actor, right: Right, campaign_id: int | None = None, base: str | None = None,
           reason: str | None = None, today: dt.date | None = None) -> Certificate:
-    """First issue for a registered right."""
+    """Issue for a registered right: the first edition, or — when an earlier certificate of
+    the right was cancelled (an error corrected) and the right is still current — the next
+    edition of the same number, chained to the last one (the register's number and edition
+    are unique: edition 1 again was the 500 on `uq_certificate_edition`)."""
+    guard_text(actor, "certificate", {"reason": reason}, "certificate.refused.text",
+               "land_right", right.uid)
+    db.session.execute(text("SELECT 1 FROM land_right WHERE id = :i FOR UPDATE"),
+                       {"i": right.id})  # one issue of a right at a time
     existing = valid_for(right.uid)
     if existing:
         raise DomainError(ALREADY, number=existing.number)
+    if right.kind == "land_contract":
+        prior = _last_edition(right.kind, right.contract_code)
+    else:
+        last = db.session.scalar(select(Certificate).where(Certificate.right_uid == right.uid)
+                                 .order_by(Certificate.id.desc()).limit(1))
+        prior = _last_edition(last.kind, last.number) if last is not None else None
+    if prior is not None and prior.status == "valid":
+        raise DomainError(ALREADY, number=prior.number)
+    if prior is not None:  # cancelled (or superseded): the next edition of the same number
+        return _make(actor, right, "reissue", number=prior.number, edition=prior.edition + 1,
+                     replaces=prior, reason=reason or str(_l(
+                         "new edition after edition %(e)s was %(status)s", e=prior.edition,
+                         status=codes.CERTIFICATE_STATUS[prior.status])),
+                     campaign_id=campaign_id, base=base, today=today)
     return _make(actor, right, "first", campaign_id=campaign_id, base=base, reason=reason,
                  today=today)
 
 
-def _end(actor, cert: Certificate, status: str, reason: str) -> None:
+def _last_edition(kind: str, number: str | None) -> Certificate | None:
+    if not number:
+        return None
+    return db.session.scalar(select(Certificate).where(
+        Certificate.kind == kind, Certificate.number == number)
+        .order_by(Certificate.edition.desc()).limit(1))
+
+
+def _end(actor, cert: Certificate, status: str, reason: str, ground: str = "new_edition",
+         reference: str | None = None, policy: str = "certificate") -> None:
     if cert.status != "valid":
         raise DomainError(NOT_VALID, number=cert.number,
                           status=codes.CERTIFICATE_STATUS[cert.status])
     if not (reason or "").strip():
         raise DomainError(NEEDS_REASON)
+    guard_text(actor, policy, {"reason": reason, "reference": reference},
+               "certificate.refused.text", "certificate", cert.id)
     db.session.execute(text("""UPDATE certificate SET status = :s, ended_at = clock_timestamp(),
-                               ended_by = :b, end_reason = :r WHERE id = :i"""),
-                       {"s": status, "b": _who(actor), "r": reason.strip(), "i": cert.id})
+                               ended_by = :b, end_reason = :r, end_ground = :g,
+                               end_reference = :ref WHERE id = :i"""),
+                       {"s": status, "b": _who(actor), "r": reason.strip(), "g": ground,
+                        "ref": (reference or "").strip() or None, "i": cert.id})
     db.session.refresh(cert)
 
 
@@ -215,17 +273,38 @@ def replace(actor, cert: Certificate, reason: str, base: str | None = None) -> C
     return _next_edition(actor, cert, "replacement", reason, base)
 
 
-def cancel(actor, cert: Certificate, reason: str) -> Certificate:
-    """注销: the certificate no longer stands (e.g. its right ended on a lawful ground)."""
-    _end(actor, cert, "cancelled", reason)
-    audit.record(actor, "certificate.cancel", "certificate", cert.id, {"number": cert.number},
-                 reason)
+def cancel(actor, cert: Certificate, reason: str, ground: str | None = None,
+           reference: str | None = None, _policy: str = "certificate") -> Certificate:
+    """注销: only on a ground of the closed list tied to the right's state — the right has
+    ended, or an error is corrected (with the correction's reference).  Any other ground,
+    and a reason that ties the certificate to settling in town or to giving up a right, is
+    refused with the law and recorded."""
+    if cert.status != "valid":
+        raise DomainError(NOT_VALID, number=cert.number,
+                          status=codes.CERTIFICATE_STATUS[cert.status])
+    ground = (ground or "").strip()
+    if ground not in CANCEL_GROUNDS:
+        refuse(actor, DomainError(CANCEL_GROUND, ground=ground or "—"),
+               "certificate.cancel.refused", "certificate", cert.id,
+               {"ground": ground, "text": (reason or "")[:500]})
+    if ground == "right_ended" and _current_right(cert.right_uid) is not None and \
+            _current_right(cert.right_uid).status == "current":
+        refuse(actor, DomainError(RIGHT_STILL_CURRENT, number=cert.number),
+               "certificate.cancel.refused", "certificate", cert.id,
+               {"ground": ground, "text": (reason or "")[:500]})
+    if ground == "error_corrected" and not (reference or "").strip():
+        raise DomainError(NEEDS_REFERENCE)
+    _end(actor, cert, "cancelled", reason, ground, reference, _policy)
+    audit.record(actor, "certificate.cancel", "certificate", cert.id,
+                 {"number": cert.number, "ground": ground, "reference": reference}, reason)
     return cert
 
 
 def cancel_for_right(actor, right_uid: int, reason: str) -> Certificate | None:
+    """The certificate of a right that has just ended on a lawful ground."""
     cert = valid_for(right_uid)
-    return cancel(actor, cert, reason) if cert else None
+    return cancel(actor, cert, reason, "right_ended",
+                  _policy="certificate_right_ended") if cert else None
 
 
 def out_of_date(cert: Certificate) -> bool:
@@ -261,7 +340,7 @@ def issue_for_campaign(actor, campaign, base: str | None = None, progress=None) 
     made = []
     todo = [r for r in rights if r.uid not in have]
     for i, r in enumerate(todo, 1):
-        made.append(_make(actor, r, "first", campaign_id=campaign.id, base=base,
+        made.append(issue(actor, r, campaign_id=campaign.id, base=base,
                           reason=f"campaign {campaign.id}"))
         if progress and (i % 25 == 0 or i == len(todo)):
             progress(i, 2 * len(todo), f"issued {i} of {len(todo)}")

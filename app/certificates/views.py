@@ -4,8 +4,8 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import SelectField, TextAreaField
-from wtforms.validators import DataRequired, Length
+from wtforms import SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
 
 from app.access import Scope, access, jurisdiction_like
 from app.extensions import db
@@ -32,6 +32,11 @@ class EndForm(FlaskForm):
         ("reissue", _l("reissue (补发): lost or destroyed")),
         ("replace", _l("replacement (换发): damaged or the right changed")),
         ("cancel", _l("cancellation (注销)"))])
+    ground = SelectField(_l("Ground of a cancellation"), choices=[
+        ("", "—"), *[(k, v) for k, v in ops.CANCEL_GROUND_LABELS.items()]],
+        validate_choice=False)
+    reference = StringField(_l("Reference of the correction"),
+                            validators=[Optional(), Length(max=100)])
     reason = TextAreaField(_l("Reason"), validators=[DataRequired(), Length(max=500)])
 
 
@@ -88,7 +93,8 @@ def act(certificate_id: int):
         return detail.__wrapped__(certificate_id, form), 422
     base = ops.base_url()  # PUBLIC_BASE_URL: the Host header is never trusted
     if form.action.data == "cancel":
-        new = ops.cancel(current_user, c, form.reason.data)
+        new = ops.cancel(current_user, c, form.reason.data, form.ground.data,
+                         form.reference.data)
     elif form.action.data == "reissue":
         new = ops.reissue(current_user, c, form.reason.data, base)
     else:

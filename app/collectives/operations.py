@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import unicodedata
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -12,7 +11,8 @@ from app.audit import operations as audit
 from app.divisions.models import Division
 from app.errors import DomainError, Rule
 from app.extensions import db
-from app.grounds import lawful_ground, refuse
+from app.grounds import guard_text, lawful_ground, refuse
+from app.guardtext import normalise
 
 from .models import JOIN_BASES, LAWFUL_END_GROUNDS, CharterClause, Collective, Membership
 
@@ -84,17 +84,16 @@ CLAUSE_NO = Rule("charter.clause.number",
 # name and article.  Kept closed so that a "law" cannot be invented in a text field.
 NAMED_LAWS = ("农村集体经济组织法", "民法典", "国籍法", "公务员法", "农村土地承包法")
 
-# Words that tie membership to the hukou, settling in town or residence (a clause or a note that
-# contains one is refused).  guard-app's normalising detector may replace this list.
+# Words that tie membership to the hukou, settling in town or residence: a charter clause that
+# ends membership, or a note on ending it on law_or_charter, that contains one is refused.  The
+# text is normalised as the guard's detector reads it (entities, NFKC, traditional, spacing).
 _RESIDENCE = re.compile(
     "户口|户籍|落户|进城|城镇|迁出|迁走|迁往|迁离|外迁|农转非|非农|居住|常住|外出|离村|离开本村|"
     "不在本村|定居|城里|城市|市民|hukou|settl|resid|town|city")
 
 
 def ties_to_residence(text: str | None) -> bool:
-    t = unicodedata.normalize("NFKC", text or "").lower()
-    t = re.sub(r"[\s\u200b-\u200f\ufeff\W_]+", "", t)
-    return bool(_RESIDENCE.search(t))
+    return bool(_RESIDENCE.search(normalise(text or "")))
 
 END_BEFORE_BEGIN = Rule("membership.end.date",
                         _l("The end date cannot be before the membership began."), ART17)
@@ -230,6 +229,9 @@ def end_membership(actor, membership: Membership, ground: str, ended_on: dt.date
     ground = lawful_ground(actor, ground, LAWFUL_END_GROUNDS, FORBIDDEN_GROUNDS, GROUND_FORBIDDEN,
                            GROUND_UNKNOWN, "membership.end.refused", "membership", membership.id,
                            reason)
+    guard_text(actor, "membership_other" if ground == "other_membership" else "membership",
+               {"note": note, "reason": reason}, "membership.end.refused", "membership",
+               membership.id)  # a lawful ground used as a disguise (art 17)
     clause_id = getattr(charter_clause, "id", charter_clause)
     law, article = (law or "").strip() or None, (article or "").strip() or None
     if ground == "law_or_charter":

@@ -268,6 +268,7 @@ DEMO_USERS = [
     ("hukou", "派出所 李警官", "hukou_officer", COUNTY),
     ("exchange", "农村产权交易中心 赵经理", "exchange_operator", "140400"),
     ("auditor", "审计 孙审计", "auditor", "140400"),
+    ("supervisor", "合规监督 周监督员", "compliance_supervisor", "140400"),
 ]
 
 

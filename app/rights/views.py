@@ -6,6 +6,7 @@ from sqlalchemy import select, text
 
 from app.access import access
 from app.certificates.models import Certificate
+from app.collectives.operations import GROUND_LABELS
 from app.extensions import db
 from app.people.models import Household
 from gis.svg import plan
@@ -38,5 +39,12 @@ def mine():
     pilot = {r.uid: withdrawal.pilot_enabled(r.fbfbm[:6]) for r in rights}
     mine_w = db.session.scalars(select(Withdrawal).where(
         Withdrawal.household_code == hh.cbfbm).order_by(Withdrawal.id.desc())).all() if hh else []
+    memberships = db.session.execute(text("""
+        SELECT c.name, c.fbfbm, ms.status, ms.basis, ms.began_on, ms.ended_on, ms.end_ground,
+               ms.end_note, ms.rights_kept_until FROM membership ms
+        JOIN collective c ON c.id = ms.collective_id
+        WHERE ms.person_id = :p ORDER BY ms.status, ms.began_on"""),
+        {"p": current_user.person_id}).all() if current_user.person_id else []
     return render_template("rights/mine.html", hh=hh, rights=rights, parcels=parcels, svg=svg,
-                           certificates=certs, pilot=pilot, withdrawals=mine_w)
+                           certificates=certs, pilot=pilot, withdrawals=mine_w,
+                           memberships=memberships, membership_grounds=GROUND_LABELS)

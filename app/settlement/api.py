@@ -53,6 +53,7 @@ class ApplicationSchema(Schema):
     decided_by = fields.Str(allow_none=True)
     decided_at = fields.DateTime(allow_none=True)
     conditions = fields.List(fields.Str(), allow_none=True)
+    refusal_reasons = fields.List(fields.Str(), allow_none=True)
     members = fields.List(fields.Nested(MemberSchema))
     documents = fields.Function(lambda a: [{"doc_type": d.doc_type, "filename": d.filename,
                                             "sha256": d.sha256} for d in a.documents])
@@ -97,6 +98,7 @@ class Decision(Schema):
 
     outcome = fields.Str(required=True, validate=validate.OneOf(("approve", "reject")))
     conditions = fields.List(fields.Str(), load_default=list)
+    reasons = fields.List(fields.Str(), load_default=list)
     note = fields.Str(load_default=None)
 
 
@@ -183,11 +185,11 @@ def add_document(args, application_id: int):
 def decide(args, application_id: int):
     a = db.session.get(SettlementApplication, application_id)
     ops.guard_extra(current_user, {k: v for k, v in args.items()
-                                   if k not in ("outcome", "conditions", "note")}, a.id)
+                                   if k not in ("outcome", "conditions", "reasons", "note")}, a.id)
     if args["outcome"] == "approve":
         ops.approve(current_user, a, args["conditions"], args["note"])
     else:
-        ops.reject(current_user, a, args["note"] or "")
+        ops.reject(current_user, a, args["reasons"], args["note"])
     db.session.commit()
     return a
 
@@ -205,7 +207,8 @@ def compliance_report():
                              if w.settled_on else None, "days_after_settlement": w.days_after}
                             for w in r["withdrawals"]],
             "refusals": [{"seq": x.seq, "at": x.at.isoformat(), "actor": x.actor_name,
-                          "action": x.action, "details": x.changes} for x in r["refusals"]]}
+                          "action": x.action, "details": x.changes} for x in r["refusals"]],
+            "coercion_reports": r["reports"]}
 
 
 class WithdrawalSchema(Schema):

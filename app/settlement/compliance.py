@@ -7,9 +7,14 @@ import datetime as dt
 from sqlalchemy import text
 
 from app.extensions import db
+from app.reports import operations as reports
 
+# Every refusal the guard records, whatever the ground or text it was tried with: a ground
+# spelt "Settled_In_Town", "进城落户" or "hukou moved" is refused as unknown or forbidden —
+# both are listed, as is every text the detector refused (rule guard.text).
 REFUSALS = ("settlement.refused.rights_field", "settlement.refused.rights_document",
-            "settlement.refused.rights_condition", "withdrawal.refused")
+            "settlement.refused.rights_condition", "withdrawal.refused", "right.end.refused",
+            "membership.end.refused", "certificate.cancel.refused", "certificate.refused.text")
 
 
 def report(like: str | None, since: dt.date | None) -> dict:
@@ -58,11 +63,11 @@ def report(like: str | None, since: dt.date | None) -> dict:
     refusals = db.session.execute(text("""
         SELECT a.seq, a.at, a.actor_name, a.action, a.object_type, a.object_id, a.changes,
                a.reason FROM audit_log a
-        WHERE (a.action = ANY(:acts) OR (a.action IN ('right.end.refused',
-               'membership.end.refused') AND a.changes->>'ground' IN ('settled_in_town',
-               'hukou_moved'))) AND a.at >= :since
-        ORDER BY a.seq DESC LIMIT 1000"""), {**p, "acts": list(REFUSALS)}).all()
-    return {"settled": settled, "withdrawals": withdrawals, "refusals": refusals}
+        WHERE (a.action = ANY(:acts) OR a.changes->>'rule' LIKE :guard_rules)
+          AND a.at >= :since
+        ORDER BY a.seq DESC LIMIT 1000"""), {**p, "acts": list(REFUSALS), "guard_rules": "guard.%"}).all()
+    return {"settled": settled, "withdrawals": withdrawals, "refusals": refusals,
+            "reports": reports.counts(like)}
 
 
 def csv_rows(r: dict):
@@ -82,3 +87,4 @@ def csv_rows(r: dict):
                                 "reason"]] + [
         [x.seq, x.at.isoformat(), x.actor_name, x.action, f"{x.object_type} {x.object_id}",
          x.changes, x.reason or ""] for x in r["refusals"]]
+    yield "coercion_reports", [list(r["reports"])] + [list(r["reports"].values())]

@@ -18,6 +18,13 @@ DOCUMENT_TYPES = ("id_card", "household_register", "property_certificate", "purc
                   "dormitory_proof", "marriage_certificate", "birth_certificate", "other_identity")
 CONDITIONS = ("present_originals", "register_residence_within_30_days",
               "collect_new_household_booklet")
+# The lawful reasons to refuse a settlement (source document items 1 and 6): about the residence,
+# the permit, the persons moving and the papers — never about a right.  Migration 0013 holds the
+# same list as a CHECK.
+REFUSAL_REASONS = ("no_lawful_stable_residence", "residence_not_verified", "not_living_there",
+                   "rental_not_registered", "permit_missing_or_invalid", "permit_other_town",
+                   "persons_not_eligible", "documents_incomplete", "identity_not_verified",
+                   "town_not_open", "duplicate_application")
 TOWN_KINDS = ("urban_district", "high_tech_zone", "county_seat", "designated_town")
 
 
@@ -95,6 +102,7 @@ class SettlementApplication(db.Model):
     decided_at = mapped_column(DateTime(timezone=True))
     decision_note: Mapped[str | None] = mapped_column(Text)
     conditions: Mapped[list | None] = mapped_column(db.ARRAY(String(40)))
+    refusal_reasons: Mapped[list | None] = mapped_column(db.ARRAY(String(40)))
 
     applicant = relationship("Person", foreign_keys=[applicant_id])
     town = relationship("SettlementTown")

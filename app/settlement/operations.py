@@ -14,17 +14,21 @@ import re
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, text
 
+from app import guardtext
 from app.audit import operations as audit
+from app.collectives.operations import GROUND_LABELS as MEMBERSHIP_GROUNDS
 from app.errors import DomainError, Rule
 from app.extensions import db
-from app.grounds import refuse
+from app.grounds import guard_text, refuse
 from app.people.models import Person
 from app.rights.operations import ART27_55
+from app.rights.operations import GROUND_LABELS as RIGHT_GROUNDS
 
 from .models import (
     BASES,
     CONDITIONS,
     DOCUMENT_TYPES,
+    REFUSAL_REASONS,
     HukouMove,
     ResidencePermit,
     SettlementApplication,
@@ -67,10 +71,16 @@ UNKNOWN_CONDITION = Rule("settlement.condition",
                             "carry."), ITEM1)
 NOT_OPEN = Rule("settlement.decided", _l("This application has been decided (%(status)s)."),
                 ITEM1, 409)
-NEEDS_REASON = Rule("settlement.reason", _l("A refusal needs its reasons."), ITEM1)
+NEEDS_REASON = Rule("settlement.reason",
+                    _l("A refusal needs its reasons from the list of lawful reasons (the "
+                       "residence, the permit, the persons moving, the documents); a note can "
+                       "only add to them."), ITEM1)
+UNKNOWN_REASON = Rule("settlement.refusal_reason",
+                      _l("'%(reason)s' is not a lawful reason to refuse a settlement."), ITEM1)
 
-# Words that tie a settlement to giving up a right, in field names, document types, conditions
-# and decision notes.  Matching one means the attempt is refused with the law and recorded.
+# Names (of fields, document types, conditions) that are about a right at all: a settlement case
+# has none.  Free text (notes, reasons, file names, addresses) goes through the rights guard's
+# normalising detector instead (app/guardtext.py), which also reads disguised wordings.
 _RIGHTS_WORDS = re.compile(
     r"give[ _-]?up|surrender|relinquish|waive|waiver|withdraw|hand[ _-]?back|return[ _-]?"
     r"(the[ _-]?)?land|退出|放弃|交回|退回|退还|收回|自愿有偿|承包地|承包经营权|宅基地|"
@@ -79,7 +89,17 @@ _RIGHTS_WORDS = re.compile(
 
 
 def rights_related(value) -> bool:
-    return bool(value) and bool(_RIGHTS_WORDS.search(str(value)))
+    """A name about a right, or a text the detector refuses for a settlement."""
+    if not value:
+        return False
+    return bool(_RIGHTS_WORDS.search(str(value))) or bool(guardtext.check("settlement", value))
+
+
+def guard_settlement_text(actor, fields: dict, action: str, obj_id=None) -> None:
+    """Every free-text field of a settlement record through the detector (settlement policy:
+    no surrender, no condition), refused with art 27 / art 55 and recorded."""
+    guard_text(actor, "settlement", fields, action, "settlement_application", obj_id,
+               rule=RIGHTS_CONDITION)
 
 
 _who = audit.actor_name
@@ -130,6 +150,8 @@ def record_permit(actor, person: Person, number: str, town: SettlementTown, addr
                   resident_since: dt.date, issued_on: dt.date,
                   valid_until: dt.date | None = None) -> ResidencePermit:
     """Record a residence permit (居住证); it is issued after six months' residence."""
+    guard_settlement_text(actor, {"number": number, "address": address},
+                          "settlement.refused.rights_field")
     if issued_on < _add_months(resident_since, 6):
         raise DomainError(PERMIT, number=number, why=_l("was issued before six months' "
                                                        "residence"))
@@ -254,6 +276,9 @@ def apply(actor, applicant: Person, town: SettlementTown | None, members: list[d
     unknown = set(fields) - set(APPLICATION_FIELDS)
     if unknown:
         guard_extra(actor, {k: fields[k] for k in unknown})
+    guard_settlement_text(actor, {k: v for k, v in fields.items()
+                                  if isinstance(v, str) and k in APPLICATION_FIELDS},
+                          "settlement.refused.rights_field")
     if town is None or not town.active:
         raise DomainError(NOT_A_TOWN, town=getattr(town, "name", "—"))
     _check_members(applicant, members)
@@ -283,10 +308,12 @@ def add_document(actor, a: SettlementApplication, doc_type: str, filename: str,
                  data: bytes) -> SettlementDocument:
     """File identity or residence evidence.  A document typed as (or named as) a withdrawal
     or surrender of a right is refused with the law and recorded."""
-    if rights_related(doc_type) or (doc_type not in DOCUMENT_TYPES and rights_related(filename)):
+    if rights_related(doc_type):
         refuse(actor, DomainError(RIGHTS_CONDITION, what=f"'{doc_type}'"),
                "settlement.refused.rights_document", "settlement_application", a.id,
                {"doc_type": doc_type, "filename": filename})
+    guard_settlement_text(actor, {"filename": filename}, "settlement.refused.rights_document",
+                          a.id)
     if doc_type not in DOCUMENT_TYPES:
         raise DomainError(UNKNOWN_DOCUMENT, doc_type=doc_type)
     if a.status != "submitted":
@@ -310,11 +337,7 @@ def _guard_decision(actor, a, conditions, note) -> list[str]:
                    {"condition": c})
         if c not in CONDITIONS:
             raise DomainError(UNKNOWN_CONDITION, condition=c)
-    if rights_related(note):
-        refuse(actor, DomainError(RIGHTS_CONDITION, what=_l("a decision that refers to giving "
-                                                            "up a right")),
-               "settlement.refused.rights_condition", "settlement_application", a.id,
-               {"note": note})
+    guard_settlement_text(actor, {"note": note}, "settlement.refused.rights_condition", a.id)
     return conditions
 
 
@@ -343,16 +366,34 @@ def approve(actor, a: SettlementApplication, conditions: list[str] | None = None
     return a
 
 
-def reject(actor, a: SettlementApplication, reasons: str) -> SettlementApplication:
+def reject(actor, a: SettlementApplication, reasons: list[str] | tuple[str, ...],
+           note: str | None = None) -> SettlementApplication:
+    """Refuse a settlement for reasons of the closed list (REFUSAL_REASONS: the residence, the
+    permit, the persons moving, the documents); the note only adds to them.  A reason or note
+    about giving up a right is refused with the law and recorded."""
     if a.status != "submitted":
         raise DomainError(NOT_OPEN, status=a.status)
-    if not (reasons or "").strip():
+    if isinstance(reasons, str):  # free text alone is not a reason
+        note, reasons = (note or reasons), []
+    reasons = [r.strip() for r in (reasons or []) if r and r.strip()]
+    for r in reasons:
+        if rights_related(r):
+            refuse(actor, DomainError(RIGHTS_CONDITION, what=f"'{r}'"),
+                   "settlement.refused.rights_condition", "settlement_application", a.id,
+                   {"reason": r})
+    note = (note or "").strip() or None
+    _guard_decision(actor, a, [], note)
+    for r in reasons:
+        if r not in REFUSAL_REASONS:
+            raise DomainError(UNKNOWN_REASON, reason=r)
+    if not reasons:
         raise DomainError(NEEDS_REASON)
-    _guard_decision(actor, a, [], reasons)
-    a.status, a.decided_by, a.decision_note = "rejected", _who(actor), reasons.strip()
+    a.status, a.decided_by, a.decision_note = "rejected", _who(actor), note
+    a.refusal_reasons = reasons
     a.decided_at = func.now()
     db.session.flush()
-    audit.record(actor, "settlement.reject", "settlement_application", a.id, {}, reasons)
+    audit.record(actor, "settlement.reject", "settlement_application", a.id,
+                 {"reasons": reasons}, note)
     return a
 
 
@@ -386,8 +427,10 @@ def snapshot(person_ids: list[int]) -> dict:
 
 
 def rights_kept(a: SettlementApplication) -> dict:
-    """For the notice handed over with the settlement (权益保留告知书): per person, the
-    memberships and household rights they keep."""
+    """For the notice handed over with the settlement (权益保留告知书): per person, exactly what
+    they hold today — active memberships, places in contracting households, those households'
+    current rights — and what has ended, with its ground and date, so that the notice never
+    claims more than is held ("全部保留" only when nothing has ended)."""
     out = []
     for m in a.members:
         p = m.person
@@ -396,12 +439,24 @@ def rights_kept(a: SettlementApplication) -> dict:
             JOIN collective c ON c.id = ms.collective_id
             WHERE ms.person_id = :p AND ms.status = 'active' ORDER BY c.fbfbm"""),
             {"p": p.id}).all()
+        ended = db.session.execute(text("""
+            SELECT c.name, c.fbfbm, ms.ended_on, ms.end_ground, ms.end_note,
+                   ms.rights_kept_until FROM membership ms
+            JOIN collective c ON c.id = ms.collective_id
+            WHERE ms.person_id = :p AND ms.status = 'ended' ORDER BY ms.ended_on, c.fbfbm"""),
+            {"p": p.id}).all()
         households = db.session.execute(text("""
             SELECT hh.cbfbm, hh.name FROM household hh JOIN household_member hm
             ON hm.household_id = hh.id WHERE hm.person_id = :p AND hm.left_on IS NULL"""),
             {"p": p.id}).all()
         out.append({"person": p, "relation": m.relation, "memberships": memberships,
-                    "households": households})
+                    "households": households,
+                    "memberships_ended": [{"name": e.name, "fbfbm": e.fbfbm,
+                                           "ended_on": e.ended_on, "note": e.end_note,
+                                           "ground": MEMBERSHIP_GROUNDS.get(e.end_ground,
+                                                                            e.end_ground),
+                                           "rights_kept_until": e.rights_kept_until}
+                                          for e in ended]})
     codes = sorted({h.cbfbm for x in out for h in x["households"]})
     rights = db.session.execute(text("""
         SELECT r.kind, r.holder_household_code, r.holder_name, r.contract_code, r.term_start,
@@ -412,4 +467,17 @@ def rights_kept(a: SettlementApplication) -> dict:
         WHERE r.holder_household_code = ANY(:h) AND r.status = 'current'
           AND r.end_lifespan IS NULL
         GROUP BY r.id ORDER BY r.holder_household_code, r.kind"""), {"h": codes}).all()
-    return {"people": out, "rights": rights}
+    rights_ended = db.session.execute(text("""
+        SELECT r.kind, r.holder_household_code, r.holder_name, r.contract_code, r.ended_on,
+               r.end_ground FROM land_right r
+        WHERE r.holder_household_code = ANY(:h) AND r.status = 'ended'
+          AND NOT EXISTS (SELECT 1 FROM land_right c WHERE c.uid = r.uid AND c.id <> r.id
+                          AND c.status = 'current' AND c.end_lifespan IS NULL)
+        ORDER BY r.ended_on, r.kind"""), {"h": codes}).all()
+    rights_ended = [{"kind": r.kind, "holder_name": r.holder_name,
+                     "contract_code": r.contract_code, "ended_on": r.ended_on,
+                     "ground": RIGHT_GROUNDS.get(r.end_ground, r.end_ground)}
+                    for r in rights_ended]
+    nothing_ended = not rights_ended and not any(x["memberships_ended"] for x in out)
+    return {"people": out, "rights": rights, "rights_ended": rights_ended,
+            "all_kept": nothing_ended}

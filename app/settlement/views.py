@@ -44,7 +44,7 @@ from .models import (
 bp = Blueprint("settlement", __name__)
 OFFICERS = ("hukou_officer",)
 READERS = ("hukou_officer", "auditor")
-AUDITORS = ("auditor", "bureau_staff")
+AUDITORS = ("auditor", "bureau_staff", "compliance_supervisor")
 
 BASIS_CHOICES = [("owned_house", _l("owned housing, lived in")),
                  ("rental", _l("registered rental + residence permit")),
@@ -69,6 +69,19 @@ CONDITION_LABELS = {"present_originals": _l("present the original documents"),
                     "register_residence_within_30_days":
                         _l("register at the new address within 30 days"),
                     "collect_new_household_booklet": _l("collect the new household booklet")}
+REASON_LABELS = {
+    "no_lawful_stable_residence": _l("no lawful stable residence in the town"),
+    "residence_not_verified": _l("the residence could not be verified"),
+    "not_living_there": _l("the applicant does not actually live there"),
+    "rental_not_registered": _l("the rental is not registered with the housing authority"),
+    "permit_missing_or_invalid": _l("no valid residence permit"),
+    "permit_other_town": _l("the residence permit is for another town"),
+    "persons_not_eligible": _l("a person moving with the applicant is not eligible"),
+    "documents_incomplete": _l("identity or residence documents incomplete"),
+    "identity_not_verified": _l("identity could not be verified"),
+    "town_not_open": _l("the town is not open to settlement"),
+    "duplicate_application": _l("a duplicate of another application"),
+}
 
 
 def application_scope(application_id: int, **_) -> Scope | None:
@@ -138,7 +151,10 @@ class DecisionForm(FlaskForm):
     conditions = SelectMultipleField(_l("Conditions"), choices=[(k, CONDITION_LABELS[k])
                                                                for k in CONDITIONS],
                                      validate_choice=False)
-    note = TextAreaField(_l("Note / reasons"), validators=[Optional(), Length(max=2000)])
+    reasons = SelectMultipleField(_l("Reasons for a refusal"),
+                                  choices=list(REASON_LABELS.items()), validate_choice=False)
+    note = TextAreaField(_l("Note (adds to the reasons)"),
+                         validators=[Optional(), Length(max=2000)])
 
 
 def _town_choices():
@@ -248,7 +264,7 @@ def detail(application_id: int):
     a = db.session.get(SettlementApplication, application_id)
     return render_template("settlement/detail.html", a=a, doc_form=DocumentForm(),
                            decision_form=DecisionForm(), doc_labels=DOC_LABELS,
-                           condition_labels=CONDITION_LABELS)
+                           condition_labels=CONDITION_LABELS, reason_labels=REASON_LABELS)
 
 
 @bp.post("/settlement/<int:application_id>/documents")
@@ -273,7 +289,7 @@ def decide(application_id: int):
     a = db.session.get(SettlementApplication, application_id)
     form = DecisionForm()
     extra = {k: v for k, v in request.form.items()
-             if k not in ("csrf_token", "outcome", "conditions", "note")}
+             if k not in ("csrf_token", "outcome", "conditions", "reasons", "note")}
     if extra:
         ops.guard_extra(current_user, extra, a.id)
     if not form.validate_on_submit():
@@ -285,7 +301,7 @@ def decide(application_id: int):
         flash(_("Approved: the hukou of %(n)s person(s) moves; every right and membership "
                 "stays as it was.", n=len(a.members)), "success")
     else:
-        ops.reject(current_user, a, form.note.data or "")
+        ops.reject(current_user, a, request.form.getlist("reasons"), form.note.data)
         db.session.commit()
         flash(_("Refused with reasons."), "success")
     return redirect(url_for(".detail", application_id=a.id), 303)

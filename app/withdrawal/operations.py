@@ -19,7 +19,7 @@ from sqlalchemy import func, select, text
 from app.audit import operations as audit
 from app.errors import DomainError, Rule
 from app.extensions import db
-from app.grounds import refuse
+from app.grounds import guard_text, refuse
 from app.parcels.models import RegistrySetting
 from app.people.models import Household, Person
 from app.rights.models import Right
@@ -194,6 +194,9 @@ def start(actor, right: Right, via: str = "own_account", land_to: str = "collect
     today = today or dt.date.today()
     user = _user(actor)
     role = getattr(user, "role", None)
+    guard_text(actor, "withdrawal", {"statement_name": statement_name,
+                                     "transferee": transferee},
+               "withdrawal.refused", "land_right", right.uid)  # never traded for the hukou
     if settlement_id is not None:
         _refuse(actor, DomainError(FROM_SETTLEMENT), right=right, settlement=settlement_id)
     if role == "hukou_officer":
@@ -346,6 +349,8 @@ def check(actor, w: Withdrawal, interview: str, today: dt.date | None = None) ->
         _refuse(actor, DomainError(CHECKER_ROLE), w, step="check")
     if not (interview or "").strip():
         _refuse(actor, DomainError(NEEDS_CHECK, days="—"), w, step="check")
+    guard_text(actor, "withdrawal", {"interview": interview}, "withdrawal.refused",
+               "withdrawal", w.id)
     w.checked_by, w.interview, w.checked_at = _who(actor), interview.strip(), func.now()
     db.session.flush()
     _advance(w, today or dt.date.today())
@@ -378,6 +383,8 @@ def record_payment(actor, w: Withdrawal, reference: str, paid_on: dt.date | None
         _refuse(actor, DomainError(NO_COMPENSATION), w, step="payment")
     if w.checked_by and w.checked_by == _who(actor):
         _refuse(actor, DomainError(CHECKER_ELSEWHERE, who=w.checked_by), w, step="payment")
+    guard_text(actor, "withdrawal", {"reference": reference}, "withdrawal.refused",
+               "withdrawal", w.id)
     w.paid_on, w.paid_reference = paid_on or dt.date.today(), reference
     w.paid_by = _who(actor)
     db.session.flush()

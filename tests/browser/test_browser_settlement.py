@@ -98,5 +98,5 @@ def test_hukou_officer_approves_a_settlement_and_prints_the_notice(app, page, li
     (live_server.artifacts / "rights-kept-notice.pdf").write_bytes(pdf)
     printed = subprocess.run(["pdftotext", "-", "-"], input=pdf, capture_output=True,
                              check=True).stdout.decode()
-    assert code + "J" in printed and "您原有的各项权利全部保留" in printed
+    assert code + "J" in printed and "您保留下列各项权利" in printed
     assert "进城落户" not in printed.split("进城落户权益保留告知书")[0]  # no menu in the print

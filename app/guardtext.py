@@ -1,0 +1,337 @@
+"""The rights guard's text detector: does a piece of free text give up a right, make something a
+condition of settling, or tie a membership or right to the hukou?
+
+Free text in a settlement, membership, certificate, withdrawal or market record must not carry
+what the closed lists refuse (农村土地承包法 art 27; 乡村振兴促进法 art 55; 农村集体经济组织法
+art 17).  Before matching, the text is normalised so that spelling cannot hide a wording:
+
+- HTML entities and URL-encoding decoded, repeatedly (``&amp;#36864;`` → ``&#36864;`` → 退);
+- Unicode NFKC (full-width ``ｔｕｉ`` and compatibility forms), format and zero-width
+  characters removed;
+- traditional → simplified Chinese (OpenCC ``t2s``);
+- lower case; spaces, punctuation and symbols removed;
+- and every Chinese entry is also matched in pinyin (pypinyin), tone marks removed, at syllable
+  boundaries, so that "yi di huan hu" or "Yǐ dì huàn hù" is 以地换户.
+
+The lexicon is data (``guardtext_lexicon.toml``): four groups (surrender, condition,
+settlement, urban) and the neutral words that, right before a match, make it a statement of the rule
+("不得以退出承包地为条件").  Each caller names a policy: which groups its fields refuse.
+
+This module imports nothing from the features: they call it."""
+from __future__ import annotations
+
+import html
+import re
+import tomllib
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import unquote
+
+LEXICON = Path(__file__).with_name("guardtext_lexicon.toml")
+GROUPS = ("surrender", "condition", "settlement", "urban")
+
+# Which groups a field refuses.
+POLICIES = {
+    # a settlement case may not mention giving up a right at all (domain.md §9 rule 2)
+    "settlement": ("surrender", "condition"),
+    # a membership ends on an art 17 ground: never on the hukou, settling or residence
+    "membership": ("condition", "settlement", "urban"),
+    # … except that gaining another collective's membership (checked by the operation) often
+    # comes with moving the hukou there: only settling in town and trades are refused
+    "membership_other": ("condition", "urban"),
+    # a certificate is cancelled, reissued or replaced for what happened to the right or the
+    # paper — never for settling, nor for a surrender written into the reason
+    "certificate": ("surrender", "condition", "settlement", "urban"),
+    # a certificate cancelled by the system after its right ended on a lawful ground: the ground
+    # names the withdrawal or expiry, but never the hukou
+    "certificate_right_ended": ("condition", "settlement", "urban"),
+    # a withdrawal is the holder's own act: never traded against the hukou
+    "withdrawal": ("condition",),
+    # market listings and bids: no land-for-hukou deals, no surrender dressed as a term
+    "market": ("condition",),
+}
+
+_SEPARATORS = re.compile(r"[\W_]+", re.UNICODE)
+_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_FORMAT = {"Cf", "Cc", "Cs", "Co", "Cn", "Mn", "Me"}  # zero-width, controls, combining marks
+_TAGS = re.compile(r"<[^<>]{0,200}>")
+_ENTITY_LIKE = re.compile(r"&(#\d+|#x[0-9a-f]+|[a-z]+);?|%[0-9a-f]{2}", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Hit:
+    group: str
+    word: str  # the lexicon entry
+    form: str  # "text" or "pinyin"
+
+    def __str__(self) -> str:
+        return self.word
+
+
+@lru_cache(maxsize=1)
+def _t2s():
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def decode(text: str) -> str:
+    """HTML entities and URL-encoding, undone until nothing changes (at most 8 rounds)."""
+    for _ in range(8):
+        if not _ENTITY_LIKE.search(text):
+            break
+        new = html.unescape(unquote(text, errors="replace"))
+        if new == text:
+            break
+        text = new
+    return text
+
+
+def _strip_marks(text: str) -> str:
+    """Tone marks off (ǐ → i) and zero-width or format characters out, after NFKC."""
+    out = []
+    for ch in unicodedata.normalize("NFKD", text):
+        if unicodedata.category(ch) in _FORMAT:
+            continue
+        out.append(ch)
+    return unicodedata.normalize("NFKC", "".join(out))
+
+
+def normalise(text: str) -> str:
+    """Decoded, NFKC, marks and zero-width characters out, simplified, lower case, and only
+    letters and digits kept."""
+    text = _TAGS.sub("", decode(str(text or "")))
+    text = unicodedata.normalize("NFKC", text)
+    text = _strip_marks(text)
+    text = _t2s().convert(text).lower()
+    return _SEPARATORS.sub("", text)
+
+
+_RUNS = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+|[^\u3400-\u9fff\uf900-\ufaff]+")
+
+
+def _syllables(compact: str) -> tuple[str, set[int]]:
+    """The text in pinyin without tones (read in context: 退还 tuihuan, 还是 haishi), and the
+    positions where a syllable starts or ends (every position inside a romanised run, which is
+    not segmented)."""
+    from pypinyin import Style, lazy_pinyin
+
+    parts: list[str] = []
+    bounds = {0}
+    pos = 0
+    for run in _RUNS.findall(compact):
+        if _HAN.match(run):
+            for syl in lazy_pinyin(run, style=Style.NORMAL, v_to_u=False):
+                parts.append(syl)
+                pos += len(syl)
+                bounds.add(pos)
+        else:
+            for ch in run:
+                parts.append(ch)
+                pos += 1
+                bounds.update((pos - 1, pos))
+    return "".join(parts), bounds
+
+
+@lru_cache(maxsize=1)
+def lexicon() -> dict:
+    data = tomllib.loads(LEXICON.read_text(encoding="utf-8"))
+    groups = {}
+    for g in GROUPS:
+        entries = []
+        for w in data[g]["words"]:
+            n = normalise(w)
+            han = _HAN.findall(n)
+            # pinyin for entries of three characters or more, and the short ones whose pinyin
+            # is unmistakable; two-character words like 还地 (huandi) hide inside 互换地块
+            py = ()
+            if han and pinyin_matchable(w):
+                py = tuple({_syllables(n)[0], "".join(_syllables(c)[0] for c in n)})
+            entries.append((w, n, py))
+        groups[g] = entries
+    neutral = sorted({normalise(w) for w in data["neutral"]["words"]}, key=len, reverse=True)
+    neutral_py = sorted({_syllables(n)[0] for n in neutral if _HAN.match(n)}, key=len,
+                        reverse=True)
+    s = data["surrender"]
+    pairs = ([normalise(v) for v in s.get("verbs", [])], [normalise(o) for o in
+                                                          s.get("objects", [])],
+             int(s.get("window", 8)))
+    after = ([normalise(v) for v in s.get("after", [])], int(s.get("after_window", 8)))
+    after_py = ([(o, _syllables(o)[0]) for o in pairs[1]],
+                [(v, _syllables(v)[0]) for v in after[0]], 6 * after[1])
+    patterns = _trade_patterns(data["condition"])
+    pairs_py = ([(v, _syllables(v)[0]) for v in pairs[0]],
+                [(o, _syllables(o)[0]) for o in pairs[1]])
+    return {"groups": groups, "neutral": neutral, "neutral_py": neutral_py, "pairs": pairs,
+            "pairs_py": pairs_py, "after": after, "after_py": after_py, "patterns": patterns}
+
+
+def _alt(words, py: bool = False) -> str:
+    forms = {_syllables(normalise(w))[0] if py else normalise(w) for w in words}
+    return "|".join(sorted(forms, key=len, reverse=True))
+
+
+def _trade_patterns(c: dict) -> tuple:
+    """以/用/拿 + a right + (up to three characters) + 换 + what is got, in characters and in
+    pinyin."""
+    if not c.get("trade_by"):
+        return ()
+    by, what, to = c["trade_by"], c["trade_what"], c["trade_for"]
+    text_pat = re.compile(f"(?:{_alt(by)})(?:{_alt(what)})[^换]{{0,3}}换(?:取)?(?:{_alt(to)})")
+    py_pat = re.compile(f"(?:{_alt(by, True)})(?:{_alt(what, True)})[a-z]{{0,18}}?huan"
+                        f"(?:qu)?(?:{_alt(to, True)})")
+    return text_pat, py_pat
+
+
+def pinyin_matchable(word: str) -> bool:
+    """Whether a lexicon entry is also matched in pinyin (three characters or more, or a
+    short one whose pinyin is unmistakable)."""
+    n = normalise(word)
+    return bool(n) and len(_HAN.findall(n)) == len(n) and (len(n) >= 3 or word in _SHORT_PINYIN)
+
+
+_SHORT_PINYIN = {"退地", "退宅", "腾退", "落户"}
+_NEUTRAL_WINDOW = 8
+_MUST = ("不得不", "必须", "务必", "须先", "应先")
+_MUST_PY = ("budebu", "bixu", "wubi", "xuxian", "yingxian")
+
+
+def _negated(compact: str, start: int, neutral: list[str]) -> bool:
+    before = compact[max(0, start - _NEUTRAL_WINDOW):start]
+    if any(m in before for m in _MUST):
+        return False
+    return any(n in before for n in neutral)
+
+
+def _negated_py(py: str, start: int, neutral_py: list[str]) -> bool:
+    before = py[max(0, start - 6 * _NEUTRAL_WINDOW):start]
+    if any(m in before for m in _MUST_PY):
+        return False
+    return any(n in before for n in neutral_py)
+
+
+def _find(haystack: str, needle: str, bounds: set[int] | None):
+    i = haystack.find(needle)
+    while i != -1:
+        if bounds is None or (i in bounds and i + len(needle) in bounds):
+            yield i
+        i = haystack.find(needle, i + 1)
+
+
+def detect(text, groups: tuple[str, ...] = GROUPS) -> list[Hit]:
+    """Every lexicon entry of these groups that the text says (after normalising), except the
+    ones stated as the rule ("不得以…为条件")."""
+    if not text:
+        return []
+    lex = lexicon()
+    compact = normalise(text)
+    if not compact:
+        return []
+    py, bounds = _syllables(compact)
+    hits: list[Hit] = []
+    for g in groups:
+        for word, n, p in lex["groups"][g]:
+            found = list(_find(compact, n, None)) if n else []
+            if any(not _negated(compact, i, lex["neutral"]) for i in found):
+                hits.append(Hit(g, word, "text"))
+            elif any(len([i for i in _find(py, x, bounds)
+                          if not _negated_py(py, i, lex["neutral_py"])]) > len(found)
+                     for x in p):
+                # more matches in pinyin than in characters: a romanised (or homophone) wording
+                # that no neutral word covers
+                hits.append(Hit(g, word, "pinyin"))
+    if "surrender" in groups and not any(h.group == "surrender" for h in hits):
+        hit = _pair(compact, py, bounds, lex) or _after(compact, lex) or \
+            _after_py(py, bounds, lex)
+        if hit is not None:
+            hits.append(hit)
+    if "condition" in groups and lex["patterns"]:
+        text_pat, py_pat = lex["patterns"]
+        m = text_pat.search(compact)
+        if m and not _negated(compact, m.start(), lex["neutral"]):
+            hits.append(Hit("condition", m.group(0), "text"))
+        elif not m:
+            m = py_pat.search(py)
+            if m and m.start() in bounds and not _negated_py(py, m.start(), lex["neutral_py"]):
+                hits.append(Hit("condition", m.group(0), "pinyin"))
+    return hits
+
+
+def _after_py(py: str, bounds: set[int], lex: dict) -> Hit | None:
+    """The same in pinyin (cheng bao jing ying quan yi bing zhu xiao)."""
+    objects, verbs, window = lex["after_py"]
+    for o, op in objects:
+        for i in _find(py, op, bounds):
+            end = i + len(op)
+            tail = py[end:end + window]
+            for v, vp in verbs:
+                j = tail.find(vp)
+                if j == -1 or (end + j) not in bounds or (end + j + len(vp)) not in bounds:
+                    continue
+                if any(n in tail[:j] for n in lex["neutral_py"]) or \
+                        _negated_py(py, i, lex["neutral_py"]):
+                    continue
+                return Hit("surrender", f"{o}…{v}", "pinyin")
+    return None
+
+
+def _after(compact: str, lex: dict) -> Hit | None:
+    """A right followed closely by what is done to it (承包经营权一并注销); a neutral word in
+    between or just before makes it the rule ("承包经营权不因落户而丧失")."""
+    objects = lex["pairs"][1]
+    verbs, window = lex["after"]
+    for o in objects:
+        for i in _find(compact, o, None):
+            end = i + len(o)
+            tail = compact[end:end + window]
+            for v in verbs:
+                j = tail.find(v)
+                if j == -1:
+                    continue
+                between = tail[:j]
+                if any(n in between for n in lex["neutral"]) or \
+                        _negated(compact, i, lex["neutral"]):
+                    continue
+                return Hit("surrender", f"{o}…{v}", "text")
+    return None
+
+
+def _pair(compact: str, py: str, bounds: set[int], lex: dict) -> Hit | None:
+    """A verb of giving up followed closely by a right, in characters or in pinyin."""
+    verbs, objects, window = lex["pairs"]
+    for v in verbs:
+        for i in _find(compact, v, None):
+            tail = compact[i + len(v):i + len(v) + window]
+            obj = next((o for o in objects if o in tail), None)
+            if obj and not _negated(compact, i, lex["neutral"]):
+                return Hit("surrender", f"{v}…{obj}", "text")
+    for v, vp in lex["pairs_py"][0]:
+        for i in _find(py, vp, bounds):
+            tail_start = i + len(vp)
+            tail = py[tail_start:tail_start + 6 * window]
+            for o, op in lex["pairs_py"][1]:
+                j = tail.find(op)
+                if j != -1 and (tail_start + j) in bounds and \
+                        not _negated_py(py, i, lex["neutral_py"]):
+                    return Hit("surrender", f"{v}…{o}", "pinyin")
+    return None
+
+
+def check(policy: str, text) -> list[Hit]:
+    """The hits that `policy` refuses in `text`."""
+    return detect(text, POLICIES[policy])
+
+
+def first_hit(policy: str, fields: dict) -> tuple[str, Hit] | None:
+    """The first (field, hit) among a record's free-text fields, or None."""
+    for name, value in fields.items():
+        if value is None:
+            continue
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for v in values:
+            hits = check(policy, str(v))
+            if hits:
+                return name, hits[0]
+    return None
