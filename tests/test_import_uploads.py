@@ -350,8 +350,7 @@ def test_the_upload_is_kept_with_its_batch_and_housekeeping_removes_it(app, web,
     assert kept.is_relative_to(upload_dir) and (kept / "ok.zip").is_file()
     assert not (kept / "delivery").exists()  # the extracted copy is dropped once staged
     ops.accept("bureau", batch, valid_part=True)
-    ops.validation._exec(f"CREATE INDEX IF NOT EXISTS import_feature_geom_b{batch.id} "
-                         f"ON import_feature USING gist (geom) WHERE batch_id = {batch.id}")
+    ops.validation._exec("SELECT staging_batch_index(:b)", b=batch.id)  # as staging makes it
     out = ops.housekeeping("bureau")  # within the keeping time: the upload stays
     assert batch.id not in out["uploads_removed"] and (kept / "ok.zip").is_file()
     assert f"import_feature_geom_b{batch.id}" in out["indexes_dropped"]

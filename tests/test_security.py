@@ -750,4 +750,15 @@ def test_a_failed_job_shows_no_paths_or_database_internals(app, dbs, monkeypatch
     dbs.refresh(job)
     assert job.status == "failed"
     assert secret_path not in job.error and str(tmp_path) not in job.error
-    assert f"job {job.id}" in job.error
+    # Anything but a rule's refusal is shown only by its kind and the job's reference.
+    from app.imports import uploads
+
+    def broken(*a, **k):
+        raise RuntimeError(f'relation "import_feature" at {secret_path}: connection lost')
+
+    monkeypatch.setattr(uploads, "prepare", broken)
+    with app.test_request_context():
+        job = jobs.submit("import", {"path": secret_path}, None)
+    dbs.refresh(job)
+    assert job.status == "failed" and str(job.id) in job.error
+    assert secret_path not in job.error and "import_feature" not in job.error

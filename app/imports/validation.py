@@ -184,6 +184,12 @@ DB_RULES = {
     "parcel_guard": ("overlap_register", "overlap with the register, checked again in the lock"),
     "parcel_bulk_guard": ("derived", "acceptance holds the table lock"),
     "household_member_hukou_guard": ("derived", "an import moves no hukou"),
+    # An import begins households and their members' places; it never ends or rewrites one.
+    "ck_household_ended_on_its_ground": ("derived", "an import never ends a household"),
+    "ck_household_member_left_on_its_ground": ("derived", "an import never ends a place"),
+    "household_end_guard": ("derived", "an import never ends a household"),
+    "household_member_successor": ("derived", "an import inserts current places only"),
+    "household_member_versioned": ("derived", "an import never changes a place in place"),
 }
 
 
