@@ -53,6 +53,7 @@ def register_models() -> None:
     from .divisions import models as _d  # noqa: F401
     from .imports import models as _i  # noqa: F401
     from .jobs import models as _j  # noqa: F401
+    from .market import models as _mk  # noqa: F401
     from .parcels import models as _p  # noqa: F401
     from .people import models as _pe  # noqa: F401
     from .rights import models as _r  # noqa: F401

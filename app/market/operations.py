@@ -1,0 +1,980 @@
+"""The transfer-trading market I (农村产权流转交易市场): the rules and every write.
+
+Flow (国办发〔2014〕71号; 山西省农村产权流转交易管理办法（试行）2023; domain.md §8): a household
+(or the collective, or the exchange with the household's written mandate) lists → the legal
+checks run before review → the exchange operator accepts or returns with reasons → the
+announcement runs N working days on the Chinese holiday calendar → applicants register and
+lodge the deposit (a double-entry ledger in fen) → at its end: none → announce again (up to a
+set number of times) then open negotiation; one → agreement at or above the reserve; two or
+more → the method the listing named (auction or tender; trading is the next issue's).
+
+Nothing here asks whether anyone settled in town: a household's rights are its own
+(农村土地承包法 art 27; source document item 13)."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
+
+from app.audit import operations as audit
+from app.collectives.models import Collective, Membership
+from app.errors import DomainError, Rule
+from app.extensions import db
+from app.parcels.models import Parcel, RegistrySetting
+from app.people import idnumber
+from app.people.models import Household, Person
+from app.rights.models import Right
+
+from . import clock, workdays
+from .models import (
+    COLLECTIVE_KINDS,
+    HOUSEHOLD_KINDS,
+    METHODS,
+    Applicant,
+    Application,
+    Encumbrance,
+    EncumbranceConsent,
+    LedgerEntry,
+    LedgerTxn,
+    Listing,
+    ListingConsent,
+    ListingParcel,
+    Mandate,
+)
+
+# Legal sources.
+ART16 = _l("农村土地承包法 (Rural Land Contracting Law) art 16 (the household's members share "
+           "its rights); 农村土地经营权流转管理办法 (2021) art 8")
+ART33 = _l("农村土地承包法 (Rural Land Contracting Law) art 33")
+ART34 = _l("农村土地承包法 (Rural Land Contracting Law) art 34")
+ART36 = _l("农村土地承包法 (Rural Land Contracting Law) art 36; 农村土地经营权流转管理办法 "
+           "(2021) art 8 (no organisation may decide a transfer without the contractor's "
+           "written mandate)")
+ART38_TERM = _l("农村土地承包法 (Rural Land Contracting Law) art 38 (4): the term may not "
+                "exceed the remaining contract term")
+ART38_USE = _l("农村土地承包法 (Rural Land Contracting Law) art 38 (2): no change of "
+               "agricultural use")
+ART38_FARM = _l("农村土地承包法 (Rural Land Contracting Law) art 38 (3): the transferee must be "
+                "able to farm; county transferee rules (individuals 18–70 with full capacity)")
+ART38_PRIORITY = _l("农村土地承包法 (Rural Land Contracting Law) art 38 (5): on equal terms, "
+                    "members of the collective have priority")
+ART41 = _l("农村土地承包法 (Rural Land Contracting Law) arts 36, 41; 山西省农村产权流转交易管理办法"
+           "（试行）2023: one parcel, one transfer at a time")
+ART47 = _l("农村土地承包法 (Rural Land Contracting Law) art 47 (mortgage of the management "
+           "right); 山西省农村产权流转交易管理办法（试行）2023 (encumbered items need the "
+           "creditor's or court's consent)")
+ART52 = _l("农村土地承包法 (Rural Land Contracting Law) art 52; 农村集体经济组织法 (collective "
+           "assets are disposed of by the members' decision)")
+COMPANY = _l("农村土地经营权流转管理办法 (2021) arts 29–31 (county qualification review of "
+             "companies and the risk deposit)")
+TRADING = _l("国办发〔2014〕71号; 山西省农村产权流转交易管理办法（试行）2023 (listing, review, "
+             "announcement, registration and deposit)")
+GB11643 = _l("GB 11643-1999 citizen identification number")
+GB32100 = _l("GB 32100-2015 unified social credit code")
+
+NOT_HOLDER = Rule("market.lister.not_holder",
+                  _l("%(who)s neither holds right %(right)s nor has the household's valid "
+                     "written mandate (委托书) to list it."), ART36, 403)
+MANDATE_INVALID = Rule("market.lister.mandate",
+                       _l("Mandate %(id)s does not cover household %(household)s for the %(agent)s "
+                          "on %(day)s."), ART36, 403)
+MANDATE_FILE = Rule("market.mandate.file",
+                    _l("A mandate is the household's signed written mandate: upload the file."),
+                    ART36)
+NOT_CURRENT = Rule("market.right.not_current",
+                   _l("Only a current land-contract right can be listed."), ART36, 409)
+PARCEL_NOT_IN_RIGHT = Rule("market.parcel.not_in_right",
+                           _l("Parcel %(parcel)s is not under right %(right)s."), ART36)
+NO_PARCELS = Rule("market.parcel.none", _l("Choose at least one parcel."), TRADING)
+TERM_EXCEEDS = Rule("market.term.exceeds_contract",
+                    _l("The term ends on %(end)s, after the contract right's term (%(contract_end)s)."),
+                    ART38_TERM)
+TERM_START = Rule("market.term.start",
+                  _l("The term must start after the announcement, on or after %(day)s."), TRADING)
+NON_AGRICULTURAL = Rule("market.use.non_agricultural",
+                        _l("The land must stay in agricultural use (crops, forestry, animal "
+                           "husbandry or fishery); '%(use)s' is not."), ART38_USE)
+UNDER_MANAGEMENT = Rule("market.parcel.under_management",
+                        _l("Parcel %(parcel)s is under the current land management right %(right)s "
+                           "until %(until)s."), ART41, 409)
+ALREADY_LISTED = Rule("market.parcel.listed",
+                      _l("Parcel %(parcel)s is in another live listing (%(other)s) for an "
+                         "overlapping period."), ART41, 409)
+SWAP_OUTSIDE = Rule("market.swap.outside_collective",
+                    _l("A swap or a transfer of the contract right goes only to another household "
+                       "of the same collective (%(fbfbm)s); %(other)s is not one."), ART33, 409)
+SWAP_CONSENT = Rule("market.swap.issuing_party_consent",
+                    _l("A swap or a transfer of the contract right needs the issuing party's "
+                       "(发包方) consent: record its reference."), ART34)
+ENCUMBERED = Rule("market.encumbered",
+                  _l("Parcel %(parcel)s is %(kind)s (%(holder)s, %(reference)s): the listing "
+                     "cannot be announced without the creditor's or court's recorded consent."),
+                  ART47, 409)
+ENCUMBRANCE_UNDECLARED = Rule(
+    "market.encumbrance.undeclared",
+    _l("The register shows %(kind)s on this right: the listing must say that the land is "
+       "mortgaged or seized."), ART47)
+CONSENT_MISSING = Rule("market.consent.missing",
+                       _l("Every adult co-holder of the household must consent; still missing: "
+                          "%(names)s."), ART16, 409)
+NOT_COHOLDER = Rule("market.consent.not_coholder",
+                    _l("%(name)s is not an adult co-holder of household %(household)s."), ART16,
+                    403)
+CONSENT_DOCUMENT = Rule("market.consent.document",
+                        _l("A consent recorded for someone else needs their signed statement."),
+                        ART16)
+RESOLUTION = Rule("market.collective.resolution",
+                  _l("A collective item is listed only after the members' resolution: give its "
+                     "reference."), ART52)
+COLLECTIVE_ONLY = Rule("market.collective.officer",
+                       _l("Collective items are listed by the collective's officer."), ART52, 403)
+ASSET_FIELDS = Rule("market.collective.asset",
+                    _l("A collective operating asset needs a description and a valuation."),
+                    TRADING)
+RESERVE_LAND = Rule("market.collective.parcel",
+                    _l("Parcel %(parcel)s is not collective land of %(fbfbm)s without a household."),
+                    ART52)
+BAD_PRICE = Rule("market.price",
+                 _l("The reserve price is in yuan per mu per year, exact to the fen (e.g. "
+                    "850.00); '%(value)s' is not."), TRADING)
+BAD_METHOD = Rule("market.method", _l("The method for two or more applicants is an online "
+                                      "auction or a tender."), TRADING)
+BAD_KIND = Rule("market.kind", _l("'%(kind)s' is not a kind of listing."), TRADING)
+STATE = Rule("market.state", _l("This listing is %(status)s; that step is not open."), TRADING,
+             409)
+RETURN_REASON = Rule("market.review.reason",
+                     _l("A listing is returned with reasons."), TRADING)
+WINDOW = Rule("market.apply.window",
+              _l("Applications are taken during the announcement (%(start)s – %(end)s)."),
+              TRADING, 409)
+BAD_ID = Rule("market.applicant.id_number",
+              _l("'%(value)s' is not a valid resident ID number."), GB11643)
+BAD_CREDIT = Rule("market.applicant.credit_code",
+                  _l("'%(value)s' is not a valid unified social credit code (check character)."),
+                  GB32100)
+AGE = Rule("market.applicant.age",
+           _l("An individual transferee must be 18 to 70 years old; the applicant is %(age)s."),
+           ART38_FARM)
+CAPACITY = Rule("market.applicant.capacity",
+                _l("Describe the applicant's capacity to farm (experience, labour, machinery)."),
+                ART38_FARM)
+NOT_MEMBER = Rule("market.priority.not_member",
+                  _l("Only a member of the collective %(fbfbm)s may register as priority holder."),
+                  ART38_PRIORITY)
+DUPLICATE = Rule("market.apply.duplicate",
+                 _l("This applicant already applied for this listing."), TRADING, 409)
+OWN_LISTING = Rule("market.apply.own",
+                   _l("A household does not apply for its own listing."), TRADING, 409)
+PAYMENT = Rule("market.payment",
+               _l("A payment is recorded with its amount in fen (above zero) and the bank's "
+                  "reference."), TRADING)
+OVERPAID = Rule("market.payment.exceeds",
+                _l("%(what)s due is %(due)s fen; %(held)s fen is already held."), TRADING, 409)
+NOT_ENDED = Rule("market.announcement.running",
+                 _l("The announcement runs until %(end)s."), TRADING, 409)
+ENC_FIELDS = Rule("market.encumbrance.fields",
+                  _l("An encumbrance is recorded with its kind (mortgage or seizure), the "
+                     "creditor or court, its reference and why."), ART47)
+ENC_RELEASED = Rule("market.encumbrance.released",
+                    _l("This encumbrance was released on %(day)s."), ART47, 409)
+
+USE_LABELS = {"1": _l("crops"), "2": _l("forestry"), "3": _l("animal husbandry"),
+              "4": _l("fishery"), "5": _l("non-agricultural")}
+KIND_LABELS = {"lease": _l("lease (出租)"), "subcontract": _l("subcontract (转包)"),
+               "equity": _l("equity (入股)"), "other": _l("other lawful means"),
+               "swap": _l("swap (互换)"), "transfer": _l("transfer of the contract right (转让)"),
+               "reserve_land": _l("reserve land (机动地)"),
+               "wasteland": _l("four-wastelands use right (四荒)"),
+               "asset": _l("collective operating asset")}
+KIND_TITLES = {"lease": "出租", "subcontract": "转包", "equity": "入股", "other": "其他方式流转",
+               "swap": "互换", "transfer": "转让", "reserve_land": "机动地", "wasteland": "四荒地",
+               "asset": "集体经营性资产"}  # stored titles are in the register's language
+STATUS_LABELS = {"draft": _l("draft"), "review": _l("under review"),
+                 "returned": _l("returned"), "announced": _l("announced"),
+                 "agreement": _l("ended: one applicant, ready for agreement"),
+                 "competition": _l("ended: two or more applicants, ready for the named method"),
+                 "negotiation": _l("ended: no applicant, open negotiation"),
+                 "withdrawn": _l("withdrawn")}
+METHOD_LABELS = {"auction": _l("online auction"), "tender": _l("tender")}
+APPLICANT_LABELS = {"person": _l("individual"), "family_farm": _l("family farm"),
+                    "cooperative": _l("farmers' cooperative"), "company": _l("company")}
+APPLICATION_LABELS = {"registered": _l("registered, deposit due"),
+                      "qualification": _l("county qualification review"),
+                      "qualified": _l("qualified"), "refused": _l("refused")}
+
+# County-level defaults (registry_setting `market_<name>:<county>`, else these).
+DEFAULTS = {
+    "announcement_days": 10,      # working days (domain.md §8: at least 7; default 10)
+    "reannounce_max": 1,          # announced again this many times, then open negotiation
+    "deposit_percent": 10,        # of the first year's price at the reserve
+    "method": "auction",
+    "company_review_mu": 100,     # companies above this area go through qualification review
+    "risk_deposit_months": 12,    # risk deposit, at most one year's rent
+    "min_age": 18,
+    "max_age": 70,
+}
+
+_who = audit.actor_name
+LEDGER_BANK = "bank"  # the exchange's deposit account (an asset: debit positive)
+
+
+def setting(name: str, county: str):
+    row = db.session.get(RegistrySetting, f"market_{name}:{county}")
+    default = DEFAULTS[name]
+    if row is None:
+        return default
+    return type(default)(row.value)
+
+
+def set_setting(actor, name: str, county: str, value) -> None:
+    if name not in DEFAULTS:
+        raise KeyError(name)
+    key = f"market_{name}:{county}"
+    row = db.session.get(RegistrySetting, key)
+    if row is None:
+        row = RegistrySetting(key=key, value=str(value), note="transfer-trading market")
+        db.session.add(row)
+    old = row.value
+    row.value = str(value)
+    db.session.flush()
+    audit.record(actor, "market.setting", "registry_setting", key, {"value": [old, str(value)]})
+
+
+def parse_price(value) -> Decimal:
+    """Yuan exact to the fen: a decimal string with at most two places, never a float."""
+    if isinstance(value, float):
+        raise DomainError(BAD_PRICE, value=value)
+    try:
+        d = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise DomainError(BAD_PRICE, value=value) from None
+    if not d.is_finite() or d < 0 or d != d.quantize(Decimal("0.01")):
+        raise DomainError(BAD_PRICE, value=value)
+    return d.quantize(Decimal("0.01"))
+
+
+def yuan_to_fen(value) -> int:
+    return int(parse_price(value) * 100)
+
+
+def first_year_fen(listing: Listing) -> int:
+    return int((listing.reserve_price * listing.area_mu * 100).quantize(Decimal(1), ROUND_HALF_UP))
+
+
+# ---------------------------------------------------------------------------- mandates
+
+
+def upload_mandate(actor, household_code: str, agent: str, agent_name: str, scope: str,
+                   valid_from: dt.date, valid_until: dt.date, filename: str,
+                   content: bytes) -> Mandate:
+    """Keep the household's written mandate — the file itself and its hash."""
+    if not content or not filename:
+        raise DomainError(MANDATE_FILE)
+    if db.session.scalar(select(Household.id).where(Household.cbfbm == household_code)) is None:
+        raise DomainError(NOT_HOLDER, who=_who(actor), right=household_code)
+    m = Mandate(household_code=household_code, agent=agent, agent_name=agent_name.strip(),
+                scope=scope.strip(), valid_from=valid_from, valid_until=valid_until,
+                filename=filename[:200], content=content,
+                sha256=hashlib.sha256(content).hexdigest(), uploaded_by=_who(actor))
+    db.session.add(m)
+    db.session.flush()
+    audit.record(actor, "market.mandate", "market_mandate", m.id,
+                 {"household": household_code, "agent": agent, "sha256": m.sha256,
+                  "valid": [valid_from, valid_until]})
+    return m
+
+
+def _agent_of(actor) -> str | None:
+    role = getattr(actor, "role", None)
+    return {"collective_officer": "collective", "exchange_operator": "exchange",
+            "admin": "exchange"}.get(role)
+
+
+def _check_lister(actor, right: Right, mandate: Mandate | None, day: dt.date) -> tuple[str, int | None]:
+    """('own', None) for the household itself, (agent, mandate id) for an agent with a valid
+    mandate; anything else is refused (2021 办法 art 8)."""
+    if getattr(actor, "role", None) == "farmer":
+        if actor.household_code and actor.household_code == right.holder_household_code:
+            return "own", None
+        raise DomainError(NOT_HOLDER, who=_who(actor), right=right.contract_code or right.uid)
+    agent = _agent_of(actor)
+    if agent is None or mandate is None:
+        raise DomainError(NOT_HOLDER, who=_who(actor), right=right.contract_code or right.uid)
+    if (mandate.household_code != right.holder_household_code or mandate.agent != agent
+            or not mandate.valid_from <= day <= mandate.valid_until):
+        raise DomainError(MANDATE_INVALID, id=mandate.id, household=right.holder_household_code,
+                          agent=agent, day=day)
+    return agent, mandate.id
+
+
+# ---------------------------------------------------------------------------- listings
+
+
+def current_contract(uid: int) -> Right | None:
+    return db.session.scalar(select(Right).where(Right.uid == uid, Right.end_lifespan.is_(None)))
+
+
+def _parcels(codes: list[str]) -> list[Parcel]:
+    codes = [c.strip() for c in codes if c and c.strip()]
+    if not codes:
+        raise DomainError(NO_PARCELS)
+    rows = db.session.scalars(select(Parcel).where(Parcel.code.in_(codes),
+                                                   Parcel.end_lifespan.is_(None))).all()
+    found = {p.code for p in rows}
+    for c in codes:
+        if c not in found:
+            raise DomainError(PARCEL_NOT_IN_RIGHT, parcel=c, right="—")
+    return sorted(rows, key=lambda p: p.code)
+
+
+def _terms(listing_fields: dict, county: str) -> dict:
+    method = listing_fields.get("method") or setting("method", county)
+    if method not in METHODS:
+        raise DomainError(BAD_METHOD)
+    return {"method": method,
+            "announcement_days": int(listing_fields.get("announcement_days")
+                                     or setting("announcement_days", county)),
+            "reannounce_max": int(listing_fields.get("reannounce_max")
+                                  if listing_fields.get("reannounce_max") not in (None, "")
+                                  else setting("reannounce_max", county))}
+
+
+def create_listing(actor, right: Right, kind: str, parcel_codes: list[str],
+                   term_start: dt.date, term_end: dt.date, land_use: str, reserve_price,
+                   payment_schedule: str, retransfer_allowed: bool = False,
+                   transferee_conditions: str | None = None, deposit_yuan=None,
+                   method: str | None = None, announcement_days: int | None = None,
+                   reannounce_max: int | None = None, mortgaged: bool = False,
+                   seized: bool = False, use_description: str | None = None,
+                   mandate: Mandate | None = None, swap_household_code: str | None = None,
+                   issuing_party_consent_ref: str | None = None,
+                   today: dt.date | None = None) -> Listing:
+    """A draft listing of (some or all) parcels of a household's current land-contract right.
+    The legal checks run when it is submitted for review (`submit`)."""
+    today = today or clock.today()
+    if kind not in HOUSEHOLD_KINDS:
+        raise DomainError(BAD_KIND, kind=kind)
+    if right is None or right.kind != "land_contract" or right.status != "current" \
+            or right.end_lifespan is not None:
+        raise DomainError(NOT_CURRENT)
+    via, mandate_id = _check_lister(actor, right, mandate, today)
+    _check_use(land_use)
+    in_right = {rp.parcel_uid for rp in right.parcels}
+    parcels = _parcels(parcel_codes)
+    for p in parcels:
+        if p.uid not in in_right:
+            raise DomainError(PARCEL_NOT_IN_RIGHT, parcel=p.code, right=right.contract_code)
+    county = right.fbfbm[:6]
+    price = parse_price(reserve_price)
+    area = sum((p.scmjm for p in parcels), Decimal("0.00"))
+    listing = Listing(
+        kind=kind, item_class="household",
+        title="",
+        right_uid=right.uid, household_code=right.holder_household_code, fbfbm=right.fbfbm,
+        county_code=county, township_code=right.fbfbm[:9], listed_by=_who(actor),
+        listed_via=via, mandate_id=mandate_id, swap_household_code=swap_household_code or None,
+        issuing_party_consent_ref=(issuing_party_consent_ref or "").strip() or None,
+        term_start=term_start, term_end=term_end, land_use=str(land_use),
+        use_description=use_description, area_mu=area, reserve_price=price,
+        payment_schedule=(payment_schedule or "").strip() or "annual",
+        retransfer_allowed=bool(retransfer_allowed), transferee_conditions=transferee_conditions,
+        deposit_fen=0, mortgaged=bool(mortgaged), seized=bool(seized), status="draft",
+        **_terms({"method": method, "announcement_days": announcement_days,
+                  "reannounce_max": reannounce_max}, county))
+    if kind in ("swap", "transfer") and listing.issuing_party_consent_ref is None:
+        raise DomainError(SWAP_CONSENT)
+    listing.title = f"{_village_name(right.fbfbm)} · {KIND_TITLES[kind]} · {area} 亩"
+    listing.deposit_fen = (yuan_to_fen(deposit_yuan) if deposit_yuan not in (None, "") else
+                           first_year_fen(listing) * setting("deposit_percent", county) // 100)
+    db.session.add(listing)
+    db.session.flush()
+    for p in parcels:
+        db.session.add(ListingParcel(listing_id=listing.id, parcel_uid=p.uid, parcel_code=p.code,
+                                     area_mu=p.scmjm, term_start=term_start, term_end=term_end))
+    db.session.flush()
+    audit.record(actor, "market.list", "market_listing", listing.id,
+                 {"kind": kind, "right": right.uid, "via": via, "mandate": mandate_id,
+                  "parcels": [p.code for p in parcels], "term": [term_start, term_end],
+                  "reserve_price": str(price), "deposit_fen": listing.deposit_fen})
+    # The farmer who lists consents by listing (an authenticated act of their own).
+    if via == "own" and actor.person_id in {p.id for p in adult_coholders(listing, today)}:
+        _add_consent(actor, listing, actor.person_id, "online", None)
+    return listing
+
+
+def _village_name(fbfbm: str) -> str:
+    c = db.session.scalar(select(Collective).where(Collective.fbfbm == fbfbm))
+    return c.name if c else fbfbm
+
+
+def create_collective_listing(actor, fbfbm: str, kind: str, resolution_ref: str,
+                              term_start: dt.date, term_end: dt.date, land_use: str,
+                              reserve_price, payment_schedule: str,
+                              parcel_codes: list[str] | None = None,
+                              asset_description: str | None = None, asset_valuation=None,
+                              title: str | None = None, retransfer_allowed: bool = False,
+                              transferee_conditions: str | None = None, deposit_yuan=None,
+                              method: str | None = None, announcement_days: int | None = None,
+                              reannounce_max: int | None = None,
+                              use_description: str | None = None) -> Listing:
+    """Reserve land (机动地), four-wastelands use rights (四荒), collective operating assets
+    (non-spatial), listed by the collective's officer after the members' resolution."""
+    from app.access import reaches
+
+    if kind not in COLLECTIVE_KINDS:
+        raise DomainError(BAD_KIND, kind=kind)
+    role = getattr(actor, "role", None)
+    if role not in ("collective_officer", "admin") or (
+            role == "collective_officer" and not reaches(actor.jurisdiction_code, fbfbm)):
+        raise DomainError(COLLECTIVE_ONLY)
+    if not (resolution_ref or "").strip():
+        raise DomainError(RESOLUTION)
+    _check_use(land_use)
+    coll = db.session.scalar(select(Collective).where(Collective.fbfbm == fbfbm))
+    parcels = []
+    if kind == "asset":
+        if not (asset_description or "").strip() or asset_valuation in (None, ""):
+            raise DomainError(ASSET_FIELDS)
+    else:
+        parcels = _parcels(parcel_codes or [])
+        for p in parcels:
+            if p.collective_id != coll.id or p.household_code:
+                raise DomainError(RESERVE_LAND, parcel=p.code, fbfbm=fbfbm)
+    county = fbfbm[:6]
+    price = parse_price(reserve_price)
+    area = sum((p.scmjm for p in parcels), Decimal("0.00"))
+    listing = Listing(
+        kind=kind, item_class="collective",
+        title=title or f"{coll.name} · {KIND_TITLES[kind]}" + (f" · {area} 亩" if parcels else ""),
+        fbfbm=fbfbm, county_code=county, township_code=fbfbm[:9], listed_by=_who(actor),
+        listed_via="collective", resolution_ref=resolution_ref.strip(), term_start=term_start,
+        term_end=term_end, land_use=str(land_use), use_description=use_description,
+        area_mu=area, reserve_price=price, payment_schedule=payment_schedule or "annual",
+        retransfer_allowed=bool(retransfer_allowed), transferee_conditions=transferee_conditions,
+        deposit_fen=0, asset_description=asset_description,
+        asset_valuation=parse_price(asset_valuation) if asset_valuation not in (None, "") else None,
+        status="draft", **_terms({"method": method, "announcement_days": announcement_days,
+                                  "reannounce_max": reannounce_max}, county))
+    base = first_year_fen(listing) if parcels else int(price * 100)
+    listing.deposit_fen = (yuan_to_fen(deposit_yuan) if deposit_yuan not in (None, "") else
+                           base * setting("deposit_percent", county) // 100)
+    db.session.add(listing)
+    db.session.flush()
+    for p in parcels:
+        db.session.add(ListingParcel(listing_id=listing.id, parcel_uid=p.uid, parcel_code=p.code,
+                                     area_mu=p.scmjm, term_start=term_start, term_end=term_end))
+    db.session.flush()
+    audit.record(actor, "market.list", "market_listing", listing.id,
+                 {"kind": kind, "collective": fbfbm, "resolution": resolution_ref,
+                  "parcels": [p.code for p in parcels], "reserve_price": str(price)})
+    return listing
+
+
+# ---------------------------------------------------------------------------- consents
+
+
+def adult_coholders(listing: Listing, today: dt.date | None = None) -> list[Person]:
+    if listing.item_class != "household":
+        return []
+    today = today or clock.today()
+    hh = db.session.scalar(select(Household).where(Household.cbfbm == listing.household_code))
+    out = []
+    for m in hh.current_members if hh else []:
+        b = m.person.birth_date
+        age = today.year - b.year - ((today.month, today.day) < (b.month, b.day))
+        if m.is_coholder and age >= 18:
+            out.append(m.person)
+    return out
+
+
+def missing_consents(listing: Listing, today: dt.date | None = None) -> list[Person]:
+    have = set(db.session.scalars(select(ListingConsent.person_id).where(
+        ListingConsent.listing_id == listing.id)))
+    return [p for p in adult_coholders(listing, today) if p.id not in have]
+
+
+def _add_consent(actor, listing, person_id, how, sha) -> ListingConsent:
+    c = ListingConsent(listing_id=listing.id, person_id=person_id, how=how, document_sha256=sha,
+                       recorded_by=_who(actor))
+    db.session.add(c)
+    db.session.flush()
+    audit.record(actor, "market.consent", "market_listing", listing.id,
+                 {"person": person_id, "how": how, "document_sha256": sha})
+    return c
+
+
+def consent(actor, listing: Listing, person: Person, document: bytes | None = None,
+            today: dt.date | None = None) -> ListingConsent:
+    """An adult co-holder's consent: online by their own account, or their signed statement
+    uploaded by the lister or staff."""
+    if listing.status not in ("draft", "returned", "review"):
+        raise DomainError(STATE, status=STATUS_LABELS[listing.status])
+    if person.id not in {p.id for p in adult_coholders(listing, today)}:
+        raise DomainError(NOT_COHOLDER, name=person.name, household=listing.household_code)
+    own = getattr(actor, "person_id", None) == person.id
+    if not own and not document:
+        raise DomainError(CONSENT_DOCUMENT)
+    existing = db.session.scalar(select(ListingConsent).where(
+        ListingConsent.listing_id == listing.id, ListingConsent.person_id == person.id))
+    if existing:
+        return existing
+    return _add_consent(actor, listing, person.id, "online" if own and not document else "document",
+                        hashlib.sha256(document).hexdigest() if document else None)
+
+
+# ---------------------------------------------------------------------------- encumbrances
+
+
+def record_encumbrance(actor, right: Right, kind: str, holder: str, reference: str,
+                       reason: str) -> Encumbrance:
+    if kind not in ("mortgage", "seizure") or not all(
+            (x or "").strip() for x in (holder, reference, reason)):
+        raise DomainError(ENC_FIELDS)
+    e = Encumbrance(right_uid=right.uid, kind=kind, holder=holder.strip(),
+                    reference=reference.strip(), reason=reason.strip(), recorded_by=_who(actor))
+    db.session.add(e)
+    db.session.flush()
+    audit.record(actor, "right.encumbrance", "land_right", right.uid,
+                 {"encumbrance": e.id, "kind": kind, "holder": holder, "reference": reference},
+                 reason)
+    return e
+
+
+def release_encumbrance(actor, e: Encumbrance, reason: str, day: dt.date | None = None) -> None:
+    if e.released_on:
+        raise DomainError(ENC_RELEASED, day=e.released_on)
+    if not (reason or "").strip():
+        raise DomainError(ENC_FIELDS)
+    e.released_on, e.released_by, e.release_reason = day or clock.today(), _who(actor), reason
+    db.session.flush()
+    audit.record(actor, "right.encumbrance.release", "land_right", e.right_uid,
+                 {"encumbrance": e.id}, reason)
+
+
+def encumbrances(right_uid: int) -> list[Encumbrance]:
+    return list(db.session.scalars(select(Encumbrance).where(
+        Encumbrance.right_uid == right_uid, Encumbrance.released_on.is_(None))
+        .order_by(Encumbrance.id)))
+
+
+def record_encumbrance_consent(actor, listing: Listing, e: Encumbrance,
+                               reference: str) -> EncumbranceConsent:
+    if not (reference or "").strip():
+        raise DomainError(ENC_FIELDS)
+    c = EncumbranceConsent(listing_id=listing.id, encumbrance_id=e.id,
+                           reference=reference.strip(), recorded_by=_who(actor))
+    db.session.add(c)
+    db.session.flush()
+    audit.record(actor, "market.encumbrance_consent", "market_listing", listing.id,
+                 {"encumbrance": e.id, "reference": reference})
+    return c
+
+
+# ---------------------------------------------------------------------------- legal checks
+
+
+def _check_use(land_use) -> None:
+    if str(land_use) not in ("1", "2", "3", "4"):
+        raise DomainError(NON_AGRICULTURAL, use=USE_LABELS.get(str(land_use), land_use))
+
+
+def legal_checks(listing: Listing, today: dt.date | None = None,
+                 for_announcement: bool = False) -> None:
+    """Every check before review; each refusal names its rule and article."""
+    today = today or clock.today()
+    _check_use(listing.land_use)
+    if listing.term_start < today:
+        raise DomainError(TERM_START, day=today)
+    if listing.item_class == "collective":
+        if not (listing.resolution_ref or "").strip():
+            raise DomainError(RESOLUTION)
+        _overlaps(listing)
+        return
+    right = current_contract(listing.right_uid)
+    if right is None or right.status != "current" or right.kind != "land_contract":
+        raise DomainError(NOT_CURRENT)
+    if listing.listed_via != "own":
+        m = db.session.get(Mandate, listing.mandate_id) if listing.mandate_id else None
+        if m is None or m.household_code != listing.household_code or not (
+                m.valid_from <= today <= m.valid_until):
+            raise DomainError(MANDATE_INVALID, id=listing.mandate_id,
+                              household=listing.household_code, agent=listing.listed_via, day=today)
+    in_right = {rp.parcel_uid for rp in right.parcels}
+    for lp in listing.parcels:
+        if lp.parcel_uid not in in_right:
+            raise DomainError(PARCEL_NOT_IN_RIGHT, parcel=lp.parcel_code, right=right.contract_code)
+    if right.term_end and listing.term_end > right.term_end:
+        raise DomainError(TERM_EXCEEDS, end=listing.term_end, contract_end=right.term_end)
+    if listing.kind in ("swap", "transfer"):
+        other = listing.swap_household_code or "—"
+        if not listing.swap_household_code or listing.swap_household_code[:14] != right.fbfbm \
+                or db.session.scalar(select(Household.id).where(
+                    Household.cbfbm == listing.swap_household_code)) is None \
+                or listing.swap_household_code == listing.household_code:
+            raise DomainError(SWAP_OUTSIDE, fbfbm=right.fbfbm, other=other)
+        if not (listing.issuing_party_consent_ref or "").strip():
+            raise DomainError(SWAP_CONSENT)
+    _overlaps(listing)
+    missing = missing_consents(listing, today)
+    if missing:
+        raise DomainError(CONSENT_MISSING, names="、".join(p.name for p in missing))
+    enc = encumbrances(right.uid)
+    if enc and not (listing.mortgaged or listing.seized):
+        raise DomainError(ENCUMBRANCE_UNDECLARED,
+                          kind="、".join(str(ENC_LABELS[e.kind]) for e in enc))
+    if for_announcement:
+        consented = set(db.session.scalars(select(EncumbranceConsent.encumbrance_id).where(
+            EncumbranceConsent.listing_id == listing.id)))
+        for e in enc:
+            if e.id not in consented:
+                raise DomainError(ENCUMBERED, parcel=", ".join(
+                    lp.parcel_code for lp in listing.parcels), kind=ENC_LABELS[e.kind],
+                    holder=e.holder, reference=e.reference)
+
+
+ENC_LABELS = {"mortgage": _l("mortgaged"), "seizure": _l("seized")}
+
+
+def _overlaps(listing: Listing) -> None:
+    uids = [lp.parcel_uid for lp in listing.parcels]
+    if not uids:
+        if listing.kind != "asset":
+            raise DomainError(NO_PARCELS)
+        return
+    row = db.session.execute(text("""
+        SELECT rp.parcel_code, coalesce(r.contract_code, r.holder_name, r.uid::text) AS r,
+               r.term_end FROM land_right r JOIN land_right_parcel rp ON rp.right_id = r.id
+        WHERE r.kind = 'management' AND r.status = 'current' AND r.end_lifespan IS NULL
+          AND rp.parcel_uid = ANY(:u)
+          AND daterange(r.term_start, r.term_end, '[]') && daterange(:s, :e, '[]')
+        LIMIT 1"""), {"u": uids, "s": listing.term_start, "e": listing.term_end}).first()
+    if row:
+        raise DomainError(UNDER_MANAGEMENT, parcel=row[0], right=row[1], until=row[2])
+    row = db.session.execute(text("""
+        SELECT lp.parcel_code, lp.listing_id FROM market_listing_parcel lp
+        WHERE lp.live AND lp.listing_id <> :l AND lp.parcel_uid = ANY(:u)
+          AND daterange(lp.term_start, lp.term_end, '[]') && daterange(:s, :e, '[]')
+        LIMIT 1"""), {"l": listing.id, "u": uids, "s": listing.term_start,
+                      "e": listing.term_end}).first()
+    if row:
+        raise DomainError(ALREADY_LISTED, parcel=row[0], other=row[1])
+
+
+def _set_status(listing: Listing, status: str) -> None:
+    """Change the status; the database's exclusion constraint has the last word on overlaps."""
+    try:
+        with db.session.begin_nested():
+            listing.status = status
+            db.session.flush()
+    except IntegrityError as exc:
+        if "market_listing_parcel_no_overlap" not in str(exc.orig):
+            raise
+        db.session.refresh(listing)
+        raise DomainError(ALREADY_LISTED, parcel=", ".join(
+            lp.parcel_code for lp in listing.parcels), other="—") from None
+
+
+def submit(actor, listing: Listing, today: dt.date | None = None) -> Listing:
+    """Run the legal checks and put the listing in the exchange's review queue."""
+    if listing.status not in ("draft", "returned"):
+        raise DomainError(STATE, status=STATUS_LABELS[listing.status])
+    legal_checks(listing, today)
+    _set_status(listing, "review")
+    audit.record(actor, "market.submit", "market_listing", listing.id, {})
+    return listing
+
+
+def withdraw(actor, listing: Listing) -> Listing:
+    if listing.status not in ("draft", "returned", "review"):
+        raise DomainError(STATE, status=STATUS_LABELS[listing.status])
+    _set_status(listing, "withdrawn")
+    audit.record(actor, "market.withdraw", "market_listing", listing.id, {})
+    return listing
+
+
+def review(actor, listing: Listing, accept: bool, reasons: str | None = None,
+           today: dt.date | None = None) -> Listing:
+    """The exchange operator accepts (the announcement starts) or returns with reasons."""
+    today = today or clock.today()
+    if listing.status != "review":
+        raise DomainError(STATE, status=STATUS_LABELS[listing.status])
+    if not accept:
+        if not (reasons or "").strip():
+            raise DomainError(RETURN_REASON)
+        listing.review_note, listing.reviewed_by = reasons.strip(), _who(actor)
+        _set_status(listing, "returned")
+        audit.record(actor, "market.return", "market_listing", listing.id, {}, reasons)
+        return listing
+    legal_checks(listing, today, for_announcement=True)
+    listing.review_note, listing.reviewed_by = (reasons or "").strip() or None, _who(actor)
+    _announce(listing, today)
+    audit.record(actor, "market.announce", "market_listing", listing.id,
+                 {"from": listing.announced_on, "until": listing.announcement_ends_on,
+                  "working_days": listing.announcement_days, "calendar": listing.calendar_note})
+    return listing
+
+
+def _announce(listing: Listing, today: dt.date) -> None:
+    w = workdays.announcement_window(today, listing.announcement_days)
+    listing.announced_on, listing.announcement_ends_on = w.start, w.end
+    listing.calendar_note = (
+        "chinesecalendar (State Council calendar)" if not w.estimated else
+        "estimated for " + ", ".join(map(str, w.estimated_years)) +
+        " (holidays package; State Council calendar not yet published): check when it is")
+    _set_status(listing, "announced")
+
+
+def qualified_count(listing: Listing) -> int:
+    return sum(1 for a in listing.applications if a.status == "qualified")
+
+
+def close_announcement(actor, listing: Listing, today: dt.date | None = None) -> Listing:
+    """At the end of the announcement: none → again (up to the set number), then negotiation;
+    one → agreement at or above the reserve; two or more → the listing's method."""
+    today = today or clock.today()
+    if listing.status != "announced":
+        raise DomainError(STATE, status=STATUS_LABELS[listing.status])
+    if today <= listing.announcement_ends_on:
+        raise DomainError(NOT_ENDED, end=listing.announcement_ends_on)
+    n = qualified_count(listing)
+    if n == 0 and listing.reannounce_count < listing.reannounce_max:
+        listing.reannounce_count += 1
+        _announce(listing, today)
+        db.session.flush()
+        audit.record(actor, "market.reannounce", "market_listing", listing.id,
+                     {"round": listing.reannounce_count, "until": listing.announcement_ends_on})
+        return listing
+    status = "negotiation" if n == 0 else "agreement" if n == 1 else "competition"
+    listing.ended_on = today
+    _set_status(listing, status)
+    audit.record(actor, "market.announcement_end", "market_listing", listing.id,
+                 {"qualified": n, "status": status})
+    return listing
+
+
+def close_due(actor, today: dt.date | None = None) -> list[Listing]:
+    today = today or clock.today()
+    due = db.session.scalars(select(Listing).where(
+        Listing.status == "announced", Listing.announcement_ends_on < today)
+        .order_by(Listing.id)).all()
+    return [close_announcement(actor, x, today) for x in due]
+
+
+# ---------------------------------------------------------------------------- applicants
+
+
+def check_credit_code(code: str) -> str:
+    """GB 32100-2015: 18 characters from 0-9 and A–Y without I, O, Z, S, V; the last is
+    31 − (Σ value × weight mod 31), mod 31, with weights 3^(i) mod 31."""
+    c = (code or "").strip().upper()
+    chars = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+    if len(c) != 18 or any(ch not in chars for ch in c):
+        raise DomainError(BAD_CREDIT, value=code)
+    s = sum(chars.index(ch) * pow(3, i, 31) for i, ch in enumerate(c[:17]))
+    if chars[(31 - s % 31) % 31] != c[17]:
+        raise DomainError(BAD_CREDIT, value=code)
+    return c
+
+
+def register_applicant(actor, kind: str, name: str, phone: str, farming_capacity: str,
+                       id_number: str | None = None, credit_code: str | None = None,
+                       contact_name: str | None = None) -> tuple[Applicant, str]:
+    """An intending transferee; returns it and the key to its own page (shown once)."""
+    if kind not in ("person", "family_farm", "cooperative", "company"):
+        raise DomainError(BAD_KIND, kind=kind)
+    if not (farming_capacity or "").strip():
+        raise DomainError(CAPACITY)
+    idn = code = None
+    if kind == "person":
+        try:
+            idn = idnumber.parse(id_number or "").number
+        except idnumber.IdNumberError:
+            raise DomainError(BAD_ID, value=id_number) from None
+    else:
+        code = check_credit_code(credit_code)
+    key = secrets.token_urlsafe(24)
+    a = Applicant(kind=kind, name=name.strip(), id_number=idn, credit_code=code,
+                  contact_name=contact_name, phone=(phone or "").strip(),
+                  farming_capacity=farming_capacity.strip(),
+                  key_sha256=hashlib.sha256(key.encode()).hexdigest())
+    db.session.add(a)
+    db.session.flush()
+    audit.record(actor, "market.applicant", "market_applicant", a.id,
+                 {"kind": kind, "id_number": idnumber.mask(idn) if idn else None,
+                  "credit_code": code})
+    return a, key
+
+
+def applicant_by_key(key: str) -> Applicant | None:
+    return db.session.scalar(select(Applicant).where(
+        Applicant.key_sha256 == hashlib.sha256((key or "").encode()).hexdigest()))
+
+
+def _age(birth: dt.date, day: dt.date) -> int:
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def apply(actor, listing: Listing, applicant: Applicant, priority: bool = False,
+          today: dt.date | None = None) -> Application:
+    """Register for a listing during its announcement."""
+    today = today or clock.today()
+    if listing.status != "announced" or not (
+            listing.announced_on <= today <= listing.announcement_ends_on):
+        raise DomainError(WINDOW, start=listing.announced_on or "—",
+                          end=listing.announcement_ends_on or "—")
+    if db.session.scalar(select(Application.id).where(
+            Application.listing_id == listing.id, Application.applicant_id == applicant.id)):
+        raise DomainError(DUPLICATE)
+    member = None
+    if applicant.kind == "person":
+        info = idnumber.parse(applicant.id_number)
+        age = _age(info.birth_date, today)
+        county = listing.county_code
+        if not setting("min_age", county) <= age <= setting("max_age", county):
+            raise DomainError(AGE, age=age)
+        person = db.session.scalar(select(Person).where(Person.id_number == applicant.id_number))
+        if person is not None and listing.household_code and db.session.scalar(text(
+                "SELECT 1 FROM household_member hm JOIN household h ON h.id = hm.household_id "
+                "WHERE hm.person_id = :p AND hm.left_on IS NULL AND h.cbfbm = :h"),
+                {"p": person.id, "h": listing.household_code}):
+            raise DomainError(OWN_LISTING)
+        if person is not None and db.session.scalar(
+                select(Membership.id).join(Collective, Collective.id == Membership.collective_id)
+                .where(Membership.person_id == person.id, Membership.status == "active",
+                       Collective.fbfbm == listing.fbfbm)):
+            member = person
+    if priority and member is None:
+        raise DomainError(NOT_MEMBER, fbfbm=listing.fbfbm)
+    needs_review = risk = 0
+    if applicant.kind == "company" and listing.area_mu > setting("company_review_mu",
+                                                                 listing.county_code):
+        needs_review = 1
+        months = setting("risk_deposit_months", listing.county_code)
+        risk = min(first_year_fen(listing), first_year_fen(listing) * months // 12)
+    a = Application(listing_id=listing.id, applicant_id=applicant.id, status="registered",
+                    priority_holder=bool(priority), member_person_id=member.id if member else None,
+                    needs_review=bool(needs_review), risk_deposit_fen=risk, registered_on=today)
+    db.session.add(a)
+    db.session.flush()
+    _advance(a)
+    audit.record(actor, "market.apply", "market_application", a.id,
+                 {"listing": listing.id, "applicant": applicant.id, "priority": bool(priority),
+                  "needs_review": bool(needs_review), "risk_deposit_fen": risk})
+    return a
+
+
+def qualify(actor, a: Application, ok: bool, note: str) -> Application:
+    """The county's qualification review of a company applicant (2021 办法)."""
+    if not a.needs_review or a.status not in ("qualification", "registered"):
+        raise DomainError(STATE, status=APPLICATION_LABELS[a.status])
+    if not (note or "").strip():
+        raise DomainError(RETURN_REASON)
+    a.qualified_by, a.qualification_note = _who(actor), note.strip()
+    if not ok:
+        a.status = "refused"
+    db.session.flush()
+    _advance(a)
+    audit.record(actor, "market.qualify", "market_application", a.id, {"ok": ok}, note)
+    return a
+
+
+# ---------------------------------------------------------------------------- the ledger
+
+
+def _account(kind: str, a: Application) -> str:
+    return f"{kind}:application:{a.id}"
+
+
+def held(a: Application, kind: str = "deposit") -> int:
+    """Money held for the application: minus the balance of its liability account."""
+    total = db.session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount_fen), 0)).where(
+        LedgerEntry.account == _account(kind, a)))
+    return -int(total)
+
+
+def _post(actor, kind: str, a: Application, reference: str, lines: list[tuple[str, int]]) \
+        -> LedgerTxn:
+    txn = LedgerTxn(kind=kind, listing_id=a.listing_id, application_id=a.id,
+                    reference=reference.strip(), recorded_by=_who(actor))
+    db.session.add(txn)
+    db.session.flush()
+    for account, amount in lines:
+        db.session.add(LedgerEntry(txn_id=txn.id, account=account, amount_fen=amount))
+    db.session.flush()
+    audit.record(actor, f"market.ledger.{kind}", "market_ledger_txn", txn.id,
+                 {"application": a.id, "reference": reference, "lines": lines})
+    return txn
+
+
+def record_payment(actor, a: Application, amount_fen: int, reference: str,
+                   what: str = "deposit") -> LedgerTxn:
+    """'Payment received' for a deposit (保证金) or a risk deposit (风险保障金), recorded by the
+    exchange operator with the bank's reference: bank debit, the application's account credit."""
+    if not isinstance(amount_fen, int) or amount_fen <= 0 or not (reference or "").strip():
+        raise DomainError(PAYMENT)
+    if a.status == "refused":
+        raise DomainError(STATE, status=APPLICATION_LABELS[a.status])
+    due = a.listing.deposit_fen if what == "deposit" else a.risk_deposit_fen
+    have = held(a, what)
+    if have + amount_fen > due:
+        raise DomainError(OVERPAID, what=_l("The deposit") if what == "deposit"
+                          else _l("The risk deposit"), due=due, held=have)
+    txn = _post(actor, "deposit_lodged" if what == "deposit" else "risk_lodged", a, reference,
+                [(LEDGER_BANK, amount_fen), (_account(what, a), -amount_fen)])
+    _advance(a)
+    return txn
+
+
+def refund(actor, a: Application, reference: str, what: str = "deposit") -> LedgerTxn | None:
+    amount = held(a, what)
+    if amount <= 0:
+        return None
+    if not (reference or "").strip():
+        raise DomainError(PAYMENT)
+    return _post(actor, "deposit_refunded" if what == "deposit" else "risk_refunded", a,
+                 reference, [(_account(what, a), amount), (LEDGER_BANK, -amount)])
+
+
+def _advance(a: Application) -> None:
+    if a.status == "refused":
+        return
+    paid = held(a, "deposit") >= a.listing.deposit_fen and held(a, "risk") >= a.risk_deposit_fen
+    if a.needs_review and a.qualified_by is None:
+        a.status = "qualification"
+    elif paid:
+        a.status = "qualified"
+    else:
+        a.status = "registered"
+    db.session.flush()
+
+
+def reconciliation() -> dict:
+    """The ledger's checks: every transaction sums to zero, all entries sum to zero, and the bank
+    holds exactly what the applications' accounts owe."""
+    unbalanced = db.session.execute(text(
+        "SELECT txn_id FROM market_ledger_entry GROUP BY txn_id HAVING sum(amount_fen) <> 0"
+    )).scalars().all()
+    total = int(db.session.scalar(text(
+        "SELECT coalesce(sum(amount_fen), 0) FROM market_ledger_entry")))
+    bank = int(db.session.scalar(text(
+        "SELECT coalesce(sum(amount_fen), 0) FROM market_ledger_entry WHERE account = :a"),
+        {"a": LEDGER_BANK}))
+    owed = -int(db.session.scalar(text(
+        "SELECT coalesce(sum(amount_fen), 0) FROM market_ledger_entry WHERE account LIKE "
+        "'deposit:%' OR account LIKE 'risk:%'")))
+    return {"unbalanced": unbalanced, "total": total, "bank": bank, "owed": owed,
+            "ok": not unbalanced and total == 0 and bank == owed}
+
+
+def fen(amount: int | None) -> str:
+    """12345 → '123.45' (yuan, exact)."""
+    if amount is None:
+        return ""
+    sign = "-" if amount < 0 else ""
+    a = abs(int(amount))
+    return f"{sign}{a // 100:,}.{a % 100:02d}"
