@@ -129,6 +129,7 @@ def register_blueprints(app: Flask) -> None:
     from .collectives.views import bp as collectives_bp
     from .imports.views import bp as imports_bp
     from .main.views import bp as main_bp
+    from .market.views import bp as market_bp
     from .ogc.views import bp as ogc_bp
     from .parcels.views import bp as parcels_bp
     from .people.views import bp as people_bp
@@ -138,7 +139,8 @@ def register_blueprints(app: Flask) -> None:
     from .withdrawal.views import bp as withdrawal_bp
 
     for bp in (main_bp, auth_bp, people_bp, collectives_bp, audit_bp, parcels_bp, ogc_bp,
-               imports_bp, certificates_bp, campaigns_bp, rights_bp, settlement_bp, withdrawal_bp):
+               imports_bp, certificates_bp, campaigns_bp, rights_bp, settlement_bp, withdrawal_bp,
+               market_bp):
         app.register_blueprint(bp)
     register_api(api)
 
@@ -157,11 +159,14 @@ def register_commands(app: Flask) -> None:
     from .demo.cli import demo_cli
     from .imports.cli import import_cli
     from .jobs.cli import jobs_cli
+    from .market.cli import connect_demo, market_cli
 
     app.cli.add_command(audit_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(import_cli)
     app.cli.add_command(jobs_cli)
+    app.cli.add_command(market_cli)
+    connect_demo()
 
 
 def register_template_helpers(app: Flask) -> None:

@@ -515,10 +515,10 @@ def test_no_market_form_or_api_field_asks_about_settlement(app, login_as, dbs, h
     # The rendered forms too.
     _, fields, right = holder
     c = login_as("farmer")
-    for url in (f"/me/market/new?right_uid={right.uid}", "/me/market"):
+    for url in (f"/market/listings/new?right_uid={right.uid}", "/me/market"):
         html = c.get(url).get_data(as_text=True).lower()
-        assert "<form" in html
-        body = html.split("<main", 1)[-1]
+        body = html.split("<main", 1)[-1].split("</main>", 1)[0]  # not the site's footer
+        assert "<form" in body
         for w in ("落户", "户口", "settle", "进城"):
             assert w not in body, (url, w)
 

@@ -823,8 +823,8 @@ def apply(actor, listing: Listing, applicant: Applicant, priority: bool = False,
           today: dt.date | None = None) -> Application:
     """Register for a listing during its announcement."""
     today = today or clock.today()
-    if listing.status != "announced" or not (
-            listing.announced_on <= today <= listing.announcement_ends_on):
+    # From acceptance (announced) to the last working day of the window.
+    if listing.status != "announced" or today > listing.announcement_ends_on:
         raise DomainError(WINDOW, start=listing.announced_on or "—",
                           end=listing.announcement_ends_on or "—")
     if db.session.scalar(select(Application.id).where(
