@@ -265,13 +265,18 @@ def new_listing():
         select(Mandate).where(Mandate.household_code == right.holder_household_code)
         .order_by(Mandate.id.desc())).all()
     parcels = db.session.execute(text("""
-        SELECT p.code, p.name, p.scmjm, p.tdyt FROM land_right_parcel rp
+        SELECT p.code, p.name, p.scmjm, p.tdyt,
+               ST_AsBinary(ST_Transform(p.geom, p.survey_srid)) AS wkb FROM land_right_parcel rp
         JOIN parcel p ON p.uid = rp.parcel_uid AND p.end_lifespan IS NULL
         WHERE rp.right_id = :r ORDER BY p.code"""), {"r": right.id}).all()
+    # Map selection: the i-th highlighted shape of the sketch is the i-th parcel of the list.
+    svg = plan([from_wkb(p.wkb) for p in parcels], [p.code[-5:] for p in parcels], size=420,
+               css_class="parcel-picker") if parcels else ""
     county = right.fbfbm[:6]
     defaults = {k: ops.setting(k, county) for k in ("announcement_days", "reannounce_max",
                                                     "deposit_percent", "method")}
     return render_template("market/new.html", right=right, parcels=parcels, mandates=mandates,
+                           svg=svg,
                            encumbrances=ops.encumbrances(right.uid), defaults=defaults, ops=ops,
                            today=clock.today())
 

@@ -92,8 +92,12 @@ def test_list_consent_review_announce_map_apply_deposit_ledger(app, browser, liv
     boxes = farmer.locator("input[name=parcel]")
     assert boxes.count() >= 2
     chosen = [boxes.nth(0).get_attribute("value"), boxes.nth(1).get_attribute("value")]
-    boxes.nth(0).check()
+    # One from the sketch (map selection), one from the code list.
+    farmer.locator(f"#parcel-map svg path[data-code='{chosen[0]}']").dispatch_event("click")
+    expect(boxes.nth(0)).to_be_checked()
+    expect(farmer.locator("#parcel-map svg path.chosen")).to_have_count(1)
     boxes.nth(1).check()
+    expect(farmer.locator("#parcel-map svg path.chosen")).to_have_count(2)
     farmer.fill("input[name=term_start]", term_start.isoformat())
     farmer.fill("input[name=term_end]", "2036-12-31")
     farmer.fill("input[name=reserve_price]", "850.00")
