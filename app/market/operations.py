@@ -95,7 +95,7 @@ TERM_EXCEEDS = Rule("market.term.exceeds_contract",
                     _l("The term ends on %(end)s, after the contract right's term (%(contract_end)s)."),
                     ART38_TERM)
 TERM_START = Rule("market.term.start",
-                  _l("The term must start after the announcement, on or after %(day)s."), TRADING)
+                  _l("The term cannot start in the past: on or after %(day)s."), TRADING)
 NON_AGRICULTURAL = Rule("market.use.non_agricultural",
                         _l("The land must stay in agricultural use (crops, forestry, animal "
                            "husbandry or fishery); '%(use)s' is not."), ART38_USE)
