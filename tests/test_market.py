@@ -592,3 +592,16 @@ def test_listing_model_and_status_labels_cover_every_status():
 
     assert set(STATUSES) == set(ops.STATUS_LABELS)
     assert Listing.__tablename__ == "market_listing"
+
+
+def test_term_in_the_past_and_parcels_outside_the_right_are_refused(dbs, holder):
+    hh, fields, right = holder
+    x = _list(right, fields[:1], term_start=TODAY - dt.timedelta(days=1))
+    _consent_all(x)
+    e = _refused("market.term.start", ops.submit, user("farmer"), x, today=TODAY)
+    assert str(TODAY) in e.message("en")
+    stranger = dbs.scalar(select(Parcel).where(Parcel.kind == "contract",
+                                               Parcel.household_code != hh.cbfbm,
+                                               Parcel.end_lifespan.is_(None)))
+    e = _refused("market.parcel.not_in_right", _list, right, [stranger])
+    assert stranger.code in e.message("en") and "art 36" in e.source("en")
