@@ -193,6 +193,10 @@ def test_parcel_under_a_current_management_right_is_refused(dbs, holder):
     _consent_all(x)
     e = _refused("market.parcel.under_management", ops.submit, user("farmer"), x, today=TODAY)
     assert fields[0].code in e.message("en") and "art" in e.source("en")
+    with pytest.raises(IntegrityError) as exc, dbs.begin_nested():  # the database refuses too
+        dbs.execute(text("UPDATE market_listing SET status = 'review' WHERE id = :i"),
+                    {"i": x.id})
+    assert "management right" in str(exc.value)
     # Not overlapping in time: allowed.
     y = _list(right, fields[:1], term_start=dt.date(2031, 1, 1), term_end=dt.date(2035, 12, 31))
     _consent_all(y)

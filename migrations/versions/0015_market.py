@@ -5,7 +5,8 @@ applications and the deposit ledger, with the database's own guards:
   applicants beside `gb11643_valid` for persons;
 - no two *live* listings over one parcel for overlapping terms: an exclusion constraint on
   (parcel_uid, daterange) (btree_gist); a row's `live` flag follows its listing's status by
-  trigger, so no writer can forget it;
+  trigger, so no writer can forget it; nor a live listing over a parcel under a current land
+  management right for an overlapping period (trigger);
 - consents, creditor/court consents, mandates and the ledger are append-only (UPDATE/DELETE
   refused by trigger, whatever the grants); an encumbrance is only ever released, once;
 - every ledger transaction sums to zero (a deferred constraint trigger checked at commit).
@@ -72,6 +73,29 @@ END $$;
 CREATE TRIGGER market_parcel_live BEFORE INSERT ON market_listing_parcel
   FOR EACH ROW EXECUTE FUNCTION market_parcel_live();
 
+-- Nor over a parcel under a current land management right for an overlapping period.
+CREATE FUNCTION market_parcel_not_managed() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE hit record;
+BEGIN
+  IF NEW.live THEN
+    SELECT rp.parcel_code, coalesce(r.holder_name, r.uid::text) AS holder INTO hit
+    FROM land_right r JOIN land_right_parcel rp ON rp.right_id = r.id
+    WHERE r.kind = 'management' AND r.status = 'current' AND r.end_lifespan IS NULL
+      AND rp.parcel_uid = NEW.parcel_uid
+      AND daterange(r.term_start, r.term_end, '[]')
+          && daterange(NEW.term_start, NEW.term_end, '[]')
+    LIMIT 1;
+    IF FOUND THEN
+      RAISE EXCEPTION 'parcel % is under the current management right of % for an overlapping period',
+        hit.parcel_code, hit.holder
+        USING ERRCODE = 'exclusion_violation', CONSTRAINT = 'market_parcel_not_managed';
+    END IF;
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER market_parcel_not_managed BEFORE INSERT OR UPDATE ON market_listing_parcel
+  FOR EACH ROW EXECUTE FUNCTION market_parcel_not_managed();
+
 CREATE FUNCTION market_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP
@@ -126,6 +150,7 @@ DROP FUNCTION IF EXISTS market_ledger_balanced() CASCADE;
 DROP FUNCTION IF EXISTS right_encumbrance_guard() CASCADE;
 DROP FUNCTION IF EXISTS market_append_only() CASCADE;
 DROP FUNCTION IF EXISTS market_parcel_live() CASCADE;
+DROP FUNCTION IF EXISTS market_parcel_not_managed() CASCADE;
 DROP FUNCTION IF EXISTS market_listing_live() CASCADE;
 """
 
