@@ -53,6 +53,22 @@ def test_public_market_lists_maps_and_masks(client, dbs):
     assert f'data-listing="{shown.id}"' in crops and f'data-listing="{other.id}"' not in crops
     cheap = client.get("/market?max_price=600").get_data(as_text=True)
     assert f'data-listing="{other.id}"' in cheap and f'data-listing="{shown.id}"' not in cheap
+    big = max(shown.area_mu, other.area_mu)
+    none = client.get(f"/market?min_area={big + 1}").get_data(as_text=True)
+    assert f'data-listing="{shown.id}"' not in none and f'data-listing="{other.id}"' not in none
+    small = client.get(f"/market?max_area={shown.area_mu}&township={shown.township_code}"
+                       f"&county={shown.county_code}").get_data(as_text=True)
+    assert f'data-listing="{shown.id}"' in small
+    assert f'data-listing="{shown.id}"' not in client.get(
+        "/market?township=140404999").get_data(as_text=True)
+    # Terms: shown and other run 2027–2036 (about ten years).
+    years = (dt.date(2036, 12, 31) - START).days // 365
+    assert f'data-listing="{shown.id}"' in client.get(
+        f"/market?min_years={years - 1}&max_years={years + 1}").get_data(as_text=True)
+    assert f'data-listing="{shown.id}"' not in client.get(
+        f"/market?min_years={years + 2}").get_data(as_text=True)
+    assert f'data-listing="{shown.id}"' not in client.get(
+        f"/market?max_years={years - 2}").get_data(as_text=True)
     geo = client.get("/market/map.geojson").get_json()
     codes = {f["properties"]["code"] for f in geo["features"]}
     assert fields[0].code in codes and fields[1].code in codes

@@ -125,11 +125,11 @@ def _public_filters():
             stmt = stmt.where(Listing.reserve_price >= Decimal(f["min_price"]))
         if f["max_price"]:
             stmt = stmt.where(Listing.reserve_price <= Decimal(f["max_price"]))
-        years = text("(market_listing.term_end - market_listing.term_start) / 365.25")
+        days = Listing.term_end - Listing.term_start  # PostgreSQL: date − date = days
         if f["min_years"]:
-            stmt = stmt.where(years >= float(int(f["min_years"])))
+            stmt = stmt.where(days >= int(int(f["min_years"]) * 365.25))
         if f["max_years"]:
-            stmt = stmt.where(years <= float(int(f["max_years"])))
+            stmt = stmt.where(days <= int((int(f["max_years"]) + 1) * 365.25))
     except (ArithmeticError, ValueError):
         abort(400)
     return f, stmt.order_by(Listing.announced_on.desc(), Listing.id.desc())
