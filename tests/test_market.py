@@ -12,8 +12,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from app.audit.models import AuditLog
 from app.errors import DomainError
+from app.market import clock, workdays
 from app.market import operations as ops
-from app.market import workdays
 from app.market.models import Listing
 from app.parcels.models import Parcel
 from app.people.idnumber import check_digit
@@ -192,7 +192,7 @@ def test_parcel_under_a_current_management_right_is_refused(dbs, holder):
     x = _list(right, fields[:1])
     _consent_all(x)
     e = _refused("market.parcel.under_management", ops.submit, user("farmer"), x, today=TODAY)
-    assert fields[0].code in e.message("en") and "art" in e.source("en")
+    assert fields[0].code in e.message("en") and "arts 36, 41" in e.source("en")
     with pytest.raises(IntegrityError) as exc, dbs.begin_nested():  # the database refuses too
         dbs.execute(text("UPDATE market_listing SET status = 'review' WHERE id = :i"),
                     {"i": x.id})
@@ -298,7 +298,7 @@ def test_every_adult_coholder_consents(dbs, holder):
         dbs.refresh(hh)
         others = [p]
     e = _refused("market.consent.missing", ops.submit, user("farmer"), x, today=TODAY)
-    assert others[0].name in e.message("zh")
+    assert others[0].name in e.message("zh") and "art 16" in e.source("en")
     _refused("market.consent.document", ops.consent, user("farmer"), x, others[0], None,
              today=TODAY)
     stranger = dbs.scalar(select(Person).where(Person.id.notin_([p.id for p in adults])))
@@ -609,3 +609,24 @@ def test_term_in_the_past_and_parcels_outside_the_right_are_refused(dbs, holder)
                                                Parcel.end_lifespan.is_(None)))
     e = _refused("market.parcel.not_in_right", _list, right, [stranger])
     assert stranger.code in e.message("en") and "art 36" in e.source("en")
+
+
+def test_close_due_runs_on_the_markets_clock(app, dbs, holder):
+    """`flask market close-due` on a clock set past the window (no sleeping): the listing
+    without applicants is announced again from that day."""
+    _, fields, right = holder
+    x = _list(right, fields[:1], reannounce_max=1)
+    _consent_all(x)
+    ops.submit(user("farmer"), x, today=TODAY)
+    ops.review(user("exchange"), x, True, today=TODAY)
+    later = x.announcement_ends_on + dt.timedelta(days=3)
+    app.config["MARKET_CLOCK"] = lambda: dt.datetime.combine(later, dt.time(9), clock.CHINA)
+    try:
+        assert clock.today() == later
+        out = app.test_cli_runner().invoke(args=["market", "close-due"])
+        assert out.exit_code == 0, out.output
+        assert f"listing {x.id}: announced" in out.output
+    finally:
+        app.config.pop("MARKET_CLOCK")
+    dbs.refresh(x)
+    assert x.reannounce_count == 1 and x.announced_on >= later
