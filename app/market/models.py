@@ -318,7 +318,8 @@ class LedgerTxn(db.Model):
 
     __table_args__ = (
         CheckConstraint("kind IN ('deposit_lodged','deposit_refunded','deposit_applied',"
-                        "'deposit_forfeited','risk_lodged','risk_refunded')", name="kind"),
+                        "'deposit_forfeited','risk_lodged','risk_refunded','price_paid',"
+                        "'price_paid_out','rent_received','rent_paid_out')", name="kind"),
         CheckConstraint("length(trim(reference)) > 0", name="reference"),
     )
 
@@ -335,3 +336,122 @@ class LedgerEntry(db.Model):
     amount_fen: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
     __table_args__ = (CheckConstraint("amount_fen <> 0", name="nonzero"),)
+
+
+# ---------------------------------------------------------------------------- trading (II)
+# The tables and their guards are in migration 0016_market_trading: a bid is checked, numbered,
+# timed, hash-chained and its extension applied by a trigger under the auction's row lock.
+
+
+class Auction(db.Model):
+    """An online auction (网络竞价) of a listing: a free-bidding period from `starts_at`, then the
+    timed period from `timed_from` to `ends_at`, which a bid in its last N minutes moves to bid
+    time + N.  Times are market times: the server clock accelerated from `clock_origin` by
+    `accelerator` (1 in production)."""
+
+    __tablename__ = "market_auction"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    listing_id: Mapped[int] = mapped_column(ForeignKey("market_listing.id"), nullable=False,
+                                            unique=True)
+    reserve_fen: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    step_fen: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    starts_at = mapped_column(DateTime(timezone=True), nullable=False)
+    timed_from = mapped_column(DateTime(timezone=True), nullable=False)
+    ends_at = mapped_column(DateTime(timezone=True), nullable=False)
+    extension_minutes: Mapped[int] = mapped_column(Integer, nullable=False)
+    clock_origin = mapped_column(DateTime(timezone=True), nullable=False)
+    accelerator: Mapped[Decimal] = mapped_column(Numeric(12, 3), nullable=False)
+    priority_hours: Mapped[int] = mapped_column(Integer, nullable=False)
+    current_price_fen: Mapped[int | None] = mapped_column(BigInteger)
+    bid_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    last_hash: Mapped[str] = mapped_column(Text, nullable=False,
+                                           server_default=func.repeat("0", 64))
+    status: Mapped[str] = mapped_column(String(10), nullable=False, server_default="open")
+    closed_at = mapped_column(DateTime(timezone=True))
+    priority_until = mapped_column(DateTime(timezone=True))
+    priority_outcome: Mapped[str | None] = mapped_column(String(10))
+    created_by: Mapped[str] = mapped_column(String(50), nullable=False)
+    created_at = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+    listing = relationship("Listing")
+    bidders = relationship("AuctionBidder", order_by="AuctionBidder.bidder_no")
+
+
+class AuctionBidder(db.Model):
+    """An admitted bidder and its pseudonymous number (竞买人N), fixed at the auction's start."""
+
+    __tablename__ = "market_auction_bidder"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    auction_id: Mapped[int] = mapped_column(ForeignKey("market_auction.id"), nullable=False)
+    application_id: Mapped[int] = mapped_column(ForeignKey("market_application.id"),
+                                                nullable=False)
+    bidder_no: Mapped[int] = mapped_column(Integer, nullable=False)
+    priority_holder: Mapped[bool] = mapped_column(Boolean, nullable=False)
+
+    application = relationship("Application")
+
+
+class Bid(db.Model):
+    """An accepted bid (append-only).  The client supplies auction, application, amount and
+    client key; the trigger sets everything else."""
+
+    __tablename__ = "market_bid"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    auction_id: Mapped[int] = mapped_column(ForeignKey("market_auction.id"), nullable=False)
+    application_id: Mapped[int] = mapped_column(ForeignKey("market_application.id"),
+                                                nullable=False)
+    client_key: Mapped[str] = mapped_column(String(64), nullable=False)
+    amount_fen: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    seq: Mapped[int] = mapped_column(Integer, nullable=False)
+    bidder_no: Mapped[int] = mapped_column(Integer, nullable=False)
+    real_at = mapped_column(DateTime(timezone=True), nullable=False)
+    market_at = mapped_column(DateTime(timezone=True), nullable=False)
+    ends_before = mapped_column(DateTime(timezone=True), nullable=False)
+    ends_after = mapped_column(DateTime(timezone=True), nullable=False)
+    prev_hash: Mapped[str] = mapped_column(Text, nullable=False)
+    hash: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class PriorityExercise(db.Model):
+    """A priority holder's exercise of priority on equal terms (art 38 (5)), append-only."""
+
+    __tablename__ = "market_priority_exercise"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    auction_id: Mapped[int] = mapped_column(ForeignKey("market_auction.id"), nullable=False)
+    application_id: Mapped[int] = mapped_column(ForeignKey("market_application.id"),
+                                                nullable=False)
+    price_fen: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    real_at = mapped_column(DateTime(timezone=True), nullable=False)
+    market_at = mapped_column(DateTime(timezone=True))
+
+
+class Award(db.Model):
+    """The award (成交) of a listing to an application, with its deadlines; a forfeited award
+    may pass to the next-ranked bidder (a new row, rank + 1)."""
+
+    __tablename__ = "market_award"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    listing_id: Mapped[int] = mapped_column(ForeignKey("market_listing.id"), nullable=False)
+    auction_id: Mapped[int | None] = mapped_column(ForeignKey("market_auction.id"))
+    application_id: Mapped[int] = mapped_column(ForeignKey("market_application.id"),
+                                                nullable=False)
+    method: Mapped[str] = mapped_column(String(12), nullable=False)
+    rank: Mapped[int] = mapped_column(Integer, nullable=False)
+    price_fen: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    notice_on: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    pay_by: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    sign_by: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    status: Mapped[str] = mapped_column(String(10), nullable=False, server_default="pending")
+    paid_on: Mapped[dt.date | None] = mapped_column(Date)
+    forfeited_on: Mapped[dt.date | None] = mapped_column(Date)
+    seller_agreed_ref: Mapped[str | None] = mapped_column(String(200))
+    created_by: Mapped[str] = mapped_column(String(50), nullable=False)
+    created_at = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+    listing = relationship("Listing")
+    application = relationship("Application")

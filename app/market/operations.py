@@ -966,7 +966,8 @@ def reconciliation() -> dict:
         {"a": LEDGER_BANK}))
     owed = -int(db.session.scalar(text(
         "SELECT coalesce(sum(amount_fen), 0) FROM market_ledger_entry WHERE account LIKE "
-        "'deposit:%' OR account LIKE 'risk:%'")))
+        "'deposit:%' OR account LIKE 'risk:%' OR account LIKE 'price:%' OR account LIKE "
+        "'forfeit:%' OR account LIKE 'rent:%'")))
     return {"unbalanced": unbalanced, "total": total, "bank": bank, "owed": owed,
             "ok": not unbalanced and total == 0 and bank == owed}
 
@@ -978,3 +979,377 @@ def fen(amount: int | None) -> str:
     sign = "-" if amount < 0 else ""
     a = abs(int(amount))
     return f"{sign}{a // 100:,}.{a % 100:02d}"
+
+
+# ============================================================================ trading (II)
+# The online auction, priority on equal terms and the award.  A bid is an INSERT; the database
+# (migration 0016_market_trading) checks, numbers, times, chains and extends it under the
+# auction's row lock — the operation only maps its refusals to rules.  Each accepted bid is its
+# own hash-chained, append-only record (like the audit log), so it is not copied to the audit
+# log; every other write here is audited.
+
+AUCTION_RULES = _l("山西省农村产权流转交易管理办法（试行）2023 (online bidding: free period, timed "
+                   "period, extension, step, reserve); domain.md §8")
+AWARD_RULES = _l("山西省农村产权流转交易管理办法（试行）2023 (result notice, deposits: the "
+                 "winner's applied to the price, losers refunded, forfeited by a winner who does "
+                 "not pay in 3 working days or sign within 7 days); domain.md §8")
+
+BID_ENDED = Rule("market.bid.ended", _l("The auction has ended; no bid is accepted after its "
+                                        "end."), AUCTION_RULES, 409)
+BID_NOT_STARTED = Rule("market.bid.not_started", _l("The auction has not started."),
+                       AUCTION_RULES, 409)
+BID_FIRST = Rule("market.bid.first", _l("The first bid must be at least the reserve and a whole "
+                                        "number of steps above it."), AUCTION_RULES, 409)
+BID_STEP = Rule("market.bid.step", _l("A bid must be above the current price by a whole number "
+                                      "of steps."), AUCTION_RULES, 409)
+BID_NOT_ADMITTED = Rule("market.bid.not_admitted", _l("You are not an admitted bidder in this "
+                                                      "auction."), AUCTION_RULES, 403)
+BID_KEY = Rule("market.bid.key", _l("This client key was already used for another bid."),
+               AUCTION_RULES, 409)
+AUCTION_RUNNING = Rule("market.auction.running", _l("The auction has not ended yet."),
+                       AUCTION_RULES, 409)
+AUCTION_SETUP = Rule("market.auction.setup", _l("An auction needs a listing in competition by "
+                                                "auction, a positive step and periods that "
+                                                "follow each other."), AUCTION_RULES)
+PRIORITY_WINDOW = Rule("market.priority.window", _l("The priority window is not open."),
+                       ART38_PRIORITY, 409)
+PRIORITY_NOT_HOLDER = Rule("market.priority.not_holder", _l("Only a member registered as "
+                                                            "priority holder may exercise "
+                                                            "priority."), ART38_PRIORITY, 403)
+PRIORITY_PRICE = Rule("market.priority.price", _l("Priority is exercised at the final price "
+                                                  "only."), ART38_PRIORITY, 409)
+AWARD_STATE = Rule("market.award.state", _l("This award is %(status)s; that step is not open."),
+                   AWARD_RULES, 409)
+AWARD_NOT_DUE = Rule("market.award.not_due", _l("The winner's time to pay (until %(pay_by)s) "
+                                                "and sign (until %(sign_by)s) has not run out."),
+                     AWARD_RULES, 409)
+PRICE_PAYMENT = Rule("market.award.payment", _l("The balance due is %(due)s fen: record exactly "
+                                                "that, with the bank's reference."), AWARD_RULES)
+
+_BID_ERRORS = {r.code: r for r in (BID_ENDED, BID_NOT_STARTED, BID_FIRST, BID_STEP,
+                                   BID_NOT_ADMITTED, PRIORITY_WINDOW, PRIORITY_NOT_HOLDER,
+                                   PRIORITY_PRICE)}
+
+
+def _db_rule(exc: Exception) -> Rule | None:
+    """The rule a trigger named in its message (RAISE EXCEPTION 'market.bid.step')."""
+    msg = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else ""
+    return _BID_ERRORS.get(msg.split(":")[0].strip())
+
+
+def market_accelerator() -> Decimal:
+    from flask import current_app
+    return Decimal(str(current_app.config.get("MARKET_ACCELERATOR", 1)))
+
+
+def auction_now(auction) -> dt.datetime:
+    """The auction's market time, from the database's clock (server time only)."""
+    return db.session.scalar(text(
+        "SELECT market_auction_now(a) FROM market_auction a WHERE a.id = :a"), {"a": auction.id})
+
+
+def open_auction(actor, listing: Listing, step_fen: int, free_minutes: int, timed_minutes: int,
+                 extension_minutes: int = 5, priority_hours: int = 24,
+                 start_in_minutes: int = 0):
+    """Open the online auction of a listing in competition: admitted bidders are its qualified
+    applicants, numbered 竞买人1… in an order drawn at random (not their registration order).
+    The reserve is the first year's price at the reserve (yuan/mu/year × area), in fen; bids
+    are the first year's price of the whole item, in fen."""
+    from .models import Auction, AuctionBidder
+
+    if listing.status != "competition" or listing.method != "auction":
+        raise DomainError(STATE, status=STATUS_LABELS[listing.status])
+    if (not isinstance(step_fen, int) or step_fen <= 0 or free_minutes < 0 or timed_minutes <= 0
+            or extension_minutes <= 0 or priority_hours < 0 or start_in_minutes < 0):
+        raise DomainError(AUCTION_SETUP)
+    origin = db.session.scalar(text("SELECT clock_timestamp()"))
+    acc = market_accelerator()
+    starts = origin + dt.timedelta(minutes=start_in_minutes)
+    timed = starts + dt.timedelta(minutes=free_minutes)
+    a = Auction(listing_id=listing.id, reserve_fen=first_year_fen(listing), step_fen=step_fen,
+                starts_at=starts, timed_from=timed, ends_at=timed + dt.timedelta(
+                    minutes=timed_minutes), extension_minutes=extension_minutes,
+                clock_origin=origin, accelerator=acc, priority_hours=priority_hours,
+                created_by=_who(actor))
+    db.session.add(a)
+    db.session.flush()
+    qualified = [x for x in listing.applications if x.status == "qualified"]
+    order = list(range(1, len(qualified) + 1))
+    secrets.SystemRandom().shuffle(order)
+    for no, x in zip(order, qualified, strict=True):
+        db.session.add(AuctionBidder(auction_id=a.id, application_id=x.id, bidder_no=no,
+                                     priority_holder=x.priority_holder))
+    db.session.flush()
+    audit.record(actor, "market.auction.open", "market_auction", a.id,
+                 {"listing": listing.id, "reserve_fen": a.reserve_fen, "step_fen": step_fen,
+                  "starts_at": starts, "timed_from": timed, "ends_at": a.ends_at,
+                  "extension_minutes": extension_minutes, "accelerator": acc,
+                  "bidders": len(qualified)})
+    return a
+
+
+def bidder_for(auction, applicant: Applicant):
+    from .models import AuctionBidder
+
+    return db.session.scalar(select(AuctionBidder).join(
+        Application, Application.id == AuctionBidder.application_id).where(
+        AuctionBidder.auction_id == auction.id, Application.applicant_id == applicant.id))
+
+
+BID_SQL = text("""
+    INSERT INTO market_bid (auction_id, application_id, client_key, amount_fen)
+    VALUES (:a, :app, :k, :amt)
+    RETURNING seq, bidder_no, amount_fen, market_at, ends_after, hash""")
+BID_AGAIN_SQL = text("""
+    SELECT seq, bidder_no, amount_fen, market_at, ends_after, hash, application_id
+    FROM market_bid WHERE auction_id = :a AND client_key = :k""")
+
+
+def place_bid(auction_id: int, application_id: int, amount_fen: int, client_key: str) \
+        -> tuple[dict, bool]:
+    """One bid.  Returns (the bid, True) when it was accepted now, (the bid, False) when the
+    client key names a bid already made (a retry): never a second bid.  The database refuses
+    whatever breaks a rule; the refusal comes back as a DomainError with its rule."""
+    from sqlalchemy.exc import DBAPIError
+
+    if not isinstance(amount_fen, int) or amount_fen <= 0:
+        raise DomainError(BID_STEP)
+    key = (client_key or "").strip()
+    if not 8 <= len(key) <= 64:
+        raise DomainError(BID_KEY)
+    params = {"a": auction_id, "app": application_id, "k": key, "amt": amount_fen}
+    try:
+        with db.session.begin_nested():
+            row = db.session.execute(BID_SQL, params).mappings().first()
+    except DBAPIError as exc:
+        rule = _db_rule(exc)
+        if rule is None:
+            raise
+        raise DomainError(rule) from None
+    if row is not None:
+        return dict(row), True
+    again = db.session.execute(BID_AGAIN_SQL, params).mappings().first()
+    if again["application_id"] != application_id or again["amount_fen"] != amount_fen:
+        raise DomainError(BID_KEY)
+    return {k: v for k, v in again.items() if k != "application_id"}, False
+
+
+def bids(auction) -> list:
+    from .models import Bid
+
+    return db.session.scalars(select(Bid).where(Bid.auction_id == auction.id)
+                              .order_by(Bid.seq)).all()
+
+
+def verify_chain(auction) -> list[int]:
+    """Sequences whose hash does not follow from the previous one and the bid (empty: intact)."""
+    rows = db.session.execute(text("""
+        SELECT seq, prev_hash, hash, encode(sha256(convert_to(concat_ws('|', prev_hash,
+          auction_id, seq, application_id, amount_fen, client_key,
+          to_char(market_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+          to_char(real_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')), 'UTF8')), 'hex')
+        FROM market_bid WHERE auction_id = :a ORDER BY seq"""), {"a": auction.id}).all()
+    bad, prev = [], "0" * 64
+    for i, (seq, p, h, calc) in enumerate(rows, start=1):
+        if seq != i or p != prev or h != calc:
+            bad.append(seq)
+        prev = h
+    return bad
+
+
+def ranking(auction) -> list[dict]:
+    """Each bidder's best (last) bid, highest first; equal prices cannot both be accepted (a bid
+    must exceed the current price), so the earlier sequence breaks any tie by construction."""
+    rows = db.session.execute(text("""
+        SELECT DISTINCT ON (application_id) application_id, bidder_no, amount_fen, seq
+        FROM market_bid WHERE auction_id = :a ORDER BY application_id, amount_fen DESC, seq"""),
+        {"a": auction.id}).mappings().all()
+    return sorted((dict(r) for r in rows), key=lambda r: (-r["amount_fen"], r["seq"]))
+
+
+def close_auction(actor, auction, today: dt.date | None = None):
+    """At the end: no bid → no deal (announce again); a priority holder other than the top
+    bidder → the priority window (art 38 (5)); else the award to the top bidder."""
+    db.session.execute(text("SELECT 1 FROM market_auction WHERE id = :a FOR UPDATE"),
+                       {"a": auction.id})
+    db.session.refresh(auction)
+    if auction.status != "open":
+        raise DomainError(STATE, status=auction.status)
+    t = auction_now(auction)
+    if t < auction.ends_at:
+        raise DomainError(AUCTION_RUNNING)
+    top = ranking(auction)
+    auction.closed_at = t
+    if not top:
+        auction.status = "no_deal"
+        db.session.flush()
+        audit.record(actor, "market.auction.no_deal", "market_auction", auction.id, {})
+        _reannounce_after_failure(actor, auction.listing, today)
+        return auction
+    holders = [b for b in auction.bidders if b.priority_holder
+               and b.application_id != top[0]["application_id"]]
+    if holders:
+        auction.status = "priority"
+        auction.priority_until = t + dt.timedelta(hours=auction.priority_hours)
+        db.session.flush()
+        audit.record(actor, "market.auction.closed", "market_auction", auction.id,
+                     {"final_fen": top[0]["amount_fen"], "bids": auction.bid_count,
+                      "priority_until": auction.priority_until})
+        return auction
+    auction.status, auction.priority_outcome = "closed", "none"
+    db.session.flush()
+    audit.record(actor, "market.auction.closed", "market_auction", auction.id,
+                 {"final_fen": top[0]["amount_fen"], "bids": auction.bid_count})
+    return make_award(actor, auction.listing, top[0]["application_id"], top[0]["amount_fen"],
+                      "auction", auction=auction, today=today)
+
+
+def exercise_priority(actor, auction, application: Application) -> None:
+    """A member registered as priority holder takes the deal at the final price (art 38 (5))."""
+    from sqlalchemy.exc import DBAPIError
+
+    from .models import PriorityExercise
+
+    try:
+        with db.session.begin_nested():
+            db.session.add(PriorityExercise(auction_id=auction.id, application_id=application.id,
+                                            price_fen=auction.current_price_fen))
+            db.session.flush()
+    except DBAPIError as exc:
+        rule = _db_rule(exc)
+        if rule is None:
+            raise
+        raise DomainError(rule) from None
+    audit.record(actor, "market.priority.exercise", "market_auction", auction.id,
+                 {"application": application.id, "price_fen": auction.current_price_fen})
+
+
+def close_priority(actor, auction, today: dt.date | None = None):
+    """After the window: the earliest exercise takes the deal at the final price; none → the
+    exercise lapsed and the top bidder wins.  Either is recorded."""
+    from .models import PriorityExercise
+
+    if auction.status != "priority":
+        raise DomainError(STATE, status=auction.status)
+    if auction_now(auction) < auction.priority_until:
+        raise DomainError(PRIORITY_WINDOW)
+    first = db.session.scalar(select(PriorityExercise).where(
+        PriorityExercise.auction_id == auction.id).order_by(PriorityExercise.real_at,
+                                                            PriorityExercise.id))
+    top = ranking(auction)[0]
+    auction.status = "closed"
+    auction.priority_outcome = "exercised" if first else "lapsed"
+    db.session.flush()
+    audit.record(actor, "market.priority." + auction.priority_outcome, "market_auction",
+                 auction.id, {"application": first.application_id if first else None})
+    if first:
+        return make_award(actor, auction.listing, first.application_id, top["amount_fen"],
+                          "priority", auction=auction, today=today)
+    return make_award(actor, auction.listing, top["application_id"], top["amount_fen"],
+                      "auction", auction=auction, today=today)
+
+
+def _next_ranked(auction, application_id: int) -> dict | None:
+    r = [x for x in ranking(auction) if x["application_id"] != application_id]
+    return r[0] if r else None
+
+
+def make_award(actor, listing: Listing, application_id: int, price_fen: int, method: str,
+               auction=None, rank: int = 1, today: dt.date | None = None, seller_ref=None):
+    """The award and its result notice: 3 working days to pay, 7 days to sign.  Losers'
+    deposits are refunded now — except the next-ranked bidder's, kept until the winner pays,
+    since the award may pass to them."""
+    from .models import Award
+
+    today = today or clock.today()
+    pay_by = workdays.announcement_window(today + dt.timedelta(days=1), 3).end
+    aw = Award(listing_id=listing.id, auction_id=auction.id if auction else None,
+               application_id=application_id, method=method, rank=rank, price_fen=price_fen,
+               notice_on=today, pay_by=pay_by, sign_by=today + dt.timedelta(days=7),
+               seller_agreed_ref=seller_ref, created_by=_who(actor))
+    db.session.add(aw)
+    db.session.flush()
+    keep = {application_id}
+    if auction is not None and rank == 1:
+        nxt = _next_ranked(auction, application_id)
+        if nxt:
+            keep.add(nxt["application_id"])
+    for a in listing.applications:
+        if a.id not in keep:
+            refund(actor, a, f"award {aw.id}: refund")
+    audit.record(actor, "market.award", "market_award", aw.id,
+                 {"listing": listing.id, "application": application_id, "price_fen": price_fen,
+                  "method": method, "rank": rank, "pay_by": pay_by, "sign_by": aw.sign_by})
+    return aw
+
+
+def pay_price(actor, aw, amount_fen: int, reference: str, today: dt.date | None = None):
+    """The winner pays the balance of the first year's price; the deposit is applied to it.  The
+    money is owed to the contractor (art 39) until paid out."""
+    today = today or clock.today()
+    if aw.status != "pending" or today > aw.pay_by:
+        raise DomainError(AWARD_STATE, status=aw.status)
+    a = aw.application
+    dep = held(a)
+    due = aw.price_fen - dep
+    if amount_fen != due or not (reference or "").strip():
+        raise DomainError(PRICE_PAYMENT, due=due)
+    owed = f"price:award:{aw.id}"
+    if dep:
+        _post(actor, "deposit_applied", a, f"award {aw.id}: deposit applied",
+              [(_account("deposit", a), dep), (owed, -dep)])
+    _post(actor, "price_paid", a, reference, [(LEDGER_BANK, due), (owed, -due)])
+    aw.status, aw.paid_on = "paid", today
+    db.session.flush()
+    if aw.auction_id:
+        from .models import Auction
+        nxt = _next_ranked(db.session.get(Auction, aw.auction_id), a.id)
+        if nxt:
+            refund(actor, db.session.get(Application, nxt["application_id"]),
+                   f"award {aw.id}: winner paid, refund")
+    audit.record(actor, "market.award.paid", "market_award", aw.id, {"amount_fen": due})
+    return aw
+
+
+def forfeit(actor, aw, seller_agrees_ref: str | None = None, today: dt.date | None = None):
+    """A winner who did not pay in 3 working days (or sign within 7 days) forfeits the deposit;
+    the award passes to the next-ranked bidder at their own last price if the seller agrees,
+    else the listing is announced again."""
+    from .models import Auction
+
+    today = today or clock.today()
+    if aw.status not in ("pending", "paid"):
+        raise DomainError(AWARD_STATE, status=aw.status)
+    late_pay = aw.status == "pending" and today > aw.pay_by
+    late_sign = aw.status != "signed" and today > aw.sign_by
+    if not (late_pay or late_sign):
+        raise DomainError(AWARD_NOT_DUE, pay_by=aw.pay_by, sign_by=aw.sign_by)
+    a = aw.application
+    dep = held(a)
+    if dep:
+        _post(actor, "deposit_forfeited", a, f"award {aw.id}: forfeited",
+              [(_account("deposit", a), dep), (f"forfeit:listing:{aw.listing_id}", -dep)])
+    aw.status, aw.forfeited_on = "forfeited", today
+    db.session.flush()
+    audit.record(actor, "market.award.forfeit", "market_award", aw.id,
+                 {"late_pay": late_pay, "late_sign": late_sign, "deposit_fen": dep})
+    auction = db.session.get(Auction, aw.auction_id) if aw.auction_id else None
+    nxt = _next_ranked(auction, a.id) if auction else None
+    if nxt and (seller_agrees_ref or "").strip():
+        return make_award(actor, aw.listing, nxt["application_id"], nxt["amount_fen"],
+                          "next_ranked", auction=auction, rank=aw.rank + 1, today=today,
+                          seller_ref=seller_agrees_ref.strip())
+    if nxt:
+        refund(actor, db.session.get(Application, nxt["application_id"]),
+               f"award {aw.id}: forfeited, seller declined the next-ranked, refund")
+    _reannounce_after_failure(actor, aw.listing, today)
+    return None
+
+
+def _reannounce_after_failure(actor, listing: Listing, today: dt.date | None) -> None:
+    today = today or clock.today()
+    listing.reannounce_count += 1
+    _announce(listing, today)
+    db.session.flush()
+    audit.record(actor, "market.reannounce", "market_listing", listing.id,
+                 {"round": listing.reannounce_count, "until": listing.announcement_ends_on})

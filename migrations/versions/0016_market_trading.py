@@ -1,0 +1,263 @@
+"""The transfer-trading market II: the online auction (网络竞价), priority on equal terms and the
+award, with the database's own guards:
+
+- a bid is an INSERT into `market_bid`; a BEFORE INSERT trigger takes the auction's row lock
+  (so no two bids of one auction interleave), reads the market time *after* the lock
+  (`clock_timestamp()`, scaled by the auction's `accelerator` from its `clock_origin`, so tests
+  run a whole auction in seconds without sleeping), and refuses a bid before the start, at or
+  after the end, of a bidder not admitted, a first bid below the reserve or off its steps, a
+  later bid not above the current price by whole steps; it sets the gapless sequence, the
+  server timestamps, the bidder's pseudonymous number, the hash chain (sha256 of the previous
+  hash and the bid) and, for a bid in the last N minutes of the timed period, the new end
+  (bid time + N), and it notifies `market_auction` (LISTEN/NOTIFY) for the live page;
+- a retried bid (same client key) is skipped by the trigger under the same lock, so a retry
+  never makes a second bid (and a UNIQUE constraint stands behind it);
+- bids, bidder numbers and priority exercises are append-only (UPDATE/DELETE refused);
+- a priority exercise only by an admitted priority holder, inside the window, once decided.
+
+Revision ID: 0016_market_trading
+Revises: 0015_market
+"""
+from alembic import op
+
+revision = "0016_market_trading"
+down_revision = "0015_market"
+branch_labels = None
+depends_on = None
+
+UP = r"""
+CREATE TABLE market_auction (
+  id serial PRIMARY KEY,
+  listing_id integer NOT NULL UNIQUE REFERENCES market_listing(id),
+  reserve_fen bigint NOT NULL CHECK (reserve_fen >= 0),
+  step_fen bigint NOT NULL CHECK (step_fen > 0),
+  starts_at timestamptz NOT NULL,
+  timed_from timestamptz NOT NULL,
+  ends_at timestamptz NOT NULL,
+  extension_minutes integer NOT NULL CHECK (extension_minutes > 0),
+  clock_origin timestamptz NOT NULL,
+  accelerator numeric(12,3) NOT NULL DEFAULT 1 CHECK (accelerator >= 1),
+  priority_hours integer NOT NULL DEFAULT 24 CHECK (priority_hours >= 0),
+  current_price_fen bigint,
+  bid_count integer NOT NULL DEFAULT 0,
+  last_hash text NOT NULL DEFAULT repeat('0', 64),
+  status varchar(10) NOT NULL DEFAULT 'open'
+    CHECK (status IN ('open','priority','closed','no_deal')),
+  closed_at timestamptz,
+  priority_until timestamptz,
+  priority_outcome varchar(10) CHECK (priority_outcome IN ('exercised','lapsed','none')),
+  created_by varchar(50) NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  CHECK (timed_from >= starts_at AND ends_at >= timed_from)
+);
+
+CREATE TABLE market_auction_bidder (
+  id serial PRIMARY KEY,
+  auction_id integer NOT NULL REFERENCES market_auction(id),
+  application_id integer NOT NULL REFERENCES market_application(id),
+  bidder_no integer NOT NULL CHECK (bidder_no > 0),
+  priority_holder boolean NOT NULL DEFAULT false,
+  UNIQUE (auction_id, application_id),
+  UNIQUE (auction_id, bidder_no)
+);
+
+CREATE TABLE market_bid (
+  id bigserial PRIMARY KEY,
+  auction_id integer NOT NULL REFERENCES market_auction(id),
+  application_id integer NOT NULL REFERENCES market_application(id),
+  client_key varchar(64) NOT NULL CHECK (length(client_key) BETWEEN 8 AND 64),
+  amount_fen bigint NOT NULL CHECK (amount_fen > 0),
+  seq integer NOT NULL,
+  bidder_no integer NOT NULL,
+  real_at timestamptz NOT NULL,
+  market_at timestamptz NOT NULL,
+  ends_before timestamptz NOT NULL,
+  ends_after timestamptz NOT NULL,
+  prev_hash text NOT NULL,
+  hash text NOT NULL,
+  UNIQUE (auction_id, seq),
+  UNIQUE (auction_id, client_key)
+);
+CREATE INDEX ix_market_bid_auction ON market_bid (auction_id, seq);
+
+CREATE TABLE market_priority_exercise (
+  id serial PRIMARY KEY,
+  auction_id integer NOT NULL REFERENCES market_auction(id),
+  application_id integer NOT NULL REFERENCES market_application(id),
+  price_fen bigint NOT NULL,
+  real_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  market_at timestamptz,
+  UNIQUE (auction_id, application_id)
+);
+
+CREATE TABLE market_award (
+  id serial PRIMARY KEY,
+  listing_id integer NOT NULL REFERENCES market_listing(id),
+  auction_id integer REFERENCES market_auction(id),
+  application_id integer NOT NULL REFERENCES market_application(id),
+  method varchar(12) NOT NULL
+    CHECK (method IN ('auction','priority','tender','agreement','negotiation','next_ranked')),
+  rank integer NOT NULL DEFAULT 1,
+  price_fen bigint NOT NULL CHECK (price_fen > 0),
+  notice_on date NOT NULL,
+  pay_by date NOT NULL,
+  sign_by date NOT NULL,
+  status varchar(10) NOT NULL DEFAULT 'pending'
+    CHECK (status IN ('pending','paid','signed','forfeited')),
+  paid_on date,
+  forfeited_on date,
+  seller_agreed_ref varchar(200),
+  created_by varchar(50) NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX market_award_one_standing ON market_award (listing_id)
+  WHERE status <> 'forfeited';
+
+-- The market's time of an auction: the server clock, accelerated from the auction's origin.
+CREATE FUNCTION market_auction_now(a market_auction) RETURNS timestamptz
+LANGUAGE sql VOLATILE AS $$
+  SELECT a.clock_origin + (clock_timestamp() - a.clock_origin) * a.accelerator
+$$;
+
+CREATE FUNCTION market_bid_accept() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  a market_auction;
+  b market_auction_bidder;
+  t timestamptz;
+  n interval;
+BEGIN
+  -- The auction's row lock: every bid of this auction passes here one at a time.
+  SELECT * INTO a FROM market_auction WHERE id = NEW.auction_id FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'market.bid.no_auction' USING ERRCODE = 'P0001';
+  END IF;
+  -- A retry of a bid already made (same client key): skip it, silently, under the lock.
+  IF EXISTS (SELECT 1 FROM market_bid WHERE auction_id = a.id AND client_key = NEW.client_key) THEN
+    RETURN NULL;
+  END IF;
+  SELECT * INTO b FROM market_auction_bidder
+   WHERE auction_id = a.id AND application_id = NEW.application_id;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'market.bid.not_admitted' USING ERRCODE = 'P0001';
+  END IF;
+  t := market_auction_now(a);  -- read after the lock was granted
+  IF a.status <> 'open' OR t >= a.ends_at THEN
+    RAISE EXCEPTION 'market.bid.ended' USING ERRCODE = 'P0001';
+  END IF;
+  IF t < a.starts_at THEN
+    RAISE EXCEPTION 'market.bid.not_started' USING ERRCODE = 'P0001';
+  END IF;
+  IF a.current_price_fen IS NULL THEN
+    IF NEW.amount_fen < a.reserve_fen OR (NEW.amount_fen - a.reserve_fen) % a.step_fen <> 0 THEN
+      RAISE EXCEPTION 'market.bid.first' USING ERRCODE = 'P0001';
+    END IF;
+  ELSIF NEW.amount_fen <= a.current_price_fen
+        OR (NEW.amount_fen - a.current_price_fen) % a.step_fen <> 0 THEN
+    RAISE EXCEPTION 'market.bid.step' USING ERRCODE = 'P0001';
+  END IF;
+  n := make_interval(mins => a.extension_minutes);
+  NEW.seq := a.bid_count + 1;
+  NEW.bidder_no := b.bidder_no;
+  NEW.real_at := clock_timestamp();
+  NEW.market_at := t;
+  NEW.ends_before := a.ends_at;
+  NEW.ends_after := CASE WHEN t >= a.timed_from AND t > a.ends_at - n THEN t + n
+                         ELSE a.ends_at END;
+  NEW.prev_hash := a.last_hash;
+  NEW.hash := encode(sha256(convert_to(concat_ws('|', a.last_hash, a.id, NEW.seq,
+      NEW.application_id, NEW.amount_fen, NEW.client_key,
+      to_char(NEW.market_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+      to_char(NEW.real_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')), 'UTF8')), 'hex');
+  UPDATE market_auction SET current_price_fen = NEW.amount_fen, bid_count = NEW.seq,
+         last_hash = NEW.hash, ends_at = NEW.ends_after WHERE id = a.id;
+  PERFORM pg_notify('market_auction', json_build_object(
+      'auction', a.id, 'seq', NEW.seq, 'bidder', NEW.bidder_no, 'amount_fen', NEW.amount_fen,
+      'at', NEW.market_at, 'ends_at', NEW.ends_after)::text);
+  RETURN NEW;
+END $$;
+CREATE TRIGGER market_bid_accept BEFORE INSERT ON market_bid
+  FOR EACH ROW EXECUTE FUNCTION market_bid_accept();
+
+CREATE TRIGGER market_bid_append_only BEFORE UPDATE OR DELETE ON market_bid
+  FOR EACH ROW EXECUTE FUNCTION market_append_only();
+CREATE TRIGGER market_auction_bidder_append_only BEFORE UPDATE OR DELETE ON market_auction_bidder
+  FOR EACH ROW EXECUTE FUNCTION market_append_only();
+CREATE TRIGGER market_priority_append_only BEFORE UPDATE OR DELETE ON market_priority_exercise
+  FOR EACH ROW EXECUTE FUNCTION market_append_only();
+
+-- The auction's price, count, hash and end move only with its bids; its result only once.
+CREATE FUNCTION market_auction_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF pg_trigger_depth() = 1 AND (NEW.current_price_fen IS DISTINCT FROM OLD.current_price_fen
+      OR NEW.bid_count <> OLD.bid_count OR NEW.last_hash <> OLD.last_hash
+      OR NEW.ends_at <> OLD.ends_at OR NEW.reserve_fen <> OLD.reserve_fen
+      OR NEW.step_fen <> OLD.step_fen OR NEW.starts_at <> OLD.starts_at
+      OR NEW.timed_from <> OLD.timed_from OR NEW.accelerator <> OLD.accelerator
+      OR NEW.clock_origin <> OLD.clock_origin) THEN
+    RAISE EXCEPTION 'market.auction.fixed: an auction''s terms and price move only with its bids';
+  END IF;
+  IF OLD.status = 'open' AND NEW.status <> 'open'
+     AND market_auction_now(NEW) < NEW.ends_at THEN
+    RAISE EXCEPTION 'market.auction.running: the auction has not ended';
+  END IF;
+  IF OLD.status IN ('closed','no_deal') AND NEW.status <> OLD.status THEN
+    RAISE EXCEPTION 'market.auction.decided: a decided auction is not reopened';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER market_auction_guard BEFORE UPDATE ON market_auction
+  FOR EACH ROW EXECUTE FUNCTION market_auction_guard();
+CREATE TRIGGER market_auction_no_delete BEFORE DELETE ON market_auction
+  FOR EACH ROW EXECUTE FUNCTION market_append_only();
+
+CREATE FUNCTION market_priority_check() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE a market_auction; t timestamptz;
+BEGIN
+  SELECT * INTO a FROM market_auction WHERE id = NEW.auction_id FOR UPDATE;
+  t := market_auction_now(a);
+  IF a.status <> 'priority' OR t >= a.priority_until THEN
+    RAISE EXCEPTION 'market.priority.window' USING ERRCODE = 'P0001';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM market_auction_bidder WHERE auction_id = a.id
+                 AND application_id = NEW.application_id AND priority_holder) THEN
+    RAISE EXCEPTION 'market.priority.not_holder' USING ERRCODE = 'P0001';
+  END IF;
+  IF NEW.price_fen <> a.current_price_fen THEN
+    RAISE EXCEPTION 'market.priority.price' USING ERRCODE = 'P0001';
+  END IF;
+  NEW.real_at := clock_timestamp();
+  NEW.market_at := t;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER market_priority_check BEFORE INSERT ON market_priority_exercise
+  FOR EACH ROW EXECUTE FUNCTION market_priority_check();
+
+ALTER TABLE market_ledger_txn DROP CONSTRAINT ck_market_ledger_txn_kind;
+ALTER TABLE market_ledger_txn ADD CONSTRAINT ck_market_ledger_txn_kind CHECK (kind IN
+  ('deposit_lodged','deposit_refunded','deposit_applied','deposit_forfeited','risk_lodged','risk_refunded',
+   'price_paid','price_paid_out','rent_received','rent_paid_out'));
+"""
+
+DOWN = r"""
+ALTER TABLE market_ledger_txn DROP CONSTRAINT ck_market_ledger_txn_kind;
+ALTER TABLE market_ledger_txn ADD CONSTRAINT ck_market_ledger_txn_kind CHECK (kind IN
+  ('deposit_lodged','deposit_refunded','deposit_applied','deposit_forfeited','risk_lodged','risk_refunded'));
+DROP TABLE market_award;
+DROP TABLE market_priority_exercise;
+DROP TABLE market_bid;
+DROP TABLE market_auction_bidder;
+DROP TRIGGER market_auction_guard ON market_auction;
+DROP FUNCTION market_auction_now(market_auction);
+DROP TABLE market_auction;
+DROP FUNCTION market_priority_check();
+DROP FUNCTION market_auction_guard();
+DROP FUNCTION market_bid_accept();
+"""
+
+
+def upgrade():
+    op.execute(UP)
+
+
+def downgrade():
+    op.execute(DOWN)
