@@ -66,3 +66,32 @@ def wait_end(dbs, auction):
     """Wait until the auction's current end (re-read: a late bid may have moved it)."""
     dbs.refresh(auction)
     wait_market(auction, auction.ends_at)
+
+
+def asset_competition(session, n: int, tag: str = "并发"):
+    """A collective operating asset (no parcels, so it never meets another test's listing) in
+    competition with `n` qualified individual applicants; returns (listing, [(application,
+    key)])."""
+    from app.collectives.models import Collective
+    from tests.test_market import START
+
+    officer = user("officer")
+    coll = session.scalar(select(Collective).where(
+        Collective.village_code == officer.jurisdiction_code).order_by(Collective.fbfbm))
+    x = ops.create_collective_listing(officer, coll.fbfbm, "asset", f"成员大会决议 {tag}", START,
+                                      dt.date(2031, 12, 31), "1", "20000.00", "annual",
+                                      asset_description=f"烘干房 {tag}", asset_valuation="300000")
+    ops.submit(officer, x, today=TODAY)
+    ops.review(user("exchange"), x, True, today=TODAY)
+    out = []
+    salt = abs(hash(tag)) % 400
+    for i in range(n):
+        birth = dt.date(1960 + i % 40, 1 + i % 12, 1 + (i + salt) % 28)
+        a, k = ops.register_applicant(None, "person", f"竞买人{tag}{i}", "1", "种粮",
+                                      id_number=_valid_id(birth, f"{600 + salt % 300 + i:03d}"))
+        ap = ops.apply(None, x, a, today=TODAY)
+        ops.record_payment(user("exchange"), ap, x.deposit_fen, f"BANK-{tag}-{i}")
+        out.append((ap, k))
+    ops.close_announcement(None, x, today=x.announcement_ends_on + dt.timedelta(1))
+    assert x.status == "competition" and x.method == "auction"
+    return x, out

@@ -295,3 +295,83 @@ def ledger():
     return {"reconciles": rec["ok"], "bank_fen": rec["bank"], "owed_fen": rec["owed"],
             "transactions": db.session.scalars(select(LedgerTxn).order_by(LedgerTxn.id)
                                                .limit(1000)).all()}
+
+
+# ---------------------------------------------------------------------------- the auction
+
+
+class AuctionBidSchema(Schema):
+    seq = fields.Int()
+    bidder = fields.Str()
+    amount_fen = fields.Int()
+    market_at = fields.DateTime()
+    ends_at = fields.DateTime()
+
+
+class AuctionStateSchema(Schema):
+    id = fields.Int()
+    listing_id = fields.Int()
+    status = fields.Str()
+    reserve_fen = fields.Int()
+    step_fen = fields.Int()
+    current_price_fen = fields.Int(allow_none=True)
+    bid_count = fields.Int()
+    starts_at = fields.DateTime()
+    timed_from = fields.DateTime()
+    ends_at = fields.DateTime()
+    now = fields.DateTime()
+    extension_minutes = fields.Int()
+    last_hash = fields.Str()
+    bids = fields.List(fields.Nested(AuctionBidSchema))
+
+
+class BidArgs(Schema):
+    amount_fen = fields.Int(required=True, validate=validate.Range(min=1))
+    client_key = fields.Str(required=True, validate=validate.Length(min=8, max=64))
+
+
+class BidResultSchema(Schema):
+    seq = fields.Int()
+    bidder = fields.Str()
+    amount_fen = fields.Int()
+    market_at = fields.DateTime()
+    ends_at = fields.DateTime()
+    hash = fields.Str()
+    new = fields.Bool()
+
+
+@blp.route("/auctions/<int:auction_id>")
+@blp.response(200, AuctionStateSchema)
+def auction_state(auction_id: int):
+    """The auction as every watcher sees it: bidders only as 竞买人N, times on the server's
+    market clock.  `?since=N` lists only the bids after sequence N."""
+    from flask import request
+
+    return ops.auction_state(auction_id, request.args.get("since", 0, type=int))
+
+
+@blp.route("/auctions/<int:auction_id>/bids", methods=["POST"])
+@blp.arguments(BidArgs)
+@blp.response(201, BidResultSchema)
+def bid(args, auction_id: int):
+    """A bid by an admitted bidder, authenticated by the applicant's key
+    (`Authorization: Bearer <key>`).  Retrying with the same `client_key` returns the bid
+    already made (200), never a second one."""
+    from flask import request
+
+    key = request.headers.get("Authorization", "")[7:].strip()
+    application_id = ops.bidder_application(auction_id, key)
+    try:
+        row, new = ops.place_bid(auction_id, application_id, args["amount_fen"],
+                                 args["client_key"])
+    except ops.DomainError as e:
+        if "current" not in e.params:
+            raise
+        from app.errors import problem_response
+        return problem_response({**e.problem(), "current_price_fen": e.params["current"]},
+                                e.status)
+    db.session.commit()
+    out = {"seq": row["seq"], "bidder": ops.pseudonym(row["bidder_no"]),
+           "amount_fen": row["amount_fen"], "market_at": row["market_at"],
+           "ends_at": row["ends_after"], "hash": row["hash"], "new": new}
+    return out, 201 if new else 200

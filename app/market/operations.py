@@ -263,6 +263,10 @@ def yuan_to_fen(value) -> int:
 
 
 def first_year_fen(listing: Listing) -> int:
+    """The first year's price at the reserve: yuan/mu/year × area; an operating asset (no
+    parcels, no area) is priced per year for the whole item."""
+    if listing.kind == "asset":
+        return int((listing.reserve_price * 100).quantize(Decimal(1), ROUND_HALF_UP))
     return int((listing.reserve_price * listing.area_mu * 100).quantize(Decimal(1), ROUND_HALF_UP))
 
 
@@ -998,10 +1002,11 @@ BID_ENDED = Rule("market.bid.ended", _l("The auction has ended; no bid is accept
                                         "end."), AUCTION_RULES, 409)
 BID_NOT_STARTED = Rule("market.bid.not_started", _l("The auction has not started."),
                        AUCTION_RULES, 409)
-BID_FIRST = Rule("market.bid.first", _l("The first bid must be at least the reserve and a whole "
-                                        "number of steps above it."), AUCTION_RULES, 409)
-BID_STEP = Rule("market.bid.step", _l("A bid must be above the current price by a whole number "
-                                      "of steps."), AUCTION_RULES, 409)
+BID_FIRST = Rule("market.bid.first", _l("The first bid must be at least the reserve (%(current)s "
+                                        "fen) and a whole number of steps above it."),
+                 AUCTION_RULES, 409)
+BID_STEP = Rule("market.bid.step", _l("A bid must be above the current price (%(current)s fen) "
+                                      "by a whole number of steps."), AUCTION_RULES, 409)
 BID_NOT_ADMITTED = Rule("market.bid.not_admitted", _l("You are not an admitted bidder in this "
                                                       "auction."), AUCTION_RULES, 403)
 BID_KEY = Rule("market.bid.key", _l("This client key was already used for another bid."),
@@ -1113,7 +1118,7 @@ def place_bid(auction_id: int, application_id: int, amount_fen: int, client_key:
     from sqlalchemy.exc import DBAPIError
 
     if not isinstance(amount_fen, int) or amount_fen <= 0:
-        raise DomainError(BID_STEP)
+        raise DomainError(BID_STEP, current="—")
     key = (client_key or "").strip()
     if not 8 <= len(key) <= 64:
         raise DomainError(BID_KEY)
@@ -1125,6 +1130,8 @@ def place_bid(auction_id: int, application_id: int, amount_fen: int, client_key:
         rule = _db_rule(exc)
         if rule is None:
             raise
+        if rule in (BID_STEP, BID_FIRST):
+            raise DomainError(rule, current=int(exc.orig.diag.message_detail)) from None
         raise DomainError(rule) from None
     if row is not None:
         return dict(row), True
@@ -1353,3 +1360,40 @@ def _reannounce_after_failure(actor, listing: Listing, today: dt.date | None) ->
     db.session.flush()
     audit.record(actor, "market.reannounce", "market_listing", listing.id,
                  {"round": listing.reannounce_count, "until": listing.announcement_ends_on})
+
+
+def pseudonym(no: int) -> str:
+    from flask_babel import gettext
+    return gettext("Bidder %(n)s", n=no)
+
+
+def bidder_application(auction_id: int, key: str) -> int:
+    """The application of the admitted bidder whose applicant key this is (one query)."""
+    app_id = db.session.scalar(text("""
+        SELECT b.application_id FROM market_auction_bidder b
+        JOIN market_application p ON p.id = b.application_id
+        JOIN market_applicant a ON a.id = p.applicant_id
+        WHERE b.auction_id = :au AND a.key_sha256 = :h"""),
+        {"au": auction_id, "h": hashlib.sha256((key or "").encode()).hexdigest()})
+    if app_id is None:
+        raise DomainError(BID_NOT_ADMITTED)
+    return app_id
+
+
+def auction_state(auction_id: int, since_seq: int = 0) -> dict:
+    from werkzeug.exceptions import NotFound
+
+    row = db.session.execute(text("""
+        SELECT a.*, market_auction_now(a) AS now FROM market_auction a WHERE a.id = :a"""),
+        {"a": auction_id}).mappings().first()
+    if row is None:
+        raise NotFound()
+    out = dict(row)
+    out["bids"] = [{"seq": b.seq, "bidder": pseudonym(b.bidder_no), "bidder_no": b.bidder_no,
+                    "amount_fen": b.amount_fen, "market_at": b.market_at,
+                    "ends_at": b.ends_after}
+                   for b in db.session.execute(text(
+                       "SELECT seq, bidder_no, amount_fen, market_at, ends_after FROM market_bid "
+                       "WHERE auction_id = :a AND seq > :s ORDER BY seq DESC LIMIT 200"),
+                       {"a": auction_id, "s": since_seq})]
+    return out

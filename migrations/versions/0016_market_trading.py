@@ -149,11 +149,13 @@ BEGIN
   END IF;
   IF a.current_price_fen IS NULL THEN
     IF NEW.amount_fen < a.reserve_fen OR (NEW.amount_fen - a.reserve_fen) % a.step_fen <> 0 THEN
-      RAISE EXCEPTION 'market.bid.first' USING ERRCODE = 'P0001';
+      RAISE EXCEPTION 'market.bid.first' USING ERRCODE = 'P0001',
+        DETAIL = a.reserve_fen::text;
     END IF;
   ELSIF NEW.amount_fen <= a.current_price_fen
         OR (NEW.amount_fen - a.current_price_fen) % a.step_fen <> 0 THEN
-    RAISE EXCEPTION 'market.bid.step' USING ERRCODE = 'P0001';
+    RAISE EXCEPTION 'market.bid.step' USING ERRCODE = 'P0001',
+      DETAIL = a.current_price_fen::text;
   END IF;
   n := make_interval(mins => a.extension_minutes);
   NEW.seq := a.bid_count + 1;
