@@ -19,8 +19,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
-from sqlalchemy.sql import func
+from sqlalchemy.sql import func, text
 from sqlalchemy.types import DateTime
 
 from app.extensions import db
@@ -392,6 +393,11 @@ class AuctionBidder(db.Model):
 
     application = relationship("Application")
 
+    __table_args__ = (UniqueConstraint("auction_id", "application_id",
+                                       name="uq_market_auction_bidder_application"),
+                      UniqueConstraint("auction_id", "bidder_no",
+                                       name="uq_market_auction_bidder_no"))
+
 
 class Bid(db.Model):
     """An accepted bid (append-only).  The client supplies auction, application, amount and
@@ -414,6 +420,10 @@ class Bid(db.Model):
     prev_hash: Mapped[str] = mapped_column(Text, nullable=False)
     hash: Mapped[str] = mapped_column(Text, nullable=False)
 
+    __table_args__ = (UniqueConstraint("auction_id", "seq", name="uq_market_bid_seq"),
+                      UniqueConstraint("auction_id", "client_key",
+                                       name="uq_market_bid_client_key"))
+
 
 class PriorityExercise(db.Model):
     """A priority holder's exercise of priority on equal terms (art 38 (5)), append-only."""
@@ -427,6 +437,9 @@ class PriorityExercise(db.Model):
     price_fen: Mapped[int] = mapped_column(BigInteger, nullable=False)
     real_at = mapped_column(DateTime(timezone=True), nullable=False)
     market_at = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (UniqueConstraint("auction_id", "application_id",
+                                       name="uq_market_priority_exercise_once"),)
 
 
 class Award(db.Model):
@@ -455,3 +468,102 @@ class Award(db.Model):
 
     listing = relationship("Listing")
     application = relationship("Application")
+
+    __table_args__ = (db.Index("market_award_one_standing", "listing_id", unique=True,
+                               postgresql_where=text("status <> 'forfeited'")),)
+
+
+class Contract(db.Model):
+    """The transfer contract (art 40) generated from the award, in the structure of the model
+    lease contract GF—2021—2606 (equity: GF—2021—2607); its PDF and terms are fixed (trigger),
+    it moves draft → confirmed (both parties, on the PDF's SHA-256) → filed with the issuing
+    party → terminated (art 42 grounds only, with evidence)."""
+
+    __tablename__ = "market_contract"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    award_id: Mapped[int] = mapped_column(ForeignKey("market_award.id"), nullable=False,
+                                          unique=True)
+    listing_id: Mapped[int] = mapped_column(ForeignKey("market_listing.id"), nullable=False)
+    number: Mapped[str] = mapped_column(String(40), nullable=False, unique=True)
+    model: Mapped[str] = mapped_column(String(20), nullable=False)
+    fbfbm: Mapped[str] = mapped_column(String(14), nullable=False, index=True)
+    transferee_application_id: Mapped[int] = mapped_column(
+        ForeignKey("market_application.id"), nullable=False)
+    transferee_name: Mapped[str] = mapped_column(String(100), nullable=False)
+    transferee_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    annual_rent_fen: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    term_start: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    term_end: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    content = mapped_column(JSONB, nullable=False)
+    pdf: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    pdf_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    status: Mapped[str] = mapped_column(String(12), nullable=False, server_default="draft")
+    filed_at = mapped_column(DateTime(timezone=True))
+    filed_by: Mapped[str | None] = mapped_column(String(50))
+    management_right_uid: Mapped[int | None] = mapped_column(BigInteger)
+    terminated_on: Mapped[dt.date | None] = mapped_column(Date)
+    termination_ground: Mapped[str | None] = mapped_column(String(20))
+    termination_evidence: Mapped[str | None] = mapped_column(Text)
+    termination_evidence_sha256: Mapped[str | None] = mapped_column(String(64))
+    terminated_by: Mapped[str | None] = mapped_column(String(50))
+    created_by: Mapped[str] = mapped_column(String(50), nullable=False)
+    created_at = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+    listing = relationship("Listing")
+    award = relationship("Award")
+    confirmations = relationship("ContractConfirmation", order_by="ContractConfirmation.id")
+    instalments = relationship("RentInstalment", order_by="RentInstalment.no")
+
+
+class ContractConfirmation(db.Model):
+    """A party's online confirmation of the contract: who, when (server time), which PDF."""
+
+    __tablename__ = "market_contract_confirmation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("market_contract.id"), nullable=False)
+    party: Mapped[str] = mapped_column(String(12), nullable=False)
+    confirmed_by: Mapped[str] = mapped_column(String(100), nullable=False)
+    pdf_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    at = mapped_column(DateTime(timezone=True), nullable=False,
+                       server_default=func.clock_timestamp())
+
+    __table_args__ = (UniqueConstraint("contract_id", "party",
+                                       name="uq_market_contract_confirmation_party"),)
+
+
+class TradeCertificate(db.Model):
+    """The transaction certificate (农村产权交易鉴证书) of a filed contract, verified by the QR
+    code's /verify/TOKEN like the other certificates; only ever cancelled, with a reason."""
+
+    __tablename__ = "market_trade_certificate"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("market_contract.id"), nullable=False,
+                                             unique=True)
+    number: Mapped[str] = mapped_column(String(40), nullable=False, unique=True)
+    token: Mapped[str] = mapped_column(String(32), nullable=False, unique=True)
+    content = mapped_column(JSONB, nullable=False)
+    content_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    status: Mapped[str] = mapped_column(String(10), nullable=False, server_default="valid")
+    issued_by: Mapped[str] = mapped_column(String(50), nullable=False)
+    issued_at = mapped_column(DateTime(timezone=True), nullable=False,
+                              server_default=func.clock_timestamp())
+    cancelled_reason: Mapped[str | None] = mapped_column(Text)
+
+    contract = relationship("Contract")
+
+
+class RentInstalment(db.Model):
+    """One instalment of a contract's rent schedule (append-only)."""
+
+    __tablename__ = "market_rent_instalment"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("market_contract.id"), nullable=False)
+    no: Mapped[int] = mapped_column(Integer, nullable=False)
+    due_on: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    amount_fen: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+    __table_args__ = (UniqueConstraint("contract_id", "no", name="uq_market_rent_instalment_no"),)

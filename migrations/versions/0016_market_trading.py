@@ -28,7 +28,8 @@ depends_on = None
 UP = r"""
 CREATE TABLE market_auction (
   id serial PRIMARY KEY,
-  listing_id integer NOT NULL UNIQUE REFERENCES market_listing(id),
+  listing_id integer NOT NULL CONSTRAINT uq_market_auction_listing_id UNIQUE
+    REFERENCES market_listing(id),
   reserve_fen bigint NOT NULL CHECK (reserve_fen >= 0),
   step_fen bigint NOT NULL CHECK (step_fen > 0),
   starts_at timestamptz NOT NULL,
@@ -57,8 +58,8 @@ CREATE TABLE market_auction_bidder (
   application_id integer NOT NULL REFERENCES market_application(id),
   bidder_no integer NOT NULL CHECK (bidder_no > 0),
   priority_holder boolean NOT NULL DEFAULT false,
-  UNIQUE (auction_id, application_id),
-  UNIQUE (auction_id, bidder_no)
+  CONSTRAINT uq_market_auction_bidder_application UNIQUE (auction_id, application_id),
+  CONSTRAINT uq_market_auction_bidder_no UNIQUE (auction_id, bidder_no)
 );
 
 CREATE TABLE market_bid (
@@ -75,10 +76,9 @@ CREATE TABLE market_bid (
   ends_after timestamptz NOT NULL,
   prev_hash text NOT NULL,
   hash text NOT NULL,
-  UNIQUE (auction_id, seq),
-  UNIQUE (auction_id, client_key)
+  CONSTRAINT uq_market_bid_seq UNIQUE (auction_id, seq),
+  CONSTRAINT uq_market_bid_client_key UNIQUE (auction_id, client_key)
 );
-CREATE INDEX ix_market_bid_auction ON market_bid (auction_id, seq);
 
 CREATE TABLE market_priority_exercise (
   id serial PRIMARY KEY,
@@ -87,7 +87,7 @@ CREATE TABLE market_priority_exercise (
   price_fen bigint NOT NULL,
   real_at timestamptz NOT NULL DEFAULT clock_timestamp(),
   market_at timestamptz,
-  UNIQUE (auction_id, application_id)
+  CONSTRAINT uq_market_priority_exercise_once UNIQUE (auction_id, application_id)
 );
 
 CREATE TABLE market_award (
@@ -238,9 +238,215 @@ ALTER TABLE market_ledger_txn DROP CONSTRAINT ck_market_ledger_txn_kind;
 ALTER TABLE market_ledger_txn ADD CONSTRAINT ck_market_ledger_txn_kind CHECK (kind IN
   ('deposit_lodged','deposit_refunded','deposit_applied','deposit_forfeited','risk_lodged','risk_refunded',
    'price_paid','price_paid_out','rent_received','rent_paid_out'));
+
+-- The contract (art 40), its confirmations, its filing with the issuing party (the transfers
+-- ledger of the collective), the management right it registers, the transaction certificate,
+-- the rent schedule and the end of a transfer on art 42 grounds only.
+CREATE TABLE market_contract (
+  id serial PRIMARY KEY,
+  award_id integer NOT NULL CONSTRAINT uq_market_contract_award_id UNIQUE
+    REFERENCES market_award(id),
+  listing_id integer NOT NULL REFERENCES market_listing(id),
+  number varchar(40) NOT NULL CONSTRAINT uq_market_contract_number UNIQUE,
+  model varchar(20) NOT NULL CHECK (model IN ('GF—2021—2606','GF—2021—2607')),
+  fbfbm varchar(14) NOT NULL,
+  transferee_application_id integer NOT NULL REFERENCES market_application(id),
+  transferee_name varchar(100) NOT NULL,
+  transferee_person_id integer REFERENCES person(id),
+  annual_rent_fen bigint NOT NULL CHECK (annual_rent_fen > 0),
+  term_start date NOT NULL,
+  term_end date NOT NULL CHECK (term_end > term_start),
+  content jsonb NOT NULL,
+  pdf bytea NOT NULL,
+  pdf_sha256 varchar(64) NOT NULL,
+  status varchar(12) NOT NULL DEFAULT 'draft'
+    CHECK (status IN ('draft','confirmed','filed','terminated')),
+  filed_at timestamptz,
+  filed_by varchar(50),
+  management_right_uid bigint,
+  terminated_on date,
+  termination_ground varchar(20)
+    CHECK (termination_ground IN ('use_changed','abandoned','serious_damage','serious_breach')),
+  termination_evidence text,
+  termination_evidence_sha256 varchar(64),
+  terminated_by varchar(50),
+  created_by varchar(50) NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  CHECK (pdf_sha256 = encode(sha256(pdf), 'hex')),
+  CHECK ((status = 'filed' OR status = 'terminated') = (filed_at IS NOT NULL)),
+  CHECK ((status = 'terminated') = (terminated_on IS NOT NULL AND termination_ground IS NOT NULL
+         AND length(trim(coalesce(termination_evidence, ''))) > 0
+         AND termination_evidence_sha256 IS NOT NULL AND terminated_by IS NOT NULL))
+);
+CREATE INDEX ix_market_contract_fbfbm ON market_contract (fbfbm);
+
+CREATE TABLE market_contract_confirmation (
+  id serial PRIMARY KEY,
+  contract_id integer NOT NULL REFERENCES market_contract(id),
+  party varchar(12) NOT NULL CHECK (party IN ('transferor','transferee')),
+  confirmed_by varchar(100) NOT NULL,
+  pdf_sha256 varchar(64) NOT NULL,
+  at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  CONSTRAINT uq_market_contract_confirmation_party UNIQUE (contract_id, party)
+);
+
+CREATE TABLE market_trade_certificate (
+  id serial PRIMARY KEY,
+  contract_id integer NOT NULL CONSTRAINT uq_market_trade_certificate_contract_id UNIQUE
+    REFERENCES market_contract(id),
+  number varchar(40) NOT NULL CONSTRAINT uq_market_trade_certificate_number UNIQUE,
+  token varchar(32) NOT NULL CONSTRAINT uq_market_trade_certificate_token UNIQUE,
+  content jsonb NOT NULL,
+  content_sha256 varchar(64) NOT NULL,
+  status varchar(10) NOT NULL DEFAULT 'valid' CHECK (status IN ('valid','cancelled')),
+  issued_by varchar(50) NOT NULL,
+  issued_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  cancelled_reason text
+);
+
+CREATE TABLE market_rent_instalment (
+  id serial PRIMARY KEY,
+  contract_id integer NOT NULL REFERENCES market_contract(id),
+  no integer NOT NULL CHECK (no > 0),
+  due_on date NOT NULL,
+  amount_fen bigint NOT NULL CHECK (amount_fen > 0),
+  CONSTRAINT uq_market_rent_instalment_no UNIQUE (contract_id, no)
+);
+
+-- A contract's terms and PDF are fixed; it moves draft → confirmed → filed → terminated only.
+CREATE FUNCTION market_contract_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    RAISE EXCEPTION 'market.contract.history: a contract is never deleted';
+  END IF;
+  IF (to_jsonb(NEW) - 'status' - 'filed_at' - 'filed_by' - 'management_right_uid'
+      - 'terminated_on' - 'termination_ground' - 'termination_evidence'
+      - 'termination_evidence_sha256' - 'terminated_by')
+     <> (to_jsonb(OLD) - 'status' - 'filed_at' - 'filed_by' - 'management_right_uid'
+      - 'terminated_on' - 'termination_ground' - 'termination_evidence'
+      - 'termination_evidence_sha256' - 'terminated_by') THEN
+    RAISE EXCEPTION 'market.contract.fixed: the contract''s terms and PDF are fixed';
+  END IF;
+  IF OLD.status = 'terminated' OR (OLD.status = NEW.status AND
+      (NEW.filed_at IS DISTINCT FROM OLD.filed_at
+       OR (OLD.management_right_uid IS NOT NULL
+           AND NEW.management_right_uid IS DISTINCT FROM OLD.management_right_uid))) THEN
+    RAISE EXCEPTION 'market.contract.fixed: a filed or terminated contract is history';
+  END IF;
+  IF NEW.status <> OLD.status AND NOT (
+       (OLD.status = 'draft' AND NEW.status = 'confirmed'
+        AND (SELECT count(*) FROM market_contract_confirmation c
+             WHERE c.contract_id = NEW.id AND c.pdf_sha256 = NEW.pdf_sha256) = 2)
+    OR (OLD.status = 'confirmed' AND NEW.status = 'filed')
+    OR (OLD.status = 'filed' AND NEW.status = 'terminated')) THEN
+    RAISE EXCEPTION 'market.contract.state: % → % refused (confirmed by both parties, then filed; ended only on an art 42 ground)', OLD.status, NEW.status;
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER market_contract_guard BEFORE UPDATE OR DELETE ON market_contract
+  FOR EACH ROW EXECUTE FUNCTION market_contract_guard();
+
+CREATE FUNCTION market_confirmation_check() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.pdf_sha256 <> (SELECT pdf_sha256 FROM market_contract WHERE id = NEW.contract_id) THEN
+    RAISE EXCEPTION 'market.contract.digest: the confirmation names another PDF';
+  END IF;
+  NEW.at := clock_timestamp();
+  RETURN NEW;
+END $$;
+CREATE TRIGGER market_confirmation_check BEFORE INSERT ON market_contract_confirmation
+  FOR EACH ROW EXECUTE FUNCTION market_confirmation_check();
+CREATE TRIGGER market_confirmation_append_only BEFORE UPDATE OR DELETE
+  ON market_contract_confirmation FOR EACH ROW EXECUTE FUNCTION market_append_only();
+CREATE TRIGGER market_rent_append_only BEFORE UPDATE OR DELETE
+  ON market_rent_instalment FOR EACH ROW EXECUTE FUNCTION market_append_only();
+
+CREATE FUNCTION market_trade_certificate_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'DELETE' OR (to_jsonb(NEW) - 'status' - 'cancelled_reason')
+     <> (to_jsonb(OLD) - 'status' - 'cancelled_reason') OR OLD.status = 'cancelled'
+     OR (NEW.status = 'cancelled' AND length(trim(coalesce(NEW.cancelled_reason, ''))) = 0) THEN
+    RAISE EXCEPTION 'market.certificate.fixed: a transaction certificate is only ever cancelled, with a reason';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER market_trade_certificate_guard BEFORE UPDATE OR DELETE
+  ON market_trade_certificate FOR EACH ROW EXECUTE FUNCTION market_trade_certificate_guard();
+
+-- A management right may also end when its transfer is terminated on an art 42 ground: only a
+-- management right, and only when its contract records that termination.
+ALTER TABLE land_right DROP CONSTRAINT ck_land_right_end_only_on_lawful_ground;
+ALTER TABLE land_right ADD CONSTRAINT ck_land_right_end_only_on_lawful_ground CHECK (
+  (status = 'current' AND end_ground IS NULL AND ended_on IS NULL)
+  OR (status = 'ended' AND ended_on IS NOT NULL AND (end_ground IN ('expiry',
+      'voluntary_withdrawal','expropriation','court_judgment','mutation','holder_extinct')
+      OR (kind = 'management' AND end_ground = 'transfer_terminated'))));
+
+CREATE OR REPLACE FUNCTION land_right_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    RAISE EXCEPTION 'right.history: a right is never deleted; it ends on a lawful ground'
+      USING ERRCODE = 'integrity_constraint_violation';
+  END IF;
+  IF OLD.status = 'ended' OR OLD.end_lifespan IS NOT NULL THEN
+    RAISE EXCEPTION 'right.history: an ended or superseded right is history and is never rewritten'
+      USING ERRCODE = 'integrity_constraint_violation';
+  END IF;
+  IF NEW.status = 'ended' AND NEW.end_ground = 'transfer_terminated' THEN
+    IF NEW.kind <> 'management' OR NOT EXISTS (SELECT 1 FROM market_contract c
+        WHERE c.management_right_uid = NEW.uid AND c.status = 'terminated') THEN
+      RAISE EXCEPTION 'right.end.forbidden_ground: only a management right ends with its transfer, and only when the transfer was terminated on an art 42 ground'
+        USING ERRCODE = 'check_violation';
+    END IF;
+  ELSIF NEW.status = 'ended' AND coalesce(NEW.end_ground, '') NOT IN
+     ('expiry','voluntary_withdrawal','expropriation','court_judgment','mutation','holder_extinct') THEN
+    RAISE EXCEPTION 'right.end.forbidden_ground: a right may not end on ground "%"; settling in town is never a ground (农村土地承包法 art 27; 乡村振兴促进法 art 55)', NEW.end_ground
+      USING ERRCODE = 'check_violation';
+  END IF;
+  IF (to_jsonb(NEW) - 'status' - 'end_ground' - 'end_evidence' - 'ended_on' - 'end_lifespan')
+     <> (to_jsonb(OLD) - 'status' - 'end_ground' - 'end_evidence' - 'ended_on' - 'end_lifespan') THEN
+    RAISE EXCEPTION 'right.history: a right changes by a new version, never in place'
+      USING ERRCODE = 'integrity_constraint_violation';
+  END IF;
+  RETURN NEW;
+END $$;
 """
 
 DOWN = r"""
+CREATE OR REPLACE FUNCTION land_right_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    RAISE EXCEPTION 'right.history: a right is never deleted; it ends on a lawful ground'
+      USING ERRCODE = 'integrity_constraint_violation';
+  END IF;
+  IF OLD.status = 'ended' OR OLD.end_lifespan IS NOT NULL THEN
+    RAISE EXCEPTION 'right.history: an ended or superseded right is history and is never rewritten'
+      USING ERRCODE = 'integrity_constraint_violation';
+  END IF;
+  IF NEW.status = 'ended' AND coalesce(NEW.end_ground, '') NOT IN
+     ('expiry','voluntary_withdrawal','expropriation','court_judgment','mutation','holder_extinct') THEN
+    RAISE EXCEPTION 'right.end.forbidden_ground: a right may not end on ground "%"; settling in town is never a ground (农村土地承包法 art 27; 乡村振兴促进法 art 55)', NEW.end_ground
+      USING ERRCODE = 'check_violation';
+  END IF;
+  IF (to_jsonb(NEW) - 'status' - 'end_ground' - 'end_evidence' - 'ended_on' - 'end_lifespan')
+     <> (to_jsonb(OLD) - 'status' - 'end_ground' - 'end_evidence' - 'ended_on' - 'end_lifespan') THEN
+    RAISE EXCEPTION 'right.history: a right changes by a new version, never in place'
+      USING ERRCODE = 'integrity_constraint_violation';
+  END IF;
+  RETURN NEW;
+END $$;
+ALTER TABLE land_right DROP CONSTRAINT ck_land_right_end_only_on_lawful_ground;
+ALTER TABLE land_right ADD CONSTRAINT ck_land_right_end_only_on_lawful_ground CHECK (
+  (status = 'current' AND end_ground IS NULL AND ended_on IS NULL)
+  OR (status = 'ended' AND ended_on IS NOT NULL AND end_ground IN ('expiry',
+      'voluntary_withdrawal','expropriation','court_judgment','mutation','holder_extinct')));
+DROP TABLE market_rent_instalment;
+DROP TABLE market_trade_certificate;
+DROP TABLE market_contract_confirmation;
+DROP TABLE market_contract;
+DROP FUNCTION market_trade_certificate_guard();
+DROP FUNCTION market_confirmation_check();
+DROP FUNCTION market_contract_guard();
 ALTER TABLE market_ledger_txn DROP CONSTRAINT ck_market_ledger_txn_kind;
 ALTER TABLE market_ledger_txn ADD CONSTRAINT ck_market_ledger_txn_kind CHECK (kind IN
   ('deposit_lodged','deposit_refunded','deposit_applied','deposit_forfeited','risk_lodged','risk_refunded'));
