@@ -59,6 +59,12 @@ NOT_CERTIFIABLE = Rule("certificate.kind",
 _who = audit.actor_name
 
 
+# Other certificate registers (higher layers, e.g. the market's transaction certificates)
+# register a function token -> response | None here, so /verify/TOKEN serves them too without
+# this package depending on them.
+VERIFIERS: list = []
+
+
 def base_url() -> str:
     return current_app.config.get("PUBLIC_BASE_URL") or "http://127.0.0.1:5000"
 

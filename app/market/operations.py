@@ -1397,3 +1397,409 @@ def auction_state(auction_id: int, since_seq: int = 0) -> dict:
                        "WHERE auction_id = :a AND seq > :s ORDER BY seq DESC LIMIT 200"),
                        {"a": auction_id, "s": since_seq})]
     return out
+
+
+# ---------------------------------------------------------------------------- the contract
+
+ART40 = _l("农村土地承包法 (Rural Land Contracting Law) art 40 (a written contract); model "
+           "contracts GF—2021—2606 / GF—2021—2607; 农村土地经营权流转管理办法 (2021) (filing "
+           "with the issuing party, its ledger of transfers)")
+ART41_REG = _l("农村土地承包法 (Rural Land Contracting Law) art 41 (transfers of 5 years or more "
+               "may be registered)")
+ART42 = _l("农村土地承包法 (Rural Land Contracting Law) art 42 (the contractor may end a "
+           "transfer only if the transferee changes the agricultural use, abandons the land two "
+           "consecutive years or more, seriously damages it, or commits another serious "
+           "breach)")
+ART39 = _l("农村土地承包法 (Rural Land Contracting Law) art 39 (the proceeds belong to the "
+           "contractor)")
+CONTRACT_STATE = Rule("market.contract.state", _l("This contract is %(status)s; that step is not "
+                                                  "open."), ART40, 409)
+CONTRACT_PARTY = Rule("market.contract.party", _l("Only the %(party)s may confirm for that "
+                                                  "party."), ART40, 403)
+CONTRACT_DIGEST = Rule("market.contract.digest", _l("The PDF you confirm (%(given)s) is not the "
+                                                    "contract's (%(sha)s)."), ART40, 409)
+CONTRACT_FILER = Rule("market.contract.filer", _l("A contract is filed by its issuing party "
+                                                  "(the collective %(fbfbm)s)."), ART40, 403)
+CONTRACT_LATE = Rule("market.contract.late", _l("The contract was due by %(sign_by)s."),
+                     AWARD_RULES, 409)
+END_GROUND = Rule("market.end.ground", _l("'%(ground)s' is not a ground on which the contractor "
+                                          "may end a transfer."), ART42)
+END_EVIDENCE = Rule("market.end.evidence", _l("Ending a transfer needs the evidence of the "
+                                              "ground (a description and its document)."), ART42)
+END_WHO = Rule("market.end.who", _l("Only the contractor (or the issuing party on its behalf) "
+                                    "may end a transfer."), ART42, 403)
+RENT_PAYMENT = Rule("market.rent.payment", _l("A rent payment is a positive amount in fen with "
+                                              "the bank's reference, at most what is due "
+                                              "(%(due)s fen)."), ART39)
+RENT_PAYOUT = Rule("market.rent.payout", _l("At most the rent held for the contractor (%(held)s "
+                                            "fen) can be paid out."), ART39)
+
+ART42_GROUNDS = {"use_changed": _l("the transferee changed the agricultural use"),
+                 "abandoned": _l("the land abandoned two consecutive years or more"),
+                 "serious_damage": _l("serious damage to the land"),
+                 "serious_breach": _l("another serious breach of the contract")}
+PARTY_LABELS = {"transferor": _l("transferor (contractor)"), "transferee": _l("transferee")}
+CONTRACT_LABELS = {"draft": _l("awaiting both parties' confirmation"),
+                   "confirmed": _l("confirmed by both parties"),
+                   "filed": _l("filed with the issuing party"), "terminated": _l("terminated")}
+
+
+def _transferor(listing: Listing) -> dict:
+    if listing.item_class == "household":
+        hh = db.session.scalar(select(Household).where(Household.cbfbm == listing.household_code))
+        head = hh.head if hh else None
+        return {"name": hh.name if hh else listing.household_code,
+                "household_code": listing.household_code,
+                "id_masked": idnumber.mask(head.id_number) if head else "",
+                "address": hh.address if hh else ""}
+    return {"name": _village_name(listing.fbfbm), "household_code": "", "id_masked": "",
+            "address": ""}
+
+
+def _contract_content(listing: Listing, aw, number: str, today: dt.date) -> dict:
+    from shapely import from_wkb
+
+    from gis.svg import plan
+
+    ap = aw.application.applicant
+    rows = db.session.execute(text("""
+        SELECT p.code, p.name, p.scmj, p.scmjm, p.dldj, p.east, p.south, p.west, p.north,
+               ST_AsBinary(ST_Transform(p.geom, p.survey_srid)) AS wkb
+        FROM market_listing_parcel lp JOIN parcel p ON p.uid = lp.parcel_uid
+             AND p.end_lifespan IS NULL
+        WHERE lp.listing_id = :l ORDER BY p.code"""), {"l": listing.id}).all()
+    svg = plan([from_wkb(r.wkb) for r in rows], [r.code[-5:] for r in rows], size=420,
+               css_class="certificate-map") if rows else ""
+    years = (listing.term_end - listing.term_start).days / 365.2425
+    return {
+        "number": number, "model": "GF—2021—2607" if listing.kind == "equity" else "GF—2021—2606",
+        "kind": listing.kind, "kind_title": KIND_TITLES.get(listing.kind, listing.kind),
+        "transferor": _transferor(listing),
+        "transferee": {"name": ap.name, "kind": ap.kind,
+                       "id_masked": idnumber.mask(ap.id_number) if ap.id_number else "",
+                       "credit_code": ap.credit_code or "", "phone": idnumber.mask_phone(ap.phone)},
+        "issuing_party": _village_name(listing.fbfbm), "fbfbm": listing.fbfbm,
+        "parcels": [{"code": r.code, "name": r.name or "", "area_mu": str(r.scmjm),
+                     "area_m2": str(r.scmj), "grade": r.dldj or "", "east": r.east or "",
+                     "south": r.south or "", "west": r.west or "", "north": r.north or ""}
+                    for r in rows],
+        "asset": listing.asset_description or "",
+        "total_mu": str(listing.area_mu), "map_svg": svg,
+        "term_start": listing.term_start.isoformat(), "term_end": listing.term_end.isoformat(),
+        "term_years": round(years, 1),
+        "land_use": listing.land_use, "use_description": listing.use_description or "",
+        "annual_rent_fen": aw.price_fen, "annual_rent": fen(aw.price_fen),
+        "payment_schedule": listing.payment_schedule, "method": aw.method,
+        "retransfer_allowed": listing.retransfer_allowed,
+        "deposit": fen(listing.deposit_fen), "award_notice_on": aw.notice_on.isoformat(),
+        "drawn_on": today.isoformat(),
+    }
+
+
+def render_contract(content: dict) -> bytes:
+    from app.certificates.render import render_document
+    return render_document("market/contract.html", {"c": content})
+
+
+def draw_contract(actor, aw, today: dt.date | None = None):
+    """The contract from the award (art 40: all eight clauses, GF—2021—2606 structure, parcel
+    schedule and map) as a PDF whose SHA-256 both parties then confirm."""
+    from .models import Contract
+
+    today = today or clock.today()
+    if aw.status not in ("pending", "paid"):
+        raise DomainError(AWARD_STATE, status=aw.status)
+    if today > aw.sign_by:
+        raise DomainError(CONTRACT_LATE, sign_by=aw.sign_by)
+    listing = aw.listing
+    seq = db.session.scalar(text("SELECT count(*) + 1 FROM market_contract WHERE fbfbm = :f"),
+                            {"f": listing.fbfbm})
+    number = f"LZ{listing.fbfbm}-{today.year}-{seq:04d}"
+    content = _contract_content(listing, aw, number, today)
+    pdf = render_contract(content)
+    ap = aw.application
+    c = Contract(award_id=aw.id, listing_id=listing.id, number=number, model=content["model"],
+                 fbfbm=listing.fbfbm, transferee_application_id=ap.id,
+                 transferee_name=ap.applicant.name, transferee_person_id=ap.member_person_id,
+                 annual_rent_fen=aw.price_fen, term_start=listing.term_start,
+                 term_end=listing.term_end, content=content, pdf=pdf,
+                 pdf_sha256=hashlib.sha256(pdf).hexdigest(), created_by=_who(actor))
+    db.session.add(c)
+    db.session.flush()
+    audit.record(actor, "market.contract.draw", "market_contract", c.id,
+                 {"award": aw.id, "number": number, "pdf_sha256": c.pdf_sha256})
+    return c
+
+
+def may_confirm(actor, contract, party: str, applicant: Applicant | None = None) -> bool:
+    if party == "transferee":
+        return applicant is not None and contract.award.application.applicant_id == applicant.id
+    listing = contract.listing
+    if listing.item_class == "household":
+        return getattr(actor, "household_code", None) == listing.household_code
+    return (getattr(actor, "role", None) == "collective_officer"
+            and listing.fbfbm.startswith(actor.jurisdiction_code or "-"))
+
+
+def confirm_contract(actor, contract, party: str, pdf_sha256: str,
+                     applicant: Applicant | None = None):
+    """A party confirms the contract online: who, server time, and the SHA-256 of the PDF they
+    saw (the database refuses another digest).  Both → confirmed."""
+    from .models import ContractConfirmation
+
+    if contract.status != "draft":
+        raise DomainError(CONTRACT_STATE, status=CONTRACT_LABELS[contract.status])
+    if party not in PARTY_LABELS or not may_confirm(actor, contract, party, applicant):
+        raise DomainError(CONTRACT_PARTY, party=PARTY_LABELS.get(party, party))
+    if (pdf_sha256 or "").strip().lower() != contract.pdf_sha256:
+        raise DomainError(CONTRACT_DIGEST, given=pdf_sha256, sha=contract.pdf_sha256)
+    who = applicant.name if party == "transferee" else _who(actor)
+    if any(c.party == party for c in contract.confirmations):
+        raise DomainError(CONTRACT_STATE, status=CONTRACT_LABELS[contract.status])
+    conf = ContractConfirmation(contract_id=contract.id, party=party, confirmed_by=who,
+                                pdf_sha256=contract.pdf_sha256)
+    db.session.add(conf)
+    db.session.flush()
+    db.session.refresh(contract)
+    audit.record(actor if party == "transferor" else f"applicant:{applicant.id}",
+                 "market.contract.confirm", "market_contract", contract.id,
+                 {"party": party, "pdf_sha256": contract.pdf_sha256})
+    if len(contract.confirmations) == 2:
+        contract.status = "confirmed"
+        db.session.flush()
+    return conf
+
+
+def file_contract(actor, contract, today: dt.date | None = None, base: str | None = None):
+    """The issuing party files the confirmed contract (备案) in its ledger of transfers; a term
+    of 5 years or more registers the transferee's management right (art 41); the rent schedule
+    is set; the transaction certificate is issued."""
+    from app.rights import operations as rights
+
+    today = today or clock.today()
+    if contract.status != "confirmed":
+        raise DomainError(CONTRACT_STATE, status=CONTRACT_LABELS[contract.status])
+    if not (getattr(actor, "role", None) == "collective_officer"
+            and contract.fbfbm.startswith(actor.jurisdiction_code or "-")):
+        raise DomainError(CONTRACT_FILER, fbfbm=contract.fbfbm)
+    at = db.session.scalar(text("SELECT clock_timestamp()"))
+    contract.status, contract.filed_by, contract.filed_at = "filed", _who(actor), at
+    listing = contract.listing
+    years = _years(contract.term_start, contract.term_end)
+    if years >= 5 and listing.parcels:
+        r = rights.register_management(
+            actor, contract.transferee_name, contract.transferee_person_id, contract.fbfbm,
+            [(lp.parcel_uid, lp.parcel_code) for lp in listing.parcels], contract.term_start,
+            contract.term_end, f"流转合同 {contract.number} 备案 (art 41)")
+        contract.management_right_uid = r.uid
+    db.session.flush()
+    aw = contract.award
+    aw.status = "signed"
+    db.session.flush()
+    _schedule(contract)
+    audit.record(actor, "market.contract.file", "market_contract", contract.id,
+                 {"number": contract.number, "management_right": contract.management_right_uid})
+    issue_trade_certificate(actor, contract, today, base)
+    return contract
+
+
+def _years(start: dt.date, end: dt.date) -> int:
+    """Whole years from start to end inclusive (2027-03-01 … 2032-02-28 is 5)."""
+    nxt = end + dt.timedelta(days=1)
+    return nxt.year - start.year - ((nxt.month, nxt.day) < (start.month, start.day))
+
+
+def transfers_ledger(fbfbm: str) -> list:
+    """The issuing party's ledger of transfers (流转台账): its filed contracts."""
+    from .models import Contract
+    return db.session.scalars(select(Contract).where(
+        Contract.fbfbm == fbfbm, Contract.status.in_(("filed", "terminated")))
+        .order_by(Contract.filed_at)).all()
+
+
+# ---------------------------------------------------------------------------- certificate
+
+
+def issue_trade_certificate(actor, contract, today: dt.date | None = None,
+                            base: str | None = None):
+    """The transaction certificate (交易鉴证书): parties, parcels, method, price, term, number,
+    date — with the QR code to /verify/TOKEN (the certificate machinery's verification)."""
+    from app.certificates import operations as certs
+
+    from .models import TradeCertificate
+
+    today = today or clock.today()
+    token = secrets.token_urlsafe(18)
+    number = f"JZ{contract.fbfbm[:6]}{today.year}{contract.id:06d}"
+    cc = contract.content
+    content = {"number": number, "contract": contract.number, "model": contract.model,
+               "transferor": cc["transferor"], "transferee": cc["transferee"],
+               "parcels": cc["parcels"], "asset": cc.get("asset", ""), "total_mu": cc["total_mu"],
+               "method": contract.award.method, "annual_rent": fen(contract.annual_rent_fen),
+               "term_start": contract.term_start.isoformat(),
+               "term_end": contract.term_end.isoformat(), "issued_on": today.isoformat(),
+               "issuing_party": cc["issuing_party"],
+               "management_right_uid": contract.management_right_uid,
+               "contract_pdf_sha256": contract.pdf_sha256,
+               "authority": "农村产权流转交易中心",
+               "verify_url": certs.verify_url(token, base)}
+    tc = TradeCertificate(contract_id=contract.id, number=number, token=token, content=content,
+                          content_sha256=hashlib.sha256(
+                              __import__("json").dumps(content, sort_keys=True,
+                                                       ensure_ascii=False).encode()).hexdigest(),
+                          issued_by=_who(actor))
+    db.session.add(tc)
+    db.session.flush()
+    audit.record(actor, "market.certificate.issue", "market_trade_certificate", tc.id,
+                 {"number": number, "contract": contract.number})
+    return tc
+
+
+def trade_certificate_pdf(tc) -> bytes:
+    from app.certificates.render import qr_svg, render_document
+    return render_document("market/trade_certificate.html",
+                           {"c": tc.content, "qr": qr_svg(tc.content["verify_url"]),
+                            "status": tc.status})
+
+
+def trade_certificate_by_token(token: str):
+    from .models import TradeCertificate
+    return db.session.scalar(select(TradeCertificate).where(TradeCertificate.token == token))
+
+
+# ---------------------------------------------------------------------------- ending (art 42)
+
+
+def terminate(actor, contract, ground: str, evidence: str, document: bytes | None,
+              today: dt.date | None = None):
+    """The contractor ends a transfer, only on an art 42 ground, with evidence; the management
+    right ends with it (the database refuses it otherwise) and the certificate is cancelled."""
+    today = today or clock.today()
+    if contract.status != "filed":
+        raise DomainError(CONTRACT_STATE, status=CONTRACT_LABELS[contract.status])
+    if ground not in ART42_GROUNDS:
+        raise DomainError(END_GROUND, ground=ground)
+    if not (evidence or "").strip() or not document:
+        raise DomainError(END_EVIDENCE)
+    if not may_confirm(actor, contract, "transferor"):
+        raise DomainError(END_WHO)
+    contract.status, contract.terminated_on = "terminated", today
+    contract.termination_ground, contract.termination_evidence = ground, evidence.strip()
+    contract.termination_evidence_sha256 = hashlib.sha256(document).hexdigest()
+    contract.terminated_by = _who(actor)
+    db.session.flush()
+    if contract.management_right_uid:
+        db.session.execute(text("""
+            UPDATE land_right SET status = 'ended', end_ground = 'transfer_terminated',
+                   ended_on = :d, end_evidence = :e
+            WHERE uid = :u AND end_lifespan IS NULL AND status = 'current'"""),
+            {"d": today, "e": f"{contract.number}: {ground}: {evidence.strip()}",
+             "u": contract.management_right_uid})
+    from .models import TradeCertificate
+    tc = db.session.scalar(select(TradeCertificate).where(
+        TradeCertificate.contract_id == contract.id))
+    if tc and tc.status == "valid":
+        tc.status, tc.cancelled_reason = "cancelled", f"art 42: {ground}: {evidence.strip()}"
+    db.session.flush()
+    audit.record(actor, "market.contract.terminate", "market_contract", contract.id,
+                 {"ground": ground, "evidence_sha256": contract.termination_evidence_sha256},
+                 evidence)
+    return contract
+
+
+def expire_management(actor, today: dt.date | None = None) -> int:
+    """Management rights whose term has run out end by themselves (ground: expiry)."""
+    today = today or clock.today()
+    n = db.session.execute(text("""
+        UPDATE land_right SET status = 'ended', end_ground = 'expiry', ended_on = term_end,
+               end_evidence = 'term ended'
+        WHERE kind = 'management' AND status = 'current' AND end_lifespan IS NULL
+          AND term_end < :d"""), {"d": today}).rowcount
+    if n:
+        audit.record(actor, "market.management.expire", "land_right", None, {"count": n})
+    return n
+
+
+# ---------------------------------------------------------------------------- rent
+
+
+def _schedule(contract) -> None:
+    """One instalment a year on the anniversary; the first year's was paid with the award
+    (deposit applied + balance), so the schedule starts with year 2; a last part-year is
+    pro rata by days, in whole fen."""
+    from .models import RentInstalment
+
+    no, start = 1, contract.term_start
+    end_excl = contract.term_end + dt.timedelta(days=1)
+    while start < end_excl:
+        nxt = _add_years(start, 1)
+        if nxt > end_excl:
+            amount = contract.annual_rent_fen * (end_excl - start).days // (nxt - start).days
+        else:
+            amount = contract.annual_rent_fen
+        if no > 1 and amount > 0:
+            db.session.add(RentInstalment(contract_id=contract.id, no=no, due_on=start,
+                                          amount_fen=amount))
+        no, start = no + 1, nxt
+    db.session.flush()
+
+
+def _add_years(d: dt.date, n: int) -> dt.date:
+    try:
+        return d.replace(year=d.year + n)
+    except ValueError:
+        return d.replace(year=d.year + n, day=28)
+
+
+def _rent_account(contract) -> str:
+    return f"rent:contract:{contract.id}"
+
+
+def _balance(account: str) -> int:
+    return int(db.session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount_fen), 0))
+                                 .where(LedgerEntry.account == account)))
+
+
+def rent_status(contract, today: dt.date | None = None) -> dict:
+    """Due, received, paid out and held per contract; arrears are instalments due and unpaid
+    (received money is applied to the oldest instalment first)."""
+    today = today or clock.today()
+    received = int(db.session.scalar(text("""
+        SELECT coalesce(sum(e.amount_fen), 0) FROM market_ledger_entry e
+        JOIN market_ledger_txn t ON t.id = e.txn_id
+        WHERE e.account = :a AND t.kind = 'rent_received'"""), {"a": _rent_account(contract)}))
+    received = -received
+    left, rows = received, []
+    for i in contract.instalments:
+        paid = min(left, i.amount_fen)
+        left -= paid
+        rows.append({"no": i.no, "due_on": i.due_on, "amount_fen": i.amount_fen, "paid_fen": paid,
+                     "arrears": i.due_on <= today and paid < i.amount_fen})
+    held_fen = -_balance(_rent_account(contract))
+    return {"instalments": rows, "received_fen": received, "held_fen": held_fen,
+            "paid_out_fen": received - held_fen,
+            "due_fen": sum(i.amount_fen for i in contract.instalments),
+            "arrears": [r for r in rows if r["arrears"]]}
+
+
+def record_rent(actor, contract, amount_fen: int, reference: str):
+    """Rent received from the transferee (bank debit, held for the contractor)."""
+    st = rent_status(contract)
+    due = st["due_fen"] - st["received_fen"]
+    if (not isinstance(amount_fen, int) or amount_fen <= 0 or amount_fen > due
+            or not (reference or "").strip()):
+        raise DomainError(RENT_PAYMENT, due=due)
+    return _post(actor, "rent_received", contract.award.application, reference,
+                 [(LEDGER_BANK, amount_fen), (_rent_account(contract), -amount_fen)])
+
+
+def pay_out(actor, contract, amount_fen: int, reference: str, what: str = "rent"):
+    """Pay the contractor what is held for it (art 39): rent, or the first year's price."""
+    account = _rent_account(contract) if what == "rent" else f"price:award:{contract.award_id}"
+    held_fen = -_balance(account)
+    if (not isinstance(amount_fen, int) or amount_fen <= 0 or amount_fen > held_fen
+            or not (reference or "").strip()):
+        raise DomainError(RENT_PAYOUT, held=held_fen)
+    return _post(actor, "rent_paid_out" if what == "rent" else "price_paid_out",
+                 contract.award.application, reference,
+                 [(account, amount_fen), (LEDGER_BANK, -amount_fen)])

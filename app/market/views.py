@@ -540,3 +540,4 @@ def create_collective():
         method=f.get("method") or None)
     db.session.commit()
     return redirect(url_for(".manage", listing_id=x.id), 303)
+from . import trading_views as _trading_views  # noqa: E402,F401  (routes on this blueprint)
