@@ -85,6 +85,12 @@ class Config:
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL")
     PRINT_DIR = os.environ.get("PRINT_DIR") or str(INSTANCE / "prints")
 
+    # Market trading: the live-bidding stream service's address as the browser reaches it
+    # (`python -m app.market.stream`; `make run` starts it), and the market clock's accelerator
+    # (1 = real time; a demo or a test may run auctions faster — never set it in production).
+    MARKET_STREAM_URL = os.environ.get("MARKET_STREAM_URL")
+    MARKET_ACCELERATOR = float(os.environ.get("MARKET_ACCELERATOR") or 1)
+
     # Demo data
     DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "sanquan-demo")
 

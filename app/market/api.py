@@ -371,6 +371,8 @@ def bid(args, auction_id: int):
         return problem_response({**e.problem(), "current_price_fen": e.params["current"]},
                                 e.status)
     db.session.commit()
+    if new:
+        ops.publish_bid(auction_id, row)
     out = {"seq": row["seq"], "bidder": ops.pseudonym(row["bidder_no"]),
            "amount_fen": row["amount_fen"], "market_at": row["market_at"],
            "ends_at": row["ends_after"], "hash": row["hash"], "new": new}

@@ -1044,7 +1044,7 @@ def _db_rule(exc: Exception) -> Rule | None:
 
 def market_accelerator() -> Decimal:
     from flask import current_app
-    return Decimal(str(current_app.config.get("MARKET_ACCELERATOR", 1)))
+    return Decimal(str(current_app.config.get("MARKET_ACCELERATOR") or 1))
 
 
 def auction_now(auction) -> dt.datetime:
@@ -1803,3 +1803,36 @@ def pay_out(actor, contract, amount_fen: int, reference: str, what: str = "rent"
     return _post(actor, "rent_paid_out" if what == "rent" else "price_paid_out",
                  contract.award.application, reference,
                  [(account, amount_fen), (LEDGER_BANK, -amount_fen)])
+
+
+_redis = {}
+
+
+def publish_bid(auction_id: int, row: dict) -> None:
+    """With REDIS_URL set, the stream services listen on Redis: publish the committed bid there
+    (without it, the bid trigger's NOTIFY reaches them through PostgreSQL at commit)."""
+    from flask import current_app
+
+    url = current_app.config.get("REDIS_URL")
+    if not url:
+        return
+    import json
+
+    import redis
+
+    r = _redis.get(url) or _redis.setdefault(url, redis.from_url(url))
+    r.publish("market_auction", json.dumps({
+        "auction": auction_id, "seq": row["seq"], "bidder": row["bidder_no"],
+        "amount_fen": row["amount_fen"], "at": row["market_at"].isoformat(),
+        "ends_at": row["ends_after"].isoformat()}))
+
+
+def auction_of(listing: Listing):
+    from .models import Auction
+    return db.session.scalar(select(Auction).where(Auction.listing_id == listing.id))
+
+
+def standing_award(listing: Listing):
+    from .models import Award
+    return db.session.scalar(select(Award).where(Award.listing_id == listing.id,
+                                                 Award.status != "forfeited"))
