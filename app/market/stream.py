@@ -82,7 +82,7 @@ async def handle(hub: Hub, reader: asyncio.StreamReader, writer: asyncio.StreamW
                  heartbeat: float) -> None:
     try:
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-    except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+    except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
         writer.close()
         return
     line = head.split(b"\r\n", 1)[0].decode("latin-1").split()
@@ -113,7 +113,7 @@ async def handle(hub: Hub, reader: asyncio.StreamReader, writer: asyncio.StreamW
             try:
                 payload = await asyncio.wait_for(q.get(), heartbeat)
                 writer.write(b"event: bid\ndata: " + payload.encode() + b"\n\n")
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 writer.write(b": keep-alive " + str(int(time.time())).encode() + b"\n\n")
             await writer.drain()
     except (ConnectionError, OSError):
