@@ -285,3 +285,28 @@ def my_auction(application_id: int):
 
 def today() -> dt.date:
     return ops.clock.today()
+
+
+@bp.get("/market/transfers.geojson")
+@access("farmer", "collective_officer", "bureau_staff", "exchange_operator", "hukou_officer",
+        "auditor", "admin")
+def transfers_geojson():
+    """The 流转 layer: parcels under a land management right in force today, with the right's
+    term (the holder only as a masked name)."""
+    import json
+
+    from flask import jsonify
+    from sqlalchemy import text
+
+    rows = db.session.execute(text("""
+        SELECT r.uid, r.holder_name, r.term_start, r.term_end, rp.parcel_code,
+               ST_AsGeoJSON(p.geom, 7) AS g
+        FROM land_right r JOIN land_right_parcel rp ON rp.right_id = r.id
+        JOIN parcel p ON p.uid = rp.parcel_uid AND p.end_lifespan IS NULL
+        WHERE r.kind = 'management' AND r.status = 'current' AND r.end_lifespan IS NULL
+          AND r.term_start <= :d AND r.term_end >= :d
+        ORDER BY r.uid, rp.parcel_code"""), {"d": ops.clock.today()}).all()
+    return jsonify({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": json.loads(r.g),
+         "properties": {"right": r.uid, "holder": mask_name(r.holder_name), "code": r.parcel_code,
+                        "term": f"{r.term_start} – {r.term_end}"}} for r in rows]})

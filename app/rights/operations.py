@@ -83,6 +83,8 @@ GROUND_LABELS = {
     "court_judgment": _l("court judgment"),
     "mutation": _l("mutation handing the right to successor parcels"),
     "holder_extinct": _l("the holder household ceased to exist with no successor"),
+    # Only a management right, with its transfer (农村土地承包法 art 42; the market's contract).
+    "transfer_terminated": _l("its transfer ended on an art 42 ground"),
 }
 
 

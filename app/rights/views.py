@@ -38,5 +38,14 @@ def mine():
     pilot = {r.uid: withdrawal.pilot_enabled(r.fbfbm[:6]) for r in rights}
     mine_w = db.session.scalars(select(Withdrawal).where(
         Withdrawal.household_code == hh.cbfbm).order_by(Withdrawal.id.desc())).all() if hh else []
+    # 三权分置: land of ours under another's management right (a registered transfer).
+    transferred = db.session.execute(text("""
+        SELECT r.uid, r.holder_name, r.term_start, r.term_end, rp.parcel_code
+        FROM land_right r JOIN land_right_parcel rp ON rp.right_id = r.id
+        JOIN parcel p ON p.uid = rp.parcel_uid AND p.end_lifespan IS NULL
+        WHERE r.kind = 'management' AND r.status = 'current' AND r.end_lifespan IS NULL
+          AND p.household_code = :h AND r.term_end >= CURRENT_DATE
+        ORDER BY r.term_start, rp.parcel_code"""), {"h": hh.cbfbm}).all() if hh else []
     return render_template("rights/mine.html", hh=hh, rights=rights, parcels=parcels, svg=svg,
-                           certificates=certs, pilot=pilot, withdrawals=mine_w)
+                           certificates=certs, pilot=pilot, withdrawals=mine_w,
+                           transferred=transferred)
