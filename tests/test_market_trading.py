@@ -103,13 +103,13 @@ def test_priority_holder_takes_the_deal_at_the_final_price_earliest_exercise_win
     x, apps, keys = competition(dbs)
     p1, p2, member = apps
     a = ops.open_auction(user("exchange"), x, step_fen=10_000, free_minutes=0,
-                         timed_minutes=10, priority_hours=1)
+                         timed_minutes=10, priority_minutes=60)
     ops.place_bid(a.id, p1.id, a.reserve_fen, k())
     top, _ = ops.place_bid(a.id, p2.id, a.reserve_fen + 20_000, k())
     _refused("market.priority.window", ops.exercise_priority, None, a, member)
     wait_end(dbs, a)
     ops.close_auction(None, a, today=TODAY)
-    assert a.status == "priority" and a.priority_until == a.closed_at + dt.timedelta(hours=1)
+    assert a.status == "priority" and a.priority_until == a.closed_at + dt.timedelta(minutes=60)
     _refused("market.priority.not_holder", ops.exercise_priority, None, a, p1)
     _refused("market.priority.window", ops.close_priority, None, a, today=TODAY)
     ops.exercise_priority(None, a, member)
@@ -128,7 +128,7 @@ def test_priority_lapses_and_the_top_bidder_wins(dbs, fast):
     x, apps, keys = competition(dbs)
     p1, p2, member = apps
     a = ops.open_auction(None, x, step_fen=10_000, free_minutes=0, timed_minutes=5,
-                         priority_hours=1)
+                         priority_minutes=60)
     ops.place_bid(a.id, p1.id, a.reserve_fen + 10_000, k())
     wait_end(dbs, a)
     ops.close_auction(None, a, today=TODAY)

@@ -363,7 +363,7 @@ class Auction(db.Model):
     extension_minutes: Mapped[int] = mapped_column(Integer, nullable=False)
     clock_origin = mapped_column(DateTime(timezone=True), nullable=False)
     accelerator: Mapped[Decimal] = mapped_column(Numeric(12, 3), nullable=False)
-    priority_hours: Mapped[int] = mapped_column(Integer, nullable=False)
+    priority_minutes: Mapped[int] = mapped_column(Integer, nullable=False)
     current_price_fen: Mapped[int | None] = mapped_column(BigInteger)
     bid_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     last_hash: Mapped[str] = mapped_column(Text, nullable=False,

@@ -1054,7 +1054,7 @@ def auction_now(auction) -> dt.datetime:
 
 
 def open_auction(actor, listing: Listing, step_fen: int, free_minutes: int, timed_minutes: int,
-                 extension_minutes: int = 5, priority_hours: int = 24,
+                 extension_minutes: int = 5, priority_minutes: int = 1440,
                  start_in_minutes: int = 0):
     """Open the online auction of a listing in competition: admitted bidders are its qualified
     applicants, numbered 竞买人1… in an order drawn at random (not their registration order).
@@ -1065,7 +1065,7 @@ def open_auction(actor, listing: Listing, step_fen: int, free_minutes: int, time
     if listing.status != "competition" or listing.method != "auction":
         raise DomainError(STATE, status=STATUS_LABELS[listing.status])
     if (not isinstance(step_fen, int) or step_fen <= 0 or free_minutes < 0 or timed_minutes <= 0
-            or extension_minutes <= 0 or priority_hours < 0 or start_in_minutes < 0):
+            or extension_minutes <= 0 or priority_minutes < 0 or start_in_minutes < 0):
         raise DomainError(AUCTION_SETUP)
     origin = db.session.scalar(text("SELECT clock_timestamp()"))
     acc = market_accelerator()
@@ -1074,7 +1074,7 @@ def open_auction(actor, listing: Listing, step_fen: int, free_minutes: int, time
     a = Auction(listing_id=listing.id, reserve_fen=first_year_fen(listing), step_fen=step_fen,
                 starts_at=starts, timed_from=timed, ends_at=timed + dt.timedelta(
                     minutes=timed_minutes), extension_minutes=extension_minutes,
-                clock_origin=origin, accelerator=acc, priority_hours=priority_hours,
+                clock_origin=origin, accelerator=acc, priority_minutes=priority_minutes,
                 created_by=_who(actor))
     db.session.add(a)
     db.session.flush()
@@ -1197,7 +1197,7 @@ def close_auction(actor, auction, today: dt.date | None = None):
                and b.application_id != top[0]["application_id"]]
     if holders:
         auction.status = "priority"
-        auction.priority_until = t + dt.timedelta(hours=auction.priority_hours)
+        auction.priority_until = t + dt.timedelta(minutes=auction.priority_minutes)
         db.session.flush()
         audit.record(actor, "market.auction.closed", "market_auction", auction.id,
                      {"final_fen": top[0]["amount_fen"], "bids": auction.bid_count,

@@ -94,7 +94,7 @@ def open_auction(listing_id: int):
                          free_minutes=_int("free_minutes", 0),
                          timed_minutes=_int("timed_minutes", 0),
                          extension_minutes=_int("extension_minutes", 5),
-                         priority_hours=_int("priority_hours", 24),
+                         priority_minutes=_int("priority_minutes", 1440),
                          start_in_minutes=_int("start_in_minutes", 0))
     db.session.commit()
     return redirect(url_for(".auction_page", auction_id=a.id), 303)
@@ -291,8 +291,8 @@ def today() -> dt.date:
 @access("farmer", "collective_officer", "bureau_staff", "exchange_operator", "hukou_officer",
         "auditor", "admin")
 def transfers_geojson():
-    """The 流转 layer: parcels under a land management right in force today, with the right's
-    term (the holder only as a masked name)."""
+    """The 流转 layer: parcels under a registered land management right whose term has not
+    ended (in force or starting later), with the term (the holder only as a masked name)."""
     import json
 
     from flask import jsonify
@@ -304,7 +304,7 @@ def transfers_geojson():
         FROM land_right r JOIN land_right_parcel rp ON rp.right_id = r.id
         JOIN parcel p ON p.uid = rp.parcel_uid AND p.end_lifespan IS NULL
         WHERE r.kind = 'management' AND r.status = 'current' AND r.end_lifespan IS NULL
-          AND r.term_start <= :d AND r.term_end >= :d
+          AND r.term_end >= :d
         ORDER BY r.uid, rp.parcel_code"""), {"d": ops.clock.today()}).all()
     return jsonify({"type": "FeatureCollection", "features": [
         {"type": "Feature", "geometry": json.loads(r.g),

@@ -38,7 +38,7 @@ CREATE TABLE market_auction (
   extension_minutes integer NOT NULL CHECK (extension_minutes > 0),
   clock_origin timestamptz NOT NULL,
   accelerator numeric(12,3) NOT NULL DEFAULT 1 CHECK (accelerator >= 1),
-  priority_hours integer NOT NULL DEFAULT 24 CHECK (priority_hours >= 0),
+  priority_minutes integer NOT NULL DEFAULT 1440 CHECK (priority_minutes >= 0),
   current_price_fen bigint,
   bid_count integer NOT NULL DEFAULT 0,
   last_hash text NOT NULL DEFAULT repeat('0', 64),
