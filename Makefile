@@ -8,6 +8,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 FLASK := $(VENV)/bin/flask
 PORT ?= 5000
+STREAM_PORT ?= 5001
 HOST ?= 127.0.0.1
 APT_PACKAGES := postgresql postgresql-contrib postgresql-15-postgis-3 fonts-noto-cjk gdal-bin \
   chromium poppler-utils zbar-tools libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 python3-venv redis-server
@@ -28,7 +29,11 @@ run: setup db migrate demo
 	@echo "  Sanquan is at http://$(HOST):$(PORT)/   (English: http://$(HOST):$(PORT)/lang/en)"
 	@echo "  Demo logins (password: sanquan-demo): admin, bureau, officer, farmer, hukou, exchange, auditor"
 	@echo ""
-	$(VENV)/bin/gunicorn --bind $(HOST):$(PORT) --workers 2 --threads 4 --access-logfile - wsgi:app
+	@echo "  Live bidding stream (SSE): http://$(HOST):$(STREAM_PORT)/auctions/ID/events"
+	$(PY) -m app.market.stream --host $(HOST) --port $(STREAM_PORT) & STREAM_PID=$$!; \
+	  trap 'kill $$STREAM_PID 2>/dev/null' EXIT INT TERM; \
+	  MARKET_STREAM_URL=$${MARKET_STREAM_URL:-http://$(HOST):$(STREAM_PORT)} \
+	  $(VENV)/bin/gunicorn --bind $(HOST):$(PORT) --workers 2 --threads 4 --access-logfile - wsgi:app
 
 ## Run every test against a separate test database.
 test: setup db-test
