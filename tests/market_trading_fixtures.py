@@ -25,10 +25,10 @@ def member_of(dbs, listing, not_household):
                        .order_by(Person.id)).scalars().first()
 
 
-def competition(dbs, n_outsiders=2, priority_member=True, parcels=1):
+def competition(dbs, n_outsiders=2, priority_member=True, parcels=1, **listing):
     """(listing, [applications], {application_id: applicant key})."""
     hh, fields, right = _farmer_household(dbs)
-    x = _list(right, fields[:parcels])
+    x = _list(right, fields[:parcels], **listing)
     _consent_all(x)
     ops.submit(user("farmer"), x, today=TODAY)
     ops.review(user("exchange"), x, True, today=TODAY)
@@ -50,7 +50,8 @@ def competition(dbs, n_outsiders=2, priority_member=True, parcels=1):
     for ap in apps:
         ops.record_payment(user("exchange"), ap, x.deposit_fen, f"BANK-{ap.id}")
     ops.close_announcement(None, x, today=x.announcement_ends_on + dt.timedelta(1))
-    assert x.status == "competition"
+    assert x.status == ("competition" if len(apps) >= 2 else "agreement" if apps
+                        else x.status)
     return x, apps, keys
 
 

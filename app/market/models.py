@@ -567,3 +567,51 @@ class RentInstalment(db.Model):
     amount_fen: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
     __table_args__ = (UniqueConstraint("contract_id", "no", name="uq_market_rent_instalment_no"),)
+
+
+class Tender(db.Model):
+    """A tender (招标) with sealed bids: lodging until `lodging_ends_at`, opening at `opens_at`,
+    reveals until `reveal_ends_at`; scored by price and plan with published weights."""
+
+    __tablename__ = "market_tender"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    listing_id: Mapped[int] = mapped_column(ForeignKey("market_listing.id"), nullable=False,
+                                            unique=True)
+    reserve_fen: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    lodging_ends_at = mapped_column(DateTime(timezone=True), nullable=False)
+    opens_at = mapped_column(DateTime(timezone=True), nullable=False)
+    reveal_ends_at = mapped_column(DateTime(timezone=True), nullable=False)
+    clock_origin = mapped_column(DateTime(timezone=True), nullable=False)
+    accelerator: Mapped[Decimal] = mapped_column(Numeric(12, 3), nullable=False)
+    weight_price: Mapped[int] = mapped_column(Integer, nullable=False)
+    weight_plan: Mapped[int] = mapped_column(Integer, nullable=False)
+    status: Mapped[str] = mapped_column(String(8), nullable=False, server_default="open")
+    created_by: Mapped[str] = mapped_column(String(50), nullable=False)
+
+    listing = relationship("Listing")
+    bids = relationship("TenderBid", order_by="TenderBid.id")
+
+
+class TenderBid(db.Model):
+    """A sealed bid: the commitment at lodging; price, nonce and plan only at the opening."""
+
+    __tablename__ = "market_tender_bid"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tender_id: Mapped[int] = mapped_column(ForeignKey("market_tender.id"), nullable=False)
+    application_id: Mapped[int] = mapped_column(ForeignKey("market_application.id"),
+                                                nullable=False)
+    commitment: Mapped[str] = mapped_column(String(64), nullable=False)
+    lodged_at = mapped_column(DateTime(timezone=True), nullable=False,
+                              server_default=func.clock_timestamp())
+    price_fen: Mapped[int | None] = mapped_column(BigInteger)
+    nonce: Mapped[str | None] = mapped_column(String(100))
+    plan: Mapped[str | None] = mapped_column(Text)
+    revealed_at = mapped_column(DateTime(timezone=True))
+    plan_score: Mapped[int | None] = mapped_column(Integer)
+
+    application = relationship("Application")
+
+    __table_args__ = (UniqueConstraint("tender_id", "application_id",
+                                       name="uq_market_tender_bid_once"),)

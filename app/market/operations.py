@@ -1836,3 +1836,204 @@ def standing_award(listing: Listing):
     from .models import Award
     return db.session.scalar(select(Award).where(Award.listing_id == listing.id,
                                                  Award.status != "forfeited"))
+
+
+# ---------------------------------------------------------------------------- tender (招标)
+
+TENDER_RULES = _l("国办发〔2014〕71号; 山西省农村产权流转交易管理办法（试行）2023 (tender: sealed "
+                  "bids opened at the set time, scored by published weights); domain.md §8")
+TENDER_SETUP = Rule("market.tender.setup", _l("A tender needs a listing in competition by "
+                                              "tender, periods that follow each other and "
+                                              "weights for price and plan that sum to 100."),
+                    TENDER_RULES)
+TENDER_CLOSED = Rule("market.tender.lodging_closed", _l("The time for lodging sealed bids has "
+                                                        "ended."), TENDER_RULES, 409)
+TENDER_NOT_OPEN = Rule("market.tender.not_open", _l("Bids are revealed only from the opening "
+                                                    "until the end of the reveal period."),
+                       TENDER_RULES, 409)
+TENDER_MISMATCH = Rule("market.tender.mismatch", _l("The price, nonce and plan do not match the "
+                                                    "commitment lodged."), TENDER_RULES, 409)
+TENDER_COMMITMENT = Rule("market.tender.commitment", _l("A sealed bid is the SHA-256 (64 hex "
+                                                        "digits) of price_fen|nonce|plan."),
+                         TENDER_RULES)
+TENDER_ONCE = Rule("market.tender.once", _l("One sealed bid per applicant; it cannot be "
+                                            "replaced."), TENDER_RULES, 409)
+TENDER_RUNNING = Rule("market.tender.running", _l("The reveal period has not ended."),
+                      TENDER_RULES, 409)
+_BID_ERRORS.update({r.code: r for r in (TENDER_CLOSED, TENDER_NOT_OPEN, TENDER_MISMATCH)})
+
+
+def commitment(price_fen: int, nonce: str, plan: str) -> str:
+    """What a bidder lodges (computed on their side): sha256 of 'price_fen|nonce|plan'."""
+    return hashlib.sha256(f"{price_fen}|{nonce}|{plan}".encode()).hexdigest()
+
+
+def open_tender(actor, listing: Listing, lodging_minutes: int, reveal_minutes: int,
+                weight_price: int = 100, weight_plan: int = 0, opening_after_minutes: int = 0):
+    from .models import Tender
+
+    if listing.status != "competition" or listing.method != "tender":
+        raise DomainError(STATE, status=STATUS_LABELS[listing.status])
+    if (lodging_minutes <= 0 or reveal_minutes <= 0 or opening_after_minutes < 0
+            or weight_price + weight_plan != 100 or weight_price <= 0 or weight_plan < 0):
+        raise DomainError(TENDER_SETUP)
+    origin = db.session.scalar(text("SELECT clock_timestamp()"))
+    lodging_end = origin + dt.timedelta(minutes=lodging_minutes)
+    opens = lodging_end + dt.timedelta(minutes=opening_after_minutes)
+    t = Tender(listing_id=listing.id, reserve_fen=first_year_fen(listing),
+               lodging_ends_at=lodging_end, opens_at=opens,
+               reveal_ends_at=opens + dt.timedelta(minutes=reveal_minutes), clock_origin=origin,
+               accelerator=market_accelerator(), weight_price=weight_price,
+               weight_plan=weight_plan, created_by=_who(actor))
+    db.session.add(t)
+    db.session.flush()
+    audit.record(actor, "market.tender.open", "market_tender", t.id,
+                 {"listing": listing.id, "lodging_ends_at": lodging_end, "opens_at": opens,
+                  "weights": {"price": weight_price, "plan": weight_plan}})
+    return t
+
+
+def tender_now(t) -> dt.datetime:
+    return db.session.scalar(text("SELECT market_tender_now(t) FROM market_tender t "
+                                  "WHERE t.id = :i"), {"i": t.id})
+
+
+def _tender_db(fn):
+    from sqlalchemy.exc import DBAPIError
+    try:
+        with db.session.begin_nested():
+            return fn()
+    except DBAPIError as exc:
+        rule = _db_rule(exc)
+        if rule is None:
+            raise
+        raise DomainError(rule) from None
+
+
+def lodge(actor, t, application: Application, commitment_hex: str):
+    """Lodge a sealed bid: only its commitment reaches the server."""
+    from .models import TenderBid
+
+    c = (commitment_hex or "").strip().lower()
+    if len(c) != 64 or any(ch not in "0123456789abcdef" for ch in c):
+        raise DomainError(TENDER_COMMITMENT)
+    if application.listing_id != t.listing_id or application.status != "qualified":
+        raise DomainError(BID_NOT_ADMITTED)
+    if db.session.scalar(select(TenderBid.id).where(TenderBid.tender_id == t.id,
+                                                    TenderBid.application_id == application.id)):
+        raise DomainError(TENDER_ONCE)
+    b = TenderBid(tender_id=t.id, application_id=application.id, commitment=c)
+
+    def ins():
+        db.session.add(b)
+        db.session.flush()
+        return b
+    _tender_db(ins)
+    audit.record(actor, "market.tender.lodge", "market_tender_bid", b.id,
+                 {"commitment": c})  # the commitment only: the price stays sealed
+    return b
+
+
+def reveal(actor, t, application: Application, price_fen: int, nonce: str, plan: str):
+    """At the opening, the bidder reveals price, nonce and plan; the database checks them
+    against the commitment and the time."""
+    from .models import TenderBid
+
+    b = db.session.scalar(select(TenderBid).where(TenderBid.tender_id == t.id,
+                                                  TenderBid.application_id == application.id))
+    if b is None:
+        raise DomainError(BID_NOT_ADMITTED)
+
+    def upd():
+        db.session.execute(text("UPDATE market_tender_bid SET price_fen = :p, nonce = :n, "
+                                "plan = :pl WHERE id = :i"),
+                           {"p": int(price_fen), "n": nonce, "pl": plan, "i": b.id})
+    _tender_db(upd)
+    db.session.refresh(b)
+    audit.record(actor, "market.tender.reveal", "market_tender_bid", b.id,
+                 {"price_fen": b.price_fen})
+    return b
+
+
+def score_plan(actor, t, bid, score: int) -> None:
+    """The evaluation panel's score of a revealed plan (0–100)."""
+    def upd():
+        db.session.execute(text("UPDATE market_tender_bid SET plan_score = :s WHERE id = :i"),
+                           {"s": int(score), "i": bid.id})
+    _tender_db(upd)
+    db.session.refresh(bid)
+    audit.record(actor, "market.tender.score", "market_tender_bid", bid.id, {"score": score})
+
+
+def tender_ranking(t) -> list[dict]:
+    """Valid bids (revealed, at or above the reserve), by total score: price share × weight
+    (the best price scores the full weight) + plan score × weight / 100; ties to the earlier
+    lodging.  Scores in integer millipoints."""
+    valid = [b for b in t.bids if b.price_fen is not None and b.price_fen >= t.reserve_fen]
+    if not valid:
+        return []
+    best = max(b.price_fen for b in valid)
+    rows = [{"bid": b, "application_id": b.application_id, "amount_fen": b.price_fen,
+             "score": b.price_fen * t.weight_price * 1000 // best
+             + (b.plan_score or 0) * t.weight_plan * 10} for b in valid]
+    return sorted(rows, key=lambda r: (-r["score"], r["bid"].lodged_at, r["bid"].id))
+
+
+def close_tender(actor, t, today: dt.date | None = None):
+    """After the reveal period: the best score wins at its own price; none valid → no deal."""
+    if t.status != "open":
+        raise DomainError(STATE, status=t.status)
+    if tender_now(t) < t.reveal_ends_at:
+        raise DomainError(TENDER_RUNNING)
+    ranking_ = tender_ranking(t)
+    t.status = "decided"
+    db.session.flush()
+    audit.record(actor, "market.tender.decide", "market_tender", t.id,
+                 {"ranking": [(r["application_id"], r["amount_fen"], r["score"])
+                              for r in ranking_]})
+    if not ranking_:
+        _reannounce_after_failure(actor, t.listing, today)
+        return None
+    top = ranking_[0]
+    return make_award(actor, t.listing, top["application_id"], top["amount_fen"], "tender",
+                      today=today)
+
+
+# ---------------------------------------------------------------------------- agreement
+
+AGREEMENT_PRICE = Rule("market.agreement.price", _l("With a single qualified applicant the deal "
+                                                    "is by agreement at or above the reserve "
+                                                    "(%(reserve)s fen)."), TRADING)
+NEGOTIATION_REF = Rule("market.negotiation.seller", _l("A negotiated deal needs the seller's "
+                                                       "written agreement (reference) and a "
+                                                       "positive price."), ART38_FARM)
+
+
+def agree(actor, listing: Listing, price_fen: int, today: dt.date | None = None):
+    """One qualified applicant: agreement at or above the reserve (协议)."""
+    if listing.status != "agreement":
+        raise DomainError(STATE, status=STATUS_LABELS[listing.status])
+    qualified = [a for a in listing.applications if a.status == "qualified"]
+    reserve = first_year_fen(listing)
+    if len(qualified) != 1 or not isinstance(price_fen, int) or price_fen < reserve:
+        raise DomainError(AGREEMENT_PRICE, reserve=reserve)
+    return make_award(actor, listing, qualified[0].id, price_fen, "agreement", today=today)
+
+
+def negotiate(actor, listing: Listing, applicant: Applicant, price_fen: int, seller_ref: str,
+              today: dt.date | None = None):
+    """After failed re-announcements: open negotiation (协商) with an interested party at the
+    price the parties agree (art 39), on the seller's written agreement."""
+    today = today or clock.today()
+    if listing.status != "negotiation":
+        raise DomainError(STATE, status=STATUS_LABELS[listing.status])
+    if not isinstance(price_fen, int) or price_fen <= 0 or not (seller_ref or "").strip():
+        raise DomainError(NEGOTIATION_REF)
+    a = Application(listing_id=listing.id, applicant_id=applicant.id, status="qualified",
+                    registered_on=today)
+    db.session.add(a)
+    db.session.flush()
+    audit.record(actor, "market.negotiation", "market_application", a.id,
+                 {"applicant": applicant.id, "price_fen": price_fen, "seller": seller_ref})
+    return make_award(actor, listing, a.id, price_fen, "negotiation", today=today,
+                      seller_ref=seller_ref.strip())

@@ -410,9 +410,96 @@ BEGIN
   END IF;
   RETURN NEW;
 END $$;
+
+-- The tender (招标): sealed bids.  At lodging only a commitment is stored — sha256 of
+-- "price_fen|nonce|plan" computed by the bidder — so nobody, the operator included, can read a
+-- price before the opening; at the opening each bidder reveals price, nonce and plan, and the
+-- database accepts the reveal only after the opening time and only if it matches.
+CREATE TABLE market_tender (
+  id serial PRIMARY KEY,
+  listing_id integer NOT NULL CONSTRAINT uq_market_tender_listing_id UNIQUE
+    REFERENCES market_listing(id),
+  reserve_fen bigint NOT NULL,
+  lodging_ends_at timestamptz NOT NULL,
+  opens_at timestamptz NOT NULL,
+  reveal_ends_at timestamptz NOT NULL,
+  clock_origin timestamptz NOT NULL,
+  accelerator numeric(12,3) NOT NULL DEFAULT 1 CHECK (accelerator >= 1),
+  weight_price integer NOT NULL CHECK (weight_price BETWEEN 0 AND 100),
+  weight_plan integer NOT NULL CHECK (weight_plan BETWEEN 0 AND 100),
+  status varchar(8) NOT NULL DEFAULT 'open' CHECK (status IN ('open','decided')),
+  created_by varchar(50) NOT NULL,
+  CHECK (weight_price + weight_plan = 100 AND weight_price > 0),
+  CHECK (opens_at >= lodging_ends_at AND reveal_ends_at > opens_at)
+);
+CREATE FUNCTION market_tender_now(t market_tender) RETURNS timestamptz
+LANGUAGE sql VOLATILE AS $$
+  SELECT t.clock_origin + (clock_timestamp() - t.clock_origin) * t.accelerator
+$$;
+CREATE TABLE market_tender_bid (
+  id serial PRIMARY KEY,
+  tender_id integer NOT NULL REFERENCES market_tender(id),
+  application_id integer NOT NULL REFERENCES market_application(id),
+  commitment varchar(64) NOT NULL CHECK (commitment ~ '^[0-9a-f]{64}$'),
+  lodged_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  price_fen bigint,
+  nonce varchar(100),
+  plan text,
+  revealed_at timestamptz,
+  plan_score integer CHECK (plan_score BETWEEN 0 AND 100),
+  CONSTRAINT uq_market_tender_bid_once UNIQUE (tender_id, application_id),
+  CHECK ((price_fen IS NULL) = (revealed_at IS NULL) AND (price_fen IS NULL) = (nonce IS NULL))
+);
+CREATE FUNCTION market_tender_bid_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE t market_tender; now_ timestamptz;
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    RAISE EXCEPTION 'market.tender.history: a sealed bid is never deleted';
+  END IF;
+  SELECT * INTO t FROM market_tender WHERE id = NEW.tender_id FOR UPDATE;
+  now_ := market_tender_now(t);
+  IF TG_OP = 'INSERT' THEN
+    IF now_ >= t.lodging_ends_at OR t.status <> 'open' THEN
+      RAISE EXCEPTION 'market.tender.lodging_closed' USING ERRCODE = 'P0001';
+    END IF;
+    IF NEW.price_fen IS NOT NULL OR NEW.plan IS NOT NULL OR NEW.nonce IS NOT NULL THEN
+      RAISE EXCEPTION 'market.tender.sealed: only the commitment is lodged' USING ERRCODE = 'P0001';
+    END IF;
+    NEW.lodged_at := clock_timestamp();
+    RETURN NEW;
+  END IF;
+  IF NEW.commitment <> OLD.commitment OR NEW.lodged_at <> OLD.lodged_at
+     OR NEW.application_id <> OLD.application_id OR NEW.tender_id <> OLD.tender_id THEN
+    RAISE EXCEPTION 'market.tender.history: a lodged commitment is fixed';
+  END IF;
+  IF OLD.price_fen IS NULL AND NEW.price_fen IS NOT NULL THEN
+    IF now_ < t.opens_at OR now_ >= t.reveal_ends_at THEN
+      RAISE EXCEPTION 'market.tender.not_open' USING ERRCODE = 'P0001';
+    END IF;
+    IF encode(sha256(convert_to(NEW.price_fen::text || '|' || NEW.nonce || '|' ||
+                                coalesce(NEW.plan, ''), 'UTF8')), 'hex') <> NEW.commitment THEN
+      RAISE EXCEPTION 'market.tender.mismatch' USING ERRCODE = 'P0001';
+    END IF;
+    NEW.revealed_at := clock_timestamp();
+  ELSIF NEW.price_fen IS DISTINCT FROM OLD.price_fen OR NEW.nonce IS DISTINCT FROM OLD.nonce
+        OR NEW.plan IS DISTINCT FROM OLD.plan THEN
+    RAISE EXCEPTION 'market.tender.history: a revealed bid is fixed';
+  END IF;
+  IF NEW.plan_score IS DISTINCT FROM OLD.plan_score AND (NEW.price_fen IS NULL
+      OR t.status <> 'open') THEN
+    RAISE EXCEPTION 'market.tender.not_open' USING ERRCODE = 'P0001';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER market_tender_bid_guard BEFORE INSERT OR UPDATE OR DELETE ON market_tender_bid
+  FOR EACH ROW EXECUTE FUNCTION market_tender_bid_guard();
 """
 
 DOWN = r"""
+DROP TABLE market_tender_bid;
+DROP FUNCTION market_tender_bid_guard();
+DROP FUNCTION market_tender_now(market_tender);
+DROP TABLE market_tender;
 CREATE OR REPLACE FUNCTION land_right_guard() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF TG_OP = 'DELETE' THEN
