@@ -27,6 +27,14 @@ def close_due():
     click.echo(f"{len(done)} announcement(s) closed")
 
 
+@market_cli.command("expire-management")
+def expire_management():
+    """End the land management rights whose term has run out (they end by themselves)."""
+    n = ops.expire_management("market-cli")
+    db.session.commit()
+    click.echo(f"{n} management right(s) ended at term end")
+
+
 @market_cli.command("setting")
 @click.argument("name", type=click.Choice(sorted(ops.DEFAULTS)))
 @click.argument("county")
