@@ -135,7 +135,16 @@ def award_page(award_id: int):
     """The public result notice (成交公告): price, term, method, the masked winner."""
     aw = db.get_or_404(Award, award_id)
     contract = db.session.scalar(select(Contract).where(Contract.award_id == aw.id))
+    # The result reveals who the numbered bidders were (names masked on this public page).
+    ranking = []
+    if aw.auction_id:
+        auction = db.session.get(Auction, aw.auction_id)
+        names = {b.application_id: b.application.applicant.name for b in auction.bidders}
+        ranking = [{"bidder": ops.pseudonym(r["bidder_no"]), "name": mask_name(
+            names[r["application_id"]]), "amount_fen": r["amount_fen"]}
+            for r in ops.ranking(auction)]
     return render_template("market/award.html", aw=aw, x=aw.listing, contract=contract, ops=ops,
+                           ranking=ranking,
                            winner=mask_name(aw.application.applicant.name),
                            can_operate=current_user.is_authenticated
                            and current_user.role in OPERATOR)
