@@ -140,3 +140,24 @@ def test_open_negotiation_after_failed_reannouncements(dbs):
     assert aw.seller_agreed_ref == "卖方书面同意 2026-12-20"
     _refused("market.state", ops.agree, None, x, 1, today=TODAY)
     assert dt.date.today()  # the award's deadlines run on the market clock
+
+
+def test_sealed_bids_through_the_api_by_the_applicants_key(app, client, dbs, fast):
+    x, apps, keys = competition(dbs, n_outsiders=2, priority_member=False, method="tender")
+    p1, p2 = apps
+    t = ops.open_tender(None, x, lodging_minutes=10, reveal_minutes=10)
+    price, nonce, plan = t.reserve_fen + 10_000, secrets.token_hex(8), "节水灌溉"
+    h = {"Authorization": f"Bearer {keys[p1.id]}"}
+    r = client.post(f"/api/market/tenders/{t.id}/bids",
+                    json={"commitment": ops.commitment(price, nonce, plan)}, headers=h)
+    assert r.status_code == 201 and r.get_json()["price_fen"] is None
+    r = client.post(f"/api/market/tenders/{t.id}/reveal",
+                    json={"price_fen": price, "nonce": nonce, "plan": plan}, headers=h)
+    assert r.status_code == 409 and r.get_json()["code"] == "market.tender.not_open"
+    r = client.post(f"/api/market/tenders/{t.id}/bids", json={"commitment": "a" * 64},
+                    headers={"Authorization": "Bearer not-a-key"})
+    assert r.status_code == 403
+    _wait(t, "opens_at")
+    r = client.post(f"/api/market/tenders/{t.id}/reveal",
+                    json={"price_fen": price, "nonce": nonce, "plan": plan}, headers=h)
+    assert r.status_code == 200 and r.get_json()["price_fen"] == price

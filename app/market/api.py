@@ -377,3 +377,78 @@ def bid(args, auction_id: int):
            "amount_fen": row["amount_fen"], "market_at": row["market_at"],
            "ends_at": row["ends_after"], "hash": row["hash"], "new": new}
     return out, 201 if new else 200
+
+
+# ---------------------------------------------------------------------------- priority, tender
+
+
+class SealedBidArgs(Schema):
+    commitment = fields.Str(required=True, validate=validate.Length(equal=64))
+
+
+class RevealArgs(Schema):
+    price_fen = fields.Int(required=True, validate=validate.Range(min=1))
+    nonce = fields.Str(required=True, validate=validate.Length(min=8, max=100))
+    plan = fields.Str(required=True)
+
+
+class SealedBidSchema(Schema):
+    id = fields.Int()
+    commitment = fields.Str()
+    lodged_at = fields.DateTime()
+    price_fen = fields.Int(allow_none=True)
+    revealed_at = fields.DateTime(allow_none=True)
+
+
+def _bearer_application(listing_id: int):
+    from flask import abort, request
+
+    applicant = ops.applicant_by_key(request.headers.get("Authorization", "")[7:].strip())
+    a = db.session.scalar(select(Application).where(
+        Application.listing_id == listing_id,
+        Application.applicant_id == (applicant.id if applicant else -1)))
+    if a is None:
+        abort(403)
+    return a
+
+
+@blp.route("/auctions/<int:auction_id>/priority", methods=["POST"])
+@blp.response(200, AuctionStateSchema)
+def priority(auction_id: int):
+    """A priority holder takes the deal at the final price (art 38), by the applicant's key."""
+    from .models import Auction
+
+    a = db.get_or_404(Auction, auction_id)
+    app_ = _bearer_application(a.listing_id)
+    ops.exercise_priority(f"applicant:{app_.applicant_id}", a, app_)
+    db.session.commit()
+    return ops.auction_state(auction_id)
+
+
+@blp.route("/tenders/<int:tender_id>/bids", methods=["POST"])
+@blp.arguments(SealedBidArgs)
+@blp.response(201, SealedBidSchema)
+def lodge(args, tender_id: int):
+    """Lodge a sealed bid: only sha256("price_fen|nonce|plan"), computed on your side."""
+    from .models import Tender
+
+    t = db.get_or_404(Tender, tender_id)
+    app_ = _bearer_application(t.listing_id)
+    b = ops.lodge(f"applicant:{app_.applicant_id}", t, app_, args["commitment"])
+    db.session.commit()
+    return b
+
+
+@blp.route("/tenders/<int:tender_id>/reveal", methods=["POST"])
+@blp.arguments(RevealArgs)
+@blp.response(200, SealedBidSchema)
+def reveal(args, tender_id: int):
+    """At the opening: reveal price, nonce and plan; checked against the commitment."""
+    from .models import Tender
+
+    t = db.get_or_404(Tender, tender_id)
+    app_ = _bearer_application(t.listing_id)
+    b = ops.reveal(f"applicant:{app_.applicant_id}", t, app_, args["price_fen"], args["nonce"],
+                   args["plan"])
+    db.session.commit()
+    return b
