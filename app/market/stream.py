@@ -48,7 +48,7 @@ def _pg_url(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
-async def listen_pg(hub: Hub, url: str) -> None:
+async def listen_pg(hub: Hub, url: str, listening: asyncio.Event) -> None:
     import psycopg
 
     while True:
@@ -56,13 +56,14 @@ async def listen_pg(hub: Hub, url: str) -> None:
             conn = await psycopg.AsyncConnection.connect(_pg_url(url), autocommit=True)
             async with conn:
                 await conn.execute(f"LISTEN {CHANNEL}")
+                listening.set()
                 async for n in conn.notifies():
                     hub.publish(n.payload)
         except (OSError, psycopg.Error):
             await asyncio.sleep(1)
 
 
-async def listen_redis(hub: Hub, url: str) -> None:
+async def listen_redis(hub: Hub, url: str, listening: asyncio.Event) -> None:
     import redis.asyncio as aioredis
 
     while True:
@@ -70,6 +71,7 @@ async def listen_redis(hub: Hub, url: str) -> None:
             r = aioredis.from_url(url)
             ps = r.pubsub()
             await ps.subscribe(CHANNEL)
+            listening.set()
             async for m in ps.listen():
                 if m.get("type") == "message":
                     data = m["data"]
@@ -126,8 +128,11 @@ async def handle(hub: Hub, reader: asyncio.StreamReader, writer: asyncio.StreamW
 async def serve(host: str, port: int, db_url: str, redis_url: str | None = None,
                 heartbeat: float = 15.0, ready=None) -> None:
     hub = Hub()
-    source = listen_redis(hub, redis_url) if redis_url else listen_pg(hub, db_url)
+    listening = asyncio.Event()
+    source = (listen_redis(hub, redis_url, listening) if redis_url
+              else listen_pg(hub, db_url, listening))
     task = asyncio.create_task(source)
+    await asyncio.wait_for(listening.wait(), 30)  # serve once nothing published can be missed
     server = await asyncio.start_server(lambda r, w: handle(hub, r, w, heartbeat), host, port,
                                         backlog=2048)
     if ready:
