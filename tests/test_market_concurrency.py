@@ -4,7 +4,11 @@ bid is recorded exactly once, the sequence is gapless and hash-chained, the fina
 highest valid bid, the extension rule held for every late bid, and no bid is accepted after
 the end."""
 import datetime as dt
+import json
 import os
+import socket
+import threading
+import time
 
 from sqlalchemy import text
 
@@ -14,7 +18,34 @@ from bench import market as load
 from tests.conftest import user
 from tests.market_trading_fixtures import asset_competition
 
-ACC = 30  # one market minute = two real seconds
+ACC = 30
+
+
+class _Watcher:
+    """An SSE client in a thread: the sequence numbers of the bids it is pushed."""
+
+    def __init__(self, base, auction_id):
+        host, port = base.split("//", 1)[1].split(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=10)
+        self.sock.sendall(f"GET /auctions/{auction_id}/events HTTP/1.1\r\n\r\n".encode())
+        self.seqs = []
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def _read(self):
+        buf = b""
+        try:
+            while chunk := self.sock.recv(65536):
+                buf += chunk
+                *events, buf = buf.split(b"\n\n")
+                for ev in events:
+                    if ev.startswith(b"event: bid"):
+                        self.seqs.append(json.loads(ev.split(b"data: ", 1)[1])["seq"])
+        except OSError:
+            pass
+
+    def close(self):
+        self.sock.close()  # one market minute = two real seconds
 BIDDERS = 50
 
 
@@ -25,6 +56,8 @@ def test_fifty_bidders_against_gunicorn(app):
         db.session.commit()
         listing_id, keys = x.id, [k for _, k in bidders]
     proc, url = load.start_gunicorn(url_db)
+    sproc, surl = load.start_stream(url_db)
+    watchers = []
     try:
         # Opened once the server is up: the market clock runs from now, 30× real time.
         app.config["MARKET_ACCELERATOR"] = ACC
@@ -39,6 +72,8 @@ def test_fifty_bidders_against_gunicorn(app):
                 db.session.commit()
         finally:
             app.config["MARKET_ACCELERATOR"] = None
+        # 20 watchers on the live stream (SSE fed by LISTEN/NOTIFY) during the race.
+        watchers = [_Watcher(surl, auction_id) for _ in range(20)]
         # A minute of market time, as fast as they can.
         run = load.run_bidders(url, auction_id, keys, reserve, step, seconds=60 / ACC)
         # Then wait (real time, short: accelerated) for the end the bids left, and fire again.
@@ -47,8 +82,15 @@ def test_fifty_bidders_against_gunicorn(app):
             if st["now"] >= st["ends_at"]:
                 break
         wave = load.final_wave(url, auction_id, keys, st["current_price_fen"] + step)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(
+                len(w.seqs) < st["bid_count"] for w in watchers):
+            time.sleep(0.05)
     finally:
+        for w in watchers:
+            w.close()
         load.stop(proc)
+        load.stop(sproc)
     assert all(s == 409 and c == "market.bid.ended" for s, c in wave), wave
     first = [t for t in run.attempts if not t.retry]
     ok = [t for t in first if t.status == 201]
@@ -93,6 +135,9 @@ def test_fifty_bidders_against_gunicorn(app):
             assert r.ends_after == r.ends_before
     assert late > 0 and late < len(rows)  # both cases happened
     assert final.ends_at == rows[-1].ends_after
+    # Every watcher saw every accepted bid, once, in sequence order.
+    for w in watchers:
+        assert w.seqs == list(range(1, len(rows) + 1))
     # The refusals were the rules' (a price overtaken by another bid), not errors.
     assert {t.code for t in first if t.status == 409} <= {"market.bid.step", "market.bid.ended",
                                                           "market.bid.first"}
