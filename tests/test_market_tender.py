@@ -5,7 +5,7 @@ import datetime as dt
 import secrets
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from app.market import operations as ops
@@ -161,3 +161,56 @@ def test_sealed_bids_through_the_api_by_the_applicants_key(app, client, dbs, fas
     r = client.post(f"/api/market/tenders/{t.id}/reveal",
                     json={"price_fen": price, "nonce": nonce, "plan": plan}, headers=h)
     assert r.status_code == 200 and r.get_json()["price_fen"] == price
+
+
+def test_the_tender_pages_lodge_reveal_score_and_decide(app, dbs, fast, login_as):
+    from app.market.models import Tender
+    from tests.conftest import csrf_from
+
+    x, apps, keys = competition(dbs, n_outsiders=2, priority_member=False, method="tender")
+    op = login_as("exchange")
+    page = op.get(f"/market/listings/{x.id}").get_data(as_text=True)
+    assert 'id="open-tender-form"' in page
+    r = op.post(f"/market/listings/{x.id}/tender", data={
+        "csrf_token": csrf_from(page), "lodging_minutes": "10", "reveal_minutes": "10",
+        "opening_after_minutes": "0", "weight_price": "70", "weight_plan": "30"})
+    assert r.status_code == 303
+    t = dbs.scalar(select(Tender).where(Tender.listing_id == x.id))
+    assert (t.weight_price, t.weight_plan) == (70, 30)
+    bidder = app.test_client()
+    sealed = {}
+    for ap in apps:
+        price, nonce, plan = t.reserve_fen + 1000 * ap.id, f"nonce{ap.id:012d}", f"方案{ap.id}"
+        sealed[ap.id] = (price, nonce, plan)
+        html = bidder.get(f"/market/tenders/{t.id}?key={keys[ap.id]}").get_data(as_text=True)
+        assert 'id="lodge-form"' in html
+        r = bidder.post(f"/market/tenders/{t.id}/lodge", data={
+            "csrf_token": csrf_from(html), "key": keys[ap.id],
+            "commitment": ops.commitment(price, nonce, plan)})
+        assert r.status_code == 303
+    public = app.test_client().get(f"/market/tenders/{t.id}").get_data(as_text=True)
+    assert all(str(p) not in public and ops.fen(p) not in public for p, *_ in sealed.values())
+    _wait(t, "opens_at")
+    for ap in apps:
+        html = bidder.get(f"/market/tenders/{t.id}?key={keys[ap.id]}").get_data(as_text=True)
+        price, nonce, plan = sealed[ap.id]
+        r = bidder.post(f"/market/tenders/{t.id}/reveal", data={
+            "csrf_token": csrf_from(html), "key": keys[ap.id], "price_fen": str(price),
+            "nonce": nonce, "plan": plan})
+        assert r.status_code == 303
+    dbs.refresh(t)
+    assert sorted(b.price_fen for b in t.bids) == sorted(p for p, *_ in sealed.values())
+    page = op.get(f"/market/tenders/{t.id}").get_data(as_text=True)
+    for b, score in zip(t.bids, (90, 10), strict=True):
+        op.post(f"/market/tenders/{t.id}/score/{b.id}",
+                data={"csrf_token": csrf_from(page), "score": str(score)})
+    _wait(t, "reveal_ends_at")
+    page = op.get(f"/market/tenders/{t.id}").get_data(as_text=True)
+    r = op.post(f"/market/tenders/{t.id}/close", data={"csrf_token": csrf_from(page)})
+    assert r.status_code == 303 and "/market/awards/" in r.headers["Location"]
+    dbs.refresh(t)
+    expected = ops.tender_ranking(t)[0]
+    assert t.status == "decided"
+    aw = ops.standing_award(x)
+    assert (aw.application_id, aw.price_fen) == (expected["application_id"],
+                                                 expected["amount_fen"])

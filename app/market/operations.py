@@ -2037,3 +2037,8 @@ def negotiate(actor, listing: Listing, applicant: Applicant, price_fen: int, sel
                  {"applicant": applicant.id, "price_fen": price_fen, "seller": seller_ref})
     return make_award(actor, listing, a.id, price_fen, "negotiation", today=today,
                       seller_ref=seller_ref.strip())
+
+
+def tender_of(listing: Listing):
+    from .models import Tender
+    return db.session.scalar(select(Tender).where(Tender.listing_id == listing.id))

@@ -319,3 +319,102 @@ def transfers_geojson():
         {"type": "Feature", "geometry": json.loads(r.g),
          "properties": {"right": r.uid, "holder": mask_name(r.holder_name), "code": r.parcel_code,
                         "term": f"{r.term_start} – {r.term_end}"}} for r in rows]})
+
+
+# ---------------------------------------------------------------------------- tender, agreement
+
+
+@bp.post("/market/listings/<int:listing_id>/tender")
+@access(*OPERATOR)
+def open_tender(listing_id: int):
+    x = db.get_or_404(Listing, listing_id)
+    t = ops.open_tender(current_user, x, _int("lodging_minutes", 0), _int("reveal_minutes", 0),
+                        _int("weight_price", 100), _int("weight_plan", 0),
+                        _int("opening_after_minutes", 0))
+    db.session.commit()
+    return redirect(url_for(".tender_page", tender_id=t.id), 303)
+
+
+@bp.get("/market/tenders/<int:tender_id>")
+@access(public=True)
+def tender_page(tender_id: int):
+    from .models import Tender
+
+    t = db.get_or_404(Tender, tender_id)
+    applicant, key = _applicant()
+    mine = next((a for a in t.listing.applications
+                 if applicant and a.applicant_id == applicant.id), None)
+    my_bid = next((b for b in t.bids if mine and b.application_id == mine.id), None)
+    return render_template("market/tender.html", t=t, now=ops.tender_now(t), key=key,
+                           mine=mine, my_bid=my_bid, ops=ops, ranking=ops.tender_ranking(t),
+                           can_operate=current_user.is_authenticated
+                           and current_user.role in OPERATOR)
+
+
+def _tender_applicant(tender_id: int):
+    from .models import Tender
+
+    t = db.get_or_404(Tender, tender_id)
+    applicant, key = _applicant()
+    mine = next((a for a in t.listing.applications
+                 if applicant and a.applicant_id == applicant.id), None)
+    if mine is None:
+        abort(403)
+    return t, mine, key
+
+
+@bp.post("/market/tenders/<int:tender_id>/lodge")
+@access(public=True)
+def tender_lodge(tender_id: int):
+    t, mine, key = _tender_applicant(tender_id)
+    ops.lodge(f"applicant:{mine.applicant_id}", t, mine, request.form.get("commitment", ""))
+    db.session.commit()
+    flash(_("Sealed bid lodged. Keep your price, nonce and plan: you reveal them at the "
+            "opening."), "success")
+    return redirect(url_for(".tender_page", tender_id=t.id, key=key), 303)
+
+
+@bp.post("/market/tenders/<int:tender_id>/reveal")
+@access(public=True)
+def tender_reveal(tender_id: int):
+    t, mine, key = _tender_applicant(tender_id)
+    ops.reveal(f"applicant:{mine.applicant_id}", t, mine, _int("price_fen", 0),
+               request.form.get("nonce", ""), request.form.get("plan", ""))
+    db.session.commit()
+    return redirect(url_for(".tender_page", tender_id=t.id, key=key), 303)
+
+
+@bp.post("/market/tenders/<int:tender_id>/score/<int:bid_id>")
+@access(*OPERATOR)
+def tender_score(tender_id: int, bid_id: int):
+    from .models import Tender, TenderBid
+
+    t = db.get_or_404(Tender, tender_id)
+    b = db.get_or_404(TenderBid, bid_id)
+    if b.tender_id != t.id:
+        abort(404)
+    ops.score_plan(current_user, t, b, _int("score", -1))
+    db.session.commit()
+    return redirect(url_for(".tender_page", tender_id=t.id), 303)
+
+
+@bp.post("/market/tenders/<int:tender_id>/close")
+@access(*OPERATOR)
+def tender_close(tender_id: int):
+    from .models import Tender
+
+    t = db.get_or_404(Tender, tender_id)
+    aw = ops.close_tender(current_user, t)
+    db.session.commit()
+    if aw:
+        return redirect(url_for(".award_page", award_id=aw.id), 303)
+    return redirect(url_for(".listing_page", listing_id=t.listing_id), 303)
+
+
+@bp.post("/market/listings/<int:listing_id>/agree")
+@access(*OPERATOR)
+def agree(listing_id: int):
+    x = db.get_or_404(Listing, listing_id)
+    aw = ops.agree(current_user, x, _int("price_fen", 0))
+    db.session.commit()
+    return redirect(url_for(".award_page", award_id=aw.id), 303)
