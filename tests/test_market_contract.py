@@ -31,7 +31,7 @@ def fast(app):
 def _award(dbs):
     x, apps, keys = competition(dbs, priority_member=False)
     p1, p2 = apps
-    a = ops.open_auction(None, x, step_fen=10_000, free_minutes=0, timed_minutes=5)
+    a = ops.open_auction(None, x, step_fen=10_000, free_minutes=0, timed_minutes=30)
     ops.place_bid(a.id, p1.id, a.reserve_fen, uuid.uuid4().hex)
     ops.place_bid(a.id, p2.id, a.reserve_fen + 10_000, uuid.uuid4().hex)
     wait_end(dbs, a)

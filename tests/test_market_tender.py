@@ -42,8 +42,8 @@ def test_sealed_prices_are_unreadable_before_the_opening_then_scored_by_weights(
     x, apps, keys = competition(dbs, n_outsiders=4, priority_member=False, method="tender")
     p1, p2, p3, late = apps
     apps = [p1, p2, p3]
-    t = ops.open_tender(user("exchange"), x, lodging_minutes=30, reveal_minutes=30,
-                        weight_price=60, weight_plan=40, opening_after_minutes=10)
+    t = ops.open_tender(user("exchange"), x, lodging_minutes=200, reveal_minutes=60,
+                        weight_price=60, weight_plan=40, opening_after_minutes=100)
     r = t.reserve_fen
     # Odd prices nobody would find by chance in the database.
     bids = {p1.id: (r + 987_653, secrets.token_hex(16), "小麦玉米轮作，秸秆还田"),
@@ -98,7 +98,7 @@ def test_sealed_prices_are_unreadable_before_the_opening_then_scored_by_weights(
 def test_price_only_tender_and_an_unrevealed_bid_does_not_count(dbs, fast):
     x, apps, keys = competition(dbs, n_outsiders=2, priority_member=False, method="tender")
     p1, p2 = apps
-    t = ops.open_tender(None, x, lodging_minutes=10, reveal_minutes=10)
+    t = ops.open_tender(None, x, lodging_minutes=60, reveal_minutes=60)
     hi, lo = (t.reserve_fen + 900_000, "n1", "计划"), (t.reserve_fen + 100_000, "n2", "计划")
     ops.lodge(None, t, p1, ops.commitment(*hi))
     ops.lodge(None, t, p2, ops.commitment(*lo))
@@ -145,7 +145,7 @@ def test_open_negotiation_after_failed_reannouncements(dbs):
 def test_sealed_bids_through_the_api_by_the_applicants_key(app, client, dbs, fast):
     x, apps, keys = competition(dbs, n_outsiders=2, priority_member=False, method="tender")
     p1, p2 = apps
-    t = ops.open_tender(None, x, lodging_minutes=10, reveal_minutes=10)
+    t = ops.open_tender(None, x, lodging_minutes=100, reveal_minutes=100)
     price, nonce, plan = t.reserve_fen + 10_000, secrets.token_hex(8), "节水灌溉"
     h = {"Authorization": f"Bearer {keys[p1.id]}"}
     r = client.post(f"/api/market/tenders/{t.id}/bids",
@@ -172,7 +172,7 @@ def test_the_tender_pages_lodge_reveal_score_and_decide(app, dbs, fast, login_as
     page = op.get(f"/market/listings/{x.id}").get_data(as_text=True)
     assert 'id="open-tender-form"' in page
     r = op.post(f"/market/listings/{x.id}/tender", data={
-        "csrf_token": csrf_from(page), "lodging_minutes": "10", "reveal_minutes": "10",
+        "csrf_token": csrf_from(page), "lodging_minutes": "200", "reveal_minutes": "200",
         "opening_after_minutes": "0", "weight_price": "70", "weight_plan": "30"})
     assert r.status_code == 303
     t = dbs.scalar(select(Tender).where(Tender.listing_id == x.id))

@@ -103,7 +103,7 @@ def test_priority_holder_takes_the_deal_at_the_final_price_earliest_exercise_win
     x, apps, keys = competition(dbs)
     p1, p2, member = apps
     a = ops.open_auction(user("exchange"), x, step_fen=10_000, free_minutes=0,
-                         timed_minutes=10, priority_minutes=60)
+                         timed_minutes=30, priority_minutes=60)
     ops.place_bid(a.id, p1.id, a.reserve_fen, k())
     top, _ = ops.place_bid(a.id, p2.id, a.reserve_fen + 20_000, k())
     _refused("market.priority.window", ops.exercise_priority, None, a, member)
@@ -127,7 +127,7 @@ def test_priority_holder_takes_the_deal_at_the_final_price_earliest_exercise_win
 def test_priority_lapses_and_the_top_bidder_wins(dbs, fast):
     x, apps, keys = competition(dbs)
     p1, p2, member = apps
-    a = ops.open_auction(None, x, step_fen=10_000, free_minutes=0, timed_minutes=5,
+    a = ops.open_auction(None, x, step_fen=10_000, free_minutes=0, timed_minutes=30,
                          priority_minutes=60)
     ops.place_bid(a.id, p1.id, a.reserve_fen + 10_000, k())
     wait_end(dbs, a)
@@ -139,7 +139,7 @@ def test_priority_lapses_and_the_top_bidder_wins(dbs, fast):
 
 def test_no_bid_means_no_deal_and_the_listing_is_announced_again(dbs, fast):
     x, apps, keys = competition(dbs, priority_member=False)
-    a = ops.open_auction(None, x, step_fen=10_000, free_minutes=0, timed_minutes=5)
+    a = ops.open_auction(None, x, step_fen=10_000, free_minutes=0, timed_minutes=30)
     wait_end(dbs, a)
     before = x.reannounce_count
     ops.close_auction(None, a, today=TODAY)
@@ -150,7 +150,7 @@ def test_no_bid_means_no_deal_and_the_listing_is_announced_again(dbs, fast):
 def _won(dbs):
     x, apps, keys = competition(dbs, n_outsiders=3, priority_member=False)
     p1, p2, p3 = apps
-    a = ops.open_auction(None, x, step_fen=10_000, free_minutes=0, timed_minutes=5)
+    a = ops.open_auction(None, x, step_fen=10_000, free_minutes=0, timed_minutes=30)
     ops.place_bid(a.id, p3.id, a.reserve_fen, k())
     ops.place_bid(a.id, p1.id, a.reserve_fen + 10_000, k())
     ops.place_bid(a.id, p2.id, a.reserve_fen + 30_000, k())
