@@ -146,8 +146,13 @@ def _market_rows(dbs, hh):
                                        id_number=first + check_digit(first))
     ap = market.apply(None, x, a)
     e = market.record_encumbrance(ex, right, "seizure", "法院", "(2026)晋0404执1号", "t")
+    # Trading objects (market II): ids that exist nowhere, so an allowed role reaches the view
+    # (404), a refused one is stopped by the access declaration (403) before it.
+    none = 999_999_999
     return {"listing_id": x.id, "market_app_id": ap.id, "mandate_id": m.id,
-            "encumbrance_id": e.id, "key": key, "right_uid": right.uid}
+            "encumbrance_id": e.id, "key": key, "right_uid": right.uid,
+            "auction_id": none, "award_id": none, "contract_id": none, "cert_id": none,
+            "tender_id": none, "bid_id": none, "application_id": ap.id, "fbfbm": x.fbfbm}
 
 
 def _parcel_of(dbs, household_code):

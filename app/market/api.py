@@ -341,6 +341,7 @@ class BidResultSchema(Schema):
 
 
 @blp.route("/auctions/<int:auction_id>")
+@access(public=True)  # bidders authenticate by their applicant key
 @blp.response(200, AuctionStateSchema)
 def auction_state(auction_id: int):
     """The auction as every watcher sees it: bidders only as 竞买人N, times on the server's
@@ -351,6 +352,7 @@ def auction_state(auction_id: int):
 
 
 @blp.route("/auctions/<int:auction_id>/bids", methods=["POST"])
+@access(public=True)  # bidders authenticate by their applicant key
 @blp.arguments(BidArgs)
 @blp.response(201, BidResultSchema)
 def bid(args, auction_id: int):
@@ -413,6 +415,7 @@ def _bearer_application(listing_id: int):
 
 
 @blp.route("/auctions/<int:auction_id>/priority", methods=["POST"])
+@access(public=True)  # bidders authenticate by their applicant key
 @blp.response(200, AuctionStateSchema)
 def priority(auction_id: int):
     """A priority holder takes the deal at the final price (art 38), by the applicant's key."""
@@ -426,6 +429,7 @@ def priority(auction_id: int):
 
 
 @blp.route("/tenders/<int:tender_id>/bids", methods=["POST"])
+@access(public=True)  # bidders authenticate by their applicant key
 @blp.arguments(SealedBidArgs)
 @blp.response(201, SealedBidSchema)
 def lodge(args, tender_id: int):
@@ -440,6 +444,7 @@ def lodge(args, tender_id: int):
 
 
 @blp.route("/tenders/<int:tender_id>/reveal", methods=["POST"])
+@access(public=True)  # bidders authenticate by their applicant key
 @blp.arguments(RevealArgs)
 @blp.response(200, SealedBidSchema)
 def reveal(args, tender_id: int):
