@@ -194,3 +194,33 @@ def test_rent_schedule_arrears_and_a_ledger_that_reconciles_to_zero_per_contract
         assert dbs.scalar(text("SELECT sum(amount_fen) FROM market_ledger_entry WHERE "
                                "account = :a"), {"a": acc}) == 0
     assert ops.reconciliation()["ok"]
+
+
+def test_the_transferee_renews_on_equal_terms_at_term_end(dbs, fast):
+    """2021 办法 art 10: at term end the transferee may renew on equal terms — the same
+    priority mechanism as a member's (art 38)."""
+    from tests.test_market import _consent_all, _list, _valid_id
+
+    x, aw, winner, c = _filed(dbs)
+    right = dbs.scalar(select(Right).where(Right.holder_household_code == x.household_code,
+                                           Right.kind == "land_contract",
+                                           Right.end_lifespan.is_(None)))
+    parcels = [lp.parcel_code for lp in x.parcels]
+    from app.parcels.models import Parcel
+
+    y = _list(right, dbs.scalars(select(Parcel).where(Parcel.code.in_(parcels),
+                                                      Parcel.end_lifespan.is_(None))).all(),
+              term_start=c.term_end + dt.timedelta(days=1), term_end=dt.date(2046, 12, 31))
+    _consent_all(y)
+    ops.submit(user("farmer"), y, today=TODAY)
+    ops.review(user("exchange"), y, True, today=TODAY)
+    renew = ops.apply(None, y, winner.applicant, True, today=TODAY)
+    assert renew.priority_holder and renew.renewal_contract_id == c.id
+    assert renew.member_person_id is None
+    outsider, _ = ops.register_applicant(None, "person", "外人", "1", "会种地",
+                                         id_number=_valid_id(dt.date(1985, 2, 2), "919"))
+    _refused("market.priority.not_member", ops.apply, None, y, outsider, True, today=TODAY)
+    # The database holds the rule too: priority needs membership or a renewed contract.
+    with pytest.raises(DBAPIError), dbs.begin_nested():
+        dbs.execute(text("UPDATE market_application SET renewal_contract_id = NULL "
+                         "WHERE id = :a"), {"a": renew.id})

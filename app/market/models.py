@@ -281,6 +281,8 @@ class Application(db.Model):
     priority_holder: Mapped[bool] = mapped_column(Boolean, nullable=False,
                                                   server_default="false")
     member_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    # Renewal on equal terms (2021 办法 art 10): the contract whose transferee this is.
+    renewal_contract_id: Mapped[int | None] = mapped_column(ForeignKey("market_contract.id"))
     needs_review: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
     risk_deposit_fen: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     qualification_note: Mapped[str | None] = mapped_column(Text)
@@ -295,7 +297,8 @@ class Application(db.Model):
         UniqueConstraint("listing_id", "applicant_id"),
         CheckConstraint("status IN ('registered','qualification','qualified','refused')",
                         name="status"),
-        CheckConstraint("NOT priority_holder OR member_person_id IS NOT NULL",
+        CheckConstraint("NOT priority_holder OR member_person_id IS NOT NULL OR "
+                        "renewal_contract_id IS NOT NULL",
                         name="priority_is_a_member"),
         CheckConstraint("risk_deposit_fen >= 0", name="risk_deposit"),
     )

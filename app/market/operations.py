@@ -852,7 +852,8 @@ def apply(actor, listing: Listing, applicant: Applicant, priority: bool = False,
                 .where(Membership.person_id == person.id, Membership.status == "active",
                        Collective.fbfbm == listing.fbfbm)):
             member = person
-    if priority and member is None:
+    renewal = _renewal_contract(listing, applicant) if priority and member is None else None
+    if priority and member is None and renewal is None:
         raise DomainError(NOT_MEMBER, fbfbm=listing.fbfbm)
     needs_review = risk = 0
     if applicant.kind == "company" and listing.area_mu > setting("company_review_mu",
@@ -862,6 +863,7 @@ def apply(actor, listing: Listing, applicant: Applicant, priority: bool = False,
         risk = min(first_year_fen(listing), first_year_fen(listing) * months // 12)
     a = Application(listing_id=listing.id, applicant_id=applicant.id, status="registered",
                     priority_holder=bool(priority), member_person_id=member.id if member else None,
+                    renewal_contract_id=renewal,
                     needs_review=bool(needs_review), risk_deposit_fen=risk, registered_on=today)
     db.session.add(a)
     db.session.flush()
@@ -870,6 +872,26 @@ def apply(actor, listing: Listing, applicant: Applicant, priority: bool = False,
                  {"listing": listing.id, "applicant": applicant.id, "priority": bool(priority),
                   "needs_review": bool(needs_review), "risk_deposit_fen": risk})
     return a
+
+
+def _renewal_contract(listing: Listing, applicant: Applicant) -> int | None:
+    """The filed contract over (some of) these parcels whose transferee is this applicant (same
+    ID number or credit code) and whose term ends before the new term starts: its transferee
+    renews on equal terms like a priority holder (农村土地经营权流转管理办法 2021 art 10)."""
+    if not listing.parcels:
+        return None
+    return db.session.scalar(text("""
+        SELECT c.id FROM market_contract c
+        JOIN market_application pa ON pa.id = c.transferee_application_id
+        JOIN market_applicant pp ON pp.id = pa.applicant_id
+        JOIN market_listing_parcel old ON old.listing_id = c.listing_id
+        WHERE c.status = 'filed' AND c.term_end < :start
+          AND old.parcel_uid = ANY(:uids)
+          AND ((pp.id_number IS NOT NULL AND pp.id_number = :idn)
+               OR (pp.credit_code IS NOT NULL AND pp.credit_code = :cc))
+        ORDER BY c.term_end DESC LIMIT 1"""),
+        {"start": listing.term_start, "uids": [lp.parcel_uid for lp in listing.parcels],
+         "idn": applicant.id_number, "cc": applicant.credit_code})
 
 
 def qualify(actor, a: Application, ok: bool, note: str) -> Application:

@@ -493,9 +493,22 @@ BEGIN
 END $$;
 CREATE TRIGGER market_tender_bid_guard BEFORE INSERT OR UPDATE OR DELETE ON market_tender_bid
   FOR EACH ROW EXECUTE FUNCTION market_tender_bid_guard();
+
+-- Renewal on equal terms at term end (农村土地经营权流转管理办法 2021 art 10): the transferee of
+-- the filed contract that ends before the new term may hold priority like a member.
+ALTER TABLE market_application ADD COLUMN renewal_contract_id integer
+  CONSTRAINT fk_market_application_renewal_contract_id_market_contract
+  REFERENCES market_contract(id);
+ALTER TABLE market_application DROP CONSTRAINT ck_market_application_priority_is_a_member;
+ALTER TABLE market_application ADD CONSTRAINT ck_market_application_priority_is_a_member
+  CHECK (NOT priority_holder OR member_person_id IS NOT NULL OR renewal_contract_id IS NOT NULL);
 """
 
 DOWN = r"""
+ALTER TABLE market_application DROP CONSTRAINT ck_market_application_priority_is_a_member;
+ALTER TABLE market_application ADD CONSTRAINT ck_market_application_priority_is_a_member
+  CHECK (NOT priority_holder OR member_person_id IS NOT NULL);
+ALTER TABLE market_application DROP COLUMN renewal_contract_id;
 DROP TABLE market_tender_bid;
 DROP FUNCTION market_tender_bid_guard();
 DROP FUNCTION market_tender_now(market_tender);
