@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from app.market import operations as ops
+from app.market import workdays
 from app.market.models import Award
 from tests.conftest import user
 from tests.market_trading_fixtures import competition, wait_end, wait_market
@@ -162,6 +163,13 @@ def test_a_winner_who_does_not_pay_forfeits_and_the_next_ranked_takes_it_at_thei
         dbs, fast):
     x, (p1, p2, p3), a, aw = _won(dbs)
     assert aw.application_id == p2.id
+    # 3 working days to pay, 7 days to sign; the loser's refund due within 5 working days.
+    assert aw.pay_by == workdays.announcement_window(TODAY + dt.timedelta(1), 3).end
+    assert aw.sign_by == TODAY + dt.timedelta(7)
+    due = workdays.announcement_window(TODAY + dt.timedelta(1), 5).end
+    ref = dbs.scalar(text("SELECT reference FROM market_ledger_txn WHERE application_id = :a "
+                          "AND kind = 'deposit_refunded'"), {"a": p3.id})
+    assert ref.endswith(f"paid back by {due}")
     assert ops.held(p3) == 0 and ops.held(p1) == x.deposit_fen  # p1 is next-ranked
     _refused("market.award.not_due", ops.forfeit, None, aw, "卖方同意", today=aw.pay_by)
     nxt = ops.forfeit(None, aw, "卖方同意书 2026-12", today=aw.pay_by + dt.timedelta(1))

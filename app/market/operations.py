@@ -217,6 +217,10 @@ DEFAULTS = {
     "risk_deposit_months": 12,    # risk deposit, at most one year's rent
     "min_age": 18,
     "max_age": 70,
+    "refund_working_days": 5,     # losers' deposits paid back within this many working days
+    "pay_working_days": 3,        # the winner pays the price within this many working days
+    "sign_days": 7,               # the contract is signed within this many days of the result
+    "priority_minutes": 1440,     # the priority window after the bidding (24 h)
 }
 
 _who = audit.actor_name
@@ -1291,10 +1295,15 @@ def make_award(actor, listing: Listing, application_id: int, price_fen: int, met
     from .models import Award
 
     today = today or clock.today()
-    pay_by = workdays.announcement_window(today + dt.timedelta(days=1), 3).end
+    county = listing.county_code
+    pay_by = workdays.announcement_window(today + dt.timedelta(days=1),
+                                          setting("pay_working_days", county)).end
+    refund_by = workdays.announcement_window(today + dt.timedelta(days=1),
+                                             setting("refund_working_days", county)).end
     aw = Award(listing_id=listing.id, auction_id=auction.id if auction else None,
                application_id=application_id, method=method, rank=rank, price_fen=price_fen,
-               notice_on=today, pay_by=pay_by, sign_by=today + dt.timedelta(days=7),
+               notice_on=today, pay_by=pay_by,
+               sign_by=today + dt.timedelta(days=setting("sign_days", county)),
                seller_agreed_ref=seller_ref, created_by=_who(actor))
     db.session.add(aw)
     db.session.flush()
@@ -1305,7 +1314,7 @@ def make_award(actor, listing: Listing, application_id: int, price_fen: int, met
             keep.add(nxt["application_id"])
     for a in listing.applications:
         if a.id not in keep:
-            refund(actor, a, f"award {aw.id}: refund")
+            refund(actor, a, f"award {aw.id}: refund, to be paid back by {refund_by}")
     audit.record(actor, "market.award", "market_award", aw.id,
                  {"listing": listing.id, "application": application_id, "price_fen": price_fen,
                   "method": method, "rank": rank, "pay_by": pay_by, "sign_by": aw.sign_by})
