@@ -1080,7 +1080,7 @@ def auction_now(auction) -> dt.datetime:
 
 
 def open_auction(actor, listing: Listing, step_fen: int, free_minutes: int, timed_minutes: int,
-                 extension_minutes: int = 5, priority_minutes: int = 1440,
+                 extension_minutes: int = 5, priority_minutes: int | None = None,
                  start_in_minutes: int = 0):
     """Open the online auction of a listing in competition: admitted bidders are its qualified
     applicants, numbered 竞买人1… in an order drawn at random (not their registration order).
@@ -1090,6 +1090,8 @@ def open_auction(actor, listing: Listing, step_fen: int, free_minutes: int, time
 
     if listing.status != "competition" or listing.method != "auction":
         raise DomainError(STATE, status=STATUS_LABELS[listing.status])
+    if priority_minutes is None:
+        priority_minutes = setting("priority_minutes", listing.county_code)
     if (not isinstance(step_fen, int) or step_fen <= 0 or free_minutes < 0 or timed_minutes <= 0
             or extension_minutes <= 0 or priority_minutes < 0 or start_in_minutes < 0):
         raise DomainError(AUCTION_SETUP)
