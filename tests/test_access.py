@@ -152,7 +152,7 @@ def _market_rows(dbs, hh):
     return {"listing_id": x.id, "market_app_id": ap.id, "mandate_id": m.id,
             "encumbrance_id": e.id, "key": key, "right_uid": right.uid,
             "auction_id": none, "award_id": none, "contract_id": none, "cert_id": none,
-            "tender_id": none, "bid_id": none, "application_id": ap.id, "fbfbm": x.fbfbm}
+            "tender_id": none, "bid_id": none, "fbfbm": x.fbfbm}
 
 
 def _parcel_of(dbs, household_code):

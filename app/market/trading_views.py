@@ -281,10 +281,10 @@ def transfers_ledger(fbfbm: str):
                            rows=ops.transfers_ledger(fbfbm), ops=ops)
 
 
-@bp.get("/market/applications/<int:application_id>/auction")
+@bp.get("/market/applications/<int:market_app_id>/auction")
 @access(public=True)
-def my_auction(application_id: int):
-    a = db.get_or_404(Application, application_id)
+def my_auction(market_app_id: int):
+    a = db.get_or_404(Application, market_app_id)
     auction = db.session.scalar(select(Auction).where(Auction.listing_id == a.listing_id))
     if auction is None:
         abort(404)
