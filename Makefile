@@ -8,6 +8,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 FLASK := $(VENV)/bin/flask
 PORT ?= 5000
+STREAM_PORT ?= 5001
 HOST ?= 127.0.0.1
 APT_PACKAGES := postgresql postgresql-contrib postgresql-15-postgis-3 fonts-noto-cjk gdal-bin \
   chromium poppler-utils zbar-tools libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 python3-venv redis-server
@@ -29,9 +30,10 @@ export FLASK_APP := wsgi.py
 run: setup db migrate demo
 	@echo ""
 	@echo "  Sanquan is at http://$(HOST):$(PORT)/   (English: http://$(HOST):$(PORT)/lang/en)"
-	@echo "  Demo logins (password: sanquan-demo): admin, bureau, officer, farmer, hukou, exchange, auditor"
+	@echo "  Demo logins (password: sanquan-demo): admin, bureau, officer, farmer, hukou, exchange, auditor, supervisor"
 	@echo ""
-	scripts/serve.sh $(HOST) $(PORT)  # as an unprivileged user (created if missing), never root
+	@echo "  Live bidding stream (SSE): http://$(HOST):$(STREAM_PORT)/auctions/ID/events"
+	scripts/serve.sh $(HOST) $(PORT) $(STREAM_PORT)  # as an unprivileged user (created if missing), never root
 
 ## Run every test against a separate test database.
 test: setup db-test

@@ -67,6 +67,7 @@ def register_models() -> None:
     from .divisions import models as _d  # noqa: F401
     from .imports import models as _i  # noqa: F401
     from .jobs import models as _j  # noqa: F401
+    from .market import models as _mk  # noqa: F401
     from .parcels import models as _p  # noqa: F401
     from .people import models as _pe  # noqa: F401
     from .reports import models as _rp  # noqa: F401
@@ -142,6 +143,7 @@ def register_blueprints(app: Flask) -> None:
     from .collectives.views import bp as collectives_bp
     from .imports.views import bp as imports_bp
     from .main.views import bp as main_bp
+    from .market.views import bp as market_bp
     from .ogc.views import bp as ogc_bp
     from .parcels.views import bp as parcels_bp
     from .people.views import bp as people_bp
@@ -153,7 +155,7 @@ def register_blueprints(app: Flask) -> None:
 
     for bp in (main_bp, auth_bp, people_bp, collectives_bp, audit_bp, parcels_bp, ogc_bp,
                imports_bp, certificates_bp, campaigns_bp, rights_bp, settlement_bp, withdrawal_bp,
-               reports_bp):
+               reports_bp, market_bp):
         app.register_blueprint(bp)
     register_api(api)
 
@@ -172,11 +174,14 @@ def register_commands(app: Flask) -> None:
     from .demo.cli import demo_cli
     from .imports.cli import import_cli
     from .jobs.cli import jobs_cli
+    from .market.cli import connect_demo, market_cli
 
     app.cli.add_command(audit_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(import_cli)
     app.cli.add_command(jobs_cli)
+    app.cli.add_command(market_cli)
+    connect_demo()
 
 
 def register_template_helpers(app: Flask) -> None:

@@ -132,6 +132,12 @@ class Config:
     # for the per-address sign-in lock.
     TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
 
+    # Market trading: the live-bidding stream service's address as the browser reaches it
+    # (`python -m app.market.stream`; `make run` starts it), and the market clock's accelerator
+    # (1 = real time; a demo or a test may run auctions faster — never set it in production).
+    MARKET_STREAM_URL = os.environ.get("MARKET_STREAM_URL")
+    MARKET_ACCELERATOR = float(os.environ.get("MARKET_ACCELERATOR") or 1)
+
     # Demo data
     DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "sanquan-demo")
 

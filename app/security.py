@@ -134,6 +134,10 @@ def bearer_auth():
     from .errors import problem_response
 
     scheme, _sep, token = header.strip().partition(" ")
+    if scheme.lower() == "applicant":
+        # A market applicant's key (`Authorization: Applicant <key>`): no account, no session
+        # user; the market's routes that take it check it themselves (app.market.api).
+        return None
     user = user_by_token(token.strip()) if scheme.lower() == "bearer" else None
     if user is None:
         return problem_response({"type": "about:blank", "title": "Unauthorized", "status": 401,
@@ -157,8 +161,23 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';
        "form-action 'self'; frame-ancestors 'none'")
 
 
+def _csp(config) -> str:
+    """The CSP, with the market's live-bidding stream service (another port, maybe another
+    host: MARKET_STREAM_URL) allowed as a connection target for its EventSource."""
+    stream = config.get("MARKET_STREAM_URL")
+    if not stream:
+        return CSP
+    from urllib.parse import urlsplit
+
+    u = urlsplit(stream)
+    if u.scheme not in ("http", "https") or not u.netloc:
+        return CSP
+    return CSP.replace("connect-src 'self' https:",
+                       f"connect-src 'self' https: {u.scheme}://{u.netloc}")
+
+
 def header_list(config) -> list[tuple[str, str]]:
-    out = [("Content-Security-Policy", CSP), ("X-Content-Type-Options", "nosniff"),
+    out = [("Content-Security-Policy", _csp(config)), ("X-Content-Type-Options", "nosniff"),
            ("X-Frame-Options", "DENY"), ("Referrer-Policy", "strict-origin-when-cross-origin"),
            ("Cross-Origin-Opener-Policy", "same-origin")]
     if config.get("HSTS"):

@@ -303,6 +303,9 @@ def main() -> None:
     ap.add_argument("--tiles", type=int, default=1000)
     ap.add_argument("--registrations", type=int, default=1000)
     ap.add_argument("--out", default=str(ROOT / "bench" / "out"))
+    ap.add_argument("--only", choices=("parcels", "market"), default=None,
+                    help="run only one part (market: the auction under load)")
+    ap.add_argument("--market-seconds", type=float, default=10.0)
     args = ap.parse_args()
     url = os.environ.get("BENCH_DATABASE_URL")
     if not url:
@@ -312,7 +315,7 @@ def main() -> None:
     from app import create_app
 
     results = []
-    sizes = [int(s) for s in args.sizes.split(",") if s]
+    sizes = [int(s) for s in args.sizes.split(",") if s] if args.only != "market" else []
     print(f"Sanquan benchmarks — {time.strftime('%Y-%m-%d %H:%M')} — "
           f"{os.cpu_count()} cores; figures beside the raw PostGIS baseline of the same run",
           flush=True)
@@ -351,6 +354,17 @@ def main() -> None:
                             pct(raw, 99) * 1000, "ms"))
         print(f"  (mean registration {statistics.mean(ours) * 1000:.1f} ms, raw "
               f"{statistics.mean(raw) * 1000:.1f} ms)", flush=True)
+    if args.only in (None, "market"):
+        reset_database(url)
+        app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+        with app.app_context():
+            upgrade()
+            from app.extensions import db
+
+            db.session.remove()
+        from bench import market
+
+        results += market.bench(url, line, pct, seconds=args.market_seconds)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))

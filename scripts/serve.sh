@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Serve the app with gunicorn, never as root (issue 12).
-#   scripts/serve.sh HOST PORT
+#   scripts/serve.sh HOST PORT [STREAM_PORT]
+# Beside gunicorn it starts the market's live-bidding stream service (SSE, asyncio; see README)
+# on STREAM_PORT (default PORT + 1), as the same user, and stops it when gunicorn stops.
 # As root: the unprivileged user $SANQUAN_USER (default `sanquan`) is created if missing, the
 # secret key and the writable folders (uploads, print packages, PDF cache) are given to it alone
 # (0600 / 0700), and gunicorn runs as that user.  As any other user: gunicorn runs as you.
@@ -8,12 +10,22 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 host=${1:-127.0.0.1}
 port=${2:-5000}
+stream_port=${3:-$((port + 1))}
+export MARKET_STREAM_URL=${MARKET_STREAM_URL:-http://$host:$stream_port}
 app_user=${SANQUAN_USER:-sanquan}
 cd "$here"
 gunicorn=(.venv/bin/gunicorn --bind "$host:$port" --workers 2 --threads 4 --access-logfile - wsgi:app)
 
+serve() {  # serve.sh's two services, each with the given prefix (nothing, or runuser …)
+  "$@" "${stream[@]}" & local stream_pid=$!
+  trap 'kill $stream_pid 2>/dev/null' EXIT INT TERM
+  "$@" "${gunicorn[@]}"
+}
+
 if [ "$(id -u)" != 0 ]; then
-  exec "${gunicorn[@]}"
+  stream=(.venv/bin/python -m app.market.stream --host "$host" --port "$stream_port")
+  serve
+  exit
 fi
 
 if ! id -u "$app_user" >/dev/null 2>&1; then
@@ -60,4 +72,5 @@ if ! runuser -u "$app_user" -- "$here/.venv/bin/python" -c '' 2>/dev/null; then
   py=("$runner/bin/python")
 fi
 gunicorn=("${py[@]}" -m gunicorn "${gunicorn[@]:1}")
-exec runuser -u "$app_user" -- env HOME="$here/instance/run" "${gunicorn[@]}"
+stream=("${py[@]}" -m app.market.stream --host "$host" --port "$stream_port")
+serve runuser -u "$app_user" -- env HOME="$here/instance/run" MARKET_STREAM_URL="$MARKET_STREAM_URL"

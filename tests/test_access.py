@@ -69,6 +69,8 @@ def sample(dbs):
     tile = {"z": 14, "x": 13340, "y": 6440}
     own.update(_campaign_rows(dbs, own_hh))
     other.update(_campaign_rows(dbs, other_hh))
+    own.update(_market_rows(dbs, own_hh))
+    other.update(_market_rows(dbs, other_hh))
     return {"own": {**own, **tile}, "other": {**other, **tile}}
 
 
@@ -123,6 +125,43 @@ def _campaign_rows(dbs, hh):
             "withdrawal_id": w.id}
 
 
+def _market_rows(dbs, hh):
+    """A listing of the household's contract (by the exchange, with a mandate), an application
+    with its key, and an encumbrance on the right."""
+    import datetime as dt
+
+    from app.market import operations as market
+    from app.rights.models import Right
+
+    right = dbs.scalar(select(Right).where(Right.holder_household_code == hh.cbfbm,
+                                           Right.kind == "land_contract",
+                                           Right.end_lifespan.is_(None)))
+    ex = user("exchange")
+    m = market.upload_mandate(ex, hh.cbfbm, "exchange", "交易中心", "出租", dt.date.today(),
+                              dt.date.today() + dt.timedelta(days=365), "m.txt", b"mandate")
+    x = market.create_listing(ex, right, "lease", [right.parcels[0].parcel_code],
+                              dt.date.today() + dt.timedelta(days=60),
+                              dt.date(2040, 12, 31), "1", "800", "annual", mandate=m)
+    for p in market.missing_consents(x):
+        market.consent(ex, x, p, b"signed")
+    market.submit(ex, x)
+    market.review(ex, x, True)
+    first = "140404" + "19800101" + "777"
+    from app.people.idnumber import check_digit
+
+    a, key = market.register_applicant(None, "person", "申请人", "1", "会种地",
+                                       id_number=first + check_digit(first))
+    ap = market.apply(None, x, a)
+    e = market.record_encumbrance(ex, right, "seizure", "法院", "(2026)晋0404执1号", "t")
+    # Trading objects (market II): ids that exist nowhere, so an allowed role reaches the view
+    # (404), a refused one is stopped by the access declaration (403) before it.
+    none = 999_999_999
+    return {"listing_id": x.id, "market_app_id": ap.id, "mandate_id": m.id,
+            "encumbrance_id": e.id, "key": key, "right_uid": right.uid,
+            "auction_id": none, "award_id": none, "contract_id": none, "cert_id": none,
+            "tender_id": none, "bid_id": none, "fbfbm": x.fbfbm}
+
+
 def _parcel_of(dbs, household_code):
     return dbs.scalar(select(Parcel.id).where(Parcel.household_code == household_code))
 
@@ -147,7 +186,8 @@ def _import_rows(dbs, fbfbm, creator):
 
 
 # Routes whose object is named in the query string.
-QUERY = {"parcels.export": lambda v: f"?format=gpkg&scope={v['village']}"}
+QUERY = {"parcels.export": lambda v: f"?format=gpkg&scope={v['village']}",
+         "market.new_listing": lambda v: f"?right_uid={v['right_uid']}"}
 
 
 def _url(app, rule, values):

@@ -83,6 +83,12 @@ CANCEL_GROUND_LABELS = {"right_ended": _l("the right has ended"),
 _who = audit.actor_name
 
 
+# Other certificate registers (higher layers, e.g. the market's transaction certificates)
+# register a function token -> response | None here, so /verify/TOKEN serves them too without
+# this package depending on them.
+VERIFIERS: list = []
+
+
 def base_url() -> str:
     """PUBLIC_BASE_URL (required in production); never the request's Host header."""
     from app.security import public_base_url

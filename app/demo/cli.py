@@ -1,8 +1,12 @@
 import click
+from blinker import Namespace
+from flask import current_app
 from flask.cli import AppGroup
 
 from . import operations as ops
 
+# Features above the register (the market) add their own demo data when this is sent.
+demo_loaded = Namespace().signal("demo-loaded")
 demo_cli = AppGroup("demo", help="Demo data that the project makes itself.")
 
 
@@ -36,3 +40,4 @@ def load(parcels: int, seed: int, if_empty: bool):
     made = ops.create_demo_users()
     if made:
         click.echo("demo accounts created: " + ", ".join(made))
+    demo_loaded.send(current_app._get_current_object())

@@ -87,6 +87,8 @@ GROUND_LABELS = {
     "court_judgment": _l("court judgment"),
     "mutation": _l("mutation handing the right to successor parcels"),
     "holder_extinct": _l("the holder household ceased to exist with no successor"),
+    # Only a management right, with its transfer (农村土地承包法 art 42; the market's contract).
+    "transfer_terminated": _l("its transfer ended on an art 42 ground"),
 }
 
 
@@ -485,3 +487,32 @@ def as_of(when: dt.datetime, household_code: str | None = None, fbfbm: str | Non
     day = when.date()
     return [(r, "ended" if r.status == "ended" and r.ended_on <= day else "current")
             for r in db.session.scalars(q.order_by(Right.uid))]
+
+
+def register_management(actor, holder_name: str, holder_person_id: int | None, fbfbm: str,
+                        parcels: list[tuple[int, str]], term_start: dt.date, term_end: dt.date,
+                        reason: str) -> Right:
+    """The land management right (土地经营权) of a transferee over parcels for the term of a
+    filed transfer of 5 years or more (农村土地承包法 art 41), beside the household's contract
+    right (三权分置).  `parcels`: (parcel uid, parcel code)."""
+    right = Right(kind="management", holder_person_id=holder_person_id, holder_name=holder_name,
+                  fbfbm=fbfbm, term_start=term_start, term_end=term_end, change_reason=reason,
+                  changed_by=_who(actor))
+    db.session.add(right)
+    db.session.flush()
+    for uid, code in parcels:
+        db.session.add(RightParcel(right_id=right.id, parcel_uid=uid, parcel_code=code))
+    db.session.flush()
+    audit.record(actor, "right.register", "land_right", right.uid,
+                 {"kind": "management", "holder": holder_name,
+                  "parcels": [c for _, c in parcels], "term": [term_start, term_end]}, reason)
+    return right
+
+
+def current_management(parcel_uid: int, day: dt.date) -> list[Right]:
+    """Management rights over a parcel in force on a day (one ends at its term end by itself)."""
+    return db.session.scalars(select(Right).join(RightParcel, RightParcel.right_id == Right.id)
+                              .where(RightParcel.parcel_uid == parcel_uid,
+                                     Right.kind == "management", Right.status == "current",
+                                     Right.end_lifespan.is_(None), Right.term_start <= day,
+                                     Right.term_end >= day)).all()

@@ -45,6 +45,15 @@ def mine():
         JOIN collective c ON c.id = ms.collective_id
         WHERE ms.person_id = :p ORDER BY ms.status, ms.began_on"""),
         {"p": current_user.person_id}).all() if current_user.person_id else []
+    # 三权分置: land of ours under another's management right (a registered transfer).
+    transferred = db.session.execute(text("""
+        SELECT r.uid, r.holder_name, r.term_start, r.term_end, rp.parcel_code
+        FROM land_right r JOIN land_right_parcel rp ON rp.right_id = r.id
+        JOIN parcel p ON p.uid = rp.parcel_uid AND p.end_lifespan IS NULL
+        WHERE r.kind = 'management' AND r.status = 'current' AND r.end_lifespan IS NULL
+          AND p.household_code = :h AND r.term_end >= CURRENT_DATE
+        ORDER BY r.term_start, rp.parcel_code"""), {"h": hh.cbfbm}).all() if hh else []
     return render_template("rights/mine.html", hh=hh, rights=rights, parcels=parcels, svg=svg,
                            certificates=certs, pilot=pilot, withdrawals=mine_w,
-                           memberships=memberships, membership_grounds=GROUND_LABELS)
+                           memberships=memberships, membership_grounds=GROUND_LABELS,
+                           transferred=transferred)

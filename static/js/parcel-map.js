@@ -26,6 +26,25 @@
     fitBoundsOptions: { padding: 20, maxZoom: 16 }
   });
   window.sanquanMap = map;
+  map.on('load', async function () {  // the 流转 layer: parcels under a management right today
+    const fc = await (await fetch('/market/transfers.geojson')).json();
+    map.addSource('transfers', { type: 'geojson', data: fc });
+    map.addLayer({ id: 'transfers-fill', type: 'fill', source: 'transfers',
+      paint: { 'fill-color': '#0b6e8a', 'fill-opacity': 0.45 } });
+    map.addLayer({ id: 'transfers-line', type: 'line', source: 'transfers',
+      paint: { 'line-color': '#0b6e8a', 'line-width': 2, 'line-dasharray': [2, 1] } });
+    const count = document.getElementById('transfers-count');
+    if (count) { count.textContent = '(' + fc.features.length + ')'; }
+    window.sanquanTransfers = fc;
+    const toggle = document.getElementById('layer-transfers');
+    if (toggle) {
+      toggle.addEventListener('change', function () {
+        const v = this.checked ? 'visible' : 'none';
+        map.setLayoutProperty('transfers-fill', 'visibility', v);
+        map.setLayoutProperty('transfers-line', 'visibility', v);
+      });
+    }
+  });
   map.addControl(new maplibregl.NavigationControl());
   map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }));
   map.on('click', 'parcel-fill', function (e) {
