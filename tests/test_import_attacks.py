@@ -1,0 +1,294 @@
+"""Attacks on the survey import: deliveries and corrections nobody listed.  Each expectation
+derives from what the test constructed."""
+from __future__ import annotations
+
+import random
+
+import pytest
+import shapely
+from sqlalchemy import select, text
+from sqlalchemy.orm.attributes import set_committed_value
+
+from app.errors import DomainError
+from app.imports import operations as ops
+from app.imports.models import ImportFeature
+from tests.delivery_factory import ZJD_FIELDS, clean, write_layer
+
+
+def _status(dbs, batch, table):
+    return dict(dbs.execute(text(f"SELECT status, count(*) FROM {table} WHERE batch_id = :b "
+                                 "GROUP BY status"), {"b": batch.id}).all())
+
+
+def _open(batch, feature_id=None):
+    return sorted(f.rule for f in ops.faults(batch.id)
+                  if feature_id is None or f.feature_id == feature_id)
+
+
+def test_a_table_delivered_twice_is_refused_not_silently_halved(dbs, tmp_path):
+    d = clean(9301, households=4)
+    folder = d.write(tmp_path / "d")
+    rows = (folder / "CBF_JTCY.csv").read_text(encoding="utf-8").splitlines()
+    (folder / "CBF_JTCY.csv").write_text("\n".join(rows[:2]) + "\n", encoding="utf-8")
+    (folder / "more").mkdir()  # the other members, in a second file of another case
+    (folder / "more" / "cbf_jtcy.csv").write_text("\n".join([rows[0]] + rows[2:]) + "\n",
+                                                  encoding="utf-8")
+    before = dbs.execute(text("SELECT count(*) FROM import_batch")).scalar()
+    with pytest.raises(DomainError) as e:
+        ops.run("bureau", folder)
+    assert e.value.code == "import.duplicate_table" and "CBF_JTCY" in str(e.value)
+    assert dbs.execute(text("SELECT count(*) FROM import_batch")).scalar() == before
+
+
+def test_layers_in_two_crs_are_checked_not_crashed(dbs, tmp_path):
+    d = clean(9302, households=3)
+    folder = d.write(tmp_path / "d")
+    for p in folder.glob("ZJD_*.gpkg"):
+        p.unlink()
+    # the homesteads delivered with the zone prefix: EPSG:4526 (false easting 38 500 000)
+    zjd = [[a, shapely.affinity.translate(g, 38_000_000)] for a, g in d.zjd]
+    write_layer(folder / "ZJD_x.gpkg", "ZJD", 4526, zjd, ZJD_FIELDS)
+    batch = ops.run("bureau", folder)
+    assert _open(batch) == []
+    ops.accept("bureau", batch)
+    assert _status(dbs, batch, "import_feature") == {"registered": len(d.dk) + len(d.zjd)}
+
+
+def _quarantined_parcel(dbs, tmp_path, seed, null_shape=False):
+    d = clean(seed, households=2)
+    if null_shape:
+        d.dk[0][1] = None
+    else:
+        d.dk[0][0]["SCMJ"] = d.dk[0][0]["SCMJ"] + 50  # an area fault: the geometry stays
+    batch = ops.run("bureau", d.write(tmp_path / "d"))
+    ops.accept("bureau", batch, valid_part=True)
+    f = dbs.scalar(select(ImportFeature).where(ImportFeature.batch_id == batch.id,
+                                               ImportFeature.status == "quarantined"))
+    return d, batch, f
+
+
+def _fits(d, g):
+    """`g` moved into an empty spot of the delivery's square kilometre (no neighbour)."""
+    x0, y0 = d.dk[1][1].bounds[:2]
+    return shapely.affinity.translate(g, x0 + 500, y0 + 400)
+
+
+def test_a_parcel_delivered_without_shape_can_be_given_one(dbs, tmp_path):
+    d, batch, f = _quarantined_parcel(dbs, tmp_path, 9303, null_shape=True)
+    g = _fits(d, shapely.box(0, 0, 30, 40))
+    fixed = ops.correct_feature("bureau", f, attrs={"SCMJ": 1200.0}, wkt=g.wkt, reason="补测")
+    assert fixed.status == "registered", _open(batch)
+    area = dbs.execute(text("SELECT ST_Area(ST_Transform(p.geom, 4547)) FROM parcel p "
+                            "JOIN import_feature f ON f.parcel_id = p.id WHERE f.id = :i"),
+                       {"i": fixed.id}).scalar()
+    assert area == pytest.approx(1200.0, abs=0.5)
+
+
+@pytest.mark.parametrize("wkt", ["POLYGON((1 2, 3 4", "{}", "", "SRID=4326;POINT(1 2)",
+                                 "POLYGON((0 0, 1 0, 1 1, 0 1))", "SRID=x;POINT(1 2)"])
+def test_a_correction_that_is_not_wkt_of_the_layer_is_refused_plainly(dbs, tmp_path, wkt):
+    d, batch, f = _quarantined_parcel(dbs, tmp_path, 9304)
+    with pytest.raises(DomainError) as e:
+        ops.correct_feature("bureau", f, wkt=wkt or " ", reason="x")
+    assert e.value.code == "import.bad_wkt" and "psycopg" not in str(e.value)
+    dbs.refresh(f)
+    assert f.status == "quarantined"
+
+
+def test_a_correction_with_z_is_taken_in_2d(dbs, tmp_path):
+    d, batch, f = _quarantined_parcel(dbs, tmp_path, 9305)
+    g = _fits(d, shapely.force_3d(shapely.box(0, 0, 30, 40), 931.0))
+    fixed = ops.correct_feature("bureau", f, attrs={"SCMJ": 1200.0}, wkt=g.wkt, reason="x")
+    assert fixed.status == "registered", _open(batch)
+
+
+@pytest.mark.parametrize("case", ["degrees", "vertices", "too_large", "overlap", "long_code"])
+def test_a_garbage_correction_waits_with_the_fault_it_has(dbs, tmp_path, app, case):
+    d, batch, f = _quarantined_parcel(dbs, tmp_path, 9306)
+    attrs, expect = {}, None
+    if case == "degrees":  # typed in CGCS2000 degrees, the layer is EPSG:4547
+        g, expect = shapely.box(113.0, 36.0, 115.0, 38.0), "extreme_coordinates"
+    elif case == "vertices":
+        app.config["IMPORT_MAX_VERTICES"] = 50
+        g, expect = _fits(d, shapely.Point(0, 0).buffer(15, quad_segs=64)), "too_many_vertices"
+    elif case == "too_large":
+        g, expect = _fits(d, shapely.box(0, 0, 30_000, 40)), "geometry_too_large"
+    elif case == "overlap":  # exactly its neighbour
+        g, expect = d.dk[1][1], "overlap_register"
+        attrs = {"SCMJ": d.dk[1][0]["SCMJ"]}
+    else:
+        g, expect = shapely.box(*d.dk[0][1].bounds), "bad_code"
+        attrs = {"DKBM": "1" * 60}
+    try:
+        fixed = ops.correct_feature("bureau", f, attrs=attrs, wkt=g.wkt, reason="x")
+    finally:
+        app.config.pop("IMPORT_MAX_VERTICES", None)
+    assert fixed.status == "quarantined"
+    assert expect in _open(batch, fixed.id)
+    assert dbs.execute(text("SELECT count(*) FROM import_feature WHERE batch_id = :b AND "
+                            "parcel_id IS NOT NULL AND status <> 'registered'"),
+                       {"b": batch.id}).scalar() == 0
+
+
+def test_a_correction_cannot_move_a_parcel_into_another_district(dbs, tmp_path):
+    from app.auth.models import User
+
+    bureau = dbs.scalar(select(User).where(User.username == "bureau"))
+    d, batch, f = _quarantined_parcel(dbs, tmp_path, 9307)
+    foreign = "140406" + f.code[6:]
+    with pytest.raises(DomainError) as e:
+        ops.correct_feature(bureau, f, attrs={"DKBM": foreign}, reason="x")
+    assert e.value.code == "import.correction_out_of_jurisdiction"
+    fullwidth = foreign.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    with pytest.raises(DomainError):
+        ops.correct_feature(bureau, f, attrs={"DKBM": fullwidth}, reason="x")
+
+
+def test_the_second_of_two_people_correcting_the_same_fault_is_refused(dbs, tmp_path):
+    d, batch, f = _quarantined_parcel(dbs, tmp_path, 9308)
+    fixed = ops.correct_feature("bureau", f, attrs={"SCMJ": d.dk[0][0]["SCMJ"] - 50}, reason="a")
+    assert fixed.status == "registered"
+    set_committed_value(f, "status", "quarantined")  # what the second person's page loaded
+    with pytest.raises(DomainError) as e:
+        ops.correct_feature("bureau", f, attrs={"SCMJ": d.dk[0][0]["SCMJ"] - 50}, reason="b")
+    assert e.value.code == "import.not_quarantined"
+    assert dbs.execute(text("SELECT count(*) FROM import_feature WHERE corrected_from_id = :i"),
+                       {"i": f.id}).scalar() == 1
+
+
+def _mutations(rng: random.Random, good: str) -> str:
+    kind = rng.randrange(7)
+    if kind == 0:
+        return good[: rng.randrange(len(good))]
+    if kind == 1:
+        i = rng.randrange(len(good))
+        return good[:i] + rng.choice(["(", ")", ",", " ", "e", "-", "nan", "1e308", ";"]) + good[i:]
+    if kind == 2:
+        return good.replace(" ", "  ").replace(",", rng.choice([",", ", ", " ,"]))
+    if kind == 3:
+        return rng.choice(["POINT(1 2)", "LINESTRING(0 0, 1 1)", "POLYGON EMPTY",
+                           "GEOMETRYCOLLECTION(POINT(0 0))", "MULTIPOLYGON EMPTY", "null",
+                           "[1,2]", "POLYGON((nan 0, 1 0, 1 1, nan 0))"])
+    if kind == 4:
+        return good.replace("POLYGON", rng.choice(["polygon", "POLYGON Z", "POLYGON M",
+                                                   "CURVEPOLYGON"]))
+    if kind == 5:
+        return "SRID=" + rng.choice(["4547", "4326", "0", "-1", "99999999999"]) + ";" + good
+    return "".join(rng.choice("POLYGN()0123456789., -") for _ in range(rng.randrange(1, 60)))
+
+
+def _fuzz_corrections(dbs, tmp_path, seed, n):
+    d, batch, f = _quarantined_parcel(dbs, tmp_path, seed)
+    good = shapely.box(*d.dk[0][1].bounds).wkt
+    rng = random.Random(seed)
+    for _ in range(n):
+        wkt = _mutations(rng, good)
+        sp = dbs.begin_nested()
+        try:
+            fixed = ops.correct_feature("bureau", f, wkt=wkt, reason="fuzz")
+        except DomainError as e:
+            assert e.code == "import.bad_wkt", (wkt, e)
+        else:
+            assert fixed.status in ("quarantined", "registered"), wkt
+            if fixed.status == "registered":  # only what the reader would have taken
+                g = shapely.from_wkt(wkt.split(";")[-1])
+                assert shapely.get_num_coordinates(g) >= 4 and g.area >= 1, wkt
+        finally:
+            sp.rollback()
+        dbs.refresh(f)
+
+
+def test_seeded_garbage_corrections_never_crash(dbs, tmp_path):
+    _fuzz_corrections(dbs, tmp_path, 9309, 25)
+
+
+@pytest.mark.deep
+def test_seeded_garbage_corrections_never_crash_deep(dbs, tmp_path):
+    _fuzz_corrections(dbs, tmp_path, 9310, 400)
+
+
+def test_the_correction_page_answers_garbage_without_database_text(dbs, tmp_path, login_as):
+    import json
+
+    from tests.conftest import csrf_from
+
+    d, batch, f = _quarantined_parcel(dbs, tmp_path, 9311)
+    c = login_as("bureau")
+    url = f"/imports/features/{f.id}/correct"
+    for wkt, attrs in (("POLYGON((1 2, 3 4", json.dumps(f.attrs)), ("", "[1, 2]"),
+                       ("", '"text"'), ("", "{")):
+        form = c.get(url).get_data(as_text=True)
+        r = c.post(url, data={"csrf_token": csrf_from(form), "attrs": attrs, "wkt": wkt,
+                              "reason": "x"})
+        body = r.get_data(as_text=True)
+        assert r.status_code == 200, (wkt, attrs, r.status_code)
+        assert "psycopg" not in body and "Traceback" not in body and "SELECT" not in body
+    dbs.refresh(f)
+    assert f.status == "quarantined"
+
+
+def _as_shapefile(folder, name, srid, feats, fields):
+    import numpy as np
+    import pyogrio
+
+    pyogrio.raw.write(str(folder / f"{name}.shp"),
+                      np.array([shapely.to_wkb(g) for _, g in feats], dtype=object),
+                      field_data=[np.array([str(a.get(f) or "") for a, _ in feats], dtype=object)
+                                  for f in fields],
+                      fields=fields, crs=f"EPSG:{srid}", geometry_type="Polygon",
+                      driver="ESRI Shapefile", encoding="GBK")
+
+
+def test_a_shapefile_with_the_dbf_of_another_file_is_refused_not_shortened(dbs, tmp_path):
+    from tests.delivery_factory import DK_FIELDS
+
+    d = clean(9312, households=3)
+    folder = d.write(tmp_path / "d")
+    for p in folder.glob("DK_*.gpkg"):
+        p.unlink()
+    _as_shapefile(folder, "DK", d.srid, d.dk, DK_FIELDS)
+    _as_shapefile(tmp_path, "DK_old", d.srid, d.dk[:2], DK_FIELDS)  # an older, shorter export
+    (folder / "DK.dbf").write_bytes((tmp_path / "DK_old.dbf").read_bytes())
+    with pytest.raises(DomainError) as e:
+        ops.run("bureau", folder)
+    assert e.value.code == "import.unsafe_file"
+    assert f"{len(d.dk)} shapes" in str(e.value) and "2 records" in str(e.value)
+    # the whole Shapefile, as exported, still reads
+    (folder / "DK.dbf").unlink()
+    _as_shapefile(folder, "DK", d.srid, d.dk, DK_FIELDS)
+    batch = ops.run("bureau", folder)
+    assert batch.counts["features"] == len(d.dk) + len(d.zjd)
+
+
+def _in_district(d, old: str):
+    """The same delivery with the codes of district `old` (IDs keep their birth region)."""
+    def fix(v):
+        return old + v[6:] if isinstance(v, str) and v.startswith("140404") else v
+
+    for rows in d.tables.values():
+        for r in rows:
+            for k in r:
+                if k.endswith("BM"):
+                    r[k] = fix(r[k])
+    for a, _ in d.dk + d.zjd:
+        for k in ("DKBM", "BDCDYH", "FBFBM", "CBFBM"):
+            if k in a:
+                a[k] = old + a[k][6:]
+    return d
+
+
+def test_a_pre_2018_delivery_goes_to_the_district_that_succeeded_it(dbs, tmp_path, login_as):
+    from app.auth.models import User
+
+    bureau = dbs.scalar(select(User).where(User.username == "bureau"))
+    assert bureau.jurisdiction_code == "140404"
+    d = _in_district(clean(9313, households=2), "140421")  # 长治县, since 2018 上党区
+    batch = ops.run(bureau, d.write(tmp_path / "a"))
+    assert batch.counts["features"] == len(d.dk) + len(d.zjd)
+    assert "import.out_of_jurisdiction" not in _open(batch)
+    r = login_as("bureau").get(f"/imports/{batch.id}")
+    assert r.status_code == 200
+    other = _in_district(clean(9314, households=2), "140481")  # 潞城市, since 2018 潞城区
+    with pytest.raises(DomainError) as e:
+        ops.run(bureau, other.write(tmp_path / "b"))
+    assert e.value.code == "import.out_of_jurisdiction" and "140481" in str(e.value)
