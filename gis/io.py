@@ -23,6 +23,7 @@ import pyogrio
 from pyproj import CRS, Transformer
 
 VECTOR_SUFFIXES = {".shp", ".gpkg", ".geojson", ".json"}
+ARCHIVE_SUFFIXES = {".zip", ".rar", ".7z", ".gz", ".tgz", ".tar", ".bz2", ".xz", ".cab"}
 OWNERSHIP_TABLES = ("FBF", "CBF", "CBF_JTCY", "CBHT", "CBDKXX")
 # The other tables of the standard: kept as delivered and checked where a rule exists.
 OTHER_TABLES = ("CBJYQZDJB", "CBJYQZ", "CBJYQZ_QZBF", "CBJYQZ_QZHF", "CBJYQZ_QZZX", "LZHT",
@@ -568,6 +569,16 @@ def read_delivery(path: Path, declared_srid: int | None = None,
         seen: dict[str, Path] = {}
         for p in files:
             name = unicodedata.normalize("NFKC", p.stem).upper()
+            if p.suffix.lower() in ARCHIVE_SUFFIXES or "".join(p.suffixes[-2:]).lower() in (
+                    ".tar.gz", ".tar.bz2", ".tar.xz"):
+                raise UnsafeFile(p, "an archive inside the delivery is not opened; deliver its "
+                                    "content unpacked in the one zip")
+            if name in OWNERSHIP_TABLES + OTHER_TABLES and p.suffix.lower() not in (
+                    ".csv", ".shp", ".shx", ".dbf", ".prj", ".cpg") or (
+                    name in OWNERSHIP_TABLES + OTHER_TABLES and p.suffix.lower() == ".dbf"
+                    and _sibling(p, ".shp") is None):
+                raise UnsafeFile(p, f"the table {name} is read from CSV only; export it as "
+                                    f"{name}.csv (UTF-8 or GBK)")
             if p.suffix.lower() == ".csv" and name in OWNERSHIP_TABLES + OTHER_TABLES:
                 if name in seen:  # never one silently in place of the other
                     raise DuplicateTable(name, [str(seen[name].relative_to(root)),

@@ -292,3 +292,21 @@ def test_a_pre_2018_delivery_goes_to_the_district_that_succeeded_it(dbs, tmp_pat
     with pytest.raises(DomainError) as e:
         ops.run(bureau, other.write(tmp_path / "b"))
     assert e.value.code == "import.out_of_jurisdiction" and "140481" in str(e.value)
+
+
+@pytest.mark.parametrize("extra", ["nested.zip", "CBF.xlsx", "cbf.dbf", "权属.rar"])
+def test_what_the_importer_cannot_read_is_refused_not_ignored(dbs, tmp_path, extra):
+    import zipfile
+
+    d = clean(9315, households=2)
+    folder = d.write(tmp_path / "d")
+    if extra.endswith(".zip"):  # a second village packed inside the first
+        other = clean(9316, households=2).write(tmp_path / "o")
+        with zipfile.ZipFile(folder / extra, "w") as z:
+            for p in other.iterdir():
+                z.write(p, p.name)
+    else:
+        (folder / extra).write_bytes(b"\x00" * 64)
+    with pytest.raises(DomainError) as e:
+        ops.run("bureau", folder)
+    assert e.value.code == "import.unsafe_file" and extra in str(e.value)
