@@ -138,6 +138,48 @@ def _shapefile_parts_agree(path: Path, root: Path | None) -> None:
                                f"(parts of different files?)")
 
 
+UTF8_NAMES = {"UTF-8", "UTF8", "65001"}
+GBK_NAMES = {"GBK", "936", "CP936", "GB2312", "GB18030", "ANSI 936", "CP 936"}
+
+
+def _dbf_encoding_agrees(path: Path, encoding: str | None, root: Path | None) -> None:
+    """The .dbf's text must be in the encoding declared (by the caller, else by the .cpg):
+    UTF-8 bytes read as GBK give well-formed nonsense (王家 → 鐜嬪), GBK read as UTF-8 fails.
+    Checked on the raw bytes of the records (the first 16 MB)."""
+    dbf = _sibling(path, ".dbf")
+    if dbf is None:
+        return
+    declared = encoding
+    if declared is None:
+        cpg = _sibling(path, ".cpg")
+        if cpg is None:
+            return
+        declared = safe_local_file(cpg, root).read_bytes()[:40].decode("ascii", "replace")
+    name = declared.strip().upper()
+    kind = "utf-8" if name in UTF8_NAMES else "gbk" if name in GBK_NAMES else None
+    if kind is None:
+        return
+    with open(safe_local_file(dbf, root), "rb") as f:
+        head = f.read(32)
+        if len(head) < 32:
+            return
+        f.seek(int.from_bytes(head[8:10], "little"))
+        data = f.read(16 * 1024 ** 2)
+    if max(data, default=0) < 0x80:
+        return  # ASCII only: any encoding reads it
+    try:
+        data.decode("utf-8")
+        is_utf8 = True
+    except UnicodeDecodeError as e:
+        is_utf8 = e.start > len(data) - 4  # cut inside the last character by the 16 MB cap
+    if kind == "gbk" and is_utf8:
+        raise CrsError("encoding_mismatch", path=str(path), declared=declared.strip(),
+                       found="UTF-8")
+    if kind == "utf-8" and not is_utf8:
+        raise CrsError("encoding_mismatch", path=str(path), declared=declared.strip(),
+                       found="not UTF-8 (GBK?)")
+
+
 def safe_local_file(path: Path, root: Path | None = None) -> Path:
     """The resolved path of a plain local file (inside `root` when given); GDAL connection
     strings (`/vsi…/`, `CSV:…`, URLs) and links out of the folder are refused."""
@@ -427,6 +469,7 @@ def read_layer(path: Path, layer: str | None = None, declared_srid: int | None =
     _sniff(path, driver)
     if driver == "ESRI Shapefile":
         _shapefile_parts_agree(path, root)
+        _dbf_encoding_agrees(path, encoding, root)
     kwargs = {"layer": layer} if layer else {}
     if encoding:
         kwargs["encoding"] = encoding

@@ -227,7 +227,7 @@ def test_the_correction_page_answers_garbage_without_database_text(dbs, tmp_path
     assert f.status == "quarantined"
 
 
-def _as_shapefile(folder, name, srid, feats, fields):
+def _as_shapefile(folder, name, srid, feats, fields, encoding="GBK"):
     import numpy as np
     import pyogrio
 
@@ -236,7 +236,7 @@ def _as_shapefile(folder, name, srid, feats, fields):
                       field_data=[np.array([str(a.get(f) or "") for a, _ in feats], dtype=object)
                                   for f in fields],
                       fields=fields, crs=f"EPSG:{srid}", geometry_type="Polygon",
-                      driver="ESRI Shapefile", encoding="GBK")
+                      driver="ESRI Shapefile", encoding=encoding)
 
 
 def test_a_shapefile_with_the_dbf_of_another_file_is_refused_not_shortened(dbs, tmp_path):
@@ -310,3 +310,22 @@ def test_what_the_importer_cannot_read_is_refused_not_ignored(dbs, tmp_path, ext
     with pytest.raises(DomainError) as e:
         ops.run("bureau", folder)
     assert e.value.code == "import.unsafe_file" and extra in str(e.value)
+
+
+@pytest.mark.parametrize("written,cpg", [("UTF-8", "GBK"), ("GBK", "UTF-8")])
+def test_a_cpg_lying_about_the_encoding_is_refused_not_garbled(dbs, tmp_path, written, cpg):
+    from tests.delivery_factory import DK_FIELDS
+
+    d = clean(9317, households=2)
+    folder = d.write(tmp_path / "d")
+    for p in folder.glob("DK_*.gpkg"):
+        p.unlink()
+    _as_shapefile(folder, "DK", d.srid, d.dk, DK_FIELDS, encoding=written)
+    (folder / "DK.cpg").write_text(cpg)
+    with pytest.raises(DomainError) as e:
+        ops.run("bureau", folder)
+    assert e.value.code == "import.encoding_mismatch" and cpg in str(e.value)
+    batch = ops.run("bureau", folder, encoding=written)  # declared right, it reads
+    names = dbs.execute(text("SELECT attrs->>'ZJRXM' FROM import_feature WHERE batch_id = :b "
+                             "AND layer = 'DK' ORDER BY fid"), {"b": batch.id}).scalars().all()
+    assert names == [a["ZJRXM"] for a, _ in d.dk]

@@ -41,6 +41,10 @@ CRS_CONFLICT = Rule("import.crs_conflict",
 ENCODING_UNKNOWN = Rule("import.encoding_unknown",
                         _l("The shapefile %(path)s has no .cpg file: declare its encoding "
                            "(Chinese survey shapefiles are usually GBK)."), NYT)
+ENCODING_MISMATCH = Rule("import.encoding_mismatch",
+                         _l("The text of %(path)s is %(found)s, but %(declared)s is declared (by "
+                            "its .cpg or by you); nothing was staged. Declare the encoding the "
+                            "file is really in."), NYT)
 LAYER_UNKNOWN = Rule("import.layer_unknown",
                      _l("Layer %(layer)s is neither a contract-parcel (DK) nor a homestead (ZJD) "
                         "layer."), NYT)
@@ -136,6 +140,9 @@ def _refuse_crs(e: gio.CrsError):
         raise DomainError(CRS_CONFLICT, file=i["file"], declared=i["declared"])
     if e.reason == "encoding_unknown":
         raise DomainError(ENCODING_UNKNOWN, path=Path(i["path"]).name)
+    if e.reason == "encoding_mismatch":
+        raise DomainError(ENCODING_MISMATCH, path=Path(i["path"]).name, found=i["found"],
+                          declared=i["declared"])
     raise DomainError(LAYER_UNKNOWN, layer=i.get("layer", "?"))
 
 
