@@ -329,3 +329,15 @@ def test_a_cpg_lying_about_the_encoding_is_refused_not_garbled(dbs, tmp_path, wr
     names = dbs.execute(text("SELECT attrs->>'ZJRXM' FROM import_feature WHERE batch_id = :b "
                              "AND layer = 'DK' ORDER BY fid"), {"b": batch.id}).scalars().all()
     assert names == [a["ZJRXM"] for a, _ in d.dk]
+
+
+def test_a_batch_accepted_twice_at_once_is_registered_once(dbs, tmp_path):
+    d = clean(9318, households=2)
+    batch = ops.run("bureau", d.write(tmp_path / "d"))
+    ops.accept("bureau", batch)
+    set_committed_value(batch, "status", "validated")  # the second person's page
+    with pytest.raises(DomainError) as e:
+        ops.accept("bureau", batch)
+    assert e.value.code == "import.state"
+    assert dbs.execute(text("SELECT count(*) FROM parcel WHERE code = :c"),
+                       {"c": d.dk[0][0]["DKBM"]}).scalar() == 1

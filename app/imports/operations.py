@@ -423,8 +423,12 @@ def report_csv(batch_id: int) -> str:
 def accept(actor, batch: ImportBatch, valid_part: bool = False, reason: str | None = None) -> dict:
     """Register the delivery.  With faults, only when `valid_part` is asked for: the valid
     features are registered and the faulty ones wait in quarantine."""
-    if batch.status != "validated":
-        raise DomainError(NOT_VALIDATED, status=batch.status)
+    # Two people pressing "accept" at once: the batch row is locked and its status read afresh.
+    status = db.session.execute(text("SELECT status FROM import_batch WHERE id = :b FOR UPDATE"),
+                                {"b": batch.id}).scalar()
+    if status != "validated":
+        db.session.refresh(batch)
+        raise DomainError(NOT_VALIDATED, status=status)
     open_faults = db.session.scalar(text(
         "SELECT count(*) FROM import_fault WHERE batch_id = :b AND resolved_at IS NULL"),
         {"b": batch.id})
