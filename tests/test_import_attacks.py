@@ -216,13 +216,16 @@ def test_the_correction_page_answers_garbage_without_database_text(dbs, tmp_path
     c = login_as("bureau")
     url = f"/imports/features/{f.id}/correct"
     for wkt, attrs in (("POLYGON((1 2, 3 4", json.dumps(f.attrs)), ("", "[1, 2]"),
-                       ("", '"text"'), ("", "{")):
+                       ("", '"text"'), ("", "{"), ("", "[" * 100_000), ("", '{"SCMJ": 1e999}'),
+                       ("", '{"SCMJ": NaN}'), ("", '{"DKMC": "a\\u0000b"}'),
+                       ("", '{"DKMC": {"a": 1}}'), ("", '{"SCMJ": 99999999999999999999999}')):
         form = c.get(url).get_data(as_text=True)
         r = c.post(url, data={"csrf_token": csrf_from(form), "attrs": attrs, "wkt": wkt,
                               "reason": "x"})
         body = r.get_data(as_text=True)
         assert r.status_code == 200, (wkt, attrs, r.status_code)
         assert "psycopg" not in body and "Traceback" not in body and "SELECT" not in body
+        assert "JSON" in body or "WKT" in body or "geometry" in body, (wkt, attrs[:40])
     dbs.refresh(f)
     assert f.status == "quarantined"
 

@@ -89,6 +89,9 @@ CORRECTION_OUT_OF_JURISDICTION = Rule(
     "import.correction_out_of_jurisdiction",
     _l("The correction names code(s) of district(s) %(districts)s, outside your jurisdiction "
        "%(mine)s; nothing was changed."), REG, 403)
+BAD_ATTRS = Rule("import.bad_attrs",
+                 _l("The attributes must be a JSON object of texts, numbers or nulls (%(why)s)."),
+                 NYT, 400)
 NOT_QUARANTINED = Rule("import.not_quarantined",
                        _l("Only a feature waiting in quarantine can be corrected."), NYT, 409)
 
@@ -500,6 +503,7 @@ def correct_feature(actor, feature: ImportFeature, attrs: dict | None = None,
     """Correct a quarantined feature and re-submit it: a new staged feature replaces it (the
     old one stays, superseded), is validated against the register, and registered if valid."""
     _lock_quarantined("import_feature", feature)
+    attrs = parse_attrs(json.dumps(attrs or {}, ensure_ascii=False))
     code_field = "DKBM" if feature.layer == "DK" else "BDCDYH"
     _check_correction_jurisdiction(actor, attrs, ("DKBM", "BDCDYH", "FBFBM", "CBFBM"))
     srid = _layer_srid(feature)
@@ -541,6 +545,36 @@ def correct_feature(actor, feature: ImportFeature, attrs: dict | None = None,
                  {"replaces": feature.id, "attrs": attrs or {}, "geometry_changed": bool(wkt)},
                  reason)
     return _resubmit(actor, fixed, feature_ids=[fixed.id])
+
+
+def parse_attrs(raw: str) -> dict:
+    """The attributes typed on the correction page: a flat JSON object of finite numbers,
+    texts without NUL, booleans and nulls — what a delivered table row can hold."""
+    def no_constant(name):
+        raise ValueError(f"{name} is not a number")
+
+    def finite(text_):
+        v = float(text_)
+        if v != v or v in (float("inf"), float("-inf")):
+            raise ValueError(f"{text_[:20]} is not a finite number")
+        return v
+
+    try:
+        attrs = json.loads(raw, parse_constant=no_constant, parse_float=finite)
+    except RecursionError:
+        raise DomainError(BAD_ATTRS, why="nested too deeply") from None
+    except ValueError as e:
+        raise DomainError(BAD_ATTRS, why=str(e).split("\n")[0][:120]) from None
+    if not isinstance(attrs, dict):
+        raise DomainError(BAD_ATTRS, why=f"a JSON {type(attrs).__name__} was given")
+    for k, v in attrs.items():
+        if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 2 ** 63:
+            raise DomainError(BAD_ATTRS, why=f"{k[:40]}: the number is too large")
+        if v is not None and not isinstance(v, (str, int, float, bool)):
+            raise DomainError(BAD_ATTRS, why=f"{k[:40]} holds a {type(v).__name__}")
+        if "\x00" in k or (isinstance(v, str) and "\x00" in v):
+            raise DomainError(BAD_ATTRS, why=f"{k[:40]} holds a NUL character")
+    return attrs
 
 
 def _lock_quarantined(table: str, obj) -> None:
@@ -669,6 +703,7 @@ def correct_record(actor, record: ImportRecord, attrs: dict, reason: str | None 
                    ) -> ImportRecord:
     """Correct a quarantined ownership row (e.g. an ID number) and re-submit it."""
     _lock_quarantined("import_record", record)
+    attrs = parse_attrs(json.dumps(attrs or {}, ensure_ascii=False))
     _check_correction_jurisdiction(actor, attrs, ("FBFBM", "CBFBM", "DKBM", "CBHTBM"))
     fixed = ImportRecord(batch_id=record.batch_id, tbl=record.tbl, rownum=record.rownum,
                          attrs={**record.attrs, **attrs}, status="valid")

@@ -224,10 +224,9 @@ def _correct(obj, is_feature: bool):
                 "SELECT ST_AsText(geom) FROM import_feature WHERE id = :i"), {"i": obj.id}).scalar()
     elif form.validate_on_submit():
         try:
-            attrs = json.loads(form.attrs.data)
-            assert isinstance(attrs, dict)
-        except (ValueError, AssertionError):
-            flash(_("The attributes must be a JSON object."), "error")
+            attrs = ops.parse_attrs(form.attrs.data)
+        except DomainError as e:
+            flash(e.message(), "error")
             return render_template("imports/correct.html", obj=obj, form=form,
                                    is_feature=is_feature)
         changed = {k: v for k, v in attrs.items() if obj.attrs.get(k) != v}
