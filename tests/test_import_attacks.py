@@ -344,3 +344,42 @@ def test_a_batch_accepted_twice_at_once_is_registered_once(dbs, tmp_path):
     assert e.value.code == "import.state"
     assert dbs.execute(text("SELECT count(*) FROM parcel WHERE code = :c"),
                        {"c": d.dk[0][0]["DKBM"]}).scalar() == 1
+
+
+def test_a_parcel_inside_another_ones_hole_is_no_overlap(dbs, tmp_path):
+    d = clean(9319, households=2)
+    x0, y0 = d.dk[0][1].bounds[:2]
+    ring = shapely.Polygon(shapely.box(x0 + 300, y0 + 300, x0 + 400, y0 + 400).exterior.coords,
+                           [shapely.box(x0 + 330, y0 + 330, x0 + 370, y0 + 370).exterior.coords])
+    island = shapely.box(x0 + 330, y0 + 330, x0 + 370, y0 + 370)  # exactly fills the hole
+    d.dk[0][1], d.dk[1][1] = ring, island
+    d.dk[0][0]["SCMJ"], d.dk[1][0]["SCMJ"] = round(ring.area, 2), round(island.area, 2)
+    for r in d.tables["CBDKXX"]:
+        if r["DKBM"] in (d.dk[0][0]["DKBM"], d.dk[1][0]["DKBM"]):
+            r["HTMJ"] = r["YHTMJ"] = round(ring.area if r["DKBM"] == d.dk[0][0]["DKBM"]
+                                           else island.area, 2)
+    batch = ops.run("bureau", d.write(tmp_path / "d"))
+    assert "overlap" not in _open(batch)
+
+
+def test_slivers_either_side_of_the_tolerance_seeded(dbs, tmp_path):
+    """Neighbours overlapping by a random fraction of the tolerance (1 m²): a fault exactly
+    when the overlap is above it."""
+    rng = random.Random(9320)
+    d = clean(9320, households=4, parcels_per_household=2)
+    expected = set()
+    # parcels k and k+1 of the first grid row are 60 m apart: pull k+1 left onto k
+    for k in range(0, 8, 2):
+        a, b = d.dk[k], d.dk[k + 1]
+        ax1 = a[1].bounds[2]
+        h = min(a[1].bounds[3], b[1].bounds[3]) - max(a[1].bounds[1], b[1].bounds[1])
+        area = rng.choice([rng.uniform(0.5, 0.97), rng.uniform(1.03, 1.6)])
+        dx = (ax1 - area / h) - b[1].bounds[0]
+        b[1] = shapely.affinity.translate(b[1], dx, 0)
+        if area > 1.0:
+            expected.add(k)
+    batch = ops.run("bureau", d.write(tmp_path / "d"))
+    hit = {f.code for f in ops.faults(batch.id) if f.rule == "overlap"}
+    for k in range(0, 8, 2):
+        pair = {d.dk[k][0]["DKBM"], d.dk[k + 1][0]["DKBM"]}
+        assert bool(pair & hit) == (k in expected), (k, pair & hit)
