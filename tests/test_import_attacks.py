@@ -383,3 +383,49 @@ def test_slivers_either_side_of_the_tolerance_seeded(dbs, tmp_path):
     for k in range(0, 8, 2):
         pair = {d.dk[k][0]["DKBM"], d.dk[k + 1][0]["DKBM"]}
         assert bool(pair & hit) == (k in expected), (k, pair & hit)
+
+
+@pytest.mark.parametrize("first,second", [("成果/FBF.csv", "成果/FBF.csv"),
+                                          ("成果/DK.shp", "成果/dk.SHP"),
+                                          ("e\u0301/CBF.csv", "\u00e9/CBF.csv")])
+def test_members_one_folder_cannot_tell_apart_are_refused_by_name(app, dbs, tmp_path, first,
+                                                                  second):
+    import io
+    import warnings
+    import zipfile
+
+    from app.imports import uploads
+
+    target = tmp_path / "u" / "twice.zip"
+    target.parent.mkdir()
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), zipfile.ZipFile(buf, "w") as z:
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate name
+        z.writestr(first, b"a")
+        z.writestr(second, b"b")
+    target.write_bytes(buf.getvalue())
+    with pytest.raises(DomainError) as e:
+        uploads.prepare(target)
+    assert e.value.code == "import.zip_name" and "also holds" in e.value.message("en")
+    assert sorted(p.name for p in target.parent.iterdir()) == ["twice.zip"]
+
+
+def test_a_member_claiming_4_gb_is_refused_before_extraction(app, dbs, tmp_path):
+    import io
+    import zipfile
+
+    from app.imports import uploads
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("DK_a.geojson", b"{}")
+    raw = bytearray(buf.getvalue())
+    cd = raw.rindex(b"PK\x01\x02")  # the central directory's uncompressed size: 4 GB − 1
+    raw[cd + 24:cd + 28] = (2 ** 32 - 1).to_bytes(4, "little")
+    target = tmp_path / "s" / "sparse.zip"
+    target.parent.mkdir()
+    target.write_bytes(bytes(raw))
+    with pytest.raises(DomainError) as e:
+        uploads.prepare(target)
+    assert e.value.code in ("import.zip_size", "import.zip_ratio")
+    assert sorted(p.name for p in target.parent.iterdir()) == ["sparse.zip"]
