@@ -359,19 +359,25 @@ class Delivery:
                 out["curves"] = out.get("curves", 0) + len(layer.unparsed)
         return out
 
+    # Every field of a layer or table that carries a division-prefixed code.
+    CODE_FIELDS = ("DKBM", "BDCDYH", "FBFBM", "CBFBM", "CBHTBM", "YCBHTBM", "CBJYQZBM")
+
     def codes(self) -> list[str]:
-        """The well-formed codes that say where the delivery lies (parcel, homestead and
-        issuing-party codes), for the jurisdiction check."""
+        """The well-formed codes that say where the delivery lies — in every layer and every
+        table (a CBDKXX row naming another district's parcel counts too), full-width digits
+        read as digits — for the jurisdiction check."""
         import re
 
         out = []
         for layer in self.layers:
-            f = "DKBM" if layer.kind == "DK" else "BDCDYH"
-            if f in layer.fields:
-                col = layer.columns[layer.fields.index(f)]
-                out += [str(v).strip() for v in col.tolist() if v is not None]
-        for row in self.tables.get("FBF", []):
-            out.append(str(row.get("FBFBM") or "").strip())
+            for f in self.CODE_FIELDS:
+                if f in layer.fields:
+                    col = layer.columns[layer.fields.index(f)]
+                    out += [str(v) for v in col.tolist() if v is not None]
+        for rows in self.tables.values():
+            for row in rows:
+                out += [str(row[f]) for f in self.CODE_FIELDS if row.get(f)]
+        out = [unicodedata.normalize("NFKC", c).strip() for c in out]
         return [c for c in out if re.match(r"^[0-9]{12}", c)]
 
 

@@ -429,3 +429,21 @@ def test_a_member_claiming_4_gb_is_refused_before_extraction(app, dbs, tmp_path)
         uploads.prepare(target)
     assert e.value.code in ("import.zip_size", "import.zip_ratio")
     assert sorted(p.name for p in target.parent.iterdir()) == ["sparse.zip"]
+
+
+@pytest.mark.parametrize("where", ["CBDKXX", "fullwidth"])
+def test_a_row_of_another_district_is_not_staged(dbs, tmp_path, where):
+    from app.auth.models import User
+
+    bureau = dbs.scalar(select(User).where(User.username == "bureau"))
+    d = clean(9321, households=2)
+    foreign = "140406" + d.dk[0][0]["DKBM"][6:]
+    if where == "CBDKXX":  # another district's parcel listed for a household of ours
+        d.tables["CBDKXX"].append(dict(d.tables["CBDKXX"][0], DKBM=foreign))
+    else:  # the same, in full-width digits on the map layer
+        d.dk[0][0]["DKBM"] = foreign.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    before = dbs.execute(text("SELECT count(*) FROM import_batch")).scalar()
+    with pytest.raises(DomainError) as e:
+        ops.run(bureau, d.write(tmp_path / "d"))
+    assert e.value.code == "import.out_of_jurisdiction" and "140406" in str(e.value)
+    assert dbs.execute(text("SELECT count(*) FROM import_batch")).scalar() == before
