@@ -447,3 +447,13 @@ def test_a_row_of_another_district_is_not_staged(dbs, tmp_path, where):
         ops.run(bureau, d.write(tmp_path / "d"))
     assert e.value.code == "import.out_of_jurisdiction" and "140406" in str(e.value)
     assert dbs.execute(text("SELECT count(*) FROM import_batch")).scalar() == before
+
+
+def test_a_parcel_delivered_twice_identically_quarantines_only_the_copy(dbs, tmp_path):
+    d = clean(9322, households=2)
+    d.dk.append([dict(d.dk[0][0]), d.dk[0][1]])  # the same feature, twice
+    batch = ops.run("bureau", d.write(tmp_path / "d"))
+    assert _open(batch) == ["duplicate_parcel_code"]
+    ops.accept("bureau", batch, valid_part=True)
+    assert _status(dbs, batch, "import_feature") == {"registered": len(d.dk) - 1 + len(d.zjd),
+                                                     "quarantined": 1}
