@@ -566,6 +566,9 @@ def check_geometry(wkt: str, srid: int, limits: Limits | None = None):
             raise ValueError(f"the geometry is given in EPSG:{given}; this layer is EPSG:{srid}")
     try:
         g = shapely.from_wkt(text)
+    except NotImplementedError:  # CIRCULARSTRING, CURVEPOLYGON, …
+        raise ValueError("curved geometries are not taken in a correction; give the polygon "
+                         "with straight segments") from None
     except (shapely.errors.GEOSException, ValueError, TypeError) as e:
         raise ValueError(str(e).split("\n")[0][:200] or "not WKT") from None
     if g is None:

@@ -85,7 +85,8 @@ def test_a_parcel_delivered_without_shape_can_be_given_one(dbs, tmp_path):
 
 
 @pytest.mark.parametrize("wkt", ["POLYGON((1 2, 3 4", "{}", "", "SRID=4326;POINT(1 2)",
-                                 "POLYGON((0 0, 1 0, 1 1, 0 1))", "SRID=x;POINT(1 2)"])
+                                 "POLYGON((0 0, 1 0, 1 1, 0 1))", "SRID=x;POINT(1 2)",
+                                 "CURVEPOLYGON(CIRCULARSTRING(0 0, 1 1, 2 0, 1 -1, 0 0))"])
 def test_a_correction_that_is_not_wkt_of_the_layer_is_refused_plainly(dbs, tmp_path, wkt):
     d, batch, f = _quarantined_parcel(dbs, tmp_path, 9304)
     with pytest.raises(DomainError) as e:
