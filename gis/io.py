@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import pyogrio
 from pyproj import CRS, Transformer
 
 VECTOR_SUFFIXES = {".shp", ".gpkg", ".geojson", ".json"}
+ARCHIVE_SUFFIXES = {".zip", ".rar", ".7z", ".gz", ".tgz", ".tar", ".bz2", ".xz", ".cab"}
 OWNERSHIP_TABLES = ("FBF", "CBF", "CBF_JTCY", "CBHT", "CBDKXX")
 # The other tables of the standard: kept as delivered and checked where a rule exists.
 OTHER_TABLES = ("CBJYQZDJB", "CBJYQZ", "CBJYQZ_QZBF", "CBJYQZ_QZHF", "CBJYQZ_QZZX", "LZHT",
@@ -106,6 +108,76 @@ def _sniff(path: Path, driver: str) -> None:
         text = head.lstrip(b"\xef\xbb\xbf").lstrip()
         if not text.startswith(b"{"):
             raise UnsafeFile(path, "not GeoJSON (the file does not start with a JSON object)")
+
+
+def _sibling(path: Path, suffix: str) -> Path | None:
+    for cand in (path.with_suffix(suffix), path.with_suffix(suffix.upper())):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _shapefile_parts_agree(path: Path, root: Path | None) -> None:
+    """The .shp (counted by its .shx index) and the .dbf must hold the same number of records:
+    GDAL reads the shorter of the two, and the shapes beyond a short .dbf (another file's,
+    or truncated) would be lost without a word."""
+    shx, dbf = _sibling(path, ".shx"), _sibling(path, ".dbf")
+    if shx is None or dbf is None:
+        return  # GDAL refuses a Shapefile without them; the refusal names the file
+    shx, dbf = safe_local_file(shx, root), safe_local_file(dbf, root)
+    with open(shx, "rb") as f:
+        head = f.read(100)
+    with open(dbf, "rb") as f:
+        dhead = f.read(12)
+    if len(head) < 100 or len(dhead) < 12:
+        raise UnsafeFile(path, "the .shx or .dbf is truncated")
+    shapes = (int.from_bytes(head[24:28], "big") * 2 - 100) // 8
+    records = int.from_bytes(dhead[4:8], "little")
+    if shapes != records:
+        raise UnsafeFile(path, f"the .shp holds {shapes} shapes but the .dbf {records} records "
+                               f"(parts of different files?)")
+
+
+UTF8_NAMES = {"UTF-8", "UTF8", "65001"}
+GBK_NAMES = {"GBK", "936", "CP936", "GB2312", "GB18030", "ANSI 936", "CP 936"}
+
+
+def _dbf_encoding_agrees(path: Path, encoding: str | None, root: Path | None) -> None:
+    """The .dbf's text must be in the encoding declared (by the caller, else by the .cpg):
+    UTF-8 bytes read as GBK give well-formed nonsense (王家 → 鐜嬪), GBK read as UTF-8 fails.
+    Checked on the raw bytes of the records (the first 16 MB)."""
+    dbf = _sibling(path, ".dbf")
+    if dbf is None:
+        return
+    declared = encoding
+    if declared is None:
+        cpg = _sibling(path, ".cpg")
+        if cpg is None:
+            return
+        declared = safe_local_file(cpg, root).read_bytes()[:40].decode("ascii", "replace")
+    name = declared.strip().upper()
+    kind = "utf-8" if name in UTF8_NAMES else "gbk" if name in GBK_NAMES else None
+    if kind is None:
+        return
+    with open(safe_local_file(dbf, root), "rb") as f:
+        head = f.read(32)
+        if len(head) < 32:
+            return
+        f.seek(int.from_bytes(head[8:10], "little"))
+        data = f.read(16 * 1024 ** 2)
+    if max(data, default=0) < 0x80:
+        return  # ASCII only: any encoding reads it
+    try:
+        data.decode("utf-8")
+        is_utf8 = True
+    except UnicodeDecodeError as e:
+        is_utf8 = e.start > len(data) - 4  # cut inside the last character by the 16 MB cap
+    if kind == "gbk" and is_utf8:
+        raise CrsError("encoding_mismatch", path=str(path), declared=declared.strip(),
+                       found="UTF-8")
+    if kind == "utf-8" and not is_utf8:
+        raise CrsError("encoding_mismatch", path=str(path), declared=declared.strip(),
+                       found="not UTF-8 (GBK?)")
 
 
 def safe_local_file(path: Path, root: Path | None = None) -> Path:
@@ -287,19 +359,25 @@ class Delivery:
                 out["curves"] = out.get("curves", 0) + len(layer.unparsed)
         return out
 
+    # Every field of a layer or table that carries a division-prefixed code.
+    CODE_FIELDS = ("DKBM", "BDCDYH", "FBFBM", "CBFBM", "CBHTBM", "YCBHTBM", "CBJYQZBM")
+
     def codes(self) -> list[str]:
-        """The well-formed codes that say where the delivery lies (parcel, homestead and
-        issuing-party codes), for the jurisdiction check."""
+        """The well-formed codes that say where the delivery lies — in every layer and every
+        table (a CBDKXX row naming another district's parcel counts too), full-width digits
+        read as digits — for the jurisdiction check."""
         import re
 
         out = []
         for layer in self.layers:
-            f = "DKBM" if layer.kind == "DK" else "BDCDYH"
-            if f in layer.fields:
-                col = layer.columns[layer.fields.index(f)]
-                out += [str(v).strip() for v in col.tolist() if v is not None]
-        for row in self.tables.get("FBF", []):
-            out.append(str(row.get("FBFBM") or "").strip())
+            for f in self.CODE_FIELDS:
+                if f in layer.fields:
+                    col = layer.columns[layer.fields.index(f)]
+                    out += [str(v) for v in col.tolist() if v is not None]
+        for rows in self.tables.values():
+            for row in rows:
+                out += [str(row[f]) for f in self.CODE_FIELDS if row.get(f)]
+        out = [unicodedata.normalize("NFKC", c).strip() for c in out]
         return [c for c in out if re.match(r"^[0-9]{12}", c)]
 
 
@@ -395,6 +473,9 @@ def read_layer(path: Path, layer: str | None = None, declared_srid: int | None =
     driver = driver_for(path)
     path = safe_local_file(path, root)
     _sniff(path, driver)
+    if driver == "ESRI Shapefile":
+        _shapefile_parts_agree(path, root)
+        _dbf_encoding_agrees(path, encoding, root)
     kwargs = {"layer": layer} if layer else {}
     if encoding:
         kwargs["encoding"] = encoding
@@ -429,25 +510,80 @@ def read_layer(path: Path, layer: str | None = None, declared_srid: int | None =
             aou = _area_of_use(srid)
             raise CrsError("implausible", srid=srid, bounds=tuple(float(x) for x in total),
                            area=(aou.west, aou.south, aou.east, aou.north), name=aou.name)
-        name_ = _area_of_use(srid).name if far.any() else ""
-        for k in usable[far]:
-            out.issues.setdefault(int(k), []).append(
-                ("extreme_coordinates", f"coordinates outside the area of use of EPSG:{srid} "
-                                        f"({name_})"))
-            out.geoms[k] = None
-        # Size: the longer side of each feature's bounding box (degrees as ~111 km).
-        lim = limits or Limits()
-        scale = 111_000.0 if CRS.from_epsg(srid).is_geographic else 1.0
-        ok = usable[~far]
-        bb = shapely.bounds(out.geoms[ok])
-        extent = np.max(np.abs(bb[:, 2:] - bb[:, :2]), axis=1) * scale if len(ok) else []
-        for k, e in zip(ok[np.asarray(extent) > lim.max_extent_m], np.asarray(extent)[
-                np.asarray(extent) > lim.max_extent_m], strict=True):
-            out.issues.setdefault(int(k), []).append(
-                ("geometry_too_large", f"{e:.0f} m across; at most {lim.max_extent_m:.0f} m "
-                                       f"are accepted per feature"))
-            out.geoms[k] = None
+        _place_checks(out, usable, far, limits or Limits())
     return out
+
+
+def _place_checks(out: Layer, usable: np.ndarray, far: np.ndarray, lim: Limits) -> None:
+    """Per feature: coordinates outside the CRS's area of use, and features too large."""
+    import shapely
+
+    srid = out.srid
+    name_ = _area_of_use(srid).name if far.any() else ""
+    for k in usable[far]:
+        out.issues.setdefault(int(k), []).append(
+            ("extreme_coordinates", f"coordinates outside the area of use of EPSG:{srid} "
+                                    f"({name_})"))
+        out.geoms[k] = None
+    # Size: the longer side of each feature's bounding box (degrees as ~111 km).
+    scale = 111_000.0 if CRS.from_epsg(srid).is_geographic else 1.0
+    ok = usable[~far]
+    bb = shapely.bounds(out.geoms[ok])
+    extent = np.max(np.abs(bb[:, 2:] - bb[:, :2]), axis=1) * scale if len(ok) else []
+    for k, e in zip(ok[np.asarray(extent) > lim.max_extent_m], np.asarray(extent)[
+            np.asarray(extent) > lim.max_extent_m], strict=True):
+        out.issues.setdefault(int(k), []).append(
+            ("geometry_too_large", f"{e:.0f} m across; at most {lim.max_extent_m:.0f} m "
+                                   f"are accepted per feature"))
+        out.geoms[k] = None
+
+
+class DuplicateTable(ValueError):
+    """One ownership table delivered in two files (two folders, or names differing only in
+    case or Unicode form): which is the delivery's is unknowable, so neither is guessed."""
+
+    def __init__(self, table: str, paths: list[str]):
+        self.table = table
+        self.paths = paths
+        super().__init__(f"{table}: {', '.join(paths)}")
+
+
+def check_geometry(wkt: str, srid: int, limits: Limits | None = None):
+    """A geometry typed by a person (a correction), read like a delivered one: WKT (EWKT only
+    with the layer's own SRID), dropped to 2D, then the reader's checks (rings, finite
+    coordinates, vertices, the CRS's area of use, size).  Returns (2D WKB or None, [(rule,
+    detail)]); raises ValueError when the text is not WKT at all."""
+    import shapely
+
+    text = (wkt or "").strip()
+    if text[:5].upper() == "SRID=":
+        head, _, text = text.partition(";")
+        try:
+            given = int(head[5:])
+        except ValueError:
+            raise ValueError("the SRID prefix is not a number") from None
+        if given != srid:
+            raise ValueError(f"the geometry is given in EPSG:{given}; this layer is EPSG:{srid}")
+    try:
+        g = shapely.from_wkt(text)
+    except NotImplementedError:  # CIRCULARSTRING, CURVEPOLYGON, …
+        raise ValueError("curved geometries are not taken in a correction; give the polygon "
+                         "with straight segments") from None
+    except (shapely.errors.GEOSException, ValueError, TypeError) as e:
+        raise ValueError(str(e).split("\n")[0][:200] or "not WKT") from None
+    if g is None:
+        raise ValueError("not WKT")
+    wkb = shapely.to_wkb(shapely.force_2d(g))
+    layer = Layer(Path("correction"), "correction", "DK", srid, "declared", None, [],
+                  np.array([1]), np.array([wkb], dtype=object), [])
+    lim = limits or Limits()
+    layer.geoms = parse_geometries(layer, lim)
+    usable = np.flatnonzero(~shapely.is_missing(layer.geoms) & ~shapely.is_empty(layer.geoms))
+    if len(usable):
+        far = outside_area_of_use(srid, shapely.bounds(layer.geoms[usable]))
+        _place_checks(layer, usable, far, lim)
+    issues = layer.issues.get(0, [])
+    return wkb, issues
 
 
 def read_table(path: Path) -> list[dict]:
@@ -482,9 +618,25 @@ def read_delivery(path: Path, declared_srid: int | None = None,
         root = path
         files = sorted(p for p in path.rglob("*") if p.is_file() or p.is_symlink())
         vectors = [p for p in files if p.suffix.lower() in VECTOR_SUFFIXES]
+        seen: dict[str, Path] = {}
         for p in files:
-            if p.suffix.lower() == ".csv" and p.stem.upper() in OWNERSHIP_TABLES + OTHER_TABLES:
-                out.tables[p.stem.upper()] = read_table(safe_local_file(p, root))
+            name = unicodedata.normalize("NFKC", p.stem).upper()
+            if p.suffix.lower() in ARCHIVE_SUFFIXES or "".join(p.suffixes[-2:]).lower() in (
+                    ".tar.gz", ".tar.bz2", ".tar.xz"):
+                raise UnsafeFile(p, "an archive inside the delivery is not opened; deliver its "
+                                    "content unpacked in the one zip")
+            if name in OWNERSHIP_TABLES + OTHER_TABLES and p.suffix.lower() not in (
+                    ".csv", ".shp", ".shx", ".dbf", ".prj", ".cpg") or (
+                    name in OWNERSHIP_TABLES + OTHER_TABLES and p.suffix.lower() == ".dbf"
+                    and _sibling(p, ".shp") is None):
+                raise UnsafeFile(p, f"the table {name} is read from CSV only; export it as "
+                                    f"{name}.csv (UTF-8 or GBK)")
+            if p.suffix.lower() == ".csv" and name in OWNERSHIP_TABLES + OTHER_TABLES:
+                if name in seen:  # never one silently in place of the other
+                    raise DuplicateTable(name, [str(seen[name].relative_to(root)),
+                                                str(p.relative_to(root))])
+                seen[name] = p
+                out.tables[name] = read_table(safe_local_file(p, root))
     else:
         root = path.parent
         vectors = [path]

@@ -41,6 +41,10 @@ CRS_CONFLICT = Rule("import.crs_conflict",
 ENCODING_UNKNOWN = Rule("import.encoding_unknown",
                         _l("The shapefile %(path)s has no .cpg file: declare its encoding "
                            "(Chinese survey shapefiles are usually GBK)."), NYT)
+ENCODING_MISMATCH = Rule("import.encoding_mismatch",
+                         _l("The text of %(path)s is %(found)s, but %(declared)s is declared (by "
+                            "its .cpg or by you); nothing was staged. Declare the encoding the "
+                            "file is really in."), NYT)
 LAYER_UNKNOWN = Rule("import.layer_unknown",
                      _l("Layer %(layer)s is neither a contract-parcel (DK) nor a homestead (ZJD) "
                         "layer."), NYT)
@@ -75,6 +79,19 @@ JOB_FAILED = Rule("import.job_failed",
 ACCEPT_FAILED = Rule("import.accept_failed",
                      _l("Acceptance failed and nothing of the batch was registered (%(what)s); "
                         "the failure is in the report."), NYT, 409)
+DUPLICATE_TABLE = Rule("import.duplicate_table",
+                       _l("Table %(table)s is delivered twice (%(files)s); nothing was staged. "
+                          "Deliver each table once."), NYT)
+BAD_WKT = Rule("import.bad_wkt",
+               _l("The geometry could not be read (%(reason)s); give it as WKT in the layer's "
+                  "coordinate system EPSG:%(srid)s, e.g. POLYGON((x y, …))."), NYT, 400)
+CORRECTION_OUT_OF_JURISDICTION = Rule(
+    "import.correction_out_of_jurisdiction",
+    _l("The correction names code(s) of district(s) %(districts)s, outside your jurisdiction "
+       "%(mine)s; nothing was changed."), REG, 403)
+BAD_ATTRS = Rule("import.bad_attrs",
+                 _l("The attributes must be a JSON object of texts, numbers or nulls (%(why)s)."),
+                 NYT, 400)
 NOT_QUARANTINED = Rule("import.not_quarantined",
                        _l("Only a feature waiting in quarantine can be corrected."), NYT, 409)
 
@@ -126,6 +143,9 @@ def _refuse_crs(e: gio.CrsError):
         raise DomainError(CRS_CONFLICT, file=i["file"], declared=i["declared"])
     if e.reason == "encoding_unknown":
         raise DomainError(ENCODING_UNKNOWN, path=Path(i["path"]).name)
+    if e.reason == "encoding_mismatch":
+        raise DomainError(ENCODING_MISMATCH, path=Path(i["path"]).name, found=i["found"],
+                          declared=i["declared"])
     raise DomainError(LAYER_UNKNOWN, layer=i.get("layer", "?"))
 
 
@@ -142,6 +162,8 @@ def read(path: Path, declared_srid: int | None = None, encoding: str | None = No
         _refuse_crs(e)
     except gio.UnsafeFile as e:
         raise DomainError(UNSAFE_FILE, name=Path(e.path).name, reason=e.reason) from None
+    except gio.DuplicateTable as e:
+        raise DomainError(DUPLICATE_TABLE, table=e.table, files=", ".join(e.paths)) from None
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
             pyogrio.errors.FieldError, pyogrio.errors.GeometryError, OSError,
             csv.Error, UnicodeError) as e:
@@ -151,6 +173,21 @@ def read(path: Path, declared_srid: int | None = None, encoding: str | None = No
     if not delivery.layers:
         raise DomainError(NOTHING)
     return delivery
+
+
+def current_district(code: str) -> str:
+    """The district that serves a district code today: data surveyed before the 2018
+    reorganisation carries retired codes (140421 长治县 → 140404 上党区, domain.md §3)."""
+    from app.divisions.models import Division
+
+    seen = set()
+    while code not in seen:
+        seen.add(code)
+        div = db.session.get(Division, code)
+        if div is None or not div.successor_code:
+            return code
+        code = div.successor_code
+    return code
 
 
 def check_jurisdiction(actor, delivery) -> None:
@@ -164,7 +201,7 @@ def check_jurisdiction(actor, delivery) -> None:
     districts = sorted({c[:6] for c in delivery.codes()})
     if not districts:
         raise DomainError(NO_DISTRICT)
-    foreign = [d for d in districts if not mine or not reaches(mine, d)]
+    foreign = [d for d in districts if not mine or not reaches(mine, current_district(d))]
     if foreign:
         raise DomainError(OUT_OF_JURISDICTION, districts=", ".join(foreign), mine=mine or "—")
 
@@ -389,8 +426,12 @@ def report_csv(batch_id: int) -> str:
 def accept(actor, batch: ImportBatch, valid_part: bool = False, reason: str | None = None) -> dict:
     """Register the delivery.  With faults, only when `valid_part` is asked for: the valid
     features are registered and the faulty ones wait in quarantine."""
-    if batch.status != "validated":
-        raise DomainError(NOT_VALIDATED, status=batch.status)
+    # Two people pressing "accept" at once: the batch row is locked and its status read afresh.
+    status = db.session.execute(text("SELECT status FROM import_batch WHERE id = :b FOR UPDATE"),
+                                {"b": batch.id}).scalar()
+    if status != "validated":
+        db.session.refresh(batch)
+        raise DomainError(NOT_VALIDATED, status=status)
     open_faults = db.session.scalar(text(
         "SELECT count(*) FROM import_fault WHERE batch_id = :b AND resolved_at IS NULL"),
         {"b": batch.id})
@@ -461,22 +502,41 @@ def correct_feature(actor, feature: ImportFeature, attrs: dict | None = None,
                     wkt: str | None = None, reason: str | None = None) -> ImportFeature:
     """Correct a quarantined feature and re-submit it: a new staged feature replaces it (the
     old one stays, superseded), is validated against the register, and registered if valid."""
-    if feature.status != "quarantined":
-        raise DomainError(NOT_QUARANTINED)
-    new_attrs = {**feature.attrs, **(attrs or {})}
+    _lock_quarantined("import_feature", feature)
+    attrs = parse_attrs(json.dumps(attrs or {}, ensure_ascii=False))
     code_field = "DKBM" if feature.layer == "DK" else "BDCDYH"
+    _check_correction_jurisdiction(actor, attrs, ("DKBM", "BDCDYH", "FBFBM", "CBFBM"))
+    srid = _layer_srid(feature)
+    issues = []
+    if wkt:
+        try:
+            wkb, issues = gio.check_geometry(wkt, srid, limits())
+        except ValueError as e:
+            raise DomainError(BAD_WKT, reason=str(e), srid=srid) from None
+    new_attrs = {**feature.attrs, **(attrs or {})}
+    code = new_attrs.get(code_field)
+    code = str(code).strip()[:40] if code not in (None, "") else feature.code
     fixed = ImportFeature(batch_id=feature.batch_id, layer=feature.layer, fid=feature.fid,
-                          code=str(new_attrs.get(code_field) or feature.code),
-                          attrs=new_attrs, status="valid", corrected_from_id=feature.id)
+                          code=code, attrs=new_attrs, status="valid",
+                          corrected_from_id=feature.id)
     db.session.add(fixed)
     db.session.flush()
-    geom_sql = ("ST_GeomFromText(:wkt, ST_SRID(o.geom))" if wkt else "o.geom")
-    db.session.execute(text(f"UPDATE import_feature n SET geom = {geom_sql} FROM import_feature o "
-                            "WHERE n.id = :n AND o.id = :o"),
-                       {"n": fixed.id, "o": feature.id, "wkt": wkt})
+    if wkt:  # what the reader refuses is kept out of the geometry and is the feature's fault
+        db.session.execute(text("UPDATE import_feature SET geom = ST_SetSRID(ST_GeomFromWKB(:w),"
+                                " :srid) WHERE id = :n"),
+                           {"n": fixed.id, "w": None if issues else wkb, "srid": srid})
+    else:
+        db.session.execute(text("UPDATE import_feature n SET geom = o.geom FROM import_feature o "
+                                "WHERE n.id = :n AND o.id = :o"),
+                           {"n": fixed.id, "o": feature.id})
     db.session.execute(text(f"UPDATE import_feature SET geom_stored = "
                             f"{validation.STORED.format(g='geom')} WHERE id = :n"),
                        {"n": fixed.id})
+    for rule, detail in issues:
+        db.session.execute(text("INSERT INTO import_fault (batch_id, feature_id, rule, code, "
+                                "detail) VALUES (:b, :f, :r, :c, :d)"),
+                           {"b": fixed.batch_id, "f": fixed.id, "r": rule, "c": fixed.code,
+                            "d": f"correction: {detail}"})
     feature.status = "superseded"
     db.session.execute(text("UPDATE import_fault SET resolved_at = now() WHERE feature_id = :f"),
                        {"f": feature.id})
@@ -485,6 +545,78 @@ def correct_feature(actor, feature: ImportFeature, attrs: dict | None = None,
                  {"replaces": feature.id, "attrs": attrs or {}, "geometry_changed": bool(wkt)},
                  reason)
     return _resubmit(actor, fixed, feature_ids=[fixed.id])
+
+
+def parse_attrs(raw: str) -> dict:
+    """The attributes typed on the correction page: a flat JSON object of finite numbers,
+    texts without NUL, booleans and nulls — what a delivered table row can hold."""
+    def no_constant(name):
+        raise ValueError(f"{name} is not a number")
+
+    def finite(text_):
+        v = float(text_)
+        if v != v or v in (float("inf"), float("-inf")):
+            raise ValueError(f"{text_[:20]} is not a finite number")
+        return v
+
+    try:
+        attrs = json.loads(raw, parse_constant=no_constant, parse_float=finite)
+    except RecursionError:
+        raise DomainError(BAD_ATTRS, why="nested too deeply") from None
+    except ValueError as e:
+        raise DomainError(BAD_ATTRS, why=str(e).split("\n")[0][:120]) from None
+    if not isinstance(attrs, dict):
+        raise DomainError(BAD_ATTRS, why=f"a JSON {type(attrs).__name__} was given")
+    for k, v in attrs.items():
+        if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 2 ** 63:
+            raise DomainError(BAD_ATTRS, why=f"{k[:40]}: the number is too large")
+        if v is not None and not isinstance(v, (str, int, float, bool)):
+            raise DomainError(BAD_ATTRS, why=f"{k[:40]} holds a {type(v).__name__}")
+        if "\x00" in k or (isinstance(v, str) and "\x00" in v):
+            raise DomainError(BAD_ATTRS, why=f"{k[:40]} holds a NUL character")
+    return attrs
+
+
+def _lock_quarantined(table: str, obj) -> None:
+    """Two people correcting the same fault at once: the row is locked and its status read
+    afresh, so the second one finds it superseded instead of registering a second copy."""
+    status = db.session.execute(text(f"SELECT status FROM {table} WHERE id = :i FOR UPDATE"),
+                                {"i": obj.id}).scalar()
+    if status != "quarantined":
+        db.session.refresh(obj)
+        raise DomainError(NOT_QUARANTINED)
+
+
+def _layer_srid(feature: ImportFeature) -> int:
+    """The CRS the feature was delivered in: its own geometry's, else that of its layer's
+    other features, else the batch's."""
+    return db.session.scalar(text("""
+        SELECT coalesce((SELECT ST_SRID(geom) FROM import_feature WHERE id = :f
+                           AND geom IS NOT NULL),
+                        (SELECT ST_SRID(geom) FROM import_feature WHERE batch_id = :b
+                           AND layer = :l AND geom IS NOT NULL LIMIT 1),
+                        (SELECT srid FROM import_batch WHERE id = :b))"""),
+        {"f": feature.id, "b": feature.batch_id, "l": feature.layer})
+
+
+def _check_correction_jurisdiction(actor, attrs: dict | None, fields) -> None:
+    """A correction may not move a feature or row into a district the corrector does not
+    serve (the same rule as the upload's)."""
+    from app.access import reaches
+
+    if getattr(actor, "role", None) in (None, "admin") or not attrs:
+        return
+    mine = getattr(actor, "jurisdiction_code", None)
+    import unicodedata
+
+    codes = [unicodedata.normalize("NFKC", str(attrs[f])).strip() for f in fields
+             if attrs.get(f) not in (None, "")]
+    districts = sorted({c[:6] for c in codes if c[:6].isascii() and c[:6].isdigit()
+                        and len(c) >= 12})
+    foreign = [d for d in districts if not mine or not reaches(mine, current_district(d))]
+    if foreign:
+        raise DomainError(CORRECTION_OUT_OF_JURISDICTION, districts=", ".join(foreign),
+                          mine=mine or "—")
 
 
 def _resubmit(actor, fixed, feature_ids=None, record_ids=None):
@@ -570,8 +702,9 @@ def _release_dependants(actor, batch: ImportBatch) -> dict:
 def correct_record(actor, record: ImportRecord, attrs: dict, reason: str | None = None
                    ) -> ImportRecord:
     """Correct a quarantined ownership row (e.g. an ID number) and re-submit it."""
-    if record.status != "quarantined":
-        raise DomainError(NOT_QUARANTINED)
+    _lock_quarantined("import_record", record)
+    attrs = parse_attrs(json.dumps(attrs or {}, ensure_ascii=False))
+    _check_correction_jurisdiction(actor, attrs, ("FBFBM", "CBFBM", "DKBM", "CBHTBM"))
     fixed = ImportRecord(batch_id=record.batch_id, tbl=record.tbl, rownum=record.rownum,
                          attrs={**record.attrs, **attrs}, status="valid")
     db.session.add(fixed)

@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 import stat
+import unicodedata
 import zipfile
 from pathlib import Path, PurePosixPath
 
@@ -83,8 +84,16 @@ def check(path: Path) -> list[tuple[zipfile.ZipInfo, str]]:
     if total > max_total:
         raise DomainError(TOO_BIG, size=total // 1024 ** 2, limit=max_total // 1024 ** 2)
     out = []
+    seen: dict[str, str] = {}
     for info in infos:
         name = _member_name(info)
+        # Two members that one folder cannot tell apart (the same name, or names differing
+        # only in case or Unicode form, as on Windows and macOS): which one is meant is unknown.
+        key = unicodedata.normalize("NFC", name.replace("\\", "/").rstrip("/")).casefold()
+        if key in seen:
+            raise DomainError(BAD_NAME, name=name[:100],
+                              why=f"the zip also holds {seen[key][:100]}")
+        seen[key] = name
         ratio = info.file_size / max(info.compress_size, 1)
         if info.file_size > 1024 ** 2 and ratio > max_ratio:
             raise DomainError(BOMB, name=name[:100], ratio=int(ratio), limit=int(max_ratio))

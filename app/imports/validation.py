@@ -414,9 +414,16 @@ def _bad_geometry(ctx) -> list[int]:
 
 def _overlaps(ctx):
     """Pairs overlapping by more than the tolerance.  The fault goes to the feature that fits
-    its neighbours worst: the one in most overlaps, then the one sharing the least boundary."""
+    its neighbours worst: the one in most overlaps, then the one sharing the least boundary.
+    A second copy of a parcel (its code already at fault as a duplicate) is left out: its
+    overlap with the first copy is that same fault, and blaming the first copy for it would
+    quarantine both."""
     ctx["bad"] = _bad_geometry(ctx)
     b = int(ctx["b"])
+    dup = list(_exec("""SELECT feature_id FROM import_fault WHERE batch_id = :b
+                        AND feature_id > :after AND resolved_at IS NULL
+                        AND rule = 'duplicate_parcel_code'""", **ctx).scalars())
+    ctx = {**ctx, "bad": ctx["bad"] + dup}
     # The batch's own spatial index, built once its rows are loaded (faster than maintaining
     # one index row by row during COPY); a literal predicate so the planner can use it.
     _exec(f"SELECT staging_batch_index({b})")  # the owner builds it (the app's role owns nothing)

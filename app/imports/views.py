@@ -96,7 +96,9 @@ def batch_scope(batch_id: int, **_) -> Scope | None:
           AND code ~ '^[0-9]{12}'
         UNION SELECT DISTINCT substr(attrs->>'FBFBM', 1, 12) FROM import_record
         WHERE batch_id = :b AND tbl = 'FBF'"""), {"b": batch_id}).all()
-    return Scope([c for c in codes if c])
+    codes = [c for c in codes if c]
+    # a delivery with pre-2018 codes belongs to the district that succeeded them
+    return Scope(codes + [ops.current_district(c[:6]) + c[6:] for c in codes])
 
 
 def feature_scope(feature_id: int, **_) -> Scope | None:
@@ -222,10 +224,9 @@ def _correct(obj, is_feature: bool):
                 "SELECT ST_AsText(geom) FROM import_feature WHERE id = :i"), {"i": obj.id}).scalar()
     elif form.validate_on_submit():
         try:
-            attrs = json.loads(form.attrs.data)
-            assert isinstance(attrs, dict)
-        except (ValueError, AssertionError):
-            flash(_("The attributes must be a JSON object."), "error")
+            attrs = ops.parse_attrs(form.attrs.data)
+        except DomainError as e:
+            flash(e.message(), "error")
             return render_template("imports/correct.html", obj=obj, form=form,
                                    is_feature=is_feature)
         changed = {k: v for k, v in attrs.items() if obj.attrs.get(k) != v}
@@ -236,12 +237,17 @@ def _correct(obj, is_feature: bool):
                 else None
             try:
                 fixed = ops.correct_feature(current_user, obj, changed, wkt, form.reason.data)
-            except DomainError:
-                raise
-            except DBAPIError as e:  # a WKT that does not parse
+            except DomainError as e:
+                if e.rule is not ops.BAD_WKT:
+                    raise
                 db.session.rollback()
-                flash(_("The geometry could not be read: %(e)s", e=str(e).split("\n")[0]),
-                      "error")
+                flash(e.message(), "error")
+                return render_template("imports/correct.html", obj=obj, form=form,
+                                       is_feature=True)
+            except DBAPIError:  # logged; the page shows no database text
+                db.session.rollback()
+                current_app.logger.exception("correction of feature %s failed", obj.id)
+                flash(_("The geometry could not be stored; check the WKT."), "error")
                 return render_template("imports/correct.html", obj=obj, form=form,
                                        is_feature=True)
         else:
