@@ -12,7 +12,10 @@ def _bearer_for_writes():
     # and a browser session can never be ridden to change data through it.
     # app.security.bearer_auth has already refused an invalid token; here a write must carry a
     # valid one (a session cookie alone never writes).
-    if request.method not in SAFE and getattr(g, "token_user", None) is None:
+    # A market applicant's key (`Authorization: Applicant <key>`) is such a header too; the
+    # market's routes check it.
+    if request.method not in SAFE and getattr(g, "token_user", None) is None \
+            and not getattr(g, "applicant_key", None):
         return problem_response({"type": "about:blank", "title": "Unauthorized", "status": 401,
                                  "detail": "Writes through the API need 'Authorization: Bearer "
                                            "<token>'."}, 401)

@@ -136,7 +136,9 @@ def bearer_auth():
     scheme, _sep, token = header.strip().partition(" ")
     if scheme.lower() == "applicant":
         # A market applicant's key (`Authorization: Applicant <key>`): no account, no session
-        # user; the market's routes that take it check it themselves (app.market.api).
+        # user; the market's routes that take it check it themselves (app.market.api).  Like a
+        # bearer token it is a header no cross-site form can send, so it may write.
+        g.applicant_key = token.strip()
         return None
     user = user_by_token(token.strip()) if scheme.lower() == "bearer" else None
     if user is None:
