@@ -3,12 +3,14 @@
 Each test is an attack that got through before the fix next to it: the expectation follows from
 the input (a text that ties settling to giving up a right is refused; a proof the database reads
 must be the real record, not one the app's own session made up)."""
+import base64 as _b64
 import datetime as dt
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from app import guardtext
 from tests.test_guard_adversarial_db import contract  # noqa: F401  (fixture)
 
 TODAY = dt.date.today()
@@ -52,3 +54,215 @@ def test_a_temp_household_cannot_make_the_holder_extinct(dbs, contract):  # noqa
             dbs.execute(text("UPDATE land_right SET status = 'ended', end_ground = "
                              "'holder_extinct', ended_on = current_date WHERE id = :i"),
                         {"i": r.id})
+
+
+
+# ------------------------------------------------------------ the detector: fresh wordings
+# Written by the attacker, none of them in the tuned corpus: spoken forms (把地交了, 地不要了),
+# dialect and paper names (宅基证, 承包本, 归队里), pinyin initials (TD 土地, ZJD 宅基地),
+# Japanese kanji and kana, Cyrillic and Greek look-alike letters, variant characters (囬),
+# emoji, right-to-left and combining marks between characters, base64 and hex.  FRESH_A was
+# written before any change: 22/65 caught (0/2 of KNOWN_MISSES), 10/50 false positives
+# (接收地址 read as 收地,
+# 提交地址证明 as 交地).  FRESH_B was written after the first round of lexicon additions, as a
+# check on them: 3/20 caught before the second round.  Each set is refused under the
+# settlement policy (no surrender, no condition).
+
+FRESH_A = [
+    '落户前请先把村里那几亩田交给村委',
+    '先把责任田退掉再来办',
+    '承包田退掉后方可办理',
+    '把地还给集体后再批',
+    '宅基地让给村里，才能迁户口',
+    '老屋拆掉后才可落户',
+    '把房子腾空交村里',
+    '须签署自愿退出土地承包经营权承诺书',
+    '附：土地承包经营权自愿退出协议',
+    '分红以后就没有了',
+    '以后不能再领村里的分红',
+    '村里的股金清退',
+    '股份退掉',
+    '地不要了就能办',
+    '把地交出来',
+    '把田让出来',
+    '宅基地上交给村',
+    '需提供退地证明',
+    '需提供宅基地退出确认书',
+    '请附上承包地退出协议',
+    'TD退出后办理',
+    'ZJD交回后办理',
+    'tuì dì hòu bàn lǐ',
+    'tuidi houbanli',
+    '退\u3000地',
+    '退\u200d地',
+    '退́地',
+    '退🌾地后办',
+    '退\u202e地',
+    '放弃土地承包經營權',
+    '放棄宅基地',
+    '交囬土地',
+    '返還土地',
+    '土地を返還',
+    '宅地の返還を条件とする',
+    'ѕurrender the land',
+    'gіve up the land',
+    'rеlinquish the homestead',
+    'surrеnder',
+    'g i v e   u p the contract',
+    'e98080e59cb0',
+    '5Lul5Zyw5o2i5oi3',
+    '6YCA5Ye65om/5YyF5Zyw',
+    '以三亩地换一个城镇户口',
+    '拿宅子换楼房',
+    '用承包田换社保',
+    '户口可以迁，地要交',
+    '要进城就得把地交了',
+    '进城的话地就要收走',
+    '宅基地收走',
+    '承包地收走',
+    '宅基地归村集体',
+    '土地归还村集体所有',
+    '分红资格没有了',
+    '不再给分红',
+    '不发分红了',
+    '分红停掉',
+    '村民待遇取消',
+    '退出承包地 (土地)',
+    '放弃承包地 for hukou',
+    'lose the homestead',
+    'give back the land',
+    'the land goes back to the village',
+    'his contract land is taken back',
+    'renounce the land contract',
+]
+
+FRESH_A_NEUTRAL = [
+    '申请人已提交户口簿复印件',
+    '材料齐全，准予落户',
+    '经核实，申请人在城镇有合法稳定住所',
+    '申请人在本市连续缴纳社保满一年',
+    '请补充提供居住证',
+    '户口簿首页缺失，请补正',
+    '申请人的土地承包经营权依法保留',
+    '宅基地使用权不受影响',
+    '继续享有集体收益分配权',
+    '承包地可依法流转',
+    '房屋租赁合同已备案',
+    '购房合同编号 2024-0015',
+    '派出所：城关派出所',
+    '居住地址：幸福路12号',
+    '单位：县农机站',
+    '审核人：张三',
+    '已电话回访申请人',
+    '证书污损，申请换发',
+    '证书遗失，已登报声明',
+    '权证信息有误，更正面积',
+    '退休人员随迁',
+    '交通便利',
+    '地址：退思园路5号',
+    '土地面积 3.2 亩',
+    '收地址变更通知',
+    '退役军人，优先办理',
+    '交回旧身份证',
+    'give the applicant a call',
+    'return receipt attached',
+    'the applicant waives nothing',
+    '接收地址：城关镇幸福路8号',
+    '请提交地址证明',
+    '回收地膜补贴已发放',
+    '还地址栏空白，请补填',
+    '提交地籍调查表',
+    '申请人已递交地址变更材料',
+    '移交地方档案馆',
+    '收田租的事与本案无关',
+    '退休证复印件一份',
+    '交通补贴',
+    '腾讯会议视频核验',
+    '股金服务部开具的证明',
+    '分红已于年底发放',
+    '宅基地面积120平方米',
+    '承包地位于村东',
+    '三亩地由本户继续经营',
+    '本户土地承包经营权证号：140404',
+    'TD-2024-001号文件',
+    '原户籍地址：上党区',
+    'ZJD编号 003',
+]
+
+FRESH_B = [
+    '户口迁了，村里那份地就收回去了',
+    '宅子得先交给组里',
+    '办完落户把承包本交上来',
+    '回村的地以后归队里',
+    '地契上交后给你上户口',
+    '分红从明年起不算你家的了',
+    '进城了股份就清零',
+    '房子推了才给迁',
+    '先签退出协议再说落户的事',
+    '宅基证交上来',
+    '把承包证交回来',
+    '责任地转给村里不要钱',
+    '以地易城镇户籍',
+    '拿老宅换城里一套房',
+    '地归公后再办户口',
+    '土地归公',
+    '宅基地无偿归公',
+    '交出土地經營權',
+    '放弃农村股份分红',
+    '收益分配资格随之消灭',
+]
+
+FRESH_B_NEUTRAL = [
+    '请于周五前提交居住证明',
+    '申请人现住幸福小区3栋',
+    '已核验房产证',
+    '派出所意见：同意',
+    '本人承包地继续由本户经营',
+    '户口迁入地：城关镇',
+    '工作单位：县第一中学',
+    '补交社保缴费记录',
+    '申请材料退回补正',
+    '退回申请人补充材料',
+    '交回旧户口簿',
+    '股份合作社年度分红照常发放',
+    '宅基地上的房屋已出租',
+    '已归档',
+    '地块编码140404001',
+    '请接收地址变更通知',
+]
+
+# still missed, kept as known gaps: digits between the characters of a two-character word
+KNOWN_MISSES = ["退 ⑩ 地", "退1地"]
+# and one false positive: an English negation after the verb ("waives nothing")
+KNOWN_FALSE = ["the applicant waives nothing"]
+
+
+def _rates(hits, neutral):
+    missed = [w for w in hits if not guardtext.check("settlement", w)]
+    false = [w for w in neutral if guardtext.check("settlement", w)]
+    return missed, false
+
+
+def test_fresh_wordings_are_caught_and_neutral_clerk_text_passes():
+    out = []
+    for name, hits, neutral in (("A", FRESH_A, FRESH_A_NEUTRAL), ("B", FRESH_B, FRESH_B_NEUTRAL)):
+        missed, false = _rates(hits, neutral)
+        out.append(f"fresh {name}: detection {len(hits) - len(missed)}/{len(hits)}; "
+                   f"false positives {len(false)}/{len(neutral)}; missed {missed}; "
+                   f"false {false}")
+    print("\n".join(out))
+    a_missed, a_false = _rates(FRESH_A, FRESH_A_NEUTRAL)
+    b_missed, b_false = _rates(FRESH_B, FRESH_B_NEUTRAL)
+    assert set(a_false) <= set(KNOWN_FALSE) and not b_false
+    assert len(a_missed) == 0
+    assert len(b_missed) <= 2  # 回村的地以后归队里, 以地易城镇户籍: the known gaps of set B
+
+
+def test_encoded_and_look_alike_spellings_are_read():
+    assert guardtext.check("settlement", _b64.b64encode("以地换户".encode()).decode())
+    assert guardtext.check("settlement", "退地".encode().hex())
+    assert guardtext.check("settlement", "g\u0456ve up the land")  # Cyrillic і
+    assert guardtext.check("settlement", "\u0455urrender")          # Cyrillic ѕ
+    # … while ordinary numbers and codes stay what they are
+    assert not guardtext.check("settlement", "证号 140404202600123 编码 deadbeef")
+    assert not guardtext.check("settlement", "cGFzc3dvcmQ=")  # base64 of plain ASCII
