@@ -7,11 +7,19 @@ import base64 as _b64
 import datetime as dt
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from app import guardtext
-from tests.test_guard_adversarial_db import contract  # noqa: F401  (fixture)
+from app.audit.models import AuditLog
+from app.errors import DomainError
+from app.withdrawal import operations as withdrawals
+from tests.conftest import user
+from tests.test_guard_adversarial_db import (  # noqa: F401  (fixtures)
+    _settled_40_days_ago,
+    contract,
+    holder,
+)
 
 TODAY = dt.date.today()
 
@@ -266,3 +274,51 @@ def test_encoded_and_look_alike_spellings_are_read():
     # … while ordinary numbers and codes stay what they are
     assert not guardtext.check("settlement", "证号 140404202600123 编码 deadbeef")
     assert not guardtext.check("settlement", "cGFzc3dvcmQ=")  # base64 of plain ASCII
+
+
+# ------------------------------------------------------------ the withdrawal
+
+def test_a_consent_document_name_is_read_by_the_detector(dbs, holder):  # noqa: F811
+    """The statement's file name was checked, the consents' file names were not: an officer
+    recorded a co-holder's agreement as "以地换户同意书.pdf"."""
+    hh, r = holder
+    w = withdrawals.start(user("farmer"), r, "own_account")
+    person = withdrawals.missing_consents(w, TODAY)
+    if not person:
+        pytest.skip("no other adult co-holder")
+    with pytest.raises(DomainError) as e:
+        withdrawals.consent(user("officer"), w, person[0], b"%PDF agreement",
+                            document_name="以地换户同意书.pdf")
+    assert e.value.code == "guard.text"
+    assert dbs.scalars(select(AuditLog).where(
+        AuditLog.action == "withdrawal.refused", AuditLog.object_id == str(w.id),
+        AuditLog.changes["field"].astext == "document_name")).all()
+    # the database refuses the same name written past the operation
+    with pytest.raises(DBAPIError, match="ck_withdrawal_consent_text_guard"):
+        with dbs.begin_nested():
+            dbs.execute(text("""INSERT INTO withdrawal_consent (withdrawal_id, person_id,
+                signed_on, document_sha256, recorded_by, via, document, document_filename)
+                VALUES (:w, :p, current_date, encode(sha256('x'::bytea), 'hex'), 'officer',
+                'in_person', 'x'::bytea, '以地换户同意书.pdf')"""),
+                        {"w": w.id, "p": person[0].id})
+
+
+def _member_left(dbs, hh, person_id):
+    dbs.execute(text("""UPDATE household_member SET left_on = current_date - 30,
+        end_ground = 'moved_out' WHERE household_id = :h AND person_id = :p
+        AND left_on IS NULL"""), {"h": hh.id, "p": person_id})
+
+
+def test_a_withdrawal_inserted_in_sql_after_a_settlement_is_flagged_anyway(dbs, holder):  # noqa: F811
+    """The flag was set by the operation only: the same row written on the app's connection
+    right after a settlement in town went on without any check of voluntariness."""
+    hh, r = holder
+    _settled_40_days_ago(dbs, hh.head_person_id, officer="bureau")
+    wid = dbs.execute(text("""INSERT INTO withdrawal (right_uid, right_kind, household_code,
+        county_code, started_by, started_via, started_on, land_to, cooling_until, flagged)
+        VALUES (:u, 'land_contract', :h, :c, 'farmer', 'own_account', current_date,
+        'collective', current_date + 30, false) RETURNING id"""),
+        {"u": r.uid, "h": hh.cbfbm, "c": hh.cbfbm[:6]}).scalar()
+    row = dbs.execute(text("SELECT flagged, flag_reason FROM withdrawal WHERE id = :i"),
+                      {"i": wid}).one()
+    assert row.flagged is True and "settled in town" in row.flag_reason

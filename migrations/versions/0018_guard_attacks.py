@@ -7,6 +7,14 @@ the trigger functions: a made-up judgment, expropriation, ended household or eff
 withdrawal ended a right "lawfully".  Every function of the schema (not the extensions') now
 runs with ``search_path = public, pg_temp``: pg_temp last, so it can shadow nothing.
 
+Also:
+- a withdrawal started after a settlement in town of a person who was a member of the household
+  at the move is flagged by the database itself (it was flagged by the operation only, so a row
+  written on the app's connection went on without the check of voluntariness); the member who
+  has left the household since still counts;
+- the file names of a withdrawal's statement and consents, its payment reference and interview
+  carry no land-for-hukou trade (guard_condition_text, a CHECK like 0013's on the other records).
+
 Revision ID: 0018_guard_attacks
 Revises: 0013_guard_text
 """
@@ -35,6 +43,55 @@ BEGIN
 END $$;
 """
 
+WITHDRAWAL = r"""
+CREATE OR REPLACE FUNCTION guard_condition_text(t text) RETURNS boolean LANGUAGE sql
+IMMUTABLE SET search_path = public, pg_temp AS $$
+  SELECT guard_compact(t) ~ ('(以地换户|以地換戶|以地换房|以地換房|以宅换房|以宅換房|以地换保|'
+    || '以地換保|土地换户口|土地換戶口|承包地换户口|承包地換戶口|宅基地换户口|宅基地換戶口|'
+    || '退地落户|退地落戶|退地进城|退地進城|作为落户条件|作為落戶條件|落户前提|落戶前提|'
+    || 'landforhukou|inexchangeforthehukou)')
+$$;
+
+ALTER TABLE withdrawal_consent ADD CONSTRAINT ck_withdrawal_consent_text_guard
+  CHECK (document_filename IS NULL OR NOT guard_condition_text(document_filename)) NOT VALID;
+ALTER TABLE withdrawal ADD CONSTRAINT ck_withdrawal_text_guard
+  CHECK (NOT guard_condition_text(coalesce(statement_filename, '') || '|'
+         || coalesce(paid_reference, '') || '|' || coalesce(interview, ''))) NOT VALID;
+
+CREATE OR REPLACE FUNCTION withdrawal_flag_after_settlement() RETURNS trigger
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+DECLARE mv record; win int;
+BEGIN
+  win := coalesce((SELECT value::int FROM registry_setting
+                   WHERE key = 'withdrawal_check_window_days'), 180);
+  SELECT m.moved_on, m.moved_by INTO mv FROM hukou_move m
+    JOIN household_member hm ON hm.person_id = m.person_id
+    JOIN household hh ON hh.id = hm.household_id AND hh.cbfbm = NEW.household_code
+   WHERE m.application_id IS NOT NULL AND m.moved_on <= NEW.started_on
+     AND (hm.joined_on IS NULL OR hm.joined_on <= m.moved_on)
+     AND (hm.left_on IS NULL OR hm.left_on >= m.moved_on)
+   ORDER BY m.moved_on DESC LIMIT 1;
+  IF mv.moved_on IS NOT NULL AND NEW.started_on - mv.moved_on <= win THEN
+    NEW.flagged := true;
+    NEW.flag_reason := coalesce(NEW.flag_reason, format(
+      'settled in town on %s (%s days before); settlement officer %s', mv.moved_on,
+      NEW.started_on - mv.moved_on, mv.moved_by));
+  END IF;
+  RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS withdrawal_flag_after_settlement ON withdrawal;
+CREATE TRIGGER withdrawal_flag_after_settlement BEFORE INSERT ON withdrawal
+  FOR EACH ROW EXECUTE FUNCTION withdrawal_flag_after_settlement();
+"""
+
+DROP_WITHDRAWAL = """
+DROP TRIGGER IF EXISTS withdrawal_flag_after_settlement ON withdrawal;
+DROP FUNCTION IF EXISTS withdrawal_flag_after_settlement();
+ALTER TABLE withdrawal DROP CONSTRAINT IF EXISTS ck_withdrawal_text_guard;
+ALTER TABLE withdrawal_consent DROP CONSTRAINT IF EXISTS ck_withdrawal_consent_text_guard;
+DROP FUNCTION IF EXISTS guard_condition_text(text);
+"""
+
 UNPINNED = r"""
 DO $$
 DECLARE f record;
@@ -55,7 +112,9 @@ END $$;
 
 def upgrade():
     op.execute(PINNED)
+    op.execute(WITHDRAWAL)
 
 
 def downgrade():
+    op.execute(DROP_WITHDRAWAL)
     op.execute(UNPINNED)
