@@ -20,6 +20,8 @@ from tests.test_guard_adversarial_db import (  # noqa: F401  (fixtures)
     contract,
     holder,
 )
+from tests.test_guard_adversarial_text import _contract_cert
+from tests.test_settlement import certified  # noqa: F401  (fixture)
 
 TODAY = dt.date.today()
 
@@ -322,3 +324,40 @@ def test_a_withdrawal_inserted_in_sql_after_a_settlement_is_flagged_anyway(dbs, 
     row = dbs.execute(text("SELECT flagged, flag_reason FROM withdrawal WHERE id = :i"),
                       {"i": wid}).one()
     assert row.flagged is True and "settled in town" in row.flag_reason
+
+
+# ------------------------------------------------------------ free text written in SQL
+
+def _sql_refused(dbs, sql, match, params):
+    with pytest.raises(DBAPIError, match=match):
+        with dbs.begin_nested():
+            dbs.execute(text(sql), params)
+
+
+def test_a_settlement_note_with_a_trade_is_refused_in_sql_too(dbs, contract):  # noqa: F811
+    """The database's backstop on settlement text read surrenders only: a decision note
+    "准予落户，附条件：以宅换房" (a trade, not a surrender) was accepted on the app's
+    connection."""
+    hh, _, _ = contract
+    _settled_40_days_ago(dbs, hh.head_person_id)
+    app_id = dbs.execute(text("SELECT max(id) FROM settlement_application")).scalar()
+    for note in ("准予落户，附条件：以宅换房", "以地换保", "作为落户条件"):
+        _sql_refused(dbs, "UPDATE settlement_application SET decision_note = :n WHERE id = :i",
+                     "ck_settlement_application_condition_guard", {"n": note, "i": app_id})
+    _sql_refused(dbs, "INSERT INTO hukou_move (person_id, application_id, to_division_code, "
+                      "to_address, moved_on, moved_by, txid) VALUES (:p, :a, '140403', "
+                      "'城区某小区（已交回承包地）', current_date, 'hukou', 0)",
+                 "ck_hukou_move_text_guard", {"p": hh.head_person_id, "a": app_id})
+
+
+def test_a_certificate_cancelled_as_an_error_cannot_say_the_land_was_handed_back(
+        dbs, certified):  # noqa: F811
+    """end_ground 'error_corrected' looks lawful; its reason was read for settling and the
+    hukou only, so "交回土地承包经营权证" (a surrender) cancelled the certificate of a current
+    right in SQL."""
+    cert = _contract_cert(dbs, certified)
+    for reason in ("交回土地承包经营权证", "自愿放弃承包地，证书作废", "以地换房"):
+        _sql_refused(dbs, "UPDATE certificate SET status = 'cancelled', ended_at = now(), "
+                          "ended_by = 'x', end_reason = :r, end_ground = 'error_corrected', "
+                          "end_reference = '更正-1' WHERE id = :i",
+                     "ck_certificate_end_reason_surrender_guard", {"r": reason, "i": cert.id})

@@ -13,7 +13,12 @@ Also:
   written on the app's connection went on without the check of voluntariness); the member who
   has left the household since still counts;
 - the file names of a withdrawal's statement and consents, its payment reference and interview
-  carry no land-for-hukou trade (guard_condition_text, a CHECK like 0013's on the other records).
+  carry no land-for-hukou trade (guard_condition_text, a CHECK like 0013's on the other records);
+- 0013's backstop read surrenders only on settlement text and settling only on certificate end
+  reasons: a settlement note "附条件：以宅换房" and a certificate cancelled as an "error
+  corrected" with the reason "交回土地承包经营权证" passed in SQL.  Settlement text now refuses
+  trades too, a certificate's end reason refuses surrenders (except when the right really ended,
+  on a withdrawal) and trades, and a hukou move's addresses refuse both.
 
 Revision ID: 0018_guard_attacks
 Revises: 0013_guard_text
@@ -58,6 +63,20 @@ ALTER TABLE withdrawal ADD CONSTRAINT ck_withdrawal_text_guard
   CHECK (NOT guard_condition_text(coalesce(statement_filename, '') || '|'
          || coalesce(paid_reference, '') || '|' || coalesce(interview, ''))) NOT VALID;
 
+ALTER TABLE settlement_application ADD CONSTRAINT ck_settlement_application_condition_guard
+  CHECK (NOT guard_condition_text(coalesce(decision_note, '') || '|' || residence_address
+         || '|' || destination_address || '|' || coalesce(employer_name, '') || '|'
+         || coalesce(police_station, ''))) NOT VALID;
+ALTER TABLE settlement_document ADD CONSTRAINT ck_settlement_document_condition_guard
+  CHECK (NOT guard_condition_text(filename)) NOT VALID;
+ALTER TABLE hukou_move ADD CONSTRAINT ck_hukou_move_text_guard
+  CHECK (NOT guard_surrender_text(coalesce(from_address, '') || '|' || to_address)
+         AND NOT guard_condition_text(coalesce(from_address, '') || '|' || to_address)) NOT VALID;
+ALTER TABLE certificate ADD CONSTRAINT ck_certificate_end_reason_surrender_guard
+  CHECK (end_reason IS NULL OR (NOT guard_condition_text(end_reason || '|'
+         || coalesce(end_reference, '')) AND (end_ground = 'right_ended'
+         OR NOT guard_surrender_text(end_reason || '|' || coalesce(end_reference, ''))))) NOT VALID;
+
 CREATE OR REPLACE FUNCTION withdrawal_flag_after_settlement() RETURNS trigger
 LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
 DECLARE mv record; win int;
@@ -89,6 +108,11 @@ DROP TRIGGER IF EXISTS withdrawal_flag_after_settlement ON withdrawal;
 DROP FUNCTION IF EXISTS withdrawal_flag_after_settlement();
 ALTER TABLE withdrawal DROP CONSTRAINT IF EXISTS ck_withdrawal_text_guard;
 ALTER TABLE withdrawal_consent DROP CONSTRAINT IF EXISTS ck_withdrawal_consent_text_guard;
+ALTER TABLE certificate DROP CONSTRAINT IF EXISTS ck_certificate_end_reason_surrender_guard;
+ALTER TABLE hukou_move DROP CONSTRAINT IF EXISTS ck_hukou_move_text_guard;
+ALTER TABLE settlement_document DROP CONSTRAINT IF EXISTS ck_settlement_document_condition_guard;
+ALTER TABLE settlement_application DROP CONSTRAINT IF EXISTS
+  ck_settlement_application_condition_guard;
 DROP FUNCTION IF EXISTS guard_condition_text(text);
 """
 
