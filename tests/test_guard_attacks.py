@@ -361,3 +361,20 @@ def test_a_certificate_cancelled_as_an_error_cannot_say_the_land_was_handed_back
                           "ended_by = 'x', end_reason = :r, end_ground = 'error_corrected', "
                           "end_reference = '更正-1' WHERE id = :i",
                      "ck_certificate_end_reason_surrender_guard", {"r": reason, "i": cert.id})
+
+
+# ------------------------------------------------------------ the hukou move's transaction
+
+def test_a_hukou_move_cannot_hide_its_transaction(dbs, contract):  # noqa: F811
+    """The guard "a transaction that moves a hukou changes nothing else" finds the move by its
+    txid column, which defaulted to txid_current() but took any value: a move written today
+    with txid 0 let the same transaction change the household's places."""
+    hh, _, _ = contract
+    m = hh.current_members[0]
+    with pytest.raises(DBAPIError, match="settlement.rights_guard"):
+        with dbs.begin_nested():
+            dbs.execute(text("""INSERT INTO hukou_move (person_id, to_division_code, to_address,
+                moved_on, moved_by, txid) VALUES (:p, '140403', '城区某小区', current_date,
+                'hukou', 0)"""), {"p": m.person_id})
+            dbs.execute(text("UPDATE household_member SET left_on = current_date, end_ground = "
+                             "'death' WHERE id = :i"), {"i": m.id})

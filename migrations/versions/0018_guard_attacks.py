@@ -18,7 +18,10 @@ Also:
   reasons: a settlement note "附条件：以宅换房" and a certificate cancelled as an "error
   corrected" with the reason "交回土地承包经营权证" passed in SQL.  Settlement text now refuses
   trades too, a certificate's end reason refuses surrenders (except when the right really ended,
-  on a withdrawal) and trades, and a hukou move's addresses refuse both.
+  on a withdrawal) and trades, and a hukou move's addresses refuse both;
+- a hukou move made today records the transaction that made it, whatever txid the writer
+  gave: with txid 0 the guard "the transaction that moves a hukou changes nothing else"
+  (0009) did not see the move, and the same transaction changed the household's places.
 
 Revision ID: 0018_guard_attacks
 Revises: 0013_guard_text
@@ -77,6 +80,20 @@ ALTER TABLE certificate ADD CONSTRAINT ck_certificate_end_reason_surrender_guard
          || coalesce(end_reference, '')) AND (end_ground = 'right_ended'
          OR NOT guard_surrender_text(end_reason || '|' || coalesce(end_reference, ''))))) NOT VALID;
 
+CREATE OR REPLACE FUNCTION hukou_move_own_txid() RETURNS trigger
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+BEGIN
+  IF TG_OP = 'UPDATE' THEN
+    NEW.txid := OLD.txid;
+  ELSIF NEW.moved_on >= current_date THEN
+    NEW.txid := txid_current();
+  END IF;
+  RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS hukou_move_own_txid ON hukou_move;
+CREATE TRIGGER hukou_move_own_txid BEFORE INSERT OR UPDATE ON hukou_move
+  FOR EACH ROW EXECUTE FUNCTION hukou_move_own_txid();
+
 CREATE OR REPLACE FUNCTION withdrawal_flag_after_settlement() RETURNS trigger
 LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
 DECLARE mv record; win int;
@@ -106,6 +123,8 @@ CREATE TRIGGER withdrawal_flag_after_settlement BEFORE INSERT ON withdrawal
 DROP_WITHDRAWAL = """
 DROP TRIGGER IF EXISTS withdrawal_flag_after_settlement ON withdrawal;
 DROP FUNCTION IF EXISTS withdrawal_flag_after_settlement();
+DROP TRIGGER IF EXISTS hukou_move_own_txid ON hukou_move;
+DROP FUNCTION IF EXISTS hukou_move_own_txid();
 ALTER TABLE withdrawal DROP CONSTRAINT IF EXISTS ck_withdrawal_text_guard;
 ALTER TABLE withdrawal_consent DROP CONSTRAINT IF EXISTS ck_withdrawal_consent_text_guard;
 ALTER TABLE certificate DROP CONSTRAINT IF EXISTS ck_certificate_end_reason_surrender_guard;
