@@ -13,6 +13,9 @@ from sqlalchemy.exc import DBAPIError
 from app import guardtext
 from app.audit.models import AuditLog
 from app.errors import DomainError
+from app.people import operations as people
+from app.people.models import HouseholdMember
+from app.settlement import operations as settlement
 from app.withdrawal import operations as withdrawals
 from tests.conftest import user
 from tests.test_guard_adversarial_db import (  # noqa: F401  (fixtures)
@@ -20,8 +23,10 @@ from tests.test_guard_adversarial_db import (  # noqa: F401  (fixtures)
     contract,
     holder,
 )
-from tests.test_guard_adversarial_text import _contract_cert
-from tests.test_settlement import certified  # noqa: F401  (fixture)
+from tests.test_guard_adversarial_text import _application, _contract_cert
+from tests.test_settlement import (
+    certified,  # noqa: F401  (fixture)
+    )
 
 TODAY = dt.date.today()
 
@@ -378,3 +383,29 @@ def test_a_hukou_move_cannot_hide_its_transaction(dbs, contract):  # noqa: F811
                 'hukou', 0)"""), {"p": m.person_id})
             dbs.execute(text("UPDATE household_member SET left_on = current_date, end_ground = "
                              "'death' WHERE id = :i"), {"i": m.id})
+
+
+
+# ------------------------------------------------------------ the rights-kept notice
+
+def test_the_notice_does_not_say_all_is_kept_when_a_household_place_has_ended(
+        dbs, login_as, certified):  # noqa: F811
+    """The notice listed the households a person is in today and the rights and memberships
+    that ended: a place in the contracting household that ended (here on the loss of
+    nationality) vanished from the notice, which still said "you keep
+    every right listed below"."""
+    hh = certified
+    a = _application(dbs, hh)
+    pid = next(m.person_id for m in a.members
+               if m.person_id != hh.head_person_id) if len(a.members) > 1 else \
+        a.members[0].person_id
+    place = dbs.scalar(select(HouseholdMember).where(HouseholdMember.person_id == pid,
+                                                     HouseholdMember.left_on.is_(None)))
+    people.end_place("bureau", place, "nationality_lost", TODAY, reason="丧失国籍")
+    settlement.approve("hukou", a, note="准予落户")
+    kept = settlement.rights_kept(a)
+    person = next(x for x in kept["people"] if x["person"].id == pid)
+    assert kept["all_kept"] is False
+    assert [h["cbfbm"] for h in person["households_ended"]] == [hh.cbfbm]
+    body = login_as("hukou").get(f"/settlement/{a.id}/notice").get_data(as_text=True)
+    assert "您保留下列各项权利" not in body and hh.cbfbm in body
