@@ -58,6 +58,19 @@ def test_a_temp_table_cannot_stand_in_for_the_proof_record(dbs, contract, table,
                        {"i": r.id}).scalar() == "current"
 
 
+
+def test_every_function_of_the_schema_has_its_search_path_pinned(dbs):
+    """So that no later migration brings back the shadowing: a function of the schema that
+    reads a table by its bare name must not find the session's temporary one first."""
+    loose = dbs.execute(text("""
+        SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname = 'public' AND p.prokind IN ('f', 'p')
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                          AND d.objid = p.oid AND d.deptype = 'e')
+          AND NOT coalesce(p.proconfig, '{}') @> ARRAY['search_path=public, pg_temp']
+        ORDER BY 1""")).scalars().all()
+    assert loose == []
+
 def test_a_temp_household_cannot_make_the_holder_extinct(dbs, contract):  # noqa: F811
     hh, r, _ = contract
     with pytest.raises(DBAPIError, match="right.end.evidence"):
