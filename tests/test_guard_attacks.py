@@ -422,3 +422,54 @@ def test_the_notice_does_not_say_all_is_kept_when_a_household_place_has_ended(
     assert [h["cbfbm"] for h in person["households_ended"]] == [hh.cbfbm]
     body = login_as("hukou").get(f"/settlement/{a.id}/notice").get_data(as_text=True)
     assert "您保留下列各项权利" not in body and hh.cbfbm in body
+
+
+# ------------------------------------------------------------ membership
+
+def _active_membership(dbs):
+    from app.collectives.models import Membership
+
+    return dbs.scalars(select(Membership).where(Membership.status == "active")
+                       .order_by(Membership.id)).first()
+
+
+@pytest.mark.parametrize("article", ["17条（进城落户者）", "第27条 户口迁出", "art 17 town hukou"])
+def test_the_cited_article_is_an_article_not_a_disguise(dbs, article):
+    """law_or_charter needs a named law and an article: the article was free text that no
+    check read, so "17条（进城落户者）" ended a membership for settling in town."""
+    from app.collectives import operations as collectives
+
+    m = _active_membership(dbs)
+    with pytest.raises(DomainError):
+        collectives.end_membership("bureau", m, "law_or_charter", TODAY, "依法终止",
+                                   reason="成员资格认定", law="农村集体经济组织法",
+                                   article=article)
+    assert m.status == "active"
+    with pytest.raises(DBAPIError, match="ck_membership_end_article_format"):
+        with dbs.begin_nested():
+            dbs.execute(text("""UPDATE membership SET status = 'ended', ended_on = current_date,
+                end_ground = 'law_or_charter', end_law = '农村集体经济组织法', end_article = :a
+                WHERE id = :i"""), {"a": article, "i": m.id})
+
+
+@pytest.mark.parametrize("clause", ["全家搬到县里住的，成员资格终止", "搬离本村满两年的不再是成员",
+                                    "长期在外地生活者，资格终止"])
+def test_a_charter_clause_in_plain_speech_about_moving_away_is_refused(dbs, clause):
+    from app.collectives import operations as collectives
+
+    m = _active_membership(dbs)
+    with pytest.raises(DomainError) as e:
+        collectives.add_charter_clause(user("officer"), m.collective, "第九条", clause,
+                                       dt.date(2024, 1, 1), ends_membership=True,
+                                       reason="章程修订")
+    assert e.value.code == "charter.clause.unlawful"
+
+
+def test_a_lawful_article_still_ends_a_membership(dbs):
+    from app.collectives import operations as collectives
+
+    m = _active_membership(dbs)
+    collectives.end_membership("bureau", m, "law_or_charter", TODAY, "依法终止",
+                               reason="成员资格认定", law="农村集体经济组织法",
+                               article="第十七条第二款")
+    assert m.status == "ended" and m.end_article == "第十七条第二款"

@@ -21,7 +21,9 @@ Also:
   on a withdrawal) and trades, and a hukou move's addresses refuse both;
 - a hukou move made today records the transaction that made it, whatever txid the writer
   gave: with txid 0 the guard "the transaction that moves a hukou changes nothing else"
-  (0009) did not see the move, and the same transaction changed the household's places.
+  (0009) did not see the move, and the same transaction changed the household's places;
+- a membership ended on law_or_charter cites an article as laws number them (第十七条第二款):
+  the article was free text, so "17条（进城落户者）" carried the disguise past every check.
 
 Revision ID: 0018_guard_attacks
 Revises: 0013_guard_text
@@ -80,6 +82,11 @@ ALTER TABLE certificate ADD CONSTRAINT ck_certificate_end_reason_surrender_guard
          || coalesce(end_reference, '')) AND (end_ground = 'right_ended'
          OR NOT guard_surrender_text(end_reason || '|' || coalesce(end_reference, ''))))) NOT VALID;
 
+ALTER TABLE membership ADD CONSTRAINT ck_membership_end_article_format
+  CHECK (end_article IS NULL OR end_article ~ ('^(第?[0-9一二三四五六七八九十百零〇两]+条'
+         || '(第?[0-9一二三四五六七八九十百零〇两]+款)?(第?[0-9一二三四五六七八九十百零〇两]+项)?'
+         || '|[0-9一二三四五六七八九十百零〇两]+)$')) NOT VALID;
+
 CREATE OR REPLACE FUNCTION hukou_move_own_txid() RETURNS trigger
 LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
 BEGIN
@@ -127,6 +134,7 @@ DROP TRIGGER IF EXISTS hukou_move_own_txid ON hukou_move;
 DROP FUNCTION IF EXISTS hukou_move_own_txid();
 ALTER TABLE withdrawal DROP CONSTRAINT IF EXISTS ck_withdrawal_text_guard;
 ALTER TABLE withdrawal_consent DROP CONSTRAINT IF EXISTS ck_withdrawal_consent_text_guard;
+ALTER TABLE membership DROP CONSTRAINT IF EXISTS ck_membership_end_article_format;
 ALTER TABLE certificate DROP CONSTRAINT IF EXISTS ck_certificate_end_reason_surrender_guard;
 ALTER TABLE hukou_move DROP CONSTRAINT IF EXISTS ck_hukou_move_text_guard;
 ALTER TABLE settlement_document DROP CONSTRAINT IF EXISTS ck_settlement_document_condition_guard;
