@@ -19,6 +19,7 @@ from app.settlement import operations as settlement
 from app.withdrawal import operations as withdrawals
 from tests.conftest import user
 from tests.test_guard_adversarial_db import (  # noqa: F401  (fixtures)
+    _consent_all,
     _settled_40_days_ago,
     contract,
     holder,
@@ -473,3 +474,23 @@ def test_a_lawful_article_still_ends_a_membership(dbs):
                                reason="成员资格认定", law="农村集体经济组织法",
                                article="第十七条第二款")
     assert m.status == "ended" and m.end_article == "第十七条第二款"
+
+
+
+@pytest.mark.parametrize("interview", ["村干部说不退地就不给落户，我才签的",
+                                       "他们讲不交地不给办户口"])
+def test_a_check_whose_interview_records_the_trade_does_not_pass(dbs, holder, interview):  # noqa: F811
+    """The voluntariness check read only the lexicon's trades: an interview in which the holder
+    says the land was the price of the hukou ("不退地就不给落户") passed the check and the
+    withdrawal went on to its cooling-off period."""
+    from decimal import Decimal
+
+    hh, r = holder
+    _settled_40_days_ago(dbs, hh.head_person_id, officer="bureau")
+    w = withdrawals.start(user("farmer"), r, "own_account")
+    _consent_all(w, "officer")
+    withdrawals.agree_compensation(user("admin"), w, Decimal("50000"))
+    with pytest.raises(DomainError) as e:
+        withdrawals.check(user("officer2"), w, interview)
+    assert e.value.code == "guard.text"
+    assert w.checked_by is None and w.status == "check"
