@@ -18,7 +18,7 @@ Also:
   reasons: a settlement note "附条件：以宅换房" and a certificate cancelled as an "error
   corrected" with the reason "交回土地承包经营权证" passed in SQL.  Settlement text now refuses
   trades too, a certificate's end reason refuses surrenders (except when the right really ended,
-  on a withdrawal) and trades, and a hukou move's addresses refuse both;
+  on a withdrawal) and trades, and a hukou move's destination refuses both (its origin is copied from the person's record);
 - a hukou move made today records the transaction that made it, whatever txid the writer
   gave: with txid 0 the guard "the transaction that moves a hukou changes nothing else"
   (0009) did not see the move, and the same transaction changed the household's places;
@@ -75,8 +75,7 @@ ALTER TABLE settlement_application ADD CONSTRAINT ck_settlement_application_cond
 ALTER TABLE settlement_document ADD CONSTRAINT ck_settlement_document_condition_guard
   CHECK (NOT guard_condition_text(filename)) NOT VALID;
 ALTER TABLE hukou_move ADD CONSTRAINT ck_hukou_move_text_guard
-  CHECK (NOT guard_surrender_text(coalesce(from_address, '') || '|' || to_address)
-         AND NOT guard_condition_text(coalesce(from_address, '') || '|' || to_address)) NOT VALID;
+  CHECK (NOT guard_surrender_text(to_address) AND NOT guard_condition_text(to_address)) NOT VALID;
 ALTER TABLE certificate ADD CONSTRAINT ck_certificate_end_reason_surrender_guard
   CHECK (end_reason IS NULL OR (NOT guard_condition_text(end_reason || '|'
          || coalesce(end_reference, '')) AND (end_ground = 'right_ended'
