@@ -360,9 +360,13 @@ def test_a_settlement_note_with_a_trade_is_refused_in_sql_too(dbs, contract):  #
     hh, _, _ = contract
     _settled_40_days_ago(dbs, hh.head_person_id)
     app_id = dbs.execute(text("SELECT max(id) FROM settlement_application")).scalar()
-    for note in ("准予落户，附条件：以宅换房", "以地换保", "作为落户条件"):
+    for note in ("准予落户，附条件：以宅换房", "以地换保", "用宅基地换户口", "以地換房"):
         _sql_refused(dbs, "UPDATE settlement_application SET decision_note = :n WHERE id = :i",
                      "ck_settlement_application_condition_guard", {"n": note, "i": app_id})
+    # the rule stated is no trade: the database lets it through
+    with dbs.begin_nested():
+        dbs.execute(text("UPDATE settlement_application SET decision_note = :n WHERE id = :i"),
+                    {"n": "保留承包地不作为落户条件", "i": app_id})
     _sql_refused(dbs, "INSERT INTO hukou_move (person_id, application_id, to_division_code, "
                       "to_address, moved_on, moved_by, txid) VALUES (:p, :a, '140403', "
                       "'城区某小区（已交回承包地）', current_date, 'hukou', 0)",

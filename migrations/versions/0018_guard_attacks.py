@@ -54,11 +54,13 @@ END $$;
 """
 
 WITHDRAWAL = r"""
+-- trades only: "作为落户条件" and "落户前提" are mostly written negated, as the rule
+-- ("保留承包地不作为落户条件"); the application's detector reads the negation, a CHECK cannot
 CREATE OR REPLACE FUNCTION guard_condition_text(t text) RETURNS boolean LANGUAGE sql
 IMMUTABLE SET search_path = public, pg_temp AS $$
   SELECT guard_compact(t) ~ ('(以地换户|以地換戶|以地换房|以地換房|以宅换房|以宅換房|以地换保|'
     || '以地換保|土地换户口|土地換戶口|承包地换户口|承包地換戶口|宅基地换户口|宅基地換戶口|'
-    || '退地落户|退地落戶|退地进城|退地進城|作为落户条件|作為落戶條件|落户前提|落戶前提|'
+    || '退地落户|退地落戶|退地进城|退地進城|'
     || 'landforhukou|inexchangeforthehukou)')
 $$;
 
