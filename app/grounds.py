@@ -50,6 +50,7 @@ DISGUISED = Rule(
 FIELD_LABELS = {
     "note": _l("The note"), "reason": _l("The reason"), "reasons": _l("The reason"),
     "filename": _l("The file name"), "statement_name": _l("The file name"),
+    "document_name": _l("The file name"),
     "address": _l("The address"), "residence_address": _l("The residence address"),
     "destination_address": _l("The destination address"), "employer_name": _l("The employer"),
     "police_station": _l("The police station"), "reference": _l("The reference"),

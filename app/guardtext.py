@@ -78,7 +78,8 @@ def _t2s():
 
 
 def decode(text: str) -> str:
-    """HTML entities and URL-encoding, undone until nothing changes (at most 8 rounds)."""
+    """HTML entities and URL-encoding, undone until nothing changes (at most 8 rounds); then
+    every base64 or hex run that decodes to Chinese is added after the text."""
     for _ in range(8):
         if not _ENTITY_LIKE.search(text):
             break
@@ -86,7 +87,46 @@ def decode(text: str) -> str:
         if new == text:
             break
         text = new
-    return text
+    return text + "".join(" " + d for d in _encoded(text))
+
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]{8,}={0,2}")
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2}){3,}")
+
+
+def _encoded(text: str) -> list[str]:
+    """Runs of base64 or hex that decode (UTF-8) to text with Chinese characters in it."""
+    import base64
+    import binascii
+
+    out = []
+    for m in _HEX.finditer(text):
+        try:
+            d = binascii.unhexlify(m.group(0)).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if _HAN.search(d):
+            out.append(d)
+    for m in _BASE64.finditer(text):
+        run = m.group(0).rstrip("=")
+        try:
+            d = base64.b64decode(run.replace("-", "+").replace("_", "/")
+                                 + "=" * (-len(run) % 4), validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if _HAN.search(d):
+            out.append(d)
+    return out
+
+
+@lru_cache(maxsize=1)
+def _data() -> dict:
+    return tomllib.loads(LEXICON.read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=1)
+def _confusables() -> dict:
+    return str.maketrans(_data().get("confusables", {}).get("map", {}))
 
 
 def _strip_marks(text: str) -> str:
@@ -103,7 +143,7 @@ def normalise(text: str) -> str:
     """Decoded, NFKC, marks and zero-width characters out, simplified, lower case, and only
     letters and digits kept."""
     text = _TAGS.sub("", decode(str(text or "")))
-    text = unicodedata.normalize("NFKC", text)
+    text = unicodedata.normalize("NFKC", text).translate(_confusables())
     text = _strip_marks(text)
     text = _t2s().convert(text).lower()
     return _SEPARATORS.sub("", text)
@@ -137,7 +177,7 @@ def _syllables(compact: str) -> tuple[str, set[int]]:
 
 @lru_cache(maxsize=1)
 def lexicon() -> dict:
-    data = tomllib.loads(LEXICON.read_text(encoding="utf-8"))
+    data = _data()
     groups = {}
     for g in GROUPS:
         entries = []
@@ -162,10 +202,12 @@ def lexicon() -> dict:
     after_py = ([(o, _syllables(o)[0]) for o in pairs[1]],
                 [(v, _syllables(v)[0]) for v in after[0]], 6 * after[1])
     patterns = _trade_patterns(data["condition"])
+    exempt = sorted({normalise(w) for w in data.get("exempt", {}).get("words", [])}, key=len)
     pairs_py = ([(v, _syllables(v)[0]) for v in pairs[0]],
                 [(o, _syllables(o)[0]) for o in pairs[1]])
     return {"groups": groups, "neutral": neutral, "neutral_py": neutral_py, "pairs": pairs,
-            "pairs_py": pairs_py, "after": after, "after_py": after_py, "patterns": patterns}
+            "pairs_py": pairs_py, "after": after, "after_py": after_py, "patterns": patterns,
+            "exempt": exempt}
 
 
 def _alt(words, py: bool = False) -> str:
@@ -179,9 +221,11 @@ def _trade_patterns(c: dict) -> tuple:
     if not c.get("trade_by"):
         return ()
     by, what, to = c["trade_by"], c["trade_what"], c["trade_for"]
-    text_pat = re.compile(f"(?:{_alt(by)})(?:{_alt(what)})[^换]{{0,3}}换(?:取)?(?:{_alt(to)})")
-    py_pat = re.compile(f"(?:{_alt(by, True)})(?:{_alt(what, True)})[a-z]{{0,18}}?huan"
-                        f"(?:qu)?(?:{_alt(to, True)})")
+    gb, ga = int(c.get("trade_gap_before", 0)), int(c.get("trade_gap_after", 0))
+    text_pat = re.compile(f"(?:{_alt(by)})[^换]{{0,{gb}}}?(?:{_alt(what)})[^换]{{0,3}}换(?:取)?"
+                          f"[^换]{{0,{ga}}}?(?:{_alt(to)})")
+    py_pat = re.compile(f"(?:{_alt(by, True)})[a-z]{{0,{6 * gb}}}?(?:{_alt(what, True)})"
+                        f"[a-z]{{0,18}}?huan(?:qu)?[a-z]{{0,{6 * ga}}}?(?:{_alt(to, True)})")
     return text_pat, py_pat
 
 
@@ -196,6 +240,18 @@ _SHORT_PINYIN = {"退地", "退宅", "腾退", "落户"}
 _NEUTRAL_WINDOW = 8
 _MUST = ("不得不", "必须", "务必", "须先", "应先")
 _MUST_PY = ("budebu", "bixu", "wubi", "xuxian", "yingxian")
+
+
+def _exempt(compact: str, start: int, length: int, exempt: list[str]) -> bool:
+    """Whether a short match straddles or sits inside an exempt compound (接收地址: 收地)."""
+    end = start + length
+    for e in exempt:
+        k = compact.find(e, max(0, start - len(e) + 1))
+        while k != -1 and k < end:
+            if k + len(e) > start and (k < start or k + len(e) > end):
+                return True
+            k = compact.find(e, k + 1)
+    return False
 
 
 def _negated(compact: str, start: int, neutral: list[str]) -> bool:
@@ -234,6 +290,8 @@ def detect(text, groups: tuple[str, ...] = GROUPS) -> list[Hit]:
     for g in groups:
         for word, n, p in lex["groups"][g]:
             found = list(_find(compact, n, None)) if n else []
+            if len(n) <= 2:  # a short word inside a compound that says something else
+                found = [i for i in found if not _exempt(compact, i, len(n), lex["exempt"])]
             if any(not _negated(compact, i, lex["neutral"]) for i in found):
                 hits.append(Hit(g, word, "text"))
             elif any(len([i for i in _find(py, x, bounds)

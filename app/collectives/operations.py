@@ -7,6 +7,7 @@ import re
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
+from app import guardtext
 from app.audit import operations as audit
 from app.divisions.models import Division
 from app.errors import DomainError, Rule
@@ -93,7 +94,15 @@ _RESIDENCE = re.compile(
 
 
 def ties_to_residence(text: str | None) -> bool:
-    return bool(_RESIDENCE.search(normalise(text or "")))
+    """The residence words above, or anything the guard's detector reads as moving the hukou,
+    living elsewhere or settling in town (its lexicon: 搬到县里, 在外地生活 …)."""
+    return bool(_RESIDENCE.search(normalise(text or ""))) or \
+        bool(guardtext.check("membership", text or ""))
+
+
+# An article as laws number them: 第十七条, 17条, 第十七条第二款第三项 — nothing else.
+_NUM = "[0-9一二三四五六七八九十百零〇两]+"
+ARTICLE = re.compile(f"第?{_NUM}条(?:第?{_NUM}款)?(?:第?{_NUM}项)?|{_NUM}")
 
 END_BEFORE_BEGIN = Rule("membership.end.date",
                         _l("The end date cannot be before the membership began."), ART17)
@@ -242,7 +251,8 @@ def end_membership(actor, membership: Membership, ground: str, ended_on: dt.date
         clause = db.session.get(CharterClause, clause_id) if clause_id else None
         cited_clause = clause is not None and clause.collective_id == membership.collective_id \
             and clause.ends_membership and clause.adopted_on <= ended_on
-        cited_law = law in NAMED_LAWS and bool(article)
+        cited_law = law in NAMED_LAWS and bool(article) and \
+            bool(ARTICLE.fullmatch(re.sub(r"\s+", "", article)))
         if not (cited_clause or cited_law):
             refuse(actor, DomainError(CHARTER_BASIS, laws="、".join(NAMED_LAWS)),
                    "membership.end.refused", "membership", membership.id,

@@ -426,6 +426,11 @@ def snapshot(person_ids: list[int]) -> dict:
     return {k: db.session.execute(text(sql), {"p": ids}).scalars().all() for k, sql in q.items()}
 
 
+PLACE_GROUNDS = {"death": _l("death"), "joined_other_household": _l("joined another household"),
+                 "household_division": _l("household division"),
+                 "nationality_lost": _l("nationality lost")}
+
+
 def rights_kept(a: SettlementApplication) -> dict:
     """For the notice handed over with the settlement (权益保留告知书): per person, exactly what
     they hold today — active memberships, places in contracting households, those households'
@@ -449,8 +454,23 @@ def rights_kept(a: SettlementApplication) -> dict:
             SELECT hh.cbfbm, hh.name FROM household hh JOIN household_member hm
             ON hm.household_id = hh.id WHERE hm.person_id = :p AND hm.left_on IS NULL"""),
             {"p": p.id}).all()
+        # a place that ended (not one replaced by its next version) and was not taken up again
+        # in the same household: the notice names it, it never vanishes
+        households_ended = db.session.execute(text("""
+            SELECT DISTINCT ON (hh.id) hh.cbfbm, hh.name, hm.left_on, hm.end_ground
+            FROM household hh JOIN household_member hm ON hm.household_id = hh.id
+            WHERE hm.person_id = :p AND hm.left_on IS NOT NULL
+              AND hm.end_ground <> 'superseded'
+              AND NOT EXISTS (SELECT 1 FROM household_member c WHERE c.household_id = hh.id
+                              AND c.person_id = :p AND c.left_on IS NULL)
+            ORDER BY hh.id, hm.left_on DESC"""), {"p": p.id}).all()
         out.append({"person": p, "relation": m.relation, "memberships": memberships,
                     "households": households,
+                    "households_ended": [{"cbfbm": h.cbfbm, "name": h.name,
+                                          "left_on": h.left_on,
+                                          "ground": PLACE_GROUNDS.get(h.end_ground,
+                                                                      h.end_ground)}
+                                         for h in households_ended],
                     "memberships_ended": [{"name": e.name, "fbfbm": e.fbfbm,
                                            "ended_on": e.ended_on, "note": e.end_note,
                                            "ground": MEMBERSHIP_GROUNDS.get(e.end_ground,
@@ -478,6 +498,7 @@ def rights_kept(a: SettlementApplication) -> dict:
                      "contract_code": r.contract_code, "ended_on": r.ended_on,
                      "ground": RIGHT_GROUNDS.get(r.end_ground, r.end_ground)}
                     for r in rights_ended]
-    nothing_ended = not rights_ended and not any(x["memberships_ended"] for x in out)
+    nothing_ended = not rights_ended and not any(x["memberships_ended"] or x["households_ended"]
+                                                 for x in out)
     return {"people": out, "rights": rights, "rights_ended": rights_ended,
             "all_kept": nothing_ended}

@@ -176,10 +176,14 @@ def adult_coholders(household_code: str, today: dt.date) -> list[Person]:
 
 
 def _settlement_before(household_code: str, today: dt.date):
-    """The latest settlement in town of a member of the household: (date, officer)."""
+    """The latest settlement in town of a person who was a member of the household when they
+    moved (one who has left it since still counts): (date, officer).  The database flags the
+    same (0018)."""
     return db.session.execute(text("""
         SELECT mv.moved_on, mv.moved_by FROM hukou_move mv
-        JOIN household_member hm ON hm.person_id = mv.person_id AND hm.left_on IS NULL
+        JOIN household_member hm ON hm.person_id = mv.person_id
+             AND (hm.joined_on IS NULL OR hm.joined_on <= mv.moved_on)
+             AND (hm.left_on IS NULL OR hm.left_on >= mv.moved_on)
         JOIN household hh ON hh.id = hm.household_id AND hh.cbfbm = :h
         WHERE mv.application_id IS NOT NULL AND mv.moved_on <= :d
         ORDER BY mv.moved_on DESC LIMIT 1"""), {"h": household_code, "d": today}).first()
@@ -307,6 +311,8 @@ def consent(actor, w: Withdrawal, person: Person, document: bytes | None = None,
     in person with their signed agreement (the file kept) recorded by an officer."""
     today = today or dt.date.today()
     _open(actor, w, "consent")
+    guard_text(actor, "withdrawal", {"document_name": document_name}, "withdrawal.refused",
+               "withdrawal", w.id)  # a co-holder's agreement is never traded for the hukou
     user = _user(actor)
     if person.id not in {p.id for p in adult_coholders(w.household_code, today)}:
         _refuse(actor, DomainError(NOT_COHOLDER, name=person.name, household=w.household_code),
