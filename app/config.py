@@ -80,6 +80,8 @@ class Config:
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute;50 per hour")
     # the public report form (举报): anyone may post, no login
     REPORT_RATE_LIMIT = os.environ.get("REPORT_RATE_LIMIT", "5 per minute;30 per day")
+    # PDF renders, exports and CSV reports (app.security.expensive), per account.
+    EXPENSIVE_RATE_LIMIT = os.environ.get("EXPENSIVE_RATE_LIMIT", "20 per minute;300 per hour")
 
     # API / OpenAPI
     API_TITLE = "Sanquan 三权 API"
@@ -162,6 +164,7 @@ class TestConfig(Config):
     LOGIN_RATE_LIMIT = "1000 per minute"
     LOGIN_LOCK_AFTER = 1000  # tests that exercise the lockout set their own threshold
     REPORT_RATE_LIMIT = "1000 per minute"
+    EXPENSIVE_RATE_LIMIT = "1000 per minute"
 
 
 CONFIGS = {

@@ -224,6 +224,24 @@ def _data_error(err):
                            error=BadRequest(_("A value is out of range or too long."))), 400
 
 
+def _account_or_address() -> str:
+    from flask_login import current_user
+
+    if getattr(current_user, "is_authenticated", False):
+        return f"user:{current_user.id}"
+    return f"ip:{request.remote_addr or '-'}"
+
+
+def expensive(view):
+    """Rate-limit a route whose answer costs seconds of CPU or a pass over a county's data
+    (PDF renders, exports, CSV reports): EXPENSIVE_RATE_LIMIT per account (per address when
+    anonymous), so an office behind one address is not throttled as one user."""
+    from .extensions import limiter
+
+    return limiter.limit(lambda: current_app.config["EXPENSIVE_RATE_LIMIT"],
+                         key_func=_account_or_address)(view)
+
+
 def register_security(app: Flask) -> None:
     from sqlalchemy.exc import DataError
 

@@ -63,3 +63,36 @@ def test_csv_cells_never_run_as_spreadsheet_formulas(app, login_as, dbs):
         assert csv_cell(cell) == "'" + cell
     for cell in ("-12", "+8.5", "张三", "140404", 7, None):
         assert csv_cell(cell) == cell
+
+
+def test_a_deactivated_account_costs_the_same_hash_check_as_any_other(dbs, monkeypatch):
+    """Sign-in answered a deactivated account without checking the password (faster than a
+    wrong password or an unknown name): a timing oracle for which names were real accounts."""
+    calls = []
+    real = auth_ops.check_password_hash
+    monkeypatch.setattr(auth_ops, "check_password_hash",
+                        lambda h, p: calls.append(p) or real(h, p))
+    target = user("exchange")
+    auth_ops.set_active(None, target, False, "调岗")
+    dbs.flush()
+    for name in ("exchange", "no-such-account", "auditor"):
+        calls.clear()
+        assert auth_ops.authenticate(name, "wrong-password") is None
+        assert calls == ["wrong-password"], name
+    calls.clear()
+    assert auth_ops.authenticate("exchange", PASSWORD) is None  # the right password: still no
+
+
+def test_expensive_routes_are_rate_limited_per_account(app, login_as, monkeypatch):
+    """An account looping CSV reports, exports or PDF renders is throttled (429); another
+    account (the same office address) is not."""
+    from app.extensions import limiter
+
+    monkeypatch.setitem(app.config, "EXPENSIVE_RATE_LIMIT", "2 per minute")
+    limiter.storage.reset()
+    try:
+        auditor, bureau = login_as("auditor"), login_as("bureau")
+        assert [auditor.get("/compliance.csv").status_code for _ in range(3)] == [200, 200, 429]
+        assert bureau.get("/compliance.csv").status_code == 200
+    finally:
+        limiter.storage.reset()

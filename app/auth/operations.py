@@ -89,7 +89,10 @@ def authenticate(username: str, password: str) -> User | None:
         check_password_hash(_DUMMY_HASH, password or "")  # same time whether or not it exists
         audit.record(None, "auth.login.failed", "user", None, {"username": username[:50]})
         return None
-    if not user.active or not check_password_hash(user.password_hash, password or ""):
+    # The hash is checked for a deactivated account too: answering it faster would tell a
+    # guesser which names were real accounts.
+    good = check_password_hash(user.password_hash, password or "")
+    if not user.active or not good:
         audit.record(None, "auth.login.failed", "user", user.id, {"username": user.username})
         return None
     user.last_login_at = func.now()

@@ -28,6 +28,7 @@ from app.errors import DomainError
 from app.extensions import db
 from app.people.models import Person
 from app.printing import printed
+from app.security import expensive
 
 from . import compliance
 from . import operations as ops
@@ -318,6 +319,7 @@ def notice(application_id: int):
 
 @bp.get("/settlement/<int:application_id>/notice.pdf")
 @access("farmer", *READERS, scope=application_scope)
+@expensive
 def notice_pdf(application_id: int):
     a = db.session.get(SettlementApplication, application_id)
     if a.status != "approved":
@@ -345,6 +347,7 @@ def compliance_view():
 
 @bp.get("/compliance.csv")
 @access(*AUDITORS)
+@expensive
 def compliance_csv():
     report = compliance.report(jurisdiction_like(current_user), None)
     out = io.StringIO()
