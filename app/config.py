@@ -82,6 +82,8 @@ class Config:
     REPORT_RATE_LIMIT = os.environ.get("REPORT_RATE_LIMIT", "5 per minute;30 per day")
     # PDF renders, exports and CSV reports (app.security.expensive), per account.
     EXPENSIVE_RATE_LIMIT = os.environ.get("EXPENSIVE_RATE_LIMIT", "20 per minute;300 per hour")
+    # Searches by full ID number per account and hour (each one logged as person.lookup).
+    ID_LOOKUP_PER_HOUR = int(os.environ.get("ID_LOOKUP_PER_HOUR", "60"))
 
     # API / OpenAPI
     API_TITLE = "Sanquan 三权 API"

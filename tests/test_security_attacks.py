@@ -96,3 +96,39 @@ def test_expensive_routes_are_rate_limited_per_account(app, login_as, monkeypatc
         assert bureau.get("/compliance.csv").status_code == 200
     finally:
         limiter.storage.reset()
+
+
+def test_a_search_by_full_id_number_is_an_unmasked_view(app, login_as, dbs, monkeypatch):
+    """The people list shows the mask and the birth year; a search by exact ID number said
+    whether a guess was right, unlogged and unlimited — about 3,300 guesses rebuild a number,
+    even for an auditor, whose role sees none.  Now: refused for roles without reveal, logged
+    (masked) for the others, and counted."""
+    from sqlalchemy import select
+
+    from app.audit.models import AuditLog
+    from app.extensions import limiter
+    from app.people.idnumber import mask
+    from app.people.models import Person
+
+    farmer = user("farmer")
+    number = dbs.scalar(select(Person.id_number).where(Person.id == farmer.person_id))
+    name = dbs.scalar(select(Person.name).where(Person.id == farmer.person_id))
+    limiter.storage.reset()
+    monkeypatch.setitem(app.config, "ID_LOOKUP_PER_HOUR", 2)
+    try:
+        r = login_as("auditor").get(f"/people?q={number}")
+        assert r.status_code == 403 and name not in r.get_data(as_text=True)
+        officer = login_as("officer")
+        r = officer.get(f"/people?q={number.lower()}")
+        assert r.status_code == 200 and name in r.get_data(as_text=True)
+        assert officer.get(f"/people?q={number}").status_code == 200
+        r = officer.get(f"/people?q={number}")
+        assert r.status_code == 429 and name not in r.get_data(as_text=True)
+    finally:
+        limiter.storage.reset()
+    logged = dbs.scalars(select(AuditLog).where(AuditLog.action.like("person.lookup%"))
+                         .order_by(AuditLog.id)).all()
+    assert [e.action for e in logged][-4:] == ["person.lookup.refused", "person.lookup",
+                                               "person.lookup", "person.lookup.refused"]
+    assert all(e.changes["query"] == mask(number) for e in logged[-4:])
+    assert all(number not in str(e.changes) for e in logged)
