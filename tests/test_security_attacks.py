@@ -132,3 +132,20 @@ def test_a_search_by_full_id_number_is_an_unmasked_view(app, login_as, dbs, monk
                                                "person.lookup", "person.lookup.refused"]
     assert all(e.changes["query"] == mask(number) for e in logged[-4:])
     assert all(number not in str(e.changes) for e in logged)
+
+
+def test_the_compliance_report_shows_refusals_of_its_own_jurisdiction_only(app, login_as, dbs):
+    """A county's bureau read every county's refused attempts (actor, object, details,
+    reason) on /compliance and in its CSV; now only those made by staff it reaches."""
+    far = auth_ops.create_user(None, "far-officer", "long-password-1", "bureau_staff", None,
+                               "140405")
+    near = user("officer")
+    assert not near.jurisdiction_code.startswith("140405")
+    audit.record(far, "withdrawal.refused", "withdrawal", 1, {"rule": "远处县的理由"}, "远处县")
+    audit.record(near, "withdrawal.refused", "withdrawal", 2, {"rule": "本县的理由"}, "本县")
+    dbs.flush()
+    for page in ("/compliance", "/compliance.csv"):
+        bureau = login_as("bureau").get(page).get_data(as_text=True)
+        assert "本县的理由" in bureau and "远处县的理由" not in bureau, page
+        admin = login_as("admin").get(page).get_data(as_text=True)
+        assert "本县的理由" in admin and "远处县的理由" in admin, page
