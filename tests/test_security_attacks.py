@@ -149,3 +149,17 @@ def test_the_compliance_report_shows_refusals_of_its_own_jurisdiction_only(app, 
         assert "本县的理由" in bureau and "远处县的理由" not in bureau, page
         admin = login_as("admin").get(page).get_data(as_text=True)
         assert "本县的理由" in admin and "远处县的理由" in admin, page
+
+
+def test_ogc_links_never_come_from_the_host_header(app, monkeypatch):
+    """The public OGC API built its links from the Host header even with PUBLIC_BASE_URL set
+    (production): a forged Host went into the landing page and the paging links (cache
+    poisoning).  Now from PUBLIC_BASE_URL."""
+    base = "https://sanquan.example.gov.cn"
+    monkeypatch.setitem(app.config, "PUBLIC_BASE_URL", base)
+    c = app.test_client()
+    for url in ("/ogc", "/ogc/collections", "/ogc/collections/parcels/items?limit=1"):
+        r = c.get(url, headers={"Host": "evil.example"})
+        assert r.status_code == 200, url
+        body = r.get_data(as_text=True)
+        assert "evil.example" not in body and base + "/ogc" in body, url
