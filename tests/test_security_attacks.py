@@ -163,3 +163,31 @@ def test_ogc_links_never_come_from_the_host_header(app, monkeypatch):
         assert r.status_code == 200, url
         body = r.get_data(as_text=True)
         assert "evil.example" not in body and base + "/ogc" in body, url
+
+
+def test_import_fault_details_never_carry_a_full_id_number(app, login_as, dbs, tmp_path):
+    """A delivery's ID faults (a wrong check digit: the real number one character off) and
+    duplicate member keys wrote full ID numbers into the fault text, which the auditor (no
+    unmasked data) read on the batch page, in report.csv and in faults.geojson."""
+    from app.imports import operations as imports
+    from app.people.idnumber import mask
+    from tests.delivery_factory import clean
+
+    d = clean(9177, households=2, parcels_per_household=1)
+    members = d.tables["CBF_JTCY"]
+    bad = members[0]["CYZJHM"][:17] + ("0" if members[0]["CYZJHM"][17] != "0" else "1")
+    members[0]["CYZJHM"] = bad
+    members.append(dict(members[1]))  # the same member twice: a duplicate key
+    dup = members[1]["CYZJHM"]
+    batch = imports.run("bureau", d.write(tmp_path / "d"))
+    rules = {f.rule for f in imports.faults(batch.id)}
+    assert {"bad_id_checksum", "duplicate_key"} <= rules
+    auditor = login_as("auditor")
+    for url in (f"/imports/{batch.id}", f"/imports/{batch.id}/report.csv",
+                f"/imports/{batch.id}/faults.geojson"):
+        r = auditor.get(url)
+        assert r.status_code == 200, url
+        body = r.get_data(as_text=True)
+        assert bad not in body and dup not in body, url
+    details = " ".join(f.detail + " " + (f.code or "") for f in imports.faults(batch.id))
+    assert mask(bad) in details and mask(dup) in details
