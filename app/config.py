@@ -80,6 +80,10 @@ class Config:
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute;50 per hour")
     # the public report form (举报): anyone may post, no login
     REPORT_RATE_LIMIT = os.environ.get("REPORT_RATE_LIMIT", "5 per minute;30 per day")
+    # PDF renders, exports and CSV reports (app.security.expensive), per account.
+    EXPENSIVE_RATE_LIMIT = os.environ.get("EXPENSIVE_RATE_LIMIT", "20 per minute;300 per hour")
+    # Searches by full ID number per account and hour (each one logged as person.lookup).
+    ID_LOOKUP_PER_HOUR = int(os.environ.get("ID_LOOKUP_PER_HOUR", "60"))
 
     # API / OpenAPI
     API_TITLE = "Sanquan 三权 API"
@@ -95,7 +99,10 @@ class Config:
     # worker`), "sync" (inline, for tests); default: rq when REDIS_URL is set, else thread.
     REDIS_URL = os.environ.get("REDIS_URL")
     JOBS_MODE = os.environ.get("JOBS_MODE")
-    MAX_CONTENT_LENGTH = 2 * 1024 ** 3  # survey deliveries can be large
+    # Any request body, for every route, anonymous ones included: small.  The survey upload
+    # (imports.upload) raises its own limit to IMPORT_MAX_UPLOAD_MB for that route alone; a
+    # global 2 GB let anyone make a worker buffer 2 GB of JSON or spool it to disk.
+    MAX_CONTENT_LENGTH = int(os.environ.get("MAX_REQUEST_MB", 32)) * 1024 ** 2
 
     # Survey imports (issue 10/12): per-route upload limits, zip checks, geometry limits,
     # how long an upload is kept with its batch, and the import job's bounds.
@@ -165,6 +172,7 @@ class TestConfig(Config):
     LOGIN_RATE_LIMIT = "1000 per minute"
     LOGIN_LOCK_AFTER = 1000  # tests that exercise the lockout set their own threshold
     REPORT_RATE_LIMIT = "1000 per minute"
+    EXPENSIVE_RATE_LIMIT = "1000 per minute"
 
 
 CONFIGS = {

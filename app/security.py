@@ -245,6 +245,24 @@ def _data_error(err):
                            error=BadRequest(_("A value is out of range or too long."))), 400
 
 
+def _account_or_address() -> str:
+    from flask_login import current_user
+
+    if getattr(current_user, "is_authenticated", False):
+        return f"user:{current_user.id}"
+    return f"ip:{request.remote_addr or '-'}"
+
+
+def expensive(view):
+    """Rate-limit a route whose answer costs seconds of CPU or a pass over a county's data
+    (PDF renders, exports, CSV reports): EXPENSIVE_RATE_LIMIT per account (per address when
+    anonymous), so an office behind one address is not throttled as one user."""
+    from .extensions import limiter
+
+    return limiter.limit(lambda: current_app.config["EXPENSIVE_RATE_LIMIT"],
+                         key_func=_account_or_address)(view)
+
+
 def register_security(app: Flask) -> None:
     from sqlalchemy.exc import DataError
 
@@ -358,3 +376,39 @@ def bound_all_ints() -> None:
                             not any(isinstance(v, validate.Range) for v in t.validators):
                         t.validators = [*t.validators,
                                         validate.Range(min=-INT32_MAX - 1, max=INT32_MAX)]
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV for spreadsheets: a cell that a spreadsheet would run as a formula (=HYPERLINK(...),
+# +cmd|..., @SUM(...), -2+3) is written with a leading apostrophe, so free text typed by one
+# user (a reason, a name, a detail from a delivery) never runs in another user's Excel or WPS.
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_PLAIN_NUMBER = re.compile(r"^[+-]?\d+(?:\.\d+)?$")
+
+
+def csv_cell(value):
+    if isinstance(value, str) and value.startswith(_FORMULA_START) \
+            and not _PLAIN_NUMBER.match(value):
+        return "'" + value
+    return value
+
+
+class SafeCSVWriter:
+    """`csv.writer` with every cell passed through `csv_cell`."""
+
+    def __init__(self, f, **kwargs):
+        import csv
+
+        self._w = csv.writer(f, **kwargs)
+
+    def writerow(self, row):
+        return self._w.writerow([csv_cell(v) for v in row])
+
+    def writerows(self, rows):
+        for row in rows:
+            self.writerow(row)
+
+
+def csv_writer(f, **kwargs) -> SafeCSVWriter:
+    return SafeCSVWriter(f, **kwargs)

@@ -89,7 +89,10 @@ def authenticate(username: str, password: str) -> User | None:
         check_password_hash(_DUMMY_HASH, password or "")  # same time whether or not it exists
         audit.record(None, "auth.login.failed", "user", None, {"username": username[:50]})
         return None
-    if not user.active or not check_password_hash(user.password_hash, password or ""):
+    # The hash is checked for a deactivated account too: answering it faster would tell a
+    # guesser which names were real accounts.
+    good = check_password_hash(user.password_hash, password or "")
+    if not user.active or not good:
         audit.record(None, "auth.login.failed", "user", user.id, {"username": user.username})
         return None
     user.last_login_at = func.now()
@@ -233,13 +236,19 @@ def set_active(actor, user: User, active: bool, reason: str) -> User:
 
 
 def change_password(user: User, old: str, new: str) -> User:
+    """The holder sets a new password.  Like an administrator's reset, it ends everything the
+    old password let in: other sessions (their stamp no longer matches) and the API token (a
+    password is changed because it may be known to someone else; so may the token)."""
     if not check_password_hash(user.password_hash, old or ""):
         audit.record(user, "user.password.change.refused", "user", user.id)
         raise DomainError(WRONG_PASSWORD)
     _check_new_password(new)
     user.password_hash = generate_password_hash(new)
+    had_token = user.api_token_hash is not None
+    user.api_token_hash = None
     db.session.flush()
-    audit.record(user, "user.password.change", "user", user.id)
+    audit.record(user, "user.password.change", "user", user.id,
+                 {"token_revoked": True} if had_token else None)
     return user
 
 

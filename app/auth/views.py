@@ -211,9 +211,12 @@ def user_password_reset(user_id: int):
 def change_password():
     form = PasswordForm()
     if form.validate_on_submit():
-        ops.change_password(current_user, form.old.data, form.new.data)
+        me = current_user._get_current_object()
+        ops.change_password(me, form.old.data, form.new.data)
         db.session.commit()
-        flash(_("Your password was changed."), "success")
+        login_user(me)  # this session carries the new stamp; every other one has ended
+        flash(_("Your password was changed. Other sessions and your API token no longer "
+                "work."), "success")
         return redirect(url_for("main.dashboard"), 303)
     if request.method == "POST":
         flash(_("Please correct the form: %(errors)s", errors=form.errors), "error")

@@ -20,7 +20,7 @@ from app.extensions import db
 from app.imports.models import ImportBatch
 from app.jobs.models import Job
 from app.printing import printed
-from app.security import public_url
+from app.security import expensive, public_url
 
 from . import operations as ops
 from .models import Campaign, Objection
@@ -199,6 +199,7 @@ def print_package(campaign_id: int, name: str):
 
 @bp.get("/campaigns/<int:campaign_id>/notice.pdf")
 @access(*READERS, scope=campaign_scope)
+@expensive
 def notice_pdf(campaign_id: int):
     c = db.session.get(Campaign, campaign_id)
     group = db.session.scalar(select(Collective).where(Collective.fbfbm == c.fbfbm))

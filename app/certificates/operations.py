@@ -390,7 +390,6 @@ def render_package(certs: list[Certificate], path: Path, progress=None, offset: 
     """The campaign's print package: a ZIP of print files (PDF, PRINT_CHUNK certificates each,
     rendered in worker processes) and `index.csv` saying which pages hold which certificate.
     Returns the number of print files."""
-    import csv
     import io
 
     total = total or len(certs)
@@ -399,7 +398,9 @@ def render_package(certs: list[Certificate], path: Path, progress=None, offset: 
     results = _render_pool().map(render.render_batch, jobs) if len(chunks) > 1 else \
         map(render.render_batch, jobs)
     index = io.StringIO()
-    w = csv.writer(index)
+    from app.security import csv_writer
+
+    w = csv_writer(index)
     w.writerow(["certificate_id", "kind", "number", "edition", "household_code", "holder",
                 "file", "first_page", "last_page", "content_sha256"])
     done = 0

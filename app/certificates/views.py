@@ -10,6 +10,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from app.access import Scope, access, jurisdiction_like
 from app.extensions import db
 from app.printing import pdf_response
+from app.security import expensive
 
 from . import operations as ops
 from .models import Certificate
@@ -110,6 +111,7 @@ def act(certificate_id: int):
 
 @bp.get("/certificates/<int:certificate_id>.pdf")
 @access("farmer", *READERS, scope=certificate_scope)
+@expensive
 def pdf(certificate_id: int):
     c = db.session.get(Certificate, certificate_id)
     name = f"{c.number}-{c.edition}.pdf" if c.kind == "land_contract" else f"certificate-{c.id}.pdf"

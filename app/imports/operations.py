@@ -410,7 +410,9 @@ def report_csv(batch_id: int) -> str:
         LEFT JOIN import_fault c ON c.id = x.cause_id
         WHERE x.batch_id = :b ORDER BY x.rule, x.code"""), {"b": batch_id}).all()
     out = io.StringIO()
-    w = csv.writer(out)
+    from app.security import csv_writer
+
+    w = csv_writer(out)
     w.writerow(["rule", "rule_zh", "code", "detail", "layer", "fid", "table", "row", "lon", "lat",
                 "state", "source", "fault_id", "caused_by"])
     for r in rows:

@@ -716,17 +716,17 @@ def _ids(ctx):
     """Resident ID numbers of household heads (CBF), members (CBF_JTCY) and issuing-party
     leaders (FBF): length, region, birth date and check digit, each named for what is wrong;
     one fault per household and number, whichever table carries it (the member row first)."""
-    _exec("""
+    _exec(f"""
         INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
         SELECT DISTINCT ON (x.hh, x.num) :b, x.rid,
                CASE x.fault WHEN 'length' THEN 'id_length' WHEN 'region' THEN 'id_region'
                     WHEN 'birth_date' THEN 'id_birth_date' ELSE 'bad_id_checksum' END,
                left(x.hh, 40),
-               x.who || ' ' || coalesce(x.name, '?') || ' id ' || left(x.num, 40) || CASE x.fault
+               x.who || ' ' || coalesce(x.name, '?') || ' id ' || left({_masked('x.num')}, 40) || CASE x.fault
                  WHEN 'length' THEN ': must be 17 digits and a check character (0-9 or X)'
                  WHEN 'region' THEN ': ' || substr(x.num, 1, 6) || ' is not a region code'
-                 WHEN 'birth_date' THEN ': birth date ' || substr(x.num, 7, 8) ||
-                                        ' is not a real past date'
+                 WHEN 'birth_date' THEN ': characters 7-14 (the birth date) are not a real '
+                                        || 'past date'
                  ELSE ': check digit should be ' || substr('10X98765432', (
                    (SELECT sum(substr(x.num, i, 1)::int * (ARRAY[7,9,10,5,8,4,2,1,6,3,7,9,10,5,
                     8,4,2])[i]) FROM generate_series(1, 17) i)::int % 11) + 1, 1) END
@@ -753,6 +753,17 @@ def _ids(ctx):
         ORDER BY x.hh, x.num, x.pri""", **ctx)
 
 
+def _masked(expr: str) -> str:
+    """SQL for a resident ID number as pages show it (app.people.idnumber.mask): the region and
+    the last two characters.  Fault details are read by auditors, exported as CSV and GeoJSON:
+    they never carry a full number (the record itself is open to the bureau for correction)."""
+    return (f"(CASE WHEN length({expr}) > 8 THEN left({expr}, 6) || repeat('*', length({expr})"
+            f" - 8) || right({expr}, 2) ELSE repeat('*', length({expr})) END)")
+
+
+PERSONAL_KEYS = {"CBF_JTCY"}  # keyed by the member's ID number
+
+
 RESOLVES = """(EXISTS (SELECT 1 FROM import_record h WHERE h.batch_id = r.batch_id
                     AND h.tbl = 'CBF' AND h.status <> 'superseded'
                     AND h.attrs->>'CBFBM' = r.attrs->>'CBFBM')
@@ -772,10 +783,11 @@ def _keys(ctx):
     key is at fault (which one is right is for staff to say), the first row as the cause."""
     for tbl, cols in KEYS.items():
         key = " || '|' || ".join(f"coalesce(r.attrs->>'{c}', '')" for c in cols)
+        shown = _masked("x.k") if tbl in PERSONAL_KEYS else "x.k"
         _exec(f"""
             INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
-            SELECT :b, x.id, 'duplicate_key', left(x.k, 40),
-                   '{tbl}.{"+".join(cols)} = ' || x.k || ' appears in ' || x.n || ' rows ('
+            SELECT :b, x.id, 'duplicate_key', left({shown}, 40),
+                   '{tbl}.{"+".join(cols)} = ' || {shown} || ' appears in ' || x.n || ' rows ('
                    || x.rows || ')'
             FROM (SELECT r.id, {key} AS k, count(*) OVER w AS n,
                          string_agg(r.rownum::text, ', ') OVER w AS rows

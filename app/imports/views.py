@@ -27,6 +27,7 @@ from app.errors import DomainError
 from app.extensions import db
 from app.jobs import operations as jobs
 from app.jobs.models import Job
+from app.security import expensive
 
 from . import operations as ops
 from . import uploads, validation
@@ -176,6 +177,7 @@ def batch(batch_id: int):
 
 @bp.get("/imports/<int:batch_id>/report.csv")
 @access(*READERS, scope=batch_scope)
+@expensive
 def report(batch_id: int):
     return Response("\ufeff" + ops.report_csv(batch_id), mimetype="text/csv",
                     headers={"Content-Disposition":

@@ -19,12 +19,22 @@ PROPS = """json_build_object('code', p.code, 'kind', p.kind, 'name', p.name, 'fb
            'survey_srid', p.survey_srid)"""
 
 
+def _abs(endpoint, **kw) -> str:
+    """An absolute link from PUBLIC_BASE_URL when it is set (always in production), not from
+    the request's Host header: a forged Host would be echoed into links a cache may hand to
+    everyone.  Without it (development), the address the client used."""
+    from flask import current_app
+
+    base = (current_app.config.get("PUBLIC_BASE_URL") or "").rstrip("/")
+    return base + url_for(endpoint, **kw) if base else url_for(endpoint, _external=True, **kw)
+
+
 def _json(obj, status=200, mimetype="application/json"):
     return Response(json.dumps(obj, ensure_ascii=False), status=status, mimetype=mimetype)
 
 
 def _link(endpoint, rel, type_, title=None, **kw):
-    out = {"href": url_for(endpoint, _external=True, **kw), "rel": rel, "type": type_}
+    out = {"href": _abs(endpoint, **kw), "rel": rel, "type": type_}
     if title:
         out["title"] = title
     return out
@@ -41,7 +51,7 @@ def landing():
             _link("ogc.landing", "self", "application/json"),
             _link("ogc.conformance", "conformance", "application/json"),
             _link("ogc.collections", "data", "application/json"),
-            {"href": url_for("api-docs.openapi_json", _external=True), "rel": "service-desc",
+            {"href": _abs("api-docs.openapi_json"), "rel": "service-desc",
              "type": "application/vnd.oai.openapi+json;version=3.0"},
         ],
     })
@@ -130,15 +140,15 @@ def items(collection_id):
     feats = [{"type": "Feature", "id": r.id, "geometry": r.g, "properties": r.props}
              for r in rows]
     base = {k: v for k, v in request.args.items() if k not in ("offset",)}
-    links = [{"href": url_for("ogc.items", collection_id="parcels", _external=True,
+    links = [{"href": _abs("ogc.items", collection_id="parcels",
                               offset=offset, **base), "rel": "self",
               "type": "application/geo+json"}]
     if offset + limit < matched:
-        links.append({"href": url_for("ogc.items", collection_id="parcels", _external=True,
+        links.append({"href": _abs("ogc.items", collection_id="parcels",
                                       offset=offset + limit, **base),
                       "rel": "next", "type": "application/geo+json"})
     if offset > 0:
-        links.append({"href": url_for("ogc.items", collection_id="parcels", _external=True,
+        links.append({"href": _abs("ogc.items", collection_id="parcels",
                                       offset=max(0, offset - limit), **base),
                       "rel": "prev", "type": "application/geo+json"})
     return _json({"type": "FeatureCollection", "features": feats, "numberMatched": matched,

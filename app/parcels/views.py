@@ -7,6 +7,7 @@ from app.access import ROLES, Scope, access, jurisdiction_like
 from app.collectives.models import Collective
 from app.extensions import db
 from app.people.models import Household
+from app.security import expensive
 from gis.svg import sketch
 
 from . import operations as ops
@@ -93,6 +94,7 @@ def export_scope(**_) -> Scope | None:
 
 @bp.get("/parcels/export")
 @access("collective_officer", "bureau_staff", "auditor", scope=export_scope)
+@expensive
 def export():
     import shutil
 

@@ -1,4 +1,4 @@
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, current_app, flash, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -8,6 +8,7 @@ from wtforms.validators import Length
 
 from app.access import access, jurisdiction_like
 from app.collectives.models import Collective, Membership
+from app.errors import DomainError
 from app.extensions import db
 
 from . import operations as ops
@@ -45,8 +46,21 @@ def people_list():
             Household.cbfbm.like(like), HouseholdMember.left_on.is_(None))
         stmt = stmt.where(or_(Person.id.in_(in_coll), Person.id.in_(in_hh),
                               Person.hukou_division_code.like(like)))
-    if q:
-        stmt = stmt.where(or_(Person.name.contains(q), Person.id_number == q.upper()))
+    if q and ops.looks_like_id_number(q):
+        # A search by full ID number confirms a guess: an unmasked view, allowed, logged and
+        # counted by the operation (an auditor's list stays masked).
+        try:
+            number = ops.lookup_by_id_number(current_user, q,
+                                             current_app.config["ID_LOOKUP_PER_HOUR"])
+        except DomainError as err:
+            db.session.commit()  # the refusal is logged
+            flash(err.full(), "error")
+            return render_template("people/list.html", people=[], q=q, page=1, total=0,
+                                   pages=1), err.status
+        db.session.commit()
+        stmt = stmt.where(Person.id_number == number)
+    elif q:
+        stmt = stmt.where(Person.name.contains(q))
     total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
     page = _page()
     people = db.session.scalars(stmt.order_by(Person.id).limit(PAGE).offset((page - 1) * PAGE))

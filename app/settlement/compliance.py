@@ -60,12 +60,21 @@ def report(like: str | None, since: dt.date | None) -> dict:
             AND mv.moved_on <= w.started_on ORDER BY mv.moved_on DESC LIMIT 1) s ON true
         WHERE w.household_code LIKE :like AND w.started_on >= :since
         ORDER BY w.started_on DESC, w.id DESC"""), p).all()
+    # Refused attempts by staff of this jurisdiction only (a county's bureau or supervisor
+    # does not read another county's audit entries; the auditor's own page shows them all).
+    # An operation run in a user's name (a job, the CLI) is theirs; one by nobody's account
+    # ("system", "public") is shown only to viewers without a jurisdiction.
     refusals = db.session.execute(text("""
         SELECT a.seq, a.at, a.actor_name, a.action, a.object_type, a.object_id, a.changes,
                a.reason FROM audit_log a
         WHERE (a.action = ANY(:acts) OR a.changes->>'rule' LIKE :guard_rules)
           AND a.at >= :since
-        ORDER BY a.seq DESC LIMIT 1000"""), {**p, "acts": list(REFUSALS), "guard_rules": "guard.%"}).all()
+          AND (:everywhere OR EXISTS (
+                SELECT 1 FROM app_user u
+                WHERE (u.id = a.actor_id OR (a.actor_id IS NULL AND u.username = a.actor_name))
+                  AND u.jurisdiction_code LIKE :like))
+        ORDER BY a.seq DESC LIMIT 1000"""), {**p, "acts": list(REFUSALS), "guard_rules": "guard.%",
+                                            "everywhere": like is None}).all()
     return {"settled": settled, "withdrawals": withdrawals, "refusals": refusals,
             "reports": reports.counts(like)}
 

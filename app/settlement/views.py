@@ -1,6 +1,5 @@
 """Pages for hukou officers (applications, permits, decisions), farmers (my settlement, the
 rights-kept notice) and auditors (the compliance view)."""
-import csv
 import datetime as dt
 import io
 import re
@@ -29,6 +28,7 @@ from app.errors import DomainError
 from app.extensions import db
 from app.people.models import Person
 from app.printing import printed
+from app.security import expensive
 
 from . import compliance
 from . import operations as ops
@@ -319,6 +319,7 @@ def notice(application_id: int):
 
 @bp.get("/settlement/<int:application_id>/notice.pdf")
 @access("farmer", *READERS, scope=application_scope)
+@expensive
 def notice_pdf(application_id: int):
     a = db.session.get(SettlementApplication, application_id)
     if a.status != "approved":
@@ -346,10 +347,13 @@ def compliance_view():
 
 @bp.get("/compliance.csv")
 @access(*AUDITORS)
+@expensive
 def compliance_csv():
     report = compliance.report(jurisdiction_like(current_user), None)
     out = io.StringIO()
-    w = csv.writer(out)
+    from app.security import csv_writer
+
+    w = csv_writer(out)
     for section, rows in compliance.csv_rows(report):
         w.writerow([section])
         w.writerows(rows)
