@@ -26,12 +26,12 @@ Also:
   the article was free text, so "17条（进城落户者）" carried the disguise past every check.
 
 Revision ID: 0018_guard_attacks
-Revises: 0013_guard_text
+Revises: 0016_market_trading
 """
 from alembic import op
 
 revision = "0018_guard_attacks"
-down_revision = "0013_guard_text"
+down_revision = "0016_market_trading"
 branch_labels = None
 depends_on = None
 

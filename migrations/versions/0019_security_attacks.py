@@ -3,12 +3,12 @@ checks and duplicate member keys); the auditor reads them.  Mask them as the val
 writes them: the region and the last two characters.  Not reversible (nothing to restore).
 
 Revision ID: 0019_security_attacks
-Revises: 0013_guard_text
+Revises: 0018_guard_attacks
 """
 from alembic import op
 
 revision = "0019_security_attacks"
-down_revision = "0013_guard_text"
+down_revision = "0018_guard_attacks"
 branch_labels = None
 depends_on = None
 
