@@ -48,7 +48,7 @@ def test_sealed_prices_are_unreadable_before_the_opening_then_scored_by_weights(
     # Odd prices nobody would find by chance in the database.
     bids = {p1.id: (r + 987_653, secrets.token_hex(16), "小麦玉米轮作，秸秆还田"),
             p2.id: (r + 612_347, secrets.token_hex(16), "高标准农田 + 节水灌溉 + 有机肥替代"),
-            p3.id: (r - 1_379, secrets.token_hex(16), "种植")}  # below the reserve: invalid
+            p3.id: (r - 1_379, secrets.token_hex(16), f"种植 {secrets.token_hex(6)}")}  # invalid: < reserve
     for ap in apps:
         price, nonce, plan = bids[ap.id]
         ops.lodge(f"applicant:{ap.applicant_id}", t, ap, ops.commitment(price, nonce, plan))
