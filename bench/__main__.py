@@ -199,8 +199,10 @@ def bench_tiles(url: str, n: int):
     from app.parcels.tiles import TILE_SQL
 
     tiles = tiles_for(url, n)
-    # The app under gunicorn, as in production.
-    env = {**os.environ, "DATABASE_URL": url, "SANQUAN_ENV": "production",
+    # The app under gunicorn, as in production — but in the development configuration: the
+    # production start-up checks (rightly) refuse the bench's trust login and demo accounts,
+    # and production differs otherwise only by HSTS and secure cookies.
+    env = {**os.environ, "DATABASE_URL": url, "SANQUAN_ENV": "development",
            "SESSION_COOKIE_SECURE": "0"}
     port = 5990
     proc = subprocess.Popen([str(ROOT / ".venv/bin/gunicorn"), "--bind", f"127.0.0.1:{port}",
