@@ -262,6 +262,14 @@ def parse_price(value) -> Decimal:
     return d.quantize(Decimal("0.01"))
 
 
+MAX_FEN = 2 ** 63 - 1  # the database's bigint
+
+
+def fen_ok(value) -> bool:
+    """An amount in fen: a true int (never a bool, float or string), above 0, within bigint."""
+    return type(value) is int and 0 < value <= MAX_FEN
+
+
 def yuan_to_fen(value) -> int:
     return int(parse_price(value) * 100)
 
@@ -352,6 +360,15 @@ def _terms(listing_fields: dict, county: str) -> dict:
                                   else setting("reannounce_max", county))}
 
 
+def _guard_market_text(actor, fields: dict, obj_type: str = "market_listing", obj_id=None) -> None:
+    """Free text of a listing, an applicant or a plan through the rights guard's detector
+    (market policy: no land-for-hukou or land-for-anything trade written as a term)."""
+    from app.grounds import guard_text
+
+    guard_text(actor, "market", {k: v for k, v in fields.items() if v not in (None, "")},
+               "market.refused.text", obj_type, obj_id)
+
+
 def create_listing(actor, right: Right, kind: str, parcel_codes: list[str],
                    term_start: dt.date, term_end: dt.date, land_use: str, reserve_price,
                    payment_schedule: str, retransfer_allowed: bool = False,
@@ -372,6 +389,9 @@ def create_listing(actor, right: Right, kind: str, parcel_codes: list[str],
         raise DomainError(NOT_CURRENT)
     via, mandate_id = _check_lister(actor, right, mandate, today)
     _check_use(land_use)
+    _guard_market_text(actor, {"transferee_conditions": transferee_conditions,
+                               "use_description": use_description,
+                               "payment_schedule": payment_schedule})
     in_right = {rp.parcel_uid for rp in right.parcels}
     parcels = _parcels(parcel_codes)
     for p in parcels:
@@ -443,6 +463,10 @@ def create_collective_listing(actor, fbfbm: str, kind: str, resolution_ref: str,
     if not (resolution_ref or "").strip():
         raise DomainError(RESOLUTION)
     _check_use(land_use)
+    _guard_market_text(actor, {"title": title, "transferee_conditions": transferee_conditions,
+                               "use_description": use_description,
+                               "asset_description": asset_description,
+                               "payment_schedule": payment_schedule})
     coll = db.session.scalar(select(Collective).where(Collective.fbfbm == fbfbm))
     parcels = []
     if kind == "asset":
@@ -797,6 +821,7 @@ def register_applicant(actor, kind: str, name: str, phone: str, farming_capacity
         raise DomainError(BAD_KIND, kind=kind)
     if not (farming_capacity or "").strip():
         raise DomainError(CAPACITY)
+    _guard_market_text(actor, {"farming_capacity": farming_capacity}, "market_applicant")
     idn = code = None
     if kind == "person":
         try:
@@ -904,6 +929,7 @@ def qualify(actor, a: Application, ok: bool, note: str) -> Application:
         raise DomainError(STATE, status=APPLICATION_LABELS[a.status])
     if not (note or "").strip():
         raise DomainError(RETURN_REASON)
+    _guard_market_text(actor, {"note": note}, "market_application", a.id)
     a.qualified_by, a.qualification_note = _who(actor), note.strip()
     if not ok:
         a.status = "refused"
@@ -945,7 +971,7 @@ def record_payment(actor, a: Application, amount_fen: int, reference: str,
                    what: str = "deposit") -> LedgerTxn:
     """'Payment received' for a deposit (保证金) or a risk deposit (风险保障金), recorded by the
     exchange operator with the bank's reference: bank debit, the application's account credit."""
-    if not isinstance(amount_fen, int) or amount_fen <= 0 or not (reference or "").strip():
+    if not fen_ok(amount_fen) or not (reference or "").strip():
         raise DomainError(PAYMENT)
     if a.status == "refused":
         raise DomainError(STATE, status=APPLICATION_LABELS[a.status])
@@ -1145,7 +1171,7 @@ def place_bid(auction_id: int, application_id: int, amount_fen: int, client_key:
     whatever breaks a rule; the refusal comes back as a DomainError with its rule."""
     from sqlalchemy.exc import DBAPIError
 
-    if not isinstance(amount_fen, int) or amount_fen <= 0:
+    if not fen_ok(amount_fen):
         raise DomainError(BID_STEP, current="—")
     key = (client_key or "").strip()
     if not 8 <= len(key) <= 64:
@@ -1332,7 +1358,7 @@ def pay_price(actor, aw, amount_fen: int, reference: str, today: dt.date | None 
     a = aw.application
     dep = held(a)
     due = aw.price_fen - dep
-    if amount_fen != due or not (reference or "").strip():
+    if type(amount_fen) is not int or amount_fen != due or not (reference or "").strip():
         raise DomainError(PRICE_PAYMENT, due=due)
     owed = f"price:award:{aw.id}"
     if dep:
@@ -1819,7 +1845,7 @@ def record_rent(actor, contract, amount_fen: int, reference: str):
     """Rent received from the transferee (bank debit, held for the contractor)."""
     st = rent_status(contract)
     due = st["due_fen"] - st["received_fen"]
-    if (not isinstance(amount_fen, int) or amount_fen <= 0 or amount_fen > due
+    if (not fen_ok(amount_fen) or amount_fen > due
             or not (reference or "").strip()):
         raise DomainError(RENT_PAYMENT, due=due)
     return _post(actor, "rent_received", contract.award.application, reference,
@@ -1830,7 +1856,7 @@ def pay_out(actor, contract, amount_fen: int, reference: str, what: str = "rent"
     """Pay the contractor what is held for it (art 39): rent, or the first year's price."""
     account = _rent_account(contract) if what == "rent" else f"price:award:{contract.award_id}"
     held_fen = -_balance(account)
-    if (not isinstance(amount_fen, int) or amount_fen <= 0 or amount_fen > held_fen
+    if (not fen_ok(amount_fen) or amount_fen > held_fen
             or not (reference or "").strip()):
         raise DomainError(RENT_PAYOUT, held=held_fen)
     return _post(actor, "rent_paid_out" if what == "rent" else "price_paid_out",
@@ -1976,6 +2002,9 @@ def reveal(actor, t, application: Application, price_fen: int, nonce: str, plan:
                                                   TenderBid.application_id == application.id))
     if b is None:
         raise DomainError(BID_NOT_ADMITTED)
+    if not fen_ok(price_fen):  # int(1000.7) would reveal 1000; 2**63 would be a fault
+        raise DomainError(TENDER_MISMATCH)
+    _guard_market_text(actor, {"plan": plan}, "market_tender_bid", b.id)
 
     def upd():
         db.session.execute(text("UPDATE market_tender_bid SET price_fen = :p, nonce = :n, "
@@ -2048,7 +2077,7 @@ def agree(actor, listing: Listing, price_fen: int, today: dt.date | None = None)
         raise DomainError(STATE, status=STATUS_LABELS[listing.status])
     qualified = [a for a in listing.applications if a.status == "qualified"]
     reserve = first_year_fen(listing)
-    if len(qualified) != 1 or not isinstance(price_fen, int) or price_fen < reserve:
+    if len(qualified) != 1 or not fen_ok(price_fen) or price_fen < reserve:
         raise DomainError(AGREEMENT_PRICE, reserve=reserve)
     return make_award(actor, listing, qualified[0].id, price_fen, "agreement", today=today)
 
@@ -2060,7 +2089,7 @@ def negotiate(actor, listing: Listing, applicant: Applicant, price_fen: int, sel
     today = today or clock.today()
     if listing.status != "negotiation":
         raise DomainError(STATE, status=STATUS_LABELS[listing.status])
-    if not isinstance(price_fen, int) or price_fen <= 0 or not (seller_ref or "").strip():
+    if not fen_ok(price_fen) or not (seller_ref or "").strip():
         raise DomainError(NEGOTIATION_REF)
     a = Application(listing_id=listing.id, applicant_id=applicant.id, status="qualified",
                     registered_on=today)

