@@ -58,3 +58,20 @@ def test_a_bid_beyond_bigint_is_refused_by_rule_not_a_fault(dbs, fast):  # noqa:
         ops.place_bid(a.id, apps[0].id, 1.5, uuid.uuid4().hex)
     with pytest.raises(DomainError):
         ops.place_bid(a.id, apps[0].id, "100000", uuid.uuid4().hex)
+
+
+def test_a_temp_trigger_cannot_move_the_auction_price_from_depth_two(dbs, fast):  # noqa: F811
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    x, apps, _ = competition(dbs)
+    a = ops.open_auction(user("exchange"), x, step_fen=50_000, free_minutes=60,
+                         timed_minutes=60, start_in_minutes=1)
+    dbs.execute(text("CREATE TEMP TABLE poke (x int)"))
+    dbs.execute(text(f"""CREATE FUNCTION pg_temp.poke() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN UPDATE public.market_auction SET current_price_fen = 1, ends_at = ends_at
+              + interval '30 days', step_fen = 1 WHERE id = {a.id}; RETURN NEW; END $$"""))
+    dbs.execute(text("CREATE TRIGGER poke AFTER INSERT ON poke FOR EACH ROW "
+                     "EXECUTE FUNCTION pg_temp.poke()"))
+    with pytest.raises(DBAPIError, match="market.auction.fixed"), dbs.begin_nested():
+        dbs.execute(text("INSERT INTO poke VALUES (1)"))
