@@ -75,3 +75,46 @@ def test_a_temp_trigger_cannot_move_the_auction_price_from_depth_two(dbs, fast):
                      "EXECUTE FUNCTION pg_temp.poke()"))
     with pytest.raises(DBAPIError, match="market.auction.fixed"), dbs.begin_nested():
         dbs.execute(text("INSERT INTO poke VALUES (1)"))
+
+
+def _two_paid(dbs, holder):  # noqa: F811
+    from tests.test_market import _consent_all
+
+    _, fields, right = holder
+    x = _list(right, fields[:1])
+    _consent_all(x)
+    ops.submit(user("farmer"), x, today=dt.date(2026, 12, 1))
+    ops.review(user("exchange"), x, True, today=dt.date(2026, 12, 1))
+    out = []
+    for seq in ("881", "882"):
+        a, _ = ops.register_applicant(None, "person", "戊", "1", "会种地",
+                                      id_number=_valid_id(dt.date(1975, 3, 3), seq))
+        ap = ops.apply(None, x, a, today=dt.date(2026, 12, 1))
+        ops.record_payment(None, ap, x.deposit_fen, f"BANK-{seq}")
+        out.append(ap)
+    return x, out
+
+
+@pytest.mark.parametrize("attack", ["wrong_applicant", "refunded_twice"])
+def test_the_ledger_refuses_a_refund_to_the_wrong_applicant_or_beyond_the_deposit(
+        dbs, holder, attack):  # noqa: F811
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    x, (a1, a2) = _two_paid(dbs, holder)
+    d = x.deposit_fen
+    # the account moved and the transaction's applicant: a1's deposit paid to a2, or a1's
+    # deposit refunded twice (what it holds plus the same again)
+    owner, times = (a2.id, 1) if attack == "wrong_applicant" else (a1.id, 2)
+    with pytest.raises(DBAPIError, match="market.ledger"), dbs.begin_nested():
+        for _ in range(times):
+            t = dbs.execute(text(
+                "INSERT INTO market_ledger_txn (kind, listing_id, application_id, reference, "
+                "recorded_by) VALUES ('deposit_refunded', :l, :o, 'REF-X', 'x') RETURNING id"),
+                {"l": x.id, "o": owner}).scalar()
+            dbs.execute(text("INSERT INTO market_ledger_entry (txn_id, account, amount_fen) "
+                             "VALUES (:t, :acc, :d), (:t, 'bank', :m)"),
+                        {"t": t, "acc": f"deposit:application:{a1.id}", "d": d, "m": -d})
+        dbs.execute(text("SET CONSTRAINTS ALL IMMEDIATE"))
+    ops.refund(None, a1, "REFUND-1")
+    assert ops.refund(None, a1, "REFUND-2") is None and ops.held(a1) == 0

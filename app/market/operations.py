@@ -953,6 +953,12 @@ def held(a: Application, kind: str = "deposit") -> int:
     return -int(total)
 
 
+def _lock(a: Application) -> None:
+    """The application's row lock: two payments or refunds of one deposit pass one at a time,
+    each reading what the other posted (a refund paid twice by two clicks)."""
+    db.session.execute(select(Application.id).where(Application.id == a.id).with_for_update())
+
+
 def _post(actor, kind: str, a: Application, reference: str, lines: list[tuple[str, int]]) \
         -> LedgerTxn:
     txn = LedgerTxn(kind=kind, listing_id=a.listing_id, application_id=a.id,
@@ -975,6 +981,7 @@ def record_payment(actor, a: Application, amount_fen: int, reference: str,
         raise DomainError(PAYMENT)
     if a.status == "refused":
         raise DomainError(STATE, status=APPLICATION_LABELS[a.status])
+    _lock(a)
     due = a.listing.deposit_fen if what == "deposit" else a.risk_deposit_fen
     have = held(a, what)
     if have + amount_fen > due:
@@ -987,6 +994,7 @@ def record_payment(actor, a: Application, amount_fen: int, reference: str,
 
 
 def refund(actor, a: Application, reference: str, what: str = "deposit") -> LedgerTxn | None:
+    _lock(a)
     amount = held(a, what)
     if amount <= 0:
         return None

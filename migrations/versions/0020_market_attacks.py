@@ -45,12 +45,43 @@ OWNER_ONLY = ("(SELECT oid FROM pg_roles WHERE rolname = current_user) IS DISTIN
               "(SELECT relowner FROM pg_class WHERE oid = 'public.market_auction'::regclass)")
 
 
+# A deposit or risk-deposit account belongs to one application: only that application's
+# transactions move it, and it is never refunded or applied beyond what it holds (balance <= 0:
+# a liability).  Checked at commit, like the balance of each transaction.
+ACCOUNTS = """
+CREATE FUNCTION market_ledger_account_owner() RETURNS trigger LANGUAGE plpgsql
+SET search_path = public, pg_temp AS $$
+DECLARE owner integer; total bigint;
+BEGIN
+  IF NEW.account !~ '^(deposit|risk):application:[0-9]+$' THEN
+    RETURN NULL;
+  END IF;
+  SELECT application_id INTO owner FROM market_ledger_txn WHERE id = NEW.txn_id;
+  IF owner IS DISTINCT FROM split_part(NEW.account, ':', 3)::integer THEN
+    RAISE EXCEPTION 'market.ledger.owner: % moved by a transaction of application %',
+      NEW.account, owner USING ERRCODE = 'check_violation';
+  END IF;
+  SELECT sum(amount_fen) INTO total FROM market_ledger_entry WHERE account = NEW.account;
+  IF total > 0 THEN
+    RAISE EXCEPTION 'market.ledger.overdrawn: % paid out % fen more than it held',
+      NEW.account, total USING ERRCODE = 'check_violation';
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER market_ledger_account_owner AFTER INSERT ON market_ledger_entry
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION market_ledger_account_owner();
+"""
+
+
 def upgrade():
+    op.execute(ACCOUNTS)
     op.execute("ALTER FUNCTION market_bid_accept() SECURITY DEFINER "
                "SET search_path = public, pg_temp")
     op.execute(GUARD.format(who=OWNER_ONLY))
 
 
 def downgrade():
+    op.execute("DROP TRIGGER market_ledger_account_owner ON market_ledger_entry")
+    op.execute("DROP FUNCTION market_ledger_account_owner()")
     op.execute(GUARD.format(who="pg_trigger_depth() = 1"))
     op.execute("ALTER FUNCTION market_bid_accept() SECURITY INVOKER")
