@@ -118,3 +118,13 @@ def test_the_ledger_refuses_a_refund_to_the_wrong_applicant_or_beyond_the_deposi
         dbs.execute(text("SET CONSTRAINTS ALL IMMEDIATE"))
     ops.refund(None, a1, "REFUND-1")
     assert ops.refund(None, a1, "REFUND-2") is None and ops.held(a1) == 0
+
+
+@pytest.mark.parametrize("field,value", [("step_fen", 2 ** 70), ("start_in_minutes", 10 ** 12),
+                                         ("timed_minutes", 2 ** 40), ("extension_minutes", 2 ** 35),
+                                         ("priority_minutes", 2 ** 33), ("step_fen", 1.5)])
+def test_auction_terms_beyond_any_real_auction_are_refused_by_rule(dbs, field, value):
+    x, _, _ = competition(dbs)
+    terms = {"step_fen": 50_000, "free_minutes": 60, "timed_minutes": 60,
+             "start_in_minutes": 1, field: value}
+    _refused("market.auction.setup", ops.open_auction, user("exchange"), x, **terms)

@@ -270,6 +270,16 @@ def fen_ok(value) -> bool:
     return type(value) is int and 0 < value <= MAX_FEN
 
 
+MAX_MINUTES = 60 * 24 * 366  # no phase of an auction or a tender lasts (or waits) a year
+
+
+def minutes_ok(*values, positive: bool = False) -> bool:
+    """Minutes (fractions allowed, never a bool or a string), 0 or more (above 0 when
+    `positive`) and within a year."""
+    return all(type(v) in (int, float) and (v > 0 if positive else v >= 0)
+               and v <= MAX_MINUTES for v in values)
+
+
 def yuan_to_fen(value) -> int:
     return int(parse_price(value) * 100)
 
@@ -1126,8 +1136,8 @@ def open_auction(actor, listing: Listing, step_fen: int, free_minutes: int, time
         raise DomainError(STATE, status=STATUS_LABELS[listing.status])
     if priority_minutes is None:
         priority_minutes = setting("priority_minutes", listing.county_code)
-    if (not isinstance(step_fen, int) or step_fen <= 0 or free_minutes < 0 or timed_minutes <= 0
-            or extension_minutes <= 0 or priority_minutes < 0 or start_in_minutes < 0):
+    if (not fen_ok(step_fen) or not minutes_ok(free_minutes, priority_minutes, start_in_minutes)
+            or not minutes_ok(timed_minutes, extension_minutes, positive=True)):
         raise DomainError(AUCTION_SETUP)
     origin = db.session.scalar(text("SELECT clock_timestamp()"))
     acc = market_accelerator()
@@ -1941,8 +1951,10 @@ def open_tender(actor, listing: Listing, lodging_minutes: int, reveal_minutes: i
 
     if listing.status != "competition" or listing.method != "tender":
         raise DomainError(STATE, status=STATUS_LABELS[listing.status])
-    if (lodging_minutes <= 0 or reveal_minutes <= 0 or opening_after_minutes < 0
-            or weight_price + weight_plan != 100 or weight_price <= 0 or weight_plan < 0):
+    if (not minutes_ok(lodging_minutes, reveal_minutes, positive=True)
+            or not minutes_ok(opening_after_minutes) or type(weight_price) is not int
+            or type(weight_plan) is not int or weight_price + weight_plan != 100
+            or weight_price <= 0 or weight_plan < 0):
         raise DomainError(TENDER_SETUP)
     origin = db.session.scalar(text("SELECT clock_timestamp()"))
     lodging_end = origin + dt.timedelta(minutes=lodging_minutes)
