@@ -62,6 +62,8 @@ FIELD_LABELS = {
     "asset_description": _l("The description of the asset"),
     "payment_schedule": _l("The payment schedule"),
     "farming_capacity": _l("The farming capacity"), "plan": _l("The plan"),
+    "resolution_ref": _l("The resolution reference"),
+    "issuing_party_consent_ref": _l("The issuing party's consent reference"),
 }
 
 

@@ -128,3 +128,9 @@ def test_auction_terms_beyond_any_real_auction_are_refused_by_rule(dbs, field, v
     terms = {"step_fen": 50_000, "free_minutes": 60, "timed_minutes": 60,
              "start_in_minutes": 1, field: value}
     _refused("market.auction.setup", ops.open_auction, user("exchange"), x, **terms)
+
+
+@pytest.mark.parametrize("field", ["payment_schedule", "issuing_party_consent_ref"])
+def test_a_text_longer_than_its_column_is_refused_by_rule_not_a_fault(dbs, holder, field):  # noqa: F811
+    _, fields, right = holder
+    _refused("market.text.too_long", _list, right, fields[:1], **{field: "年付" * 101})

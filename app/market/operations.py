@@ -131,6 +131,8 @@ CONSENT_DOCUMENT = Rule("market.consent.document",
 RESOLUTION = Rule("market.collective.resolution",
                   _l("A collective item is listed only after the members' resolution: give its "
                      "reference."), ART52)
+TOO_LONG = Rule("market.text.too_long", _l("%(field)s is longer than %(n)s characters."),
+                ART52, 400)
 COLLECTIVE_ONLY = Rule("market.collective.officer",
                        _l("Collective items are listed by the collective's officer."), ART52, 403)
 ASSET_FIELDS = Rule("market.collective.asset",
@@ -373,8 +375,11 @@ def _terms(listing_fields: dict, county: str) -> dict:
 def _guard_market_text(actor, fields: dict, obj_type: str = "market_listing", obj_id=None) -> None:
     """Free text of a listing, an applicant or a plan through the rights guard's detector
     (market policy: no land-for-hukou or land-for-anything trade written as a term)."""
-    from app.grounds import guard_text
+    from app.grounds import FIELD_LABELS, guard_text
 
+    for k in ("title", "payment_schedule", "resolution_ref", "issuing_party_consent_ref"):
+        if len(str(fields.get(k) or "").strip()) > 200:
+            raise DomainError(TOO_LONG, field=FIELD_LABELS.get(k, k), n=200)
     guard_text(actor, "market", {k: v for k, v in fields.items() if v not in (None, "")},
                "market.refused.text", obj_type, obj_id)
 
@@ -401,7 +406,8 @@ def create_listing(actor, right: Right, kind: str, parcel_codes: list[str],
     _check_use(land_use)
     _guard_market_text(actor, {"transferee_conditions": transferee_conditions,
                                "use_description": use_description,
-                               "payment_schedule": payment_schedule})
+                               "payment_schedule": payment_schedule,
+                               "issuing_party_consent_ref": issuing_party_consent_ref})
     in_right = {rp.parcel_uid for rp in right.parcels}
     parcels = _parcels(parcel_codes)
     for p in parcels:
@@ -473,7 +479,8 @@ def create_collective_listing(actor, fbfbm: str, kind: str, resolution_ref: str,
     if not (resolution_ref or "").strip():
         raise DomainError(RESOLUTION)
     _check_use(land_use)
-    _guard_market_text(actor, {"title": title, "transferee_conditions": transferee_conditions,
+    _guard_market_text(actor, {"title": title, "resolution_ref": resolution_ref,
+                               "transferee_conditions": transferee_conditions,
                                "use_description": use_description,
                                "asset_description": asset_description,
                                "payment_schedule": payment_schedule})
