@@ -57,6 +57,13 @@ FIELD_LABELS = {
     "interview": _l("The interview record"), "transferee": _l("The transferee"),
     "number": _l("The number"), "property_certificate_no": _l("The number"),
     "purchase_contract_no": _l("The number"), "rental_registration_no": _l("The number"),
+    "title": _l("The title"), "transferee_conditions": _l("The conditions on the transferee"),
+    "use_description": _l("The description of the use"),
+    "asset_description": _l("The description of the asset"),
+    "payment_schedule": _l("The payment schedule"),
+    "farming_capacity": _l("The farming capacity"), "plan": _l("The plan"),
+    "resolution_ref": _l("The resolution reference"),
+    "issuing_party_consent_ref": _l("The issuing party's consent reference"),
 }
 
 

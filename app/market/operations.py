@@ -131,6 +131,8 @@ CONSENT_DOCUMENT = Rule("market.consent.document",
 RESOLUTION = Rule("market.collective.resolution",
                   _l("A collective item is listed only after the members' resolution: give its "
                      "reference."), ART52)
+TOO_LONG = Rule("market.text.too_long", _l("%(field)s is longer than %(n)s characters."),
+                ART52, 400)
 COLLECTIVE_ONLY = Rule("market.collective.officer",
                        _l("Collective items are listed by the collective's officer."), ART52, 403)
 ASSET_FIELDS = Rule("market.collective.asset",
@@ -262,6 +264,24 @@ def parse_price(value) -> Decimal:
     return d.quantize(Decimal("0.01"))
 
 
+MAX_FEN = 2 ** 63 - 1  # the database's bigint
+
+
+def fen_ok(value) -> bool:
+    """An amount in fen: a true int (never a bool, float or string), above 0, within bigint."""
+    return type(value) is int and 0 < value <= MAX_FEN
+
+
+MAX_MINUTES = 60 * 24 * 366  # no phase of an auction or a tender lasts (or waits) a year
+
+
+def minutes_ok(*values, positive: bool = False) -> bool:
+    """Minutes (fractions allowed, never a bool or a string), 0 or more (above 0 when
+    `positive`) and within a year."""
+    return all(type(v) in (int, float) and (v > 0 if positive else v >= 0)
+               and v <= MAX_MINUTES for v in values)
+
+
 def yuan_to_fen(value) -> int:
     return int(parse_price(value) * 100)
 
@@ -352,6 +372,18 @@ def _terms(listing_fields: dict, county: str) -> dict:
                                   else setting("reannounce_max", county))}
 
 
+def _guard_market_text(actor, fields: dict, obj_type: str = "market_listing", obj_id=None) -> None:
+    """Free text of a listing, an applicant or a plan through the rights guard's detector
+    (market policy: no land-for-hukou or land-for-anything trade written as a term)."""
+    from app.grounds import FIELD_LABELS, guard_text
+
+    for k in ("title", "payment_schedule", "resolution_ref", "issuing_party_consent_ref"):
+        if len(str(fields.get(k) or "").strip()) > 200:
+            raise DomainError(TOO_LONG, field=FIELD_LABELS.get(k, k), n=200)
+    guard_text(actor, "market", {k: v for k, v in fields.items() if v not in (None, "")},
+               "market.refused.text", obj_type, obj_id)
+
+
 def create_listing(actor, right: Right, kind: str, parcel_codes: list[str],
                    term_start: dt.date, term_end: dt.date, land_use: str, reserve_price,
                    payment_schedule: str, retransfer_allowed: bool = False,
@@ -372,6 +404,10 @@ def create_listing(actor, right: Right, kind: str, parcel_codes: list[str],
         raise DomainError(NOT_CURRENT)
     via, mandate_id = _check_lister(actor, right, mandate, today)
     _check_use(land_use)
+    _guard_market_text(actor, {"transferee_conditions": transferee_conditions,
+                               "use_description": use_description,
+                               "payment_schedule": payment_schedule,
+                               "issuing_party_consent_ref": issuing_party_consent_ref})
     in_right = {rp.parcel_uid for rp in right.parcels}
     parcels = _parcels(parcel_codes)
     for p in parcels:
@@ -443,6 +479,11 @@ def create_collective_listing(actor, fbfbm: str, kind: str, resolution_ref: str,
     if not (resolution_ref or "").strip():
         raise DomainError(RESOLUTION)
     _check_use(land_use)
+    _guard_market_text(actor, {"title": title, "resolution_ref": resolution_ref,
+                               "transferee_conditions": transferee_conditions,
+                               "use_description": use_description,
+                               "asset_description": asset_description,
+                               "payment_schedule": payment_schedule})
     coll = db.session.scalar(select(Collective).where(Collective.fbfbm == fbfbm))
     parcels = []
     if kind == "asset":
@@ -797,6 +838,7 @@ def register_applicant(actor, kind: str, name: str, phone: str, farming_capacity
         raise DomainError(BAD_KIND, kind=kind)
     if not (farming_capacity or "").strip():
         raise DomainError(CAPACITY)
+    _guard_market_text(actor, {"farming_capacity": farming_capacity}, "market_applicant")
     idn = code = None
     if kind == "person":
         try:
@@ -904,6 +946,7 @@ def qualify(actor, a: Application, ok: bool, note: str) -> Application:
         raise DomainError(STATE, status=APPLICATION_LABELS[a.status])
     if not (note or "").strip():
         raise DomainError(RETURN_REASON)
+    _guard_market_text(actor, {"note": note}, "market_application", a.id)
     a.qualified_by, a.qualification_note = _who(actor), note.strip()
     if not ok:
         a.status = "refused"
@@ -927,6 +970,12 @@ def held(a: Application, kind: str = "deposit") -> int:
     return -int(total)
 
 
+def _lock(a: Application) -> None:
+    """The application's row lock: two payments or refunds of one deposit pass one at a time,
+    each reading what the other posted (a refund paid twice by two clicks)."""
+    db.session.execute(select(Application.id).where(Application.id == a.id).with_for_update())
+
+
 def _post(actor, kind: str, a: Application, reference: str, lines: list[tuple[str, int]]) \
         -> LedgerTxn:
     txn = LedgerTxn(kind=kind, listing_id=a.listing_id, application_id=a.id,
@@ -945,10 +994,11 @@ def record_payment(actor, a: Application, amount_fen: int, reference: str,
                    what: str = "deposit") -> LedgerTxn:
     """'Payment received' for a deposit (保证金) or a risk deposit (风险保障金), recorded by the
     exchange operator with the bank's reference: bank debit, the application's account credit."""
-    if not isinstance(amount_fen, int) or amount_fen <= 0 or not (reference or "").strip():
+    if not fen_ok(amount_fen) or not (reference or "").strip():
         raise DomainError(PAYMENT)
     if a.status == "refused":
         raise DomainError(STATE, status=APPLICATION_LABELS[a.status])
+    _lock(a)
     due = a.listing.deposit_fen if what == "deposit" else a.risk_deposit_fen
     have = held(a, what)
     if have + amount_fen > due:
@@ -961,6 +1011,7 @@ def record_payment(actor, a: Application, amount_fen: int, reference: str,
 
 
 def refund(actor, a: Application, reference: str, what: str = "deposit") -> LedgerTxn | None:
+    _lock(a)
     amount = held(a, what)
     if amount <= 0:
         return None
@@ -1092,8 +1143,8 @@ def open_auction(actor, listing: Listing, step_fen: int, free_minutes: int, time
         raise DomainError(STATE, status=STATUS_LABELS[listing.status])
     if priority_minutes is None:
         priority_minutes = setting("priority_minutes", listing.county_code)
-    if (not isinstance(step_fen, int) or step_fen <= 0 or free_minutes < 0 or timed_minutes <= 0
-            or extension_minutes <= 0 or priority_minutes < 0 or start_in_minutes < 0):
+    if (not fen_ok(step_fen) or not minutes_ok(free_minutes, priority_minutes, start_in_minutes)
+            or not minutes_ok(timed_minutes, extension_minutes, positive=True)):
         raise DomainError(AUCTION_SETUP)
     origin = db.session.scalar(text("SELECT clock_timestamp()"))
     acc = market_accelerator()
@@ -1145,7 +1196,7 @@ def place_bid(auction_id: int, application_id: int, amount_fen: int, client_key:
     whatever breaks a rule; the refusal comes back as a DomainError with its rule."""
     from sqlalchemy.exc import DBAPIError
 
-    if not isinstance(amount_fen, int) or amount_fen <= 0:
+    if not fen_ok(amount_fen):
         raise DomainError(BID_STEP, current="—")
     key = (client_key or "").strip()
     if not 8 <= len(key) <= 64:
@@ -1332,7 +1383,7 @@ def pay_price(actor, aw, amount_fen: int, reference: str, today: dt.date | None 
     a = aw.application
     dep = held(a)
     due = aw.price_fen - dep
-    if amount_fen != due or not (reference or "").strip():
+    if type(amount_fen) is not int or amount_fen != due or not (reference or "").strip():
         raise DomainError(PRICE_PAYMENT, due=due)
     owed = f"price:award:{aw.id}"
     if dep:
@@ -1819,7 +1870,7 @@ def record_rent(actor, contract, amount_fen: int, reference: str):
     """Rent received from the transferee (bank debit, held for the contractor)."""
     st = rent_status(contract)
     due = st["due_fen"] - st["received_fen"]
-    if (not isinstance(amount_fen, int) or amount_fen <= 0 or amount_fen > due
+    if (not fen_ok(amount_fen) or amount_fen > due
             or not (reference or "").strip()):
         raise DomainError(RENT_PAYMENT, due=due)
     return _post(actor, "rent_received", contract.award.application, reference,
@@ -1830,7 +1881,7 @@ def pay_out(actor, contract, amount_fen: int, reference: str, what: str = "rent"
     """Pay the contractor what is held for it (art 39): rent, or the first year's price."""
     account = _rent_account(contract) if what == "rent" else f"price:award:{contract.award_id}"
     held_fen = -_balance(account)
-    if (not isinstance(amount_fen, int) or amount_fen <= 0 or amount_fen > held_fen
+    if (not fen_ok(amount_fen) or amount_fen > held_fen
             or not (reference or "").strip()):
         raise DomainError(RENT_PAYOUT, held=held_fen)
     return _post(actor, "rent_paid_out" if what == "rent" else "price_paid_out",
@@ -1907,8 +1958,10 @@ def open_tender(actor, listing: Listing, lodging_minutes: int, reveal_minutes: i
 
     if listing.status != "competition" or listing.method != "tender":
         raise DomainError(STATE, status=STATUS_LABELS[listing.status])
-    if (lodging_minutes <= 0 or reveal_minutes <= 0 or opening_after_minutes < 0
-            or weight_price + weight_plan != 100 or weight_price <= 0 or weight_plan < 0):
+    if (not minutes_ok(lodging_minutes, reveal_minutes, positive=True)
+            or not minutes_ok(opening_after_minutes) or type(weight_price) is not int
+            or type(weight_plan) is not int or weight_price + weight_plan != 100
+            or weight_price <= 0 or weight_plan < 0):
         raise DomainError(TENDER_SETUP)
     origin = db.session.scalar(text("SELECT clock_timestamp()"))
     lodging_end = origin + dt.timedelta(minutes=lodging_minutes)
@@ -1976,6 +2029,9 @@ def reveal(actor, t, application: Application, price_fen: int, nonce: str, plan:
                                                   TenderBid.application_id == application.id))
     if b is None:
         raise DomainError(BID_NOT_ADMITTED)
+    if not fen_ok(price_fen):  # int(1000.7) would reveal 1000; 2**63 would be a fault
+        raise DomainError(TENDER_MISMATCH)
+    _guard_market_text(actor, {"plan": plan}, "market_tender_bid", b.id)
 
     def upd():
         db.session.execute(text("UPDATE market_tender_bid SET price_fen = :p, nonce = :n, "
@@ -2048,7 +2104,7 @@ def agree(actor, listing: Listing, price_fen: int, today: dt.date | None = None)
         raise DomainError(STATE, status=STATUS_LABELS[listing.status])
     qualified = [a for a in listing.applications if a.status == "qualified"]
     reserve = first_year_fen(listing)
-    if len(qualified) != 1 or not isinstance(price_fen, int) or price_fen < reserve:
+    if len(qualified) != 1 or not fen_ok(price_fen) or price_fen < reserve:
         raise DomainError(AGREEMENT_PRICE, reserve=reserve)
     return make_award(actor, listing, qualified[0].id, price_fen, "agreement", today=today)
 
@@ -2060,7 +2116,7 @@ def negotiate(actor, listing: Listing, applicant: Applicant, price_fen: int, sel
     today = today or clock.today()
     if listing.status != "negotiation":
         raise DomainError(STATE, status=STATUS_LABELS[listing.status])
-    if not isinstance(price_fen, int) or price_fen <= 0 or not (seller_ref or "").strip():
+    if not fen_ok(price_fen) or not (seller_ref or "").strip():
         raise DomainError(NEGOTIATION_REF)
     a = Application(listing_id=listing.id, applicant_id=applicant.id, status="qualified",
                     registered_on=today)
