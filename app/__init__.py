@@ -27,6 +27,7 @@ def create_app(config=None) -> Flask:
     register_extensions(app)
     register_security(app)
     register_models()
+    register_signal_handlers()
     register_blueprints(app)
     from .errors import register_errorhandlers
 
@@ -55,6 +56,14 @@ def mount_tiles(app: Flask) -> None:
 
     app.wsgi_app = DispatcherMiddleware(
         app.wsgi_app, {"/tiles": TileApp(app.config["SQLALCHEMY_DATABASE_URI"])})
+
+
+def register_signal_handlers() -> None:
+    """Higher features subscribe to lower features' signals (app/signals.py): import each
+    subscriber module once, so the handlers are connected before any operation runs."""
+    from .certificates import signals as _ce  # noqa: F401
+    from .rights import signals as _r  # noqa: F401
+    from .withdrawal import signals as _w  # noqa: F401
 
 
 def register_models() -> None:

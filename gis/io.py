@@ -687,12 +687,13 @@ def write_table(path: Path, rows: list[dict], fields: list[str]) -> None:
 
 def to_cgcs2000(geoms: np.ndarray, srid: int) -> np.ndarray:
     """Geometries as the register stores them: repeated vertices (within 1 mm) dropped, then
-    transformed to CGCS2000 geographic (EPSG:4490).  Same rule as the SQL in app/imports."""
+    transformed to CGCS2000 geographic (EPSG:4490).  The rule is gis.stored's (also its SQL)."""
     import shapely
 
-    tol = 1e-8 if srid in (4326, 4490) else 0.001
-    out = shapely.remove_repeated_points(geoms, tol)
-    if srid != 4490:
-        t = Transformer.from_crs(CRS.from_epsg(srid), CRS.from_epsg(4490), always_xy=True)
+    from gis.stored import STORED_SRID, repeat_tolerance
+
+    out = shapely.remove_repeated_points(geoms, repeat_tolerance(srid))
+    if srid != STORED_SRID:
+        t = Transformer.from_crs(CRS.from_epsg(srid), CRS.from_epsg(STORED_SRID), always_xy=True)
         out = shapely.transform(out, lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1])))
-    return shapely.set_srid(out, 4490)
+    return shapely.set_srid(out, STORED_SRID)

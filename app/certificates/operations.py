@@ -26,6 +26,7 @@ from app.audit import operations as audit
 from app.errors import DomainError, Rule
 from app.extensions import db
 from app.grounds import ART27_55_17, guard_text, refuse
+from app.jobs import operations as jobs
 from app.people.idnumber import mask
 from app.people.models import Household
 from app.rights.models import Right
@@ -355,8 +356,6 @@ def issue_for_campaign(actor, campaign, base: str | None = None, progress=None) 
 
 def start_batch(actor, campaign, base: str | None = None):
     """Queue the batch issuance of a registered campaign (a background job with progress)."""
-    from app.jobs import operations as jobs
-
     if campaign.status != "registered":
         raise DomainError(NOT_REGISTERED, id=campaign.id, status=campaign.status)
     return jobs.submit("certificates", {"campaign": campaign.id, "actor": _who(actor),
@@ -394,9 +393,9 @@ def render_package(certs: list[Certificate], path: Path, progress=None, offset: 
 
     total = total or len(certs)
     chunks = [certs[i:i + PRINT_CHUNK] for i in range(0, len(certs), PRINT_CHUNK)]
-    jobs = [[c.content for c in ch] for ch in chunks]
-    results = _render_pool().map(render.render_batch, jobs) if len(chunks) > 1 else \
-        map(render.render_batch, jobs)
+    work = [[c.content for c in ch] for ch in chunks]
+    results = _render_pool().map(render.render_batch, work) if len(chunks) > 1 else \
+        map(render.render_batch, work)
     index = io.StringIO()
     from app.security import csv_writer
 
@@ -418,11 +417,9 @@ def render_package(certs: list[Certificate], path: Path, progress=None, offset: 
     return len(chunks)
 
 
-def run_batch(job, progress) -> dict:
-    """Job: issue a registered campaign's certificates, then render its print package."""
-    from app.campaigns.models import Campaign
-
-    campaign = db.session.get(Campaign, job.params["campaign"])
+def run_campaign_batch(job, campaign, progress) -> dict:
+    """Job body (the job itself is app.campaigns.jobs.run_batch): issue a registered campaign's
+    certificates, then render its print package."""
     actor = job.params.get("actor") or "system"
     made = issue_for_campaign(actor, campaign, job.params.get("base_url"), progress)
     db.session.commit()  # the register first: the print package can always be made again

@@ -24,6 +24,7 @@ from app.errors import DomainError, Rule
 from app.extensions import db
 from app.parcels.models import RegistrySetting
 from gis import io as gio
+from gis.stored import STORED
 
 from . import validation
 from .models import ImportBatch, ImportFault, ImportFeature, ImportRecord
@@ -291,7 +292,7 @@ def _reader_findings(batch: ImportBatch, delivery, index_ids: dict) -> None:
                         {"w": wkb, "srid": layer.srid, "f": fid})
                     db.session.execute(text(
                         f"UPDATE import_feature SET geom_stored = "
-                        f"{validation.STORED.format(g='geom')} WHERE id = :f"), {"f": fid})
+                        f"{STORED.format(g='geom')} WHERE id = :f"), {"f": fid})
             except DBAPIError:
                 rows.append({"b": batch.id, "f": fid, "rule": "unreadable_geometry",
                              "detail": f"the geometry ({gio.wkb_type_name(wkb)}) cannot be read"})
@@ -532,7 +533,7 @@ def correct_feature(actor, feature: ImportFeature, attrs: dict | None = None,
                                 "WHERE n.id = :n AND o.id = :o"),
                            {"n": fixed.id, "o": feature.id})
     db.session.execute(text(f"UPDATE import_feature SET geom_stored = "
-                            f"{validation.STORED.format(g='geom')} WHERE id = :n"),
+                            f"{STORED.format(g='geom')} WHERE id = :n"),
                        {"n": fixed.id})
     for rule, detail in issues:
         db.session.execute(text("INSERT INTO import_fault (batch_id, feature_id, rule, code, "

@@ -193,10 +193,7 @@ DB_RULES = {
 }
 
 
-# The geometry as it will be stored: repeated vertices (within 1 mm) dropped, in CGCS2000.
-CLEAN = ("ST_RemoveRepeatedPoints({g}, CASE WHEN ST_SRID({g}) IN (4326, 4490) THEN 1e-8 "
-         "ELSE 0.001 END)")
-STORED = "ST_Transform(" + CLEAN + ", 4490)"
+# The geometry as it will be stored: one definition, in gis.stored.
 
 
 def _exec(sql: str, **params):

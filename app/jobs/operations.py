@@ -18,7 +18,7 @@ from .models import Job
 # kind -> "module:function"; the function takes (job, progress) and returns a JSON-able result.
 REGISTRY = {
     "import": "app.imports.jobs:run_import",
-    "certificates": "app.certificates.operations:run_batch",
+    "certificates": "app.campaigns.jobs:run_batch",
 }
 _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sanquan-job")
 _engines: dict[str, object] = {}
@@ -52,24 +52,17 @@ def submit(kind: str, params: dict, actor) -> Job:
         from rq import Queue
 
         Queue("sanquan", connection=Redis.from_url(current_app.config["REDIS_URL"])).enqueue(
-            "app.jobs.operations.execute_in_worker", job.id,
+            "app.worker.execute_in_worker", job.id,
             job_timeout=int(current_app.config.get(f"{kind.upper()}_JOB_TIMEOUT_S", 6 * 3600)))
     else:
         app = current_app._get_current_object()
-        _executor.submit(_in_app, app, job.id)
+        _executor.submit(run_in_app, app, job.id)
     return job
 
 
-def _in_app(app, job_id: int) -> None:
+def run_in_app(app, job_id: int) -> None:
     with app.app_context():
         execute(job_id)
-
-
-def execute_in_worker(job_id: int) -> None:
-    """Entry point for an RQ worker process (`flask jobs worker`)."""
-    from app import create_app
-
-    _in_app(create_app(), job_id)
 
 
 def execute(job_id: int, same_session: bool = False) -> None:

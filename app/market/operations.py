@@ -1581,7 +1581,7 @@ def _contract_content(listing: Listing, aw, number: str, today: dt.date) -> dict
 
 
 def render_contract(content: dict) -> bytes:
-    from app.certificates.render import render_document
+    from app.printing import render_document
     return render_document("market/contract.html", {"c": content})
 
 
@@ -1740,7 +1740,7 @@ def issue_trade_certificate(actor, contract, today: dt.date | None = None,
 
 
 def trade_certificate_pdf(tc) -> bytes:
-    from app.certificates.render import qr_svg, render_document
+    from app.printing import qr_svg, render_document
     return render_document("market/trade_certificate.html",
                            {"c": tc.content, "qr": qr_svg(tc.content["verify_url"]),
                             "status": tc.status})

@@ -12,11 +12,12 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
+from app import signals
 from app.audit import operations as audit
 from app.errors import DomainError, Rule
 from app.extensions import db
-from app.imports.validation import STORED
 from gis.area import gk3_zone_srid
+from gis.stored import STORED
 
 from .models import Lineage, Mutation, Parcel, RegistrySetting
 
@@ -264,9 +265,8 @@ def split(actor, parcel: Parcel, parts: list[tuple[str, str]], reason: str) -> l
         db.session.add(Lineage(parent_id=parcel.id, child_id=child.id, mutation_id=m.id))
         children.append(child)
     db.session.flush()
-    from app.rights import operations as rights
-
-    rights.carry_to_successors(actor, [parcel], children, reason)
+    signals.send(signals.parcels_succeeded, actor, parents=[parcel], children=children,
+                 reason=reason)  # app.rights carries the rights over them
     audit.record(actor, "parcel.split", "parcel", parcel.code,
                  {"into": [c.code for c in children], "scmj": [parcel.scmj,
                                                                [c.scmj for c in children]]},
@@ -295,9 +295,8 @@ def merge(actor, parcels: list[Parcel], code: str, reason: str) -> Parcel:
     for p in parcels:
         db.session.add(Lineage(parent_id=p.id, child_id=child.id, mutation_id=m.id))
     db.session.flush()
-    from app.rights import operations as rights
-
-    rights.carry_to_successors(actor, parcels, [child], reason)
+    signals.send(signals.parcels_succeeded, actor, parents=parcels, children=[child],
+                 reason=reason)  # app.rights carries the rights over them
     audit.record(actor, "parcel.merge", "parcel", code,
                  {"from": [p.code for p in parcels], "scmj": [[p.scmj for p in parcels],
                                                               child.scmj]}, reason)

@@ -3,6 +3,7 @@ from flask_login import current_user
 from shapely import from_wkb
 from sqlalchemy import or_, select, text
 
+from app import signals
 from app.access import ROLES, Scope, access, jurisdiction_like
 from app.collectives.models import Collective
 from app.extensions import db
@@ -77,12 +78,12 @@ def detail(parcel_id: int):
                  neighbour_labels=[n.code[-5:] for n in neigh])
     holder = (db.session.scalar(select(Household).where(Household.cbfbm == p.household_code))
               if p.household_code else None)
-    from app.rights import operations as rights
-
+    extra = {"rights": [], "ground_labels": {}}  # what higher features show (app.rights)
+    for ctx in signals.send(signals.parcel_page, p):
+        extra.update(ctx)
     return render_template("parcels/detail.html", p=p, svg=svg, neighbours=neigh,
-                           rights=rights.on_parcel(p.uid), ground_labels=rights.GROUND_LABELS,
                            versions=ops.history(p), lineage=ops.lineage(p), sides=ops.sides(p)
-                           if p.end_lifespan is None else None, holder=holder)
+                           if p.end_lifespan is None else None, holder=holder, **extra)
 
 
 def export_scope(**_) -> Scope | None:

@@ -10,6 +10,7 @@ from decimal import Decimal
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, text
 
+from app import signals
 from app.audit import operations as audit
 from app.errors import DomainError, Rule
 from app.extensions import db
@@ -289,10 +290,10 @@ def _proof(ground: str, right: Right, record, ended_on: dt.date):
         ok = db.session.scalar(select(Expropriation.id).where(
             Expropriation.id == rid, Expropriation.right_uid == right.uid,
             Expropriation.compensation > 0))
-    elif ground == "voluntary_withdrawal":
-        ok = db.session.scalar(text(
-            "SELECT id FROM withdrawal WHERE id = :w AND right_uid = :u AND status = 'effective'"
-            " AND effective_on <= :d"), {"w": rid, "u": right.uid, "d": ended_on})
+    elif ground == "voluntary_withdrawal":  # the withdrawal feature (higher) keeps that record
+        ok = next((r for r in signals.send(signals.right_end_proof, ground, right_uid=right.uid,
+                                           record_id=rid, ended_on=ended_on) if r is not None),
+                  None)
     elif ground == "mutation":
         ok = db.session.scalar(text("""
             SELECT l.mutation_id FROM parcel_lineage l
@@ -355,9 +356,9 @@ def end_right(actor, right: Right, ground: str, ended_on: dt.date, evidence: str
     audit.record(actor, "right.end", "land_right", right.uid,
                  {"ground": ground, "ended_on": ended_on, "evidence": note,
                   "record": record_id}, reason)
-    from app.certificates import operations as certificates  # its certificate no longer stands
-
-    certificates.cancel_for_right(actor, right.uid, f"{GROUND_LABELS[ground]}: {note}".rstrip(": "))
+    # its certificate no longer stands (app.certificates subscribes)
+    signals.send(signals.right_ended, actor, right_uid=right.uid,
+                 reason=f"{GROUND_LABELS[ground]}: {note}".rstrip(": "))
     return right
 
 

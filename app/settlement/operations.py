@@ -17,6 +17,7 @@ from sqlalchemy import func, select, text
 from app import guardtext
 from app.audit import operations as audit
 from app.collectives.operations import GROUND_LABELS as MEMBERSHIP_GROUNDS
+from app.dates import add_months
 from app.errors import DomainError, Rule
 from app.extensions import db
 from app.grounds import guard_text, refuse
@@ -152,7 +153,7 @@ def record_permit(actor, person: Person, number: str, town: SettlementTown, addr
     """Record a residence permit (居住证); it is issued after six months' residence."""
     guard_settlement_text(actor, {"number": number, "address": address},
                           "settlement.refused.rights_field")
-    if issued_on < _add_months(resident_since, 6):
+    if issued_on < add_months(resident_since, 6):
         raise DomainError(PERMIT, number=number, why=_l("was issued before six months' "
                                                        "residence"))
     p = ResidencePermit(person_id=person.id, number=number, town_id=town.id, address=address,
@@ -164,13 +165,6 @@ def record_permit(actor, person: Person, number: str, town: SettlementTown, addr
                  {"permit": number, "town": town.name, "since": resident_since,
                   "issued": issued_on})
     return p
-
-
-def _add_months(d: dt.date, months: int) -> dt.date:
-    y, m = divmod(d.month - 1 + months, 12)
-    day = min(d.day, [31, 29 if (d.year + y) % 4 == 0 else 28, 31, 30, 31, 30, 31, 31, 30, 31,
-                      30, 31][m])
-    return dt.date(d.year + y, m + 1, day)
 
 
 def _check_members(applicant: Person, members: list[dict]) -> None:

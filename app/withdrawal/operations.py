@@ -17,13 +17,17 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, text
 
 from app.audit import operations as audit
+from app.auth.models import User
+from app.dates import add_months
 from app.errors import DomainError, Rule
 from app.extensions import db
 from app.grounds import guard_text, refuse
+from app.parcels import operations as parcels
 from app.parcels.models import RegistrySetting
 from app.people.models import Household, Person
+from app.rights import operations as rights
 from app.rights.models import Right
-from app.rights.operations import ART27_55
+from app.rights.operations import ART27_55, refuse_second_homestead
 
 from .models import Withdrawal, WithdrawalConsent
 
@@ -110,8 +114,6 @@ def _user(actor):
     """The account behind an actor (a User, or a username as the tests and jobs pass)."""
     if actor is None or not isinstance(actor, str):
         return actor
-    from app.auth.models import User
-
     return db.session.scalar(select(User).where(User.username == actor))
 
 
@@ -146,6 +148,14 @@ def _settlement_officers(household_code: str) -> list[str]:
 def _setting(key: str, default: int) -> int:
     row = db.session.get(RegistrySetting, key)
     return int(row.value) if row else default
+
+
+def effective_withdrawal_id(withdrawal_id, right_uid: int, on: dt.date) -> int | None:
+    """The id of withdrawal `withdrawal_id` when it withdrew right `right_uid` and took effect by
+    `on` (the proof app.rights asks for when a right ends on ground voluntary_withdrawal)."""
+    return db.session.scalar(select(Withdrawal.id).where(
+        Withdrawal.id == withdrawal_id, Withdrawal.right_uid == right_uid,
+        Withdrawal.status == "effective", Withdrawal.effective_on <= on))
 
 
 def pilot_enabled(county: str) -> bool:
@@ -236,7 +246,6 @@ def start(actor, right: Right, via: str = "own_account", land_to: str = "collect
                                     transferee != right.holder_household_code):
         _refuse(actor, DomainError(WITHIN, fbfbm=right.fbfbm), right=right)
     if land_to == "within" and right.kind == "homestead":
-        from app.rights.operations import refuse_second_homestead
 
         try:
             refuse_second_homestead(transferee)
@@ -423,9 +432,6 @@ def revoke(actor, w: Withdrawal, today: dt.date | None = None) -> Withdrawal:
 def take_effect(actor, w: Withdrawal, today: dt.date | None = None) -> Withdrawal:
     """Every condition met: the right ends on the ground of a voluntary withdrawal that has
     taken effect, and the land returns to the collective or passes within it."""
-    from app.parcels import operations as parcels
-    from app.rights import operations as rights
-
     today = today or dt.date.today()
     _open(actor, w, "effect")
     missing = missing_consents(w, today)
@@ -443,9 +449,7 @@ def take_effect(actor, w: Withdrawal, today: dt.date | None = None) -> Withdrawa
     if today < w.cooling_until:
         _refuse(actor, DomainError(COOLING, until=w.cooling_until), w, step="effect")
     if w.right_kind == "land_contract":
-        from app.settlement.operations import _add_months
-
-        due = _add_months(w.notice_given_on, 6)
+        due = add_months(w.notice_given_on, 6)
         if today < due:
             _refuse(actor, DomainError(ART30, date=due), w, step="effect")
     right = db.session.scalar(select(Right).where(Right.uid == w.right_uid,
