@@ -62,6 +62,7 @@ def register_signal_handlers() -> None:
     """Higher features subscribe to lower features' signals (app/signals.py): import each
     subscriber module once, so the handlers are connected before any operation runs."""
     from .certificates import signals as _ce  # noqa: F401
+    from .people import signals as _pe  # noqa: F401
     from .rights import signals as _r  # noqa: F401
     from .withdrawal import signals as _w  # noqa: F401
 
@@ -153,17 +154,17 @@ def register_blueprints(app: Flask) -> None:
     from .imports.views import bp as imports_bp
     from .main.views import bp as main_bp
     from .market.views import bp as market_bp
+    from .me.views import bp as me_bp
     from .ogc.views import bp as ogc_bp
     from .parcels.views import bp as parcels_bp
     from .people.views import bp as people_bp
     from .reports.views import bp as reports_bp
     from .rest import register_api
-    from .rights.views import bp as rights_bp
     from .settlement.views import bp as settlement_bp
     from .withdrawal.views import bp as withdrawal_bp
 
     for bp in (main_bp, auth_bp, people_bp, collectives_bp, audit_bp, parcels_bp, ogc_bp,
-               imports_bp, certificates_bp, campaigns_bp, rights_bp, settlement_bp, withdrawal_bp,
+               imports_bp, certificates_bp, campaigns_bp, me_bp, settlement_bp, withdrawal_bp,
                reports_bp, market_bp):
         app.register_blueprint(bp)
     register_api(api)

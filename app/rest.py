@@ -31,7 +31,7 @@ def register_api(api) -> None:
     from .people.api import blp as people_blp
     from .security import bound_all_ints
     from .settlement.api import blp as settlement_blp
-    from .settlement.api import wblp as withdrawals_blp
+    from .withdrawal.api import wblp as withdrawals_blp
 
     bound_all_ints()  # before the schemas are turned into the OpenAPI document
     api.spec.components.security_scheme(

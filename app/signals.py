@@ -32,6 +32,15 @@ parcel_page = _signals.signal("parcel-page", doc=(
     "app.parcels renders a parcel's page. sender: the parcel; each receiver returns a dict of "
     "template context (app.rights: the rights on it)."))
 
+person_scope = _signals.signal("person-scope", doc=(
+    "app.collectives needs where a person belongs now (to refuse a staff account widening its own "
+    "jurisdiction). sender: person_id. app.people returns its Scope (memberships, household "
+    "places, hukou), or None."))
+
+collective_page = _signals.signal("collective-page", doc=(
+    "app.collectives renders a collective's page. sender: the collective; each receiver returns "
+    "a dict of template context (app.people: its households)."))
+
 
 def send(signal, sender, **kwargs) -> list:
     """`signal.send`, returning the receivers' results; exceptions propagate (see module doc)."""

@@ -12,11 +12,11 @@ from sqlalchemy import select
 from wtforms import DateField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
-from app.access import Scope, access, jurisdiction_like, user_can
+from app.access import Scope, access, jurisdiction_like, require_scope, user_can
 from app.certificates import operations as certificates
 from app.collectives.models import Collective
 from app.errors import DomainError
-from app.extensions import db
+from app.extensions import db, login_manager
 from app.imports.models import ImportBatch
 from app.jobs.models import Job
 from app.printing import printed
@@ -97,10 +97,7 @@ def campaign_open():
     if not form.validate_on_submit():
         flash(_("Please correct the form: %(errors)s", errors=form.errors), "error")
         return redirect(url_for(".campaign_list"))
-    from app.access import user_can
-
-    if not user_can(current_user, STAFF, Scope([form.fbfbm.data])):
-        abort(403)
+    require_scope(Scope([form.fbfbm.data]), STAFF)
     c = ops.open_campaign(current_user, form.fbfbm.data, form.batch.data or None,
                           form.reason.data)
     db.session.commit()
@@ -220,15 +217,11 @@ def public_notice(campaign_id: int):
     if not running and not (user_can(current_user, READERS, campaign_scope(c.id))
                             or ops.concerned(current_user, c)):
         if not current_user.is_authenticated:
-            from app.extensions import login_manager
-
             return login_manager.unauthorized()
         abort(403)
     form = ObjectionForm()
     if request.method == "POST":
         if not current_user.is_authenticated:
-            from app.extensions import login_manager
-
             return login_manager.unauthorized()
         if form.validate_on_submit():
             try:

@@ -461,3 +461,8 @@ def public_particulars(c: Certificate) -> dict:
         "parcels": [{"code": mask_code(p["code"], 6, 3), "area_mu": p["area_mu"]}
                     for p in c.content.get("parcels", [])],
     }
+
+
+def of_household(household_code: str) -> list[Certificate]:
+    return list(db.session.scalars(select(Certificate).where(
+        Certificate.household_code == household_code).order_by(Certificate.id.desc())))

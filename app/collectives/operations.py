@@ -5,9 +5,10 @@ import datetime as dt
 import re
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import select, text
 
-from app import guardtext
+from app import guardtext, signals
+from app.access import user_can
 from app.audit import operations as audit
 from app.divisions.models import Division
 from app.errors import DomainError, Rule
@@ -166,17 +167,13 @@ OUT_OF_SCOPE = Rule(
 def check_reaches_person(actor, person, rule: Rule = None) -> None:
     """Refuse when a staff account acts on a person who currently belongs (membership, household
     place or hukou) only outside its jurisdiction: doing so would widen its own scope."""
-    from app.access import user_can
-    from app.people.scopes import person_scope
-
     if actor is None or isinstance(actor, str) or actor.role == "admin":
         return
-    scope = person_scope(person.id)
+    scope = next((s for s in signals.send(signals.person_scope, person.id) if s is not None),
+                 None)  # app.people answers
     if scope is None or not scope.division_codes:
         return  # a person with no current place yet: nothing to widen into
     if not user_can(actor, (actor.role,), scope):
-        from app.grounds import refuse
-
         refuse(actor, DomainError(rule or OUT_OF_SCOPE, name=person.name,
                                   where=", ".join(scope.division_codes)),
                "scope.widening.refused", "person", person.id, {"where": scope.division_codes})
@@ -296,3 +293,12 @@ def roll(collective: Collective, include_ended: bool = False) -> list[Membership
     if not include_ended:
         q = q.where(Membership.status == "active")
     return list(db.session.scalars(q.order_by(Membership.id)))
+
+
+def memberships_of(person_id: int) -> list:
+    """A person's memberships, with their collective's name and code (current first)."""
+    return db.session.execute(text("""
+        SELECT c.name, c.fbfbm, ms.status, ms.basis, ms.began_on, ms.ended_on, ms.end_ground,
+               ms.end_note, ms.rights_kept_until FROM membership ms
+        JOIN collective c ON c.id = ms.collective_id
+        WHERE ms.person_id = :p ORDER BY ms.status, ms.began_on"""), {"p": person_id}).all()

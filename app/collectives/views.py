@@ -9,10 +9,9 @@ from sqlalchemy import func, select
 from wtforms import DateField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
+from app import signals
 from app.access import Scope, access, jurisdiction_like
 from app.extensions import db
-from app.people import operations as people_ops
-from app.people.models import Household, Person
 
 from . import operations as ops
 from .models import Collective, Membership
@@ -76,32 +75,13 @@ def collective_detail(collective_id: int):
     c = db.session.get(Collective, collective_id)
     show_ended = request.args.get("ended") == "1"
     members = ops.roll(c, include_ended=show_ended)
-    households = db.session.scalars(select(Household).where(Household.collective_id == c.id)
-                                    .order_by(Household.cbfbm)).all()
+    extra = {"households": []}  # what higher features show (app.people: the households)
+    for ctx in signals.send(signals.collective_page, c):
+        extra.update(ctx)
     return render_template("collectives/detail.html", collective=c, members=members,
-                           households=households, show_ended=show_ended,
+                           show_ended=show_ended, **extra,
                            admit_form=AdmitForm(), can_write=current_user.role in WRITERS
                            or current_user.role == "admin")
-
-
-@bp.post("/collectives/<int:collective_id>/members")
-@access(*WRITERS, scope=collective_scope)
-def admit_member(collective_id: int):
-    c = db.session.get(Collective, collective_id)
-    form = AdmitForm()
-    if not form.validate_on_submit():
-        flash(_("Please correct the form: %(errors)s", errors=form.errors), "error")
-        return redirect(url_for(".collective_detail", collective_id=c.id))
-    info = people_ops.parse_id(form.id_number.data)
-    person = db.session.scalar(select(Person).where(Person.id_number == info.number))
-    if person is None:
-        flash(_("No person with that ID number is registered."), "error")
-        return redirect(url_for(".collective_detail", collective_id=c.id))
-    ops.admit(current_user, person, c, form.basis.data, form.began_on.data,
-              reason=form.reason.data)
-    db.session.commit()
-    flash(_("%(name)s was admitted.", name=person.name), "success")
-    return redirect(url_for(".collective_detail", collective_id=c.id))
 
 
 @bp.route("/collectives/<int:collective_id>/members/<int:membership_id>/end",

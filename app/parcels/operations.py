@@ -352,3 +352,12 @@ def sides(parcel: Parcel) -> dict[str, list[str]]:
                 "south" if b < 225 else "west")
         out[side].append(n.code)
     return out
+
+
+def current_of_household(household_code: str) -> list:
+    """A household's current parcels with their geometry in the survey CRS (WKB), for its plan."""
+    return db.session.execute(text("""
+        SELECT p.id, p.code, p.name, p.kind, p.scmj, p.scmjm,
+               ST_AsBinary(ST_Transform(p.geom, p.survey_srid)) AS wkb
+        FROM parcel p WHERE p.end_lifespan IS NULL AND p.household_code = :h
+        ORDER BY p.kind, p.code"""), {"h": household_code}).all()

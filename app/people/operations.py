@@ -55,6 +55,21 @@ def parse_id(number: str) -> idnumber.IdInfo:
         raise DomainError(rule, number=e.number, expected=e.expected or "") from None
 
 
+def person_by_id_number(number: str) -> Person | None:
+    """The registered person with this ID number (checked and normalised first), or None."""
+    info = parse_id(number)
+    return db.session.scalar(select(Person).where(Person.id_number == info.number))
+
+
+def households_of_collective(collective_id: int) -> list[Household]:
+    return list(db.session.scalars(select(Household).where(
+        Household.collective_id == collective_id).order_by(Household.cbfbm)))
+
+
+def household_by_code(cbfbm: str | None) -> Household | None:
+    return db.session.scalar(select(Household).where(Household.cbfbm == cbfbm)) if cbfbm else None
+
+
 def register_person(actor, id_number: str, name: str, hukou_division_code: str | None = None,
                     hukou_address: str | None = None, phone: str | None = None,
                     reason: str | None = None) -> Person:

@@ -1,4 +1,5 @@
-from flask import Blueprint, abort, current_app, flash, render_template, request
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -7,7 +8,9 @@ from wtforms import SelectField, StringField
 from wtforms.validators import Length
 
 from app.access import access, jurisdiction_like
+from app.collectives import operations as collectives
 from app.collectives.models import Collective, Membership
+from app.collectives.views import WRITERS, AdmitForm, collective_scope
 from app.errors import DomainError
 from app.extensions import db
 
@@ -103,3 +106,24 @@ def person_reveal(person_id: int):
 def household_detail(household_id: int):
     hh = db.session.get(Household, household_id)
     return render_template("people/household.html", household=hh)
+
+
+# Admitting a registered person (found by ID number) to a collective: the collective's page posts
+# here; it sits with people, the higher of the two features (app.collectives never imports people).
+@bp.post("/collectives/<int:collective_id>/members")
+@access(*WRITERS, scope=collective_scope)
+def admit_member(collective_id: int):
+    c = db.session.get(Collective, collective_id)
+    form = AdmitForm()
+    if not form.validate_on_submit():
+        flash(_("Please correct the form: %(errors)s", errors=form.errors), "error")
+        return redirect(url_for("collectives.collective_detail", collective_id=c.id))
+    person = ops.person_by_id_number(form.id_number.data)
+    if person is None:
+        flash(_("No person with that ID number is registered."), "error")
+        return redirect(url_for("collectives.collective_detail", collective_id=c.id))
+    collectives.admit(current_user, person, c, form.basis.data, form.began_on.data,
+                      reason=form.reason.data)
+    db.session.commit()
+    flash(_("%(name)s was admitted.", name=person.name), "success")
+    return redirect(url_for("collectives.collective_detail", collective_id=c.id))

@@ -383,6 +383,11 @@ def add_parcels(actor, household_code: str, parcels: list[tuple[Parcel, Decimal 
     return new
 
 
+def current_version(uid) -> Right | None:
+    """The live version (no end of lifespan) of right `uid`, or None."""
+    return db.session.scalar(select(Right).where(Right.uid == uid, Right.end_lifespan.is_(None)))
+
+
 def current_rights(household_code: str) -> list[Right]:
     return list(db.session.scalars(select(Right).where(
         Right.holder_household_code == household_code, Right.status == "current",
@@ -517,3 +522,15 @@ def current_management(parcel_uid: int, day: dt.date) -> list[Right]:
                                      Right.kind == "management", Right.status == "current",
                                      Right.end_lifespan.is_(None), Right.term_start <= day,
                                      Right.term_end >= day)).all()
+
+
+def transferred_from(household_code: str) -> list:
+    """三权分置: the household's land under another's current management right (a registered
+    transfer), with its term."""
+    return db.session.execute(text("""
+        SELECT r.uid, r.holder_name, r.term_start, r.term_end, rp.parcel_code
+        FROM land_right r JOIN land_right_parcel rp ON rp.right_id = r.id
+        JOIN parcel p ON p.uid = rp.parcel_uid AND p.end_lifespan IS NULL
+        WHERE r.kind = 'management' AND r.status = 'current' AND r.end_lifespan IS NULL
+          AND p.household_code = :h AND r.term_end >= CURRENT_DATE
+        ORDER BY r.term_start, rp.parcel_code"""), {"h": household_code}).all()

@@ -1,4 +1,5 @@
-"""JSON API: settlement applications and decisions, the compliance report, withdrawals.
+"""JSON API: settlement applications and decisions, the compliance report (the withdrawal
+API is app/withdrawal/api.py).
 
 Request bodies accept unknown properties on purpose: they are handed to the rights guard, so an
 attempt to attach a surrender of a right is refused with the law and recorded, not just
@@ -15,11 +16,7 @@ from sqlalchemy import select
 from app.access import Scope, access, jurisdiction_like, require_scope
 from app.extensions import db
 from app.people.models import Person
-from app.rights.models import Right
 from app.security import bound_lengths
-from app.withdrawal import operations as withdrawals
-from app.withdrawal.models import Withdrawal
-from app.withdrawal.views import withdrawal_scope
 
 from . import compliance
 from . import operations as ops
@@ -29,9 +26,6 @@ from .views import AUDITORS, OFFICERS, READERS, application_scope
 blp = Blueprint("api_settlement", __name__, url_prefix="/settlement",
                 description="Settlement in town (进城落户): applications, documents, decisions; "
                             "the compliance report")
-wblp = Blueprint("api_withdrawals", __name__, url_prefix="/withdrawals",
-                 description="The voluntary, paid withdrawal pilot (自愿有偿退出), started by the "
-                             "right holder")
 
 
 class MemberSchema(Schema):
@@ -209,62 +203,3 @@ def compliance_report():
             "refusals": [{"seq": x.seq, "at": x.at.isoformat(), "actor": x.actor_name,
                           "action": x.action, "details": x.changes} for x in r["refusals"]],
             "coercion_reports": r["reports"]}
-
-
-class WithdrawalSchema(Schema):
-    id = fields.Int()
-    right_uid = fields.Int()
-    right_kind = fields.Str()
-    household_code = fields.Str()
-    started_by = fields.Str()
-    started_via = fields.Str()
-    started_on = fields.Date()
-    status = fields.Str()
-    flagged = fields.Bool()
-    cooling_until = fields.Date()
-    compensation = fields.Decimal(as_string=True, allow_none=True)
-    paid_on = fields.Date(allow_none=True)
-    effective_on = fields.Date(allow_none=True)
-
-
-class NewWithdrawal(Schema):
-    class Meta:
-        unknown = INCLUDE
-
-    right_uid = fields.Int(required=True)
-    land_to = fields.Str(load_default="collective", validate=validate.OneOf(("collective",
-                                                                              "within")))
-    transferee = fields.Str(load_default=None)
-
-
-@wblp.route("", methods=["POST"])
-@access("farmer")
-@wblp.arguments(NewWithdrawal)
-@wblp.response(201, WithdrawalSchema)
-def start(args):
-    """The holder starts a withdrawal of their own right from their own account."""
-    right = db.session.scalar(select(Right).where(Right.uid == args["right_uid"],
-                                                  Right.end_lifespan.is_(None)))
-    if right is None:
-        abort(404)
-    w = withdrawals.start(current_user, right, "own_account", args["land_to"],
-                          args["transferee"], settlement_id=args.get("settlement_id"))
-    db.session.commit()
-    return w
-
-
-@wblp.route("/<int:withdrawal_id>")
-@access("farmer", "bureau_staff", "collective_officer", "auditor", scope=withdrawal_scope)
-@wblp.response(200, WithdrawalSchema)
-def get_withdrawal(withdrawal_id: int):
-    return db.session.get(Withdrawal, withdrawal_id)
-
-
-@wblp.route("/<int:withdrawal_id>/revoke", methods=["POST"])
-@access("farmer", "bureau_staff", "collective_officer", scope=withdrawal_scope)
-@wblp.response(200, WithdrawalSchema)
-def revoke(withdrawal_id: int):
-    w = db.session.get(Withdrawal, withdrawal_id)
-    withdrawals.revoke(current_user, w)
-    db.session.commit()
-    return w

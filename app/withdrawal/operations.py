@@ -16,6 +16,7 @@ from decimal import Decimal
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, text
 
+from app.access import Scope
 from app.audit import operations as audit
 from app.auth.models import User
 from app.dates import add_months
@@ -148,6 +149,12 @@ def _settlement_officers(household_code: str) -> list[str]:
 def _setting(key: str, default: int) -> int:
     row = db.session.get(RegistrySetting, key)
     return int(row.value) if row else default
+
+
+def withdrawal_scope(withdrawal_id: int, **_) -> Scope | None:
+    """Where a withdrawal belongs, for the access check (its household and village group)."""
+    w = db.session.get(Withdrawal, withdrawal_id)
+    return None if w is None else Scope([w.household_code[:14]], {w.household_code})
 
 
 def effective_withdrawal_id(withdrawal_id, right_uid: int, on: dt.date) -> int | None:
@@ -482,3 +489,8 @@ def take_effect(actor, w: Withdrawal, today: dt.date | None = None) -> Withdrawa
     audit.record(actor, "withdrawal.effective", "withdrawal", w.id,
                  {"right": w.right_uid, "land_to": w.land_to, "to": new_holder})
     return w
+
+
+def of_household(household_code: str) -> list[Withdrawal]:
+    return list(db.session.scalars(select(Withdrawal).where(
+        Withdrawal.household_code == household_code).order_by(Withdrawal.id.desc())))

@@ -8,27 +8,24 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
-from app.access import Scope, access, jurisdiction_like
+from app.access import Scope, access, jurisdiction_like, require_scope
 from app.auth import operations as auth_ops
 from app.extensions import db
 from app.people.models import Person
+from app.rights import operations as rights
 from app.rights.models import Right
 
 from . import operations as ops
 from .models import Withdrawal
+from .operations import withdrawal_scope
 
 bp = Blueprint("withdrawal", __name__)
 STAFF = ("bureau_staff", "collective_officer")
 READERS = ("bureau_staff", "collective_officer", "auditor")
 
 
-def withdrawal_scope(withdrawal_id: int, **_) -> Scope | None:
-    w = db.session.get(Withdrawal, withdrawal_id)
-    return None if w is None else Scope([w.household_code[:14]], {w.household_code})
-
-
 def _right(uid) -> Right | None:
-    return db.session.scalar(select(Right).where(Right.uid == uid, Right.end_lifespan.is_(None)))
+    return rights.current_version(uid)
 
 
 @bp.get("/withdrawals")
@@ -47,8 +44,7 @@ def start_in_person():
     right = _right(request.form.get("right_uid", type=int))
     if right is None:
         abort(404)
-    if not user_reaches(right):
-        abort(403)
+    require_scope(Scope([right.fbfbm]), STAFF)
     statement = request.files.get("statement")
     data = statement.read() if statement else b""
     # The second officer witnesses by signing in under their own name, on this very form.
@@ -60,12 +56,6 @@ def start_in_person():
                   witness=witness)  # None unless the witness signed in: refused, recorded
     db.session.commit()
     return redirect(url_for(".detail", withdrawal_id=w.id), 303)
-
-
-def user_reaches(right: Right) -> bool:
-    from app.access import user_can
-
-    return user_can(current_user, STAFF, Scope([right.fbfbm]))
 
 
 @bp.post("/me/withdrawals")
