@@ -13,6 +13,8 @@ from flask import abort, g
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from app.extensions import login_manager
+
 ROLES = (
     "farmer",
     "collective_officer",
@@ -113,8 +115,6 @@ def access(*roles: str, scope=None, public: bool = False):
         def wrapper(*args, **kwargs):
             if not public:
                 if not current_user.is_authenticated:
-                    from app.extensions import login_manager
-
                     return login_manager.unauthorized()
                 g.access_roles = spec.roles
                 if not user_can(current_user, spec.roles):

@@ -11,6 +11,11 @@ from flask import Flask, abort, current_app, g, request, url_for
 from flask_babel import gettext as _
 from werkzeug.routing import IntegerConverter
 
+from .auth.models import User
+from .auth.operations import user_by_token
+from .errors import problem_response, wants_json
+from .extensions import db, limiter
+
 INT32_MAX = 2 ** 31 - 1
 MAX_PAGE = 100_000
 MAX_JSON_DEPTH = 32
@@ -130,9 +135,6 @@ def bearer_auth():
     header = request.headers.get("Authorization")
     if header is None:
         return None
-    from .auth.operations import user_by_token
-    from .errors import problem_response
-
     scheme, _sep, token = header.strip().partition(" ")
     if scheme.lower() == "applicant":
         # A market applicant's key (`Authorization: Applicant <key>`): no account, no session
@@ -229,9 +231,6 @@ def public_url(endpoint: str, **values) -> str:
 def _data_error(err):
     """A value the database cannot hold (a number out of range, a string longer than its
     column) that slipped past validation: the request is wrong, not the server."""
-    from .errors import problem_response, wants_json
-    from .extensions import db
-
     db.session.rollback()
     current_app.logger.warning("refused a value the database cannot hold: %s",
                                str(getattr(err, "orig", err)).splitlines()[0][:200])
@@ -257,8 +256,6 @@ def expensive(view):
     """Rate-limit a route whose answer costs seconds of CPU or a pass over a county's data
     (PDF renders, exports, CSV reports): EXPENSIVE_RATE_LIMIT per account (per address when
     anonymous), so an office behind one address is not throttled as one user."""
-    from .extensions import limiter
-
     return limiter.limit(lambda: current_app.config["EXPENSIVE_RATE_LIMIT"],
                          key_func=_account_or_address)(view)
 
@@ -285,9 +282,6 @@ class UnsafeConfiguration(RuntimeError):
 def _demo_password_in_use(app: Flask) -> list[str]:
     from sqlalchemy import select
     from werkzeug.security import check_password_hash
-
-    from .auth.models import User
-    from .extensions import db
 
     candidates = {DEMO_DEFAULT, app.config.get("DEMO_PASSWORD") or DEMO_DEFAULT}
     found = []

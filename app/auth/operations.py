@@ -10,9 +10,13 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.access import ROLES
 from app.audit import operations as audit
+from app.collectives.models import Collective
 from app.divisions.models import Division
 from app.errors import DomainError, Rule
-from app.extensions import db
+from app.extensions import db, limiter
+from app.people.idnumber import mask
+from app.people.models import Household, HouseholdMember, Person
+from app.people.operations import parse_id
 
 from .models import User
 
@@ -34,8 +38,6 @@ def _known_jurisdiction(code: str | None) -> bool:
     if not code:
         return False
     if len(code) == 14:
-        from app.collectives.models import Collective
-
         return db.session.scalar(select(Collective.id).where(Collective.fbfbm == code)) is not None
     return db.session.get(Division, code) is not None
 
@@ -69,10 +71,6 @@ NO_SUCH_PERSON = Rule("user.person", _l("No registered person has ID number %(nu
 
 def farmer_link(id_number: str) -> tuple[int, str | None]:
     """(person id, household code) for a farmer account, from the person's ID number."""
-    from app.people.idnumber import mask
-    from app.people.models import Household, HouseholdMember, Person
-    from app.people.operations import parse_id
-
     number = parse_id(id_number).number
     person = db.session.scalar(select(Person).where(Person.id_number == number))
     if person is None:
@@ -138,8 +136,6 @@ def clock() -> float:
 
 
 def _storage():
-    from app.extensions import limiter
-
     return limiter.storage
 
 

@@ -19,6 +19,7 @@ from wtforms import PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
 from app.access import ROLE_LABELS, ROLES, access
+from app.auth.models import User
 from app.errors import DomainError
 from app.extensions import db, limiter
 
@@ -103,8 +104,6 @@ class UserForm(FlaskForm):
 def users():
     from sqlalchemy import select
 
-    from app.auth.models import User
-
     form = UserForm()
     token = None
     if form.validate_on_submit():
@@ -140,8 +139,6 @@ class PasswordForm(FlaskForm):
 
 
 def _target(user_id: int):
-    from app.auth.models import User
-
     target = db.session.get(User, user_id)
     if target is None:
         abort(404)

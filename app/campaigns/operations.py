@@ -10,8 +10,10 @@ from sqlalchemy import func, select, text
 from app.audit import operations as audit
 from app.errors import DomainError, Rule
 from app.extensions import db
+from app.grounds import refuse
 from app.parcels.models import Parcel, RegistrySetting
-from app.people.models import Household
+from app.people.models import Household, HouseholdMember
+from app.rights import operations as rights
 
 from .models import Campaign, Objection
 
@@ -189,8 +191,6 @@ def register(actor, c: Campaign, today: dt.date | None = None) -> dict:
     open_n = sum(1 for o in c.objections if o.status == "open")
     if open_n:
         raise DomainError(OPEN_OBJECTIONS, n=open_n)
-    from app.rights import operations as rights
-
     made = rights.register_from_batch(actor, c.import_batch_id, fbfbm=c.fbfbm) \
         if c.import_batch_id else {}
     c.status, c.registrar, c.registered_at = "registered", _who(actor), func.now()
@@ -214,8 +214,6 @@ def notice_households(c: Campaign) -> set[str]:
 def households_of(user) -> set[str]:
     """The household codes a farmer account acts for: its own, and the current household of the
     person it belongs to (the household's member acting for it)."""
-    from app.people.models import HouseholdMember
-
     codes = {user.household_code} if user.household_code else set()
     if user.person_id:
         codes |= set(db.session.scalars(
@@ -234,8 +232,6 @@ def concerned(user, c: Campaign) -> bool:
 
 def check_online_objector(user, c: Campaign) -> None:
     if not concerned(user, c):
-        from app.grounds import refuse
-
         refuse(user if user.is_authenticated else None, DomainError(NOT_ON_NOTICE),
                "campaign.objection.refused", "campaign", c.id,
                {"role": getattr(user, "role", None)})

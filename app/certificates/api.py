@@ -5,7 +5,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
-from app.access import access, jurisdiction_like
+from app.access import Scope, access, jurisdiction_like, require_scope
 from app.extensions import db
 from app.rights.models import Right
 
@@ -95,8 +95,6 @@ def list_certificates(args):
 @blp.response(201, CertificateSchema)
 def issue(args):
     from flask import abort
-
-    from app.access import Scope, require_scope
 
     right = db.session.scalar(select(Right).where(Right.uid == args["right_uid"],
                                                   Right.end_lifespan.is_(None)))

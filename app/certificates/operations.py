@@ -27,9 +27,10 @@ from app.errors import DomainError, Rule
 from app.extensions import db
 from app.grounds import ART27_55_17, guard_text, refuse
 from app.jobs import operations as jobs
-from app.people.idnumber import mask
+from app.people.idnumber import mask, mask_name
 from app.people.models import Household
 from app.rights.models import Right
+from app.security import csv_writer, public_base_url
 from gis.svg import plan
 
 from . import render
@@ -92,8 +93,6 @@ VERIFIERS: list = []
 
 def base_url() -> str:
     """PUBLIC_BASE_URL (required in production); never the request's Host header."""
-    from app.security import public_base_url
-
     return public_base_url()
 
 
@@ -397,8 +396,6 @@ def render_package(certs: list[Certificate], path: Path, progress=None, offset: 
     results = _render_pool().map(render.render_batch, work) if len(chunks) > 1 else \
         map(render.render_batch, work)
     index = io.StringIO()
-    from app.security import csv_writer
-
     w = csv_writer(index)
     w.writerow(["certificate_id", "kind", "number", "edition", "household_code", "holder",
                 "file", "first_page", "last_page", "content_sha256"])
@@ -448,8 +445,6 @@ def public_particulars(c: Certificate) -> dict:
     """What the public verification page (and its API) shows: enough to match a paper
     certificate (status, edition, masked number and parcel codes, areas), nothing that names the
     household — the certificate number is the household code, so it is masked like a name."""
-    from app.people.idnumber import mask_name
-
     return {
         "number": mask_code(c.number),
         "edition": c.edition,

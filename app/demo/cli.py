@@ -3,6 +3,10 @@ from blinker import Namespace
 from flask import current_app
 from flask.cli import AppGroup
 
+from app.divisions.operations import ensure_reference_divisions
+from app.extensions import db
+from app.settlement.operations import ensure_towns
+
 from . import operations as ops
 
 # Features above the register (the market) add their own demo data when this is sent.
@@ -18,10 +22,6 @@ demo_cli = AppGroup("demo", help="Demo data that the project makes itself.")
 def load(parcels: int, seed: int, if_empty: bool):
     """Generate a realistic county (上党区): villages, groups, households, parcels."""
     if if_empty and not ops.is_empty():
-        from app.divisions.operations import ensure_reference_divisions
-        from app.extensions import db
-        from app.settlement.operations import ensure_towns
-
         added = ensure_reference_divisions() + ensure_towns()  # reference lists grow
         db.session.commit()
         click.echo(f"demo data already present ({added} reference row(s) added)")

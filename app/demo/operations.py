@@ -15,12 +15,14 @@ from sqlalchemy import func, select, text
 
 from app.audit import operations as audit
 from app.auth import operations as auth_ops
+from app.auth.models import User
 from app.collectives.models import Collective
 from app.divisions.models import Division
 from app.divisions.operations import ensure_reference_divisions
 from app.extensions import db
 from app.people.idnumber import check_digit
 from app.people.models import Household, Person
+from app.settlement.operations import ensure_towns
 from gis import synth
 from gis.area import m2, mu
 
@@ -89,8 +91,6 @@ def _copy(cur, table_sql: str, rows):
 def generate(parcels: int, seed: int = 2024, progress=None) -> dict:
     """Generate and load a county with about `parcels` parcels.  Returns counts."""
     ensure_reference_divisions()
-    from app.settlement.operations import ensure_towns
-
     ensure_towns()
     db.session.commit()
     rng = np.random.default_rng(seed)
@@ -274,8 +274,6 @@ DEMO_USERS = [
 
 def create_demo_users() -> list[str]:
     """Demo accounts (password from DEMO_PASSWORD); officer and farmer in the first village."""
-    from app.auth.models import User
-
     password = current_app.config["DEMO_PASSWORD"]
     made = []
     for username, name, role, jur in DEMO_USERS:

@@ -19,14 +19,18 @@ from psycopg.types.json import Jsonb
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
+from app.access import reaches
 from app.audit import operations as audit
+from app.divisions.models import Division
 from app.errors import DomainError, Rule
 from app.extensions import db
+from app.parcels import registration
 from app.parcels.models import RegistrySetting
+from app.security import csv_writer
 from gis import io as gio
 from gis.stored import STORED
 
-from . import validation
+from . import uploads, validation
 from .models import ImportBatch, ImportFault, ImportFeature, ImportRecord
 
 NYT = _l("NY/T 2539-2016; domain.md §4 (an import must know its CRS)")
@@ -179,8 +183,6 @@ def read(path: Path, declared_srid: int | None = None, encoding: str | None = No
 def current_district(code: str) -> str:
     """The district that serves a district code today: data surveyed before the 2018
     reorganisation carries retired codes (140421 长治县 → 140404 上党区, domain.md §3)."""
-    from app.divisions.models import Division
-
     seen = set()
     while code not in seen:
         seen.add(code)
@@ -194,8 +196,6 @@ def current_district(code: str) -> str:
 def check_jurisdiction(actor, delivery) -> None:
     """The delivery's districts must lie in the uploader's jurisdiction: checked when it is
     read, before anything is staged."""
-    from app.access import reaches
-
     mine = getattr(actor, "jurisdiction_code", None)
     if getattr(actor, "role", None) in (None, "admin"):
         return  # the command line (a name, not an account) and the administrator
@@ -411,8 +411,6 @@ def report_csv(batch_id: int) -> str:
         LEFT JOIN import_fault c ON c.id = x.cause_id
         WHERE x.batch_id = :b ORDER BY x.rule, x.code"""), {"b": batch_id}).all()
     out = io.StringIO()
-    from app.security import csv_writer
-
     w = csv_writer(out)
     w.writerow(["rule", "rule_zh", "code", "detail", "layer", "fid", "table", "row", "lon", "lat",
                 "state", "source", "fault_id", "caused_by"])
@@ -440,8 +438,6 @@ def accept(actor, batch: ImportBatch, valid_part: bool = False, reason: str | No
         {"b": batch.id})
     if open_faults and not valid_part:
         raise DomainError(HAS_FAULTS, n=open_faults)
-    from app.parcels import registration
-
     try:
         with db.session.begin_nested():  # the whole batch, or nothing of it
             result = registration.register_batch(actor, batch)
@@ -605,8 +601,6 @@ def _layer_srid(feature: ImportFeature) -> int:
 def _check_correction_jurisdiction(actor, attrs: dict | None, fields) -> None:
     """A correction may not move a feature or row into a district the corrector does not
     serve (the same rule as the upload's)."""
-    from app.access import reaches
-
     if getattr(actor, "role", None) in (None, "admin") or not attrs:
         return
     mine = getattr(actor, "jurisdiction_code", None)
@@ -625,8 +619,6 @@ def _check_correction_jurisdiction(actor, attrs: dict | None, fields) -> None:
 def _resubmit(actor, fixed, feature_ids=None, record_ids=None):
     """Check a corrected feature or row against the batch and the register; register it when
     it passes, else it waits in quarantine with its new faults."""
-    from app.parcels import registration
-
     batch = db.session.get(ImportBatch, fixed.batch_id)
     _revalidate(batch)
     db.session.refresh(fixed)
@@ -647,8 +639,6 @@ def _release_dependants(actor, batch: ImportBatch) -> dict:
     """After a correction: a duplicate key that is now unique is no longer a fault, a knock-on
     whose cause is resolved is resolved with it, and what then has no open fault is registered
     (or, if the register still refuses it, waits with a new fault).  Repeated until stable."""
-    from app.parcels import registration
-
     released = {"records": 0, "features": 0}
     for _ in range(5):
         for tbl, cols in validation.KEYS.items():
@@ -736,8 +726,6 @@ def housekeeping(actor="system", keep_days: int | None = None) -> dict:
     database's), of batches and of refused uploads that made none; drop the per-batch staging
     indexes of finished batches.  Staged rows, faults and the audit trail stay."""
     import shutil
-
-    from . import uploads
 
     keep = int(keep_days if keep_days is not None
                else current_app.config.get("IMPORT_UPLOAD_KEEP_DAYS", 90))

@@ -6,13 +6,24 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
-from app.access import Scope, access, require_scope
+from app.access import Scope, access, require_scope, user_can
+from app.errors import problem_response
 from app.extensions import db
 from app.people.idnumber import mask_name
 from app.people.models import Person
 
 from . import operations as ops
-from .models import APPLICANT_KINDS, HOUSEHOLD_KINDS, METHODS, Application, Listing, Mandate
+from .models import (
+    APPLICANT_KINDS,
+    HOUSEHOLD_KINDS,
+    METHODS,
+    Application,
+    Auction,
+    LedgerTxn,
+    Listing,
+    Mandate,
+    Tender,
+)
 from .views import LISTERS, OPERATOR, PUBLIC_STATES, application_scope, listing_scope
 
 blp = Blueprint("api_market", __name__, url_prefix="/market",
@@ -188,8 +199,6 @@ def get_listing(listing_id: int):
 
 
 def _reads(listing_id: int) -> bool:
-    from app.access import user_can
-
     return user_can(current_user, (*LISTERS, "bureau_staff", "auditor"),
                     listing_scope(listing_id))
 
@@ -297,8 +306,6 @@ def payment(args, market_app_id: int):
 @access(*OPERATOR, "auditor")
 @blp.response(200, MarketLedgerSchema)
 def ledger():
-    from .models import LedgerTxn
-
     rec = ops.reconciliation()
     return {"reconciles": rec["ok"], "bank_fen": rec["bank"], "owed_fen": rec["owed"],
             "transactions": db.session.scalars(select(LedgerTxn).order_by(LedgerTxn.id)
@@ -376,7 +383,6 @@ def bid(args, auction_id: int):
     except ops.DomainError as e:
         if "current" not in e.params:
             raise
-        from app.errors import problem_response
         return problem_response({**e.problem(), "current_price_fen": e.params["current"]},
                                 e.status)
     db.session.commit()
@@ -425,8 +431,6 @@ def _bearer_application(listing_id: int):
 @blp.response(200, AuctionStateSchema)
 def priority(auction_id: int):
     """A priority holder takes the deal at the final price (art 38), by the applicant's key."""
-    from .models import Auction
-
     a = db.get_or_404(Auction, auction_id)
     app_ = _bearer_application(a.listing_id)
     ops.exercise_priority(f"applicant:{app_.applicant_id}", a, app_)
@@ -440,8 +444,6 @@ def priority(auction_id: int):
 @blp.response(201, SealedBidSchema)
 def lodge(args, tender_id: int):
     """Lodge a sealed bid: only sha256("price_fen|nonce|plan"), computed on your side."""
-    from .models import Tender
-
     t = db.get_or_404(Tender, tender_id)
     app_ = _bearer_application(t.listing_id)
     b = ops.lodge(f"applicant:{app_.applicant_id}", t, app_, args["commitment"])
@@ -455,8 +457,6 @@ def lodge(args, tender_id: int):
 @blp.response(200, SealedBidSchema)
 def reveal(args, tender_id: int):
     """At the opening: reveal price, nonce and plan; checked against the commitment."""
-    from .models import Tender
-
     t = db.get_or_404(Tender, tender_id)
     app_ = _bearer_application(t.listing_id)
     b = ops.reveal(f"applicant:{app_.applicant_id}", t, app_, args["price_fen"], args["nonce"],

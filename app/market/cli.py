@@ -9,7 +9,14 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from app.auth.models import User
+from app.collectives.models import Collective
+from app.demo.cli import demo_loaded
 from app.extensions import db
+from app.parcels.models import Parcel, RegistrySetting
+from app.people.idnumber import check_digit
+from app.people.models import Household
+from app.rights import operations as rights
 
 from . import clock
 from . import operations as ops
@@ -53,8 +60,6 @@ def demo():
 
 
 def connect_demo() -> None:
-    from app.demo.cli import demo_loaded
-
     demo_loaded.connect(_on_demo_loaded, weak=False)
 
 
@@ -63,19 +68,11 @@ def _on_demo_loaded(sender, **_):
 
 
 def _valid_id(birth: dt.date, seq: str) -> str:
-    from app.people.idnumber import check_digit
-
     first = f"140404{birth:%Y%m%d}{seq}"
     return first + check_digit(first)
 
 
 def load_demo() -> str:
-    from app.auth.models import User
-    from app.collectives.models import Collective
-    from app.parcels.models import Parcel, RegistrySetting
-    from app.people.models import Household
-    from app.rights import operations as rights
-
     if db.session.get(RegistrySetting, "market_demo") is not None:
         return "market demo already present"
     farmer = db.session.scalar(select(User).where(User.username == "farmer"))

@@ -21,13 +21,18 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
+from app.access import reaches
 from app.audit import operations as audit
+from app.certificates import operations as certs
 from app.collectives.models import Collective, Membership
 from app.errors import DomainError, Rule
 from app.extensions import db
+from app.grounds import FIELD_LABELS, guard_text
 from app.parcels.models import Parcel, RegistrySetting
 from app.people import idnumber
 from app.people.models import Household, Person
+from app.printing import qr_svg, render_document
+from app.rights import operations as rights
 from app.rights.models import Right
 
 from . import clock, workdays
@@ -37,6 +42,12 @@ from .models import (
     METHODS,
     Applicant,
     Application,
+    Auction,
+    AuctionBidder,
+    Award,
+    Bid,
+    Contract,
+    ContractConfirmation,
     Encumbrance,
     EncumbranceConsent,
     LedgerEntry,
@@ -45,6 +56,11 @@ from .models import (
     ListingConsent,
     ListingParcel,
     Mandate,
+    PriorityExercise,
+    RentInstalment,
+    Tender,
+    TenderBid,
+    TradeCertificate,
 )
 
 # Legal sources.
@@ -375,8 +391,6 @@ def _terms(listing_fields: dict, county: str) -> dict:
 def _guard_market_text(actor, fields: dict, obj_type: str = "market_listing", obj_id=None) -> None:
     """Free text of a listing, an applicant or a plan through the rights guard's detector
     (market policy: no land-for-hukou or land-for-anything trade written as a term)."""
-    from app.grounds import FIELD_LABELS, guard_text
-
     for k in ("title", "payment_schedule", "resolution_ref", "issuing_party_consent_ref"):
         if len(str(fields.get(k) or "").strip()) > 200:
             raise DomainError(TOO_LONG, field=FIELD_LABELS.get(k, k), n=200)
@@ -468,8 +482,6 @@ def create_collective_listing(actor, fbfbm: str, kind: str, resolution_ref: str,
                               use_description: str | None = None) -> Listing:
     """Reserve land (机动地), four-wastelands use rights (四荒), collective operating assets
     (non-spatial), listed by the collective's officer after the members' resolution."""
-    from app.access import reaches
-
     if kind not in COLLECTIVE_KINDS:
         raise DomainError(BAD_KIND, kind=kind)
     role = getattr(actor, "role", None)
@@ -1137,8 +1149,6 @@ def open_auction(actor, listing: Listing, step_fen: int, free_minutes: int, time
     applicants, numbered 竞买人1… in an order drawn at random (not their registration order).
     The reserve is the first year's price at the reserve (yuan/mu/year × area), in fen; bids
     are the first year's price of the whole item, in fen."""
-    from .models import Auction, AuctionBidder
-
     if listing.status != "competition" or listing.method != "auction":
         raise DomainError(STATE, status=STATUS_LABELS[listing.status])
     if priority_minutes is None:
@@ -1173,8 +1183,6 @@ def open_auction(actor, listing: Listing, step_fen: int, free_minutes: int, time
 
 
 def bidder_for(auction, applicant: Applicant):
-    from .models import AuctionBidder
-
     return db.session.scalar(select(AuctionBidder).join(
         Application, Application.id == AuctionBidder.application_id).where(
         AuctionBidder.auction_id == auction.id, Application.applicant_id == applicant.id))
@@ -1221,8 +1229,6 @@ def place_bid(auction_id: int, application_id: int, amount_fen: int, client_key:
 
 
 def bids(auction) -> list:
-    from .models import Bid
-
     return db.session.scalars(select(Bid).where(Bid.auction_id == auction.id)
                               .order_by(Bid.seq)).all()
 
@@ -1294,8 +1300,6 @@ def exercise_priority(actor, auction, application: Application) -> None:
     """A member registered as priority holder takes the deal at the final price (art 38 (5))."""
     from sqlalchemy.exc import DBAPIError
 
-    from .models import PriorityExercise
-
     try:
         with db.session.begin_nested():
             db.session.add(PriorityExercise(auction_id=auction.id, application_id=application.id,
@@ -1313,8 +1317,6 @@ def exercise_priority(actor, auction, application: Application) -> None:
 def close_priority(actor, auction, today: dt.date | None = None):
     """After the window: the earliest exercise takes the deal at the final price; none → the
     exercise lapsed and the top bidder wins.  Either is recorded."""
-    from .models import PriorityExercise
-
     if auction.status != "priority":
         raise DomainError(STATE, status=auction.status)
     if auction_now(auction) < auction.priority_until:
@@ -1345,8 +1347,6 @@ def make_award(actor, listing: Listing, application_id: int, price_fen: int, met
     """The award and its result notice: 3 working days to pay, 7 days to sign.  Losers'
     deposits are refunded now — except the next-ranked bidder's, kept until the winner pays,
     since the award may pass to them."""
-    from .models import Award
-
     today = today or clock.today()
     county = listing.county_code
     pay_by = workdays.announcement_window(today + dt.timedelta(days=1),
@@ -1393,7 +1393,6 @@ def pay_price(actor, aw, amount_fen: int, reference: str, today: dt.date | None 
     aw.status, aw.paid_on = "paid", today
     db.session.flush()
     if aw.auction_id:
-        from .models import Auction
         nxt = _next_ranked(db.session.get(Auction, aw.auction_id), a.id)
         if nxt:
             refund(actor, db.session.get(Application, nxt["application_id"]),
@@ -1406,8 +1405,6 @@ def forfeit(actor, aw, seller_agrees_ref: str | None = None, today: dt.date | No
     """A winner who did not pay in 3 working days (or sign within 7 days) forfeits the deposit;
     the award passes to the next-ranked bidder at their own last price if the seller agrees,
     else the listing is announced again."""
-    from .models import Auction
-
     today = today or clock.today()
     if aw.status not in ("pending", "paid"):
         raise DomainError(AWARD_STATE, status=aw.status)
@@ -1581,15 +1578,12 @@ def _contract_content(listing: Listing, aw, number: str, today: dt.date) -> dict
 
 
 def render_contract(content: dict) -> bytes:
-    from app.printing import render_document
     return render_document("market/contract.html", {"c": content})
 
 
 def draw_contract(actor, aw, today: dt.date | None = None):
     """The contract from the award (art 40: all eight clauses, GF—2021—2606 structure, parcel
     schedule and map) as a PDF whose SHA-256 both parties then confirm."""
-    from .models import Contract
-
     today = today or clock.today()
     if aw.status not in ("pending", "paid"):
         raise DomainError(AWARD_STATE, status=aw.status)
@@ -1629,8 +1623,6 @@ def confirm_contract(actor, contract, party: str, pdf_sha256: str,
                      applicant: Applicant | None = None):
     """A party confirms the contract online: who, server time, and the SHA-256 of the PDF they
     saw (the database refuses another digest).  Both → confirmed."""
-    from .models import ContractConfirmation
-
     if contract.status != "draft":
         raise DomainError(CONTRACT_STATE, status=CONTRACT_LABELS[contract.status])
     if party not in PARTY_LABELS or not may_confirm(actor, contract, party, applicant):
@@ -1658,8 +1650,6 @@ def file_contract(actor, contract, today: dt.date | None = None, base: str | Non
     """The issuing party files the confirmed contract (备案) in its ledger of transfers; a term
     of 5 years or more registers the transferee's management right (art 41); the rent schedule
     is set; the transaction certificate is issued."""
-    from app.rights import operations as rights
-
     today = today or clock.today()
     if contract.status != "confirmed":
         raise DomainError(CONTRACT_STATE, status=CONTRACT_LABELS[contract.status])
@@ -1695,7 +1685,6 @@ def _years(start: dt.date, end: dt.date) -> int:
 
 def transfers_ledger(fbfbm: str) -> list:
     """The issuing party's ledger of transfers (流转台账): its filed contracts."""
-    from .models import Contract
     return db.session.scalars(select(Contract).where(
         Contract.fbfbm == fbfbm, Contract.status.in_(("filed", "terminated")))
         .order_by(Contract.filed_at)).all()
@@ -1708,10 +1697,6 @@ def issue_trade_certificate(actor, contract, today: dt.date | None = None,
                             base: str | None = None):
     """The transaction certificate (交易鉴证书): parties, parcels, method, price, term, number,
     date — with the QR code to /verify/TOKEN (the certificate machinery's verification)."""
-    from app.certificates import operations as certs
-
-    from .models import TradeCertificate
-
     today = today or clock.today()
     token = secrets.token_urlsafe(18)
     number = f"JZ{contract.fbfbm[:6]}{today.year}{contract.id:06d}"
@@ -1740,14 +1725,12 @@ def issue_trade_certificate(actor, contract, today: dt.date | None = None,
 
 
 def trade_certificate_pdf(tc) -> bytes:
-    from app.printing import qr_svg, render_document
     return render_document("market/trade_certificate.html",
                            {"c": tc.content, "qr": qr_svg(tc.content["verify_url"]),
                             "status": tc.status})
 
 
 def trade_certificate_by_token(token: str):
-    from .models import TradeCertificate
     return db.session.scalar(select(TradeCertificate).where(TradeCertificate.token == token))
 
 
@@ -1779,7 +1762,6 @@ def terminate(actor, contract, ground: str, evidence: str, document: bytes | Non
             WHERE uid = :u AND end_lifespan IS NULL AND status = 'current'"""),
             {"d": today, "e": f"{contract.number}: {ground}: {evidence.strip()}",
              "u": contract.management_right_uid})
-    from .models import TradeCertificate
     tc = db.session.scalar(select(TradeCertificate).where(
         TradeCertificate.contract_id == contract.id))
     if tc and tc.status == "valid":
@@ -1811,8 +1793,6 @@ def _schedule(contract) -> None:
     """One instalment a year on the anniversary; the first year's was paid with the award
     (deposit applied + balance), so the schedule starts with year 2; a last part-year is
     pro rata by days, in whole fen."""
-    from .models import RentInstalment
-
     no, start = 1, contract.term_start
     end_excl = contract.term_end + dt.timedelta(days=1)
     while start < end_excl:
@@ -1912,12 +1892,10 @@ def publish_bid(auction_id: int, row: dict) -> None:
 
 
 def auction_of(listing: Listing):
-    from .models import Auction
     return db.session.scalar(select(Auction).where(Auction.listing_id == listing.id))
 
 
 def standing_award(listing: Listing):
-    from .models import Award
     return db.session.scalar(select(Award).where(Award.listing_id == listing.id,
                                                  Award.status != "forfeited"))
 
@@ -1954,8 +1932,6 @@ def commitment(price_fen: int, nonce: str, plan: str) -> str:
 
 def open_tender(actor, listing: Listing, lodging_minutes: int, reveal_minutes: int,
                 weight_price: int = 100, weight_plan: int = 0, opening_after_minutes: int = 0):
-    from .models import Tender
-
     if listing.status != "competition" or listing.method != "tender":
         raise DomainError(STATE, status=STATUS_LABELS[listing.status])
     if (not minutes_ok(lodging_minutes, reveal_minutes, positive=True)
@@ -1998,8 +1974,6 @@ def _tender_db(fn):
 
 def lodge(actor, t, application: Application, commitment_hex: str):
     """Lodge a sealed bid: only its commitment reaches the server."""
-    from .models import TenderBid
-
     c = (commitment_hex or "").strip().lower()
     if len(c) != 64 or any(ch not in "0123456789abcdef" for ch in c):
         raise DomainError(TENDER_COMMITMENT)
@@ -2023,8 +1997,6 @@ def lodge(actor, t, application: Application, commitment_hex: str):
 def reveal(actor, t, application: Application, price_fen: int, nonce: str, plan: str):
     """At the opening, the bidder reveals price, nonce and plan; the database checks them
     against the commitment and the time."""
-    from .models import TenderBid
-
     b = db.session.scalar(select(TenderBid).where(TenderBid.tender_id == t.id,
                                                   TenderBid.application_id == application.id))
     if b is None:
@@ -2129,5 +2101,4 @@ def negotiate(actor, listing: Listing, applicant: Applicant, price_fen: int, sel
 
 
 def tender_of(listing: Listing):
-    from .models import Tender
     return db.session.scalar(select(Tender).where(Tender.listing_id == listing.id))

@@ -26,7 +26,7 @@ from app.extensions import db
 from app.people.idnumber import mask_name
 
 from . import operations as ops
-from .models import Application, Auction, Award, Contract, Listing, TradeCertificate
+from .models import Application, Auction, Award, Contract, Listing, Tender, TenderBid, TradeCertificate
 from .views import OPERATOR, bp
 
 
@@ -338,8 +338,6 @@ def open_tender(listing_id: int):
 @bp.get("/market/tenders/<int:tender_id>")
 @access(public=True)
 def tender_page(tender_id: int):
-    from .models import Tender
-
     t = db.get_or_404(Tender, tender_id)
     applicant, key = _applicant()
     mine = next((a for a in t.listing.applications
@@ -352,8 +350,6 @@ def tender_page(tender_id: int):
 
 
 def _tender_applicant(tender_id: int):
-    from .models import Tender
-
     t = db.get_or_404(Tender, tender_id)
     applicant, key = _applicant()
     mine = next((a for a in t.listing.applications
@@ -387,8 +383,6 @@ def tender_reveal(tender_id: int):
 @bp.post("/market/tenders/<int:tender_id>/score/<int:bid_id>")
 @access(*OPERATOR)
 def tender_score(tender_id: int, bid_id: int):
-    from .models import Tender, TenderBid
-
     t = db.get_or_404(Tender, tender_id)
     b = db.get_or_404(TenderBid, bid_id)
     if b.tender_id != t.id:
@@ -401,8 +395,6 @@ def tender_score(tender_id: int, bid_id: int):
 @bp.post("/market/tenders/<int:tender_id>/close")
 @access(*OPERATOR)
 def tender_close(tender_id: int):
-    from .models import Tender
-
     t = db.get_or_404(Tender, tender_id)
     aw = ops.close_tender(current_user, t)
     db.session.commit()

@@ -5,12 +5,14 @@ from sqlalchemy import or_, select, text
 
 from app import signals
 from app.access import ROLES, Scope, access, jurisdiction_like
+from app.audit import operations as audit
 from app.collectives.models import Collective
 from app.extensions import db
 from app.people.models import Household
 from app.security import expensive
 from gis.svg import sketch
 
+from . import exports
 from . import operations as ops
 from .models import Parcel
 
@@ -100,10 +102,6 @@ def export():
     import shutil
 
     from flask import send_file
-
-    from app.audit import operations as audit
-
-    from . import exports
 
     fmt = request.args.get("format", "gpkg")
     scope = request.args["scope"].strip()

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from app.audit import operations as audit
 from app.divisions.models import Division
 from app.errors import DomainError, Rule
-from app.extensions import db
+from app.extensions import db, limiter
 from app.grounds import lawful_ground, refuse
 
 from . import idnumber
@@ -286,8 +286,6 @@ def looks_like_id_number(q: str) -> bool:
 def lookup_by_id_number(actor, number: str, per_hour: int = 60) -> str:
     """Allow (and record) one search by a full ID number; returns the normalised number."""
     import time
-
-    from app.extensions import limiter
 
     number = number.strip().upper()
     if actor.role not in LOOKUP_ROLES:

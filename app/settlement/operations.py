@@ -15,9 +15,11 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, text
 
 from app import guardtext
+from app.access import reaches
 from app.audit import operations as audit
 from app.collectives.operations import GROUND_LABELS as MEMBERSHIP_GROUNDS
 from app.dates import add_months
+from app.divisions.models import Division
 from app.errors import DomainError, Rule
 from app.extensions import db
 from app.grounds import guard_text, refuse
@@ -127,8 +129,6 @@ DEFAULT_TOWNS = [  # source document item 1: the city's districts, the zone, cou
 
 def ensure_towns() -> int:
     """The default list of towns open to settlement (idempotent; staff add designated towns)."""
-    from app.divisions.models import Division
-
     made = 0
     for code, kind, suffix in DEFAULT_TOWNS:
         d = db.session.get(Division, code)
@@ -197,8 +197,6 @@ MEMBER_OUT_OF_SCOPE = Rule(
 def _check_in_jurisdiction(actor, person_ids: list[int]) -> None:
     """Every co-mover's hukou must be within the officer's jurisdiction, like the applicant's:
     adding someone to a case would otherwise open their records to the officer."""
-    from app.access import reaches
-
     if actor is None or isinstance(actor, str) or actor.role == "admin":
         return
     for pid in person_ids:

@@ -28,7 +28,7 @@ from app.errors import DomainError
 from app.extensions import db
 from app.people.models import Person
 from app.printing import printed
-from app.security import expensive
+from app.security import csv_writer, expensive
 
 from . import compliance
 from . import operations as ops
@@ -351,8 +351,6 @@ def compliance_view():
 def compliance_csv():
     report = compliance.report(jurisdiction_like(current_user), None)
     out = io.StringIO()
-    from app.security import csv_writer
-
     w = csv_writer(out)
     for section, rows in compliance.csv_rows(report):
         w.writerow([section])
