@@ -8,6 +8,19 @@ def N_(s: str) -> str:  # noqa: N802 - the conventional gettext marker
     return s
 
 
+# NY/T 2539-2016: a contracting party's code CBFBM is its issuing party's FBFBM (14 digits) and a
+# 4-digit sequence in the range of its type CBFLX. Defined once, here (a module that never changes
+# meaning, so migrations may import it): app.people (Python), app.imports (validation SQL), the
+# Household model and migration 0001 (the CHECK constraint) all read it.
+CBFBM_SEQUENCE = {"1": (1, 8000), "2": (8001, 9000), "3": (9001, 9999)}
+
+
+def cbfbm_sequence_sql(code: str = "cbfbm", kind: str = "cbflx") -> str:
+    """The SQL condition "code's sequence is in the range of its type" for two SQL expressions."""
+    return " OR ".join(f"({kind} = '{t}' AND substr({code}, 15, 4) BETWEEN '{lo:04d}' AND "
+                       f"'{hi:04d}')" for t, (lo, hi) in CBFBM_SEQUENCE.items())
+
+
 RELATION = {  # YHZGX, relation to the head of household
     "01": N_("self"), "02": N_("head of household"), "10": N_("spouse"), "11": N_("husband"),
     "12": N_("wife"), "20": N_("son"), "30": N_("daughter"), "51": N_("father"),

@@ -23,6 +23,11 @@ NOT_DRAFT = Rule("campaign.state", _l("The campaign is %(status)s; this step is 
                                       "now."), RULES, 409)
 NOTICE_RUNNING = Rule("campaign.notice", _l("The public notice runs until %(end)s; the "
                                             "campaign can register only after it."), RULES, 409)
+# The notice's last day (one definition): the notice runs from notice_start through notice_end,
+# both days included — objections are lodged on either — and registration is possible only from
+# the day after notice_end. The period is configurable local policy (domain.md, opening paragraph;
+# registry setting notice_days). The database's copy of the rule is the SQL function
+# notice_has_run() of migration 0021_house, which campaign_guard calls.
 OPEN_OBJECTIONS = Rule("campaign.open_objection",
                        _l("%(n)s objection(s) are still open; every objection must be upheld "
                           "(with its correction) or dismissed (with reasons) before "
@@ -132,7 +137,7 @@ def progress(c: Campaign) -> dict:
 def lodge_objection(actor, c: Campaign, subject: str, text: str, lodged_by: str,
                     parcel_code: str | None = None, today: dt.date | None = None) -> Objection:
     today = today or dt.date.today()
-    if c.status != "notice" or not (c.notice_start <= today <= c.notice_end):
+    if not notice_running(c, today):
         raise DomainError(OUTSIDE_NOTICE, start=c.notice_start or "—", end=c.notice_end or "—")
     if subject not in SUBJECTS or not (text or "").strip() or not (lodged_by or "").strip():
         raise DomainError(BAD_OBJECTION)
@@ -186,7 +191,7 @@ def register(actor, c: Campaign, today: dt.date | None = None) -> dict:
     today = today or dt.date.today()
     if c.status != "notice":
         raise DomainError(NOT_DRAFT, status=c.status)
-    if today < c.notice_end:
+    if not notice_has_run(c, today):
         raise DomainError(NOTICE_RUNNING, end=c.notice_end)
     open_n = sum(1 for o in c.objections if o.status == "open")
     if open_n:
@@ -238,6 +243,15 @@ def check_online_objector(user, c: Campaign) -> None:
 
 
 def notice_running(c: Campaign, today: dt.date | None = None) -> bool:
+    """Objections are accepted today: the notice is published and today is one of its days,
+    its last day (notice_end) included."""
     today = today or dt.date.today()
-    return c.status == "notice" and c.notice_start is not None \
-        and c.notice_start <= today <= c.notice_end
+    return c.status == "notice" and c.notice_start is not None and c.notice_end is not None \
+        and c.notice_start <= today and not notice_has_run(c, today)
+
+
+def notice_has_run(c: Campaign, today: dt.date | None = None) -> bool:
+    """Registration may happen today: the notice's last day is over (today > notice_end). Same
+    rule as the SQL function notice_has_run() (migration 0021_house)."""
+    today = today or dt.date.today()
+    return c.notice_end is not None and today > c.notice_end

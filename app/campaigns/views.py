@@ -115,7 +115,7 @@ def detail(campaign_id: int):
     return render_template("campaigns/detail.html", c=c, group=group, p=ops.progress(c),
                            job=job, notice_form=NoticeForm(start=dt.date.today()),
                            objection_form=ObjectionForm(), resolve_form=ResolveForm(),
-                           today=dt.date.today())
+                           today=dt.date.today(), notice_has_run=ops.notice_has_run(c))
 
 
 @bp.post("/campaigns/<int:campaign_id>/notice")

@@ -10,6 +10,7 @@ from collections import defaultdict
 
 from sqlalchemy import text
 
+from app.codes import cbfbm_sequence_sql
 from app.extensions import db
 
 # rule -> (Chinese label, English label, source)
@@ -536,11 +537,8 @@ def _households(ctx):
         FROM import_record r WHERE r.batch_id = :b AND r.tbl = 'CBF'
           AND r.status = 'valid' AND r.id > :after_r
           AND NOT (
-          coalesce(r.attrs->>'CBFBM', '') ~ '^[0-9]{18}$' AND (
-            (r.attrs->>'CBFLX' = '1' AND substr(r.attrs->>'CBFBM', 15) BETWEEN '0001' AND '8000') OR
-            (r.attrs->>'CBFLX' = '2' AND substr(r.attrs->>'CBFBM', 15) BETWEEN '8001' AND '9000') OR
-            (r.attrs->>'CBFLX' = '3' AND substr(r.attrs->>'CBFBM', 15) BETWEEN '9001' AND '9999')))
-        """, **ctx)
+          coalesce(r.attrs->>'CBFBM', '') ~ '^[0-9]{18}$' AND ("""
+          + cbfbm_sequence_sql("(r.attrs->>'CBFBM')", "(r.attrs->>'CBFLX')") + "))", **ctx)
 
 
 def _likely_same(row, malformed, used):

@@ -5,6 +5,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql import func
 from sqlalchemy.types import DateTime
 
+from app.codes import cbfbm_sequence_sql
 from app.extensions import db
 
 from .idnumber import mask, mask_phone
@@ -58,7 +59,7 @@ CYBZ = {"1": "married-out woman", "2": "married-in man", "3": "university studen
 
 class Household(db.Model):
     """A contracting party (承包方, CBF): 18-digit CBFBM = FBFBM + 4-digit sequence.
-    Households take 0001–8000, individuals 8001–9000, organisations 9001–9999."""
+    Sequence ranges by type: app.codes.CBFBM_SEQUENCE."""
 
     __tablename__ = "household"
 
@@ -82,12 +83,7 @@ class Household(db.Model):
     __table_args__ = (
         CheckConstraint("cbfbm ~ '^[0-9]{18}$'", name="cbfbm_format"),
         CheckConstraint("cbflx IN ('1','2','3')", name="cbflx"),
-        CheckConstraint(
-            "(cbflx = '1' AND substr(cbfbm, 15, 4) BETWEEN '0001' AND '8000')"
-            " OR (cbflx = '2' AND substr(cbfbm, 15, 4) BETWEEN '8001' AND '9000')"
-            " OR (cbflx = '3' AND substr(cbfbm, 15, 4) BETWEEN '9001' AND '9999')",
-            name="cbfbm_sequence_matches_type",
-        ),
+        CheckConstraint(cbfbm_sequence_sql("cbfbm", "cbflx"), name="cbfbm_sequence_matches_type"),
         CheckConstraint("(ended_on IS NULL AND end_ground IS NULL) OR (ended_on IS NOT NULL AND "
                         "end_ground IN ('all_members_deceased','all_members_left'))",
                         name="ended_on_its_ground"),

@@ -7,6 +7,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from app.audit import operations as audit
+from app.codes import CBFBM_SEQUENCE
 from app.divisions.models import Division
 from app.errors import DomainError, Rule
 from app.extensions import db, limiter
@@ -43,7 +44,7 @@ RELATION = Rule("household.member.relation",
 ALREADY_MEMBER = Rule("household.member.duplicate",
                       _l("%(name)s is already a member of this household."), NYT2539, 409)
 
-_RANGES = {"1": (1, 8000), "2": (8001, 9000), "3": (9001, 9999)}
+_RANGES = CBFBM_SEQUENCE  # NY/T 2539 sequence ranges by CBFLX: one definition, in app.codes
 REVEAL_ROLES = ("bureau_staff", "hukou_officer", "collective_officer", "admin")
 
 

@@ -8,10 +8,13 @@ Revises:
 Create Date: 2026-11-25 23:44:50.046938
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from geoalchemy2 import Geometry
 from sqlalchemy.dialects import postgresql
+
+# NY/T 2539 sequence ranges: app.codes is the one definition (a module that never changes meaning)
+from app.codes import cbfbm_sequence_sql
 
 # revision identifiers, used by Alembic.
 revision = '0001'
@@ -222,7 +225,7 @@ def upgrade():
     sa.Column('phone', sa.String(length=20), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('ended_on', sa.Date(), nullable=True),
-    sa.CheckConstraint("(cbflx = '1' AND substr(cbfbm, 15, 4) BETWEEN '0001' AND '8000') OR (cbflx = '2' AND substr(cbfbm, 15, 4) BETWEEN '8001' AND '9000') OR (cbflx = '3' AND substr(cbfbm, 15, 4) BETWEEN '9001' AND '9999')", name=op.f('ck_household_cbfbm_sequence_matches_type')),
+    sa.CheckConstraint(cbfbm_sequence_sql("cbfbm", "cbflx"), name=op.f('ck_household_cbfbm_sequence_matches_type')),
     sa.CheckConstraint("cbfbm ~ '^[0-9]{18}$'", name=op.f('ck_household_cbfbm_format')),
     sa.CheckConstraint("cbflx IN ('1','2','3')", name=op.f('ck_household_cbflx')),
     sa.ForeignKeyConstraint(['collective_id'], ['collective.id'], name=op.f('fk_household_collective_id_collective')),
