@@ -14,7 +14,7 @@ from app.imports import operations as ops
 from app.imports import validation
 from tests.delivery_factory import check_char, clean
 
-# The tables the import's acceptance writes (app/parcels/registration.py).
+# The tables the import's acceptance writes (app/imports/registration.py and the owners it calls).
 WRITTEN = ("division", "collective", "household", "person", "household_member", "parcel")
 
 

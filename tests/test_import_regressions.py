@@ -136,7 +136,7 @@ def test_a_million_vertex_polygon_is_a_fault(dbs, tmp_path):
 
 
 def test_an_acceptance_failure_is_a_fault_and_registers_nothing(dbs, tmp_path, monkeypatch):
-    from app.parcels import registration
+    from app.imports import registration
 
     d = clean(9108)
     batch = ops.run("bureau", d.write(tmp_path / "d"))

@@ -302,3 +302,23 @@ def memberships_of(person_id: int) -> list:
                ms.end_note, ms.rights_kept_until FROM membership ms
         JOIN collective c ON c.id = ms.collective_id
         WHERE ms.person_id = :p ORDER BY ms.status, ms.began_on"""), {"p": person_id}).all()
+
+
+def register_from_delivery(actor, fbfbm: str, name: str, village_code: str,
+                           leader_name: str | None, address: str | None) -> int:
+    """An issuing party (FBF) of a validated delivery: added when missing (1), else left (0)."""
+    return db.session.execute(text(
+        """INSERT INTO collective (fbfbm, name, village_code, leader_name, address)
+           VALUES (:f, :n, :v, :l, :addr) ON CONFLICT (fbfbm) DO NOTHING"""),
+        {"f": fbfbm, "n": name, "v": village_code, "l": leader_name, "addr": address}).rowcount
+
+
+def insert_homestead_collectives_from_staging(batch_id: int) -> int:
+    """The village collective (village code + '00') of a delivery's homesteads that name no
+    issuing party, set-wise from the batch's valid ZJD features."""
+    return db.session.execute(text("""INSERT INTO collective (fbfbm, name, village_code)
+             SELECT DISTINCT substr(f.code, 1, 12) || '00', d.name || '集体经济组织', d.code
+             FROM import_feature f JOIN division d ON d.code = substr(f.code, 1, 12)
+             WHERE f.batch_id = :b AND f.layer = 'ZJD' AND f.status = 'valid'
+               AND coalesce(f.attrs->>'FBFBM', '') = ''
+             ON CONFLICT (fbfbm) DO NOTHING"""), {"b": batch_id}).rowcount

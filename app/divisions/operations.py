@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import text
 
 from app.audit import operations as audit
 from app.errors import DomainError, Rule
@@ -116,3 +117,16 @@ def path(code: str) -> list[Division]:
 
 def full_name(code: str) -> str:
     return "".join(d.name for d in path(code)[1:]) or code
+
+
+def ensure_village(village_code: str, village_name: str) -> None:
+    """A delivery's village (and its township, when the county is known) in the division list:
+    added when missing, never changed (set-wise registration of a delivery, app.imports)."""
+    township = village_code[:9]
+    db.session.execute(text("""INSERT INTO division (code, name, level, parent_code)
+             SELECT :t, :tn, 'township', CAST(:c AS varchar)
+             WHERE EXISTS (SELECT 1 FROM division WHERE code = CAST(:c AS varchar))
+             ON CONFLICT DO NOTHING"""), {"t": township, "tn": f"乡镇{township}", "c": township[:6]})
+    db.session.execute(text("""INSERT INTO division (code, name, level, parent_code)
+             VALUES (:v, :vn, 'village', :t) ON CONFLICT DO NOTHING"""),
+                       {"v": village_code, "vn": village_name, "t": township})

@@ -24,13 +24,12 @@ from app.audit import operations as audit
 from app.divisions.models import Division
 from app.errors import DomainError, Rule
 from app.extensions import db
-from app.parcels import registration
 from app.parcels.models import RegistrySetting
 from app.security import csv_writer
 from gis import io as gio
 from gis.stored import STORED
 
-from . import uploads, validation
+from . import registration, uploads, validation
 from .models import ImportBatch, ImportFault, ImportFeature, ImportRecord
 
 NYT = _l("NY/T 2539-2016; domain.md §4 (an import must know its CRS)")

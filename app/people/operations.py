@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app.audit import operations as audit
 from app.codes import CBFBM_SEQUENCE
@@ -303,3 +303,59 @@ def lookup_by_id_number(actor, number: str, per_hour: int = 60) -> str:
     audit.record(actor, "person.lookup", "person", found,
                  {"query": idnumber.mask(number), "found": found is not None})
     return number
+
+
+# --- set-wise registration of a validated delivery (called by app.imports.registration) ---------
+# Each reads the batch's valid staging rows (all, or only `record_ids`) and adds what is missing.
+
+def _only(record_ids):
+    return ("AND r.id = ANY(:ids)" if record_ids else ""), (record_ids or [])
+
+
+def insert_households_from_staging(batch_id: int, record_ids: list[int] | None = None) -> int:
+    only, ids = _only(record_ids)
+    return db.session.execute(text(f"""
+        INSERT INTO household (cbfbm, collective_id, cbflx, name, address, phone)
+        SELECT r.attrs->>'CBFBM', c.id, r.attrs->>'CBFLX', r.attrs->>'CBFMC', r.attrs->>'CBFDZ',
+               r.attrs->>'LXDH'
+        FROM import_record r JOIN collective c ON c.fbfbm = substr(r.attrs->>'CBFBM', 1, 14)
+        WHERE r.batch_id = :b AND r.tbl = 'CBF' AND r.status = 'valid' {only}
+        ON CONFLICT (cbfbm) DO NOTHING"""), {"b": batch_id, "ids": ids}).rowcount
+
+
+def insert_persons_from_staging(batch_id: int, record_ids: list[int] | None = None) -> int:
+    """Every member with a valid resident ID (household heads are members too)."""
+    only, ids = _only(record_ids)
+    return db.session.execute(text(f"""
+        INSERT INTO person (id_number, name, sex, birth_date, hukou_division_code, hukou_address)
+        SELECT DISTINCT ON (upper(r.attrs->>'CYZJHM')) upper(r.attrs->>'CYZJHM'), r.attrs->>'CYXM',
+               CASE WHEN substr(r.attrs->>'CYZJHM', 17, 1)::int % 2 = 1 THEN '1' ELSE '2' END,
+               to_date(substr(r.attrs->>'CYZJHM', 7, 8), 'YYYYMMDD'),
+               (SELECT code FROM division WHERE code = substr(r.attrs->>'CBFBM', 1, 12)),
+               h.attrs->>'CBFDZ'
+        FROM import_record r LEFT JOIN import_record h ON h.batch_id = r.batch_id
+          AND h.tbl = 'CBF' AND h.status <> 'superseded' AND h.attrs->>'CBFBM' = r.attrs->>'CBFBM'
+        WHERE r.batch_id = :b AND r.tbl = 'CBF_JTCY' AND r.status = 'valid' {only}
+          AND coalesce(r.attrs->>'CYZJLX', '1') = '1'
+        ON CONFLICT (id_number) DO NOTHING"""), {"b": batch_id, "ids": ids}).rowcount
+
+
+def insert_members_from_staging(batch_id: int, record_ids: list[int] | None = None) -> int:
+    only, ids = _only(record_ids)
+    return db.session.execute(text(f"""
+        INSERT INTO household_member (household_id, person_id, relation, is_coholder, remark)
+        SELECT h.id, p.id, r.attrs->>'YHZGX', coalesce(r.attrs->>'SFGYR', '1') = '1',
+               nullif(r.attrs->>'CYBZ', '')
+        FROM import_record r JOIN household h ON h.cbfbm = r.attrs->>'CBFBM'
+        JOIN person p ON p.id_number = upper(r.attrs->>'CYZJHM')
+        WHERE r.batch_id = :b AND r.tbl = 'CBF_JTCY' AND r.status = 'valid' {only}
+          AND NOT EXISTS (SELECT 1 FROM household_member m WHERE m.household_id = h.id
+                          AND m.person_id = p.id AND m.left_on IS NULL)"""),
+        {"b": batch_id, "ids": ids}).rowcount
+
+
+def set_missing_heads() -> None:
+    """A household without a head takes its member with relation 02 (head of household)."""
+    db.session.execute(text("""UPDATE household h SET head_person_id = m.person_id
+             FROM household_member m
+             WHERE m.household_id = h.id AND m.relation = '02' AND h.head_person_id IS NULL"""))
