@@ -17,7 +17,6 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from wtforms import DecimalField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
@@ -30,7 +29,7 @@ from app.jobs.models import Job
 from app.security import expensive
 
 from . import operations as ops
-from . import uploads, validation
+from . import queries, uploads, validation
 from .models import ImportBatch, ImportFeature, ImportRecord
 
 bp = Blueprint("imports", __name__)
@@ -92,12 +91,7 @@ class CorrectForm(FlaskForm):
 def batch_scope(batch_id: int, **_) -> Scope | None:
     if db.session.get(ImportBatch, batch_id) is None:
         return None
-    codes = db.session.scalars(text("""
-        SELECT DISTINCT substr(code, 1, 12) FROM import_feature WHERE batch_id = :b
-          AND code ~ '^[0-9]{12}'
-        UNION SELECT DISTINCT substr(attrs->>'FBFBM', 1, 12) FROM import_record
-        WHERE batch_id = :b AND tbl = 'FBF'"""), {"b": batch_id}).all()
-    codes = [c for c in codes if c]
+    codes = queries.division_codes(batch_id)
     # a delivery with pre-2018 codes belongs to the district that succeeded them
     return Scope(codes + [ops.current_district(c[:6]) + c[6:] for c in codes])
 
@@ -118,14 +112,14 @@ def job_scope(job_id: int, **_) -> Scope | None:
         return None
     if job.created_by == current_user.id or current_user.role == "admin":
         return Scope([current_user.jurisdiction_code or ""])
-    batch = db.session.scalar(select(ImportBatch).where(ImportBatch.job_id == job.id))
+    batch = queries.batch_of_job(job.id)
     return batch_scope(batch.id) if batch else Scope([])
 
 
 @bp.get("/imports")
 @access(*READERS)
 def batches():
-    rows = db.session.scalars(select(ImportBatch).order_by(ImportBatch.id.desc()).limit(50)).all()
+    rows = queries.recent_batches(50)
     return render_template("imports/list.html", form=UploadForm(), batches=rows)
 
 
@@ -187,10 +181,7 @@ def report(batch_id: int):
 @bp.get("/imports/<int:batch_id>/faults.geojson")
 @access(*READERS, scope=batch_scope)
 def faults_geojson(batch_id: int):
-    rows = db.session.execute(text("""
-        SELECT x.id, x.rule, x.code, x.detail, x.feature_id, ST_AsGeoJSON(x.location)::json AS g
-        FROM import_fault x WHERE x.batch_id = :b AND x.location IS NOT NULL
-          AND x.resolved_at IS NULL"""), {"b": batch_id}).all()
+    rows = queries.open_fault_locations(batch_id)
     return Response(json.dumps({"type": "FeatureCollection", "features": [
         {"type": "Feature", "id": r.id, "geometry": r.g,
          "properties": {"rule": r.rule, "code": r.code, "detail": r.detail,
@@ -222,8 +213,7 @@ def _correct(obj, is_feature: bool):
     if request.method == "GET":
         form.attrs.data = json.dumps(obj.attrs, ensure_ascii=False, indent=1)
         if is_feature:
-            form.wkt.data = db.session.execute(text(
-                "SELECT ST_AsText(geom) FROM import_feature WHERE id = :i"), {"i": obj.id}).scalar()
+            form.wkt.data = queries.feature_wkt(obj.id)
     elif form.validate_on_submit():
         try:
             attrs = ops.parse_attrs(form.attrs.data)
@@ -233,8 +223,7 @@ def _correct(obj, is_feature: bool):
                                    is_feature=is_feature)
         changed = {k: v for k, v in attrs.items() if obj.attrs.get(k) != v}
         if is_feature:
-            current = db.session.execute(text("SELECT ST_AsText(geom) FROM import_feature "
-                                              "WHERE id = :i"), {"i": obj.id}).scalar()
+            current = queries.feature_wkt(obj.id)
             wkt = form.wkt.data.strip() if form.wkt.data and form.wkt.data.strip() != current \
                 else None
             try:

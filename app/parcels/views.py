@@ -1,18 +1,16 @@
 from flask import Blueprint, current_app, jsonify, render_template, request
 from flask_login import current_user
 from shapely import from_wkb
-from sqlalchemy import or_, select, text
 
 from app import signals
 from app.access import ROLES, Scope, access, jurisdiction_like
 from app.audit import operations as audit
-from app.collectives.models import Collective
 from app.extensions import db
-from app.people.models import Household
+from app.people import operations as people
 from app.security import expensive
 from gis.svg import sketch
 
-from . import exports
+from . import exports, queries
 from . import operations as ops
 from .models import Parcel
 
@@ -24,25 +22,16 @@ def parcel_scope(parcel_id: int, **_) -> Scope | None:
     p = db.session.get(Parcel, parcel_id)
     if p is None:
         return None
-    fbfbm = db.session.scalar(select(Collective.fbfbm).where(Collective.id == p.collective_id))
-    return Scope([fbfbm], {p.household_code} if p.household_code else set(), set())
+    return Scope([queries.collective_code(p)], {p.household_code} if p.household_code else set(), set())
 
 
 @bp.get("/map")
 @access(*ROLES)
 def map_page():
-    like = jurisdiction_like(current_user)
-    q = "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(p.geom) AS e " \
-        "FROM parcel p JOIN collective c ON c.id = p.collective_id WHERE p.end_lifespan IS NULL"
-    params = {}
-    if current_user.role == "farmer":
-        q += " AND p.household_code = :hh"
-        params["hh"] = current_user.household_code or "-"
-    elif like:
-        q += " AND c.fbfbm LIKE :like"
-        params["like"] = like
-    bounds = db.session.execute(text(q + ") x"), params).first()
-    return render_template("parcels/map.html", bounds=list(bounds) if bounds and bounds[0] else None,
+    bounds = queries.map_bounds(
+        household_code=(current_user.household_code or "-") if current_user.role == "farmer"
+        else None, like=jurisdiction_like(current_user))
+    return render_template("parcels/map.html", bounds=bounds,
                            basemap=current_app.config.get("BASEMAP_URL"))
 
 
@@ -52,34 +41,18 @@ def search():
     q = (request.args.get("q") or "").strip()
     if len(q) < 2:
         return jsonify([])
-    like = jurisdiction_like(current_user)
-    stmt = (select(Parcel.id, Parcel.code, Parcel.kind, Parcel.household_code, Household.name,
-                   text("ST_XMin(parcel.geom)"), text("ST_YMin(parcel.geom)"),
-                   text("ST_XMax(parcel.geom)"), text("ST_YMax(parcel.geom)"))
-            .select_from(Parcel).outerjoin(Household, Household.cbfbm == Parcel.household_code)
-            .join(Collective, Collective.id == Parcel.collective_id)
-            .where(Parcel.end_lifespan.is_(None),
-                   or_(Parcel.code.startswith(q), Parcel.household_code.startswith(q),
-                       Household.name.contains(q))))
-    if like:
-        stmt = stmt.where(Collective.fbfbm.like(like))
-    rows = db.session.execute(stmt.order_by(Parcel.code).limit(20)).all()
-    return jsonify([{"id": r[0], "code": r[1], "kind": r[2], "household": r[3], "holder": r[4],
-                     "bbox": [r[5], r[6], r[7], r[8]]} for r in rows])
+    return jsonify(queries.search(q, jurisdiction_like(current_user)))
 
 
 @bp.get("/parcels/<int:parcel_id>")
 @access("farmer", *STAFF, scope=parcel_scope)
 def detail(parcel_id: int):
     p = db.session.get(Parcel, parcel_id)
-    geom = from_wkb(db.session.execute(text(
-        "SELECT ST_AsBinary(ST_Transform(geom, survey_srid)) FROM parcel WHERE id = :i"),
-        {"i": p.id}).scalar())
+    geom = queries.survey_geometry(p)
     neigh = ops.neighbours(p) if p.end_lifespan is None else []
     svg = sketch(geom, [from_wkb(n.wkb) for n in neigh], label=p.code[-5:],
                  neighbour_labels=[n.code[-5:] for n in neigh])
-    holder = (db.session.scalar(select(Household).where(Household.cbfbm == p.household_code))
-              if p.household_code else None)
+    holder = people.household_by_code(p.household_code)
     extra = {"rights": [], "ground_labels": {}}  # what higher features show (app.rights)
     for ctx in signals.send(signals.parcel_page, p):
         extra.update(ctx)

@@ -62,6 +62,13 @@ def person_by_id_number(number: str) -> Person | None:
     return db.session.scalar(select(Person).where(Person.id_number == info.number))
 
 
+def person_with_id_number(number: str | None) -> Person | None:
+    """The registered person whose ID number is `number` (spaces trimmed, x upper-cased), without
+    checking the number itself; None when there is none."""
+    return db.session.scalar(select(Person).where(Person.id_number == (number or "").strip()
+                                                  .upper()))
+
+
 def households_of_collective(collective_id: int) -> list[Household]:
     return list(db.session.scalars(select(Household).where(
         Household.collective_id == collective_id).order_by(Household.cbfbm)))

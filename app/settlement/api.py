@@ -11,16 +11,16 @@ from flask import abort
 from flask_login import current_user
 from flask_smorest import Blueprint
 from marshmallow import INCLUDE, Schema, fields, validate
-from sqlalchemy import select
 
 from app.access import Scope, access, jurisdiction_like, require_scope
 from app.extensions import db
+from app.people import operations as people
 from app.people.models import Person
 from app.security import bound_lengths
 
 from . import compliance
 from . import operations as ops
-from .models import ResidencePermit, SettlementApplication, SettlementMember, SettlementTown
+from .models import SettlementApplication, SettlementTown
 from .views import AUDITORS, OFFICERS, READERS, application_scope
 
 blp = Blueprint("api_settlement", __name__, url_prefix="/settlement",
@@ -107,7 +107,7 @@ MEMBER_KNOWN = set(NewMember().fields)
 
 
 def _person(number: str) -> Person:
-    p = db.session.scalar(select(Person).where(Person.id_number == number.strip().upper()))
+    p = people.person_with_id_number(number)
     if p is None:
         abort(404, f"no person with ID number {number}")
     return p
@@ -117,13 +117,7 @@ def _person(number: str) -> Person:
 @access(*READERS)
 @blp.response(200, ApplicationSchema(many=True))
 def list_applications():
-    stmt = select(SettlementApplication).order_by(SettlementApplication.id.desc())
-    like = jurisdiction_like(current_user)
-    if like:
-        stmt = stmt.where(SettlementApplication.id.in_(select(SettlementMember.application_id)
-                                                       .where(SettlementMember
-                                                              .from_division_code.like(like))))
-    return db.session.scalars(stmt.limit(1000)).all()
+    return ops.applications(jurisdiction_like(current_user), 1000)
 
 
 @blp.route("", methods=["POST"])
@@ -131,17 +125,15 @@ def list_applications():
 @blp.arguments(NewApplication)
 @blp.response(201, ApplicationSchema)
 def create_application(args):
-    ops.guard_extra(current_user, {k: v for k, v in args.items() if k not in KNOWN})
+    ops.guard_fields(current_user, args, KNOWN)
     for m in args["members"]:
-        ops.guard_extra(current_user, {k: v for k, v in m.items() if k not in MEMBER_KNOWN})
+        ops.guard_fields(current_user, m, MEMBER_KNOWN)
     applicant = _person(args["applicant_id_number"])
     require_scope(Scope([applicant.hukou_division_code or ""]), OFFICERS)
     members = [{"person_id": _person(m["id_number"]).id, "relation": m["relation"],
                 "unmarried": m["unmarried"], "lives_with_applicant": m["lives_with_applicant"]}
                for m in args["members"]]
-    permit = db.session.scalar(select(ResidencePermit).where(
-        ResidencePermit.number == args["residence_permit_number"])) \
-        if args["residence_permit_number"] else None
+    permit = ops.permit_by_number(args["residence_permit_number"])
     fields_ = {k: args[k] for k in ops.APPLICATION_FIELDS if k in args}
     fields_["residence_permit_id"] = permit.id if permit else None
     a = ops.apply(current_user, applicant, db.session.get(SettlementTown, args["town_id"]),
@@ -178,8 +170,7 @@ def add_document(args, application_id: int):
 @blp.response(200, ApplicationSchema)
 def decide(args, application_id: int):
     a = db.session.get(SettlementApplication, application_id)
-    ops.guard_extra(current_user, {k: v for k, v in args.items()
-                                   if k not in ("outcome", "conditions", "reasons", "note")}, a.id)
+    ops.guard_fields(current_user, args, ("outcome", "conditions", "reasons", "note"), a.id)
     if args["outcome"] == "approve":
         ops.approve(current_user, a, args["conditions"], args["note"])
     else:

@@ -108,6 +108,35 @@ def guard_settlement_text(actor, fields: dict, action: str, obj_id=None) -> None
 _who = audit.actor_name
 
 
+def guard_fields(actor, given: dict, known, obj_id=None, known_pattern=None) -> None:
+    """The extra-field guard, for the HTML form and the JSON API alike: every key of `given`
+    that is not in `known` (nor matches `known_pattern`) goes to guard_extra."""
+    extra = {k: v for k, v in given.items()
+             if k not in known and not (known_pattern and known_pattern.match(k))}
+    if extra:
+        guard_extra(actor, extra, obj_id)
+
+
+def applications(like: str | None = None, limit: int = 1000) -> list[SettlementApplication]:
+    """Applications, newest first; with `like`, those with a member from a division LIKE it."""
+    stmt = select(SettlementApplication).order_by(SettlementApplication.id.desc())
+    if like:
+        stmt = stmt.where(SettlementApplication.id.in_(
+            select(SettlementMember.application_id).where(
+                SettlementMember.from_division_code.like(like))))
+    return list(db.session.scalars(stmt.limit(limit)))
+
+
+def applications_of_person(person_id: int | None) -> list[SettlementApplication]:
+    return list(db.session.scalars(select(SettlementApplication).join(SettlementMember).where(
+        SettlementMember.person_id == (person_id or 0)).order_by(SettlementApplication.id.desc())))
+
+
+def permit_by_number(number: str | None) -> ResidencePermit | None:
+    return db.session.scalar(select(ResidencePermit).where(ResidencePermit.number == number)) \
+        if number else None
+
+
 def guard_extra(actor, extra: dict | None, obj_id=None) -> None:
     """Fields a settlement application does not have: a rights-related one is refused with
     art 27 / art 55 and recorded; any other is refused as unknown."""

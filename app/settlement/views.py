@@ -10,7 +10,6 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from sqlalchemy import select
 from wtforms import (
     BooleanField,
     DateField,
@@ -26,6 +25,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from app.access import Scope, access, jurisdiction_like, require_scope
 from app.errors import DomainError
 from app.extensions import db
+from app.people import operations as people
 from app.people.models import Person
 from app.printing import printed
 from app.security import csv_writer, expensive
@@ -35,9 +35,7 @@ from . import operations as ops
 from .models import (
     CONDITIONS,
     DOCUMENT_TYPES,
-    ResidencePermit,
     SettlementApplication,
-    SettlementMember,
     SettlementTown,
 )
 
@@ -162,23 +160,17 @@ def _town_choices():
 
 
 def _person_by_id_number(number: str) -> Person | None:
-    return db.session.scalar(select(Person).where(Person.id_number == (number or "").strip()
-                                                  .upper()))
+    return people.person_with_id_number(number)
 
 
 @bp.get("/settlement")
 @access(*READERS)
 def application_list():
-    stmt = select(SettlementApplication).order_by(SettlementApplication.id.desc())
-    like = jurisdiction_like(current_user)
-    if like:
-        stmt = stmt.where(SettlementApplication.id.in_(
-            select(SettlementMember.application_id).where(
-                SettlementMember.from_division_code.like(like))))
     form = PermitForm()
     form.town.choices = _town_choices()
     return render_template("settlement/list.html",
-                           rows=db.session.scalars(stmt.limit(200)).all(), permit_form=form)
+                           rows=ops.applications(jurisdiction_like(current_user), 200),
+                           permit_form=form)
 
 
 @bp.post("/settlement/permits")
@@ -217,10 +209,7 @@ def new_application():
     form.town.choices = _town_choices()
     if request.method == "POST":
         # Whatever else was posted (a field the form does not have) goes to the guard.
-        extra = {k: v for k, v in request.form.items()
-                 if k not in KNOWN_FORM_KEYS and not MEMBER_KEY.match(k)}
-        if extra:
-            ops.guard_extra(current_user, extra)
+        ops.guard_fields(current_user, request.form, KNOWN_FORM_KEYS, known_pattern=MEMBER_KEY)
         if form.validate_on_submit():
             return _create(form)
         flash(_("Please correct the form: %(errors)s", errors=form.errors), "error")
@@ -245,8 +234,7 @@ def _create(form: ApplicationForm):
             return render_template("settlement/new.html", form=form), 422
         members.append({"person_id": p.id, "relation": m.relation.data,
                         "unmarried": m.unmarried.data})
-    permit = db.session.scalar(select(ResidencePermit).where(
-        ResidencePermit.number == form.permit_number.data)) if form.permit_number.data else None
+    permit = ops.permit_by_number(form.permit_number.data)
     fields = {k: getattr(form, k).data for k in (
         "basis", "residence_address", "property_certificate_no", "purchase_contract_no",
         "living_there", "rental_registration_no", "employer_name", "destination",
@@ -288,10 +276,8 @@ def add_document(application_id: int):
 def decide(application_id: int):
     a = db.session.get(SettlementApplication, application_id)
     form = DecisionForm()
-    extra = {k: v for k, v in request.form.items()
-             if k not in ("csrf_token", "outcome", "conditions", "reasons", "note")}
-    if extra:
-        ops.guard_extra(current_user, extra, a.id)
+    ops.guard_fields(current_user, request.form,
+                     ("csrf_token", "outcome", "conditions", "reasons", "note"), a.id)
     if not form.validate_on_submit():
         flash(_("Please correct the form: %(errors)s", errors=form.errors), "error")
         return redirect(url_for(".detail", application_id=a.id), 303)
@@ -331,9 +317,7 @@ def notice_pdf(application_id: int):
 @bp.get("/me/settlement")
 @access("farmer")
 def mine():
-    rows = db.session.scalars(select(SettlementApplication).join(SettlementMember).where(
-        SettlementMember.person_id == (current_user.person_id or 0))
-        .order_by(SettlementApplication.id.desc())).all()
+    rows = ops.applications_of_person(current_user.person_id)
     return render_template("settlement/mine.html", rows=rows)
 
 
