@@ -5,7 +5,7 @@ import datetime as dt
 import decimal
 from dataclasses import dataclass
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from app.extensions import db
 
@@ -95,3 +95,18 @@ def verify() -> tuple[int, list[Breach]]:
         if row.hash != row.expected_hash:
             breaches.append(Breach(row.seq, row.id, "content does not match its hash"))
     return n, breaches
+
+
+def search(action: str = "", obj: str = "", before: int = 0, limit: int = 100) -> list[AuditLog]:
+    """Entries newest first: action starting with `action`, object `type[:id]`, before seq."""
+    stmt = select(AuditLog)
+    if action:
+        stmt = stmt.where(AuditLog.action.startswith(action))
+    if obj:
+        t, _, i = obj.partition(":")
+        stmt = stmt.where(AuditLog.object_type == t)
+        if i:
+            stmt = stmt.where(AuditLog.object_id == i)
+    if before:
+        stmt = stmt.where(AuditLog.seq < before)
+    return list(db.session.scalars(stmt.order_by(AuditLog.seq.desc()).limit(limit)))

@@ -266,3 +266,7 @@ def revoke_api_token(actor, user: User, reason: str | None = None) -> User:
     db.session.flush()
     audit.record(actor, "user.token.revoke", "user", user.id, None, reason)
     return user
+
+
+def accounts() -> list[User]:
+    return list(db.session.scalars(select(User).order_by(User.role, User.username)))

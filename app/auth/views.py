@@ -102,7 +102,6 @@ class UserForm(FlaskForm):
 @bp.route("/admin/users", methods=["GET", "POST"])
 @access("admin")
 def users():
-    from sqlalchemy import select
 
     form = UserForm()
     token = None
@@ -119,7 +118,7 @@ def users():
         return redirect(url_for(".users"))
     elif request.method == "POST":
         flash(_("Please correct the form: %(errors)s", errors=form.errors), "error")
-    accounts = db.session.scalars(select(User).order_by(User.role, User.username)).all()
+    accounts = ops.accounts()
     return render_template("auth/users.html", form=form, accounts=accounts, token=token,
                            token_form=FlaskForm(), reason_form=ReasonForm(),
                            reset_form=ResetForm())

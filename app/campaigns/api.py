@@ -3,7 +3,6 @@ from flask import url_for
 from flask_login import current_user
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
-from sqlalchemy import select
 
 from app.access import Scope, access, jurisdiction_like, require_scope
 from app.certificates import operations as certificates
@@ -87,11 +86,7 @@ class JobSchema(Schema):
 @access(*READERS)
 @blp.response(200, CampaignSummarySchema(many=True))
 def list_campaigns():
-    stmt = select(Campaign).order_by(Campaign.id.desc())
-    like = jurisdiction_like(current_user)
-    if like:
-        stmt = stmt.where(Campaign.fbfbm.like(like))
-    return db.session.scalars(stmt.limit(500)).all()
+    return ops.campaigns(jurisdiction_like(current_user), 500)
 
 
 @blp.route("", methods=["POST"])

@@ -255,3 +255,11 @@ def notice_has_run(c: Campaign, today: dt.date | None = None) -> bool:
     rule as the SQL function notice_has_run() (migration 0021_house)."""
     today = today or dt.date.today()
     return c.notice_end is not None and today > c.notice_end
+
+
+def campaigns(like: str | None = None, limit: int = 500) -> list[Campaign]:
+    """Campaigns newest first; with `like`, those of groups whose code is LIKE it."""
+    stmt = select(Campaign).order_by(Campaign.id.desc())
+    if like:
+        stmt = stmt.where(Campaign.fbfbm.like(like))
+    return list(db.session.scalars(stmt.limit(limit)))

@@ -3,11 +3,10 @@ and public verification."""
 from flask_login import current_user
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
-from sqlalchemy import select
 
 from app.access import Scope, access, jurisdiction_like, require_scope
 from app.extensions import db
-from app.rights.models import Right
+from app.rights import operations as rights
 
 from . import operations as ops
 from .models import Certificate
@@ -75,18 +74,8 @@ class ActionArgs(Schema):
 @blp.arguments(ListArgs, location="query")
 @blp.response(200, CertificateSchema(many=True))
 def list_certificates(args):
-    stmt = select(Certificate).order_by(Certificate.number, Certificate.edition)
-    like = jurisdiction_like(current_user)
-    if like:
-        stmt = stmt.where(Certificate.household_code.like(like))
-    if args["q"]:
-        stmt = stmt.where(Certificate.number.startswith(args["q"])
-                          | Certificate.household_code.startswith(args["q"]))
-    if args["status"]:
-        stmt = stmt.where(Certificate.status == args["status"])
-    if args["campaign"]:
-        stmt = stmt.where(Certificate.campaign_id == args["campaign"])
-    return db.session.scalars(stmt.limit(5000)).all()
+    return ops.register_rows(jurisdiction_like(current_user), args["q"], args["status"],
+                             args["campaign"], limit=5000)
 
 
 @blp.route("", methods=["POST"])
@@ -96,8 +85,7 @@ def list_certificates(args):
 def issue(args):
     from flask import abort
 
-    right = db.session.scalar(select(Right).where(Right.uid == args["right_uid"],
-                                                  Right.end_lifespan.is_(None)))
+    right = rights.current_version(args["right_uid"])
     if right is None:
         abort(404)
     require_scope(Scope([right.fbfbm]), ISSUERS)

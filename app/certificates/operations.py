@@ -461,3 +461,31 @@ def public_particulars(c: Certificate) -> dict:
 def of_household(household_code: str) -> list[Certificate]:
     return list(db.session.scalars(select(Certificate).where(
         Certificate.household_code == household_code).order_by(Certificate.id.desc())))
+
+
+def register_rows(like: str | None = None, q: str | None = None, status: str | None = None,
+                  campaign_id: int | None = None, limit: int = 100,
+                  offset: int = 0) -> list[Certificate]:
+    """The certificate register by number and edition: within `like`, number or household code
+    starting with `q`, of `status`, of a campaign."""
+    stmt = select(Certificate).order_by(Certificate.number, Certificate.edition)
+    if like:
+        stmt = stmt.where(Certificate.household_code.like(like))
+    if q:
+        stmt = stmt.where(Certificate.number.startswith(q) | Certificate.household_code
+                          .startswith(q))
+    if status:
+        stmt = stmt.where(Certificate.status == status)
+    if campaign_id:
+        stmt = stmt.where(Certificate.campaign_id == campaign_id)
+    return list(db.session.scalars(stmt.limit(limit).offset(offset)))
+
+
+def successor(cert: Certificate) -> Certificate | None:
+    return db.session.scalar(select(Certificate).where(Certificate.replaces_id == cert.id))
+
+
+def editions(cert: Certificate) -> list[Certificate]:
+    return list(db.session.scalars(select(Certificate).where(
+        Certificate.kind == cert.kind, Certificate.number == cert.number)
+        .order_by(Certificate.edition)))

@@ -3,7 +3,6 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 from wtforms import SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
@@ -52,7 +51,7 @@ def verify(token: str):
             if page is not None:
                 return page
         abort(404)
-    later = db.session.scalar(select(Certificate).where(Certificate.replaces_id == c.id))
+    later = ops.successor(c)
     return render_template("certificates/verify.html", c=c, shown=ops.public_particulars(c),
                            later=later)
 
@@ -60,19 +59,12 @@ def verify(token: str):
 @bp.get("/certificates")
 @access(*READERS)
 def register():
-    stmt = select(Certificate).order_by(Certificate.number, Certificate.edition)
-    like = jurisdiction_like(current_user)
-    if like:
-        stmt = stmt.where(Certificate.household_code.like(like))
     q = (request.args.get("q") or "").strip()
-    if q:
-        stmt = stmt.where(Certificate.number.startswith(q) | Certificate.household_code
-                          .startswith(q))
     status = request.args.get("status")
-    if status in ("valid", "superseded", "cancelled"):
-        stmt = stmt.where(Certificate.status == status)
     page = max(1, request.args.get("page", 1, type=int))
-    rows = db.session.scalars(stmt.limit(101).offset((page - 1) * 100)).all()
+    rows = ops.register_rows(jurisdiction_like(current_user), q,
+                             status if status in ("valid", "superseded", "cancelled") else None,
+                             limit=101, offset=(page - 1) * 100)
     return render_template("certificates/register.html", rows=rows[:100], more=len(rows) > 100,
                            page=page, q=q, status=status)
 
@@ -81,9 +73,7 @@ def register():
 @access("farmer", *READERS, scope=certificate_scope)
 def detail(certificate_id: int, form: EndForm | None = None):
     c = db.session.get(Certificate, certificate_id)
-    chain = db.session.scalars(select(Certificate).where(
-        Certificate.kind == c.kind, Certificate.number == c.number)
-        .order_by(Certificate.edition)).all()
+    chain = ops.editions(c)
     return render_template("certificates/detail.html", c=c, chain=chain,
                            form=form or EndForm(), out_of_date=ops.out_of_date(c))
 

@@ -1,7 +1,6 @@
 from flask_login import current_user
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
-from sqlalchemy import select
 
 from app.access import access, jurisdiction_like
 from app.extensions import db
@@ -50,11 +49,7 @@ class EndArgs(Schema):
 @access(*READERS)
 @blp.response(200, CollectiveSchema(many=True))
 def list_collectives():
-    stmt = select(Collective).order_by(Collective.fbfbm)
-    like = jurisdiction_like(current_user)
-    if like:
-        stmt = stmt.where(Collective.fbfbm.like(like))
-    return db.session.scalars(stmt).all()
+    return ops.collectives(jurisdiction_like(current_user))
 
 
 @blp.route("/<int:collective_id>/members")

@@ -5,7 +5,7 @@ import datetime as dt
 import re
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from app import guardtext, signals
 from app.access import user_can
@@ -322,3 +322,17 @@ def insert_homestead_collectives_from_staging(batch_id: int) -> int:
              WHERE f.batch_id = :b AND f.layer = 'ZJD' AND f.status = 'valid'
                AND coalesce(f.attrs->>'FBFBM', '') = ''
              ON CONFLICT (fbfbm) DO NOTHING"""), {"b": batch_id}).rowcount
+
+
+def collectives(like: str | None = None) -> list[Collective]:
+    stmt = select(Collective).order_by(Collective.fbfbm)
+    if like:
+        stmt = stmt.where(Collective.fbfbm.like(like))
+    return list(db.session.scalars(stmt))
+
+
+def active_member_counts() -> dict[int, int]:
+    """{collective id: number of active memberships}."""
+    return dict(db.session.execute(
+        select(Membership.collective_id, func.count()).where(Membership.status == "active")
+        .group_by(Membership.collective_id)).all())

@@ -5,7 +5,6 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import func, select
 from wtforms import DateField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
@@ -58,14 +57,8 @@ class AdmitForm(FlaskForm):
 @bp.get("/collectives")
 @access(*READERS)
 def collective_list():
-    stmt = select(Collective)
-    like = jurisdiction_like(current_user)
-    if like:
-        stmt = stmt.where(Collective.fbfbm.like(like))
-    collectives = db.session.scalars(stmt.order_by(Collective.fbfbm)).all()
-    counts = dict(db.session.execute(
-        select(Membership.collective_id, func.count()).where(Membership.status == "active")
-        .group_by(Membership.collective_id)).all())
+    collectives = ops.collectives(jurisdiction_like(current_user))
+    counts = ops.active_member_counts()
     return render_template("collectives/list.html", collectives=collectives, counts=counts)
 
 

@@ -1756,12 +1756,9 @@ def terminate(actor, contract, ground: str, evidence: str, document: bytes | Non
     contract.terminated_by = _who(actor)
     db.session.flush()
     if contract.management_right_uid:
-        db.session.execute(text("""
-            UPDATE land_right SET status = 'ended', end_ground = 'transfer_terminated',
-                   ended_on = :d, end_evidence = :e
-            WHERE uid = :u AND end_lifespan IS NULL AND status = 'current'"""),
-            {"d": today, "e": f"{contract.number}: {ground}: {evidence.strip()}",
-             "u": contract.management_right_uid})
+        rights.end_management_on_termination(
+            contract.management_right_uid, today,
+            f"{contract.number}: {ground}: {evidence.strip()}")
     tc = db.session.scalar(select(TradeCertificate).where(
         TradeCertificate.contract_id == contract.id))
     if tc and tc.status == "valid":
@@ -1776,11 +1773,7 @@ def terminate(actor, contract, ground: str, evidence: str, document: bytes | Non
 def expire_management(actor, today: dt.date | None = None) -> int:
     """Management rights whose term has run out end by themselves (ground: expiry)."""
     today = today or clock.today()
-    n = db.session.execute(text("""
-        UPDATE land_right SET status = 'ended', end_ground = 'expiry', ended_on = term_end,
-               end_evidence = 'term ended'
-        WHERE kind = 'management' AND status = 'current' AND end_lifespan IS NULL
-          AND term_end < :d"""), {"d": today}).rowcount
+    n = rights.expire_management_rights(today)
     if n:
         audit.record(actor, "market.management.expire", "land_right", None, {"count": n})
     return n

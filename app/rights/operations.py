@@ -534,3 +534,22 @@ def transferred_from(household_code: str) -> list:
         WHERE r.kind = 'management' AND r.status = 'current' AND r.end_lifespan IS NULL
           AND p.household_code = :h AND r.term_end >= CURRENT_DATE
         ORDER BY r.term_start, rp.parcel_code"""), {"h": household_code}).all()
+
+
+def end_management_on_termination(uid: int, ended_on: dt.date, evidence: str) -> None:
+    """A management right ends with the transfer contract terminated under it (农村土地承包法
+    art 42; the market records the termination and its evidence)."""
+    db.session.execute(text("""
+        UPDATE land_right SET status = 'ended', end_ground = 'transfer_terminated',
+               ended_on = :d, end_evidence = :e
+        WHERE uid = :u AND end_lifespan IS NULL AND status = 'current'"""),
+        {"d": ended_on, "e": evidence, "u": uid})
+
+
+def expire_management_rights(today: dt.date) -> int:
+    """Management rights whose term has run out end by themselves (ground: expiry)."""
+    return db.session.execute(text("""
+        UPDATE land_right SET status = 'ended', end_ground = 'expiry', ended_on = term_end,
+               end_evidence = 'term ended'
+        WHERE kind = 'management' AND status = 'current' AND end_lifespan IS NULL
+          AND term_end < :d"""), {"d": today}).rowcount

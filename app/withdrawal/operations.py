@@ -494,3 +494,10 @@ def take_effect(actor, w: Withdrawal, today: dt.date | None = None) -> Withdrawa
 def of_household(household_code: str) -> list[Withdrawal]:
     return list(db.session.scalars(select(Withdrawal).where(
         Withdrawal.household_code == household_code).order_by(Withdrawal.id.desc())))
+
+
+def withdrawals(like: str | None = None, limit: int = 200) -> list[Withdrawal]:
+    stmt = select(Withdrawal).order_by(Withdrawal.id.desc())
+    if like:
+        stmt = stmt.where(Withdrawal.household_code.like(like))
+    return list(db.session.scalars(stmt.limit(limit)))

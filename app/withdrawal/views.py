@@ -6,7 +6,6 @@ from decimal import Decimal, InvalidOperation
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
 
 from app.access import Scope, access, jurisdiction_like, require_scope
 from app.auth import operations as auth_ops
@@ -31,11 +30,8 @@ def _right(uid) -> Right | None:
 @bp.get("/withdrawals")
 @access(*READERS)
 def withdrawal_list():
-    stmt = select(Withdrawal).order_by(Withdrawal.id.desc())
-    like = jurisdiction_like(current_user)
-    if like:
-        stmt = stmt.where(Withdrawal.household_code.like(like))
-    return render_template("withdrawal/list.html", rows=db.session.scalars(stmt.limit(200)).all())
+    return render_template("withdrawal/list.html",
+                           rows=ops.withdrawals(jurisdiction_like(current_user), 200))
 
 
 @bp.post("/withdrawals")
