@@ -8,17 +8,16 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 from wtforms import DateField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
 from app.access import Scope, access, jurisdiction_like, require_scope, user_can
 from app.certificates import operations as certificates
-from app.collectives.models import Collective
+from app.collectives import operations as collectives
 from app.errors import DomainError
 from app.extensions import db, login_manager
-from app.imports.models import ImportBatch
-from app.jobs.models import Job
+from app.imports import queries as imports_queries
+from app.jobs import operations as jobs
 from app.printing import printed
 from app.security import expensive, public_url
 
@@ -75,15 +74,10 @@ class ResolveForm(FlaskForm):
 @bp.get("/campaigns")
 @access(*READERS)
 def campaign_list():
-    stmt = select(Campaign).order_by(Campaign.id.desc())
-    like = jurisdiction_like(current_user)
-    if like:
-        stmt = stmt.where(Campaign.fbfbm.like(like))
-    rows = db.session.scalars(stmt.limit(200)).all()
+    rows = ops.campaigns(jurisdiction_like(current_user), 200)
     form = OpenForm()
     form.batch.choices = [(0, "—")] + [(b.id, f"#{b.id} {b.source}") for b in
-                                        db.session.scalars(select(ImportBatch).order_by(
-                                            ImportBatch.id.desc()).limit(50))]
+                                        imports_queries.recent_batches(50)]
     return render_template("campaigns/list.html", rows=[(c, ops.progress(c)) for c in rows],
                            form=form)
 
@@ -92,8 +86,7 @@ def campaign_list():
 @access(*STAFF)
 def campaign_open():
     form = OpenForm()
-    form.batch.choices = [(0, "—")] + [(b, b) for b in db.session.scalars(
-        select(ImportBatch.id))]
+    form.batch.choices = [(0, "—")] + [(b, b) for b in imports_queries.batch_ids()]
     if not form.validate_on_submit():
         flash(_("Please correct the form: %(errors)s", errors=form.errors), "error")
         return redirect(url_for(".campaign_list"))
@@ -108,10 +101,8 @@ def campaign_open():
 @access(*READERS, scope=campaign_scope)
 def detail(campaign_id: int):
     c = db.session.get(Campaign, campaign_id)
-    group = db.session.scalar(select(Collective).where(Collective.fbfbm == c.fbfbm))
-    job = db.session.scalar(select(Job).where(Job.kind == "certificates",
-                                              Job.params["campaign"].as_integer() == c.id)
-                            .order_by(Job.id.desc()))
+    group = collectives.by_code(c.fbfbm)
+    job = jobs.latest("certificates", campaign=c.id)
     return render_template("campaigns/detail.html", c=c, group=group, p=ops.progress(c),
                            job=job, notice_form=NoticeForm(start=dt.date.today()),
                            objection_form=ObjectionForm(), resolve_form=ResolveForm(),
@@ -199,7 +190,7 @@ def print_package(campaign_id: int, name: str):
 @expensive
 def notice_pdf(campaign_id: int):
     c = db.session.get(Campaign, campaign_id)
-    group = db.session.scalar(select(Collective).where(Collective.fbfbm == c.fbfbm))
+    group = collectives.by_code(c.fbfbm)
     return printed("campaigns/notice_print.html", f"notice-{c.fbfbm}-{c.id}.pdf", c=c,
                    group=group, households=ops.notice_by_household(c),
                    public_url=public_url(".public_notice", campaign_id=c.id))
@@ -237,7 +228,7 @@ def public_notice(campaign_id: int):
                     "before the rights are registered.", n=o.id), "success")
             return redirect(url_for(".public_notice", campaign_id=c.id), 303)
         flash(_("Please correct the form: %(errors)s", errors=form.errors), "error")
-    group = db.session.scalar(select(Collective).where(Collective.fbfbm == c.fbfbm))
+    group = collectives.by_code(c.fbfbm)
     mine = []
     if current_user.is_authenticated:
         who = current_user.display_name or current_user.username

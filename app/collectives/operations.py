@@ -336,3 +336,15 @@ def active_member_counts() -> dict[int, int]:
     return dict(db.session.execute(
         select(Membership.collective_id, func.count()).where(Membership.status == "active")
         .group_by(Membership.collective_id)).all())
+
+
+def by_code(fbfbm: str) -> Collective | None:
+    return db.session.scalar(select(Collective).where(Collective.fbfbm == fbfbm))
+
+
+def count_active_members(like: str | None = None) -> int:
+    ids = select(Collective.id)
+    if like:
+        ids = ids.where(Collective.fbfbm.like(like))
+    return db.session.scalar(select(func.count(Membership.id)).where(
+        Membership.collective_id.in_(ids.scalar_subquery()), Membership.status == "active"))

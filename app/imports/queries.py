@@ -39,3 +39,7 @@ def feature_wkt(feature_id: int) -> str | None:
     """A staged feature's geometry as WKT, in the delivery's CRS."""
     return db.session.execute(text("SELECT ST_AsText(geom) FROM import_feature WHERE id = :i"),
                               {"i": feature_id}).scalar()
+
+
+def batch_ids() -> list[int]:
+    return list(db.session.scalars(select(ImportBatch.id)))

@@ -8,7 +8,7 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 
 from flask import current_app
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 from app.errors import DomainError
 from app.extensions import db
@@ -102,3 +102,11 @@ def execute(job_id: int, same_session: bool = False) -> None:
         job.message = "failed"
         current_app.logger.error("job %s failed: %s", job_id, traceback.format_exc())
         db.session.commit()
+
+
+def latest(kind: str, **params) -> Job | None:
+    """The newest job of `kind` whose integer parameters equal `params`."""
+    stmt = select(Job).where(Job.kind == kind)
+    for k, v in params.items():
+        stmt = stmt.where(Job.params[k].as_integer() == v)
+    return db.session.scalar(stmt.order_by(Job.id.desc()))

@@ -1,12 +1,10 @@
 from flask import Blueprint, render_template
 from flask_login import current_user
-from sqlalchemy import func, select
 
 from app.access import ROLES, access, jurisdiction_like
-from app.collectives.models import Collective, Membership
-from app.extensions import db
-from app.parcels.models import Parcel
-from app.people.models import Household
+from app.collectives import operations as collectives
+from app.parcels import operations as parcels
+from app.people import operations as people
 
 bp = Blueprint("main", __name__)
 
@@ -14,24 +12,13 @@ bp = Blueprint("main", __name__)
 @bp.get("/")
 @access(*ROLES)
 def dashboard():
-    like = jurisdiction_like(current_user)
-    coll = select(Collective.id)
-    if like:
-        coll = coll.where(Collective.fbfbm.like(like))
     counts = {}
     if current_user.role != "farmer":
-        ids = coll.scalar_subquery()
-        counts = {
-            "collectives": db.session.scalar(select(func.count()).select_from(coll.subquery())),
-            "households": db.session.scalar(
-                select(func.count(Household.id)).where(Household.collective_id.in_(ids))),
-            "members": db.session.scalar(select(func.count(Membership.id)).where(
-                Membership.collective_id.in_(ids), Membership.status == "active")),
-            "parcels": db.session.scalar(select(func.count(Parcel.id)).where(
-                Parcel.collective_id.in_(ids), Parcel.end_lifespan.is_(None))),
-        }
-    household = None
-    if current_user.role == "farmer" and current_user.household_code:
-        household = db.session.scalar(
-            select(Household).where(Household.cbfbm == current_user.household_code))
+        like = jurisdiction_like(current_user)
+        counts = {"collectives": len(collectives.collectives(like)),
+                  "households": people.count_households(like),
+                  "members": collectives.count_active_members(like),
+                  "parcels": parcels.count_current(like)}
+    household = people.household_by_code(current_user.household_code) \
+        if current_user.role == "farmer" else None
     return render_template("dashboard.html", counts=counts, household=household)

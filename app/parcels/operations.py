@@ -8,12 +8,13 @@ import json
 import shapely
 from flask_babel import lazy_gettext as _l
 from psycopg import errors as pg_errors
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app import signals
 from app.audit import operations as audit
+from app.collectives.models import Collective
 from app.errors import DomainError, Rule
 from app.extensions import db
 from gis.area import gk3_zone_srid
@@ -416,3 +417,12 @@ def insert_from_staging(actor, batch_id: int, feature_ids: list[int] | None = No
         # by the owner: fresh statistics, or the planner may leave the spatial index
         db.session.execute(text("SELECT refresh_statistics('parcel')"))
     return n
+
+
+def count_current(like: str | None = None) -> int:
+    """Current parcels of collectives whose code is LIKE `like` (all without)."""
+    ids = select(Collective.id)
+    if like:
+        ids = ids.where(Collective.fbfbm.like(like))
+    return db.session.scalar(select(func.count(Parcel.id)).where(
+        Parcel.collective_id.in_(ids.scalar_subquery()), Parcel.end_lifespan.is_(None)))

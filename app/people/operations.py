@@ -8,6 +8,7 @@ from sqlalchemy import func, select, text
 
 from app.audit import operations as audit
 from app.codes import CBFBM_SEQUENCE
+from app.collectives.models import Collective
 from app.divisions.models import Division
 from app.errors import DomainError, Rule
 from app.extensions import db, limiter
@@ -366,3 +367,12 @@ def set_missing_heads() -> None:
     db.session.execute(text("""UPDATE household h SET head_person_id = m.person_id
              FROM household_member m
              WHERE m.household_id = h.id AND m.relation = '02' AND h.head_person_id IS NULL"""))
+
+
+def count_households(like: str | None = None) -> int:
+    """Households of collectives whose code is LIKE `like` (all without)."""
+    ids = select(Collective.id)
+    if like:
+        ids = ids.where(Collective.fbfbm.like(like))
+    return db.session.scalar(select(func.count(Household.id)).where(
+        Household.collective_id.in_(ids.scalar_subquery())))
