@@ -1,13 +1,12 @@
 from flask_login import current_user
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
-from sqlalchemy import func, or_, select
 
 from app.access import access, jurisdiction_like
-from app.collectives.models import Collective, Membership
 from app.extensions import db
 
-from .models import Household, HouseholdMember, Person
+from . import operations as ops
+from .models import Person
 from .scopes import person_scope
 
 blp = Blueprint("api_persons", __name__, url_prefix="/persons",
@@ -43,22 +42,10 @@ class PersonPage(Schema):
 @blp.arguments(PersonQuery, location="query")
 @blp.response(200, PersonPage)
 def list_persons(args):
-    stmt = select(Person)
-    like = jurisdiction_like(current_user)
-    if like:
-        # current records only: an ended membership or household place gives no access
-        in_coll = select(Membership.person_id).join(Collective).where(
-            Collective.fbfbm.like(like), Membership.status == "active")
-        in_hh = select(HouseholdMember.person_id).join(Household).where(
-            Household.cbfbm.like(like), HouseholdMember.left_on.is_(None))
-        stmt = stmt.where(or_(Person.id.in_(in_coll), Person.id.in_(in_hh),
-                              Person.hukou_division_code.like(like)))
-    if args["q"]:
-        stmt = stmt.where(Person.name.contains(args["q"]))
     per = max(1, min(args["per_page"], 500))
     page = max(1, args["page"])
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
-    items = db.session.scalars(stmt.order_by(Person.id).limit(per).offset((page - 1) * per)).all()
+    total, items = ops.persons_page(jurisdiction_like(current_user), None, args["q"] or None,
+                                    page, per)
     return {"total": total, "page": page, "items": items}
 
 

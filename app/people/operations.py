@@ -4,11 +4,11 @@ from __future__ import annotations
 import datetime as dt
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select, text
+from sqlalchemy import func, or_, select, text
 
 from app.audit import operations as audit
 from app.codes import CBFBM_SEQUENCE
-from app.collectives.models import Collective
+from app.collectives.models import Collective, Membership
 from app.divisions.models import Division
 from app.errors import DomainError, Rule
 from app.extensions import db, limiter
@@ -376,3 +376,36 @@ def count_households(like: str | None = None) -> int:
         ids = ids.where(Collective.fbfbm.like(like))
     return db.session.scalar(select(func.count(Household.id)).where(
         Household.collective_id.in_(ids.scalar_subquery())))
+
+
+def persons_page(like: str | None = None, id_number: str | None = None,
+                 name_part: str | None = None, page: int = 1,
+                 per_page: int = 50) -> tuple[int, list[Person]]:
+    """(total, one page of persons by id) within `like` — current records only: an active
+    membership, a current household place or the hukou there (an ended one gives no access) —
+    with this exact ID number, or a name containing `name_part`."""
+    stmt = select(Person)
+    if like:
+        in_coll = select(Membership.person_id).join(Collective).where(
+            Collective.fbfbm.like(like), Membership.status == "active")
+        in_hh = select(HouseholdMember.person_id).join(Household).where(
+            Household.cbfbm.like(like), HouseholdMember.left_on.is_(None))
+        stmt = stmt.where(or_(Person.id.in_(in_coll), Person.id.in_(in_hh),
+                              Person.hukou_division_code.like(like)))
+    if id_number:
+        stmt = stmt.where(Person.id_number == id_number)
+    elif name_part:
+        stmt = stmt.where(Person.name.contains(name_part))
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
+    items = list(db.session.scalars(stmt.order_by(Person.id).limit(per_page)
+                                    .offset((page - 1) * per_page)))
+    return total, items
+
+
+def places_of(person_id: int) -> tuple[list[Membership], list[HouseholdMember]]:
+    """A person's memberships (by start) and household places."""
+    memberships = list(db.session.scalars(select(Membership).where(
+        Membership.person_id == person_id).order_by(Membership.began_on)))
+    households = list(db.session.scalars(select(HouseholdMember).where(
+        HouseholdMember.person_id == person_id)))
+    return memberships, households

@@ -3,19 +3,18 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import func, or_, select
 from wtforms import SelectField, StringField
 from wtforms.validators import Length
 
 from app.access import access, jurisdiction_like
 from app.collectives import operations as collectives
-from app.collectives.models import Collective, Membership
+from app.collectives.models import Collective
 from app.collectives.views import WRITERS, AdmitForm, collective_scope
 from app.errors import DomainError
 from app.extensions import db
 
 from . import operations as ops
-from .models import Household, HouseholdMember, Person
+from .models import Household, Person
 from .scopes import household_scope, person_scope
 
 bp = Blueprint("people", __name__)
@@ -39,16 +38,7 @@ def _page() -> int:
 @access(*STAFF)
 def people_list():
     q = (request.args.get("q") or "").strip()
-    stmt = select(Person)
-    like = jurisdiction_like(current_user)
-    if like:
-        # current records only: an ended membership or household place gives no access
-        in_coll = select(Membership.person_id).join(Collective).where(
-            Collective.fbfbm.like(like), Membership.status == "active")
-        in_hh = select(HouseholdMember.person_id).join(Household).where(
-            Household.cbfbm.like(like), HouseholdMember.left_on.is_(None))
-        stmt = stmt.where(or_(Person.id.in_(in_coll), Person.id.in_(in_hh),
-                              Person.hukou_division_code.like(like)))
+    number = None
     if q and ops.looks_like_id_number(q):
         # A search by full ID number confirms a guess: an unmasked view, allowed, logged and
         # counted by the operation (an auditor's list stays masked).
@@ -61,12 +51,9 @@ def people_list():
             return render_template("people/list.html", people=[], q=q, page=1, total=0,
                                    pages=1), err.status
         db.session.commit()
-        stmt = stmt.where(Person.id_number == number)
-    elif q:
-        stmt = stmt.where(Person.name.contains(q))
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
     page = _page()
-    people = db.session.scalars(stmt.order_by(Person.id).limit(PAGE).offset((page - 1) * PAGE))
+    total, people = ops.persons_page(jurisdiction_like(current_user), number,
+                                     None if number else q, page, PAGE)
     return render_template("people/list.html", people=list(people), q=q, page=page, total=total,
                            pages=max(1, -(-total // PAGE)))
 
@@ -75,10 +62,7 @@ def people_list():
 @access("farmer", *STAFF, scope=person_scope)
 def person_detail(person_id: int):
     person = db.session.get(Person, person_id)
-    memberships = db.session.scalars(select(Membership).where(Membership.person_id == person_id)
-                                     .order_by(Membership.began_on)).all()
-    households = db.session.scalars(select(HouseholdMember).where(
-        HouseholdMember.person_id == person_id)).all()
+    memberships, households = ops.places_of(person_id)
     return render_template("people/detail.html", person=person, memberships=memberships,
                            households=households, form=RevealForm(), revealed=None)
 
@@ -92,10 +76,7 @@ def person_reveal(person_id: int):
         abort(400)
     value = ops.reveal(current_user, person, form.field.data, form.purpose.data)
     db.session.commit()
-    memberships = db.session.scalars(select(Membership).where(
-        Membership.person_id == person_id)).all()
-    households = db.session.scalars(select(HouseholdMember).where(
-        HouseholdMember.person_id == person_id)).all()
+    memberships, households = ops.places_of(person_id)
     return render_template("people/detail.html", person=person, memberships=memberships,
                            households=households, form=form,
                            revealed=(form.field.data, value))
