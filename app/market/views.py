@@ -28,6 +28,7 @@ from app.collectives.models import Collective
 from app.extensions import db, limiter
 from app.people.idnumber import mask, mask_name, mask_phone
 from app.people.models import Person
+from app.rights import operations as rights
 from gis.svg import plan
 
 from . import clock
@@ -63,8 +64,7 @@ def encumbrance_scope(encumbrance_id: int, **_) -> Scope | None:
     e = db.session.get(Encumbrance, encumbrance_id)
     if e is None:
         return None
-    fbfbm = db.session.scalar(text("SELECT fbfbm FROM land_right WHERE uid = :u "
-                                   "ORDER BY version DESC LIMIT 1"), {"u": e.right_uid})
+    fbfbm = rights.issuing_party_of(e.right_uid)
     return Scope([fbfbm or ""])
 
 
@@ -243,14 +243,11 @@ def mine():
                               .order_by(Listing.id.desc())).all()
     mandates = db.session.scalars(select(Mandate).where(Mandate.household_code == hh)
                                   .order_by(Mandate.id.desc())).all()
-    rights = db.session.execute(text("""
-        SELECT r.uid, r.contract_code, r.term_end FROM land_right r
-        WHERE r.holder_household_code = :h AND r.kind = 'land_contract' AND r.status = 'current'
-          AND r.end_lifespan IS NULL ORDER BY r.uid"""), {"h": hh}).all()
+    contracts = rights.current_contracts_of(hh)
     pending = [x for x in db.session.scalars(select(Listing).where(
         Listing.household_code == hh, Listing.status.in_(("draft", "returned", "review"))))
         if current_user.person_id in {p.id for p in ops.missing_consents(x)}]
-    return render_template("market/mine.html", rows=rows, mandates=mandates, rights=rights,
+    return render_template("market/mine.html", rows=rows, mandates=mandates, rights=contracts,
                            pending=pending, ops=ops)
 
 
@@ -264,11 +261,7 @@ def new_listing():
     mandates = [] if current_user.role == "farmer" else db.session.scalars(
         select(Mandate).where(Mandate.household_code == right.holder_household_code)
         .order_by(Mandate.id.desc())).all()
-    parcels = db.session.execute(text("""
-        SELECT p.code, p.name, p.scmjm, p.tdyt,
-               ST_AsBinary(ST_Transform(p.geom, p.survey_srid)) AS wkb FROM land_right_parcel rp
-        JOIN parcel p ON p.uid = rp.parcel_uid AND p.end_lifespan IS NULL
-        WHERE rp.right_id = :r ORDER BY p.code"""), {"r": right.id}).all()
+    parcels = rights.current_parcels_of(right)
     # Map selection: the i-th highlighted shape of the sketch is the i-th parcel of the list.
     svg = plan([from_wkb(p.wkb) for p in parcels], [p.code[-5:] for p in parcels], size=420,
                css_class="parcel-picker") if parcels else ""

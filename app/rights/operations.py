@@ -553,3 +553,26 @@ def expire_management_rights(today: dt.date) -> int:
                end_evidence = 'term ended'
         WHERE kind = 'management' AND status = 'current' AND end_lifespan IS NULL
           AND term_end < :d"""), {"d": today}).rowcount
+
+
+def issuing_party_of(uid: int) -> str | None:
+    """The issuing party (FBFBM) of right `uid`'s latest version."""
+    return db.session.scalar(text("SELECT fbfbm FROM land_right WHERE uid = :u "
+                                  "ORDER BY version DESC LIMIT 1"), {"u": uid})
+
+
+def current_contracts_of(household_code: str) -> list:
+    """A household's current land-contract rights (uid, contract code, term end)."""
+    return db.session.execute(text("""
+        SELECT r.uid, r.contract_code, r.term_end FROM land_right r
+        WHERE r.holder_household_code = :h AND r.kind = 'land_contract' AND r.status = 'current'
+          AND r.end_lifespan IS NULL ORDER BY r.uid"""), {"h": household_code}).all()
+
+
+def current_parcels_of(right: Right) -> list:
+    """The current parcels under a right version, with their geometry in the survey CRS (WKB)."""
+    return db.session.execute(text("""
+        SELECT p.code, p.name, p.scmjm, p.tdyt,
+               ST_AsBinary(ST_Transform(p.geom, p.survey_srid)) AS wkb FROM land_right_parcel rp
+        JOIN parcel p ON p.uid = rp.parcel_uid AND p.end_lifespan IS NULL
+        WHERE rp.right_id = :r ORDER BY p.code"""), {"r": right.id}).all()
