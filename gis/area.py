@@ -26,3 +26,14 @@ def gk3_zone_srid(longitude: float, prefixed: bool = False) -> int:
     if not 25 <= zone <= 45:
         raise ValueError(f"longitude {longitude} is outside China's 3-degree zones")
     return (4513 if prefixed else 4534) + (zone - 25)
+
+
+def overlap_m2(a, b) -> float:
+    """The overlap area of two polygons in a metric CRS (m²): a snap-rounded overlay on a 0.1 mm
+    grid. The same rule as the database's overlap_area_m2() (migration 0021_house); the parcel
+    split checks its parts with it. tests/test_rules_once.py proves the two agree."""
+    import shapely
+
+    if not a.intersects(b):
+        return 0.0
+    return shapely.intersection(a, b, grid_size=1e-4).area

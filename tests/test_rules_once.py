@@ -7,6 +7,7 @@ import random
 import numpy as np
 import pytest
 import shapely
+import shapely.affinity
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
@@ -16,6 +17,7 @@ from app.campaigns.models import Campaign
 from app.errors import DomainError
 from app.people import operations as people
 from gis import stored
+from gis.area import overlap_m2
 from gis.io import to_cgcs2000
 from tests.test_campaigns import campaign  # noqa: F401 (fixture)
 
@@ -131,3 +133,27 @@ def test_household_code_ranges_are_one_definition(dbs):
         "WHERE conname = 'ck_household_cbfbm_sequence_matches_type'")).scalar()
     for lo, hi in codes.CBFBM_SEQUENCE.values():
         assert f"'{lo:04d}'" in check and f"'{hi:04d}'" in check
+
+
+# ------------------------------------------------------------------ the overlap area
+
+def test_overlap_area_python_and_sql_agree(dbs):
+    """gis.area.overlap_m2 (parcel split) and the database's overlap_area_m2 (the guard trigger
+    through overlap_m2, the import checks) give the same area on generated overlapping pairs;
+    overlap_m2 and overlap_m2_ng are the same function by their old names."""
+    rng = random.Random(2539)
+    srid = 4526
+    for _ in range(25):
+        x0, y0 = 38_500_000 + rng.random() * 1e4, 4_000_000 + rng.random() * 1e4
+        a = shapely.Polygon([(x0 + 50 * math.cos(t / 7 * 6.283 + rng.random() * 0.2),
+                              y0 + 50 * math.sin(t / 7 * 6.283 + rng.random() * 0.2))
+                             for t in range(7)])
+        b = shapely.affinity.translate(a, rng.uniform(-80, 80), rng.uniform(-80, 80))
+        py = overlap_m2(a, b)
+        row = dbs.execute(text(
+            "SELECT overlap_area_m2(a, b, :s) AS one, overlap_m2(a, b, :s) AS guard, "
+            "overlap_m2_ng(a, b, :s) AS ng FROM (SELECT ST_GeomFromText(:a, :s) AS a, "
+            "ST_GeomFromText(:b, :s) AS b) x"), {"a": a.wkt, "b": b.wkt, "s": srid}).one()
+        assert abs(row.one - py) < 1e-3, (row.one, py)
+        assert row.guard == row.one == row.ng
+        assert abs(py - a.intersection(b).area) < 1e-2  # and it is the overlap's area

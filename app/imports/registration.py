@@ -79,7 +79,7 @@ def register_features(actor, batch, feature_ids: list[int] | None = None) -> dic
         FROM import_feature f CROSS JOIN LATERAL (SELECT f.geom_stored AS g) t
         JOIN parcel p ON p.end_lifespan IS NULL AND p.geom && t.g
         WHERE f.batch_id = :b AND f.status = 'valid' {only}
-          AND overlap_m2_ng(t.g, p.geom, ST_SRID(f.geom)) > :tol
+          AND overlap_area_m2(t.g, p.geom, ST_SRID(f.geom)) > :tol
         RETURNING feature_id""", b=b, ids=ids, tol=float(batch.tolerance_m2)).scalars().all()
     if late:
         _exec("UPDATE import_feature SET status = 'faulty' WHERE id = ANY(:late)", late=late)

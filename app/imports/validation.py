@@ -427,14 +427,14 @@ def _overlaps(ctx):
     _exec(f"SELECT staging_batch_index({b})")  # the owner builds it (the app's role owns nothing)
     pairs = _exec(f"""
         SELECT a.id AS a, b.id AS b, a.code AS ca, b.code AS cb,
-               ST_Area(ST_Intersection(a.geom, b.geom)) AS area
+               overlap_area_m2(a.geom, b.geom, ST_SRID(a.geom)) AS area
         FROM import_feature a JOIN import_feature b
           ON a.geom && b.geom AND (a.id + 0) < (b.id + 0)
         WHERE a.batch_id = {b} AND b.batch_id = {b} AND {_pending('a')}
           AND b.status = 'valid' AND b.id > :after
           AND NOT (a.id = ANY(:bad)) AND NOT (b.id = ANY(:bad))
           AND ST_Relate(a.geom, b.geom, '2********')
-          AND ST_Area(ST_Intersection(a.geom, b.geom)) > :tol""", **ctx).all()
+          AND overlap_area_m2(a.geom, b.geom, ST_SRID(a.geom)) > :tol""", **ctx).all()
     if not pairs:
         return
     degree = defaultdict(int)
@@ -473,7 +473,7 @@ def _register_overlaps(ctx):
                'overlaps registered parcel ' || x.other || ' by ' || round(x.area::numeric, 2)
                || ' m²', ST_Transform(ST_PointOnSurface(x.geom), 4490)
         FROM (SELECT f.batch_id, f.id, f.code, f.geom, p.code AS other,
-                     overlap_m2_ng(f.geom_stored, p.geom, ST_SRID(f.geom)) AS area
+                     overlap_area_m2(f.geom_stored, p.geom, ST_SRID(f.geom)) AS area
               FROM import_feature f
               JOIN parcel p ON p.end_lifespan IS NULL AND p.geom && f.geom_stored
               WHERE {_pending()} AND NOT (f.id = ANY(:bad))) x

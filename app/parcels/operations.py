@@ -17,7 +17,7 @@ from app.audit import operations as audit
 from app.collectives.models import Collective
 from app.errors import DomainError, Rule
 from app.extensions import db
-from gis.area import gk3_zone_srid
+from gis.area import gk3_zone_srid, overlap_m2
 from gis.stored import STORED
 
 from .models import Lineage, Mutation, Parcel, RegistrySetting
@@ -73,7 +73,7 @@ def _precheck(wkt: str, srid: int, code: str, exclude_uids=(), check_code: bool 
         SELECT (SELECT true FROM parcel WHERE code = :code AND end_lifespan IS NULL
                   AND :check_code) AS taken, (SELECT tol FROM s) AS tol,
                (SELECT x.code || '|' || x.area FROM (
-                  SELECT p.code, overlap_m2(p.geom, n.g, :srid) AS area FROM parcel p, n
+                  SELECT p.code, overlap_area_m2(p.geom, n.g, :srid) AS area FROM parcel p, n
                   WHERE p.end_lifespan IS NULL AND p.geom && n.g AND NOT (p.uid = ANY(:ex))) x
                 WHERE x.area > (SELECT tol FROM s) LIMIT 1) AS clash"""),
         {"wkt": wkt, "srid": srid, "ex": list(exclude_uids), "code": code,
@@ -250,7 +250,7 @@ def split(actor, parcel: Parcel, parts: list[tuple[str, str]], reason: str) -> l
     geoms = [_check_geometry(w, parcel.survey_srid) for _, w in parts]
     for i in range(len(geoms)):
         for j in range(i + 1, len(geoms)):
-            a = geoms[i].intersection(geoms[j]).area
+            a = overlap_m2(geoms[i], geoms[j])  # the one overlap rule (gis.area)
             if a > tol:
                 raise DomainError(SPLIT_OVERLAP, a=parts[i][0], b=parts[j][0], area=f"{a:.2f}")
     diff = shapely.union_all(geoms).symmetric_difference(whole).area

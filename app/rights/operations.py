@@ -170,7 +170,7 @@ def register_homestead(actor, household_code: str, parcel: Parcel,
         raise DomainError(HOMESTEAD_CAP, parcel=parcel.code, area=parcel.scmj, cap=cap,
                           county=county)
     farmland = db.session.execute(text("""
-        SELECT b.code, overlap_m2_ng(b.geom, h.geom, h.survey_srid) AS a
+        SELECT b.code, overlap_area_m2(b.geom, h.geom, h.survey_srid) AS a
         FROM parcel h JOIN parcel b ON b.end_lifespan IS NULL AND b.kind = 'contract'
           AND b.sfjbnt = '1' AND b.geom && h.geom
         WHERE h.id = :i ORDER BY a DESC LIMIT 1"""), {"i": parcel.id}).first()
