@@ -13,6 +13,7 @@ from app.people.idnumber import mask_name
 from app.people.models import Person
 
 from . import operations as ops
+from . import queries
 from .models import (
     APPLICANT_KINDS,
     HOUSEHOLD_KINDS,
@@ -177,12 +178,7 @@ class MarketLedgerSchema(Schema):
 @blp.arguments(MarketFilterArgs, location="query")
 @blp.response(200, MarketListingSchema(many=True))
 def list_listings(args):
-    stmt = select(Listing).where(Listing.status.in_(PUBLIC_STATES))
-    for key, col in (("county", Listing.county_code), ("township", Listing.township_code),
-                     ("use", Listing.land_use), ("method", Listing.method)):
-        if args.get(key):
-            stmt = stmt.where(col == args[key])
-    return db.session.scalars(stmt.order_by(Listing.id.desc()).limit(500)).all()
+    return queries.public_listings_by(args, 500)
 
 
 @blp.route("/listings/<int:listing_id>")

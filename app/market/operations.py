@@ -63,6 +63,9 @@ from .models import (
     TradeCertificate,
 )
 
+# Listing states the public sees (the market page, its map and the API).
+PUBLIC_STATES = ("announced", "agreement", "competition", "negotiation")
+
 # Legal sources.
 ART16 = _l("农村土地承包法 (Rural Land Contracting Law) art 16 (the household's members share "
            "its rights); 农村土地经营权流转管理办法 (2021) art 8")

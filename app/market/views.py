@@ -21,26 +21,27 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 from shapely import from_wkb
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from app.access import Scope, access, jurisdiction_like, require_scope, user_can
 from app.collectives.models import Collective
 from app.extensions import db, limiter
+from app.parcels import queries as parcel_queries
 from app.people.idnumber import mask, mask_name, mask_phone
 from app.people.models import Person
 from app.rights import operations as rights
 from gis.svg import plan
 
-from . import clock
+from . import clock, queries
 from . import operations as ops
 from .models import Application, Encumbrance, LedgerTxn, Listing, Mandate
+from .operations import PUBLIC_STATES
 
 bp = Blueprint("market", __name__)
 LISTERS = ("farmer", "collective_officer", "exchange_operator")
 AGENTS = ("collective_officer", "exchange_operator")
 OPERATOR = ("exchange_operator",)
 READERS = ("farmer", "collective_officer", "exchange_operator", "bureau_staff", "auditor")
-PUBLIC_STATES = ("announced", "agreement", "competition", "negotiation")
 
 
 def listing_scope(listing_id: int, **_) -> Scope | None:
@@ -105,47 +106,18 @@ def _public_filters():
     f = {k: (a.get(k) or "").strip() for k in ("county", "township", "use", "method",
                                                 "min_area", "max_area", "min_price",
                                                 "max_price", "min_years", "max_years")}
-    stmt = select(Listing).where(Listing.status.in_(PUBLIC_STATES))
-    if f["county"]:
-        stmt = stmt.where(Listing.county_code == f["county"])
-    if f["township"]:
-        stmt = stmt.where(Listing.township_code == f["township"])
-    if f["use"]:
-        stmt = stmt.where(Listing.land_use == f["use"])
-    if f["method"]:
-        stmt = stmt.where(Listing.method == f["method"])
-    try:
-        from decimal import Decimal
-
-        if f["min_area"]:
-            stmt = stmt.where(Listing.area_mu >= Decimal(f["min_area"]))
-        if f["max_area"]:
-            stmt = stmt.where(Listing.area_mu <= Decimal(f["max_area"]))
-        if f["min_price"]:
-            stmt = stmt.where(Listing.reserve_price >= Decimal(f["min_price"]))
-        if f["max_price"]:
-            stmt = stmt.where(Listing.reserve_price <= Decimal(f["max_price"]))
-        days = Listing.term_end - Listing.term_start  # PostgreSQL: date − date = days
-        if f["min_years"]:
-            stmt = stmt.where(days >= int(int(f["min_years"]) * 365.25))
-        if f["max_years"]:
-            stmt = stmt.where(days <= int((int(f["max_years"]) + 1) * 365.25))
-    except (ArithmeticError, ValueError):
-        abort(400)
-    return f, stmt.order_by(Listing.announced_on.desc(), Listing.id.desc())
+    return f
 
 
 @bp.get("/market")
 @access(public=True)
 def market():
-    f, stmt = _public_filters()
-    rows = db.session.scalars(stmt.limit(200)).all()
-    townships = db.session.execute(text(
-        "SELECT DISTINCT l.township_code, d.name FROM market_listing l "
-        "LEFT JOIN division d ON d.code = l.township_code ORDER BY 1")).all()
-    counties = db.session.execute(text(
-        "SELECT DISTINCT l.county_code, d.name FROM market_listing l "
-        "LEFT JOIN division d ON d.code = l.county_code ORDER BY 1")).all()
+    f = _public_filters()
+    try:
+        rows = queries.public_listings(f, 200)
+    except (ArithmeticError, ValueError):
+        abort(400)
+    townships, counties = queries.listing_places()
     return render_template("market/index.html", rows=rows, f=f, ops=ops, townships=townships,
                            counties=counties, today=clock.today())
 
@@ -155,13 +127,7 @@ def market():
 def map_geojson():
     """Listed parcels as their own layer: announced (and ended, awaiting trade) listings only;
     codes, area and price — no holder, no personal data."""
-    rows = db.session.execute(text("""
-        SELECT l.id, l.title, l.reserve_price::text AS price, l.status, lp.parcel_code,
-               lp.area_mu::text AS area, ST_AsGeoJSON(p.geom, 7) AS g
-        FROM market_listing l JOIN market_listing_parcel lp ON lp.listing_id = l.id
-        JOIN parcel p ON p.uid = lp.parcel_uid AND p.end_lifespan IS NULL
-        WHERE l.status IN ('announced','agreement','competition','negotiation')
-        ORDER BY l.id, lp.parcel_code""")).all()
+    rows = queries.listed_parcels()
     import json
 
     feats = [{"type": "Feature", "geometry": json.loads(r.g),
@@ -174,10 +140,7 @@ def map_geojson():
 def _sketch(listing: Listing) -> str:
     if not listing.parcels:
         return ""
-    rows = db.session.execute(text("""
-        SELECT p.code, ST_AsBinary(ST_Transform(p.geom, p.survey_srid)) AS wkb FROM parcel p
-        WHERE p.end_lifespan IS NULL AND p.uid = ANY(:u) ORDER BY p.code"""),
-        {"u": [lp.parcel_uid for lp in listing.parcels]}).all()
+    rows = parcel_queries.current_geometries([lp.parcel_uid for lp in listing.parcels])
     return plan([from_wkb(r.wkb) for r in rows], [r.code[-5:] for r in rows], size=420,
                 css_class="listing-parcels") if rows else ""
 
