@@ -22,9 +22,8 @@ WRITE = re.compile(r"\b(INSERT\s+INTO|UPDATE|DELETE\s+FROM|TRUNCATE)\s+(?:ONLY\s
 # Views still holding SQL, with how many lines of it: this list may only shrink (a ratchet). Each
 # is a known debt of issue 16, reported in its note; a new file or a larger count fails.
 REMAINING_SQL_IN_VIEWS = {
-    "app/market/views.py": 10,
-    "app/market/trading_views.py": 5,
-    "app/market/api.py": 3,
+    "app/market/views.py": 6,
+    "app/market/trading_views.py": 4,
 }
 
 # Writers of another feature's tables, each with its reason.

@@ -4,7 +4,6 @@ from flask import abort, request
 from flask_login import current_user
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
-from sqlalchemy import select
 
 from app.access import Scope, access, require_scope, user_can
 from app.errors import problem_response
@@ -20,7 +19,6 @@ from .models import (
     METHODS,
     Application,
     Auction,
-    LedgerTxn,
     Listing,
     Mandate,
     Tender,
@@ -267,8 +265,7 @@ def review(args, listing_id: int):
 @access(*OPERATOR, "bureau_staff", "auditor", scope=listing_scope)
 @blp.response(200, MarketApplicationSchema(many=True))
 def applications(listing_id: int):
-    return db.session.scalars(select(Application).where(Application.listing_id == listing_id)
-                              .order_by(Application.id)).all()
+    return queries.applications_of_listing(listing_id)
 
 
 @blp.route("/listings/<int:listing_id>/applications", methods=["POST"])
@@ -304,8 +301,7 @@ def payment(args, market_app_id: int):
 def ledger():
     rec = ops.reconciliation()
     return {"reconciles": rec["ok"], "bank_fen": rec["bank"], "owed_fen": rec["owed"],
-            "transactions": db.session.scalars(select(LedgerTxn).order_by(LedgerTxn.id)
-                                               .limit(1000)).all()}
+            "transactions": queries.ledger_transactions(1000)}
 
 
 # ---------------------------------------------------------------------------- the auction
@@ -414,9 +410,7 @@ class SealedBidSchema(Schema):
 def _bearer_application(listing_id: int):
 
     applicant = ops.applicant_by_key(_applicant_key())
-    a = db.session.scalar(select(Application).where(
-        Application.listing_id == listing_id,
-        Application.applicant_id == (applicant.id if applicant else -1)))
+    a = queries.application_of(listing_id, applicant.id if applicant else -1)
     if a is None:
         abort(403)
     return a

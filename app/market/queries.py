@@ -8,7 +8,7 @@ from sqlalchemy import select, text
 
 from app.extensions import db
 
-from .models import Listing
+from .models import Application, LedgerTxn, Listing, Mandate
 from .operations import PUBLIC_STATES
 
 
@@ -72,3 +72,39 @@ def public_listings_by(args: dict, limit: int = 500) -> list[Listing]:
         if args.get(key):
             stmt = stmt.where(col == args[key])
     return list(db.session.scalars(stmt.order_by(Listing.id.desc()).limit(limit)))
+
+
+def applications_of_applicant(applicant_id: int) -> list[Application]:
+    return list(db.session.scalars(select(Application).where(
+        Application.applicant_id == applicant_id).order_by(Application.id)))
+
+
+def applications_of_listing(listing_id: int) -> list[Application]:
+    return list(db.session.scalars(select(Application).where(
+        Application.listing_id == listing_id).order_by(Application.id)))
+
+
+def application_of(listing_id: int, applicant_id: int) -> Application | None:
+    return db.session.scalar(select(Application).where(
+        Application.listing_id == listing_id, Application.applicant_id == applicant_id))
+
+
+def review_queue(like: str | None = None) -> list[Listing]:
+    """Listings under review first, then those announced or trading, within `like`."""
+    stmt = select(Listing).where(Listing.status.in_(("review", "announced", "agreement",
+                                                      "competition", "negotiation")))
+    if like:
+        stmt = stmt.where(Listing.fbfbm.like(like))
+    return list(db.session.scalars(stmt.order_by(Listing.status != "review", Listing.id)))
+
+
+def mandates(like: str | None = None, limit: int = 200) -> list[Mandate]:
+    stmt = select(Mandate).order_by(Mandate.id.desc())
+    if like:
+        stmt = stmt.where(Mandate.household_code.like(like))
+    return list(db.session.scalars(stmt.limit(limit)))
+
+
+def ledger_transactions(limit: int = 1000, newest_first: bool = False) -> list[LedgerTxn]:
+    order = LedgerTxn.id.desc() if newest_first else LedgerTxn.id
+    return list(db.session.scalars(select(LedgerTxn).order_by(order).limit(limit)))

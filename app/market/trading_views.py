@@ -24,6 +24,7 @@ from app.access import access
 from app.certificates import operations as certs
 from app.extensions import db
 from app.people.idnumber import mask_name
+from app.rights import operations as rights
 
 from . import operations as ops
 from .models import Application, Auction, Award, Contract, Listing, Tender, TenderBid, TradeCertificate
@@ -305,16 +306,8 @@ def transfers_geojson():
     import json
 
     from flask import jsonify
-    from sqlalchemy import text
 
-    rows = db.session.execute(text("""
-        SELECT r.uid, r.holder_name, r.term_start, r.term_end, rp.parcel_code,
-               ST_AsGeoJSON(p.geom, 7) AS g
-        FROM land_right r JOIN land_right_parcel rp ON rp.right_id = r.id
-        JOIN parcel p ON p.uid = rp.parcel_uid AND p.end_lifespan IS NULL
-        WHERE r.kind = 'management' AND r.status = 'current' AND r.end_lifespan IS NULL
-          AND r.term_end >= :d
-        ORDER BY r.uid, rp.parcel_code"""), {"d": ops.clock.today()}).all()
+    rows = rights.current_management_parcels(ops.clock.today())
     return jsonify({"type": "FeatureCollection", "features": [
         {"type": "Feature", "geometry": json.loads(r.g),
          "properties": {"right": r.uid, "holder": mask_name(r.holder_name), "code": r.parcel_code,

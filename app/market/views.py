@@ -24,7 +24,7 @@ from shapely import from_wkb
 from sqlalchemy import select
 
 from app.access import Scope, access, jurisdiction_like, require_scope, user_can
-from app.collectives.models import Collective
+from app.collectives import operations as collectives
 from app.extensions import db, limiter
 from app.parcels import queries as parcel_queries
 from app.people.idnumber import mask, mask_name, mask_phone
@@ -188,8 +188,7 @@ def applicant_page(key: str):
     a = ops.applicant_by_key(key)
     if a is None:
         abort(404)
-    apps = db.session.scalars(select(Application).where(Application.applicant_id == a.id)
-                              .order_by(Application.id)).all()
+    apps = queries.applications_of_applicant(a.id)
     return render_template("market/applicant.html", a=a, apps=apps, ops=ops, key=key,
                            id_masked=mask(a.id_number) if a.id_number else None,
                            phone_masked=mask_phone(a.phone))
@@ -315,12 +314,7 @@ def withdraw(listing_id: int):
 @bp.get("/market/review")
 @access(*OPERATOR, "auditor")
 def review_queue():
-    stmt = select(Listing).where(Listing.status.in_(("review", "announced", "agreement",
-                                                      "competition", "negotiation")))
-    like = jurisdiction_like(current_user)
-    if like:
-        stmt = stmt.where(Listing.fbfbm.like(like))
-    rows = db.session.scalars(stmt.order_by(Listing.status != "review", Listing.id)).all()
+    rows = queries.review_queue(jurisdiction_like(current_user))
     return render_template("market/review.html", rows=rows, ops=ops, today=clock.today())
 
 
@@ -397,11 +391,7 @@ def ledger():
 @bp.get("/market/mandates")
 @access(*AGENTS, "auditor")
 def mandates():
-    stmt = select(Mandate).order_by(Mandate.id.desc())
-    like = jurisdiction_like(current_user)
-    if like:
-        stmt = stmt.where(Mandate.household_code.like(like))
-    rows = db.session.scalars(stmt.limit(200)).all()
+    rows = queries.mandates(jurisdiction_like(current_user), 200)
     return render_template("market/mandates.html", rows=rows, today=clock.today())
 
 
@@ -472,8 +462,7 @@ def release_encumbrance(encumbrance_id: int):
 @access("collective_officer")
 def new_collective():
     like = jurisdiction_like(current_user)
-    colls = db.session.scalars(select(Collective).where(Collective.fbfbm.like(like or "%"))
-                               .order_by(Collective.fbfbm)).all()
+    colls = collectives.collectives(like)
     return render_template("market/collective_new.html", collectives=colls, ops=ops,
                            today=clock.today())
 

@@ -576,3 +576,16 @@ def current_parcels_of(right: Right) -> list:
                ST_AsBinary(ST_Transform(p.geom, p.survey_srid)) AS wkb FROM land_right_parcel rp
         JOIN parcel p ON p.uid = rp.parcel_uid AND p.end_lifespan IS NULL
         WHERE rp.right_id = :r ORDER BY p.code"""), {"r": right.id}).all()
+
+
+def current_management_parcels(on: dt.date) -> list:
+    """Parcels under a current management right whose term runs on `on`, with the holder, term
+    and GeoJSON (the transfers map)."""
+    return db.session.execute(text("""
+        SELECT r.uid, r.holder_name, r.term_start, r.term_end, rp.parcel_code,
+               ST_AsGeoJSON(p.geom, 7) AS g
+        FROM land_right r JOIN land_right_parcel rp ON rp.right_id = r.id
+        JOIN parcel p ON p.uid = rp.parcel_uid AND p.end_lifespan IS NULL
+        WHERE r.kind = 'management' AND r.status = 'current' AND r.end_lifespan IS NULL
+          AND r.term_end >= :d
+        ORDER BY r.uid, rp.parcel_code"""), {"d": on}).all()
