@@ -204,3 +204,14 @@ def live_server(app):
     server.shutdown()
 
 
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_stray_images():
+    """Screenshots go to test-artifacts/ (ARTIFACTS); a test must never leave an image at the
+    repository root (a `--1.png` once did: pdftoppm's output root given as "-")."""
+    root = ARTIFACTS.parent
+    before = {p.name for p in root.glob("*.png")} | {p.name for p in root.glob("*.ppm")}
+    yield
+    after = {p.name for p in root.glob("*.png")} | {p.name for p in root.glob("*.ppm")}
+    assert after <= before, f"images left at the repository root: {sorted(after - before)}"

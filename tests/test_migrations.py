@@ -1,5 +1,7 @@
 """`flask db upgrade` on an empty database, and models and migrations agree."""
+import ast
 import urllib.parse
+from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -60,3 +62,48 @@ def test_models_and_migrations_agree(dbs):
         "include_object": include_object, "compare_type": True})
     diff = compare_metadata(ctx, db.metadata)
     assert diff == [], diff
+
+
+MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations" / "versions"
+_READERS = {"open", "read_text", "read_bytes", "exec_module", "spec_from_file_location",
+            "import_module", "run_path", "load_source", "exec", "eval", "__import__",
+            "listdir", "scandir", "fdopen", "glob"}
+_READING_MODULES = {"importlib", "pathlib", "io", "runpy", "imp", "glob", "codecs", "shutil"}
+
+
+def _reads_of(path: Path) -> list[str]:
+    """What in a migration file reads or imports a file: calls of open/read_text/importlib…,
+    `__file__`, imports of file-reading modules or of another migration, and names of other
+    migration files in its strings."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    others = {p.stem for p in MIGRATIONS.glob("*.py")} - {path.stem}
+    found = []
+    for node in ast.walk(tree):
+        where = f"{path.name}:{getattr(node, 'lineno', '?')}"
+        if isinstance(node, ast.Call):
+            f = node.func
+            name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+            if name in _READERS:
+                found.append(f"{where} calls {name}()")
+        elif isinstance(node, ast.Name) and node.id == "__file__":
+            found.append(f"{where} uses __file__")
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            for n in names:
+                top = n.split(".")[0]
+                if top in _READING_MODULES or top == "migrations" or n.split(".")[-1] in others:
+                    found.append(f"{where} imports {n}")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            for other in others:  # a revision id is fine; a file name is not
+                if f"{other}.py" in node.value:
+                    found.append(f"{where} names the file of {other}")
+    return found
+
+
+def test_no_migration_reads_another_file():
+    """A migration holds all the SQL it runs (issue 16): none opens, reads or imports another
+    migration's file (0003/0010 once regex-read 0002 and importlib-loaded 0003)."""
+    files = sorted(MIGRATIONS.glob("*.py"))
+    assert len(files) >= 18, files
+    found = [r for p in files for r in _reads_of(p)]
+    assert found == [], found

@@ -29,47 +29,137 @@ down_revision = "0009"
 branch_labels = None
 depends_on = None
 
-def _m0003():
-    import importlib.util
-    import pathlib
-
-    spec = importlib.util.spec_from_file_location(
-        "m0003", pathlib.Path(__file__).parent / "0003_robust_overlap.py")
-    m = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(m)
-    return m
-
-
-# The guard of 0003 (itself 0002's with a robust overlap query), changed in three places.
-GUARD_EDITS = [
-    ("""  x int; y int;
-BEGIN
-""", """  x int; y int;
+# parcel_guard() as this revision leaves it: 0003's, which asks to skip (not abort) an
+# overlapping row when the inserting statement sets sanquan.on_overlap = 'skip'.
+GUARD_SQL = r"""
+CREATE OR REPLACE FUNCTION parcel_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  tol float8;
+  clash record;
+  b box2d;
+  x int; y int;
   skip boolean := false;
 BEGIN
   IF TG_OP = 'INSERT' AND current_setting('sanquan.on_overlap', true) = 'skip' THEN
     skip := true;  -- asked for by this statement, and for this row only
     PERFORM set_config('sanquan.on_overlap', '', true);
   END IF;
-"""),
-    ("""  IF FOUND THEN
-    RAISE EXCEPTION""", """  IF FOUND THEN
+  IF TG_OP = 'DELETE' THEN
+    RAISE EXCEPTION 'parcel.history: a registered parcel is never deleted; end its lifespan instead'
+      USING ERRCODE = 'integrity_constraint_violation';
+  END IF;
+  IF TG_OP = 'UPDATE' THEN
+    IF OLD.end_lifespan IS NOT NULL THEN
+      RAISE EXCEPTION 'parcel.history: version % of parcel % is history and is never rewritten', OLD.version, OLD.code
+        USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    IF (to_jsonb(NEW) - 'end_lifespan' - 'geom_web') <> (to_jsonb(OLD) - 'end_lifespan' - 'geom_web') THEN
+      RAISE EXCEPTION 'parcel.history: parcel % is changed by a new version, never in place', OLD.code
+        USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+  END IF;
+  IF NEW.end_lifespan IS NOT NULL THEN
+    RETURN NEW;  -- a past version being recorded
+  END IF;
+  IF current_setting('sanquan.bulk_checked', true) = 'on' THEN
+    RETURN NEW;  -- checked set-wise under a table lock (see parcel_bulk_guard)
+  END IF;
+  -- Serialise registrations that could overlap: lock every 0.01-degree cell the box touches,
+  -- always in the same order, so two overlapping parcels never pass the check side by side.
+  b := box2d(NEW.geom);
+  FOR x IN floor(ST_XMin(b) * 100)::int .. floor(ST_XMax(b) * 100)::int LOOP
+    FOR y IN floor(ST_YMin(b) * 100)::int .. floor(ST_YMax(b) * 100)::int LOOP
+      PERFORM pg_advisory_xact_lock(x, y);
+    END LOOP;
+  END LOOP;
+  tol := coalesce((SELECT value::float8 FROM registry_setting WHERE key = 'overlap_tolerance_m2'), 1.0);
+  SELECT x.code, x.area INTO clash
+    FROM (SELECT p.code, overlap_m2(p.geom, NEW.geom, NEW.survey_srid) AS area
+          FROM parcel p WHERE p.end_lifespan IS NULL AND p.geom && NEW.geom) x
+   WHERE x.area > tol
+   LIMIT 1;
+  IF FOUND THEN
     IF skip THEN
       PERFORM set_config('sanquan.clash', clash.code || '|' || clash.area || '|' || tol, true);
       RETURN NULL;  -- refused: the row is not inserted, the caller reports the rule
     END IF;
-    RAISE EXCEPTION"""),
-]
+    RAISE EXCEPTION 'parcel.overlap: parcel % overlaps registered parcel % by % m² (tolerance % m²)',
+      NEW.code, clash.code, round(clash.area::numeric, 2), tol
+      USING ERRCODE = 'exclusion_violation';
+  END IF;
+  RETURN NEW;
+END $$;
+"""
 
+# parcel_guard() as 0003 left it (restored on downgrade).
+GUARD_SQL_0003 = r"""
+CREATE OR REPLACE FUNCTION parcel_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  tol float8;
+  clash record;
+  b box2d;
+  x int; y int;
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    RAISE EXCEPTION 'parcel.history: a registered parcel is never deleted; end its lifespan instead'
+      USING ERRCODE = 'integrity_constraint_violation';
+  END IF;
+  IF TG_OP = 'UPDATE' THEN
+    IF OLD.end_lifespan IS NOT NULL THEN
+      RAISE EXCEPTION 'parcel.history: version % of parcel % is history and is never rewritten', OLD.version, OLD.code
+        USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    IF (to_jsonb(NEW) - 'end_lifespan' - 'geom_web') <> (to_jsonb(OLD) - 'end_lifespan' - 'geom_web') THEN
+      RAISE EXCEPTION 'parcel.history: parcel % is changed by a new version, never in place', OLD.code
+        USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+  END IF;
+  IF NEW.end_lifespan IS NOT NULL THEN
+    RETURN NEW;  -- a past version being recorded
+  END IF;
+  IF current_setting('sanquan.bulk_checked', true) = 'on' THEN
+    RETURN NEW;  -- checked set-wise under a table lock (see parcel_bulk_guard)
+  END IF;
+  -- Serialise registrations that could overlap: lock every 0.01-degree cell the box touches,
+  -- always in the same order, so two overlapping parcels never pass the check side by side.
+  b := box2d(NEW.geom);
+  FOR x IN floor(ST_XMin(b) * 100)::int .. floor(ST_XMax(b) * 100)::int LOOP
+    FOR y IN floor(ST_YMin(b) * 100)::int .. floor(ST_YMax(b) * 100)::int LOOP
+      PERFORM pg_advisory_xact_lock(x, y);
+    END LOOP;
+  END LOOP;
+  tol := coalesce((SELECT value::float8 FROM registry_setting WHERE key = 'overlap_tolerance_m2'), 1.0);
+  SELECT x.code, x.area INTO clash
+    FROM (SELECT p.code, overlap_m2(p.geom, NEW.geom, NEW.survey_srid) AS area
+          FROM parcel p WHERE p.end_lifespan IS NULL AND p.geom && NEW.geom) x
+   WHERE x.area > tol
+   LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'parcel.overlap: parcel % overlaps registered parcel % by % m² (tolerance % m²)',
+      NEW.code, clash.code, round(clash.area::numeric, 2), tol
+      USING ERRCODE = 'exclusion_violation';
+  END IF;
+  RETURN NEW;
+END $$;
+"""
 
-def _guard_sql() -> str:
-    m = _m0003()
-    sql = m._guard_sql(m.GUARD_CHECK_NEW)
-    for old, new in GUARD_EDITS:
-        assert sql.count(old) == 1, "0003's guard changed; update 0010"
-        sql = sql.replace(old, new)
-    return sql
-
+# parcel_bulk_guard() as 0002 created it (restored on downgrade), which scans pg_locks on every
+# insert.
+BULK_GUARD_0002 = r"""
+CREATE OR REPLACE FUNCTION parcel_bulk_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF current_setting('sanquan.bulk_checked', true) = 'on' AND NOT EXISTS (
+      SELECT 1 FROM pg_locks WHERE locktype = 'relation' AND relation = 'parcel'::regclass
+         AND pid = pg_backend_pid() AND granted
+         AND mode IN ('ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')) THEN
+    RAISE EXCEPTION 'parcel.bulk: a bulk load must hold a SHARE ROW EXCLUSIVE lock on parcel'
+      USING ERRCODE = 'lock_not_available';
+  END IF;
+  RETURN NULL;
+END $$;
+"""
 
 BULK_GUARD = r"""
 CREATE OR REPLACE FUNCTION parcel_bulk_guard() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -139,20 +229,12 @@ END $$;
 
 
 def upgrade():
-    op.execute(_guard_sql())
+    op.execute(GUARD_SQL)
     op.execute(BULK_GUARD)
     op.execute(INSERT_FN)
 
 
 def downgrade():
-    import pathlib
-    import re
-
     op.execute("DROP FUNCTION IF EXISTS parcel_insert")
-    m = _m0003()
-    op.execute(m._guard_sql(m.GUARD_CHECK_NEW))
-    text = (pathlib.Path(__file__).parent / "0002_parcel_registry.py").read_text(encoding="utf-8")
-    guard = re.search(r'GUARD_SQL = r"""(.*?)"""', text, re.S).group(1)
-    bulk = guard[guard.index("CREATE OR REPLACE FUNCTION parcel_bulk_guard()"):
-                 guard.index("CREATE TRIGGER parcel_bulk_guard")]
-    op.execute(bulk)  # 0002's, which scans pg_locks on every insert
+    op.execute(GUARD_SQL_0003)
+    op.execute(BULK_GUARD_0002)
