@@ -41,3 +41,8 @@ def run_import(job, progress) -> dict:
     finally:
         uploads.discard_extracted(upload)
     return {"batch_id": batch.id, "faults": batch.counts.get("fault_total", 0)}
+
+
+def on_failure(job_id: int) -> None:
+    """app.jobs' hook after an import job failed or was reaped: discard its staging."""
+    ops.discard_failed(job_id)
