@@ -31,6 +31,9 @@ def create_app(config=None) -> Flask:
     from .errors import register_errorhandlers
 
     register_errorhandlers(app)
+    from .observability import RequestIdMiddleware, register_observability
+
+    register_observability(app)
     register_commands(app)
     register_template_helpers(app)
     mount_tiles(app)
@@ -42,6 +45,7 @@ def create_app(config=None) -> Flask:
 
         n = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)
+    app.wsgi_app = RequestIdMiddleware(app.wsgi_app)  # outermost: tiles and errors carry it
     if app.config.get("ENV_NAME") == "production" and not app.config.get("SKIP_PRODUCTION_CHECKS"):
         production_checks(app)
     return app
