@@ -389,8 +389,7 @@ def discard_failed(job_id: int) -> list[int]:
         "jsonb_build_object('job_failed', :j) "
         "WHERE job_id = :j AND status = 'staging' RETURNING id"), {"j": job_id}))
     for b in ids:
-        for tbl in ("import_fault", "import_feature", "import_record"):
-            db.session.execute(text(f"DELETE FROM {tbl} WHERE batch_id = :b"), {"b": b})
+        db.session.execute(text("SELECT discard_failed_staging(:b)"), {"b": b})
         db.session.execute(text("SELECT drop_staging_batch_index(:b)"), {"b": b})
         audit.record("system", "import.job_failed", "import_batch", b, {"job": job_id},
                      "the import job failed before its checks completed; staging discarded")

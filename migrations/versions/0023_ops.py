@@ -9,6 +9,9 @@
    sees the old version).  Vector tiles carry it as their ETag and answer 304 on revalidation.
    The app role only reads it; the trigger runs as the owner (SECURITY DEFINER, search_path
    pinned).
+3. `discard_failed_staging(batch)`: the staged rows and faults of a batch whose import job
+   failed before its checks completed go (the app role deletes no staging row itself; the
+   function refuses any batch that is not `failed`).
 
 Revision ID: 0023_ops
 Revises: 0020_market_attacks
@@ -54,9 +57,32 @@ CREATE TRIGGER parcel_register_version AFTER INSERT OR UPDATE OR DELETE OR TRUNC
 FOR EACH STATEMENT EXECUTE FUNCTION register_version_bump()""")
     op.execute(f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON register_version FROM {APP_ROLE}")
     op.execute(f"GRANT SELECT ON register_version TO {APP_ROLE}")
+    op.execute("""
+CREATE OR REPLACE FUNCTION discard_failed_staging(b integer) RETURNS integer LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE n integer; m integer;
+BEGIN
+  IF (SELECT status FROM import_batch WHERE id = b) IS DISTINCT FROM 'failed' THEN
+    RAISE EXCEPTION 'import.staging_kept: only a failed batch''s staging is discarded';
+  END IF;
+  UPDATE import_fault SET cause_id = NULL WHERE batch_id = b AND cause_id IS NOT NULL;
+  DELETE FROM import_fault WHERE batch_id = b;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  UPDATE import_feature SET corrected_from_id = NULL WHERE batch_id = b
+    AND corrected_from_id IS NOT NULL;
+  DELETE FROM import_feature WHERE batch_id = b;
+  GET DIAGNOSTICS m = ROW_COUNT;
+  n := n + m;
+  DELETE FROM import_record WHERE batch_id = b;
+  GET DIAGNOSTICS m = ROW_COUNT;
+  RETURN n + m;
+END $$""")
+    op.execute("REVOKE ALL ON FUNCTION discard_failed_staging(integer) FROM PUBLIC")
+    op.execute(f"GRANT EXECUTE ON FUNCTION discard_failed_staging(integer) TO {APP_ROLE}")
 
 
 def downgrade():
+    op.execute("DROP FUNCTION IF EXISTS discard_failed_staging(integer)")
     op.execute("DROP TRIGGER IF EXISTS parcel_register_version ON parcel")
     op.execute("DROP FUNCTION IF EXISTS register_version_bump()")
     op.drop_table("register_version")
