@@ -24,6 +24,7 @@ export TEST_DATABASE_URL ?= $(PRIVATE_TEST_URL)
 export BENCH_DATABASE_URL ?= $(PRIVATE_BENCH_URL)
 export FLASK_APP := wsgi.py
 
+.PHONY: backup restore
 .PHONY: run test test-deep bench setup system venv npm i18n db db-test migrate demo lint clean-db
 
 ## Serve the app with demo data (sets everything up first).
@@ -48,6 +49,16 @@ bench: setup
 	@if [ "$(BENCH_DATABASE_URL)" = "$(PRIVATE_BENCH_URL)" ]; then scripts/pg.sh start; fi
 	scripts/pg.sh ensure "$(BENCH_DATABASE_URL)"
 	$(PY) -m bench $(BENCH_ARGS)
+
+## Backups of the private cluster: WAL archiving (turned on once, idempotently) and a base
+## backup; `make restore TARGET_TIME='2026-11-29 14:05:00+00'` recovers to that moment into a
+## new data folder started beside the running cluster (see scripts/pg.sh).
+backup:
+	scripts/pg.sh backup
+
+restore:
+	@if [ -z "$(TARGET_TIME)" ]; then echo "make restore TARGET_TIME='YYYY-MM-DD HH:MM:SS+00' [RESTORE_DIR=…]"; exit 2; fi
+	scripts/pg.sh restore "$(TARGET_TIME)" $(RESTORE_DIR)
 
 setup: system venv npm i18n
 

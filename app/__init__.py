@@ -32,6 +32,9 @@ def create_app(config=None) -> Flask:
     from .errors import register_errorhandlers
 
     register_errorhandlers(app)
+    from .observability import RequestIdMiddleware, register_observability
+
+    register_observability(app)
     register_commands(app)
     register_template_helpers(app)
     mount_tiles(app)
@@ -43,6 +46,7 @@ def create_app(config=None) -> Flask:
 
         n = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)
+    app.wsgi_app = RequestIdMiddleware(app.wsgi_app)  # outermost: tiles and errors carry it
     if app.config.get("ENV_NAME") == "production" and not app.config.get("SKIP_PRODUCTION_CHECKS"):
         production_checks(app)
     return app
@@ -98,6 +102,9 @@ def select_locale() -> str:
 
 
 def register_extensions(app: Flask) -> None:
+    # Every pooled connection is pinged before use: a restarted database costs no request.
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+        **(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {}), "pool_pre_ping": True}
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), compare_type=True)
     csrf.init_app(app)

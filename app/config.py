@@ -77,6 +77,8 @@ class Config:
     # Rate limits (memory:// is for development; set REDIS_URL in production)
     RATELIMIT_STORAGE_URI = _limits_uri(os.environ.get("REDIS_URL"))
     RATELIMIT_HEADERS_ENABLED = True
+    # Redis gone: limits (and the sign-in lockout counters) fall back to this process's memory.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute;50 per hour")
     # the public report form (举报): anyone may post, no login
     REPORT_RATE_LIMIT = os.environ.get("REPORT_RATE_LIMIT", "5 per minute;30 per day")
@@ -99,6 +101,17 @@ class Config:
     # worker`), "sync" (inline, for tests); default: rq when REDIS_URL is set, else thread.
     REDIS_URL = os.environ.get("REDIS_URL")
     JOBS_MODE = os.environ.get("JOBS_MODE")
+    # A queued/running job whose heartbeat is older than this is failed by the reaper (issue 18).
+    JOBS_STALE_S = int(os.environ.get("JOBS_STALE_S", 120))
+    JOBS_REAP_EVERY_S = int(os.environ.get("JOBS_REAP_EVERY_S", 60))
+    # Redis unreachable when a job is submitted: "fail" (the job is failed clearly, re-runnable)
+    # or "thread" (it runs in the web process instead).
+    JOBS_REDIS_FALLBACK = os.environ.get("JOBS_REDIS_FALLBACK", "fail")
+
+    # Observability: JSON log lines with the request id; /metrics is answered to loopback
+    # clients, or to anyone sending `Authorization: Bearer $METRICS_TOKEN` when it is set.
+    LOG_JSON = _env_bool("LOG_JSON", True)
+    METRICS_TOKEN = os.environ.get("METRICS_TOKEN")
     # Any request body, for every route, anonymous ones included: small.  The survey upload
     # (imports.upload) raises its own limit to IMPORT_MAX_UPLOAD_MB for that route alone; a
     # global 2 GB let anyone make a worker buffer 2 GB of JSON or spool it to disk.

@@ -5,6 +5,19 @@
 #   scripts/pg.sh url DBNAME [app|owner|admin]
 #                                  print the SQLAlchemy URL of DBNAME on the private cluster, as
 #                                  the app role (default), the owner role or the superuser
+#   scripts/pg.sh archive-on       WAL archiving into $base/wal (wal_level replica, archive_mode
+#                                  on): idempotent; restarts the cluster only when archive_mode
+#                                  was off (it needs a restart)
+#   scripts/pg.sh backup           archive-on, then a base backup (pg_basebackup, plain, WAL
+#                                  streamed) into $base/backups/<UTC stamp>; prints its folder
+#   scripts/pg.sh restore TIME [DIR]
+#                                  point-in-time recovery to TIME (e.g. '2026-11-29 14:05:00+00')
+#                                  from the latest base backup taken before it and the WAL
+#                                  archive, into a NEW data folder (default $base/restore-<stamp>)
+#                                  started on its own socket and port (SANQUAN_RESTORE_PORT,
+#                                  default 5440); prints its URL.  The running cluster is not
+#                                  touched: check the restored register, then switch over or copy
+#                                  what you need.  `scripts/pg.sh restore-stop DIR` stops it.
 #   scripts/pg.sh ensure URL       as a superuser: create the two roles if missing, the database
 #                                  of URL if missing (owned by the owner role) with PostGIS, and
 #                                  hand any table a superuser made earlier to the owner role
@@ -89,7 +102,98 @@ ALTER ROLE $owner_role NOSUPERUSER NOREPLICATION NOBYPASSRLS;
 SQL
 }
 
+admin_local() { echo "postgresql://postgres@/postgres?host=$sock&port=$port"; }
+wal=$base/wal
+backups=$base/backups
+
+archive_on() {
+  start
+  as_pg mkdir -p "$wal" "$backups"
+  local mode
+  mode=$(psql "$(admin_local)" -Atqc "SHOW archive_mode")
+  psql "$(admin_local)" -q -v ON_ERROR_STOP=1 <<SQL
+ALTER SYSTEM SET wal_level = 'replica';
+ALTER SYSTEM SET archive_mode = 'on';
+ALTER SYSTEM SET archive_command = 'test ! -f $wal/%f && cp %p $wal/%f';
+ALTER SYSTEM SET archive_timeout = '60s';
+SELECT pg_reload_conf();
+SQL
+  if [ "$mode" != "on" ]; then
+    echo "archive_mode was $mode: restarting the cluster once" >&2
+    as_pg "$bindir/pg_ctl" -D "$data" -l "$base/server.log" -m fast -w -t 60 restart >/dev/null
+  fi
+}
+
+backup() {
+  archive_on
+  local stamp dest
+  stamp=$(date -u +%Y%m%dT%H%M%SZ)
+  dest=$backups/$stamp
+  as_pg "$bindir/pg_basebackup" -h "$sock" -p "$port" -U postgres -D "$dest" -Fp -X stream \
+    -c fast -l "sanquan $stamp" >/dev/null
+  # the backup's end is archived at once (recovery to a time just after it needs it)
+  psql "$(admin_local)" -Atqc "SELECT pg_switch_wal()" >/dev/null
+  echo "$dest"
+}
+
+restore() {
+  local target=${1:?TARGET_TIME, e.g. '2026-11-29 14:05:00+00'}
+  local rport=${SANQUAN_RESTORE_PORT:-5440}
+  local dest=${2:-$base/restore-$(date -u +%Y%m%dT%H%M%SZ)}
+  # the WAL up to now is archived, so that the target can be reached
+  psql "$(admin_local)" -Atqc "SELECT pg_switch_wal()" >/dev/null 2>&1 || true
+  local tsec chosen="" b
+  tsec=$(date -d "$target" +%s) || { echo "restore: cannot read TARGET_TIME '$target'" >&2; exit 2; }
+  for b in $(ls -1 "$backups" 2>/dev/null | sort); do
+    local started
+    started=$(sed -n 's/^START TIME: //p' "$backups/$b/backup_label" 2>/dev/null)
+    [ -n "$started" ] || continue
+    if [ "$(date -d "$started" +%s)" -lt "$tsec" ]; then chosen=$b; fi
+  done
+  if [ -z "$chosen" ]; then
+    echo "restore: no base backup taken before $target in $backups (run make backup)" >&2
+    exit 1
+  fi
+  if [ -e "$dest" ]; then echo "restore: $dest exists" >&2; exit 1; fi
+  as_pg mkdir -p "$dest"
+  as_pg cp -a "$backups/$chosen/." "$dest/data/"
+  as_pg mkdir -p "$dest/run"
+  as_pg chmod 700 "$dest/data"
+  as_pg rm -f "$dest/data/postmaster.pid"
+  as_pg touch "$dest/data/recovery.signal"
+  as_pg tee -a "$dest/data/postgresql.auto.conf" >/dev/null <<CONF
+# point-in-time recovery (scripts/pg.sh restore) from backup $chosen
+restore_command = 'cp $wal/%f %p'
+recovery_target_time = '$target'
+recovery_target_action = 'promote'
+archive_mode = 'off'
+port = $rport
+unix_socket_directories = '$dest/run'
+shared_buffers = '128MB'
+CONF
+  as_pg "$bindir/pg_ctl" -D "$dest/data" -l "$dest/server.log" -w -t 300 start >/dev/null
+  # promoted when the target is reached; wait until it accepts writes (recovery over)
+  for _ in $(seq 1 300); do
+    if [ "$(psql "postgresql://postgres@/postgres?host=$dest/run&port=$rport" -Atqc \
+          "SELECT pg_is_in_recovery()" 2>/dev/null)" = "f" ]; then
+      echo "postgresql+psycopg://postgres@/DBNAME?host=$dest/run&port=$rport"
+      echo "restored from $chosen to $target into $dest" >&2
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "restore: recovery did not finish; see $dest/server.log" >&2
+  exit 1
+}
+
 case "${1:-}" in
+  archive-on) archive_on ;;
+  backup) backup ;;
+  restore) restore "${2:-}" "${3:-}" ;;
+  restore-stop)
+    as_pg "$bindir/pg_ctl" -D "${2:?DIR}/data" -m fast stop >/dev/null
+    rm -rf "${2:?}"
+    ;;
   start)
     start
     roles "postgresql://postgres@/postgres?host=$sock&port=$port"
@@ -138,5 +242,5 @@ END \$\$;
 SQL
     fi
     ;;
-  *) echo "usage: $0 start|stop|url DB|ensure URL" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|url DB|ensure URL|archive-on|backup|restore TIME [DIR]|restore-stop DIR" >&2; exit 2 ;;
 esac

@@ -14,7 +14,7 @@ stream_port=${3:-$((port + 1))}
 export MARKET_STREAM_URL=${MARKET_STREAM_URL:-http://$host:$stream_port}
 app_user=${SANQUAN_USER:-sanquan}
 cd "$here"
-gunicorn=(.venv/bin/gunicorn --bind "$host:$port" --workers 2 --threads 4 --access-logfile - wsgi:app)
+gunicorn=(.venv/bin/gunicorn -c gunicorn.conf.py --bind "$host:$port" --workers 2 --threads 4 wsgi:app)
 
 serve() {  # serve.sh's two services, each with the given prefix (nothing, or runuser …)
   "$@" "${stream[@]}" & local stream_pid=$!

@@ -136,7 +136,17 @@ def clock() -> float:
 
 
 def _storage():
-    return limiter.storage
+    """The limiter's storage; when it is Redis and Redis is gone, the limiter's in-memory
+    fallback (per process, until Redis answers again) — a sign-in never fails on it."""
+    store = limiter.storage
+    fallback = getattr(limiter, "_fallback_storage", None)
+    if fallback is None or store is fallback:
+        return store
+    try:
+        ok = store.check()
+    except Exception:
+        ok = False
+    return store if ok else fallback
 
 
 def _keys(username: str, ip: str) -> dict[str, str]:

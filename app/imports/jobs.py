@@ -23,7 +23,7 @@ def _bound_memory() -> None:
 
 
 def run_import(job, progress) -> dict:
-    p = job.params
+    p, job_id = job.params, job.id  # read now: after a lost connection `job` cannot load
     actor = db.session.get(User, job.created_by) if job.created_by else "system"
     _bound_memory()
     upload = Path(p["path"])
@@ -31,13 +31,18 @@ def run_import(job, progress) -> dict:
     try:
         source = uploads.prepare(upload)  # zip checks, then extraction — here, not in the request
         batch = ops.run(actor, source, p.get("srid"), p.get("encoding"), p.get("tolerance"),
-                        progress, job_id=job.id, source_name=upload.name,
+                        progress, job_id=job_id, source_name=upload.name,
                         upload_path=str(upload.parent))
     except DomainError:
         raise
     except Exception as e:  # the page shows a reference, never raw text, paths or SQL
-        current_app.logger.exception("import job %s failed", job.id)
-        raise DomainError(ops.JOB_FAILED, ref=job.id) from e
+        current_app.logger.exception("import job %s failed", job_id)
+        raise DomainError(ops.JOB_FAILED, ref=job_id) from e
     finally:
         uploads.discard_extracted(upload)
     return {"batch_id": batch.id, "faults": batch.counts.get("fault_total", 0)}
+
+
+def on_failure(job_id: int) -> None:
+    """app.jobs' hook after an import job failed or was reaped: discard its staging."""
+    ops.discard_failed(job_id)

@@ -380,6 +380,23 @@ def run(actor, path: Path, declared_srid=None, encoding=None, tolerance_m2=None,
     return batch
 
 
+def discard_failed(job_id: int) -> list[int]:
+    """The staging of a failed (or reaped) import job: its batches still in `staging` become
+    `failed` and their staged rows and faults go — nothing of them was checked, so nothing of
+    them may be shown as checked or accepted.  Returns the batch ids."""
+    ids = list(db.session.scalars(text(
+        "UPDATE import_batch SET status = 'failed', counts = counts || "
+        "jsonb_build_object('job_failed', :j) "
+        "WHERE job_id = :j AND status = 'staging' RETURNING id"), {"j": job_id}))
+    for b in ids:
+        db.session.execute(text("SELECT discard_failed_staging(:b)"), {"b": b})
+        db.session.execute(text("SELECT drop_staging_batch_index(:b)"), {"b": b})
+        audit.record("system", "import.job_failed", "import_batch", b, {"job": job_id},
+                     "the import job failed before its checks completed; staging discarded")
+    db.session.flush()
+    return ids
+
+
 def _audit_reassignments(actor, batch: ImportBatch) -> None:
     """A delivery that would move registered parcels to another household is refused for
     those parcels; the attempt is audited (who delivered it, which parcels, to whom)."""

@@ -1,4 +1,4 @@
-from sqlalchemy import Integer, String, Text
+from sqlalchemy import Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql import func
@@ -24,6 +24,14 @@ class Job(db.Model):
     created_by: Mapped[int | None] = mapped_column(Integer)
     created_at = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
     updated_at = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    # Touched every few seconds by the process that owns the job; stale: the reaper fails it.
+    heartbeat_at = mapped_column(DateTime(timezone=True))
+    rerun_of: Mapped[int | None] = mapped_column(Integer)  # the failed job this one repeats
+
+    __table_args__ = (
+        db.Index("ix_job_live", "heartbeat_at",
+                 postgresql_where=text("status IN ('queued', 'running')")),
+    )
 
     @property
     def percent(self) -> int:

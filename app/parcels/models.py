@@ -121,3 +121,16 @@ class RegistrySetting(db.Model):
     key: Mapped[str] = mapped_column(String(50), primary_key=True)
     value: Mapped[str] = mapped_column(String(200), nullable=False)
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class RegisterVersion(db.Model):
+    """One row; its counter moves (by trigger, migration 0023) with every change of `parcel`.
+    Vector tiles carry it as their ETag."""
+
+    __tablename__ = "register_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="1")
+    changed_at = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
