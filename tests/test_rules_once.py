@@ -52,6 +52,10 @@ def test_on_the_last_notice_day_objections_are_taken_and_registration_refused(ca
     with pytest.raises(DomainError) as e:
         campaigns.register("bureau", campaign, today=last)
     assert e.value.code == "campaign.notice"
+    state = dbs.execute(text(
+        "SELECT status, notice_end, current_date AS today, notice_has_run(notice_end, current_date)"
+        " AS over FROM campaign WHERE id = :i"), {"i": campaign.id}).one()
+    assert (state.status, state.notice_end, state.over) == ("notice", last, False), state
     with pytest.raises(DBAPIError, match="campaign.notice"):
         with dbs.begin_nested():
             dbs.execute(text("UPDATE campaign SET status = 'registered', registrar = 'x', "

@@ -116,57 +116,7 @@ BEGIN
 END $$;
 """
 
-OLD_OVERLAP = r"""
-CREATE OR REPLACE FUNCTION overlap_area_m2(a geometry, b geometry, srid int) RETURNS float8
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = public, pg_temp AS $$
-  SELECT CASE WHEN NOT (a && b) THEN 0::float8
-         ELSE ST_Area(ST_Transform(ST_Intersection(a, b,
-                CASE WHEN ST_SRID(a) IN (4326, 4490) THEN 1e-9 ELSE 1e-4 END), srid)) END
-$$;
-COMMENT ON FUNCTION overlap_area_m2(geometry, geometry, int) IS
-  'The overlap area rule (m² in srid), one definition: overlap_m2 and overlap_m2_ng call it.';
-
-CREATE OR REPLACE FUNCTION overlap_m2_ng(a geometry, b geometry, srid int) RETURNS float8
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = public, pg_temp AS $$
-  SELECT overlap_area_m2(a, b, srid)
-$$;
-
-CREATE OR REPLACE FUNCTION overlap_m2(a geometry, b geometry, srid int) RETURNS float8
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = public, pg_temp AS $$
-BEGIN
-  IF NOT (a && b) THEN RETURN 0; END IF;
-  BEGIN
-    RETURN overlap_area_m2(a, b, srid);
-  EXCEPTION WHEN OTHERS THEN  -- invalid input: the same rule over its valid form
-    RETURN overlap_area_m2(ST_MakeValid(a), ST_MakeValid(b), srid);
-  END;
-END $$;
-"""
-
-OLD_OVERLAP = r"""
-CREATE OR REPLACE FUNCTION overlap_m2(a geometry, b geometry, srid int) RETURNS float8
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = public, pg_temp AS $$
-DECLARE grid float8 := CASE WHEN ST_SRID(a) IN (4326, 4490) THEN 1e-9 ELSE 1e-4 END;
-BEGIN
-  IF NOT ST_Intersects(a, b) THEN RETURN 0; END IF;
-  BEGIN
-    IF NOT ST_Relate(a, b, '2********') THEN RETURN 0; END IF;
-    RETURN ST_Area(ST_Transform(ST_Intersection(a, b), srid));
-  EXCEPTION WHEN OTHERS THEN
-    RETURN ST_Area(ST_Transform(ST_Intersection(ST_MakeValid(a), ST_MakeValid(b), grid), srid));
-  END;
-END $$;
-
-CREATE OR REPLACE FUNCTION overlap_m2_ng(a geometry, b geometry, srid int) RETURNS float8
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = public, pg_temp AS $$
-  SELECT ST_Area(ST_Transform(ST_Intersection(a, b,
-           CASE WHEN ST_SRID(a) IN (4326, 4490) THEN 1e-9 ELSE 1e-4 END), srid))
-$$;
-
-DROP FUNCTION IF EXISTS overlap_area_m2(geometry, geometry, int);
-"""
-
-GUARD = r"""
+OLD_GUARD = r"""
 CREATE OR REPLACE FUNCTION campaign_guard() RETURNS trigger LANGUAGE plpgsql
 SET search_path = public, pg_temp AS $$
 BEGIN
