@@ -74,9 +74,18 @@ class FreshContextClient(FlaskClient):
             return super().open(*args, **kwargs)
 
 
+def main_test_database_url() -> str:
+    return os.environ.get("TEST_DATABASE_URL", TestConfig.SQLALCHEMY_DATABASE_URI)
+
+
 @pytest.fixture(scope="session")
 def app():
-    url = os.environ.get("TEST_DATABASE_URL", TestConfig.SQLALCHEMY_DATABASE_URI)
+    return build_app(main_test_database_url())
+
+
+def build_app(url: str):
+    """A fresh database at `url` (everything the owner made dropped, the migrations run, the
+    seeded county and the demo accounts committed) and the app on it."""
     _reset_schema(migrate_url(url))
     app = create_app({**{k: getattr(TestConfig, k) for k in dir(TestConfig) if k.isupper()},
                       "SQLALCHEMY_DATABASE_URI": url, "MIGRATE_DATABASE_URL": migrate_url(url),
@@ -191,6 +200,10 @@ class Live(str):
 
 @pytest.fixture(scope="session")
 def live_server(app):
+    yield from serve(app)
+
+
+def serve(app):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
