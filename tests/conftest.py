@@ -155,6 +155,51 @@ def _rolled_back_session(app, with_engine):
             conn.close()
 
 
+def shared_setup(app, setup):
+    """For a module-scoped fixture: run `setup(session)` once (an expensive import of the sample
+    delivery, say) in a transaction held open for the module and rolled back after it; yields
+    (connection, setup's result — plain values, not ORM objects).  Each test then runs on that
+    connection inside a savepoint of its own (`shared_session`), rolled back after it, so every
+    test still starts from the same state."""
+    with app.app_context():
+        engines = db.engines
+        engine = engines[None]
+        conn = engine.connect()
+        outer = conn.begin()
+        db.session.remove()
+        engines[None] = conn
+        db.session.configure(join_transaction_mode="create_savepoint")
+        try:
+            value = setup(db.session)
+            db.session.commit()  # releases the session's savepoint: kept until the module ends
+        finally:
+            db.session.remove()
+            engines[None] = engine
+    try:
+        yield conn, value
+    finally:
+        outer.rollback()
+        conn.close()
+
+
+def shared_session(app, conn):
+    """The `dbs` of a test on a module's shared connection (see shared_setup)."""
+    with app.app_context():
+        engines = db.engines
+        engine = engines[None]
+        point = conn.begin_nested()
+        db.session.remove()
+        engines[None] = conn
+        db.session.configure(join_transaction_mode="create_savepoint")
+        try:
+            yield db.session
+        finally:
+            db.session.remove()
+            engines[None] = engine
+            if point.is_active:
+                point.rollback()
+
+
 @pytest.fixture()
 def client(app, dbs):
     return app.test_client()
