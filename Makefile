@@ -25,7 +25,8 @@ export BENCH_DATABASE_URL ?= $(PRIVATE_BENCH_URL)
 export FLASK_APP := wsgi.py
 
 .PHONY: backup restore
-.PHONY: run test test-deep bench setup system venv npm i18n db db-test migrate demo lint clean-db
+
+.PHONY: run test test-deep mutation bench setup system venv npm i18n db db-test migrate demo lint clean-db
 
 ## Serve the app with demo data (sets everything up first).
 run: setup db migrate demo
@@ -40,9 +41,16 @@ run: setup db migrate demo
 test: setup db-test
 	$(PY) -m pytest -q tests $(PYTEST_ARGS)
 
-## The long suites left out of `make test`: the whole village's confirmation, deep fault injection.
+## The long suites left out of `make test`: the whole village's confirmation, deep fault injection,
+## and mutation testing of the rule modules.
 test-deep: setup db-test
 	$(PY) -m pytest -q tests -m deep $(PYTEST_ARGS)
+	$(MAKE) mutation
+
+## Mutation testing (mutmut) of app/grounds.py and the rule modules, each mutant against the tests
+## about its module (scripts/mutation.sh; not in `make test`). MUTATE=app/grounds.py for one.
+mutation: setup
+	nice scripts/mutation.sh $(MUTATE)
 
 ## Benchmarks (figures beside the raw-PostGIS baseline).
 bench: setup

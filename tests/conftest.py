@@ -74,9 +74,18 @@ class FreshContextClient(FlaskClient):
             return super().open(*args, **kwargs)
 
 
+def main_test_database_url() -> str:
+    return os.environ.get("TEST_DATABASE_URL", TestConfig.SQLALCHEMY_DATABASE_URI)
+
+
 @pytest.fixture(scope="session")
 def app():
-    url = os.environ.get("TEST_DATABASE_URL", TestConfig.SQLALCHEMY_DATABASE_URI)
+    return build_app(main_test_database_url())
+
+
+def build_app(url: str):
+    """A fresh database at `url` (everything the owner made dropped, the migrations run, the
+    seeded county and the demo accounts committed) and the app on it."""
     _reset_schema(migrate_url(url))
     app = create_app({**{k: getattr(TestConfig, k) for k in dir(TestConfig) if k.isupper()},
                       "SQLALCHEMY_DATABASE_URI": url, "MIGRATE_DATABASE_URL": migrate_url(url),
@@ -146,6 +155,51 @@ def _rolled_back_session(app, with_engine):
             conn.close()
 
 
+def shared_setup(app, setup):
+    """For a module-scoped fixture: run `setup(session)` once (an expensive import of the sample
+    delivery, say) in a transaction held open for the module and rolled back after it; yields
+    (connection, setup's result — plain values, not ORM objects).  Each test then runs on that
+    connection inside a savepoint of its own (`shared_session`), rolled back after it, so every
+    test still starts from the same state."""
+    with app.app_context():
+        engines = db.engines
+        engine = engines[None]
+        conn = engine.connect()
+        outer = conn.begin()
+        db.session.remove()
+        engines[None] = conn
+        db.session.configure(join_transaction_mode="create_savepoint")
+        try:
+            value = setup(db.session)
+            db.session.commit()  # releases the session's savepoint: kept until the module ends
+        finally:
+            db.session.remove()
+            engines[None] = engine
+    try:
+        yield conn, value
+    finally:
+        outer.rollback()
+        conn.close()
+
+
+def shared_session(app, conn):
+    """The `dbs` of a test on a module's shared connection (see shared_setup)."""
+    with app.app_context():
+        engines = db.engines
+        engine = engines[None]
+        point = conn.begin_nested()
+        db.session.remove()
+        engines[None] = conn
+        db.session.configure(join_transaction_mode="create_savepoint")
+        try:
+            yield db.session
+        finally:
+            db.session.remove()
+            engines[None] = engine
+            if point.is_active:
+                point.rollback()
+
+
 @pytest.fixture()
 def client(app, dbs):
     return app.test_client()
@@ -191,6 +245,10 @@ class Live(str):
 
 @pytest.fixture(scope="session")
 def live_server(app):
+    yield from serve(app)
+
+
+def serve(app):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -9,16 +9,34 @@ from sqlalchemy import text
 
 from app.imports import operations as imports
 from app.parcels import exports
+from tests.conftest import shared_session, shared_setup
 from tests.test_import_sample import SAMPLE
 
 VILLAGE = "140404101201"  # 东和村
 
 
-@pytest.fixture()
-def registered(dbs):
+def _import_and_accept(session):
     batch = imports.run("bureau", SAMPLE)
     imports.accept("bureau", batch, valid_part=True)
-    return batch
+    return batch.id
+
+
+@pytest.fixture(scope="module")
+def _sample(app):
+    """The sample imported and accepted once for the module (not once per test)."""
+    yield from shared_setup(app, _import_and_accept)
+
+
+@pytest.fixture()
+def dbs(app, _sample):
+    yield from shared_session(app, _sample[0])
+
+
+@pytest.fixture()
+def registered(dbs, _sample):
+    from app.imports.models import ImportBatch
+
+    return dbs.get(ImportBatch, _sample[1])
 
 
 def ogrinfo(*args) -> str:

@@ -122,7 +122,7 @@ def test_list_consent_review_announce_apply_deposit_and_end(dbs, holder):
     ap1 = ops.apply(None, listing, a1, today=TODAY)
     ap2 = ops.apply(None, listing, a2, today=TODAY)
     assert ap1.status == ap2.status == "registered"
-    before = ops.reconciliation()  # the ledger may hold other tests' committed entries
+    before = ops.reconciliation()  # test_market_concurrency's gunicorn race commits entries
     ops.record_payment(user("exchange"), ap1, listing.deposit_fen, "BANK-001")
     half = listing.deposit_fen // 2
     ops.record_payment(user("exchange"), ap2, half, "BANK-002")

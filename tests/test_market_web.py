@@ -177,7 +177,7 @@ def test_operator_pages_show_queue_applicants_and_ledger(login_as, dbs):
 def test_demo_has_every_state_and_loads_once(app, dbs):
     from app.market.cli import load_demo
 
-    before = set(dbs.scalars(select(Listing.id)))  # the browser test commits its own
+    before = set(dbs.scalars(select(Listing.id)))  # test_market_concurrency commits its own
     msg = load_demo()
     states = set(dbs.scalars(select(Listing.status).where(Listing.id.notin_(before))))
     assert {"draft", "review", "announced", "competition", "negotiation"} <= states, msg

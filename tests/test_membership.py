@@ -41,6 +41,20 @@ def test_unknown_ground_is_refused(dbs):
     assert e.value.code == "membership.end.unknown_ground"
 
 
+def test_a_missing_ground_is_refused_and_recorded_as_missing(dbs):
+    """No ground at all is an unknown ground, recorded as empty (not as some placeholder);
+    a lawful ground is taken with its blanks stripped (mutation testing of app/grounds.py)."""
+    m = _active(dbs)
+    with pytest.raises(DomainError) as e:
+        ops.end_membership(None, m, None, dt.date.today(), reason="test")
+    assert e.value.code == "membership.end.unknown_ground"
+    logged = dbs.scalars(select(AuditLog).where(AuditLog.action == "membership.end.refused",
+                                                AuditLog.object_id == str(m.id))).all()
+    assert logged and logged[-1].changes["ground"] == ""
+    ops.end_membership(None, m, "  death ", dt.date.today(), reason="test")
+    assert m.status == "ended" and m.end_ground == "death"
+
+
 @pytest.mark.parametrize("ground,note", [("death", None), ("nationality_lost", None),
                                          ("civil_servant", "公务员录用通知"),
                                          ("law_or_charter", "章程第十二条")])

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 import shapely
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from app.audit.models import AuditLog
@@ -191,10 +191,33 @@ def test_rights_from_the_sample_delivery(dbs):
 
     batch = imports.run("bureau", SAMPLE)
     imports.accept("bureau", batch, valid_part=True)
+
+    def current_rights():
+        return dbs.scalar(select(func.count()).select_from(Right).where(
+            Right.end_lifespan.is_(None)))
+
+    before = current_rights()
     made = ops.register_from_batch("bureau", batch.id)
-    assert made["land_contract"] == 835
-    # 678 homesteads carry a household; one of household 0001's two waits in quarantine.
-    assert made["homestead"] == 677 and made["refused"] == []
+    # Expected from the delivery as the import staged it: a land-contract right per contract
+    # (CBHT row) that was registered, a homestead right per registered homestead (ZJD feature)
+    # with a household; nothing delivered is lost on the way.
+    delivery = imports.read(SAMPLE)
+    cbht = dict(dbs.execute(text(
+        "SELECT status, count(*) FROM import_record WHERE batch_id = :b AND tbl = 'CBHT' "
+        "GROUP BY status"), {"b": batch.id}).all())
+    assert sum(cbht.values()) == len(delivery.tables["CBHT"])
+    zjd = dict(dbs.execute(text(
+        "SELECT f.status, count(*) FROM import_feature f WHERE f.batch_id = :b "
+        "AND f.layer = 'ZJD' GROUP BY f.status"), {"b": batch.id}).all())
+    delivered_zjd = sum(len(x) for x in delivery.layers if x.kind == "ZJD")
+    assert sum(zjd.values()) == delivered_zjd
+    homes = dbs.scalar(select(func.count()).select_from(Parcel).where(
+        Parcel.import_batch_id == batch.id, Parcel.kind == "homestead",
+        Parcel.household_code.is_not(None), Parcel.end_lifespan.is_(None)))
+    assert cbht.get("registered", 0) > 0 and made["land_contract"] == cbht["registered"]
+    assert 0 < homes <= zjd.get("registered", 0) and made["homestead"] == homes
+    assert made["refused"] == []
+    assert current_rights() - before == made["land_contract"] + made["homestead"]
     r = dbs.scalar(select(Right).where(Right.contract_code == "140404101201010001J"))
     assert r.term_end == dt.date(2058, 12, 31) and len(r.parcels) == 5
 

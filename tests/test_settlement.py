@@ -65,20 +65,50 @@ def basis_fields(dbs, kind, head, t, today):
             "destination_address": "长治市某机械有限公司 单位集体户"}
 
 
+_HOUSEHOLDS = """SELECT hh.cbfbm FROM household hh JOIN household_member hm
+                  ON hm.household_id = hh.id WHERE hm.person_id = ANY(:p)"""
+_MORE = {  # what ops.snapshot leaves out: the parcels, the households, the certificates whole
+    "household": f"SELECT to_jsonb(h) FROM household h WHERE h.cbfbm IN ({_HOUSEHOLDS}) "
+                 "ORDER BY h.id",
+    "parcel": f"""SELECT to_jsonb(p) - 'geom' || jsonb_build_object('geom', ST_AsEWKB(p.geom)::text)
+                  FROM parcel p WHERE p.household_code IN ({_HOUSEHOLDS})
+                     OR p.uid IN (SELECT rp.parcel_uid FROM land_right_parcel rp
+                                  JOIN land_right r ON r.id = rp.right_id
+                                  WHERE r.holder_household_code IN ({_HOUSEHOLDS})
+                                     OR r.holder_person_id = ANY(:p))
+                  ORDER BY p.id""",
+    "certificate_whole": f"SELECT to_jsonb(c) FROM certificate c WHERE c.household_code IN "
+                         f"({_HOUSEHOLDS}) ORDER BY c.id",
+    "person_other_than_hukou": "SELECT to_jsonb(p) - 'hukou_division_code' - 'hukou_address' "
+                               "- 'updated_at' FROM person p WHERE p.id = ANY(:p) ORDER BY p.id",
+}
+
+
+def snapshot(dbs, persons: list[int]) -> dict:
+    """Everything settling must leave alone: ops.snapshot's rows (memberships, places in
+    households, rights and their parcels, certificates) and the parcels, households and whole
+    certificates themselves."""
+    out = ops.snapshot(persons)
+    out.update({k: dbs.execute(text(sql), {"p": persons}).scalars().all()
+                for k, sql in _MORE.items()})
+    return out
+
+
 @pytest.mark.parametrize("basis", ["owned_house", "rental", "dormitory"])
 def test_settling_with_each_basis_changes_the_hukou_and_nothing_else(dbs, certified, basis):
     hh = certified
     head, moving = family(hh)
     assert moving, "the demo household has a family"
     persons = [head.id] + [m["person_id"] for m in moving]
-    before = ops.snapshot(persons)
+    before = snapshot(dbs, persons)
     assert before["land_right"] and before["membership"] and before["certificate"]
+    assert before["parcel"] and before["household"] and before["certificate_whole"]
     today = dt.date.today()
     t = town(dbs)
     a = ops.apply("hukou", head, t, moving, **basis_fields(dbs, basis, head, t, today))
     ops.approve("hukou", a, conditions=["present_originals"], note="材料齐全，准予落户")
     dbs.expire_all()
-    assert ops.snapshot(persons) == before  # rights, memberships, certificates: untouched
+    assert snapshot(dbs, persons) == before  # rights, parcels, households, certificates: untouched
     for pid in persons:
         p = dbs.get(Person, pid)
         assert p.hukou_division_code == t.division_code

@@ -186,6 +186,8 @@ def test_withdrawal_pages(dbs, login_as, certified):  # noqa: F811
     r = farmer.post(f"/withdrawals/{w.id}/revoke", data={"csrf_token": csrf_from(detail)})
     dbs.refresh(w)
     assert r.status_code == 303 and w.status == "revoked" and w.revoked_by == "farmer"
-    assert login_as("hukou").post("/me/withdrawals", data={"right_uid": right.uid}) \
-        .status_code in (400, 403)
+    hukou = login_as("hukou")  # with a valid CSRF token: refused for the role, not the token
+    token = csrf_from(hukou.get("/").get_data(as_text=True))
+    assert hukou.post("/me/withdrawals", data={"right_uid": right.uid, "csrf_token": token}) \
+        .status_code == 403
     assert dt.date.today() <= w.cooling_until

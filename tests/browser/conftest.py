@@ -1,10 +1,44 @@
-"""Debian's Chromium driven by Playwright (the live server is in tests/conftest.py)."""
+"""Debian's Chromium driven by Playwright, against an app on a database of its own.
+
+Browser tests drive a live server in another thread, so what they do is committed: they get
+their own database (TEST_BROWSER_DATABASE_URL, default: the test database's name + `_browser`
+on the same server), created if missing by `scripts/pg.sh ensure`, migrated and seeded exactly
+as the main test database is.  The main test database never sees their rows, so no other test
+has to subtract them."""
 import os
 import shutil
+import subprocess
+import urllib.parse
+from pathlib import Path
 
 import pytest
 
+from tests.conftest import build_app, main_test_database_url, serve
+
 CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def browser_database_url() -> str:
+    if os.environ.get("TEST_BROWSER_DATABASE_URL"):
+        return os.environ["TEST_BROWSER_DATABASE_URL"]
+    parts = urllib.parse.urlsplit(main_test_database_url())
+    return urllib.parse.urlunsplit(parts._replace(path=parts.path + "_browser"))
+
+
+@pytest.fixture(scope="session")
+def app():
+    """Overrides tests/conftest.py's `app` for the browser tests (and so their `dbs`,
+    `login_as`, `live_server`)."""
+    url = browser_database_url()
+    subprocess.run([str(ROOT / "scripts" / "pg.sh"), "ensure", url], check=True,
+                   capture_output=True)
+    return build_app(url)
+
+
+@pytest.fixture(scope="session")
+def live_server(app):
+    yield from serve(app)
 
 
 @pytest.fixture(scope="session")
