@@ -373,3 +373,37 @@ def test_auction_through_a_database_outage_no_bid_lost_or_doubled(app):
         assert mops.verify_chain(auction) == []
         assert auction.current_price_fen == reserve + step and auction.bid_count == 2
         db.session.remove()
+
+
+def test_redis_gone_rate_limits_and_signin_locks_fall_back_to_memory(dbs, monkeypatch):
+    """Rate limits and the sign-in lockout live in Redis when REDIS_URL is set; with Redis gone
+    both go on in this process's memory (RATELIMIT_IN_MEMORY_FALLBACK_ENABLED), never a 500."""
+    from flask import Flask
+    from flask_limiter import Limiter
+    from flask_limiter.util import get_remote_address
+
+    import app.extensions as ext
+    from app.auth import operations as auth_ops
+    from app.config import Config
+
+    assert Config.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED is True
+    web = Flask("redis-gone")
+    web.config.update(RATELIMIT_STORAGE_URI="redis+unix:///nonexistent/redis.sock",
+                      RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True)
+    limiter = Limiter(key_func=get_remote_address, app=web)
+
+    @web.get("/limited")
+    @limiter.limit("3 per minute")
+    def limited():
+        return "ok"
+
+    c = web.test_client()
+    statuses = [c.get("/limited").status_code for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]  # limited in memory, not a 500
+    monkeypatch.setattr(ext, "limiter", limiter)
+    assert auth_ops._storage() is limiter._fallback_storage  # Redis does not answer
+    lock_after = 2  # the app's context (dbs): the lockout is audited
+    locks = [auth_ops.note_failure("somebody", "198.51.100.7", lock_after, 30, 900)
+             for _ in range(lock_after)]
+    assert locks[-1] == 30 and locks[0] == 0
+    assert 0 < auth_ops.lock_remaining("somebody", "198.51.100.7") <= 30
