@@ -433,3 +433,76 @@ def test_redis_gone_rate_limits_and_signin_locks_fall_back_to_memory(dbs, monkey
              for _ in range(lock_after)]
     assert locks[-1] == 30 and locks[0] == 0
     assert 0 < auth_ops.lock_remaining("somebody", "198.51.100.7") <= 30
+
+
+def _registered_campaign(app) -> int:
+    """A registered confirmation campaign of the sample's first group (committed): the sample
+    imported and accepted unless an earlier test registered it already."""
+    import datetime as dt
+
+    from app.campaigns import operations as camp
+    from app.imports import operations as imports
+
+    group = "14040410120101"
+    with app.app_context():
+        have = db.session.execute(text(
+            "SELECT b.id FROM import_batch b WHERE b.status IN ('accepted', 'partly_accepted') "
+            "AND EXISTS (SELECT 1 FROM parcel p WHERE p.code LIKE :g AND p.end_lifespan IS NULL"
+            " AND p.import_batch_id = b.id) ORDER BY b.id LIMIT 1"), {"g": group + "%"}).scalar()
+        if have is None:
+            batch = imports.run("bureau", SAMPLE)
+            imports.accept("bureau", batch, valid_part=True)
+            db.session.commit()
+            have = batch.id
+        c = camp.open_campaign("bureau", group, have, "故障测试 确权")
+        camp.publish_notice("bureau", c, start=dt.date.today() - dt.timedelta(days=8))
+        camp.register("bureau", c)
+        db.session.commit()
+        cid = c.id
+        db.session.remove()
+    return cid
+
+
+@pytest.mark.deep
+def test_worker_sigkilled_mid_certificate_batch_is_reaped_and_rerun(app):
+    campaign_id = _registered_campaign(app)
+    job_id = _new_job(app, "certificates", {"campaign": campaign_id, "actor": "bureau",
+                                            "base_url": "http://localhost"})
+    again_id = None
+    env = {**os.environ, "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+           "SANQUAN_ENV": "development", "FLASK_APP": "wsgi.py"}
+    count = "SELECT count(*) FROM certificate WHERE campaign_id = :c"
+    try:
+        proc = subprocess.run([sys.executable, "-m", "tests.fault_worker", str(job_id),
+                               "issued"], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert proc.returncode == -9, proc.stderr[-2000:]
+        assert _committed(app, count, c=campaign_id)[0][0] == 0  # one transaction: none half
+        with app.app_context():
+            assert job_id not in jobs.reap()
+            assert job_id in jobs.reap(0)
+            db.session.remove()
+        assert _committed(app, "SELECT status FROM job WHERE id = :j", j=job_id)[0][0] == \
+            "failed"
+        app.config["JOBS_MODE"] = "thread"
+        try:
+            with app.test_request_context():
+                again_id = jobs.rerun(job_id, None).id
+                db.session.remove()
+            (status, result, error, _), _ = _wait(app, again_id, timeout=900)
+        finally:
+            app.config["JOBS_MODE"] = None
+        assert status == "done", error
+        issued = _committed(app, count, c=campaign_id)[0][0]
+        assert issued > 0 and result["issued"] == issued == result["rendered"]
+    finally:
+        for i in (job_id, again_id):
+            if i:
+                _committed_owner(app, "DELETE FROM job WHERE id = :j", j=i)
+
+
+def _committed_owner(app, sql, **params):
+    eng = create_engine(app.config["MIGRATE_DATABASE_URL"])
+    with eng.begin() as c:
+        c.execute(text(sql), params)
+    eng.dispose()
