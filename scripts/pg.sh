@@ -116,7 +116,7 @@ ALTER SYSTEM SET wal_level = 'replica';
 ALTER SYSTEM SET archive_mode = 'on';
 ALTER SYSTEM SET archive_command = 'test ! -f $wal/%f && cp %p $wal/%f';
 ALTER SYSTEM SET archive_timeout = '60s';
-SELECT pg_reload_conf();
+SELECT pg_reload_conf() \gset
 SQL
   if [ "$mode" != "on" ]; then
     echo "archive_mode was $mode: restarting the cluster once" >&2
@@ -140,10 +140,16 @@ restore() {
   local target=${1:?TARGET_TIME, e.g. '2026-11-29 14:05:00+00'}
   local rport=${SANQUAN_RESTORE_PORT:-5440}
   local dest=${2:-$base/restore-$(date -u +%Y%m%dT%H%M%SZ)}
-  # the WAL up to now is archived, so that the target can be reached
-  psql "$(admin_local)" -Atqc "SELECT pg_switch_wal()" >/dev/null 2>&1 || true
   local tsec chosen="" b
   tsec=$(date -d "$target" +%s) || { echo "restore: cannot read TARGET_TIME '$target'" >&2; exit 2; }
+  if [ "$tsec" -ge "$(date +%s)" ]; then
+    echo "restore: TARGET_TIME '$target' is not in the past" >&2; exit 2
+  fi
+  # Recovery to a time stops at the first commit after it: make one now (txid_current() gives
+  # the transaction an id, so its commit is logged), then archive the WAL up to here.
+  if psql "$(admin_local)" -Atqc "SELECT txid_current()" >/dev/null 2>&1; then
+    psql "$(admin_local)" -Atqc "SELECT pg_switch_wal()" >/dev/null
+  fi
   for b in $(ls -1 "$backups" 2>/dev/null | sort); do
     local started
     started=$(sed -n 's/^START TIME: //p' "$backups/$b/backup_label" 2>/dev/null)
@@ -171,9 +177,10 @@ port = $rport
 unix_socket_directories = '$dest/run'
 shared_buffers = '128MB'
 CONF
-  as_pg "$bindir/pg_ctl" -D "$dest/data" -l "$dest/server.log" -w -t 300 start >/dev/null
+  as_pg "$bindir/pg_ctl" -D "$dest/data" -l "$dest/server.log" -w -t 300 start >/dev/null || true
   # promoted when the target is reached; wait until it accepts writes (recovery over)
   for _ in $(seq 1 300); do
+    if ! as_pg "$bindir/pg_ctl" -D "$dest/data" status >/dev/null 2>&1; then break; fi
     if [ "$(psql "postgresql://postgres@/postgres?host=$dest/run&port=$rport" -Atqc \
           "SELECT pg_is_in_recovery()" 2>/dev/null)" = "f" ]; then
       echo "postgresql+psycopg://postgres@/DBNAME?host=$dest/run&port=$rport"

@@ -57,9 +57,34 @@ class Outage:
         self.admin.dispose()
 
 
+class Restart:
+    """PostgreSQL itself stopped (`scripts/pg.sh stop`, fast shutdown) and started again."""
+
+    def __init__(self, app):
+        self.active = False
+
+    def down(self):
+        _pg_sh("stop")
+        self.active = True
+
+    def up(self):
+        _pg_sh("start")
+        self.active = False
+
+    def close(self):
+        if self.active:
+            self.up()
+
+
+def _pg_sh(*args):
+    r = subprocess.run(["scripts/pg.sh", *args], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
 @contextmanager
-def outage(app):
-    o = Outage(app)
+def outage(app, kind=None):
+    o = (kind or Outage)(app)
     try:
         yield o
     finally:
@@ -163,20 +188,21 @@ def _next_job_runs(app, monkeypatch):
         _cleanup(app, job_id)
 
 
-RERUN_IMPORTS = False
-
-
 @pytest.mark.deep
-def test_postgres_away_mid_import_then_rerun_deep(app, monkeypatch, caplog):
-    global RERUN_IMPORTS
-    RERUN_IMPORTS = True
-    try:
-        test_postgres_away_mid_import_failure_recorded_when_back(app, monkeypatch, caplog)
-    finally:
-        RERUN_IMPORTS = False
+def test_postgres_restarted_mid_import_then_rerun_deep(app, monkeypatch, caplog):
+    """The real thing: the cluster stopped (fast shutdown) in the import's checks and started
+    again while the failure is being recorded; the re-run import completes."""
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    if "/var/tmp/sanquan-" not in url:
+        pytest.fail("this test needs the checkout's private cluster (scripts/pg.sh)")
+    _outage_mid_import(app, monkeypatch, caplog, Restart, rerun=True)
 
 
 def test_postgres_away_mid_import_failure_recorded_when_back(app, monkeypatch, caplog):
+    _outage_mid_import(app, monkeypatch, caplog, Outage, rerun=False)
+
+
+def _outage_mid_import(app, monkeypatch, caplog, kind, rerun):
     import logging
 
     caplog.set_level(logging.INFO, logger="sanquan.jobs")
@@ -184,7 +210,7 @@ def test_postgres_away_mid_import_failure_recorded_when_back(app, monkeypatch, c
     job_id = _new_job(app)
     again_id = None
     waits = []
-    with outage(app) as o:
+    with outage(app, kind) as o:
         OUTAGE.update(o=o, fired=None)
 
         def wait(seconds):  # the database comes back during the second wait
@@ -217,7 +243,7 @@ def test_postgres_away_mid_import_failure_recorded_when_back(app, monkeypatch, c
         assert _committed(app, "SELECT count(*), max(id) FROM parcel")[0] == parcels_before
         _assert_report_says_unchecked(app, batch_id)
         _next_job_runs(app, monkeypatch)
-        if RERUN_IMPORTS:  # the deep variant re-runs the real import (a minute on this machine)
+        if rerun:  # the deep variant re-runs the real import (a minute on this machine)
             again_id = _rerun_completes(app, job_id)
             assert _committed(app, "SELECT count(*), max(id) FROM parcel")[0] == parcels_before
     finally:
@@ -373,3 +399,110 @@ def test_auction_through_a_database_outage_no_bid_lost_or_doubled(app):
         assert mops.verify_chain(auction) == []
         assert auction.current_price_fen == reserve + step and auction.bid_count == 2
         db.session.remove()
+
+
+def test_redis_gone_rate_limits_and_signin_locks_fall_back_to_memory(dbs, monkeypatch):
+    """Rate limits and the sign-in lockout live in Redis when REDIS_URL is set; with Redis gone
+    both go on in this process's memory (RATELIMIT_IN_MEMORY_FALLBACK_ENABLED), never a 500."""
+    from flask import Flask
+    from flask_limiter import Limiter
+    from flask_limiter.util import get_remote_address
+
+    import app.extensions as ext
+    from app.auth import operations as auth_ops
+    from app.config import Config
+
+    assert Config.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED is True
+    web = Flask("redis-gone")
+    web.config.update(RATELIMIT_STORAGE_URI="redis+unix:///nonexistent/redis.sock",
+                      RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True)
+    limiter = Limiter(key_func=get_remote_address, app=web)
+
+    @web.get("/limited")
+    @limiter.limit("3 per minute")
+    def limited():
+        return "ok"
+
+    c = web.test_client()
+    statuses = [c.get("/limited").status_code for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]  # limited in memory, not a 500
+    monkeypatch.setattr(ext, "limiter", limiter)
+    assert auth_ops._storage() is limiter._fallback_storage  # Redis does not answer
+    lock_after = 2  # the app's context (dbs): the lockout is audited
+    locks = [auth_ops.note_failure("somebody", "198.51.100.7", lock_after, 30, 900)
+             for _ in range(lock_after)]
+    assert locks[-1] == 30 and locks[0] == 0
+    assert 0 < auth_ops.lock_remaining("somebody", "198.51.100.7") <= 30
+
+
+def _registered_campaign(app) -> int:
+    """A registered confirmation campaign of the sample's first group (committed): the sample
+    imported and accepted unless an earlier test registered it already."""
+    import datetime as dt
+
+    from app.campaigns import operations as camp
+    from app.imports import operations as imports
+
+    group = "14040410120101"
+    with app.app_context():
+        have = db.session.execute(text(
+            "SELECT b.id FROM import_batch b WHERE b.status IN ('accepted', 'partly_accepted') "
+            "AND EXISTS (SELECT 1 FROM parcel p WHERE p.code LIKE :g AND p.end_lifespan IS NULL"
+            " AND p.import_batch_id = b.id) ORDER BY b.id LIMIT 1"), {"g": group + "%"}).scalar()
+        if have is None:
+            batch = imports.run("bureau", SAMPLE)
+            imports.accept("bureau", batch, valid_part=True)
+            db.session.commit()
+            have = batch.id
+        c = camp.open_campaign("bureau", group, have, "故障测试 确权")
+        camp.publish_notice("bureau", c, start=dt.date.today() - dt.timedelta(days=8))
+        camp.register("bureau", c)
+        db.session.commit()
+        cid = c.id
+        db.session.remove()
+    return cid
+
+
+@pytest.mark.deep
+def test_worker_sigkilled_mid_certificate_batch_is_reaped_and_rerun(app):
+    campaign_id = _registered_campaign(app)
+    job_id = _new_job(app, "certificates", {"campaign": campaign_id, "actor": "bureau",
+                                            "base_url": "http://localhost"})
+    again_id = None
+    env = {**os.environ, "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+           "SANQUAN_ENV": "development", "FLASK_APP": "wsgi.py"}
+    count = "SELECT count(*) FROM certificate WHERE campaign_id = :c"
+    try:
+        proc = subprocess.run([sys.executable, "-m", "tests.fault_worker", str(job_id),
+                               "issued"], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert proc.returncode == -9, proc.stderr[-2000:]
+        assert _committed(app, count, c=campaign_id)[0][0] == 0  # one transaction: none half
+        with app.app_context():
+            assert job_id not in jobs.reap()
+            assert job_id in jobs.reap(0)
+            db.session.remove()
+        assert _committed(app, "SELECT status FROM job WHERE id = :j", j=job_id)[0][0] == \
+            "failed"
+        app.config["JOBS_MODE"] = "thread"
+        try:
+            with app.test_request_context():
+                again_id = jobs.rerun(job_id, None).id
+                db.session.remove()
+            (status, result, error, _), _ = _wait(app, again_id, timeout=900)
+        finally:
+            app.config["JOBS_MODE"] = None
+        assert status == "done", error
+        issued = _committed(app, count, c=campaign_id)[0][0]
+        assert issued > 0 and result["issued"] == issued == result["rendered"]
+    finally:
+        for i in (job_id, again_id):
+            if i:
+                _committed_owner(app, "DELETE FROM job WHERE id = :j", j=i)
+
+
+def _committed_owner(app, sql, **params):
+    eng = create_engine(app.config["MIGRATE_DATABASE_URL"])
+    with eng.begin() as c:
+        c.execute(text(sql), params)
+    eng.dispose()
