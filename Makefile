@@ -24,7 +24,7 @@ export TEST_DATABASE_URL ?= $(PRIVATE_TEST_URL)
 export BENCH_DATABASE_URL ?= $(PRIVATE_BENCH_URL)
 export FLASK_APP := wsgi.py
 
-.PHONY: run test test-deep bench setup system venv npm i18n db db-test migrate demo lint clean-db
+.PHONY: run test test-deep tour bench setup system venv npm i18n db db-test migrate demo lint clean-db
 
 ## Serve the app with demo data (sets everything up first).
 run: setup db migrate demo
@@ -42,6 +42,10 @@ test: setup db-test
 ## The long suites left out of `make test`: the whole village's confirmation, deep fault injection.
 test-deep: setup db-test
 	$(PY) -m pytest -q tests -m deep $(PYTEST_ARGS)
+
+## The visual tour: docs/tour.md and its screenshots, taken by the browser tests on the demo county.
+tour: setup db-test
+	$(PY) -m pytest -q -m deep tests/browser/test_browser_demo.py $(PYTEST_ARGS)
 
 ## Benchmarks (figures beside the raw-PostGIS baseline).
 bench: setup
