@@ -167,8 +167,8 @@ def register_blueprints(app: Flask) -> None:
     from .withdrawal.views import bp as withdrawal_bp
 
     for bp in (main_bp, auth_bp, people_bp, collectives_bp, audit_bp, parcels_bp, ogc_bp,
-               imports_bp, certificates_bp, campaigns_bp, rights_bp, settlement_bp, withdrawal_bp, settings_bp,
-               reports_bp, market_bp):
+               imports_bp, certificates_bp, campaigns_bp, rights_bp, settlement_bp, withdrawal_bp,
+               reports_bp, market_bp, settings_bp):
         app.register_blueprint(bp)
     register_api(api)
 

@@ -22,6 +22,7 @@ from app.jobs.models import Job
 from app.printing import printed
 from app.security import expensive, public_url
 
+from . import charts
 from . import operations as ops
 from .models import Campaign, Objection
 
@@ -85,7 +86,7 @@ def campaign_list():
                                         db.session.scalars(select(ImportBatch).order_by(
                                             ImportBatch.id.desc()).limit(50))]
     return render_template("campaigns/list.html", rows=[(c, ops.progress(c)) for c in rows],
-                           form=form)
+                           form=form, chart=charts.county_chart(like))
 
 
 @bp.post("/campaigns")
@@ -115,7 +116,9 @@ def detail(campaign_id: int):
     job = db.session.scalar(select(Job).where(Job.kind == "certificates",
                                               Job.params["campaign"].as_integer() == c.id)
                             .order_by(Job.id.desc()))
-    return render_template("campaigns/detail.html", c=c, group=group, p=ops.progress(c),
+    p = ops.progress(c)
+    return render_template("campaigns/detail.html", c=c, group=group, p=p,
+                           chart=charts.campaign_chart(p),
                            job=job, notice_form=NoticeForm(start=dt.date.today()),
                            objection_form=ObjectionForm(), resolve_form=ResolveForm(),
                            today=dt.date.today())

@@ -146,8 +146,10 @@ def market():
     counties = db.session.execute(text(
         "SELECT DISTINCT l.county_code, d.name FROM market_listing l "
         "LEFT JOIN division d ON d.code = l.county_code ORDER BY 1")).all()
+    from .charts import market_charts
+
     return render_template("market/index.html", rows=rows, f=f, ops=ops, townships=townships,
-                           counties=counties, today=clock.today())
+                           counties=counties, today=clock.today(), charts=market_charts())
 
 
 @bp.get("/market/map.geojson")
