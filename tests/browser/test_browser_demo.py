@@ -152,3 +152,40 @@ def _write_tour():
             lines += [f"## {title}", "", f"![{title}](tour/{stem}.png)", ""]
     (TOUR.parent / "tour.md").write_text("\n".join(lines), encoding="utf-8")
 
+
+
+def test_the_story_is_in_every_state_and_loads_once(demo_server):
+    demo, _server, story = demo_server
+    with demo.app_context():
+        q = lambda sql: dict(db.session.execute(text(sql)).all())  # noqa: E731
+        assert q("SELECT status, count(*) FROM campaign GROUP BY 1").keys() >= {"registered",
+                                                                               "notice"}
+        assert q("SELECT status, count(*) FROM objection GROUP BY 1")["open"] >= 1
+        assert story["campaigns"]["certificates"] == db.session.scalar(text(
+            "SELECT count(*) FROM certificate WHERE status = 'valid'"))
+        assert db.session.scalar(text("SELECT count(*) FROM import_fault "
+                                      "WHERE resolved_at IS NULL")) == story["campaigns"]["faults"]
+        assert q("SELECT status, count(*) FROM settlement_application GROUP BY 1").keys() == {
+            "approved", "submitted", "rejected"}
+        assert q("SELECT status, count(*) FROM withdrawal GROUP BY 1").keys() >= {"check",
+                                                                                 "cooling"}
+        listings = q("SELECT status, count(*) FROM market_listing GROUP BY 1")
+        assert listings.keys() >= {"draft", "review", "returned", "announced", "competition",
+                                   "negotiation", "withdrawn"}
+        assert q("SELECT status, count(*) FROM market_auction GROUP BY 1").keys() >= {"open",
+                                                                                     "closed"}
+        assert db.session.scalar(text("SELECT count(*) FROM market_contract WHERE status = "
+                                      "'filed' AND management_right_uid IS NOT NULL")) == 1
+        farmer = db.session.execute(text(
+            "SELECT household_code FROM app_user WHERE username = 'farmer'")).scalar()
+        kinds = {r[0] for r in db.session.execute(text(
+            "SELECT r.kind FROM land_right r JOIN certificate c ON c.right_uid = r.uid "
+            "AND c.status = 'valid' WHERE r.holder_household_code = :h"), {"h": farmer})}
+        assert kinds == {"land_contract", "homestead"}
+        before = db.session.scalar(text("SELECT count(*) FROM audit_log"))
+        from app.demo import operations as ops
+
+        again = ops.populate(lambda s: None)
+        assert all(not v for v in again.values())
+        assert db.session.scalar(text("SELECT count(*) FROM audit_log")) == before
+        db.session.remove()
