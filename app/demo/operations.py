@@ -312,10 +312,11 @@ def populate(echo=print) -> dict:
     A feature adds its step to STORY (membership: its roll, shares and a paid distribution)."""
     import time
 
-    from . import campaigns, market, settlement, withdrawal
+    from . import campaigns, market, reports, settlement, withdrawal
 
     story = [("campaigns", campaigns.load), ("settlement", settlement.load),
-             ("withdrawal", withdrawal.load), ("market", market.load)]
+             ("withdrawal", withdrawal.load), ("market", market.load),
+             ("reports", reports.load)]
     # membership: append ("membership", <its demo load>) here.
     out = {}
     for name, step in story:

@@ -21,8 +21,8 @@ from tests.conftest import PASSWORD, admin_url
 pytestmark = pytest.mark.deep
 ROOT = Path(__file__).resolve().parents[2]
 TOUR = ROOT / "docs" / "tour"
-# Roles whose to-do the demo fills (the supervisor's reports of coercion are none in the demo).
-BUSY = {"admin", "bureau", "officer", "farmer", "hukou", "exchange", "auditor"}
+# Every role has work in the demo county.
+BUSY = {"admin", "bureau", "officer", "farmer", "hukou", "exchange", "auditor", "supervisor"}
 ROLES = ["farmer", "officer", "bureau", "hukou", "exchange", "auditor", "supervisor", "admin"]
 
 
