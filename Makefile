@@ -26,7 +26,7 @@ export FLASK_APP := wsgi.py
 
 .PHONY: backup restore
 
-.PHONY: run test test-deep mutation bench setup system venv npm i18n db db-test migrate demo lint clean-db
+.PHONY: run test test-deep mutation tour bench setup system venv npm i18n db db-test migrate demo lint clean-db
 
 ## Serve the app with demo data (sets everything up first).
 run: setup db migrate demo
@@ -51,6 +51,10 @@ test-deep: setup db-test
 ## about its module (scripts/mutation.sh; not in `make test`). MUTATE=app/grounds.py for one.
 mutation: setup
 	nice scripts/mutation.sh $(MUTATE)
+
+## The visual tour: docs/tour.md and its screenshots, taken by the browser tests on the demo county.
+tour: setup db-test
+	$(PY) -m pytest -q -m deep tests/browser/test_browser_demo.py $(PYTEST_ARGS)
 
 ## Benchmarks (figures beside the raw-PostGIS baseline).
 bench: setup

@@ -29,6 +29,7 @@ def create_app(config=None) -> Flask:
     register_models()
     register_signal_handlers()
     register_blueprints(app)
+    register_todos()
     from .errors import register_errorhandlers
 
     register_errorhandlers(app)
@@ -88,6 +89,17 @@ def register_models() -> None:
     from .rights import models as _r  # noqa: F401
     from .settlement import models as _s  # noqa: F401
     from .withdrawal import models as _w  # noqa: F401
+
+
+def register_todos() -> None:
+    """Each feature's to-do provider (app/todo.py), in the order the home page lists them."""
+    from .campaigns import todo as _cm  # noqa: F401
+    from .imports import todo as _i  # noqa: F401
+    from .market import todo as _mk  # noqa: F401
+    from .reports import todo as _rp  # noqa: F401
+    from .settlement import todo as _s  # noqa: F401
+    from .withdrawal import todo as _w  # noqa: F401
+    # membership: add `from .membership import todo as _ms` here.
 
 
 def select_locale() -> str:
@@ -167,12 +179,13 @@ def register_blueprints(app: Flask) -> None:
     from .people.views import bp as people_bp
     from .reports.views import bp as reports_bp
     from .rest import register_api
+    from .settings.views import bp as settings_bp
     from .settlement.views import bp as settlement_bp
     from .withdrawal.views import bp as withdrawal_bp
 
     for bp in (main_bp, auth_bp, people_bp, collectives_bp, audit_bp, parcels_bp, ogc_bp,
                imports_bp, certificates_bp, campaigns_bp, me_bp, settlement_bp, withdrawal_bp,
-               reports_bp, market_bp):
+               reports_bp, market_bp, settings_bp):
         app.register_blueprint(bp)
     register_api(api)
 

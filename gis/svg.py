@@ -28,7 +28,7 @@ def _path(geom, tx) -> str:
 
 
 def plan(subjects, labels=(), neighbours=(), neighbour_labels=(), size: int = 420,
-         css_class: str = "parcel-sketch") -> str:
+         css_class: str = "parcel-sketch", title: str = "") -> str:
     """Subject parcels (highlighted and labelled) among neighbours, in a projected CRS
     (metres): the sketch on a parcel page and the map on a certificate."""
     margin = 30
@@ -44,7 +44,8 @@ def plan(subjects, labels=(), neighbours=(), neighbour_labels=(), size: int = 42
 
     clip = shapely.box(minx, miny, maxx, maxy)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {size} {size}" '
-           f'width="{size}" height="{size}" class="{css_class}" role="img">',
+           f'width="{size}" height="{size}" class="{css_class}" role="img" '
+           f'aria-label="{escape(title or "parcel sketch: " + " ".join(str(x) for x in labels if x))}">',
            f'<rect width="{size}" height="{size}" fill="#fbfaf5" stroke="#ccc"/>']
     for i, n in enumerate(neighbours):
         g = n.intersection(clip)

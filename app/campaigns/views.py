@@ -21,6 +21,7 @@ from app.jobs import operations as jobs
 from app.printing import printed
 from app.security import expensive, public_url
 
+from . import charts
 from . import operations as ops
 from .models import Campaign, Objection
 
@@ -74,12 +75,13 @@ class ResolveForm(FlaskForm):
 @bp.get("/campaigns")
 @access(*READERS)
 def campaign_list():
-    rows = ops.campaigns(jurisdiction_like(current_user), 200)
+    like = jurisdiction_like(current_user)
+    rows = ops.campaigns(like, 200)
     form = OpenForm()
     form.batch.choices = [(0, "—")] + [(b.id, f"#{b.id} {b.source}") for b in
                                         imports_queries.recent_batches(50)]
     return render_template("campaigns/list.html", rows=[(c, ops.progress(c)) for c in rows],
-                           form=form)
+                           form=form, chart=charts.county_chart(like))
 
 
 @bp.post("/campaigns")
@@ -103,7 +105,9 @@ def detail(campaign_id: int):
     c = db.session.get(Campaign, campaign_id)
     group = collectives.by_code(c.fbfbm)
     job = jobs.latest("certificates", campaign=c.id)
-    return render_template("campaigns/detail.html", c=c, group=group, p=ops.progress(c),
+    p = ops.progress(c)
+    return render_template("campaigns/detail.html", c=c, group=group, p=p,
+                           chart=charts.campaign_chart(p),
                            job=job, notice_form=NoticeForm(start=dt.date.today()),
                            objection_form=ObjectionForm(), resolve_form=ResolveForm(),
                            today=dt.date.today(), notice_has_run=ops.notice_has_run(c))

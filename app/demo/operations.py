@@ -302,3 +302,24 @@ def create_demo_users() -> list[str]:
 
 def is_empty() -> bool:
     return db.session.execute(text("SELECT NOT EXISTS (SELECT 1 FROM collective)")).scalar()
+
+
+def populate(echo=print) -> dict:
+    """The demo county's story, built through each feature's own operations, step by step;
+    every step runs once (its marker in the audit log), so loading again changes nothing.
+    A feature adds its step to STORY (membership: its roll, shares and a paid distribution)."""
+    import time
+
+    from . import campaigns, market, reports, settlement, withdrawal
+
+    story = [("campaigns", campaigns.load), ("settlement", settlement.load),
+             ("withdrawal", withdrawal.load), ("market", market.load),
+             ("reports", reports.load)]
+    # membership: append ("membership", <its demo load>) here.
+    out = {}
+    for name, step in story:
+        t0 = time.monotonic()
+        made = step()
+        out[name] = made
+        echo(f"demo {name}: {made or 'already present'} ({time.monotonic() - t0:.1f} s)")
+    return out

@@ -5,6 +5,9 @@ from app.access import ROLES, access, jurisdiction_like
 from app.collectives import operations as collectives
 from app.parcels import operations as parcels
 from app.people import operations as people
+from app import todo
+
+from . import queries
 
 bp = Blueprint("main", __name__)
 
@@ -21,4 +24,5 @@ def dashboard():
                   "parcels": parcels.count_current(like)}
     household = people.household_by_code(current_user.household_code) \
         if current_user.role == "farmer" else None
-    return render_template("dashboard.html", counts=counts, household=household)
+    return render_template("dashboard.html", todos=todo.items(current_user), counts=counts,
+                           household=household, holdings=queries.my_holdings(current_user))

@@ -33,6 +33,7 @@ from app.rights import operations as rights
 from gis.svg import plan
 
 from . import clock, queries
+from .charts import market_charts
 from . import operations as ops
 from .models import Application, Encumbrance, LedgerTxn, Listing, Mandate
 from .operations import PUBLIC_STATES
@@ -119,7 +120,7 @@ def market():
         abort(400)
     townships, counties = queries.listing_places()
     return render_template("market/index.html", rows=rows, f=f, ops=ops, townships=townships,
-                           counties=counties, today=clock.today())
+                           counties=counties, today=clock.today(), charts=market_charts())
 
 
 @bp.get("/market/map.geojson")

@@ -133,6 +133,7 @@ def test_list_consent_review_announce_map_apply_deposit_ledger(app, browser, liv
     # The exchange operator reviews and announces.
     op = browser.new_context(locale="zh-CN").new_page()
     _login(op, live_server, "exchange")
+    op.click("#menu-market summary")  # the menu group opens, then its entry
     op.click("#nav-market-review")
     op.click(f"#review-queue tr[data-listing='{listing_id}'] a")
     op.click("#review-accept")

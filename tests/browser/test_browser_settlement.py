@@ -58,6 +58,7 @@ def test_hukou_officer_approves_a_settlement_and_prints_the_notice(app, page, li
     page.fill("input[name=username]", "hukou")
     page.fill("input[name=password]", PASSWORD)
     page.click("#login-submit")
+    page.click("#menu-settlement summary")  # the menu group opens, then its entry
     page.click("#nav-settlement")
     expect(page.locator("h1")).to_have_text("进城落户")
     page.click("#new-application")
