@@ -204,14 +204,13 @@ def register_commands(app: Flask) -> None:
     from .demo.cli import demo_cli
     from .imports.cli import import_cli
     from .jobs.cli import jobs_cli
-    from .market.cli import connect_demo, market_cli
+    from .market.cli import market_cli
 
     app.cli.add_command(audit_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(import_cli)
     app.cli.add_command(jobs_cli)
     app.cli.add_command(market_cli)
-    connect_demo()
 
 
 def register_template_helpers(app: Flask) -> None:

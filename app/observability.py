@@ -34,7 +34,6 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
-    Histogram,
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily
@@ -44,16 +43,7 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("req
 RID_OK = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 log = logging.getLogger("sanquan")
 
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
-REQUEST_SECONDS = Histogram("sanquan_request_seconds", "HTTP request latency by route",
-                            ["method", "route", "status"], buckets=BUCKETS)
-TILE_SECONDS = Histogram("sanquan_tile_seconds", "Vector tile latency", ["status"],
-                         buckets=BUCKETS)
-BID_SECONDS = Histogram("sanquan_bid_seconds", "Auction bid latency (accepted, retried, refused)",
-                        ["status"], buckets=BUCKETS)
-JOB_SECONDS = Histogram("sanquan_job_seconds", "Background job duration", ["kind", "outcome"],
-                        buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600))
-
+from app.metrics import BID_SECONDS, JOB_SECONDS, REQUEST_SECONDS, TILE_SECONDS  # noqa: E402,F401
 
 # --------------------------------------------------------------------------- request id, logs
 
@@ -182,10 +172,11 @@ def migration_heads() -> set[str]:
         from alembic.config import Config
         from alembic.script import ScriptDirectory
 
-        from app import ROOT
+        from pathlib import Path
 
         cfg = Config()
-        cfg.set_main_option("script_location", str(ROOT / "migrations"))
+        cfg.set_main_option("script_location",
+                            str(Path(current_app.root_path).parent / "migrations"))
         _head["heads"] = set(ScriptDirectory.from_config(cfg).get_heads())
     return _head["heads"]
 

@@ -1,8 +1,6 @@
 import time
 
 import click
-from blinker import Namespace
-from flask import current_app
 from flask.cli import AppGroup
 
 from app.divisions.operations import ensure_reference_divisions
@@ -11,8 +9,6 @@ from app.settlement.operations import ensure_towns
 
 from . import operations as ops
 
-# Features above the register (the market) add their own demo data when this is sent.
-demo_loaded = Namespace().signal("demo-loaded")
 demo_cli = AppGroup("demo", help="Demo data that the project makes itself.")
 
 
@@ -45,5 +41,4 @@ def load(parcels: int, seed: int, if_empty: bool):
     if made:
         click.echo("demo accounts created: " + ", ".join(made))
     ops.populate(click.echo)  # campaigns, settlement, withdrawal, market (each once)
-    demo_loaded.send(current_app._get_current_object())
     click.echo(f"demo loaded in {time.monotonic() - t0:.1f} s")

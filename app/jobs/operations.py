@@ -22,6 +22,7 @@ from sqlalchemy import create_engine, select, text
 
 from app.errors import DomainError, Rule
 from app.extensions import db
+from app.metrics import JOB_SECONDS
 
 from .models import Job
 
@@ -234,8 +235,6 @@ def execute(job_id: int, same_session: bool = False) -> None:
 
 def _observe(kind: str, outcome: str, started: float) -> None:
     try:
-        from app.observability import JOB_SECONDS
-
         JOB_SECONDS.labels(kind, outcome).observe(time.monotonic() - started)
     except Exception:  # metrics never fail a job
         pass

@@ -1,6 +1,6 @@
 """`flask market …`: close the announcements that are due, set a county default, load the
-market's demo data.  `flask demo load` sends `demo_loaded`; the market answers with its demo
-(idempotent: a registry setting marks it loaded)."""
+market's demo data (`flask demo load` calls `load_demo` through app/demo/market.py;
+idempotent: a registry setting marks it loaded)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -11,7 +11,6 @@ from sqlalchemy import select
 
 from app.auth.models import User
 from app.collectives.models import Collective
-from app.demo.cli import demo_loaded
 from app.extensions import db
 from app.parcels.models import Parcel, RegistrySetting
 from app.people.idnumber import check_digit
@@ -56,14 +55,6 @@ def set_setting(name: str, county: str, value: str):
 @market_cli.command("demo")
 def demo():
     """Listings in each state: draft, under review, announced with applicants, ended."""
-    click.echo(load_demo())
-
-
-def connect_demo() -> None:
-    demo_loaded.connect(_on_demo_loaded, weak=False)
-
-
-def _on_demo_loaded(sender, **_):
     click.echo(load_demo())
 
 

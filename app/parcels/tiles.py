@@ -24,6 +24,8 @@ import time
 from psycopg_pool import ConnectionPool
 from sqlalchemy.engine import make_url
 
+from app.metrics import TILE_SECONDS
+
 # Public like the OGC API: code, kind and classes only — no holder, no personal data.
 TILE_SQL = """
     WITH e AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS env),
@@ -154,8 +156,6 @@ class TileApp:
 
 def _observe(status: str, t0: float) -> None:
     try:
-        from app.observability import TILE_SECONDS
-
         TILE_SECONDS.labels(status).observe(time.perf_counter() - t0)
     except Exception:
         pass
