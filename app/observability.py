@@ -38,6 +38,11 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
+from app.access import access
+from app.errors import problem_response, wants_json
+from app.extensions import db
+from app.jobs.operations import queue_depth
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id",
                                                                             default=None)
 RID_OK = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -127,7 +132,6 @@ class JobQueueCollector:
     def collect(self):
         g_ = GaugeMetricFamily("sanquan_jobs", "Jobs queued or running", labels=["status"])
         try:
-            from app.jobs.operations import queue_depth
 
             with self.app.app_context():
                 depth = queue_depth()
@@ -169,10 +173,10 @@ _head: dict[str, set[str]] = {}
 
 def migration_heads() -> set[str]:
     if "heads" not in _head:
+        from pathlib import Path
+
         from alembic.config import Config
         from alembic.script import ScriptDirectory
-
-        from pathlib import Path
 
         cfg = Config()
         cfg.set_main_option("script_location",
@@ -184,8 +188,6 @@ def migration_heads() -> set[str]:
 def readiness() -> tuple[bool, dict]:
     """Each check: 'ok' or 'failing' (or 'behind' for the schema, 'off' for Redis unset)."""
     from sqlalchemy import text
-
-    from app.extensions import db
 
     checks = {}
     try:
@@ -217,7 +219,6 @@ bp = Blueprint("ops", __name__)
 
 
 def _public(view):
-    from app.access import access
 
     return access(public=True)(view)
 
@@ -268,8 +269,6 @@ def database_unavailable(err):
     """A connection refused or lost (the database restarting): 503, retry — never a 500.
     Nothing was committed by the failed request; a bid retried with its client_key is made
     once."""
-    from app.errors import problem_response, wants_json
-    from app.extensions import db
 
     log.error("database unavailable: %s", type(err).__name__, exc_info=True)
     try:

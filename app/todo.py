@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from app.extensions import db
+
 
 @dataclass(frozen=True)
 class Item:
@@ -55,7 +57,6 @@ def items(user) -> list[Item]:
                     out.append(it if it.key else Item(it.label, it.count, it.url, name))
         except Exception:  # noqa: BLE001 — one feature's fault must not hide the others' work
             current_app.logger.exception("to-do provider %s failed", name)
-            from app.extensions import db
 
             db.session.rollback()
     return out

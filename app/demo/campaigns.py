@@ -10,6 +10,7 @@ from app.campaigns import operations as campaigns
 from app.certificates import operations as certificates
 from app.errors import DomainError
 from app.extensions import db
+from app.imports import operations as imports
 from app.rights import operations as rights
 
 from .common import done, fields_of, groups, households, mark, villages
@@ -97,7 +98,6 @@ def delivery_with_faults() -> dict:
     path = sample_delivery()
     if path is None:
         return {"delivery": "no sample delivery found (set SANQUAN_SAMPLE_DELIVERY)"}
-    from app.imports import operations as imports
 
     batch = imports.run("bureau", path, source_name="村级确权成果（演示）")
     made = {"batch": batch.id, "faults": len(imports.faults(batch.id))}

@@ -7,8 +7,10 @@ from sqlalchemy import select
 
 from app.audit import operations as audit
 from app.audit.models import AuditLog
+from app.auth.models import User
 from app.collectives.models import Collective
 from app.extensions import db
+from app.market import clock
 from app.parcels.models import Parcel
 from app.people.models import Household
 
@@ -16,7 +18,6 @@ COUNTY = "140404"
 
 
 def user(username: str):
-    from app.auth.models import User
 
     return db.session.scalar(select(User).where(User.username == username))
 
@@ -55,6 +56,5 @@ def fields_of(household_code: str, kind: str = "contract") -> list[Parcel]:
 
 
 def today() -> dt.date:
-    from app.market import clock
 
     return clock.today()

@@ -16,7 +16,7 @@ from app.market.cli import _valid_id, load_demo
 from app.market.models import Listing
 from app.rights import operations as rights
 
-from .common import done, fields_of, mark, today, user
+from .common import done, fields_of, groups, households, mark, today, user, villages
 
 RUNNING_ACCELERATOR = 10  # market minutes per real minute for the running auction
 RUNNING_MINUTES = 60 * 24 * RUNNING_ACCELERATOR  # free bidding: a real day
@@ -102,7 +102,6 @@ def running_auction() -> dict:
 def returned_and_withdrawn() -> dict:
     """Two more households' listings by mandate: one returned by review, one withdrawn."""
     exchange, day = user("exchange"), today()
-    from .common import groups, households, villages
 
     made = {}
     pool = households(groups(villages()[0])[0])[10:]

@@ -26,6 +26,8 @@ from app.settlement.operations import ensure_towns
 from gis import synth
 from gis.area import m2, mu
 
+from . import campaigns, market, reports, settlement, withdrawal
+
 SURNAMES = list(  # noqa: E501
     "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏薛叶阎余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段")
 GIVEN = list("建国华明丽军平伟芳秀英玉兰红霞志刚海燕林文杰宇春梅德永福贵桂凤生成金山川云艳静强勇鹏")
@@ -309,8 +311,6 @@ def populate(echo=print) -> dict:
     every step runs once (its marker in the audit log), so loading again changes nothing.
     A feature adds its step to STORY (membership: its roll, shares and a paid distribution)."""
     import time
-
-    from . import campaigns, market, reports, settlement, withdrawal
 
     story = [("campaigns", campaigns.load), ("settlement", settlement.load),
              ("withdrawal", withdrawal.load), ("market", market.load),

@@ -5,6 +5,10 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from app.errors import DomainError
+
+from . import operations as ops
+
 jobs_cli = AppGroup("jobs", help="Background jobs.")
 
 
@@ -15,8 +19,6 @@ def worker(burst: bool):
     it starts and every JOBS_REAP_EVERY_S seconds (default 60) while it runs."""
     from redis import Redis
     from rq import Queue, Worker
-
-    from . import operations as ops
 
     url = current_app.config.get("REDIS_URL")
     if not url:
@@ -44,7 +46,6 @@ def worker(burst: bool):
               help="Seconds without a heartbeat (default JOBS_STALE_S, 120).")
 def reap_cmd(stale):
     """Fail the jobs whose process is gone (stale heartbeat); they can be re-run."""
-    from . import operations as ops
 
     ids = ops.reap(stale)
     click.echo(f"reaped {len(ids)} job(s): {' '.join(map(str, ids))}".rstrip(": "))
@@ -54,9 +55,6 @@ def reap_cmd(stale):
 @click.argument("job_id", type=int)
 def rerun_cmd(job_id):
     """Run a failed job again, as a new job with the same parameters."""
-    from app.errors import DomainError
-
-    from . import operations as ops
 
     try:
         job = ops.rerun(job_id, None)

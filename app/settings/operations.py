@@ -12,6 +12,7 @@ from app.audit import operations as audit
 from app.audit.models import AuditLog
 from app.errors import DomainError, Rule
 from app.extensions import db
+from app.market.operations import DEFAULTS
 from app.parcels.models import RegistrySetting
 
 SOURCE = _l("Sanquan settings policy: registry rules kept as data, each change audited with "
@@ -35,7 +36,6 @@ class Spec:
 
 
 def catalogue() -> list[Spec]:
-    from app.market.operations import DEFAULTS
 
     specs = [
         Spec("notice_days", _l("Public notice of a campaign, days"), "int", 7, 7, 60),
