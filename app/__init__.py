@@ -73,6 +73,7 @@ def register_models() -> None:
     from .reports import models as _rp  # noqa: F401
     from .rights import models as _r  # noqa: F401
     from .settlement import models as _s  # noqa: F401
+    from .membership import models as _mb  # noqa: F401
     from .withdrawal import models as _w  # noqa: F401
 
 
