@@ -197,6 +197,24 @@ def current_household(person_id: int, collective_id: int | None = None) -> House
     return db.session.scalars(q.order_by(Household.id)).first()
 
 
+def households_of(person_ids: list[int], collective_id: int) -> dict[int, int]:
+    """Each person's current household, one of this collective's first (one query)."""
+    rows = db.session.execute(select(HouseholdMember.person_id, Household.id,
+                                     Household.collective_id).join(
+        Household, Household.id == HouseholdMember.household_id).where(
+        HouseholdMember.left_on.is_(None))).all() if len(person_ids) > 500 else \
+        db.session.execute(select(HouseholdMember.person_id, Household.id,
+                                  Household.collective_id).join(
+            Household, Household.id == HouseholdMember.household_id).where(
+            HouseholdMember.left_on.is_(None),
+            HouseholdMember.person_id.in_(person_ids))).all()
+    wanted, out = set(person_ids), {}
+    for pid, hid, cid in sorted(rows, key=lambda r: (r[2] != collective_id, r[1])):
+        if pid in wanted and pid not in out:
+            out[pid] = hid
+    return out
+
+
 def evaluate(person: Person, collective: Collective, facts: dict | None = None) -> dict:
     """The law's three criteria for this applicant, each with what it was read from.  The
     result is shown to the assembly; it decides nothing."""
@@ -474,9 +492,11 @@ def _add_years(d: dt.date, years: int) -> dt.date:
         return d.replace(year=d.year + years, day=28)
 
 
-def labour_years(person: Person, began_on: dt.date, base: dt.date, rule: CharterRule) -> int:
-    start = max(_add_years(person.birth_date, rule.labour_age_from), began_on)
-    end = min(_add_years(person.birth_date, rule.labour_age_to), base)
+def labour_years(birth_date: dt.date, began_on: dt.date, base: dt.date,
+                 rule: CharterRule) -> int:
+    """Whole years of labour age (charter: from/to) spent as a member up to `base`."""
+    start = max(_add_years(birth_date, rule.labour_age_from), began_on)
+    end = min(_add_years(birth_date, rule.labour_age_to), base)
     return _years_between(start, end)
 
 
@@ -502,15 +522,19 @@ def quantify(actor, collective: Collective, base_date: dt.date, asset_value_fen:
             raise DomainError(STATIC_MGMT, on=last.base_date)
         if base_date < _add_years(last.base_date, rule.adjust_every_years):
             raise DomainError(TOO_EARLY, years=rule.adjust_every_years, on=last.base_date)
-    members = members_on(collective, base_date)
+    members = db.session.execute(select(Membership.person_id, Membership.began_on,
+                                        Person.birth_date).join(Person).where(
+        Membership.collective_id == collective.id, Membership.began_on <= base_date,
+        (Membership.ended_on.is_(None)) | (Membership.ended_on > base_date)).order_by(
+        Membership.person_id)).all()
     if not members:
         raise DomainError(NO_MEMBERS)
+    homes = households_of([m.person_id for m in members], collective.id)
     holdings = []
-    for m in members:
+    for person_id, began_on, birth_date in members:
         pop = rule.population_centi
-        lab = rule.labour_centi_per_year * labour_years(m.person, m.began_on, base_date, rule)
-        hh = current_household(m.person_id, collective.id) or current_household(m.person_id)
-        holdings.append({"person_id": m.person_id, "household_id": getattr(hh, "id", None),
+        lab = rule.labour_centi_per_year * labour_years(birth_date, began_on, base_date, rule)
+        holdings.append({"person_id": person_id, "household_id": homes.get(person_id),
                          "population_centi": pop, "labour_centi": lab,
                          "shares_centi": pop + lab, "source": "quantified"})
     member_centi = sum(h["shares_centi"] for h in holdings)
