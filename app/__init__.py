@@ -144,6 +144,7 @@ def register_blueprints(app: Flask) -> None:
     from .collectives.views import bp as collectives_bp
     from .imports.views import bp as imports_bp
     from .main.views import bp as main_bp
+    from .membership.views import bp as membership_bp
     from .market.views import bp as market_bp
     from .ogc.views import bp as ogc_bp
     from .parcels.views import bp as parcels_bp
@@ -156,7 +157,7 @@ def register_blueprints(app: Flask) -> None:
 
     for bp in (main_bp, auth_bp, people_bp, collectives_bp, audit_bp, parcels_bp, ogc_bp,
                imports_bp, certificates_bp, campaigns_bp, rights_bp, settlement_bp, withdrawal_bp,
-               reports_bp, market_bp):
+               reports_bp, market_bp, membership_bp):
         app.register_blueprint(bp)
     register_api(api)
 

@@ -35,7 +35,13 @@ def _new_person(dbs, collective: Collective, basis: str, n: int):
 
 
 def _village(dbs) -> Collective:
-    return dbs.scalars(select(Collective).order_by(Collective.id)).first()
+    """A village group of the sample county with a roll and no shares yet (the demo's own
+    collective has them)."""
+    from app.membership.models import Quantification
+
+    return dbs.scalars(select(Collective).where(
+        Collective.id.not_in(select(Quantification.collective_id)),
+        Collective.id.in_(select(Membership.collective_id))).order_by(Collective.id)).first()
 
 
 def test_a_full_confirmation_round_on_the_sample_village(dbs):

@@ -50,7 +50,9 @@ def test_equal_shares_differ_by_at_most_one_fen_and_ties_go_by_key(amount, n):
 
 # ------------------------------------------------------------------------------ in the database
 def _collective_with_members(dbs) -> Collective:
-    return dbs.scalars(select(Collective).order_by(Collective.id)).first()
+    from tests.test_membership_confirmation import _village
+
+    return _village(dbs)
 
 
 def _settle(dbs, person: Person) -> None:

@@ -298,6 +298,7 @@ def create_demo_users() -> list[str]:
                                  person_id=head.id, household_code=hh.cbfbm,
                                  reason="demo account")
             made.append("farmer")
+    __import__("app.membership.demo", fromlist=["load_demo"]).load_demo()  # issue 15 demo
     db.session.commit()
     return made
 

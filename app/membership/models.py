@@ -61,7 +61,7 @@ class MembershipApplication(db.Model):
     )
 
 
-class Assembly(db.Model):
+class MemberAssembly(db.Model):
     __tablename__ = "member_assembly"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -82,14 +82,14 @@ class Assembly(db.Model):
         return -(-self.vote_num * self.members_total // self.vote_den)
 
 
-class Attendance(db.Model):
+class AssemblyAttendance(db.Model):
     __tablename__ = "member_assembly_attendance"
 
     assembly_id: Mapped[int] = mapped_column(ForeignKey("member_assembly.id"), primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), primary_key=True)
 
 
-class Resolution(db.Model):
+class AssemblyResolution(db.Model):
     __tablename__ = "member_assembly_resolution"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -124,7 +124,7 @@ class RollNotice(db.Model):
     pdf_sha256: Mapped[str | None] = mapped_column(String(64))
 
     collective = relationship("Collective")
-    assembly = relationship("Assembly")
+    assembly = relationship("MemberAssembly")
 
 
 class RollObjection(db.Model):

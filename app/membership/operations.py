@@ -21,9 +21,9 @@ from app.extensions import db
 from app.grounds import guard_text, refuse
 from app.people.models import Household, HouseholdMember, Person
 
-from .models import APPLICATION_BASES, SPECIAL_CASES, MembershipApplication, Assembly, Attendance, \
+from .models import APPLICATION_BASES, SPECIAL_CASES, MembershipApplication, MemberAssembly, AssemblyAttendance, \
     BankAccount, CharterRule, Distribution, Holding, RollObjection, Payout, Quantification, \
-    Resolution, RollNotice
+    AssemblyResolution, RollNotice
 
 LAW = _l("农村集体经济组织法 (Rural Collective Economic Organisations Law, 2025)")
 LAW_MEMBERS = _l("农村集体经济组织法 (2025) arts 11–18 (membership criteria and confirmation)")
@@ -278,7 +278,7 @@ def applications(collective: Collective) -> list[MembershipApplication]:
 
 # ------------------------------------------------------------------------------ assembly
 def open_assembly(actor, collective: Collective, meeting_date: dt.date,
-                  attendees: list[int], reason: str | None = None) -> Assembly:
+                  attendees: list[int], reason: str | None = None) -> MemberAssembly:
     """The members' assembly: its date, the voting roll (every member on the day: the
     threshold counts ALL members, not those present) and attendance."""
     rule = charter_rule(collective)
@@ -288,13 +288,13 @@ def open_assembly(actor, collective: Collective, meeting_date: dt.date,
     attendees = list(dict.fromkeys(attendees))
     if any(p not in voters for p in attendees):
         raise DomainError(NOT_MEMBER)
-    a = Assembly(collective_id=collective.id, meeting_date=meeting_date,
+    a = MemberAssembly(collective_id=collective.id, meeting_date=meeting_date,
                  members_total=len(voters), vote_num=rule.vote_num, vote_den=rule.vote_den,
                  created_by=audit.actor_name(actor))
     db.session.add(a)
     db.session.flush()
     if attendees:
-        db.session.execute(insert(Attendance), [{"assembly_id": a.id, "person_id": p}
+        db.session.execute(insert(AssemblyAttendance), [{"assembly_id": a.id, "person_id": p}
                                                 for p in attendees])
     audit.record(actor, "membership.assembly.open", "member_assembly", a.id,
                  {"collective": collective.fbfbm, "meeting_date": meeting_date,
@@ -303,13 +303,13 @@ def open_assembly(actor, collective: Collective, meeting_date: dt.date,
     return a
 
 
-def attended(assembly: Assembly) -> int:
-    return db.session.scalar(select(func.count()).select_from(Attendance).where(
-        Attendance.assembly_id == assembly.id))
+def attended(assembly: MemberAssembly) -> int:
+    return db.session.scalar(select(func.count()).select_from(AssemblyAttendance).where(
+        AssemblyAttendance.assembly_id == assembly.id))
 
 
-def resolve(actor, assembly: Assembly, application: MembershipApplication, yes: int, no: int,
-            abstain: int, decision: str, reason: str | None = None) -> Resolution:
+def resolve(actor, assembly: MemberAssembly, application: MembershipApplication, yes: int, no: int,
+            abstain: int, decision: str, reason: str | None = None) -> AssemblyResolution:
     """Record the assembly's votes on one applicant.  A decision (admit or reject) carried by
     fewer than the charter's share of ALL members is refused and recorded: the assembly has
     then not decided, and the application stays before it."""
@@ -331,7 +331,7 @@ def resolve(actor, assembly: Assembly, application: MembershipApplication, yes: 
                "membership.assembly.refused", "membership_application", application.id,
                {"assembly": assembly.id, "yes": yes, "no": no, "abstain": abstain,
                 "decision": decision}, reason)
-    r = Resolution(assembly_id=assembly.id, application_id=application.id, yes=yes, no=no,
+    r = AssemblyResolution(assembly_id=assembly.id, application_id=application.id, yes=yes, no=no,
                    abstain=abstain, decision=decision, recorded_by=audit.actor_name(actor))
     db.session.add(r)
     application.status = "admitted" if decision == "admit" else "rejected"
@@ -342,13 +342,13 @@ def resolve(actor, assembly: Assembly, application: MembershipApplication, yes: 
     return r
 
 
-def resolutions(assembly: Assembly) -> list[Resolution]:
-    return list(db.session.scalars(select(Resolution).where(
-        Resolution.assembly_id == assembly.id).order_by(Resolution.id)))
+def resolutions(assembly: MemberAssembly) -> list[AssemblyResolution]:
+    return list(db.session.scalars(select(AssemblyResolution).where(
+        AssemblyResolution.assembly_id == assembly.id).order_by(AssemblyResolution.id)))
 
 
 # ------------------------------------------------------------------------------ notice, filing
-def post_notice(actor, assembly: Assembly, posted_on: dt.date | None = None,
+def post_notice(actor, assembly: MemberAssembly, posted_on: dt.date | None = None,
                 days: int | None = None, reason: str | None = None) -> RollNotice:
     """The proposed roll (members plus those the assembly admitted) posted publicly (公示) for
     the charter's notice days (default 7)."""
@@ -369,8 +369,8 @@ def post_notice(actor, assembly: Assembly, posted_on: dt.date | None = None,
 def proposed(notice: RollNotice) -> list[MembershipApplication]:
     """The applications the notice proposes to add to the roll."""
     return list(db.session.scalars(select(MembershipApplication).join(
-        Resolution, Resolution.application_id == MembershipApplication.id).where(
-        Resolution.assembly_id == notice.assembly_id, Resolution.decision == "admit",
+        AssemblyResolution, AssemblyResolution.application_id == MembershipApplication.id).where(
+        AssemblyResolution.assembly_id == notice.assembly_id, AssemblyResolution.decision == "admit",
         MembershipApplication.status.in_(("admitted", "filed"))).order_by(MembershipApplication.id)))
 
 
@@ -848,3 +848,14 @@ def my_membership(person_id: int) -> dict:
                          "shares": shares(p.shares_centi)} for p, d in ps],
             "applications": list(db.session.scalars(select(MembershipApplication).where(
                 MembershipApplication.person_id == person_id)))}
+
+
+def parse_yuan(text: str) -> int:
+    """'1234.56' yuan -> 123456 fen, exactly (no floats); anything else is refused."""
+    import re
+
+    s = (text or "").strip().replace(",", "")
+    m = re.fullmatch(r"(\d{1,13})(?:\.(\d{1,2}))?", s)
+    if not m:
+        raise DomainError(AMOUNT, amount=text)
+    return int(m.group(1)) * 100 + int((m.group(2) or "0").ljust(2, "0"))
