@@ -162,7 +162,7 @@ def test_a_full_confirmation_round_on_the_sample_village(dbs):
         in flat
     assert apps["birth"].person.id_number not in page  # masked
     assert str(roll_now) in page
-    assert ops.filed_rolls(like=c.village_code[:9] + "%")[0].id == notice.id
+    assert notice.id in [n.id for n in ops.filed_rolls(like=c.village_code[:9] + "%")]
     with pytest.raises(DomainError):
         ops.file_roll("officer", notice, filed_on=notice.ends_on)
 
