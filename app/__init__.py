@@ -68,12 +68,12 @@ def register_models() -> None:
     from .imports import models as _i  # noqa: F401
     from .jobs import models as _j  # noqa: F401
     from .market import models as _mk  # noqa: F401
+    from .membership import models as _mb  # noqa: F401
     from .parcels import models as _p  # noqa: F401
     from .people import models as _pe  # noqa: F401
     from .reports import models as _rp  # noqa: F401
     from .rights import models as _r  # noqa: F401
     from .settlement import models as _s  # noqa: F401
-    from .membership import models as _mb  # noqa: F401
     from .withdrawal import models as _w  # noqa: F401
 
 
@@ -144,8 +144,8 @@ def register_blueprints(app: Flask) -> None:
     from .collectives.views import bp as collectives_bp
     from .imports.views import bp as imports_bp
     from .main.views import bp as main_bp
-    from .membership.views import bp as membership_bp
     from .market.views import bp as market_bp
+    from .membership.views import bp as membership_bp
     from .ogc.views import bp as ogc_bp
     from .parcels.views import bp as parcels_bp
     from .people.views import bp as people_bp

@@ -1,6 +1,5 @@
 """Membership pages and API: the officer's desk, township staff's filed rolls, the auditor's runs
 and ledgers, the farmer's 我的股份 / 我的分红 (the demo's collective), problem JSON on refusals."""
-import datetime as dt
 
 from sqlalchemy import select
 

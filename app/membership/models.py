@@ -5,8 +5,7 @@ onto it (applications, the members' assembly, the notice and its objections, the
 what membership yields (shares, distributions in integer fen)."""
 import datetime as dt
 
-from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Integer, LargeBinary, \
-    String, Text
+from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql import func

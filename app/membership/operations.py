@@ -21,9 +21,22 @@ from app.extensions import db
 from app.grounds import guard_text, refuse
 from app.people.models import Household, HouseholdMember, Person
 
-from .models import APPLICATION_BASES, SPECIAL_CASES, MembershipApplication, MemberAssembly, AssemblyAttendance, \
-    BankAccount, CharterRule, Distribution, Holding, RollObjection, Payout, Quantification, \
-    AssemblyResolution, RollNotice
+from .models import (
+    APPLICATION_BASES,
+    SPECIAL_CASES,
+    AssemblyAttendance,
+    AssemblyResolution,
+    BankAccount,
+    CharterRule,
+    Distribution,
+    Holding,
+    MemberAssembly,
+    MembershipApplication,
+    Payout,
+    Quantification,
+    RollNotice,
+    RollObjection,
+)
 
 LAW = _l("农村集体经济组织法 (Rural Collective Economic Organisations Law, 2025)")
 LAW_MEMBERS = _l("农村集体经济组织法 (2025) arts 11–18 (membership criteria and confirmation)")
@@ -209,7 +222,7 @@ def households_of(person_ids: list[int], collective_id: int) -> dict[int, int]:
             HouseholdMember.left_on.is_(None),
             HouseholdMember.person_id.in_(person_ids))).all()
     wanted, out = set(person_ids), {}
-    for pid, hid, cid in sorted(rows, key=lambda r: (r[2] != collective_id, r[1])):
+    for pid, hid, _cid in sorted(rows, key=lambda r: (r[2] != collective_id, r[1])):
         if pid in wanted and pid not in out:
             out[pid] = hid
     return out
@@ -252,7 +265,8 @@ def apply(actor, collective: Collective, person: Person, basis: str, facts: dict
     if coll_ops.active_membership(person.id, collective.id):
         raise DomainError(ALREADY, name=person.name, collective=collective.name)
     if db.session.scalar(select(MembershipApplication.id).where(
-            MembershipApplication.person_id == person.id, MembershipApplication.collective_id == collective.id,
+            MembershipApplication.person_id == person.id,
+            MembershipApplication.collective_id == collective.id,
             MembershipApplication.status.in_(("pending", "admitted")))):
         raise DomainError(PENDING, name=person.name)
     if settled_in_town(person.id) and "settled_in_town" not in special:
