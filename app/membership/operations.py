@@ -331,7 +331,7 @@ def resolve(actor, assembly: MemberAssembly, application: MembershipApplication,
         raise DomainError(DECISION)
     if application.collective_id != assembly.collective_id:
         raise DomainError(OTHER_COLLECTIVE)
-    if application.status != "pending":
+    if application.status not in ("pending", "objection_upheld"):  # upheld: back to the vote
         raise DomainError(NOT_PENDING, status=application.status)
     yes, no, abstain = int(yes), int(no), int(abstain)
     present = attended(assembly)
