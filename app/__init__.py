@@ -83,6 +83,7 @@ def register_models() -> None:
     from .imports import models as _i  # noqa: F401
     from .jobs import models as _j  # noqa: F401
     from .market import models as _mk  # noqa: F401
+    from .membership import models as _mb  # noqa: F401
     from .parcels import models as _p  # noqa: F401
     from .people import models as _pe  # noqa: F401
     from .reports import models as _rp  # noqa: F401
@@ -174,6 +175,7 @@ def register_blueprints(app: Flask) -> None:
     from .main.views import bp as main_bp
     from .market.views import bp as market_bp
     from .me.views import bp as me_bp
+    from .membership.views import bp as membership_bp
     from .ogc.views import bp as ogc_bp
     from .parcels.views import bp as parcels_bp
     from .people.views import bp as people_bp
@@ -185,7 +187,7 @@ def register_blueprints(app: Flask) -> None:
 
     for bp in (main_bp, auth_bp, people_bp, collectives_bp, audit_bp, parcels_bp, ogc_bp,
                imports_bp, certificates_bp, campaigns_bp, me_bp, settlement_bp, withdrawal_bp,
-               reports_bp, market_bp, settings_bp):
+               reports_bp, market_bp, settings_bp, membership_bp):
         app.register_blueprint(bp)
     register_api(api)
 

@@ -28,6 +28,7 @@ def register_api(api) -> None:
     from .certificates.api import blp as certificates_blp
     from .collectives.api import blp as collectives_blp
     from .market.api import blp as market_blp
+    from .membership.api import blp as membership_blp
     from .people.api import blp as people_blp
     from .security import bound_all_ints
     from .settlement.api import blp as settlement_blp
@@ -37,7 +38,7 @@ def register_api(api) -> None:
     api.spec.components.security_scheme(
         "bearer", {"type": "http", "scheme": "bearer"})
     for blp in (auth_blp, people_blp, collectives_blp, campaigns_blp, certificates_blp,
-                settlement_blp, withdrawals_blp, market_blp):
+                settlement_blp, withdrawals_blp, market_blp, membership_blp):
         if not getattr(blp, "_bearer_hook", False):  # blueprints are module-level singletons
             blp.before_request(_bearer_for_writes)
             blp._bearer_hook = True

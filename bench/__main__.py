@@ -305,7 +305,7 @@ def main() -> None:
     ap.add_argument("--tiles", type=int, default=1000)
     ap.add_argument("--registrations", type=int, default=1000)
     ap.add_argument("--out", default=str(ROOT / "bench" / "out"))
-    ap.add_argument("--only", choices=("parcels", "market"), default=None,
+    ap.add_argument("--only", choices=("parcels", "market", "membership"), default=None,
                     help="run only one part (market: the auction under load)")
     ap.add_argument("--market-seconds", type=float, default=10.0)
     args = ap.parse_args()
@@ -317,7 +317,7 @@ def main() -> None:
     from app import create_app
 
     results = []
-    sizes = [int(s) for s in args.sizes.split(",") if s] if args.only != "market" else []
+    sizes = [int(s) for s in args.sizes.split(",") if s] if args.only not in ("market", "membership") else []
     print(f"Sanquan benchmarks — {time.strftime('%Y-%m-%d %H:%M')} — "
           f"{os.cpu_count()} cores; figures beside the raw PostGIS baseline of the same run",
           flush=True)
@@ -367,6 +367,11 @@ def main() -> None:
         from bench import market
 
         results += market.bench(url, line, pct, seconds=args.market_seconds)
+    if args.only in (None, "membership"):  # bench/membership.py: distribution over 100k
+        reset_database(url)
+        from bench import membership
+
+        results += membership.upgrade_and_bench(url, line)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))

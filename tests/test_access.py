@@ -71,6 +71,8 @@ def sample(dbs):
     other.update(_campaign_rows(dbs, other_hh))
     own.update(_market_rows(dbs, own_hh))
     other.update(_market_rows(dbs, other_hh))
+    own.update(_membership_rows(dbs, coll))
+    other.update(_membership_rows(dbs, other_coll))
     return {"own": {**own, **tile}, "other": {**other, **tile}}
 
 
@@ -160,6 +162,27 @@ def _market_rows(dbs, hh):
             "encumbrance_id": e.id, "key": key, "right_uid": right.uid,
             "auction_id": none, "award_id": none, "contract_id": none, "cert_id": none,
             "tender_id": none, "bid_id": none, "fbfbm": x.fbfbm}
+
+
+def _membership_rows(dbs, coll):
+    """Shares, a paid distribution and a posted roll notice in the collective (issue 15)."""
+    import datetime as dt
+
+    from app.membership import operations as mops
+    from app.membership.models import MemberAssembly, RollNotice
+
+    q = mops.latest_quantification(coll) or mops.quantify(None, coll, dt.date(2025, 6, 30), 0)
+    d = (mops.distributions(coll) or [mops.distribute(None, coll, 12345, dt.date(2025, 12, 1))])[0]
+    a = MemberAssembly(collective_id=coll.id, meeting_date=dt.date(2025, 9, 1), members_total=3,
+                       vote_num=2, vote_den=3, created_by="t")
+    dbs.add(a)
+    dbs.flush()
+    n = RollNotice(collective_id=coll.id, assembly_id=a.id, posted_on=dt.date(2025, 9, 2),
+                   ends_on=dt.date(2025, 9, 9), status="posted")
+    dbs.add(n)
+    dbs.flush()
+    return {"distribution_id": d.id, "notice_id": n.id, "quantification_id": q.id,
+            "assembly_id": a.id}
 
 
 def _parcel_of(dbs, household_code):

@@ -20,6 +20,7 @@ from app.collectives.models import Collective
 from app.divisions.models import Division
 from app.divisions.operations import ensure_reference_divisions
 from app.extensions import db
+from app.membership import demo as membership_demo
 from app.people.idnumber import check_digit
 from app.people.models import Household, Person
 from app.settlement.operations import ensure_towns
@@ -298,6 +299,7 @@ def create_demo_users() -> list[str]:
                                  person_id=head.id, household_code=hh.cbfbm,
                                  reason="demo account")
             made.append("farmer")
+    membership_demo.load_demo()  # issue 15: a filed roll, shares, a paid distribution
     db.session.commit()
     return made
 
@@ -315,7 +317,7 @@ def populate(echo=print) -> dict:
     story = [("campaigns", campaigns.load), ("settlement", settlement.load),
              ("withdrawal", withdrawal.load), ("market", market.load),
              ("reports", reports.load)]
-    # membership: append ("membership", <its demo load>) here.
+    # membership's demo runs with the demo accounts (create_demo_users), so tests have it too.
     out = {}
     for name, step in story:
         t0 = time.monotonic()
