@@ -13,6 +13,8 @@ from app.extensions import db
 from app.people import operations as people_ops
 from app.people.idnumber import check_digit
 from app.people.models import Household, Person
+from app.settlement import operations as settlement
+from app.settlement.models import SettlementTown
 
 from . import operations as ops
 from .models import MembershipApplication, RollNotice
@@ -25,8 +27,6 @@ BASE = dt.date(2025, 6, 30)
 def _settle_one(c: Collective) -> Person | None:
     """A member of the last household settles in town (owned house): hukou moves, nothing
     else changes."""
-    from app.settlement import operations as settlement
-    from app.settlement.models import SettlementTown
 
     for m in reversed(coll_ops.roll(c)):
         if ops.settled_in_town(m.person_id):

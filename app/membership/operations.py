@@ -19,7 +19,11 @@ from app.collectives.models import Collective, Membership
 from app.errors import DomainError, Rule
 from app.extensions import db
 from app.grounds import guard_text, refuse
+from app.people.idnumber import mask
 from app.people.models import Household, HouseholdMember, Person
+from app.printing import render_document
+from app.security import SafeCSVWriter  # formula injection guard
+from app.settlement.models import HukouMove
 
 from .models import (
     APPLICATION_BASES,
@@ -36,6 +40,7 @@ from .models import (
     Quantification,
     RollNotice,
     RollObjection,
+    mask_account,
 )
 
 LAW = _l("农村集体经济组织法 (Rural Collective Economic Organisations Law, 2025)")
@@ -195,7 +200,6 @@ def members_on(collective: Collective, on: dt.date) -> list[Membership]:
 
 
 def settled_in_town(person_id: int) -> bool:
-    from app.settlement.models import HukouMove
 
     return db.session.scalar(select(func.count()).select_from(HukouMove).where(
         HukouMove.person_id == person_id)) > 0
@@ -465,7 +469,6 @@ def file_roll(actor, notice: RollNotice, filed_on: dt.date | None = None,
 
 
 def roll_rows(collective: Collective) -> list[dict]:
-    from app.people.idnumber import mask
 
     out = []
     for m in coll_ops.roll(collective):
@@ -476,7 +479,6 @@ def roll_rows(collective: Collective) -> list[dict]:
 
 
 def render_roll_pdf(collective, notice, rows, filed_on) -> bytes:
-    from app.certificates.render import render_document
 
     return render_document("membership/roll_print.html",
                            {"collective": collective, "notice": notice, "rows": rows,
@@ -612,7 +614,6 @@ def household_certificate(q: Quantification, household: Household) -> dict:
 
 
 def render_certificate_pdf(q: Quantification, household: Household, locale: str = "zh") -> bytes:
-    from app.certificates.render import render_document
 
     return render_document("membership/share_certificate.html",
                            {"c": household_certificate(q, household)}, locale)
@@ -767,7 +768,6 @@ class PayoutLine:
 
 
 def payout_lines(d: Distribution) -> list[PayoutLine]:
-    from app.people.idnumber import mask
 
     accounts = {b.person_id: b for b in db.session.scalars(select(BankAccount))}
     out = []
@@ -785,7 +785,6 @@ def payout_lines(d: Distribution) -> list[PayoutLine]:
 
 
 def _csv(rows: list[list]) -> bytes:
-    from app.security import SafeCSVWriter  # formula injection guard
 
     buf = io.StringIO()
     w = SafeCSVWriter(buf)
@@ -821,7 +820,6 @@ def bank_batch_csv(actor, d: Distribution, reason: str | None = None) -> bytes:
 
 
 def render_payouts_pdf(d: Distribution, locale: str = "zh") -> bytes:
-    from app.certificates.render import render_document
 
     return render_document("membership/payouts_print.html",
                            {"d": d, "lines": payout_lines(d), "fen": fen}, locale)
@@ -840,7 +838,6 @@ def set_bank_account(actor, person: Person, bank_name: str, account_no: str,
     else:
         b.bank_name, b.account_no, b.recorded_by = bank_name, account_no, audit.actor_name(actor)
     db.session.flush()
-    from .models import mask_account
 
     audit.record(actor, "membership.bank_account.set", "person", person.id,
                  {"bank": bank_name, "account": mask_account(account_no)}, reason)

@@ -9,7 +9,14 @@ from app.people import operations as people_ops
 from app.people.models import Household, Person
 
 from . import operations as ops
-from .models import Distribution, MemberAssembly, Quantification, RollNotice
+from .models import (
+    Distribution,
+    MemberAssembly,
+    MembershipApplication,
+    Quantification,
+    RollNotice,
+    RollObjection,
+)
 
 
 def commit() -> None:
@@ -79,12 +86,10 @@ def desk(collective_id: int) -> dict:
 
 
 def membership_application(application_id: int):
-    from .models import MembershipApplication
 
     return db.session.get(MembershipApplication, application_id)
 
 
 def objection(objection_id: int):
-    from .models import RollObjection
 
     return db.session.get(RollObjection, objection_id)

@@ -27,7 +27,7 @@ import os
 from alembic import op
 
 revision = "0022_membership"
-down_revision = "0020_market_attacks"
+down_revision = "0023_ops"
 branch_labels = None
 depends_on = None
 

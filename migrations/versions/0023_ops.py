@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0023_ops"
-down_revision = "0020_market_attacks"
+down_revision = "0021_house"
 branch_labels = None
 depends_on = None
 
