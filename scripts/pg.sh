@@ -5,6 +5,13 @@
 #   scripts/pg.sh url DBNAME [app|owner|admin]
 #                                  print the SQLAlchemy URL of DBNAME on the private cluster, as
 #                                  the app role (default), the owner role or the superuser
+#   scripts/pg.sh standby          a hot standby of this cluster (streaming replication) as a
+#                                  second private cluster (port SANQUAN_PG_STANDBY_PORT, default
+#                                  5440, its own socket folder): pg_basebackup -R once, then
+#                                  started; idempotent.  `standby-stop` stops it, `standby-drop`
+#                                  removes it (a new base backup next time)
+#   scripts/pg.sh standby-url DBNAME [app|owner|admin]
+#                                  the URL of DBNAME on the standby (read-only)
 #   scripts/pg.sh ensure URL       as a superuser: create the two roles if missing, the database
 #                                  of URL if missing (owned by the owner role) with PostGIS, and
 #                                  hand any table a superuser made earlier to the owner role
@@ -53,6 +60,33 @@ CONF
   fi
 }
 
+sdata=$base/standby
+ssock=$base/run-standby
+sport=${SANQUAN_PG_STANDBY_PORT:-5440}
+
+# The primary allows streaming to a local standby as it is: initdb's trust covers
+# `local replication all`, wal_level is replica and max_wal_senders 10 by default.
+standby() {
+  start
+  mkdir -p "$ssock"
+  if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$ssock"; fi
+  if [ ! -f "$sdata/PG_VERSION" ]; then
+    as_pg "$bindir/pg_basebackup" -h "$sock" -p "$port" -U postgres -D "$sdata" -R -X stream \
+      -c fast
+    cat >> "$sdata/postgresql.conf" <<CONF
+# standby of $data
+port = $sport
+unix_socket_directories = '$ssock'
+hot_standby = on
+hot_standby_feedback = on
+shared_buffers = 256MB
+CONF
+  fi
+  if ! as_pg "$bindir/pg_ctl" -D "$sdata" status >/dev/null 2>&1; then
+    as_pg "$bindir/pg_ctl" -D "$sdata" -l "$base/standby.log" -w -t 120 start >/dev/null
+  fi
+}
+
 owner_role=${SANQUAN_OWNER_ROLE:-sanquan_owner}
 app_role=${SANQUAN_APP_ROLE:-sanquan_app}
 
@@ -95,6 +129,20 @@ case "${1:-}" in
     roles "postgresql://postgres@/postgres?host=$sock&port=$port"
     ;;
   stop) as_pg "$bindir/pg_ctl" -D "$data" -m fast stop ;;
+  standby) standby ;;
+  standby-stop)
+    if [ -f "$sdata/PG_VERSION" ]; then as_pg "$bindir/pg_ctl" -D "$sdata" -m fast stop; fi ;;
+  standby-drop)
+    if as_pg "$bindir/pg_ctl" -D "$sdata" status >/dev/null 2>&1; then
+      as_pg "$bindir/pg_ctl" -D "$sdata" -m fast stop
+    fi
+    rm -rf "$sdata" ;;
+  standby-url)
+    case "${3:-app}" in
+      app) who=$app_role ;; owner) who=$owner_role ;; admin) who=postgres ;;
+      *) echo "standby-url: role is app, owner or admin" >&2; exit 2 ;;
+    esac
+    echo "postgresql+psycopg://$who@/${2:?dbname}?host=$ssock&port=$sport" ;;
   url)
     case "${3:-app}" in
       app) who=$app_role ;; owner) who=$owner_role ;; admin) who=postgres ;;
@@ -138,5 +186,5 @@ END \$\$;
 SQL
     fi
     ;;
-  *) echo "usage: $0 start|stop|url DB|ensure URL" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|url DB|ensure URL|standby|standby-stop|standby-drop|standby-url DB" >&2; exit 2 ;;
 esac

@@ -16,7 +16,7 @@ from app.access import Scope, access, jurisdiction_like, user_can
 from app.certificates import operations as certificates
 from app.collectives.models import Collective
 from app.errors import DomainError
-from app.extensions import db
+from app.extensions import db, reads_replica
 from app.imports.models import ImportBatch
 from app.jobs.models import Job
 from app.printing import printed
@@ -210,6 +210,7 @@ def notice_pdf(campaign_id: int):
 
 @bp.route("/notice/<int:campaign_id>", methods=["GET", "POST"])
 @access(public=True)
+@reads_replica
 def public_notice(campaign_id: int):
     """The public notice (公示): anyone may read it while it runs, afterwards staff who reach the
     group and the households on it; a person whose household is on it may object online."""

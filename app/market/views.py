@@ -25,7 +25,7 @@ from sqlalchemy import select, text
 
 from app.access import Scope, access, jurisdiction_like, require_scope, user_can
 from app.collectives.models import Collective
-from app.extensions import db, limiter
+from app.extensions import db, limiter, reads_replica
 from app.people.idnumber import mask, mask_name, mask_phone
 from app.people.models import Person
 from gis.svg import plan
@@ -137,6 +137,7 @@ def _public_filters():
 
 @bp.get("/market")
 @access(public=True)
+@reads_replica
 def market():
     f, stmt = _public_filters()
     rows = db.session.scalars(stmt.limit(200)).all()
@@ -152,6 +153,7 @@ def market():
 
 @bp.get("/market/map.geojson")
 @access(public=True)
+@reads_replica
 def map_geojson():
     """Listed parcels as their own layer: announced (and ended, awaiting trade) listings only;
     codes, area and price — no holder, no personal data."""
@@ -184,6 +186,7 @@ def _sketch(listing: Listing) -> str:
 
 @bp.get("/market/listings/<int:listing_id>")
 @access(public=True)
+@reads_replica
 def listing_page(listing_id: int):
     x = _listing(listing_id)
     if x.status not in PUBLIC_STATES:

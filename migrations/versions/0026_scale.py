@@ -7,6 +7,13 @@ nested loops over them — the check that one parcel is contracted to one househ
 for a delivery of 3,000 parcels (bench/, a complete delivery) and grew with the square of its
 size.  refresh_statistics() now accepts import_record too; the app calls it after staging.
 
+With fresh statistics the planner chose parallel plans for the field checks of a large
+batch, and met functions that catch exceptions (a subtransaction) but were marked PARALLEL
+SAFE: "cannot start subtransactions during a parallel operation" (bench, 32,000 parcels).
+They are PARALLEL RESTRICTED now (run by the leader; the rest of the plan may still be
+parallel); tests/test_scale.py checks that no function of ours with an exception block is
+parallel safe.
+
 Revision ID: 0026_scale
 Revises: 0020_market_attacks
 """
@@ -29,9 +36,16 @@ END $$;
 """
 
 
+CATCHING = ("gb11643_valid(text)", "overlap_m2(geometry, geometry, integer)", "import_date(text)")
+
+
 def upgrade():
     op.execute(REFRESH.format(tables="'parcel', 'import_feature', 'import_record'"))
+    for f in CATCHING:
+        op.execute(f"ALTER FUNCTION {f} PARALLEL RESTRICTED")
 
 
 def downgrade():
+    for f in CATCHING:
+        op.execute(f"ALTER FUNCTION {f} PARALLEL SAFE")
     op.execute(REFRESH.format(tables="'parcel', 'import_feature'"))
