@@ -386,17 +386,21 @@ def market_part(args, url):
 PLUGINS = ("scale", "membership")  # modules of bench/ that register parts of their own
 
 
-def _load_plugins():
+def _load_plugins() -> list:
+    """Import the plugin modules (they register their parts); a module may also define
+    add_arguments(parser) for options of its own."""
     import importlib
 
-    for name in PLUGINS:
-        if (ROOT / "bench" / f"{name}.py").exists():
-            importlib.import_module(f"bench.{name}")
+    return [importlib.import_module(f"bench.{name}") for name in PLUGINS
+            if (ROOT / "bench" / f"{name}.py").exists()]
 
 
 def main() -> None:
-    _load_plugins()
+    plugins = _load_plugins()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    for module in plugins:
+        if hasattr(module, "add_arguments"):
+            module.add_arguments(ap)
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--reps", type=int, default=5, help="import runs of each side, alternately")
     ap.add_argument("--tiles", type=int, default=1000)
