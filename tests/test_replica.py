@@ -72,7 +72,7 @@ def _caught_up(primary, admin, timeout=60.0):
             if c.execute(text("SELECT pg_last_wal_replay_lsn() >= CAST(:l AS pg_lsn)"),
                          {"l": lsn}).scalar():
                 return
-        time.sleep(0.1)  # noqa: the standby's replay is real time, not the app's clock
+        time.sleep(0.1)  # the standby's replay runs in real time, not on the app's clock
     pytest.fail("the standby did not catch up")
 
 
