@@ -330,9 +330,12 @@ def parcels_part(args, url):
                 order = ("raw", "ours") if rep % 2 == 0 else ("ours", "raw")
                 for side in order:
                     if side == "raw":
-                        t, counts = braw.run(dsn, g.folder)
+                        rsteps = {}
+                        t, counts = braw.run(dsn, g.folder, rsteps)
                         raw_t.append(t)
                         print(f"    rep {rep + 1} raw  {t:7.2f} s  {counts}", flush=True)
+                        print("    raw steps: " + ", ".join(f"{k} {v:.2f}s"
+                                                        for k, v in rsteps.items()), flush=True)
                     else:
                         if batch_id is not None:
                             drop_staging(app, batch_id)
