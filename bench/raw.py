@@ -121,12 +121,15 @@ def run(dsn: str, folder: Path, steps: dict | None = None) -> tuple[float, dict]
             oid = _geometry_dumper(conn)  # before the cursor: it copies the adapters
             cur = conn.cursor()
             cur.execute("SET LOCAL jit = off")
-            cur.execute("""CREATE TEMP TABLE raw_feature (id serial PRIMARY KEY, layer text,
+            # Unlogged tables, not temporary ones: a temporary table lives in the session's
+            # temp_buffers (8 MB by default), and the GiST self-join over 100k geometries
+            # thrashed them (the overlap step took 2.3× the app's on a logged table).
+            cur.execute("DROP TABLE IF EXISTS raw_feature, raw_record")
+            cur.execute("""CREATE UNLOGGED TABLE raw_feature (id serial PRIMARY KEY, layer text,
                            code text, attrs jsonb, geom geometry, geom_stored geometry,
-                           valid boolean NOT NULL DEFAULT true)
-                           ON COMMIT DROP""")
-            cur.execute("""CREATE TEMP TABLE raw_record (id serial PRIMARY KEY, tbl text,
-                           attrs jsonb) ON COMMIT DROP""")
+                           valid boolean NOT NULL DEFAULT true)""")
+            cur.execute("""CREATE UNLOGGED TABLE raw_record (id serial PRIMARY KEY, tbl text,
+                           attrs jsonb)""")
             with cur.copy("COPY raw_feature (layer, code, attrs, geom, geom_stored) FROM STDIN "
                           "(FORMAT BINARY)") as cp:
                 cp.set_types(["text", "text", "jsonb", oid, oid])
@@ -152,6 +155,7 @@ def run(dsn: str, folder: Path, steps: dict | None = None) -> tuple[float, dict]
                 cur.execute(sql)
                 counts[name] = cur.fetchone()[0]
                 steps[name] = time.perf_counter() - mark
+            cur.execute("DROP TABLE raw_feature, raw_record")
             conn.commit()
         return time.perf_counter() - t0, counts
     finally:
