@@ -66,13 +66,33 @@ sport=${SANQUAN_PG_STANDBY_PORT:-5440}
 
 # The primary allows streaming to a local standby as it is: initdb's trust covers
 # `local replication all`, wal_level is replica and max_wal_senders 10 by default.
+# A physical slot keeps the WAL a stopped standby still needs (at most 8 GB: beyond that the
+# slot is lost and the standby is rebuilt from a new base backup the next time).
+slot=sanquan_standby
+psql_primary() { psql "postgresql://postgres@/postgres?host=$sock&port=$port" -Atq "$@"; }
+standby_drop() {
+  if [ -f "$sdata/PG_VERSION" ] && as_pg "$bindir/pg_ctl" -D "$sdata" status >/dev/null 2>&1; then
+    as_pg "$bindir/pg_ctl" -D "$sdata" -m fast stop >/dev/null
+  fi
+  rm -rf "$sdata"
+  psql_primary -c "SELECT pg_drop_replication_slot('$slot') FROM pg_replication_slots
+                   WHERE slot_name = '$slot' AND NOT active" >/dev/null
+}
 standby() {
   start
   mkdir -p "$ssock"
   if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$ssock"; fi
+  status=$(psql_primary -c "SELECT wal_status FROM pg_replication_slots WHERE slot_name = '$slot'")
+  if [ -f "$sdata/PG_VERSION" ] && { [ -z "$status" ] || [ "$status" = lost ]; }; then
+    standby_drop  # made without a slot, or its WAL is gone: a new base backup
+  fi
   if [ ! -f "$sdata/PG_VERSION" ]; then
+    psql_primary -c "ALTER SYSTEM SET max_slot_wal_keep_size = '8GB'" -c "SELECT pg_reload_conf()" \
+      >/dev/null
+    psql_primary -c "SELECT pg_drop_replication_slot('$slot') FROM pg_replication_slots
+                     WHERE slot_name = '$slot' AND NOT active" >/dev/null
     as_pg "$bindir/pg_basebackup" -h "$sock" -p "$port" -U postgres -D "$sdata" -R -X stream \
-      -c fast
+      -c fast -C -S "$slot"
     cat >> "$sdata/postgresql.conf" <<CONF
 # standby of $data
 port = $sport
@@ -132,11 +152,7 @@ case "${1:-}" in
   standby) standby ;;
   standby-stop)
     if [ -f "$sdata/PG_VERSION" ]; then as_pg "$bindir/pg_ctl" -D "$sdata" -m fast stop; fi ;;
-  standby-drop)
-    if as_pg "$bindir/pg_ctl" -D "$sdata" status >/dev/null 2>&1; then
-      as_pg "$bindir/pg_ctl" -D "$sdata" -m fast stop
-    fi
-    rm -rf "$sdata" ;;
+  standby-drop) standby_drop ;;
   standby-url)
     case "${3:-app}" in
       app) who=$app_role ;; owner) who=$owner_role ;; admin) who=postgres ;;
