@@ -239,6 +239,8 @@ def scale_part(args, url):
             for name, t in workloads(ctx, rnd, i).items():
                 if i >= warm:
                     times[ctx["n"]].setdefault(name, []).append(t)
+        if (i + 1) % 10 == 0:
+            print(f"    {i + 1}/{args.scale_samples + warm} rounds", flush=True)
     base = sizes[0]
     results = []
     head = (f"  {'workload':<26} {'p50 ' + _short(base):>11} {'p99 ' + _short(base):>11}")
