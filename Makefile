@@ -26,7 +26,7 @@ export FLASK_APP := wsgi.py
 
 .PHONY: backup restore
 
-.PHONY: run test test-deep mutation tour bench setup system venv npm i18n db db-test migrate demo lint clean-db
+.PHONY: run test test-deep mutation tour bench bench-scale replica replica-stop setup system venv npm i18n db db-test migrate demo lint clean-db
 
 ## Serve the app with demo data (sets everything up first).
 run: setup db migrate demo
@@ -71,6 +71,21 @@ backup:
 restore:
 	@if [ -z "$(TARGET_TIME)" ]; then echo "make restore TARGET_TIME='YYYY-MM-DD HH:MM:SS+00' [RESTORE_DIR=…]"; exit 2; fi
 	scripts/pg.sh restore "$(TARGET_TIME)" $(RESTORE_DIR)
+
+## Scale: tiles, search, a parcel page, a registration and OGC items at each size of
+## BENCH_SCALE_SIZES (default 1M and 10M parcels) in one run; the table of p50/p99 and ratios.
+BENCH_SCALE_SIZES ?= 1000000,10000000
+bench-scale: setup
+	@if [ "$(BENCH_DATABASE_URL)" = "$(PRIVATE_BENCH_URL)" ]; then scripts/pg.sh start; fi
+	scripts/pg.sh ensure "$(BENCH_DATABASE_URL)"
+	nice $(PY) -m bench --only scale --scale-sizes $(BENCH_SCALE_SIZES) $(BENCH_ARGS)
+
+## A hot standby of the private cluster (streaming replication), for DATABASE_REPLICA_URL.
+replica:
+	scripts/pg.sh standby
+	@echo "DATABASE_REPLICA_URL=$$(scripts/pg.sh standby-url sanquan)"
+replica-stop:
+	scripts/pg.sh standby-stop
 
 setup: system venv npm i18n
 

@@ -59,8 +59,10 @@ def mount_tiles(app: Flask) -> None:
 
     from .parcels.tiles import TileApp
 
+    # Tiles are public and read-only: the replica serves them when there is one.
     app.wsgi_app = DispatcherMiddleware(
-        app.wsgi_app, {"/tiles": TileApp(app.config["SQLALCHEMY_DATABASE_URI"])})
+        app.wsgi_app, {"/tiles": TileApp(app.config.get("DATABASE_REPLICA_URL")
+                                          or app.config["SQLALCHEMY_DATABASE_URI"])})
 
 
 def register_signal_handlers() -> None:
@@ -118,6 +120,13 @@ def register_extensions(app: Flask) -> None:
     # Every pooled connection is pinged before use: a restarted database costs no request.
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
         **(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {}), "pool_pre_ping": True}
+    replica = app.config.get("DATABASE_REPLICA_URL")
+    if replica:  # the bind of app.extensions.reads_replica (docs/scaling.md)
+        from .extensions import REPLICA, remember_writes
+
+        app.config["SQLALCHEMY_BINDS"] = {**app.config.get("SQLALCHEMY_BINDS", {}),
+                                          REPLICA: replica}
+        app.after_request(remember_writes)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), compare_type=True)
     csrf.init_app(app)

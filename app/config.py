@@ -59,6 +59,9 @@ class Config:
     MIGRATE_DATABASE_URL = os.environ.get("MIGRATE_DATABASE_URL")  # None: owner_url(app's)
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     SQLALCHEMY_TRACK_MODIFICATIONS = False
+    # A hot standby for public and read-only traffic (tiles, OGC API, public market and notice
+    # pages; docs/scaling.md).  Unset: everything reads the primary.
+    DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL") or None
 
     # Sessions and cookies
     SESSION_COOKIE_HTTPONLY = True

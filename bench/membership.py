@@ -138,3 +138,14 @@ def upgrade_and_bench(url: str, line, n: int = 100_000) -> list[dict]:
         upgrade()
         db.session.remove()
     return bench(url, line, n)
+
+
+from bench.registry import register_part  # noqa: E402
+
+
+@register_part("membership")
+def membership_part(args, url):
+    """A distribution over 100,000 members beside the same computation in one SQL statement."""
+    from bench.__main__ import line
+
+    return upgrade_and_bench(url, line)

@@ -18,6 +18,13 @@
 #                                  default 5440); prints its URL.  The running cluster is not
 #                                  touched: check the restored register, then switch over or copy
 #                                  what you need.  `scripts/pg.sh restore-stop DIR` stops it.
+#   scripts/pg.sh standby          a hot standby of this cluster (streaming replication) as a
+#                                  second private cluster (port SANQUAN_PG_STANDBY_PORT, default
+#                                  5440, its own socket folder): pg_basebackup -R once, then
+#                                  started; idempotent.  `standby-stop` stops it, `standby-drop`
+#                                  removes it (a new base backup next time)
+#   scripts/pg.sh standby-url DBNAME [app|owner|admin]
+#                                  the URL of DBNAME on the standby (read-only)
 #   scripts/pg.sh ensure URL       as a superuser: create the two roles if missing, the database
 #                                  of URL if missing (owned by the owner role) with PostGIS, and
 #                                  hand any table a superuser made earlier to the owner role
@@ -63,6 +70,53 @@ CONF
   fi
   if ! as_pg "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; then
     as_pg "$bindir/pg_ctl" -D "$data" -l "$base/server.log" -w -t 60 start >/dev/null
+  fi
+}
+
+sdata=$base/standby
+ssock=$base/run-standby
+sport=${SANQUAN_PG_STANDBY_PORT:-5440}
+
+# The primary allows streaming to a local standby as it is: initdb's trust covers
+# `local replication all`, wal_level is replica and max_wal_senders 10 by default.
+# A physical slot keeps the WAL a stopped standby still needs (at most 8 GB: beyond that the
+# slot is lost and the standby is rebuilt from a new base backup the next time).
+slot=sanquan_standby
+psql_primary() { psql "postgresql://postgres@/postgres?host=$sock&port=$port" -Atq "$@"; }
+standby_drop() {
+  if [ -f "$sdata/PG_VERSION" ] && as_pg "$bindir/pg_ctl" -D "$sdata" status >/dev/null 2>&1; then
+    as_pg "$bindir/pg_ctl" -D "$sdata" -m fast stop >/dev/null
+  fi
+  rm -rf "$sdata"
+  psql_primary -c "SELECT pg_drop_replication_slot('$slot') FROM pg_replication_slots
+                   WHERE slot_name = '$slot' AND NOT active" >/dev/null
+}
+standby() {
+  start
+  mkdir -p "$ssock"
+  if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$ssock"; fi
+  status=$(psql_primary -c "SELECT wal_status FROM pg_replication_slots WHERE slot_name = '$slot'")
+  if [ -f "$sdata/PG_VERSION" ] && { [ -z "$status" ] || [ "$status" = lost ]; }; then
+    standby_drop  # made without a slot, or its WAL is gone: a new base backup
+  fi
+  if [ ! -f "$sdata/PG_VERSION" ]; then
+    psql_primary -c "ALTER SYSTEM SET max_slot_wal_keep_size = '8GB'" -c "SELECT pg_reload_conf()" \
+      >/dev/null
+    psql_primary -c "SELECT pg_drop_replication_slot('$slot') FROM pg_replication_slots
+                     WHERE slot_name = '$slot' AND NOT active" >/dev/null
+    as_pg "$bindir/pg_basebackup" -h "$sock" -p "$port" -U postgres -D "$sdata" -R -X stream \
+      -c fast -C -S "$slot"
+    cat >> "$sdata/postgresql.conf" <<CONF
+# standby of $data
+port = $sport
+unix_socket_directories = '$ssock'
+hot_standby = on
+hot_standby_feedback = on
+shared_buffers = 256MB
+CONF
+  fi
+  if ! as_pg "$bindir/pg_ctl" -D "$sdata" status >/dev/null 2>&1; then
+    as_pg "$bindir/pg_ctl" -D "$sdata" -l "$base/standby.log" -w -t 120 start >/dev/null
   fi
 }
 
@@ -206,6 +260,16 @@ case "${1:-}" in
     roles "postgresql://postgres@/postgres?host=$sock&port=$port"
     ;;
   stop) as_pg "$bindir/pg_ctl" -D "$data" -m fast stop ;;
+  standby) standby ;;
+  standby-stop)
+    if [ -f "$sdata/PG_VERSION" ]; then as_pg "$bindir/pg_ctl" -D "$sdata" -m fast stop; fi ;;
+  standby-drop) standby_drop ;;
+  standby-url)
+    case "${3:-app}" in
+      app) who=$app_role ;; owner) who=$owner_role ;; admin) who=postgres ;;
+      *) echo "standby-url: role is app, owner or admin" >&2; exit 2 ;;
+    esac
+    echo "postgresql+psycopg://$who@/${2:?dbname}?host=$ssock&port=$sport" ;;
   url)
     case "${3:-app}" in
       app) who=$app_role ;; owner) who=$owner_role ;; admin) who=postgres ;;
@@ -249,5 +313,5 @@ END \$\$;
 SQL
     fi
     ;;
-  *) echo "usage: $0 start|stop|url DB|ensure URL|archive-on|backup|restore TIME [DIR]|restore-stop DIR" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|url DB|ensure URL|archive-on|backup|restore TIME [DIR]|restore-stop DIR|standby|standby-stop|standby-drop|standby-url DB" >&2; exit 2 ;;
 esac

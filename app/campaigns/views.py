@@ -15,7 +15,7 @@ from app.access import Scope, access, jurisdiction_like, require_scope, user_can
 from app.certificates import operations as certificates
 from app.collectives import operations as collectives
 from app.errors import DomainError
-from app.extensions import db, login_manager
+from app.extensions import db, login_manager, reads_replica
 from app.imports import queries as imports_queries
 from app.jobs import operations as jobs
 from app.printing import printed
@@ -202,6 +202,7 @@ def notice_pdf(campaign_id: int):
 
 @bp.route("/notice/<int:campaign_id>", methods=["GET", "POST"])
 @access(public=True)
+@reads_replica
 def public_notice(campaign_id: int):
     """The public notice (公示): anyone may read it while it runs, afterwards staff who reach the
     group and the households on it; a person whose household is on it may object online."""

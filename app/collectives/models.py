@@ -1,6 +1,6 @@
 import datetime as dt
 
-from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Integer, String, Text, text
+from sqlalchemy import Boolean, CheckConstraint, Computed, Date, ForeignKey, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql import func
 from sqlalchemy.types import DateTime
@@ -21,6 +21,10 @@ class Collective(db.Model):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     fbfbm: Mapped[str] = mapped_column(String(14), nullable=False, unique=True)
+    # The county (first six digits of the code): the distribution column of a later Citus
+    # cluster (migration 0026, docs/scaling.md); generated, never written.
+    county_code: Mapped[str] = mapped_column(String(6), Computed("left(fbfbm, 6)", persisted=True),
+                                             nullable=False)
     name: Mapped[str] = mapped_column(String(100), nullable=False)
     village_code: Mapped[str] = mapped_column(ForeignKey("division.code"), nullable=False, index=True)
     leader_name: Mapped[str | None] = mapped_column(String(50))

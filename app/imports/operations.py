@@ -324,6 +324,10 @@ def stage(actor, path: Path, declared_srid: int | None = None, encoding: str | N
                     "tables": {k: len(v) for k, v in delivery.tables.items()},
                     "notes": delivery.notes()}
     db.session.execute(text("SELECT refresh_statistics('import_feature')"))  # as the owner
+    # The staged tables too: without their statistics the planner met a batch's thousands of
+    # rows as if there were none (nested loops: 40 s for 3,000 parcels, migration 0026).
+    if delivery.tables:
+        db.session.execute(text("SELECT refresh_statistics('import_record')"))
     audit.record(actor, "import.stage", "import_batch", batch.id,
                  {"source": batch.source, "srid": batch.srid, "crs_from": batch.crs_from,
                   **batch.counts}, None)

@@ -759,9 +759,13 @@ def _masked(expr: str) -> str:
 PERSONAL_KEYS = {"CBF_JTCY"}  # keyed by the member's ID number
 
 
-RESOLVES = """(EXISTS (SELECT 1 FROM import_record h WHERE h.batch_id = r.batch_id
-                    AND h.tbl = 'CBF' AND h.status <> 'superseded'
-                    AND h.attrs->>'CBFBM' = r.attrs->>'CBFBM')
+# A CBDKXX row's household is delivered (CBF) or registered.  The delivered side is an
+# uncorrelated IN over the batch (:b), which PostgreSQL hashes once; the correlated EXISTS it
+# replaces sat under an OR, so it ran as a subplan per row — a scan of the batch's CBF rows for
+# every CBDKXX row: 43 s for 2,500 contract lines of a complete delivery (bench/, issue 18).
+RESOLVES = """((r.attrs->>'CBFBM') IN (SELECT h.attrs->>'CBFBM' FROM import_record h
+                    WHERE h.batch_id = :b AND h.tbl = 'CBF' AND h.status <> 'superseded'
+                    AND h.attrs->>'CBFBM' IS NOT NULL)
                 OR EXISTS (SELECT 1 FROM household h WHERE h.cbfbm = r.attrs->>'CBFBM'))"""
 KEYS = {"FBF": ["FBFBM"], "CBF": ["CBFBM"], "CBF_JTCY": ["CYZJHM"], "CBHT": ["CBHTBM"],
         "LZHT": ["LZHTBM"], "CBJYQZ": ["CBJYQZBM"]}

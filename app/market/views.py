@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from app.access import Scope, access, jurisdiction_like, require_scope, user_can
 from app.collectives import operations as collectives
-from app.extensions import db, limiter
+from app.extensions import db, limiter, reads_replica
 from app.parcels import queries as parcel_queries
 from app.people.idnumber import mask, mask_name, mask_phone
 from app.people.models import Person
@@ -112,6 +112,7 @@ def _public_filters():
 
 @bp.get("/market")
 @access(public=True)
+@reads_replica
 def market():
     f = _public_filters()
     try:
@@ -125,6 +126,7 @@ def market():
 
 @bp.get("/market/map.geojson")
 @access(public=True)
+@reads_replica
 def map_geojson():
     """Listed parcels as their own layer: announced (and ended, awaiting trade) listings only;
     codes, area and price — no holder, no personal data."""
@@ -148,6 +150,7 @@ def _sketch(listing: Listing) -> str:
 
 @bp.get("/market/listings/<int:listing_id>")
 @access(public=True)
+@reads_replica
 def listing_page(listing_id: int):
     x = _listing(listing_id)
     if x.status not in PUBLIC_STATES:

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, abort, request, url_for
 from sqlalchemy import text
 
 from app.access import access
-from app.extensions import csrf, db
+from app.extensions import csrf, db, reads_replica
 
 bp = Blueprint("ogc", __name__, url_prefix="/ogc")
 csrf.exempt(bp)
@@ -43,6 +43,7 @@ def _link(endpoint, rel, type_, title=None, **kw):
 @bp.get("")
 @bp.get("/")
 @access(public=True)
+@reads_replica
 def landing():
     return _json({
         "title": "Sanquan parcel register (三权 地块登记簿)",
@@ -59,6 +60,7 @@ def landing():
 
 @bp.get("/conformance")
 @access(public=True)
+@reads_replica
 def conformance():
     return _json({"conformsTo": [
         "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -85,6 +87,7 @@ def _collection():
 
 @bp.get("/collections")
 @access(public=True)
+@reads_replica
 def collections():
     return _json({"collections": [_collection()],
                   "links": [_link("ogc.collections", "self", "application/json")]})
@@ -92,6 +95,7 @@ def collections():
 
 @bp.get("/collections/<collection_id>")
 @access(public=True)
+@reads_replica
 def collection(collection_id):
     if collection_id != "parcels":
         abort(404)
@@ -113,6 +117,7 @@ def _int(name, default, lo, hi):
 
 @bp.get("/collections/<collection_id>/items")
 @access(public=True)
+@reads_replica
 def items(collection_id):
     if collection_id != "parcels":
         abort(404)
@@ -158,6 +163,7 @@ def items(collection_id):
 
 @bp.get("/collections/<collection_id>/items/<int:feature_id>")
 @access(public=True)
+@reads_replica
 def item(collection_id, feature_id):
     if collection_id != "parcels":
         abort(404)

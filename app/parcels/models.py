@@ -35,6 +35,10 @@ class Parcel(db.Model):
                                      server_default=text("nextval('parcel_uid_seq')"))
     kind: Mapped[str] = mapped_column(String(10), nullable=False)
     code: Mapped[str] = mapped_column(String(28), nullable=False)
+    # The county (first six digits of the code): the distribution column of a later Citus
+    # cluster (migration 0026, docs/scaling.md); generated, never written.
+    county_code: Mapped[str] = mapped_column(String(6), Computed("left(code, 6)", persisted=True),
+                                             nullable=False)
     collective_id: Mapped[int] = mapped_column(ForeignKey("collective.id"), nullable=False,
                                                index=True)
     household_code: Mapped[str | None] = mapped_column(String(18), index=True)

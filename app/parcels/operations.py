@@ -400,11 +400,15 @@ def insert_from_staging(actor, batch_id: int, feature_ids: list[int] | None = No
         CROSS JOIN LATERAL (SELECT z.zone AS zone,
             CASE WHEN ST_SRID(f.geom) = z.zone THEN ST_Area(f.geom)
                  ELSE ST_Area(ST_Transform(f.geom, z.zone)) END AS m2) a
-        LEFT JOIN LATERAL (
-            SELECT r.attrs->>'CBFBM' AS cbfbm FROM import_record r
-            JOIN household h ON h.cbfbm = r.attrs->>'CBFBM'
-            WHERE r.batch_id = f.batch_id AND r.tbl = 'CBDKXX' AND r.attrs->>'DKBM' = f.code
-              AND r.status <> 'superseded' LIMIT 1) hh ON f.layer = 'DK'
+        -- Each parcel's household from CBDKXX, gathered once and joined by hash (a lateral
+        -- lookup per parcel scanned the batch's CBDKXX rows for every parcel: 32,000 parcels
+        -- of a complete delivery took minutes — bench/, issue 18).
+        LEFT JOIN (
+            SELECT DISTINCT ON (r.attrs->>'DKBM') r.attrs->>'DKBM' AS dkbm,
+                   r.attrs->>'CBFBM' AS cbfbm
+            FROM import_record r JOIN household h ON h.cbfbm = r.attrs->>'CBFBM'
+            WHERE r.batch_id = :b AND r.tbl = 'CBDKXX' AND r.status <> 'superseded'
+            ORDER BY r.attrs->>'DKBM', r.id) hh ON f.layer = 'DK' AND hh.dkbm = f.code
         JOIN collective c ON c.fbfbm = CASE
             WHEN f.layer = 'DK' THEN substr(f.code, 1, 14)
             WHEN coalesce(f.attrs->>'FBFBM', '') <> '' THEN f.attrs->>'FBFBM'

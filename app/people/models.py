@@ -1,6 +1,6 @@
 import datetime as dt
 
-from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Integer, String, text
+from sqlalchemy import Boolean, CheckConstraint, Computed, Date, ForeignKey, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql import func
 from sqlalchemy.types import DateTime
@@ -65,6 +65,10 @@ class Household(db.Model):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     cbfbm: Mapped[str] = mapped_column(String(18), nullable=False, unique=True)
+    # The county (first six digits of the code): the distribution column of a later Citus
+    # cluster (migration 0026, docs/scaling.md); generated, never written.
+    county_code: Mapped[str] = mapped_column(String(6), Computed("left(cbfbm, 6)", persisted=True),
+                                             nullable=False)
     collective_id: Mapped[int] = mapped_column(ForeignKey("collective.id"), nullable=False, index=True)
     cbflx: Mapped[str] = mapped_column(String(1), nullable=False, server_default="1")
     name: Mapped[str] = mapped_column(String(100), nullable=False)
