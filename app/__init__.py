@@ -1,6 +1,8 @@
 """Sanquan (三权): rural property rights platform."""
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 from flask import Flask, abort, request, send_from_directory, session
@@ -20,6 +22,7 @@ def create_app(config=None) -> Flask:
         app.config.update(config)
     elif config is not None:
         app.config.from_object(config)
+    use_time_zone(app.config.get("TIME_ZONE", "Asia/Shanghai"))
 
     from .security import install_converters, production_checks, register_security
 
@@ -63,6 +66,16 @@ def mount_tiles(app: Flask) -> None:
     app.wsgi_app = DispatcherMiddleware(
         app.wsgi_app, {"/tiles": TileApp(app.config.get("DATABASE_REPLICA_URL")
                                           or app.config["SQLALCHEMY_DATABASE_URI"])})
+
+
+def use_time_zone(name: str) -> None:
+    """Periods run on the server's time in China (domain.md: notice periods, cooling-off, terms):
+    the process's local date is the same calendar day as the database's current_date (the
+    private cluster runs in Asia/Shanghai, and the engine asks for it — register_extensions),
+    so a check in Python and its twin in SQL never disagree by a day around 16:00 UTC."""
+    if os.environ.get("TZ") != name:
+        os.environ["TZ"] = name
+        time.tzset()
 
 
 def register_signal_handlers() -> None:
@@ -118,8 +131,14 @@ def select_locale() -> str:
 
 def register_extensions(app: Flask) -> None:
     # Every pooled connection is pinged before use: a restarted database costs no request.
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
-        **(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {}), "pool_pre_ping": True}
+    # Sessions keep the server's time zone of China (see use_time_zone), whatever the server's
+    # default: SQL's current_date and Python's date.today() are the same day.
+    opts = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    connect_args = dict(opts.get("connect_args") or {})
+    tz = app.config.get("TIME_ZONE", "Asia/Shanghai")
+    connect_args.setdefault("options", f"-c timezone={tz}")
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**opts, "pool_pre_ping": True,
+                                               "connect_args": connect_args}
     replica = app.config.get("DATABASE_REPLICA_URL")
     if replica:  # the bind of app.extensions.reads_replica (docs/scaling.md)
         from .extensions import REPLICA, remember_writes
