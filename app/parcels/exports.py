@@ -1,5 +1,5 @@
 """Exports of a selection of the register: GeoPackage, Shapefile (GBK .dbf with .cpg and .prj),
-GeoJSON, and the NY/T 2539 package (vector layers and ownership tables, zipped).  Each feature
+GeoJSON (one FeatureCollection; each feature's `layer` says DK or ZJD), and the NY/T 2539 package (vector layers and ownership tables, zipped).  Each feature
 carries the attributes as delivered, updated by what the register changed since."""
 from __future__ import annotations
 
@@ -129,14 +129,15 @@ def write(fmt: str, scope: str, out_dir: Path, full: bool = False,
                             "GPKG", append=i > 0)
         return path
     if fmt == "geojson":
+        # One FeatureCollection holding every layer of the selection: each feature names its
+        # layer (DK contract land, ZJD homestead) in `layer`, so nothing is left behind.
         path = out_dir / f"{stem}.geojson"
-        rows, recs, fields = layers.get("DK") or layers["ZJD"]
-        gio.write_layer(path, "DK" if "DK" in layers else "ZJD", srid,
-                        [bytes(r.wkb) for r in rows], recs, fields, "GeoJSON")
-        if "DK" in layers and "ZJD" in layers:
-            zrows, zrecs, zfields = layers["ZJD"]
-            gio.write_layer(out_dir / f"{stem}_ZJD.geojson", "ZJD", srid,
-                            [bytes(r.wkb) for r in zrows], zrecs, zfields, "GeoJSON")
+        wkb, recs, fields = [], [], ["layer"]
+        for name, (rows, lrecs, lfields) in layers.items():
+            wkb += [bytes(r.wkb) for r in rows]
+            recs += [{"layer": name, **rec} for rec in lrecs]
+            fields += [f for f in lfields if f not in fields]
+        gio.write_layer(path, stem, srid, wkb, recs, fields, "GeoJSON")
         return path
     folder = out_dir / stem
     vec = folder / ("矢量数据" if fmt == "nyt" else "")
