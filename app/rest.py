@@ -1,8 +1,9 @@
 """The JSON API (flask-smorest): OpenAPI at /api/openapi.json, docs at /api/docs."""
 from flask import g, request
+from marshmallow import Schema, fields, validate
 
 from .errors import problem_response
-from .extensions import csrf
+from .extensions import csrf, db
 
 SAFE = {"GET", "HEAD", "OPTIONS"}
 
@@ -22,13 +23,57 @@ def _bearer_for_writes():
     return None
 
 
+# ---------------------------------------------------------------------------------------------
+# One way for every list: `page`/`per_page` in the query, {total, page, per_page, items} out;
+# every successful GET carries a strong ETag and answers If-None-Match with 304.
+
+MAX_PER_PAGE = 500
+
+
+class PageArgs(Schema):
+    page = fields.Int(load_default=1, validate=validate.Range(min=1, max=100_000))
+    per_page = fields.Int(load_default=50, validate=validate.Range(min=1, max=MAX_PER_PAGE))
+
+
+def page_schema(item_schema, name: str):
+    """The page envelope of a list of `item_schema`."""
+    return Schema.from_dict({"total": fields.Int(), "page": fields.Int(),
+                             "per_page": fields.Int(),
+                             "items": fields.List(fields.Nested(item_schema))}, name=name)
+
+
+def paginate(stmt, args: dict, scalars: bool = True) -> dict:
+    """Run a query function's select statement one page at a time."""
+    from sqlalchemy import func, select
+
+    per = max(1, min(int(args.get("per_page") or 50), MAX_PER_PAGE))
+    page = max(1, int(args.get("page") or 1))
+    total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    q = stmt.limit(per).offset((page - 1) * per)
+    items = db.session.scalars(q).all() if scalars else db.session.execute(q).all()
+    return {"total": total, "page": page, "per_page": per, "items": items}
+
+
+def _etag(response):
+    if request.method in ("GET", "HEAD") and response.status_code == 200 \
+            and not response.is_streamed and not response.direct_passthrough:
+        response.add_etag()
+        response = response.make_conditional(request)
+    return response
+
+
 def register_api(api) -> None:
     from .auth.api import blp as auth_blp
     from .campaigns.api import blp as campaigns_blp
     from .certificates.api import blp as certificates_blp
     from .collectives.api import blp as collectives_blp
+    from .imports.api import blp as imports_blp
     from .market.api import blp as market_blp
+    from .parcels.api import blp as parcels_blp
+    from .parcels.api import eblp as exports_blp
     from .people.api import blp as people_blp
+    from .people.api import hblp as households_blp
+    from .rights.api import blp as rights_blp
     from .security import bound_all_ints
     from .settlement.api import blp as settlement_blp
     from .settlement.api import wblp as withdrawals_blp
@@ -37,9 +82,11 @@ def register_api(api) -> None:
     api.spec.components.security_scheme(
         "bearer", {"type": "http", "scheme": "bearer"})
     for blp in (auth_blp, people_blp, collectives_blp, campaigns_blp, certificates_blp,
-                settlement_blp, withdrawals_blp, market_blp):
+                settlement_blp, withdrawals_blp, market_blp, households_blp, parcels_blp,
+                exports_blp, rights_blp, imports_blp):
         if not getattr(blp, "_bearer_hook", False):  # blueprints are module-level singletons
             blp.before_request(_bearer_for_writes)
+            blp.after_request(_etag)
             blp._bearer_hook = True
         csrf.exempt(blp)
         api.register_blueprint(blp, url_prefix="/api" + blp.url_prefix)

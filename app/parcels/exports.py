@@ -230,3 +230,22 @@ FULL_PURPOSE_MIN = 8
 def check_full_export(user, purpose: str) -> None:
     if user.role not in FULL_EXPORT_ROLES or len(purpose or "") < FULL_PURPOSE_MIN:
         raise DomainError(FULL_EXPORT, n=FULL_PURPOSE_MIN)
+
+
+MIMETYPES = {".gpkg": "application/geopackage+sqlite3", ".zip": "application/zip",
+             ".geojson": "application/geo+json"}
+
+
+def export_for(actor, fmt: str, scope: str, full: bool = False, purpose: str = "") -> Path:
+    """An export to a temporary folder, recorded in the audit log (who, what, how many rows,
+    unmasked or not, why)."""
+    from app.audit import operations as audit
+
+    if full:
+        check_full_export(actor, purpose)
+    stats: dict = {}
+    path = export_to_temp(fmt, scope, full, stats)
+    audit.record(actor, "parcel.export.full" if full else "parcel.export", "selection", scope,
+                 {"format": fmt, "scope": scope, "rows": stats.get("rows", 0),
+                  "unmasked": full, "purpose": purpose or None}, purpose or None)
+    return path
