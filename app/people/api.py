@@ -137,4 +137,7 @@ def get_household(household_id: int):
     from . import operations as people_ops
 
     h = db.session.get(Household, household_id)
-    return {**HouseholdSchema().dump(h), "members": people_ops.members_of(h)}
+    from types import SimpleNamespace
+
+    return SimpleNamespace(**{f: getattr(h, f) for f in HouseholdSchema._declared_fields},
+                           members=people_ops.members_of(h))

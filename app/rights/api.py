@@ -87,10 +87,11 @@ class RightEndArgs(Schema):
     reason = fields.Str(required=True, validate=validate.Length(min=2, max=500))
 
 
-def _detail(r) -> dict:
-    out = RightSchema().dump(r)
-    out["versions"] = ops.versions(r.uid)
-    return out
+def _detail(r):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(**{f: getattr(r, f) for f in RightSchema._declared_fields},
+                           versions=ops.versions(r.uid))
 
 
 @blp.route("")
