@@ -124,9 +124,10 @@ def _exported_counts(path: Path, tmp: Path) -> dict[str, int]:
         return counts
     for name, _geom in pyogrio.list_layers(path):
         if path.suffix == ".geojson":
-            df = pyogrio.read_dataframe(path, layer=name, read_geometry=False)
-            for layer, n in df["layer"].value_counts().items():
-                counts[layer] += int(n)
+            meta, _fids, _geom, data = pyogrio.raw.read(path, layer=name, read_geometry=False,
+                                                        columns=["layer"])
+            for layer in data[0]:
+                counts[str(layer)] += 1
         else:
             counts[name] += pyogrio.read_info(path, layer=name)["features"]
     return counts
