@@ -38,10 +38,10 @@ def test_market_results_csv_and_ocds_validate_with_no_personal_data(dbs, fast, c
     assert od.validate_ocds(pkg) == []
     assert len(pkg["releases"]) == len(filed)
     assert c.transferee_name not in json.dumps(pkg, ensure_ascii=False)
-    # the validator does find faults: a release without its ocid, a bad date
+    # the validator does find faults: a release without its ocid, a tag off the codelist
     broken = json.loads(json.dumps(pkg))
     del broken["releases"][0]["ocid"]
-    broken["releases"][0]["date"] = "yesterday"
+    broken["releases"][0]["tag"] = ["not-a-tag"]
     assert len(od.validate_ocds(broken)) >= 2
     # the daily run writes the same files
     written = od.export(tmp_path)
