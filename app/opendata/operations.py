@@ -177,7 +177,7 @@ FILES = ("township-statistics.csv", "market-results.csv", "market-results-ocds.j
 
 def export(folder: Path, base_url: str = "", now: dt.datetime | None = None) -> dict:
     """Write the open-data files into `folder` (the daily run); returns rows per file."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     folder.mkdir(parents=True, exist_ok=True)
     stats = township_statistics(now.date())
     results = market_results()

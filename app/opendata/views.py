@@ -35,7 +35,7 @@ def download(name: str):
         uri = base + url_for("opendata.download", name=name) if base else \
             url_for("opendata.download", name=name, _external=True)
         results = ops.market_results()
-        pkg = ops.ocds_release_package(results, dt.datetime.now(dt.timezone.utc), uri)
+        pkg = ops.ocds_release_package(results, dt.datetime.now(dt.UTC), uri)
         if not results:
             abort(404)  # an OCDS release package holds at least one release
         return Response(json.dumps(pkg, ensure_ascii=False), mimetype="application/json")
