@@ -205,6 +205,7 @@ def register_blueprints(app: Flask) -> None:
     from .me.views import bp as me_bp
     from .membership.views import bp as membership_bp
     from .ogc.views import bp as ogc_bp
+    from .opendata.views import bp as opendata_bp
     from .parcels.views import bp as parcels_bp
     from .people.views import bp as people_bp
     from .reports.views import bp as reports_bp
@@ -215,7 +216,7 @@ def register_blueprints(app: Flask) -> None:
 
     for bp in (main_bp, auth_bp, people_bp, collectives_bp, audit_bp, parcels_bp, ogc_bp,
                imports_bp, certificates_bp, campaigns_bp, me_bp, settlement_bp, withdrawal_bp,
-               reports_bp, market_bp, settings_bp, membership_bp):
+               reports_bp, market_bp, settings_bp, membership_bp, opendata_bp):
         app.register_blueprint(bp)
     register_api(api)
 
@@ -235,12 +236,14 @@ def register_commands(app: Flask) -> None:
     from .imports.cli import import_cli
     from .jobs.cli import jobs_cli
     from .market.cli import market_cli
+    from .opendata.cli import opendata_cli
 
     app.cli.add_command(audit_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(import_cli)
     app.cli.add_command(jobs_cli)
     app.cli.add_command(market_cli)
+    app.cli.add_command(opendata_cli)
 
 
 def register_template_helpers(app: Flask) -> None:

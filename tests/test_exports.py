@@ -72,9 +72,11 @@ def test_geopackage_and_geojson_exports(registered, login_as, tmp_path):
     assert "沟底地" in feat
     gj = tmp_path / "x.geojson"
     gj.write_bytes(c.get(f"/parcels/export?format=geojson&scope={VILLAGE}").data)
-    info = ogrinfo("-so", str(gj), "DK")
+    layer = gj_layer = ogrinfo(str(gj)).split("1: ")[1].split(" (")[0]
+    info = ogrinfo("-so", str(gj), gj_layer)
     assert 'ID["EPSG",4490]' in info
-    assert "沟底地" in ogrinfo("-q", "-where", "DKBM='1404041012010100003'", str(gj), "DK")
+    assert "沟底地" in ogrinfo("-q", "-where", "DKBM='1404041012010100003' AND layer='DK'",
+                              str(gj), layer)
 
 
 def test_export_scope_respects_jurisdiction(registered, login_as):
@@ -110,3 +112,92 @@ def test_import_export_import_gives_the_same_register(registered, dbs, tmp_path)
     assert hh == dbs.execute(text("SELECT count(*) FROM household WHERE cbfbm LIKE '140404101%'")
                              ).scalar()
     assert Path(path).suffix == ".zip"
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 19: exports lose nothing — every format × every kind of scope, counted against the register
+
+
+def _register_counts(dbs, scope: str) -> dict[str, int]:
+    rows = dbs.execute(text("""
+        SELECT p.kind, count(*) FROM parcel p JOIN collective c ON c.id = p.collective_id
+        WHERE p.end_lifespan IS NULL
+          AND (c.fbfbm LIKE :l OR p.code LIKE :l OR p.household_code LIKE :l)
+        GROUP BY p.kind"""), {"l": scope + "%"}).all()
+    by_kind = dict(rows)
+    return {"DK": by_kind.get("contract", 0), "ZJD": by_kind.get("homestead", 0)}
+
+
+def _exported_counts(path: Path, tmp: Path) -> dict[str, int]:
+    """DK and ZJD features in an export file, read back with GDAL (pyogrio)."""
+    import pyogrio
+
+    counts = {"DK": 0, "ZJD": 0}
+    if path.suffix == ".zip":
+        folder = tmp / path.stem
+        zipfile.ZipFile(path).extractall(folder)
+        for shp in folder.rglob("*.shp"):
+            counts[shp.stem[:2] if shp.stem.startswith("DK") else shp.stem[:3]] += \
+                pyogrio.read_info(shp)["features"]
+        return counts
+    for name, _geom in pyogrio.list_layers(path):
+        if path.suffix == ".geojson":
+            meta, _fids, _geom, data = pyogrio.raw.read(path, layer=name, read_geometry=False,
+                                                        columns=["layer"])
+            for layer in data[0]:
+                counts[str(layer)] += 1
+        else:
+            counts[name] += pyogrio.read_info(path, layer=name)["features"]
+    return counts
+
+
+def _scopes(dbs) -> dict[str, str]:
+    """One scope of every kind, chosen from the register so that the wide ones hold both
+    layers: township, village, villagers' group, household, a single parcel of each kind."""
+    hh = dbs.execute(text("""
+        SELECT household_code FROM parcel WHERE end_lifespan IS NULL AND household_code IS NOT NULL
+        GROUP BY household_code ORDER BY count(DISTINCT kind) DESC, household_code LIMIT 1
+    """)).scalar()
+    dk = dbs.execute(text("SELECT code FROM parcel WHERE end_lifespan IS NULL AND kind = "
+                          "'contract' ORDER BY code LIMIT 1")).scalar()
+    zjd = dbs.execute(text("SELECT code FROM parcel WHERE end_lifespan IS NULL AND kind = "
+                           "'homestead' ORDER BY code LIMIT 1")).scalar()
+    return {"township": VILLAGE[:9], "village": VILLAGE, "group": hh[:14], "household": hh,
+            "parcel_dk": dk, "parcel_zjd": zjd}
+
+
+def test_every_format_and_scope_keeps_every_dk_and_zjd_feature(registered, dbs, tmp_path):
+    # one registered sample for every format (importing it is the slow part)
+    for fmt in exports.FORMATS:
+        _check_format(dbs, tmp_path / fmt, fmt)
+
+
+def _check_format(dbs, tmp_path, fmt):
+    tmp_path.mkdir()
+    scopes = _scopes(dbs)
+    mixed = 0
+    for kind, scope in scopes.items():
+        expected = _register_counts(dbs, scope)
+        assert sum(expected.values()) > 0, kind
+        mixed += all(expected.values())
+        out = tmp_path / kind
+        out.mkdir()
+        stats: dict = {}
+        path = exports.write(fmt, scope, out, stats=stats)
+        assert _exported_counts(path, out) == expected, (fmt, kind, scope)
+        if fmt != "nyt":  # the NY/T package also counts its ownership-table rows
+            assert stats["rows"] == sum(expected.values())
+    assert mixed >= 2  # township and village at least hold both layers
+
+
+def test_geojson_of_a_mixed_scope_is_one_collection_over_http(registered, login_as, dbs):
+    import json
+
+    expected = _register_counts(dbs, VILLAGE)
+    assert expected["DK"] and expected["ZJD"]
+    r = login_as("bureau").get(f"/parcels/export?format=geojson&scope={VILLAGE}")
+    assert r.status_code == 200
+    fc = json.loads(r.data)
+    assert fc["type"] == "FeatureCollection"
+    layers = [f["properties"]["layer"] for f in fc["features"]]
+    assert {k: layers.count(k) for k in ("DK", "ZJD")} == expected

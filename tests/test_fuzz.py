@@ -21,7 +21,7 @@ from app.auth.models import User
 from tests.conftest import PASSWORD, csrf_from, user
 
 STATUSES: dict[int, int] = {}
-EXAMPLES = 40  # per operation and mode: about 1,800 requests in all
+EXAMPLES = 8  # per operation and mode: the whole API (~60 operations) in about a minute
 
 
 @pytest.fixture()
@@ -49,7 +49,10 @@ def test_schemathesis_finds_no_server_error(api_schema, dbs):
     headers = {"Authorization": f"Bearer {token}"}
     failures: list[str] = []
     counter = [0]
-    operations = [r.ok() for r in api_schema.get_all_operations()]
+    # The delivery upload runs the import job in-process in tests, outside the test's savepoint
+    # handling (as the HTML fuzz skips uploads); the import tests drive it with real faults.
+    operations = [op for op in (r.ok() for r in api_schema.get_all_operations())
+                  if not (op.method.upper() == "POST" and op.path == "/api/imports")]
     assert len(operations) >= 20  # the whole API, not a corner of it
     for op in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):

@@ -782,3 +782,34 @@ def housekeeping(actor="system", keep_days: int | None = None) -> dict:
            "keep_days": keep}
     audit.record(actor, "import.housekeeping", "import_batch", None, out, None)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Queries for the JSON API (issue 19)
+
+def batches_query():
+    """Import batches, newest first (a select of ImportBatch)."""
+    return select(ImportBatch).order_by(ImportBatch.id.desc())
+
+
+def batch_of_job(job_id: int) -> ImportBatch | None:
+    return db.session.scalar(select(ImportBatch).where(ImportBatch.job_id == job_id))
+
+
+def report(batch: ImportBatch) -> dict:
+    """The batch's report as data: status, features per status, every fault with its rule
+    (Chinese and English) and legal source."""
+    rows = []
+    for f in faults(batch.id, open_only=False):
+        zh, en, src = validation.RULES.get(f.rule, (f.rule, f.rule, ""))
+        rows.append({"id": f.id, "rule": f.rule, "rule_zh": str(zh), "rule_en": str(en),
+                     "legal_source": str(src), "code": f.code, "detail": f.detail,
+                     "feature_id": f.feature_id, "record_id": f.record_id,
+                     "cause_id": f.cause_id, "open": f.resolved_at is None})
+    return {"batch_id": batch.id, "status": batch.status, "srid": batch.srid,
+            "source": batch.source, "features": progress_of(batch), "faults": rows}
+
+
+def feature_wkt(feature: ImportFeature) -> str | None:
+    return db.session.execute(text("SELECT ST_AsText(geom) FROM import_feature WHERE id = :i"),
+                              {"i": feature.id}).scalar()

@@ -1,11 +1,11 @@
 from flask import Blueprint, render_template
 from flask_login import current_user
 
+from app import todo
 from app.access import ROLES, access, jurisdiction_like
 from app.collectives import operations as collectives
 from app.parcels import operations as parcels
 from app.people import operations as people
-from app import todo
 
 from . import queries
 

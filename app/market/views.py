@@ -33,8 +33,8 @@ from app.rights import operations as rights
 from gis.svg import plan
 
 from . import clock, queries
-from .charts import market_charts
 from . import operations as ops
+from .charts import market_charts
 from .models import Application, Encumbrance, LedgerTxn, Listing, Mandate
 from .operations import PUBLIC_STATES
 

@@ -1,22 +1,34 @@
-"""OGC API – Features (Part 1: Core, GeoJSON) for the current parcels, so that QGIS and GDAL
-can read the register.  Public: the properties carry no personal data (no holder, no ID)."""
+"""OGC API – Features for the current parcels, so that QGIS and GDAL can read the register:
+Part 1 (core, GeoJSON, OpenAPI), Part 2 (CRS: CRS84, CGCS2000 EPSG:4490, the Gauss-Krüger
+zones; `crs`, `bbox-crs`, Content-Crs) and Part 3 (CQL2 text filters on the queryables).
+Public: the properties carry no personal data (no holder, no ID).  Queries: app/ogc/queries.py."""
 import json
 
 from flask import Blueprint, Response, abort, request, url_for
-from sqlalchemy import text
 
 from app.access import access
-from app.extensions import csrf, db, reads_replica
+from app.extensions import csrf, reads_replica
+
+from . import queries as q
 
 bp = Blueprint("ogc", __name__, url_prefix="/ogc")
 csrf.exempt(bp)
 MAX_LIMIT = 10000
 DEFAULT_LIMIT = 100
-CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
-PROPS = """json_build_object('code', p.code, 'kind', p.kind, 'name', p.name, 'fbfbm', c.fbfbm,
-           'dklb', p.dklb, 'tdlylx', p.tdlylx, 'dldj', p.dldj, 'tdyt', p.tdyt,
-           'sfjbnt', p.sfjbnt, 'scmj', p.scmj, 'scmjm', p.scmjm, 'version', p.version,
-           'survey_srid', p.survey_srid)"""
+CRS84 = q.CRS84
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+]
 
 
 def _abs(endpoint, **kw) -> str:
@@ -62,25 +74,22 @@ def landing():
 @access(public=True)
 @reads_replica
 def conformance():
-    return _json({"conformsTo": [
-        "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
-        "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
-    ]})
+    return _json({"conformsTo": CONFORMANCE})
 
 
 def _collection():
-    ext = db.session.execute(text(
-        "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-        "(SELECT ST_Extent(geom) AS e FROM parcel WHERE end_lifespan IS NULL) x")).first()
+    ext = q.extent()
     return {
         "id": "parcels", "title": "Parcels (地块)", "itemType": "feature",
         "description": "Current versions of registered parcels; no personal data.",
         "extent": {"spatial": {"bbox": [list(ext) if ext and ext[0] is not None else
                                         [-180, -90, 180, 90]], "crs": CRS84}},
-        "crs": [CRS84], "storageCrs": "http://www.opengis.net/def/crs/EPSG/0/4490",
+        "crs": q.SUPPORTED_CRS, "storageCrs": "http://www.opengis.net/def/crs/EPSG/0/4490",
         "links": [
             _link("ogc.collection", "self", "application/json", collection_id="parcels"),
             _link("ogc.items", "items", "application/geo+json", collection_id="parcels"),
+            _link("ogc.queryables", "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+                  "application/schema+json", collection_id="parcels"),
         ],
     }
 
@@ -123,26 +132,42 @@ def items(collection_id):
         abort(404)
     limit = _int("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     offset = _int("offset", 0, 0, 10 ** 9)
-    where = ["p.end_lifespan IS NULL"]
-    params = {"limit": limit, "offset": offset}
-    bbox = request.args.get("bbox")
-    if bbox:
+    known = {"limit", "offset", "bbox", "bbox-crs", "crs", "filter", "filter-lang", "f",
+             "filter-crs"}
+    unknown = set(request.args) - known - set(q.QUERYABLES)
+    if unknown:
+        abort(400, f"unknown parameter {sorted(unknown)[0][:60]}")
+    try:
+        srid = q.srid_of(request.args.get("crs"))
+        bbox_srid = q.srid_of(request.args.get("bbox-crs"))
+        lang = request.args.get("filter-lang", "cql2-text")
+        if lang != "cql2-text":
+            raise q.BadRequest("filter-lang must be cql2-text")
+        if request.args.get("filter-crs"):
+            q.srid_of(request.args.get("filter-crs"))
+        cql = q.parse_filter(request.args.get("filter"))
+        # queryables as query parameters (Part 3): ?township=140404101
+        for k in set(request.args) & set(q.QUERYABLES):
+            from sqlalchemy import and_
+
+            cond = q.to_sql(_eq_node(k, request.args[k]))
+            cql = cond if cql is None else and_(cql, cond)
+    except q.BadRequest as e:
+        abort(400, str(e))
+    bbox = None
+    raw = request.args.get("bbox")
+    if raw:
         try:
-            b = [float(v) for v in bbox.split(",")]
+            bbox = [float(v) for v in raw.split(",")]
         except ValueError:
             abort(400, "bbox must be four numbers: minx,miny,maxx,maxy")
-        if len(b) != 4 or b[0] > b[2] or b[1] > b[3]:
+        if len(bbox) != 4 or bbox[0] > bbox[2] or bbox[1] > bbox[3] \
+                or any(v != v or abs(v) > 1e8 for v in bbox):
             abort(400, "bbox must be four numbers: minx,miny,maxx,maxy")
-        where.append("p.geom && ST_MakeEnvelope(:x1, :y1, :x2, :y2, 4490)")
-        params.update(x1=b[0], y1=b[1], x2=b[2], y2=b[3])
-    cond = " AND ".join(where)
-    matched = db.session.execute(text(f"SELECT count(*) FROM parcel p WHERE {cond}"),
-                                 params).scalar()
-    rows = db.session.execute(text(f"""
-        SELECT p.id, ST_AsGeoJSON(p.geom, 9)::json AS g, {PROPS} AS props
-        FROM parcel p JOIN collective c ON c.id = p.collective_id
-        WHERE {cond} ORDER BY p.id LIMIT :limit OFFSET :offset"""), params).all()
-    feats = [{"type": "Feature", "id": r.id, "geometry": r.g, "properties": r.props}
+    elif request.args.get("bbox-crs"):
+        abort(400, "bbox-crs without bbox")
+    matched, rows = q.items(limit, offset, bbox, bbox_srid, srid, cql)
+    feats = [{"type": "Feature", "id": r[0], "geometry": json.loads(r[1]), "properties": r[2]}
              for r in rows]
     base = {k: v for k, v in request.args.items() if k not in ("offset",)}
     links = [{"href": _abs("ogc.items", collection_id="parcels",
@@ -156,9 +181,9 @@ def items(collection_id):
         links.append({"href": _abs("ogc.items", collection_id="parcels",
                                       offset=max(0, offset - limit), **base),
                       "rel": "prev", "type": "application/geo+json"})
-    return _json({"type": "FeatureCollection", "features": feats, "numberMatched": matched,
-                  "numberReturned": len(feats), "links": links},
-                 mimetype="application/geo+json")
+    return _crs(_json({"type": "FeatureCollection", "features": feats,
+                       "numberMatched": matched, "numberReturned": len(feats), "links": links},
+                      mimetype="application/geo+json"), srid)
 
 
 @bp.get("/collections/<collection_id>/items/<int:feature_id>")
@@ -167,15 +192,47 @@ def items(collection_id):
 def item(collection_id, feature_id):
     if collection_id != "parcels":
         abort(404)
-    r = db.session.execute(text(f"""
-        SELECT p.id, ST_AsGeoJSON(p.geom, 9)::json AS g, {PROPS} AS props
-        FROM parcel p JOIN collective c ON c.id = p.collective_id
-        WHERE p.id = :i AND p.end_lifespan IS NULL"""), {"i": feature_id}).first()
+    try:
+        srid = q.srid_of(request.args.get("crs"))
+    except q.BadRequest as e:
+        abort(400, str(e))
+    r = q.item(feature_id, srid)
     if r is None:
         abort(404)
-    return _json({"type": "Feature", "id": r.id, "geometry": r.g, "properties": r.props,
+    return _crs(_json({"type": "Feature", "id": r[0], "geometry": json.loads(r[1]),
+                       "properties": r[2],
                   "links": [_link("ogc.item", "self", "application/geo+json",
-                                  collection_id="parcels", feature_id=r.id),
+                                  collection_id="parcels", feature_id=r[0]),
                             _link("ogc.collection", "collection", "application/json",
                                   collection_id="parcels")]},
-                 mimetype="application/geo+json")
+                      mimetype="application/geo+json"), srid)
+
+
+def _eq_node(name, value):
+    from pygeofilter import ast
+
+    if q.QUERYABLES[name] in ("number", "integer"):
+        try:
+            value = float(value) if q.QUERYABLES[name] == "number" else int(value)
+        except ValueError:
+            raise q.BadRequest(f"{name} must be a number") from None
+    return ast.Equal(ast.Attribute(name), value)
+
+
+def _crs(resp, srid):
+    resp.headers["Content-Crs"] = f"<{q.uri_of(srid)}>"
+    return resp
+
+
+@bp.get("/collections/<collection_id>/queryables")
+@access(public=True)
+@reads_replica
+def queryables(collection_id):
+    if collection_id != "parcels":
+        abort(404)
+    return _json({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": _abs("ogc.queryables", collection_id="parcels"),
+        "type": "object", "title": "Parcels (地块)",
+        "properties": {k: {"type": t} for k, t in q.QUERYABLES.items()},
+        "additionalProperties": False}, mimetype="application/schema+json")

@@ -1,5 +1,6 @@
 """Exports of a selection of the register: GeoPackage, Shapefile (GBK .dbf with .cpg and .prj),
-GeoJSON, and the NY/T 2539 package (vector layers and ownership tables, zipped).  Each feature
+GeoJSON (one FeatureCollection; each feature's `layer` says DK or ZJD), and the NY/T 2539
+package (vector layers and ownership tables, zipped).  Each feature
 carries the attributes as delivered, updated by what the register changed since."""
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import text
 
+from app.audit import operations as audit
 from app.errors import DomainError, Rule
 from app.extensions import db
 from app.people.idnumber import mask, mask_phone
@@ -129,14 +131,15 @@ def write(fmt: str, scope: str, out_dir: Path, full: bool = False,
                             "GPKG", append=i > 0)
         return path
     if fmt == "geojson":
+        # One FeatureCollection holding every layer of the selection: each feature names its
+        # layer (DK contract land, ZJD homestead) in `layer`, so nothing is left behind.
         path = out_dir / f"{stem}.geojson"
-        rows, recs, fields = layers.get("DK") or layers["ZJD"]
-        gio.write_layer(path, "DK" if "DK" in layers else "ZJD", srid,
-                        [bytes(r.wkb) for r in rows], recs, fields, "GeoJSON")
-        if "DK" in layers and "ZJD" in layers:
-            zrows, zrecs, zfields = layers["ZJD"]
-            gio.write_layer(out_dir / f"{stem}_ZJD.geojson", "ZJD", srid,
-                            [bytes(r.wkb) for r in zrows], zrecs, zfields, "GeoJSON")
+        wkb, recs, fields = [], [], ["layer"]
+        for name, (rows, lrecs, lfields) in layers.items():
+            wkb += [bytes(r.wkb) for r in rows]
+            recs += [{"layer": name, **rec} for rec in lrecs]
+            fields += [f for f in lfields if f not in fields]
+        gio.write_layer(path, stem, srid, wkb, recs, fields, "GeoJSON")
         return path
     folder = out_dir / stem
     vec = folder / ("矢量数据" if fmt == "nyt" else "")
@@ -229,3 +232,21 @@ FULL_PURPOSE_MIN = 8
 def check_full_export(user, purpose: str) -> None:
     if user.role not in FULL_EXPORT_ROLES or len(purpose or "") < FULL_PURPOSE_MIN:
         raise DomainError(FULL_EXPORT, n=FULL_PURPOSE_MIN)
+
+
+MIMETYPES = {".gpkg": "application/geopackage+sqlite3", ".zip": "application/zip",
+             ".geojson": "application/geo+json"}
+
+
+def export_for(actor, fmt: str, scope: str, full: bool = False, purpose: str = "") -> Path:
+    """An export to a temporary folder, recorded in the audit log (who, what, how many rows,
+    unmasked or not, why)."""
+
+    if full:
+        check_full_export(actor, purpose)
+    stats: dict = {}
+    path = export_to_temp(fmt, scope, full, stats)
+    audit.record(actor, "parcel.export.full" if full else "parcel.export", "selection", scope,
+                 {"format": fmt, "scope": scope, "rows": stats.get("rows", 0),
+                  "unmasked": full, "purpose": purpose or None}, purpose or None)
+    return path

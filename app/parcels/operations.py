@@ -8,7 +8,7 @@ import json
 import shapely
 from flask_babel import lazy_gettext as _l
 from psycopg import errors as pg_errors
-from sqlalchemy import func, select, text
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -17,6 +17,7 @@ from app.audit import operations as audit
 from app.collectives.models import Collective
 from app.errors import DomainError, Rule
 from app.extensions import db
+from app.people.models import Household
 from gis.area import gk3_zone_srid, overlap_m2
 from gis.stored import STORED
 
@@ -430,3 +431,42 @@ def count_current(like: str | None = None) -> int:
         ids = ids.where(Collective.fbfbm.like(like))
     return db.session.scalar(select(func.count(Parcel.id)).where(
         Parcel.collective_id.in_(ids.scalar_subquery()), Parcel.end_lifespan.is_(None)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Queries for the JSON API (issue 19)
+
+def search_query(like: str | None, q: str = "", kind: str | None = None,
+                 scope: str | None = None, include_ended: bool = False):
+    """Parcels by code / holder household code prefix (or holder name), inside a jurisdiction
+    (`like`, a LIKE pattern on the collective's code; None means everywhere); a select of
+    Parcel ordered by code."""
+
+    stmt = select(Parcel).join(Collective, Collective.id == Parcel.collective_id)
+    if not include_ended:
+        stmt = stmt.where(Parcel.end_lifespan.is_(None))
+    if q:
+        holders = select(Household.cbfbm).where(Household.name.contains(q))
+        stmt = stmt.where(or_(Parcel.code.startswith(q), Parcel.household_code.startswith(q),
+                              Parcel.household_code.in_(holders)))
+    if kind:
+        stmt = stmt.where(Parcel.kind == kind)
+    if scope:
+        stmt = stmt.where(or_(Collective.fbfbm.startswith(scope), Parcel.code.startswith(scope),
+                              Parcel.household_code.startswith(scope)))
+    if like:
+        stmt = stmt.where(Collective.fbfbm.like(like))
+    return stmt.order_by(Parcel.code, Parcel.id)
+
+
+def geometry_geojson(parcel: Parcel) -> dict:
+    """The parcel's geometry as GeoJSON in CGCS2000 (EPSG:4490)."""
+    import json
+
+    return json.loads(db.session.execute(text("SELECT ST_AsGeoJSON(geom, 9) FROM parcel "
+                                              "WHERE id = :i"), {"i": parcel.id}).scalar())
+
+
+def fbfbm_of(parcel: Parcel) -> str | None:
+
+    return db.session.scalar(select(Collective.fbfbm).where(Collective.id == parcel.collective_id))

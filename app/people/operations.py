@@ -409,3 +409,28 @@ def places_of(person_id: int) -> tuple[list[Membership], list[HouseholdMember]]:
     households = list(db.session.scalars(select(HouseholdMember).where(
         HouseholdMember.person_id == person_id)))
     return memberships, households
+
+
+# ---------------------------------------------------------------------------------------------
+# Queries for the JSON API (issue 19)
+
+def households_query(like: str | None, q: str = "", include_ended: bool = False):
+    """Households inside a jurisdiction (`like` on the household code), by code prefix or
+    name; a select of Household ordered by code."""
+    from sqlalchemy import or_, select
+
+    stmt = select(Household)
+    if not include_ended:
+        stmt = stmt.where(Household.ended_on.is_(None))
+    if q:
+        stmt = stmt.where(or_(Household.cbfbm.startswith(q), Household.name.contains(q)))
+    if like:
+        stmt = stmt.where(Household.cbfbm.like(like))
+    return stmt.order_by(Household.cbfbm)
+
+
+def members_of(household: Household) -> list[HouseholdMember]:
+    from sqlalchemy import select
+
+    return list(db.session.scalars(select(HouseholdMember).where(
+        HouseholdMember.household_id == household.id).order_by(HouseholdMember.id)))

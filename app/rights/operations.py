@@ -72,6 +72,8 @@ PARCEL_TAKEN = Rule("right.contract.parcel_taken",
 RECORD_INCOMPLETE = Rule(
     "right.end.record",
     _l("The %(what)s behind ending a right is recorded in full: %(missing)s."), ART27_55)
+UNKNOWN_PARCEL = Rule("right.parcel.unknown",
+                      _l("Parcel %(code)s is not a current parcel of the register."), NYT, 404)
 NO_HOUSEHOLD = Rule("right.holder", _l("Household %(code)s is not registered."), NYT)
 
 FORBIDDEN_GROUNDS = {
@@ -589,3 +591,49 @@ def current_management_parcels(on: dt.date) -> list:
         WHERE r.kind = 'management' AND r.status = 'current' AND r.end_lifespan IS NULL
           AND r.term_end >= :d
         ORDER BY r.uid, rp.parcel_code"""), {"d": on}).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# Queries for the JSON API (issue 19)
+
+def search_query(like: str | None, household_code: str | None = None, fbfbm: str | None = None,
+                 parcel_uid: int | None = None, kind: str | None = None,
+                 status: str | None = None, farmer_household: str | None = None):
+    """Current versions of rights, inside a jurisdiction (`like` on the collective code) or,
+    for a farmer, of their own household; a select of Right ordered by id."""
+    stmt = select(Right).where(Right.end_lifespan.is_(None))
+    if household_code:
+        stmt = stmt.where(Right.holder_household_code.startswith(household_code))
+    if fbfbm:
+        stmt = stmt.where(Right.fbfbm.startswith(fbfbm))
+    if parcel_uid is not None:
+        stmt = stmt.where(Right.id.in_(select(RightParcel.right_id).where(
+            RightParcel.parcel_uid == parcel_uid)))
+    if kind:
+        stmt = stmt.where(Right.kind == kind)
+    if status:
+        stmt = stmt.where(Right.status == status)
+    if farmer_household is not None:
+        stmt = stmt.where(Right.holder_household_code == farmer_household)
+    elif like:
+        stmt = stmt.where(Right.fbfbm.like(like))
+    return stmt.order_by(Right.id)
+
+
+
+
+def versions(uid: int) -> list[Right]:
+    return list(db.session.scalars(select(Right).where(Right.uid == uid).order_by(Right.version)))
+
+
+def current_parcels(codes: list[str]) -> list[tuple[Parcel, Decimal | None]]:
+    """The current parcels of these codes (for registering a contract through the API); a code
+    not in the register is refused with the rule that names it."""
+    out = []
+    for code in codes:
+        p = db.session.scalar(select(Parcel).where(Parcel.code == code,
+                                                   Parcel.end_lifespan.is_(None)))
+        if p is None:
+            raise DomainError(UNKNOWN_PARCEL, code=code)
+        out.append((p, None))
+    return out
