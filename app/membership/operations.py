@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import re
 from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
@@ -106,6 +107,10 @@ NO_MEMBERS = Rule("membership.shares.no_members",
                   _l("The collective has no members on the roll to quantify shares for."), LAW)
 INHERIT = Rule("membership.shares.inheritance",
                _l("Shares pass on death to an heir within the same household only."), STATIC)
+INHERIT_DEATH = Rule(
+    "membership.shares.inheritance",
+    _l("Shares pass on only after the holder's death is recorded on the roll: a living member "
+       "— settled in town, away or not — keeps their shares."), ART55)
 AMOUNT = Rule("distribution.amount",
               _l("The amount must be a whole number of fen above zero (got %(amount)s)."), FINANCE)
 NO_SHARES = Rule("distribution.no_shares",
@@ -590,6 +595,12 @@ def inherit(actor, holding: Holding, heir: Person, on: dt.date,
     if holding.ended_on is not None or holding.household_id is None \
             or holding.household_id not in hh_ids or heir.id == holding.person_id:
         raise DomainError(INHERIT)
+    q = holding.quantification
+    died = db.session.scalar(select(Membership.id).where(
+        Membership.person_id == holding.person_id, Membership.collective_id == q.collective_id,
+        Membership.end_ground == "death", Membership.ended_on <= on))
+    if died is None:  # a living member's shares never pass (乡村振兴促进法 art 55)
+        raise DomainError(INHERIT_DEATH)
     holding.ended_on, holding.end_ground = on, "inherited"
     new = Holding(quantification_id=holding.quantification_id, person_id=heir.id,
                   household_id=holding.household_id, population_centi=holding.population_centi,
@@ -660,10 +671,36 @@ def check_rule(actor, collective: Collective, rule: dict | None, note: str | Non
         _refuse_rule(actor, collective, f"'{key}'", rule, note, reason)
     guard_text(actor, "membership", {"note": note, "reason": reason}, "distribution.refused",
                "collective", collective.fbfbm, rule=RULE_ART55_TEXT)
-    if coll_ops.ties_to_residence(note):
+    if coll_ops.ties_to_residence(note) or excludes_anyone(note):
         _refuse_rule(actor, collective, str(_l("The note")), rule, note, reason)
     rule.setdefault("per", "share")
     return {k: v for k, v in rule.items() if k == "per"}
+
+
+# A run pays every share alike, so a note that speaks of leaving anyone out or paying anyone
+# less — whoever they are — contradicts it; and the groups the law protects are named by many
+# paraphrases (students, soldiers, prisoners, married-out women, migrant workers, "locals only").
+# The same words are in the database's distribution_excludes_text() (migration 0027).
+_EXCLUDE_WORDS = (
+    "不分", "不参与", "不参加", "不享受", "不享有", "不予", "不算", "不计", "不发", "不给",
+    "减半", "减少", "减发", "少分", "少发", "扣除", "扣减", "扣发", "取消", "除外", "排除",
+    "剔除", "停发", "暂停", "只分", "只给", "只发", "只限", "仅限", "仅分", "仅给", "仅发",
+    "才分", "才能分", "才给", "才享", "限于", "打折", "折半", "一半", "半额",
+    "学生", "读书", "上学", "在校", "服刑", "监狱", "坐牢", "劳改", "参军", "服役", "当兵",
+    "军人", "现役", "外嫁", "出嫁", "嫁出", "外出", "打工", "务工", "在外", "外地", "本地",
+    "在村", "非本村", "商品粮", "买房", "购房", "县城", "留守",
+    "exclud", "except", "only", "half", "reduc", "withh", "deduct", "local", "student",
+    "prison", "soldier", "militar", "migrant", "away", "married", "abroad")
+_CJK_DIGITS = re.compile(r"(?<=[\u3400-\u9fff])[0-9]+(?=[\u3400-\u9fff])")
+
+
+def excludes_anyone(text: str | None) -> str | None:
+    """The word in `text` (normalised: full-width, traditional, spaces and digits between
+    characters folded away) that would leave someone out of a per-share run, if any."""
+    from app.guardtext import normalise
+
+    compact = _CJK_DIGITS.sub("", normalise(text or ""))
+    return next((w for w in _EXCLUDE_WORDS if w in compact), None)
 
 
 RULE_ART55_TEXT = Rule(

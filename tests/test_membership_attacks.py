@@ -1,0 +1,123 @@
+"""Adversarial review of membership (issue 15): routes by which a member who settled in town
+(or studies, serves, works away, is in prison) could get less or nothing, and the money's edges.
+Each test failed before its fix (乡村振兴促进法 art 55; 农村集体经济组织法 art 17)."""
+import datetime as dt
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+
+from app.audit.models import AuditLog
+from app.collectives import operations as coll_ops
+from app.errors import DomainError
+from app.membership import operations as ops
+from tests.test_membership_distribution import _refused, quantified  # noqa: F401
+
+PAID_ON = dt.date(2025, 12, 20)
+
+
+# ------------------------------------------------------------------ free text paraphrases
+@pytest.mark.parametrize("note", [
+    "在校大学生不参与分红", "服刑人员不参与分配", "参军的不分", "服役人员减半", "出嫁女不分红",
+    "外嫁女不分", "已在县城买房的减半", "只分给在村的", "仅限本地成员", "非本村居民不分",
+    "户1口2迁3出的不分", "监狱里的不分", "读书的孩子不算", "打工的减半", "在 外 地 的 减 半",
+    "吃商品粮的不分", "Members living away get half", "only locals", "excluding students",
+    "ｈｕｋｏｕ outside: none", "外出务工人员减半", "住在城里的减半",
+])
+def test_paraphrased_exclusions_in_the_note_are_refused_by_operation_and_sql(dbs, quantified,
+                                                                            note):
+    c, q, _ = quantified
+    with pytest.raises(DomainError) as e:
+        ops.distribute("officer", c, 500_000, PAID_ON, note=note, reason="年度分红")
+    assert e.value.code == "distribution.rule.art55"
+    assert dbs.scalars(select(AuditLog).where(AuditLog.action == "distribution.refused",
+                                              AuditLog.object_id == c.fbfbm)).first()
+    msg = _refused(dbs, "INSERT INTO distribution (collective_id, quantification_id, amount_fen, "
+                        "paid_on, rule_note, total_centi, created_by) VALUES (:c, :q, 100, "
+                        "'2025-12-20', :n, :t, 'sql')",
+                   {"c": c.id, "q": q.id, "n": note, "t": q.total_centi})
+    assert "art 55" in msg
+
+
+def test_a_plain_note_still_passes(dbs, quantified):
+    c, _, _ = quantified
+    d = ops.distribute("officer", c, 500_000, PAID_ON, note="2025年度集体经营收益，按股分配",
+                       reason="年度分红")
+    assert d.status == "paid"
+
+
+# ------------------------------------------------------------------ the share roll via SQL
+@pytest.mark.parametrize("sql", [
+    "UPDATE share_holding SET population_centi = 1, shares_centi = 1 + labour_centi "
+    "WHERE person_id = :p",
+    "UPDATE share_holding SET ended_on = '2025-07-01', end_ground = 'adjusted' "
+    "WHERE person_id = :p",
+    "UPDATE share_holding SET ended_on = '2025-07-01', end_ground = 'inherited' "
+    "WHERE person_id = :p",
+    "DELETE FROM share_holding WHERE person_id = :p",
+    "UPDATE share_holding SET person_id = (SELECT min(person_id) FROM share_holding "
+    "WHERE person_id <> :p) WHERE person_id = :p",
+])
+def test_the_share_roll_cannot_drop_or_shrink_a_settled_member_by_sql(dbs, quantified, sql):
+    _, _, settled = quantified
+    _refused(dbs, sql, {"p": settled.id})
+
+
+def test_a_new_quantification_that_leaves_the_settled_member_out_cannot_be_paid(dbs,
+                                                                               quantified):
+    c, q, settled = quantified
+    with pytest.raises(DBAPIError):
+        with dbs.begin_nested():
+            q2 = dbs.execute(text(
+                "INSERT INTO share_quantification (collective_id, base_date, asset_value_fen, "
+                "collective_share_bp, member_centi, collective_centi, management, created_by) "
+                "VALUES (:c, '2025-07-01', 1, 0, 100, 0, 'static', 'sql') RETURNING id"),
+                {"c": c.id}).scalar()
+            roll = [r for r in ops.distribution_roll(q) if r[0] != settled.id]
+            for pid, hh, s in roll:
+                dbs.execute(text("INSERT INTO share_holding (quantification_id, person_id, "
+                                 "household_id, population_centi, labour_centi, shares_centi, "
+                                 "source) VALUES (:q, :p, :h, :s, 0, :s, 'quantified')"),
+                            {"q": q2, "p": pid, "h": hh, "s": s})
+            total = sum(s for _, _, s in roll)
+            d = dbs.execute(text(
+                "INSERT INTO distribution (collective_id, quantification_id, amount_fen, paid_on, "
+                "total_centi, created_by) VALUES (:c, :q, :a, '2025-12-20', :t, 'sql') "
+                "RETURNING id"), {"c": c.id, "q": q2, "a": total, "t": total}).scalar()
+            for pid, hh, s in roll:
+                dbs.execute(text("INSERT INTO distribution_payout (distribution_id, person_id, "
+                                 "household_id, shares_centi, amount_fen) VALUES (:d,:p,:h,:s,:s)"),
+                            {"d": d, "p": pid, "h": hh, "s": s})
+            dbs.execute(text("UPDATE distribution SET status = 'paid' WHERE id = :d"), {"d": d})
+
+
+def test_a_distribution_is_never_inserted_already_paid(dbs, quantified):
+    c, q, _ = quantified
+    _refused(dbs, "INSERT INTO distribution (collective_id, quantification_id, amount_fen, "
+                  "paid_on, total_centi, status, created_by) VALUES (:c, :q, 100, '2025-12-20', "
+                  ":t, 'paid', 'sql')", {"c": c.id, "q": q.id, "t": q.total_centi})
+
+
+def test_inheritance_takes_shares_only_from_a_member_who_died(dbs):
+    """'Inheriting' a living member's shares (settled in town or not) to another of the
+    household would take them away: refused in the operation and by the database.  (No hukou
+    move in this transaction: the settlement guard holds every membership change in one.)"""
+    from tests.test_membership_confirmation import _village
+
+    c = _village(dbs)
+    q = ops.quantify("officer", c, dt.date(2025, 6, 30), 1_000_000, reason="股份量化")
+    h = next(h for h in ops.holdings(q) if h.household_id
+             and len(h.household.current_members) > 1)
+    heir = next(m.person for m in h.household.current_members if m.person_id != h.person_id)
+    with pytest.raises(DomainError) as e:
+        ops.inherit("officer", h, heir, dt.date(2025, 8, 1), reason="继承")
+    assert e.value.code == "membership.shares.inheritance"
+    assert "art 55" in e.value.source("en")
+    _refused(dbs, "UPDATE share_holding SET ended_on = '2025-08-01', end_ground = 'inherited' "
+                  "WHERE id = :h", {"h": h.id})
+    m = coll_ops.active_membership(h.person_id, c.id)
+    coll_ops.end_membership("officer", m, "death", dt.date(2025, 7, 20), reason="死亡")
+    new = ops.inherit("officer", h, heir, dt.date(2025, 8, 1), reason="继承")
+    assert new.shares_centi == h.shares_centi and h.end_ground == "inherited"
+    d = ops.distribute("officer", c, 1_000_001, PAID_ON, reason="年度分红")  # and it pays
+    assert sum(p.amount_fen for p in ops.payouts(d)) == 1_000_001
