@@ -121,3 +121,114 @@ def test_inheritance_takes_shares_only_from_a_member_who_died(dbs):
     assert new.shares_centi == h.shares_centi and h.end_ground == "inherited"
     d = ops.distribute("officer", c, 1_000_001, PAID_ON, reason="年度分红")  # and it pays
     assert sum(p.amount_fen for p in ops.payouts(d)) == 1_000_001
+
+
+# ------------------------------------------------------------------ the assembly and the roll
+def _round(dbs, c, meeting=None, n=0):
+    """An applicant admitted by an assembly of all members on `meeting`."""
+    from tests.test_membership_confirmation import _new_person
+
+    p = _new_person(dbs, c, "return", 20 + n)
+    a = ops.apply("officer", c, p, "return", facts={"livelihood": True}, reason="申请")
+    meeting = meeting or dt.date(2025, 9, 1)
+    voters = [m.person_id for m in ops.members_on(c, meeting)]
+    assembly = ops.open_assembly("officer", c, meeting, voters, reason="成员大会")
+    return a, assembly, voters
+
+
+def _api(app):
+    from app.auth import operations as auth_ops
+    from tests.conftest import user
+
+    token = auth_ops.issue_api_token(None, user("officer"))
+    return app.test_client(), {"Authorization": f"Bearer {token}"}
+
+
+def _demo_collective(dbs):
+    from app.membership.models import Distribution
+
+    return dbs.scalars(select(Distribution).order_by(Distribution.id)).first().collective
+
+
+def test_the_api_takes_notice_objection_and_filing_dates_from_the_app_clock(app, dbs):
+    """A client-chosen filed_on (the notice's end) filed the roll on its first day; a back-dated
+    posted_on or lodged_on moved the notice: the API no longer accepts dates for them."""
+    c = _demo_collective(dbs)
+    a, assembly, voters = _round(dbs, c)
+    ops.resolve("officer", assembly, a, assembly.needed, 0, 0, "admit", reason="表决")
+    client, h = _api(app)
+    r = client.post(f"/api/membership/assemblies/{assembly.id}/notice", headers=h,
+                    json={"posted_on": "2020-01-01"})
+    assert r.status_code == 422
+    r = client.post(f"/api/membership/assemblies/{assembly.id}/notice", headers=h, json={})
+    assert r.status_code == 201, r.get_data(as_text=True)
+    notice = r.get_json()
+    assert notice["posted_on"] == ops.today().isoformat()
+    r = client.post(f"/api/membership/notices/{notice['id']}/file", headers=h,
+                    json={"filed_on": notice["ends_on"], "reason": "备案"})
+    assert r.status_code == 422
+    r = client.post(f"/api/membership/notices/{notice['id']}/file", headers=h,
+                    json={"reason": "备案"})
+    assert r.status_code == 409 and r.get_json()["code"] == "membership.notice.running"
+    r = client.post(f"/api/membership/notices/{notice['id']}/objections", headers=h,
+                    json={"objector": "村民", "text": "异议", "lodged_on": "2020-01-01"})
+    assert r.status_code == 422
+    with pytest.raises(DomainError) as e:  # nor can the operation file on a future day
+        ops.file_roll("officer", dbs.get(ops.RollNotice, notice["id"]),
+                      filed_on=ops.today() + dt.timedelta(days=30))
+    assert e.value.code == "membership.date.future"
+
+
+def test_the_assembly_decides_only_on_or_after_its_meeting_date(dbs):
+    from tests.test_membership_confirmation import _village
+
+    c = _village(dbs)
+    a, assembly, voters = _round(dbs, c, meeting=ops.today() + dt.timedelta(days=10))
+    with pytest.raises(DomainError) as e:
+        ops.resolve("officer", assembly, a, len(voters), 0, 0, "admit")
+    assert e.value.code == "membership.assembly.not_yet"
+    assert "art 26" in e.value.source("en")
+
+
+def test_an_objection_names_an_application_of_the_notice_only(dbs):
+    """An objection lodged on village A's notice against village B's application, then upheld,
+    sent B's admitted applicant back to the vote (IDOR through application_id)."""
+    from tests.test_membership_confirmation import _village
+
+    c = _village(dbs)
+    a, assembly, _ = _round(dbs, c)
+    ops.resolve("officer", assembly, a, assembly.needed, 0, 0, "admit")
+    notice = ops.post_notice("officer", assembly, posted_on=dt.date(2025, 9, 2))
+    other = _demo_collective(dbs)
+    b, assembly_b, _ = _round(dbs, other, n=1)
+    ops.resolve("officer", assembly_b, b, assembly_b.needed, 0, 0, "admit")
+    with pytest.raises(DomainError) as e:
+        ops.lodge_objection("officer", notice, "村民", "异议", application=b,
+                            lodged_on=dt.date(2025, 9, 3))
+    assert e.value.code == "membership.objection.application"
+    assert b.status == "admitted"
+
+
+@pytest.mark.parametrize("what", ["members_total", "attendance", "second_resolution"])
+def test_the_assembly_cannot_be_packed_by_sql(dbs, what):
+    """members_total written as 1 (any vote passes), a non-member's attendance, a second
+    resolution on a decided application: refused by the database."""
+    from app.people.models import Person
+    from tests.test_membership_confirmation import _village
+
+    c = _village(dbs)
+    a, assembly, voters = _round(dbs, c)
+    if what == "members_total":
+        _refused(dbs, "INSERT INTO member_assembly (collective_id, meeting_date, members_total, "
+                      "vote_num, vote_den, created_by) VALUES (:c, '2025-09-01', 1, 2, 3, 'sql')",
+                 {"c": c.id})
+    elif what == "attendance":
+        outsider = dbs.scalar(select(Person.id).where(Person.id.not_in(voters))
+                              .order_by(Person.id))
+        _refused(dbs, "INSERT INTO member_assembly_attendance (assembly_id, person_id) "
+                      "VALUES (:a, :p)", {"a": assembly.id, "p": outsider})
+    else:
+        ops.resolve("officer", assembly, a, assembly.needed, 0, 0, "admit")
+        _refused(dbs, "INSERT INTO member_assembly_resolution (assembly_id, application_id, yes, "
+                      "no, abstain, decision, recorded_by) VALUES (:a, :p, 0, :n, 0, 'reject', "
+                      "'sql')", {"a": assembly.id, "p": a.id, "n": assembly.needed})

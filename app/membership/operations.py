@@ -92,6 +92,14 @@ RESOLUTION = Rule("membership.objection.resolution",
                   _l("An objection is upheld or dismissed, with reasons."), LAW_MEMBERS)
 RESOLVED = Rule("membership.objection.resolved",
                 _l("This objection was already resolved."), LAW_MEMBERS, 409)
+NOT_YET = Rule("membership.assembly.not_yet",
+               _l("The assembly meets on %(date)s: its votes are recorded on or after that day."),
+               LAW_ASSEMBLY, 409)
+OBJECTION_APP = Rule("membership.objection.application",
+                     _l("An objection names an applicant this notice proposes for the roll."),
+                     LAW_MEMBERS)
+FUTURE = Rule("membership.date.future",
+              _l("%(what)s cannot be dated after today (%(today)s)."), LAW_MEMBERS)
 FILED = Rule("membership.roll.filed", _l("This roll is already filed."), LAW_MEMBERS, 409)
 NO_DECISIONS = Rule("membership.notice.nothing",
                     _l("The assembly decided nothing to post."), LAW_MEMBERS)
@@ -342,6 +350,8 @@ def resolve(actor, assembly: MemberAssembly, application: MembershipApplication,
         raise DomainError(OTHER_COLLECTIVE)
     if application.status not in ("pending", "objection_upheld"):  # upheld: back to the vote
         raise DomainError(NOT_PENDING, status=application.status)
+    if today() < assembly.meeting_date:
+        raise DomainError(NOT_YET, date=assembly.meeting_date)
     yes, no, abstain = int(yes), int(no), int(abstain)
     present = attended(assembly)
     if min(yes, no, abstain) < 0 or yes + no + abstain > present:
@@ -401,6 +411,10 @@ def lodge_objection(actor, notice: RollNotice, objector: str, text: str,
                     application: MembershipApplication | None = None, lodged_on: dt.date | None = None,
                     reason: str | None = None) -> RollObjection:
     lodged_on = lodged_on or today()
+    if lodged_on > today():
+        raise DomainError(FUTURE, what=str(_l("An objection")), today=today())
+    if application is not None and application.id not in {a.id for a in proposed(notice)}:
+        raise DomainError(OBJECTION_APP)
     if notice.status != "posted" or not (notice.posted_on <= lodged_on <= notice.ends_on):
         raise DomainError(NOTICE_CLOSED, start=notice.posted_on, end=notice.ends_on)
     guard_text(actor, "membership", {"text": text}, "membership.objection.refused",
@@ -447,6 +461,8 @@ def file_roll(actor, notice: RollNotice, filed_on: dt.date | None = None,
     no upheld objection removed) join the roll through app.collectives, and the final roll is
     filed with the township as a PDF."""
     filed_on = filed_on or today()
+    if filed_on > today():
+        raise DomainError(FUTURE, what=str(_l("The filing")), today=today())
     if notice.status == "filed":
         raise DomainError(FILED)
     if filed_on < notice.ends_on:

@@ -13,7 +13,11 @@ app's own connection.
 - a new quantification that leaves the settled member out could be inserted and paid on: static
   management and the interval are enforced in the database, and a run is paid only when every
   member on the roll at the base date (still a member on the payment date) holds current shares,
-  population shares are alike, and payouts go only to holders and the collective share.
+  population shares are alike, and payouts go only to holders and the collective share;
+- the assembly: members_total written as 1 (any vote passes), a non-member's attendance, a
+  second resolution on a decided application (also concurrently: the application row is locked)
+  are refused; the API took filed_on/posted_on/lodged_on from the client (filing on the
+  notice's first day) — now the app clock decides.
 
 Revision ID: 0027_member_attacks
 Revises: 0022_membership
@@ -301,14 +305,84 @@ GRANT UPDATE, DELETE ON share_quantification TO {app};
 """
 
 
+ASSEMBLY = r"""
+-- the assembly's roll is the roll: members_total is every member on the meeting date, fixed
+CREATE OR REPLACE FUNCTION member_assembly_roll() RETURNS trigger
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+DECLARE n integer;
+BEGIN
+  IF TG_OP <> 'INSERT' THEN
+    RAISE EXCEPTION 'membership.assembly.fixed: an assembly''s date and roll never change'
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  SELECT count(DISTINCT person_id) INTO n FROM membership
+   WHERE collective_id = NEW.collective_id AND began_on <= NEW.meeting_date
+     AND (ended_on IS NULL OR ended_on > NEW.meeting_date);
+  IF NEW.members_total <> n THEN
+    RAISE EXCEPTION 'membership.assembly.roll: % members on the roll on %, not % — the threshold counts all members (农村集体经济组织法 art 26)',
+      n, NEW.meeting_date, NEW.members_total USING ERRCODE = 'check_violation';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER member_assembly_roll BEFORE INSERT OR UPDATE OR DELETE ON member_assembly
+  FOR EACH ROW EXECUTE FUNCTION member_assembly_roll();
+
+-- only members on the meeting date attend
+CREATE OR REPLACE FUNCTION member_assembly_attendance_member() RETURNS trigger
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM member_assembly a JOIN membership m
+                   ON m.collective_id = a.collective_id AND m.person_id = NEW.person_id
+                  WHERE a.id = NEW.assembly_id AND m.began_on <= a.meeting_date
+                    AND (m.ended_on IS NULL OR m.ended_on > a.meeting_date)) THEN
+    RAISE EXCEPTION 'membership.assembly.not_member: only members of the collective on the meeting date attend and vote (农村集体经济组织法 art 26)'
+      USING ERRCODE = 'check_violation';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER member_assembly_attendance_member BEFORE INSERT ON member_assembly_attendance
+  FOR EACH ROW EXECUTE FUNCTION member_assembly_attendance_member();
+
+-- an application is decided once; again only after an objection against it was upheld (the
+-- application row is locked, so two concurrent decisions wait for each other)
+CREATE OR REPLACE FUNCTION member_assembly_resolution_once() RETURNS trigger
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+BEGIN
+  PERFORM 1 FROM membership_application WHERE id = NEW.application_id FOR UPDATE;
+  IF (SELECT count(*) FROM member_assembly_resolution WHERE application_id = NEW.application_id)
+     > (SELECT count(*) FROM roll_objection WHERE application_id = NEW.application_id
+         AND resolution = 'upheld') THEN
+    RAISE EXCEPTION 'membership.application.not_pending: this application was already decided (农村集体经济组织法 art 26)'
+      USING ERRCODE = 'check_violation';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER member_assembly_resolution_once BEFORE INSERT ON member_assembly_resolution
+  FOR EACH ROW EXECUTE FUNCTION member_assembly_resolution_once();
+
+REVOKE UPDATE, DELETE ON member_assembly FROM {app};
+"""
+
+ASSEMBLY_DOWN = r"""
+DROP TRIGGER IF EXISTS member_assembly_roll ON member_assembly;
+DROP TRIGGER IF EXISTS member_assembly_attendance_member ON member_assembly_attendance;
+DROP TRIGGER IF EXISTS member_assembly_resolution_once ON member_assembly_resolution;
+DROP FUNCTION IF EXISTS member_assembly_roll(), member_assembly_attendance_member(),
+  member_assembly_resolution_once();
+GRANT UPDATE, DELETE ON member_assembly TO {app};
+"""
+
+
 def upgrade():
     op.execute(EXCLUDES)
     op.execute(RULE)
     op.execute(CHECK)
     op.execute(HOLDING.replace("{app}", APP_ROLE))
+    op.execute(ASSEMBLY.replace("{app}", APP_ROLE))
 
 
 def downgrade():
+    op.execute(ASSEMBLY_DOWN.replace("{app}", APP_ROLE))
     op.execute(DOWN.replace("{app}", APP_ROLE))
     op.execute(OLD_RULE)
     op.execute(OLD_CHECK)
