@@ -232,3 +232,19 @@ def test_the_assembly_cannot_be_packed_by_sql(dbs, what):
         _refused(dbs, "INSERT INTO member_assembly_resolution (assembly_id, application_id, yes, "
                       "no, abstain, decision, recorded_by) VALUES (:a, :p, 0, :n, 0, 'reject', "
                       "'sql')", {"a": assembly.id, "p": a.id, "n": assembly.needed})
+
+
+def test_every_member_keeps_a_population_share_whatever_the_charter(dbs):
+    """A charter of labour-age shares only (population share 0) gave a child or student no
+    share at all — and the quantification crashed on the zero holding (a 500).  Every member
+    holds a population share: refused in the operation and by the database."""
+    from tests.test_membership_confirmation import _village
+
+    c = _village(dbs)
+    with pytest.raises(DomainError) as e:
+        ops.set_charter_rule("officer", c, population_centi=0, labour_centi_per_year=100,
+                             reason="章程")
+    assert e.value.code == "membership.shares.population"
+    ops.set_charter_rule("officer", c, population_centi=100, reason="章程")
+    _refused(dbs, "UPDATE membership_charter_rule SET population_centi = 0, "
+                  "labour_centi_per_year = 100 WHERE collective_id = :c", {"c": c.id})

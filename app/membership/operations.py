@@ -111,6 +111,11 @@ STATIC_MGMT = Rule(
 TOO_EARLY = Rule("membership.shares.interval",
                  _l("The charter adjusts shares every %(years)s years; the last adjustment was "
                     "on %(on)s."), STATIC, 409)
+POPULATION = Rule(
+    "membership.shares.population",
+    _l("Every member holds a population share (人口股): a charter of labour-age shares alone would "
+       "leave children, students and others without any share of the collective's income."),
+    ART55)
 NO_MEMBERS = Rule("membership.shares.no_members",
                   _l("The collective has no members on the roll to quantify shares for."), LAW)
 INHERIT = Rule("membership.shares.inheritance",
@@ -189,6 +194,9 @@ def charter_rule(collective: Collective) -> CharterRule:
 def set_charter_rule(actor, collective: Collective, reason: str | None = None,
                      **settings) -> CharterRule:
     r = db.session.get(CharterRule, collective.id)
+    pop = settings.get("population_centi", r.population_centi if r is not None else 100)
+    if not isinstance(pop, int) or isinstance(pop, bool) or pop <= 0:
+        raise DomainError(POPULATION)
     before = {}
     if r is None:
         r = charter_rule(collective)

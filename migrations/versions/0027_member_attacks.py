@@ -17,7 +17,9 @@ app's own connection.
 - the assembly: members_total written as 1 (any vote passes), a non-member's attendance, a
   second resolution on a decided application (also concurrently: the application row is locked)
   are refused; the API took filed_on/posted_on/lodged_on from the client (filing on the
-  notice's first day) — now the app clock decides.
+  notice's first day) — now the app clock decides;
+- a charter with population share 0 left children/students with no share (and crashed the
+  quantification on a zero holding): every member holds a population share.
 
 Revision ID: 0027_member_attacks
 Revises: 0022_membership
@@ -361,6 +363,10 @@ CREATE TRIGGER member_assembly_resolution_once BEFORE INSERT ON member_assembly_
   FOR EACH ROW EXECUTE FUNCTION member_assembly_resolution_once();
 
 REVOKE UPDATE, DELETE ON member_assembly FROM {app};
+
+-- every member holds a population share, whatever the charter
+ALTER TABLE membership_charter_rule ADD CONSTRAINT ck_membership_charter_rule_population
+  CHECK (population_centi > 0);
 """
 
 ASSEMBLY_DOWN = r"""
@@ -370,6 +376,7 @@ DROP TRIGGER IF EXISTS member_assembly_resolution_once ON member_assembly_resolu
 DROP FUNCTION IF EXISTS member_assembly_roll(), member_assembly_attendance_member(),
   member_assembly_resolution_once();
 GRANT UPDATE, DELETE ON member_assembly TO {app};
+ALTER TABLE membership_charter_rule DROP CONSTRAINT IF EXISTS ck_membership_charter_rule_population;
 """
 
 
