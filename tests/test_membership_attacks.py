@@ -248,3 +248,53 @@ def test_every_member_keeps_a_population_share_whatever_the_charter(dbs):
     ops.set_charter_rule("officer", c, population_centi=100, reason="章程")
     _refused(dbs, "UPDATE membership_charter_rule SET population_centi = 0, "
                   "labour_centi_per_year = 100 WHERE collective_id = :c", {"c": c.id})
+
+
+def test_generated_faults_on_the_assembly_notice_and_roll_api(app, dbs):
+    """Seeded garbage into the assembly, resolution, notice, objection, resolution-of-objection
+    and filing endpoints (ids of other villages and of nothing included): never a 500, each
+    refusal a 4xx JSON (problem JSON with the rule and its law, or the schema's errors), and
+    nothing half-written (no resolution below the threshold, no roll filed early)."""
+    import random
+
+    from app.membership.models import AssemblyResolution, MemberAssembly, RollNotice
+
+    c = _demo_collective(dbs)
+    a, assembly, voters = _round(dbs, c, n=5)
+    ops.resolve("officer", assembly, a, assembly.needed, 0, 0, "admit", reason="表决")
+    notice = ops.post_notice("officer", assembly, reason="公示")
+    client, h = _api(app)
+    rng = random.Random(1515)
+    ids = [assembly.id, notice.id, a.id, 0, -1, 2 ** 31, 10 ** 12, "x", voters[0]]
+    junk = [None, "", "x" * 3000, -1, 0, 2 ** 63, 1.5, True, [], {}, "２０", "NaN",
+            "2025-02-30", "9999-12-31", "<script>", "=cmd|' /C calc'!A0", "进城落户的不算",
+            "admit", "reject", "upheld", "dismissed", voters[:3], [0, -1], "2025-09-01"]
+    keys = ["meeting_date", "attendees", "application_id", "yes", "no", "abstain", "decision",
+            "reason", "objector", "text", "resolution", "reasons", "filed_on", "posted_on"]
+    paths = ["/api/membership/collectives/{}/assemblies", "/api/membership/assemblies/{}/resolutions",
+             "/api/membership/assemblies/{}/notice", "/api/membership/notices/{}/objections",
+             "/api/membership/notices/{}/objections/{}/resolution",
+             "/api/membership/notices/{}/file"]
+    answered = 0
+    for _ in range(80):
+        path = rng.choice(paths)
+        path = path.format(*[rng.choice(ids) for _ in range(path.count("{}"))])
+        body = {k: rng.choice(junk) for k in rng.sample(keys, rng.randint(0, len(keys)))}
+        r = client.post(path, headers=h, json=body)
+        assert r.status_code < 500, (path, body, r.get_data(as_text=True)[:300])
+        if r.status_code >= 400:
+            got = r.get_json(silent=True) or {}
+            assert (r.mimetype == "application/problem+json" and got.get("title")) or \
+                (r.status_code in (404, 405, 422) and (got.get("errors") or got.get("title")
+                                                        or r.status_code == 404)), (path, got)
+            if r.mimetype == "application/problem+json" and got.get("code", "").startswith(
+                    "membership."):
+                assert got.get("legal_source_zh"), got
+            answered += 1
+    assert answered >= 60
+    for res in dbs.scalars(select(AssemblyResolution)):
+        counted = res.yes if res.decision == "admit" else res.no
+        asm = dbs.get(MemberAssembly, res.assembly_id)
+        assert counted * asm.vote_den >= asm.vote_num * asm.members_total
+    for n in dbs.scalars(select(RollNotice).where(RollNotice.status == "filed")):
+        assert n.filed_on >= n.ends_on
