@@ -298,3 +298,85 @@ def test_generated_faults_on_the_assembly_notice_and_roll_api(app, dbs):
         assert counted * asm.vote_den >= asm.vote_num * asm.members_total
     for n in dbs.scalars(select(RollNotice).where(RollNotice.status == "filed")):
         assert n.filed_on >= n.ends_on
+
+
+# ------------------------------------------------------------------ the pages an officer needs
+def test_officer_runs_assembly_notice_objections_and_filing_from_the_pages(app, dbs,
+                                                                          login_as):
+    """Open an assembly, record a vote, post the notice, lodge and resolve an objection and file
+    the roll — from the desk's forms (CSRF, Chinese), the app clock deciding every date; a POST
+    without the CSRF token records nothing."""
+    from app.membership.models import MemberAssembly, RollNotice
+    from tests.conftest import csrf_from
+    from tests.test_membership_confirmation import _new_person
+
+    c = _demo_collective(dbs)
+    p = _new_person(dbs, c, "return", 31)
+    a = ops.apply("officer", c, p, "return", facts={"livelihood": True}, reason="申请")
+    browser = login_as("officer")
+    desk = f"/membership/collectives/{c.id}"
+    page = browser.get(desk).get_data(as_text=True)
+    assert "登记成员大会" in page and "出席成员" in page
+    token = csrf_from(page)
+    today = ops.today()
+    voters = [m.person_id for m in ops.members_on(c, today)]
+    before = dbs.scalar(select(MemberAssembly.id).order_by(MemberAssembly.id.desc()))
+    r = browser.post(f"/membership/collectives/{c.id}/assemblies",
+                     data={"meeting_date": today.isoformat(), "attendee": voters, "reason": "x"})
+    assert r.status_code == 400  # no CSRF token: refused, nothing recorded
+    assert dbs.scalar(select(MemberAssembly.id).order_by(MemberAssembly.id.desc())) == before
+    r = browser.post(f"/membership/collectives/{c.id}/assemblies",
+                     data={"meeting_date": today.isoformat(), "attendee": voters,
+                           "reason": "成员大会", "csrf_token": token})
+    assert r.status_code == 302
+    assembly = dbs.scalars(select(MemberAssembly).where(MemberAssembly.collective_id == c.id)
+                           .order_by(MemberAssembly.id.desc())).first()
+    assert assembly.members_total == len(voters) and ops.attended(assembly) == len(voters)
+    page = browser.get(desk).get_data(as_text=True)
+    assert f'id="resolve-{assembly.id}"' in page
+    r = browser.post(f"/membership/assemblies/{assembly.id}/resolutions",
+                     data={"application_id": a.id, "yes": assembly.needed - 1, "no": 0,
+                           "abstain": 0, "decision": "admit", "reason": "表决",
+                           "csrf_token": token})
+    dbs.refresh(a)
+    assert a.status == "pending"  # below the threshold: refused (flashed), nothing decided
+    r = browser.post(f"/membership/assemblies/{assembly.id}/resolutions",
+                     data={"application_id": a.id, "yes": assembly.needed, "no": 0,
+                           "abstain": 0, "decision": "admit", "reason": "表决",
+                           "csrf_token": token})
+    assert r.status_code == 302
+    dbs.refresh(a)
+    assert a.status == "admitted"
+    r = browser.post(f"/membership/assemblies/{assembly.id}/notice",
+                     data={"reason": "公示", "csrf_token": token})
+    assert r.status_code == 302
+    notice = dbs.scalars(select(RollNotice).where(RollNotice.assembly_id == assembly.id)).one()
+    assert notice.posted_on == today and notice.ends_on == today + dt.timedelta(days=7)
+    r = browser.post(f"/membership/notices/{notice.id}/objections",
+                     data={"objector": "村民甲", "text": "该申请人长期不在村", "application_id": a.id,
+                           "csrf_token": token})
+    assert r.status_code == 302
+    (o,) = ops.objections(notice)
+    r = browser.post(f"/membership/notices/{notice.id}/file",
+                     data={"reason": "备案", "csrf_token": token})
+    dbs.refresh(notice)
+    assert notice.status == "posted"  # the notice still runs on the app clock
+    r = browser.post(f"/membership/notices/{notice.id}/objections/{o.id}/resolution",
+                     data={"resolution": "dismissed", "reasons": "经核实符合条件",
+                           "csrf_token": token})
+    assert r.status_code == 302
+    dbs.refresh(o)
+    assert o.resolution == "dismissed"
+    later = dt.datetime.combine(notice.ends_on, dt.time(10), tzinfo=dt.timezone(
+        dt.timedelta(hours=8)))
+    app.config["APP_CLOCK"] = lambda: later
+    try:
+        r = browser.post(f"/membership/notices/{notice.id}/file",
+                         data={"reason": "备案", "csrf_token": token})
+    finally:
+        app.config.pop("APP_CLOCK", None)
+    assert r.status_code == 302
+    dbs.refresh(notice)
+    dbs.refresh(a)
+    assert notice.status == "filed" and notice.filed_on == notice.ends_on
+    assert a.status == "filed" and coll_ops.active_membership(p.id, c.id) is not None

@@ -501,7 +501,8 @@ def roll_rows(collective: Collective) -> list[dict]:
 
     out = []
     for m in coll_ops.roll(collective):
-        out.append({"name": m.person.name, "id_masked": mask(m.person.id_number),
+        out.append({"person_id": m.person_id, "name": m.person.name,
+                    "id_masked": mask(m.person.id_number),
                     "basis": str(coll_ops.BASIS_LABELS.get(m.basis, m.basis)),
                     "began_on": m.began_on, "settled": settled_in_town(m.person_id)})
     return out
