@@ -380,3 +380,44 @@ def test_officer_runs_assembly_notice_objections_and_filing_from_the_pages(app, 
     dbs.refresh(a)
     assert notice.status == "filed" and notice.filed_on == notice.ends_on
     assert a.status == "filed" and coll_ops.active_membership(p.id, c.id) is not None
+
+
+# ------------------------------------------------------------------ money edges and files
+def test_the_largest_amount_pays_exactly_and_one_more_is_refused(dbs, quantified):
+    c, q, settled = quantified
+    top = 2 ** 53 - 1
+    d = ops.distribute("officer", c, top, PAID_ON, reason="年度分红")
+    ps = ops.payouts(d)
+    assert sum(p.amount_fen for p in ps) == top and d.status == "paid"
+    assert any(p.person_id == settled.id and p.amount_fen > 0 for p in ps)
+    for bad in (top + 1, 0, -1):
+        with pytest.raises(DomainError) as e:
+            ops.distribute("officer", c, bad, PAID_ON)
+        assert e.value.code == "distribution.amount"
+
+
+HOSTILE = ["=HYPERLINK(\"http://x\",\"点\")", "+1+1", "-2+3", "@SUM(A1)", "\t=1+1",
+           "<b>张三</b>&amp;"]
+
+
+def test_hostile_names_are_inert_in_the_csv_bank_file_and_pdf(dbs, quantified):
+    import csv
+    import io
+
+    from tests.test_certificates import pdftotext
+
+    c, q, settled = quantified
+    ops.set_bank_account("officer", settled, "长治农商银行", "6228480012345678901", reason="开户")
+    for i, name in enumerate(HOSTILE):
+        dbs.execute(text("UPDATE person SET name = :n WHERE id = :p"),
+                    {"n": name, "p": settled.id})
+        dbs.expire_all()
+        d = ops.distribute("officer", c, 1_234_567 + i, PAID_ON, reason="年度分红")
+        for data in (ops.payout_csv(d), ops.bank_batch_csv("officer", d, reason="报银行")):
+            cells = [cell for row in csv.reader(io.StringIO(data.decode("utf-8-sig")))
+                     for cell in row]
+            assert not any(cell[:1] in ("=", "+", "-", "@", "\t", "\r")
+                           for cell in cells if cell and not cell[0].isdigit()), cells
+            assert any(name.strip() in cell for cell in cells)
+        if i == len(HOSTILE) - 1:  # markup is printed as text, never interpreted
+            assert name in pdftotext(ops.render_payouts_pdf(d))
