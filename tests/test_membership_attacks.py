@@ -421,3 +421,81 @@ def test_hostile_names_are_inert_in_the_csv_bank_file_and_pdf(dbs, quantified):
             assert any(name.strip() in cell for cell in cells)
         if i == len(HOSTILE) - 1:  # markup is printed as text, never interpreted
             assert name in pdftotext(ops.render_payouts_pdf(d))
+
+
+# ------------------------------------------------------------------ access: every id in a URL
+def test_every_membership_id_is_guarded_against_other_villages_farmers_auditors_anonymous(
+        app, dbs, login_as):
+    from app.auth import operations as auth_ops
+    from app.audit.models import AuditLog
+    from app.membership.models import Distribution, RollNotice
+    from app.people.models import Household
+    from tests.conftest import csrf_from, user
+
+    d = dbs.scalars(select(Distribution).order_by(Distribution.id)).first()
+    c = d.collective
+    a, assembly, voters = _round(dbs, c, n=7)
+    ops.resolve("officer", assembly, a, assembly.needed, 0, 0, "admit", reason="表决")
+    notice = ops.post_notice("officer", assembly, reason="公示")
+    o = ops.lodge_objection("officer", notice, "村民", "异议", a)
+    filed = dbs.scalar(select(RollNotice).where(RollNotice.collective_id == c.id,
+                                                RollNotice.status == "filed"))
+    farmer = user("farmer")
+    other_hh = dbs.scalars(select(Household).where(Household.collective_id == c.id,
+                                                   Household.cbfbm != farmer.household_code)
+                           .order_by(Household.id)).first()
+    writes = [
+        (f"/membership/collectives/{c.id}/assemblies", {"meeting_date": "2025-09-01",
+                                                        "attendee": voters[:2], "reason": "x"}),
+        (f"/membership/assemblies/{assembly.id}/resolutions",
+         {"application_id": a.id, "yes": 99, "no": 0, "abstain": 0, "decision": "reject"}),
+        (f"/membership/assemblies/{assembly.id}/notice", {"reason": "x"}),
+        (f"/membership/notices/{notice.id}/objections", {"objector": "x", "text": "x"}),
+        (f"/membership/notices/{notice.id}/objections/{o.id}/resolution",
+         {"resolution": "upheld", "reasons": "x"}),
+        (f"/membership/notices/{notice.id}/file", {"reason": "x"}),
+        (f"/membership/distributions/{d.id}/bank.csv", {"reason": "x"}),
+        (f"/membership/collectives/{c.id}/distributions", {"amount": "1", "reason": "x"}),
+    ]
+    audit_before = dbs.scalar(select(AuditLog.id).order_by(AuditLog.id.desc()))
+    for who in ("officer2", "auditor", "farmer", "bureau"):
+        browser = login_as(who)
+        token = csrf_from(browser.get("/me" if who == "farmer" else "/membership/")
+                          .get_data(as_text=True))
+        for path, data in writes:
+            r = browser.post(path, data={**data, "csrf_token": token})
+            assert r.status_code in (403, 404), (who, path, r.status_code)
+    anonymous = app.test_client()
+    for path, data in writes:
+        assert anonymous.post(path, data=data).status_code in (302, 400, 401, 403)
+    # the API with another village's token
+    token = auth_ops.issue_api_token(None, user("officer2"))
+    api = app.test_client()
+    h = {"Authorization": f"Bearer {token}"}
+    for path, body in [
+            (f"/api/membership/assemblies/{assembly.id}/resolutions",
+             {"application_id": a.id, "yes": 99, "no": 0, "abstain": 0, "decision": "reject"}),
+            (f"/api/membership/assemblies/{assembly.id}/notice", {}),
+            (f"/api/membership/notices/{notice.id}/objections", {"objector": "x", "text": "x"}),
+            (f"/api/membership/notices/{notice.id}/objections/{o.id}/resolution",
+             {"resolution": "upheld", "reasons": "x"}),
+            (f"/api/membership/notices/{notice.id}/file", {}),
+            (f"/api/membership/collectives/{c.id}/distributions",
+             {"amount_fen": 1, "paid_on": "2025-12-20"})]:
+        assert api.post(path, headers=h, json=body).status_code in (403, 404), path
+    assert api.get(f"/api/membership/distributions/{d.id}", headers=h).status_code in (403, 404)
+    # nothing was written by any of them
+    dbs.expire_all()
+    assert dbs.scalar(select(AuditLog.id).where(
+        AuditLog.id > (audit_before or 0), AuditLog.action.like("membership.%")
+        | AuditLog.action.like("distribution.%"))) is None
+    assert a.status == "admitted" and o.resolution is None and notice.status == "posted"
+    # reads: a farmer never reads another household's certificate; another village's officer
+    # never reads the filed roll or the ledger
+    f = login_as("farmer")
+    qn = ops.latest_quantification(c)
+    assert f.get(f"/membership/quantifications/{qn.id}/households/{other_hh.id}/"
+                 "certificate.pdf").status_code in (403, 404)
+    o2 = login_as("officer2")
+    assert o2.get(f"/membership/notices/{filed.id}/roll.pdf").status_code in (403, 404)
+    assert o2.get(f"/membership/distributions/{d.id}/payouts.csv").status_code in (403, 404)
