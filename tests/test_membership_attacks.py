@@ -499,3 +499,31 @@ def test_every_membership_id_is_guarded_against_other_villages_farmers_auditors_
     o2 = login_as("officer2")
     assert o2.get(f"/membership/notices/{filed.id}/roll.pdf").status_code in (403, 404)
     assert o2.get(f"/membership/distributions/{d.id}/payouts.csv").status_code in (403, 404)
+
+
+def test_generated_faults_in_the_desk_forms_are_answered_not_crashed(app, dbs, login_as):
+    """Seeded garbage into every form of the desk: a 4xx or a flashed refusal (302), never a
+    500, and no run paid from garbage."""
+    import random
+
+    from app.membership.models import Distribution
+    from tests.conftest import csrf_from
+
+    d = dbs.scalars(select(Distribution).order_by(Distribution.id)).first()
+    c = d.collective
+    runs_before = len(ops.distributions(c))
+    browser = login_as("officer")
+    token = csrf_from(browser.get(f"/membership/collectives/{c.id}").get_data(as_text=True))
+    rng = random.Random(55)
+    junk = ["", "x", "-1", "0", "1.234", "2025-02-30", "1e3", "NaN", "9" * 40,
+            "<script>", "进城落户的不分", "=1+1"]
+    keys = ["amount", "paid_on", "note", "reason", "meeting_date", "attendee", "application_id",
+            "yes", "no", "abstain", "decision", "id_number", "basis"]
+    paths = [f"/membership/collectives/{c.id}/distributions",
+             f"/membership/collectives/{c.id}/assemblies",
+             f"/membership/collectives/{c.id}/applications"]
+    for _ in range(40):
+        data = {k: rng.choice(junk) for k in rng.sample(keys, rng.randint(0, len(keys)))}
+        r = browser.post(rng.choice(paths), data={**data, "csrf_token": token})
+        assert r.status_code < 500, (data, r.get_data(as_text=True)[:300])
+    assert len(ops.distributions(c)) == runs_before

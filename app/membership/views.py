@@ -83,7 +83,7 @@ def apply(collective_id: int):
 def distribute(collective_id: int):
     f = request.form
     amount = ops.parse_yuan(f.get("amount", ""))
-    paid_on = dt.date.fromisoformat(f.get("paid_on") or ops.today().isoformat())
+    paid_on = _date(f.get("paid_on") or ops.today().isoformat())
     d = ops.distribute(current_user, q.collective(collective_id), amount, paid_on,
                        note=f.get("note") or None, reason=f.get("reason") or None)
     q.commit()
