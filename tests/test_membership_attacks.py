@@ -527,3 +527,83 @@ def test_generated_faults_in_the_desk_forms_are_answered_not_crashed(app, dbs, l
         r = browser.post(rng.choice(paths), data={**data, "csrf_token": token})
         assert r.status_code < 500, (data, r.get_data(as_text=True)[:300])
     assert len(ops.distributions(c)) == runs_before
+
+
+# ------------------------------------------------------------------ concurrency, two connections
+@pytest.mark.deep
+def test_two_concurrent_decisions_on_one_application_one_wins(app, owner_engine):
+    """Two officers record a decision on the same applicant at once, on two real connections:
+    the database locks the application, so exactly one resolution is recorded."""
+    import threading
+
+    from app.extensions import db
+
+    with app.app_context():
+        engine = db.engines[None]
+        with engine.begin() as conn:
+            c_id = conn.execute(text(
+                "SELECT collective_id FROM membership WHERE ended_on IS NULL "
+                "GROUP BY collective_id ORDER BY count(*) DESC, collective_id LIMIT 1")).scalar()
+            meeting = dt.date(2025, 12, 1)
+            voters = conn.execute(text(
+                "SELECT DISTINCT person_id FROM membership WHERE collective_id = :c AND "
+                "began_on <= :m AND (ended_on IS NULL OR ended_on > :m)"),
+                {"c": c_id, "m": meeting}).scalars().all()
+            person = conn.execute(text(
+                "SELECT id FROM person WHERE id NOT IN (SELECT person_id FROM membership "
+                "WHERE collective_id = :c) ORDER BY id LIMIT 1"), {"c": c_id}).scalar()
+            app_id = conn.execute(text(
+                "INSERT INTO membership_application (collective_id, person_id, basis, criteria, "
+                "status, submitted_by) VALUES (:c, :p, 'return', '{}', 'pending', 'race') "
+                "RETURNING id"), {"c": c_id, "p": person}).scalar()
+            asm = conn.execute(text(
+                "INSERT INTO member_assembly (collective_id, meeting_date, members_total, "
+                "vote_num, vote_den, created_by) VALUES (:c, :m, :n, 2, 3, 'race') RETURNING id"),
+                {"c": c_id, "m": meeting, "n": len(voters)}).scalar()
+            for v in voters:
+                conn.execute(text("INSERT INTO member_assembly_attendance VALUES (:a, :p)"),
+                             {"a": asm, "p": v})
+        barrier, results = threading.Barrier(2), []
+
+        def decide(decision):
+            try:
+                with engine.begin() as conn:
+                    barrier.wait(timeout=20)
+                    conn.execute(text(
+                        "INSERT INTO member_assembly_resolution (assembly_id, application_id, "
+                        "yes, no, abstain, decision, recorded_by) VALUES (:a, :p, :y, :n, 0, "
+                        ":d, 'race')"), {"a": asm, "p": app_id, "d": decision,
+                                         "y": len(voters) if decision == "admit" else 0,
+                                         "n": len(voters) if decision == "reject" else 0})
+                    conn.execute(text("SELECT pg_sleep(0.3)"))  # hold the lock a moment
+                results.append(decision)
+            except DBAPIError as e:
+                results.append(str(e.orig))
+
+        threads = [threading.Thread(target=decide, args=(d,)) for d in ("admit", "reject")]
+        try:
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=60)
+            with engine.connect() as conn:
+                n = conn.execute(text("SELECT count(*) FROM member_assembly_resolution WHERE "
+                                      "application_id = :p"), {"p": app_id}).scalar()
+            assert n == 1, results
+            assert sum(r in ("admit", "reject") for r in results) == 1, results
+            assert any("not_pending" in r for r in results), results
+        finally:
+            with owner_engine.begin() as conn:
+                for t in ("member_assembly_resolution", "member_assembly_attendance",
+                          "member_assembly"):
+                    conn.execute(text(f"ALTER TABLE {t} DISABLE TRIGGER USER"))
+                conn.execute(text("DELETE FROM member_assembly_resolution WHERE assembly_id = :a"),
+                             {"a": asm})
+                conn.execute(text("DELETE FROM member_assembly_attendance WHERE assembly_id = :a"),
+                             {"a": asm})
+                conn.execute(text("DELETE FROM member_assembly WHERE id = :a"), {"a": asm})
+                conn.execute(text("DELETE FROM membership_application WHERE id = :p"),
+                             {"p": app_id})
+                for t in ("member_assembly_resolution", "member_assembly_attendance",
+                          "member_assembly"):
+                    conn.execute(text(f"ALTER TABLE {t} ENABLE TRIGGER USER"))
