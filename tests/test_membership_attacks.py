@@ -11,9 +11,21 @@ from app.audit.models import AuditLog
 from app.collectives import operations as coll_ops
 from app.errors import DomainError
 from app.membership import operations as ops
-from tests.test_membership_distribution import _refused, quantified  # noqa: F401
+from tests.test_membership_distribution import _collective_with_members, _refused, _settle
 
 PAID_ON = dt.date(2025, 12, 20)
+
+
+@pytest.fixture()
+def quantified(dbs):
+    """A village with a member who settled in town, shares quantified (as in
+    test_membership_distribution)."""
+    c = _collective_with_members(dbs)
+    members = coll_ops.roll(c)
+    settled = members[len(members) // 2].person
+    _settle(dbs, settled)
+    q = ops.quantify("officer", c, dt.date(2025, 6, 30), 123_456_789, reason="股份量化")
+    return c, q, settled
 
 
 # ------------------------------------------------------------------ free text paraphrases
@@ -426,8 +438,8 @@ def test_hostile_names_are_inert_in_the_csv_bank_file_and_pdf(dbs, quantified):
 # ------------------------------------------------------------------ access: every id in a URL
 def test_every_membership_id_is_guarded_against_other_villages_farmers_auditors_anonymous(
         app, dbs, login_as):
-    from app.auth import operations as auth_ops
     from app.audit.models import AuditLog
+    from app.auth import operations as auth_ops
     from app.membership.models import Distribution, RollNotice
     from app.people.models import Household
     from tests.conftest import csrf_from, user
