@@ -215,6 +215,10 @@ def test_shares_per_charter_static_by_default_and_inherited_in_the_household(dbs
                              "source, inherited_from_id) VALUES (:q, :p, :h, 100, 0, 100, "
                              "'inherited', :f)"),
                         {"q": q.id, "p": stranger.id, "h": h.household_id, "f": h.id})
+    with pytest.raises(DomainError):  # a living member's shares never pass
+        ops.inherit("officer", h, heir, base + dt.timedelta(days=10), reason="继承")
+    coll_ops.end_membership("officer", coll_ops.active_membership(h.person_id, c.id), "death",
+                            base + dt.timedelta(days=5), reason="死亡")
     new = ops.inherit("officer", h, heir, base + dt.timedelta(days=10), reason="继承")
     assert new.shares_centi == h.shares_centi and h.end_ground == "inherited"
     total_now = dbs.scalar(select(func.sum(ops.Holding.shares_centi)).where(

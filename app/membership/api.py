@@ -73,8 +73,7 @@ class ResolutionSchema(Schema):
     decision = fields.Str()
 
 
-class NoticeArgs(Schema):
-    posted_on = fields.Date(load_default=None)
+class NoticeArgs(Schema):  # posted today on the app clock: no client-chosen date
     reason = Reason
 
 
@@ -92,8 +91,7 @@ class NoticeSchema(Schema):
 class ObjectionArgs(Schema):
     objector = fields.Str(required=True, validate=validate.Length(min=1, max=50))
     text = fields.Str(required=True, validate=validate.Length(min=1, max=2000))
-    application_id = fields.Int(load_default=None)
-    lodged_on = fields.Date(load_default=None)
+    application_id = fields.Int(load_default=None)  # lodged today on the app clock
 
 
 class ResolveArgs(Schema):
@@ -110,8 +108,7 @@ class ObjectionSchema(Schema):
     reasons = fields.Str(allow_none=True)
 
 
-class FileArgs(Schema):
-    filed_on = fields.Date(load_default=None)
+class FileArgs(Schema):  # filed today on the app clock: no client-chosen date
     reason = Reason
 
 
@@ -233,8 +230,7 @@ def resolve(args, assembly_id: int):
 @blp.arguments(NoticeArgs)
 @blp.response(201, NoticeSchema)
 def post_notice(args, assembly_id: int):
-    n = ops.post_notice(current_user, _assembly(assembly_id), args["posted_on"],
-                        reason=args["reason"])
+    n = ops.post_notice(current_user, _assembly(assembly_id), reason=args["reason"])
     q.commit()
     return n
 
@@ -246,8 +242,7 @@ def post_notice(args, assembly_id: int):
 def lodge(args, notice_id: int):
     n = _notice(notice_id)
     app_ = q.membership_application(args["application_id"]) if args["application_id"] else None
-    o = ops.lodge_objection(current_user, n, args["objector"], args["text"], app_,
-                            args["lodged_on"])
+    o = ops.lodge_objection(current_user, n, args["objector"], args["text"], app_)
     q.commit()
     return o
 
@@ -272,7 +267,7 @@ def resolve_objection(args, notice_id: int, objection_id: int):
 @blp.arguments(FileArgs)
 @blp.response(200, NoticeSchema)
 def file_roll(args, notice_id: int):
-    n = ops.file_roll(current_user, _notice(notice_id), args["filed_on"], reason=args["reason"])
+    n = ops.file_roll(current_user, _notice(notice_id), reason=args["reason"])
     q.commit()
     return n
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import re
 from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
@@ -91,6 +92,14 @@ RESOLUTION = Rule("membership.objection.resolution",
                   _l("An objection is upheld or dismissed, with reasons."), LAW_MEMBERS)
 RESOLVED = Rule("membership.objection.resolved",
                 _l("This objection was already resolved."), LAW_MEMBERS, 409)
+NOT_YET = Rule("membership.assembly.not_yet",
+               _l("The assembly meets on %(date)s: its votes are recorded on or after that day."),
+               LAW_ASSEMBLY, 409)
+OBJECTION_APP = Rule("membership.objection.application",
+                     _l("An objection names an applicant this notice proposes for the roll."),
+                     LAW_MEMBERS)
+FUTURE = Rule("membership.date.future",
+              _l("%(what)s cannot be dated after today (%(today)s)."), LAW_MEMBERS)
 FILED = Rule("membership.roll.filed", _l("This roll is already filed."), LAW_MEMBERS, 409)
 NO_DECISIONS = Rule("membership.notice.nothing",
                     _l("The assembly decided nothing to post."), LAW_MEMBERS)
@@ -102,10 +111,19 @@ STATIC_MGMT = Rule(
 TOO_EARLY = Rule("membership.shares.interval",
                  _l("The charter adjusts shares every %(years)s years; the last adjustment was "
                     "on %(on)s."), STATIC, 409)
+POPULATION = Rule(
+    "membership.shares.population",
+    _l("Every member holds a population share (人口股): a charter of labour-age shares alone would "
+       "leave children, students and others without any share of the collective's income."),
+    ART55)
 NO_MEMBERS = Rule("membership.shares.no_members",
                   _l("The collective has no members on the roll to quantify shares for."), LAW)
 INHERIT = Rule("membership.shares.inheritance",
                _l("Shares pass on death to an heir within the same household only."), STATIC)
+INHERIT_DEATH = Rule(
+    "membership.shares.inheritance",
+    _l("Shares pass on only after the holder's death is recorded on the roll: a living member "
+       "— settled in town, away or not — keeps their shares."), ART55)
 AMOUNT = Rule("distribution.amount",
               _l("The amount must be a whole number of fen above zero (got %(amount)s)."), FINANCE)
 NO_SHARES = Rule("distribution.no_shares",
@@ -176,6 +194,9 @@ def charter_rule(collective: Collective) -> CharterRule:
 def set_charter_rule(actor, collective: Collective, reason: str | None = None,
                      **settings) -> CharterRule:
     r = db.session.get(CharterRule, collective.id)
+    pop = settings.get("population_centi", r.population_centi if r is not None else 100)
+    if not isinstance(pop, int) or isinstance(pop, bool) or pop <= 0:
+        raise DomainError(POPULATION)
     before = {}
     if r is None:
         r = charter_rule(collective)
@@ -337,6 +358,8 @@ def resolve(actor, assembly: MemberAssembly, application: MembershipApplication,
         raise DomainError(OTHER_COLLECTIVE)
     if application.status not in ("pending", "objection_upheld"):  # upheld: back to the vote
         raise DomainError(NOT_PENDING, status=application.status)
+    if today() < assembly.meeting_date:
+        raise DomainError(NOT_YET, date=assembly.meeting_date)
     yes, no, abstain = int(yes), int(no), int(abstain)
     present = attended(assembly)
     if min(yes, no, abstain) < 0 or yes + no + abstain > present:
@@ -396,6 +419,10 @@ def lodge_objection(actor, notice: RollNotice, objector: str, text: str,
                     application: MembershipApplication | None = None, lodged_on: dt.date | None = None,
                     reason: str | None = None) -> RollObjection:
     lodged_on = lodged_on or today()
+    if lodged_on > today():
+        raise DomainError(FUTURE, what=str(_l("An objection")), today=today())
+    if application is not None and application.id not in {a.id for a in proposed(notice)}:
+        raise DomainError(OBJECTION_APP)
     if notice.status != "posted" or not (notice.posted_on <= lodged_on <= notice.ends_on):
         raise DomainError(NOTICE_CLOSED, start=notice.posted_on, end=notice.ends_on)
     guard_text(actor, "membership", {"text": text}, "membership.objection.refused",
@@ -442,6 +469,8 @@ def file_roll(actor, notice: RollNotice, filed_on: dt.date | None = None,
     no upheld objection removed) join the roll through app.collectives, and the final roll is
     filed with the township as a PDF."""
     filed_on = filed_on or today()
+    if filed_on > today():
+        raise DomainError(FUTURE, what=str(_l("The filing")), today=today())
     if notice.status == "filed":
         raise DomainError(FILED)
     if filed_on < notice.ends_on:
@@ -472,7 +501,8 @@ def roll_rows(collective: Collective) -> list[dict]:
 
     out = []
     for m in coll_ops.roll(collective):
-        out.append({"name": m.person.name, "id_masked": mask(m.person.id_number),
+        out.append({"person_id": m.person_id, "name": m.person.name,
+                    "id_masked": mask(m.person.id_number),
                     "basis": str(coll_ops.BASIS_LABELS.get(m.basis, m.basis)),
                     "began_on": m.began_on, "settled": settled_in_town(m.person_id)})
     return out
@@ -590,6 +620,12 @@ def inherit(actor, holding: Holding, heir: Person, on: dt.date,
     if holding.ended_on is not None or holding.household_id is None \
             or holding.household_id not in hh_ids or heir.id == holding.person_id:
         raise DomainError(INHERIT)
+    q = holding.quantification
+    died = db.session.scalar(select(Membership.id).where(
+        Membership.person_id == holding.person_id, Membership.collective_id == q.collective_id,
+        Membership.end_ground == "death", Membership.ended_on <= on))
+    if died is None:  # a living member's shares never pass (乡村振兴促进法 art 55)
+        raise DomainError(INHERIT_DEATH)
     holding.ended_on, holding.end_ground = on, "inherited"
     new = Holding(quantification_id=holding.quantification_id, person_id=heir.id,
                   household_id=holding.household_id, population_centi=holding.population_centi,
@@ -660,10 +696,36 @@ def check_rule(actor, collective: Collective, rule: dict | None, note: str | Non
         _refuse_rule(actor, collective, f"'{key}'", rule, note, reason)
     guard_text(actor, "membership", {"note": note, "reason": reason}, "distribution.refused",
                "collective", collective.fbfbm, rule=RULE_ART55_TEXT)
-    if coll_ops.ties_to_residence(note):
+    if coll_ops.ties_to_residence(note) or excludes_anyone(note):
         _refuse_rule(actor, collective, str(_l("The note")), rule, note, reason)
     rule.setdefault("per", "share")
     return {k: v for k, v in rule.items() if k == "per"}
+
+
+# A run pays every share alike, so a note that speaks of leaving anyone out or paying anyone
+# less — whoever they are — contradicts it; and the groups the law protects are named by many
+# paraphrases (students, soldiers, prisoners, married-out women, migrant workers, "locals only").
+# The same words are in the database's distribution_excludes_text() (migration 0027).
+_EXCLUDE_WORDS = (
+    "不分", "不参与", "不参加", "不享受", "不享有", "不予", "不算", "不计", "不发", "不给",
+    "减半", "减少", "减发", "少分", "少发", "扣除", "扣减", "扣发", "取消", "除外", "排除",
+    "剔除", "停发", "暂停", "只分", "只给", "只发", "只限", "仅限", "仅分", "仅给", "仅发",
+    "才分", "才能分", "才给", "才享", "限于", "打折", "折半", "一半", "半额",
+    "学生", "读书", "上学", "在校", "服刑", "监狱", "坐牢", "劳改", "参军", "服役", "当兵",
+    "军人", "现役", "外嫁", "出嫁", "嫁出", "外出", "打工", "务工", "在外", "外地", "本地",
+    "在村", "非本村", "商品粮", "买房", "购房", "县城", "留守",
+    "exclud", "except", "only", "half", "reduc", "withh", "deduct", "local", "student",
+    "prison", "soldier", "militar", "migrant", "away", "married", "abroad")
+_CJK_DIGITS = re.compile(r"(?<=[\u3400-\u9fff])[0-9]+(?=[\u3400-\u9fff])")
+
+
+def excludes_anyone(text: str | None) -> str | None:
+    """The word in `text` (normalised: full-width, traditional, spaces and digits between
+    characters folded away) that would leave someone out of a per-share run, if any."""
+    from app.guardtext import normalise
+
+    compact = _CJK_DIGITS.sub("", normalise(text or ""))
+    return next((w for w in _EXCLUDE_WORDS if w in compact), None)
 
 
 RULE_ART55_TEXT = Rule(

@@ -83,12 +83,108 @@ def apply(collective_id: int):
 def distribute(collective_id: int):
     f = request.form
     amount = ops.parse_yuan(f.get("amount", ""))
-    paid_on = dt.date.fromisoformat(f.get("paid_on") or ops.today().isoformat())
+    paid_on = _date(f.get("paid_on") or ops.today().isoformat())
     d = ops.distribute(current_user, q.collective(collective_id), amount, paid_on,
                        note=f.get("note") or None, reason=f.get("reason") or None)
     q.commit()
     flash(_("The distribution was run and paid."), "success")
     return redirect(url_for(".distribution", distribution_id=d.id))
+
+
+def assembly_scope(assembly_id: int, **_) -> Scope | None:
+    a = q.assembly(assembly_id)
+    return None if a is None else Scope([a.collective.fbfbm])
+
+
+def _ints(values) -> list[int]:
+    try:
+        return [int(v) for v in values]
+    except (TypeError, ValueError):
+        abort(400)
+
+
+def _date(value: str | None) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value or "")
+    except ValueError:
+        abort(400)
+
+
+@bp.post("/collectives/<int:collective_id>/assemblies")
+@access(*OFFICERS, scope=collective_scope)
+def open_assembly(collective_id: int):
+    f = request.form
+    ops.open_assembly(current_user, q.collective(collective_id), _date(f.get("meeting_date")),
+                      _ints(f.getlist("attendee")), reason=f.get("reason") or None)
+    q.commit()
+    flash(_("The assembly and its attendance are recorded."), "success")
+    return redirect(url_for(".desk", collective_id=collective_id, _anchor="assemblies"))
+
+
+@bp.post("/assemblies/<int:assembly_id>/resolutions")
+@access(*OFFICERS, scope=assembly_scope)
+def resolve(assembly_id: int):
+    f = request.form
+    a = q.assembly(assembly_id)
+    app_ = q.membership_application(_ints([f.get("application_id")])[0])
+    if app_ is None:
+        abort(404)
+    yes, no, abstain = _ints([f.get("yes"), f.get("no"), f.get("abstain")])
+    ops.resolve(current_user, a, app_, yes, no, abstain, f.get("decision", ""),
+                reason=f.get("reason") or None)
+    q.commit()
+    flash(_("The assembly's resolution is recorded."), "success")
+    return redirect(url_for(".desk", collective_id=a.collective_id, _anchor="assemblies"))
+
+
+@bp.post("/assemblies/<int:assembly_id>/notice")
+@access(*OFFICERS, scope=assembly_scope)
+def post_notice(assembly_id: int):
+    a = q.assembly(assembly_id)
+    ops.post_notice(current_user, a, reason=request.form.get("reason") or None)
+    q.commit()
+    flash(_("The proposed roll is posted publicly."), "success")
+    return redirect(url_for(".desk", collective_id=a.collective_id, _anchor="notices"))
+
+
+@bp.post("/notices/<int:notice_id>/objections")
+@access(*OFFICERS, scope=notice_scope)
+def lodge_objection(notice_id: int):
+    f = request.form
+    n = q.notice(notice_id)
+    app_ = None
+    if f.get("application_id"):
+        app_ = q.membership_application(_ints([f.get("application_id")])[0])
+        if app_ is None:
+            abort(404)
+    ops.lodge_objection(current_user, n, f.get("objector", ""), f.get("text", ""), app_,
+                        reason=f.get("reason") or None)
+    q.commit()
+    flash(_("The objection is recorded."), "success")
+    return redirect(url_for(".desk", collective_id=n.collective_id, _anchor="notices"))
+
+
+@bp.post("/notices/<int:notice_id>/objections/<int:objection_id>/resolution")
+@access(*OFFICERS, scope=notice_scope)
+def resolve_objection(notice_id: int, objection_id: int):
+    f = request.form
+    n, o = q.notice(notice_id), q.objection(objection_id)
+    if o is None or o.notice_id != n.id:
+        abort(404)
+    ops.resolve_objection(current_user, o, f.get("resolution", ""), f.get("reasons", ""))
+    q.commit()
+    flash(_("The objection is resolved."), "success")
+    return redirect(url_for(".desk", collective_id=n.collective_id, _anchor="notices"))
+
+
+@bp.post("/notices/<int:notice_id>/file")
+@access(*OFFICERS, scope=notice_scope)
+def file_roll(notice_id: int):
+    n = q.notice(notice_id)
+    ops.file_roll(current_user, n, reason=request.form.get("reason") or None)
+    q.commit()
+    flash(_("The roll is filed with the township."), "success")
+    return redirect(url_for(".desk", collective_id=n.collective_id, _anchor="notices"))
 
 
 @bp.get("/distributions/<int:distribution_id>")
