@@ -570,7 +570,10 @@ def test_the_tile_pool_and_the_jobs_connect_as_the_app_role_too(app, dbs):
     role = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).username
     assert role != make_url(app.config["MIGRATE_DATABASE_URL"]).username
     assert dbs.scalar(text("SELECT current_user")) == role
-    tile_app = app.wsgi_app.wsgi_app.mounts["/tiles"]  # under the security headers
+    layer = app.wsgi_app  # the middlewares (request id, security headers) wrap the dispatcher
+    while not hasattr(layer, "mounts"):
+        layer = layer.wsgi_app
+    tile_app = layer.mounts["/tiles"]
     with tiles._pool(tile_app.url).connection() as c:
         assert c.execute("SELECT current_user").fetchone()[0] == role
         with pytest.raises(Exception, match="permission denied"):

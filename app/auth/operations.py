@@ -8,12 +8,13 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from app import extensions
 from app.access import ROLES
 from app.audit import operations as audit
 from app.collectives.models import Collective
 from app.divisions.models import Division
 from app.errors import DomainError, Rule
-from app.extensions import db, limiter
+from app.extensions import db
 from app.people.idnumber import mask
 from app.people.models import Household, HouseholdMember, Person
 from app.people.operations import parse_id
@@ -138,6 +139,7 @@ def clock() -> float:
 def _storage():
     """The limiter's storage; when it is Redis and Redis is gone, the limiter's in-memory
     fallback (per process, until Redis answers again) — a sign-in never fails on it."""
+    limiter = extensions.limiter  # looked up on each call (a test or app may replace it)
     store = limiter.storage
     fallback = getattr(limiter, "_fallback_storage", None)
     if fallback is None or store is fallback:

@@ -191,6 +191,8 @@ DB_RULES = {
     "household_end_guard": ("derived", "an import never ends a household"),
     "household_member_successor": ("derived", "an import inserts current places only"),
     "household_member_versioned": ("derived", "an import never changes a place in place"),
+    # Bookkeeping, not a rule: the register's version counter for tile ETags (0023_ops).
+    "parcel_register_version": ("derived", "counts changes to the register; refuses nothing"),
 }
 
 

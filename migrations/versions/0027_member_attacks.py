@@ -29,7 +29,7 @@ import os
 from alembic import op
 
 revision = "0027_member_attacks"
-down_revision = "0022_membership"
+down_revision = "0026_scale"
 branch_labels = None
 depends_on = None
 
