@@ -45,7 +45,7 @@ from app.jobs.operations import queue_depth
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id",
                                                                             default=None)
-RID_OK = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+RID_OK = re.compile(r"[A-Za-z0-9._-]{1,64}")  # fullmatch: `$` would let a final "\n" in
 log = logging.getLogger("sanquan")
 
 from app.metrics import BID_SECONDS, JOB_SECONDS, REQUEST_SECONDS, TILE_SECONDS  # noqa: E402,F401
@@ -53,7 +53,7 @@ from app.metrics import BID_SECONDS, JOB_SECONDS, REQUEST_SECONDS, TILE_SECONDS 
 # --------------------------------------------------------------------------- request id, logs
 
 def new_request_id(given: str | None) -> str:
-    return given if given and RID_OK.match(given) else uuid.uuid4().hex
+    return given if given and RID_OK.fullmatch(given) else uuid.uuid4().hex
 
 
 class RequestIdMiddleware:

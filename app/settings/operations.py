@@ -20,6 +20,8 @@ SOURCE = _l("Sanquan settings policy: registry rules kept as data, each change a
 BAD_VALUE = Rule("settings.value", _l("%(key)s: %(why)s"), SOURCE)
 NEEDS_REASON = Rule("settings.reason", _l("A change of a setting needs its reason."), SOURCE)
 UNKNOWN = Rule("settings.unknown", _l("%(key)s is not a setting."), SOURCE, 404)
+STALE = Rule("settings.stale", _l("%(key)s was changed by someone else meanwhile (now: %(now)s); "
+                                  "reload the page and decide again."), SOURCE, 409)
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,9 @@ def catalogue() -> list[Spec]:
              15, 365),
         Spec("withdrawal_check_window_days",
              _l("A withdrawal this soon after settling in town is flagged, days"), "int", 180,
-             0, 3650),
+             # at least a month: a window of 0 would switch off the voluntariness check that
+             # 乡村振兴促进法 art 55 / domain rule 4 ask for
+             30, 3650),
         Spec("homestead_cap_m2", _l("Homestead area cap, m²"), "float", None, 50, 1000,
              per_county=True, optional=True),
         Spec("withdrawal_pilot", _l("Withdrawal pilot"), "onoff", "off", per_county=True),
@@ -81,6 +85,8 @@ def spec_of(key: str) -> tuple[Spec, str | None]:
     for s in catalogue():
         if s.name == name and bool(county) == s.per_county:
             if county and county not in counties():
+                break
+            if key_of(s, county or None) != key:  # "notice_days:" — a key nobody reads
                 break
             return s, county or None
     raise DomainError(UNKNOWN, key=key)
@@ -126,15 +132,23 @@ def validate(spec: Spec, raw) -> str | None:
     return str(num)
 
 
-def change(actor, key: str, raw, reason: str) -> bool:
+def change(actor, key: str, raw, reason: str, expected: str | None = None) -> bool:
     """Set (or, for an optional setting, clear) one value; audited with old, new and reason.
+    `expected`: the value the administrator saw ("" for not set); when given and the stored
+    value differs (another administrator changed it meanwhile), refused — no lost update.
     Returns False when the value did not change (nothing written)."""
     spec, _county = spec_of(key)
     value = validate(spec, raw)
     if not (reason or "").strip():
         raise DomainError(NEEDS_REASON)
-    row = db.session.get(RegistrySetting, key, with_for_update=True)
+    # one writer per key at a time, whether or not its row exists yet (two first inserts
+    # would otherwise race to a unique violation)
+    db.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                       {"k": "registry_setting:" + key})
+    row = db.session.get(RegistrySetting, key, with_for_update=True, populate_existing=True)
     old = row.value if row else None
+    if expected is not None and (expected or None) != old:
+        raise DomainError(STALE, key=key, now=old if old is not None else "—")
     if old == value:
         return False
     if value is None:

@@ -1,0 +1,82 @@
+"""Attacks on today's web surface: the settings page, request ids, the demo accounts in
+production, the to-do counts (each test was seen to fail before its fix)."""
+import random
+
+import pytest
+from sqlalchemy import select
+
+from app.audit.models import AuditLog
+from app.errors import DomainError
+from app.observability import new_request_id
+from app.parcels.models import RegistrySetting
+from app.settings import operations as settings
+from tests.conftest import csrf_from, user
+
+
+# ------------------------------------------------------------------------------ settings
+
+@pytest.mark.parametrize("key", ["notice_days:", "withdrawal_cooling_days:"])
+def test_a_global_key_with_an_empty_county_is_not_a_setting(dbs, key):
+    """`notice_days:` used to be accepted and stored as a new key nobody reads (an audited
+    'change' that changed nothing the features use)."""
+    with pytest.raises(DomainError) as e:
+        settings.change(user("admin"), key, "20", "县里通知")
+    assert e.value.code == "settings.unknown"
+    assert dbs.get(RegistrySetting, key) is None
+
+
+def test_the_voluntariness_check_window_cannot_be_switched_off(dbs):
+    spec = {s.name: s for s in settings.catalogue()}["withdrawal_check_window_days"]
+    for bad in ("0", "1", str(int(spec.lo) - 1)):
+        with pytest.raises(DomainError):
+            settings.validate(spec, bad)
+    assert settings.validate(spec, str(int(spec.lo))) == str(int(spec.lo))
+
+
+def test_an_edit_made_on_a_stale_page_is_refused_not_lost(dbs, login_as):
+    """Two administrators open the page; the second one's save must not silently overwrite
+    the first one's change (a lost update the audit would record as 'old' = the first's)."""
+    c = login_as("admin")
+    html = c.get("/settings").get_data(as_text=True)
+    token = csrf_from(html)
+    seen = dbs.get(RegistrySetting, "notice_days")
+    seen = seen.value if seen else ""
+    rng = random.Random(31)
+    first, second = rng.sample(range(8, 60), 2)
+    settings.change(user("admin"), "notice_days", str(first), "第一位管理员")  # meanwhile
+    r = c.post("/settings", data={"key": "notice_days", "value": str(second),
+                                  "reason": "第二位管理员", "expected": seen,
+                                  "csrf_token": token})
+    assert r.status_code == 409
+    assert dbs.get(RegistrySetting, "notice_days").value == str(first)
+    # with the current value seen, the change goes through
+    r = c.post("/settings", data={"key": "notice_days", "value": str(second),
+                                  "reason": "第二位管理员", "expected": str(first),
+                                  "csrf_token": token})
+    assert r.status_code == 302
+    assert dbs.get(RegistrySetting, "notice_days").value == str(second)
+    e = dbs.scalar(select(AuditLog).where(AuditLog.object_id == "notice_days")
+                   .order_by(AuditLog.id.desc()))
+    assert e.changes["value"] == [str(first), str(second)]
+
+
+def test_the_settings_form_carries_the_value_it_showed(dbs, login_as):
+    html = login_as("admin").get("/settings").get_data(as_text=True)
+    assert html.count('name="expected"') == len(settings.rows())
+
+
+# ------------------------------------------------------------------------------ request id
+
+@pytest.mark.parametrize("given", ["abc\n", "abc\r\n", "a" * 64 + "\n", "ok\nX-Evil: 1"])
+def test_a_request_id_with_a_line_break_is_replaced(given):
+    """`$` matches before a final newline: "abc\\n" passed the check and went into the
+    response header and every log line."""
+    rid = new_request_id(given)
+    assert rid != given and "\n" not in rid and "\r" not in rid
+
+
+def test_the_response_never_echoes_a_line_break(client):
+    # a server hands the header value on as it came (the test client would refuse to send it)
+    r = client.get("/healthz", environ_overrides={"HTTP_X_REQUEST_ID": "abc\n"})
+    assert r.status_code == 200
+    assert "\n" not in r.headers["X-Request-ID"] and r.headers["X-Request-ID"] != "abc"
