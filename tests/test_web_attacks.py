@@ -80,3 +80,22 @@ def test_the_response_never_echoes_a_line_break(client):
     r = client.get("/healthz", environ_overrides={"HTTP_X_REQUEST_ID": "abc\n"})
     assert r.status_code == 200
     assert "\n" not in r.headers["X-Request-ID"] and r.headers["X-Request-ID"] != "abc"
+
+
+# ------------------------------------------------------------------------------ demo accounts
+
+def test_the_demo_makes_no_account_in_production(app, dbs, monkeypatch):
+    """The start-up check looks for the demo password only at start-up; `flask demo load`
+    run afterwards on a production server made accounts with the shared password."""
+    from app.auth.models import User
+    from app.demo import operations as demo
+
+    farmer = dbs.scalar(select(User).where(User.username == "farmer"))
+    farmer.username = "farmer-renamed"  # so that the demo would make a "farmer" again
+    dbs.flush()
+    monkeypatch.setitem(app.config, "ENV_NAME", "production")
+    with pytest.raises(demo.DemoInProduction):
+        demo.create_demo_users()
+    assert dbs.scalar(select(User.id).where(User.username == "farmer")) is None
+    r = app.test_cli_runner().invoke(args=["demo", "load", "--parcels", "10"])
+    assert r.exit_code != 0 and "production" in r.output

@@ -275,8 +275,22 @@ DEMO_USERS = [
 ]
 
 
+class DemoInProduction(RuntimeError):
+    pass
+
+
+def refuse_in_production() -> None:
+    """The production start-up check refuses known passwords, but only at start-up: accounts
+    made by `flask demo load` afterwards would be open until the next restart.  So the demo
+    (its accounts with a shared password, its invented people) is never loaded there."""
+    if current_app.config.get("ENV_NAME") == "production":
+        raise DemoInProduction("Refusing to load the demo in production (SANQUAN_ENV="
+                               "production): its accounts share a known password.")
+
+
 def create_demo_users() -> list[str]:
     """Demo accounts (password from DEMO_PASSWORD); officer and farmer in the first village."""
+    refuse_in_production()
     password = current_app.config["DEMO_PASSWORD"]
     made = []
     for username, name, role, jur in DEMO_USERS:
