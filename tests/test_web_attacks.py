@@ -99,3 +99,27 @@ def test_the_demo_makes_no_account_in_production(app, dbs, monkeypatch):
     assert dbs.scalar(select(User.id).where(User.username == "farmer")) is None
     r = app.test_cli_runner().invoke(args=["demo", "load", "--parcels", "10"])
     assert r.exit_code != 0 and "production" in r.output
+
+
+def test_a_demo_account_is_found_among_many_users(dbs):
+    """The production check read only 200 users in table order: a demo account behind them
+    (a register with a few hundred officers, the demo loaded after them) passed."""
+    from werkzeug.security import generate_password_hash
+
+    from app import security
+    from app.auth.models import User
+
+    cheap = "pbkdf2:sha256:1"  # one iteration: the test checks hundreds of them
+    other = generate_password_hash("someone-else-1", method=cheap)
+    dbs.execute(select(User).where(User.username == "supervisor")).scalar_one().username = "s-0"
+    n = random.Random(12).randint(201, 230)
+    dbs.add_all(User(username=f"officer-{i:04d}", display_name=f"乡镇干部{i}",
+                     password_hash=other, role="bureau_staff", jurisdiction_code="140404")
+                for i in range(n))
+    dbs.flush()
+    # the demo loaded after them: its supervisor with the demo password
+    dbs.add(User(username="supervisor", display_name="监督员", role="compliance_supervisor",
+                 jurisdiction_code="140400",
+                 password_hash=generate_password_hash(security.DEMO_DEFAULT, method=cheap)))
+    dbs.flush()
+    assert "supervisor" in security.users_with_password(dbs, {security.DEMO_DEFAULT})
