@@ -280,8 +280,6 @@ class UnsafeConfiguration(RuntimeError):
 
 
 def _demo_password_in_use(app: Flask) -> list[str]:
-    from sqlalchemy import select
-    from werkzeug.security import check_password_hash
 
     candidates = {DEMO_DEFAULT, app.config.get("DEMO_PASSWORD") or DEMO_DEFAULT}
     with app.app_context():

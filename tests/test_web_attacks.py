@@ -12,7 +12,6 @@ from app.parcels.models import RegistrySetting
 from app.settings import operations as settings
 from tests.conftest import csrf_from, user
 
-
 # ------------------------------------------------------------------------------ settings
 
 @pytest.mark.parametrize("key", ["notice_days:", "withdrawal_cooling_days:"])
