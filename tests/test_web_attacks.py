@@ -122,3 +122,55 @@ def test_a_demo_account_is_found_among_many_users(dbs):
                  password_hash=generate_password_hash(security.DEMO_DEFAULT, method=cheap)))
     dbs.flush()
     assert "supervisor" in security.users_with_password(dbs, {security.DEMO_DEFAULT})
+
+
+# ------------------------------------------------------------------------------ settings history
+
+def test_every_value_a_setting_had_is_kept_with_who_and_why(dbs):
+    from sqlalchemy import text
+
+    rng = random.Random(77)
+    key = "withdrawal_cooling_days"
+    start = len(settings.versions(key))
+    values = rng.sample(range(15, 365), 3)
+    for i, v in enumerate(values):
+        settings.change(user("admin"), key, str(v), f"县政府文件 第{i}号")
+    got = settings.versions(key)[start:]
+    assert [(g.value, g.actor, g.reason) for g in got] == [
+        (str(v), "admin", f"县政府文件 第{i}号") for i, v in enumerate(values)]
+    # a write that bypasses the settings page is versioned too (who: the database user)
+    dbs.execute(text("UPDATE registry_setting SET value = '99' WHERE key = :k"), {"k": key})
+    last = settings.versions(key)[-1]
+    assert last.value == "99" and last.actor is None and last.db_user
+    # clearing an optional setting is a version too (NULL: the default applies again)
+    cap = "homestead_cap_m2:140404"
+    settings.change(user("admin"), cap, "200", "省标准")
+    settings.change(user("admin"), cap, "", "省标准取消")
+    assert [v.value for v in settings.versions(cap)][-2:] == ["200.0", None]
+
+
+@pytest.mark.parametrize("sql", [
+    "UPDATE registry_setting_version SET value = '1'",
+    "DELETE FROM registry_setting_version",
+    "INSERT INTO registry_setting_version (key, value, db_user) VALUES ('notice_days', '1', 'x')",
+])
+def test_the_app_cannot_rewrite_a_settings_history(dbs, sql):
+    from sqlalchemy import exc, text
+
+    settings.change(user("admin"), "notice_days", "21", "为了有一条历史")
+    with pytest.raises(exc.DBAPIError), dbs.begin_nested():
+        dbs.execute(text(sql))
+
+
+def test_an_optional_setting_can_be_cleared_from_the_page(dbs, login_as):
+    """Clearing the homestead cap (blank: no cap applies) deleted the row, which the app role
+    had no right to do: 500."""
+    c = login_as("admin")
+    token = csrf_from(c.get("/settings").get_data(as_text=True))
+    key = "homestead_cap_m2:140404"
+    cap = random.Random(3).randint(50, 1000)
+    for value, reason in ((str(cap), "省标准"), ("", "标准废止")):
+        r = c.post("/settings", data={"key": key, "value": value, "reason": reason,
+                                      "csrf_token": token})
+        assert r.status_code == 302, r.status_code
+    assert dbs.get(RegistrySetting, key) is None

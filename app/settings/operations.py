@@ -13,7 +13,7 @@ from app.audit.models import AuditLog
 from app.errors import DomainError, Rule
 from app.extensions import db
 from app.market.operations import DEFAULTS
-from app.parcels.models import RegistrySetting
+from app.parcels.models import RegistrySetting, RegistrySettingVersion
 
 SOURCE = _l("Sanquan settings policy: registry rules kept as data, each change audited with "
             "its reason (LADM; 农村土地承包法; 2021 办法)")
@@ -151,6 +151,8 @@ def change(actor, key: str, raw, reason: str, expected: str | None = None) -> bo
         raise DomainError(STALE, key=key, now=old if old is not None else "—")
     if old == value:
         return False
+    # the version the trigger appends (migration 0028) names who and why, like the audit
+    _name_the_change(audit.actor_name(actor), reason.strip())
     if value is None:
         db.session.delete(row)
     elif row is None:
@@ -158,9 +160,21 @@ def change(actor, key: str, raw, reason: str, expected: str | None = None) -> bo
     else:
         row.value = value
     db.session.flush()
+    _name_the_change("", "")
     audit.record(actor, "settings.change", "registry_setting", key,
                  {"value": [old, value]}, reason.strip())
     return True
+
+
+def _name_the_change(actor: str, reason: str) -> None:
+    db.session.execute(text("SELECT set_config('sanquan.actor', :a, true), "
+                            "set_config('sanquan.reason', :r, true)"), {"a": actor, "r": reason})
+
+
+def versions(key: str) -> list[RegistrySettingVersion]:
+    """Every value the key has had, oldest first (None: removed, the default applied)."""
+    return list(db.session.scalars(select(RegistrySettingVersion).where(
+        RegistrySettingVersion.key == key).order_by(RegistrySettingVersion.id)))
 
 
 def history(limit: int = 50) -> list[AuditLog]:
