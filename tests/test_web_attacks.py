@@ -174,3 +174,32 @@ def test_an_optional_setting_can_be_cleared_from_the_page(dbs, login_as):
                                       "csrf_token": token})
         assert r.status_code == 302, r.status_code
     assert dbs.get(RegistrySetting, key) is None
+
+
+# ------------------------------------------------------------------------------ to-do counts
+
+def test_a_notice_on_its_last_day_is_running_not_ready_to_register(app, dbs):
+    """The to-do said "ready to register" on the notice's last day (notice_end <= today),
+    while registering is refused until the day after (campaigns.notice_has_run)."""
+    import datetime as dt
+
+    from app.campaigns import operations as campaigns
+    from app.campaigns.todo import campaign_work
+    from app.parcels.models import Parcel
+
+    officer = user("officer")
+    p = dbs.scalar(select(Parcel).where(Parcel.code.like(officer.jurisdiction_code + "%"),
+                                        Parcel.kind == "contract",
+                                        Parcel.end_lifespan.is_(None)).order_by(Parcel.code))
+    days = random.Random(4).randint(7, 30)
+    today = dt.date.today()
+    c = campaigns.open_campaign("bureau", p.code[:14])
+    campaigns.publish_notice("bureau", c, start=today - dt.timedelta(days=days), days=days)
+    assert c.notice_end == today
+    with app.test_request_context():
+        def counts(day):
+            return {i.key: i.count for i in campaign_work(officer, day)}
+        last_day, day_after = counts(today), counts(today + dt.timedelta(days=1))
+    assert not campaigns.notice_has_run(c, today)
+    assert day_after["campaigns.register"] == last_day["campaigns.register"] + 1
+    assert last_day["campaigns.notice"] == day_after["campaigns.notice"] + 1
