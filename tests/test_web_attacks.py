@@ -203,3 +203,25 @@ def test_a_notice_on_its_last_day_is_running_not_ready_to_register(app, dbs):
     assert not campaigns.notice_has_run(c, today)
     assert day_after["campaigns.register"] == last_day["campaigns.register"] + 1
     assert last_day["campaigns.notice"] == day_after["campaigns.notice"] + 1
+
+
+# ------------------------------------------------------------------------------ /metrics
+
+@pytest.mark.parametrize("header", ["X-Real-IP", "Via", "True-Client-IP"])
+def test_metrics_refuse_a_request_relayed_by_a_local_proxy(app, header):
+    """nginx with `proxy_set_header X-Real-IP $remote_addr` and no X-Forwarded-For: the peer is
+    loopback and the metrics went to any client on the internet."""
+    c = app.test_client()
+    assert c.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 200
+    assert c.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"},
+                 headers={header: "203.0.113.9"}).status_code == 404
+
+
+def test_behind_trusted_proxies_only_the_token_opens_the_metrics(app, monkeypatch):
+    monkeypatch.setitem(app.config, "TRUSTED_PROXIES", 1)
+    monkeypatch.setitem(app.config, "METRICS_TOKEN", "t0ken-" + str(random.random()))
+    c = app.test_client()
+    assert c.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 404
+    assert c.get("/metrics", environ_base={"REMOTE_ADDR": "::ffff:127.0.0.1"}).status_code == 404
+    assert c.get("/metrics", headers={"X-Metrics-Token": app.config["METRICS_TOKEN"]},
+                 environ_base={"REMOTE_ADDR": "10.0.0.8"}).status_code == 200
