@@ -225,3 +225,34 @@ def test_behind_trusted_proxies_only_the_token_opens_the_metrics(app, monkeypatc
     assert c.get("/metrics", environ_base={"REMOTE_ADDR": "::ffff:127.0.0.1"}).status_code == 404
     assert c.get("/metrics", headers={"X-Metrics-Token": app.config["METRICS_TOKEN"]},
                  environ_base={"REMOTE_ADDR": "10.0.0.8"}).status_code == 200
+
+
+# ------------------------------------------------------------------------------ charts
+
+@pytest.mark.parametrize("n", [1, 4, 5, 13])
+def test_every_township_of_the_legend_is_inside_the_chart_and_names_are_escaped(n):
+    import re
+    import xml.dom.minidom
+
+    from app.charts import grouped_bars
+
+    rng = random.Random(n)
+    names = [f'乡{i}<script>"&' for i in range(n)]
+    months = ["2026-09", "2026-10"]
+    svg = grouped_bars("<b>标题</b>", months, {t: [rng.uniform(0, 1e9) for _ in months]
+                                              for t in names})
+    doc = xml.dom.minidom.parseString(svg)  # well-formed: nothing escaped its text
+    assert "<script>" not in svg and not doc.getElementsByTagName("script")
+    root = doc.documentElement
+    w, h = float(root.getAttribute("width")), float(root.getAttribute("height"))
+    legend = [t for t in doc.getElementsByTagName("text") if t.getAttribute("font-size") == "11"]
+    assert [t.firstChild.data for t in legend] == names
+    for t in legend:
+        assert 0 <= float(t.getAttribute("x")) < w - 20 and float(t.getAttribute("y")) < h
+    for r in doc.getElementsByTagName("rect"):  # bars stay below the legend, inside the chart
+        y, rh = float(r.getAttribute("y")), float(r.getAttribute("height"))
+        assert rh >= 0 and y + rh <= h
+    bars = [r for r in doc.getElementsByTagName("rect") if r.getElementsByTagName("title")]
+    legend_bottom = max(float(t.getAttribute("y")) for t in legend)
+    assert all(float(r.getAttribute("y")) >= legend_bottom for r in bars)
+    assert re.search(r'aria-label="&lt;b&gt;', svg)
