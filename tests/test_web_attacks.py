@@ -256,3 +256,39 @@ def test_every_township_of_the_legend_is_inside_the_chart_and_names_are_escaped(
     legend_bottom = max(float(t.getAttribute("y")) for t in legend)
     assert all(float(r.getAttribute("y")) >= legend_bottom for r in bars)
     assert re.search(r'aria-label="&lt;b&gt;', svg)
+
+
+# ------------------------------------------------------------------------------ market CLI setting
+
+@pytest.mark.parametrize("name,bad", [("announcement_days", "1"), ("deposit_percent", "500"),
+                                      ("risk_deposit_months", "24"), ("method", "lottery"),
+                                      ("sign_days", "七")])
+def test_the_market_cli_cannot_set_a_value_the_settings_page_refuses(app, dbs, name, bad):
+    """`flask market setting announcement_days 140404 1` wrote a 1-day announcement (the law:
+    at least 7 working days) with no check at all."""
+    from app.market import operations as market
+
+    key = f"market_{name}:140404"
+    before = dbs.get(RegistrySetting, key)
+    before = before.value if before else None
+    spec, _c = settings.spec_of(key)
+    with pytest.raises(DomainError):
+        settings.validate(spec, bad)  # the page refuses it…
+    with pytest.raises(DomainError):
+        market.set_setting("market-cli", name, "140404", bad)  # …and so does the market
+    r = app.test_cli_runner().invoke(args=["market", "setting", name, "140404", bad])
+    assert r.exit_code != 0
+    after = dbs.get(RegistrySetting, key)
+    assert (after.value if after else None) == before
+
+
+def test_a_first_market_setting_is_audited_with_no_old_value(dbs):
+    from app.market import operations as market
+
+    key = "market_sign_days:140404"
+    assert dbs.get(RegistrySetting, key) is None
+    n = random.Random(2).randint(1, 60)
+    market.set_setting("market-cli", "sign_days", "140404", n, "测试")
+    e = dbs.scalar(select(AuditLog).where(AuditLog.object_id == key)
+                   .order_by(AuditLog.id.desc()))
+    assert e.changes["value"] == [None, str(n)]  # it said [n, n]: as if nothing had changed

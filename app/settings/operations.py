@@ -12,7 +12,7 @@ from app.audit import operations as audit
 from app.audit.models import AuditLog
 from app.errors import DomainError, Rule
 from app.extensions import db
-from app.market.operations import DEFAULTS
+from app.market.operations import BOUNDS, DEFAULTS, METHODS
 from app.parcels.models import RegistrySetting, RegistrySettingVersion
 
 SOURCE = _l("Sanquan settings policy: registry rules kept as data, each change audited with "
@@ -56,16 +56,12 @@ def catalogue() -> list[Spec]:
              per_county=True, optional=True),
         Spec("withdrawal_pilot", _l("Withdrawal pilot"), "onoff", "off", per_county=True),
     ]
-    bounds = {"announcement_days": (7, 60), "reannounce_max": (0, 5), "deposit_percent": (0, 20),
-              "company_review_mu": (1, 100000), "risk_deposit_months": (0, 12),
-              "min_age": (16, 30), "max_age": (50, 100), "refund_working_days": (1, 30),
-              "pay_working_days": (1, 30), "sign_days": (1, 60), "priority_minutes": (0, 10080)}
     for name, default in DEFAULTS.items():
         if name == "method":
             specs.append(Spec("market_method", _l("Market: default method"), "choice", default,
-                              per_county=True, choices=("auction", "tender")))
+                              per_county=True, choices=METHODS))
         else:
-            lo, hi = bounds.get(name, (0, 100000))
+            lo, hi = BOUNDS.get(name, (0, 100000))
             specs.append(Spec(f"market_{name}", _l("Market: %(name)s", name=name), "int",
                               default, lo, hi, per_county=True))
     return specs
