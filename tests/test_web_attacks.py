@@ -292,3 +292,20 @@ def test_a_first_market_setting_is_audited_with_no_old_value(dbs):
     e = dbs.scalar(select(AuditLog).where(AuditLog.object_id == key)
                    .order_by(AuditLog.id.desc()))
     assert e.changes["value"] == [None, str(n)]  # it said [n, n]: as if nothing had changed
+
+
+def test_only_an_administrator_with_the_form_token_changes_a_setting(app, dbs, login_as):
+    before = dbs.get(RegistrySetting, "notice_days")
+    before = before.value if before else None
+    form = {"key": "notice_days", "value": "45", "reason": "越权"}
+    anon = app.test_client()
+    assert anon.post("/settings", data=form).status_code in (302, 400, 401, 403)
+    assert anon.get("/settings").status_code in (302, 401)
+    admin = login_as("admin")
+    assert admin.post("/settings", data=form).status_code == 400  # no CSRF token
+    for who in ("bureau", "officer", "auditor", "exchange"):
+        c = login_as(who)
+        token = csrf_from(c.get("/").get_data(as_text=True))
+        assert c.post("/settings", data={**form, "csrf_token": token}).status_code == 403
+    after = dbs.get(RegistrySetting, "notice_days")
+    assert (after.value if after else None) == before
