@@ -309,3 +309,15 @@ def test_only_an_administrator_with_the_form_token_changes_a_setting(app, dbs, l
         assert c.post("/settings", data={**form, "csrf_token": token}).status_code == 403
     after = dbs.get(RegistrySetting, "notice_days")
     assert (after.value if after else None) == before
+
+
+def test_the_open_import_faults_are_counted_from_their_own_index(dbs):
+    """The bureau's to-do counts open faults on every home page visit; without an index of the
+    open ones it read every fault of every delivery."""
+    from sqlalchemy import text
+
+    dbs.execute(text("SET LOCAL enable_seqscan = off"))
+    plan = "\n".join(dbs.scalars(text("""EXPLAIN SELECT count(*) FROM import_fault f
+        JOIN import_batch b ON b.id = f.batch_id
+        WHERE f.resolved_at IS NULL AND b.status NOT IN ('refused', 'failed')""")))
+    assert "ix_import_fault_open" in plan
