@@ -321,3 +321,60 @@ def test_the_open_import_faults_are_counted_from_their_own_index(dbs):
         JOIN import_batch b ON b.id = f.batch_id
         WHERE f.resolved_at IS NULL AND b.status NOT IN ('refused', 'failed')""")))
     assert "ix_import_fault_open" in plan
+
+
+@pytest.mark.deep
+def test_two_first_writes_of_a_setting_at_once_neither_fails(app):
+    """Two administrators set a county's homestead cap (no row yet) at the same moment: both
+    read "no row" (FOR UPDATE locks nothing), both insert, the second died on the primary key
+    (a 500).  Now the second waits for the first and then changes its value."""
+    import threading
+    import time
+
+    from sqlalchemy import text
+
+    from app.extensions import db
+
+    key = "homestead_cap_m2:140404"
+    errors, done_a = [], threading.Event()
+    b_waiting = threading.Event()
+
+    def writer(value, first):
+        with app.app_context():
+            try:
+                settings.change(user("admin"), key, value, "并发测试")
+                if first:
+                    done_a.set()
+                    b_waiting.wait(20)  # commit only once the other writer is blocked
+                db.session.commit()
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
+                db.session.rollback()
+            finally:
+                done_a.set()
+                db.session.remove()
+
+    a = threading.Thread(target=writer, args=("300", True))
+    a.start()
+    done_a.wait(20)
+    b = threading.Thread(target=writer, args=("400", False))
+    b.start()
+    try:
+        with app.app_context():
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not db.session.scalar(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'")):
+                db.session.rollback()
+            db.session.remove()
+        b_waiting.set()
+        a.join(30)
+        b.join(30)
+        assert not errors, errors
+        with app.app_context():
+            assert db.session.get(RegistrySetting, key).value == "400.0"
+    finally:
+        b_waiting.set()
+        with app.app_context():
+            db.session.execute(text("DELETE FROM registry_setting WHERE key = :k"), {"k": key})
+            db.session.commit()
