@@ -378,3 +378,23 @@ def test_two_first_writes_of_a_setting_at_once_neither_fails(app):
         with app.app_context():
             db.session.execute(text("DELETE FROM registry_setting WHERE key = :k"), {"k": key})
             db.session.commit()
+
+
+# ------------------------------------------------------------------------------ demo, interrupted
+
+@pytest.mark.deep
+def test_an_interrupted_demo_load_is_completed_without_a_village_twice(app, dbs):
+    """`flask demo load` killed after some villages (each committed): `--if-empty` found data
+    and stopped short (the county stayed smaller than planned, for ever); without it a second
+    load generated the whole plan again on top of it."""
+    from app.demo import operations as demo
+
+    have = demo.demo_villages()
+    assert have >= 1
+    parcels = (have + 1) * demo.PARCELS_PER_VILLAGE  # a plan one village bigger: one missing
+    assert demo.missing_villages(parcels) == 1
+    made = demo.complete_county(parcels, seed=5)  # what `demo load --if-empty` now does
+    assert made["villages"] == 1
+    assert demo.demo_villages() == have + 1 and demo.missing_villages(parcels) == 0
+    assert demo.complete_county(parcels, seed=5) is None  # nothing twice
+    assert demo.demo_villages() == have + 1

@@ -29,6 +29,10 @@ def load(parcels: int, seed: int, if_empty: bool):
         added = ensure_reference_divisions() + ensure_towns()  # reference lists grow
         db.session.commit()
         click.echo(f"demo data already present ({added} reference row(s) added)")
+        made = ops.complete_county(parcels, seed)  # an interrupted load: finish the county
+        if made:
+            click.echo("completed the demo county: "
+                       + ", ".join(f"{k}: {v}" for k, v in made.items()))
     else:
         p = ops.plan(parcels)
         with click.progressbar(length=p.villages, label=f"generating {p.villages} village(s)",
