@@ -35,7 +35,13 @@ def grouped_bars(title: str, categories: list[str], series: dict[str, list[float
     """Bars per category (x) for each series (colour), with a legend and the value on top."""
     names = list(series)
     top = max([v for vs in series.values() for v in vs] + [1])
-    left, bottom, legend = 10, 40, 18
+    left, bottom, item_w, row_h = 10, 40, 150, 16
+    # the legend wraps (a county has a dozen townships: at one row of 150 px each the fifth
+    # was drawn outside the picture); the chart grows by the extra rows
+    per_row = max(1, (width - 2 * left) // item_w)
+    rows = max(1, -(-len(names) // per_row))
+    legend = 18 + (rows - 1) * row_h
+    height += (rows - 1) * row_h
     plot_h = height - bottom - legend - 14
     n = max(len(categories), 1)
     slot = (width - left * 2) / n
@@ -44,9 +50,9 @@ def grouped_bars(title: str, categories: list[str], series: dict[str, list[float
            f'{height}" width="{width}" height="{height}" role="img" '
            f'aria-label="{escape(title)}">']
     for j, name in enumerate(names):
-        x = left + j * 150
-        out.append(f'<rect x="{x}" y="2" width="10" height="10" fill="{COLOURS[j % 6]}"/>'
-                   f'<text x="{x + 14}" y="11" font-size="11">{escape(name)}</text>')
+        x, y = left + (j % per_row) * item_w, 2 + (j // per_row) * row_h
+        out.append(f'<rect x="{x}" y="{y}" width="10" height="10" fill="{COLOURS[j % 6]}"/>'
+                   f'<text x="{x + 14}" y="{y + 9}" font-size="11">{escape(name)}</text>')
     base = legend + 14 + plot_h
     for i, cat in enumerate(categories):
         x0 = left + i * slot + 5

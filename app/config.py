@@ -112,7 +112,8 @@ class Config:
     JOBS_REDIS_FALLBACK = os.environ.get("JOBS_REDIS_FALLBACK", "fail")
 
     # Observability: JSON log lines with the request id; /metrics is answered to loopback
-    # clients, or to anyone sending `Authorization: Bearer $METRICS_TOKEN` when it is set.
+    # clients that came through no proxy (none when TRUSTED_PROXIES is set), or to anyone
+    # sending `X-Metrics-Token: $METRICS_TOKEN` when it is set.
     LOG_JSON = _env_bool("LOG_JSON", True)
     METRICS_TOKEN = os.environ.get("METRICS_TOKEN")
     # Any request body, for every route, anonymous ones included: small.  The survey upload

@@ -12,8 +12,9 @@
   job durations by kind and outcome, job queue depth (read from the database at scrape time).
   Under gunicorn set PROMETHEUS_MULTIPROC_DIR (gunicorn.conf.py does) so that every worker's
   samples are summed.  `/metrics` is answered only to a loopback peer that came through no
-  proxy (no X-Forwarded-For), or to a request with `X-Metrics-Token: $METRICS_TOKEN` (when
-  set); anyone else gets 404.
+  proxy (no X-Forwarded-For, Forwarded, X-Real-IP, Via…; and none configured: with
+  TRUSTED_PROXIES every peer is the proxy), or to a request with `X-Metrics-Token:
+  $METRICS_TOKEN` (when set); anyone else gets 404.
 - The database unreachable (a restart, a failover): 503 problem JSON with Retry-After on the
   API, a short 503 page elsewhere — never a 500.
 """
@@ -45,7 +46,7 @@ from app.jobs.operations import queue_depth
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id",
                                                                             default=None)
-RID_OK = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+RID_OK = re.compile(r"[A-Za-z0-9._-]{1,64}")  # fullmatch: `$` would let a final "\n" in
 log = logging.getLogger("sanquan")
 
 from app.metrics import BID_SECONDS, JOB_SECONDS, REQUEST_SECONDS, TILE_SECONDS  # noqa: E402,F401
@@ -53,7 +54,7 @@ from app.metrics import BID_SECONDS, JOB_SECONDS, REQUEST_SECONDS, TILE_SECONDS 
 # --------------------------------------------------------------------------- request id, logs
 
 def new_request_id(given: str | None) -> str:
-    return given if given and RID_OK.match(given) else uuid.uuid4().hex
+    return given if given and RID_OK.fullmatch(given) else uuid.uuid4().hex
 
 
 class RequestIdMiddleware:
@@ -148,9 +149,18 @@ def metrics_allowed() -> bool:
     given = request.headers.get("X-Metrics-Token")
     if token and given and hmac.compare_digest(token.encode(), given.encode()):
         return True
+    if current_app.config.get("TRUSTED_PROXIES"):
+        # behind a reverse proxy every request comes from a local peer: a proxy that sets only
+        # X-Real-IP (or nothing) would hand the metrics to anyone — the token only, then
+        return False
     peer = request.environ.get("REMOTE_ADDR", "")
-    return peer in ("127.0.0.1", "::1") and "X-Forwarded-For" not in request.headers \
-        and "Forwarded" not in request.headers
+    return peer in ("127.0.0.1", "::1") and not any(
+        h in request.headers for h in PROXY_HEADERS)
+
+
+# any of these: a proxy relayed the request (the client is elsewhere)
+PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP", "Via", "X-Forwarded-Host",
+                 "X-Client-IP", "True-Client-IP", "CF-Connecting-IP")
 
 
 def metrics_payload(app: Flask) -> bytes:

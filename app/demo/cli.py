@@ -20,11 +20,19 @@ demo_cli = AppGroup("demo", help="Demo data that the project makes itself.")
 def load(parcels: int, seed: int, if_empty: bool):
     """Generate a realistic county (上党区): villages, groups, households, parcels — and its
     story: confirmation, settlement, withdrawal and market in every state."""
+    try:
+        ops.refuse_in_production()
+    except ops.DemoInProduction as e:
+        raise click.ClickException(str(e)) from None
     t0 = time.monotonic()
     if if_empty and not ops.is_empty():
         added = ensure_reference_divisions() + ensure_towns()  # reference lists grow
         db.session.commit()
         click.echo(f"demo data already present ({added} reference row(s) added)")
+        made = ops.complete_county(parcels, seed)  # an interrupted load: finish the county
+        if made:
+            click.echo("completed the demo county: "
+                       + ", ".join(f"{k}: {v}" for k, v in made.items()))
     else:
         p = ops.plan(parcels)
         with click.progressbar(length=p.villages, label=f"generating {p.villages} village(s)",

@@ -91,8 +91,28 @@ def _copy(cur, table_sql: str, rows):
             cp.write_row(row)
 
 
-def generate(parcels: int, seed: int = 2024, progress=None) -> dict:
-    """Generate and load a county with about `parcels` parcels.  Returns counts."""
+def demo_villages() -> int:
+    return db.session.scalar(select(func.count()).select_from(Division).where(
+        Division.level == "village", Division.code.like(COUNTY + "2%")))
+
+
+def missing_villages(parcels: int) -> int:
+    """Villages of the planned demo county not generated yet: a `flask demo load` interrupted
+    after some villages (each is committed on its own) left the county short; 0 when no demo
+    village exists at all (a register of real data is never filled up with demo villages)."""
+    have = demo_villages()
+    return max(0, plan(parcels).villages - have) if have else 0
+
+
+def complete_county(parcels: int, seed: int = 2024) -> dict | None:
+    """The villages an interrupted load did not make (None when none is missing)."""
+    missing = missing_villages(parcels)
+    return generate(parcels, seed, villages=missing) if missing else None
+
+
+def generate(parcels: int, seed: int = 2024, progress=None, villages: int | None = None) -> dict:
+    """Generate and load a county with about `parcels` parcels (`villages`: only that many of
+    its villages — the rest of an interrupted load).  Returns counts."""
     ensure_reference_divisions()
     ensure_towns()
     db.session.commit()
@@ -107,6 +127,8 @@ def generate(parcels: int, seed: int = 2024, progress=None) -> dict:
                                                            Division.code.like(COUNTY + "%")))
     totals = {"villages": 0, "collectives": 0, "households": 0, "persons": 0, "parcels": 0,
               "homesteads": 0}
+    if villages is not None:
+        p = Plan(villages, p.per_village, p.townships)
     for v in range(p.villages):
         t_index = first_township + v * p.townships // p.villages
         township = f"{COUNTY}{201 + t_index:03d}"  # 2xx: townships (乡)
@@ -275,8 +297,22 @@ DEMO_USERS = [
 ]
 
 
+class DemoInProduction(RuntimeError):
+    pass
+
+
+def refuse_in_production() -> None:
+    """The production start-up check refuses known passwords, but only at start-up: accounts
+    made by `flask demo load` afterwards would be open until the next restart.  So the demo
+    (its accounts with a shared password, its invented people) is never loaded there."""
+    if current_app.config.get("ENV_NAME") == "production":
+        raise DemoInProduction("Refusing to load the demo in production (SANQUAN_ENV="
+                               "production): its accounts share a known password.")
+
+
 def create_demo_users() -> list[str]:
     """Demo accounts (password from DEMO_PASSWORD); officer and farmer in the first village."""
+    refuse_in_production()
     password = current_app.config["DEMO_PASSWORD"]
     made = []
     for username, name, role, jur in DEMO_USERS:

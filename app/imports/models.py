@@ -1,5 +1,5 @@
 from geoalchemy2 import Geometry
-from sqlalchemy import CheckConstraint, ForeignKey, Integer, Numeric, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, Numeric, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql import func
@@ -106,3 +106,8 @@ class ImportFault(db.Model):
 
     feature = relationship("ImportFeature", back_populates="faults", foreign_keys=[feature_id])
     record = relationship("ImportRecord", foreign_keys=[record_id], viewonly=True)
+
+    # the open faults (the home page's to-do counts them on every visit; a large delivery has
+    # hundreds of thousands of faults, nearly all resolved) — migration 0028_web_attacks
+    __table_args__ = (db.Index("ix_import_fault_open", "batch_id",
+                               postgresql_where=text("resolved_at IS NULL")),)

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from app.auth.models import User
 from app.collectives.models import Collective
+from app.errors import DomainError
 from app.extensions import db
 from app.parcels.models import Parcel, RegistrySetting
 from app.people.idnumber import check_digit
@@ -47,7 +48,10 @@ def expire_management():
 @click.argument("value")
 def set_setting(name: str, county: str, value: str):
     """Set a county's default (e.g. `announcement_days 140404 7`)."""
-    ops.set_setting("market-cli", name, county, value)
+    try:
+        ops.set_setting("market-cli", name, county, value, "flask market setting")
+    except DomainError as e:
+        raise click.ClickException(e.message("en")) from None
     db.session.commit()
     click.echo(f"market_{name}:{county} = {value}")
 

@@ -244,6 +244,15 @@ DEFAULTS = {
     "priority_minutes": 1440,     # the priority window after the bidding (24 h)
 }
 
+# What a county may choose (the settings page and `flask market setting` both check it):
+# announcement at least 7 working days (domain.md §8); deposits seen up to "over 30%" (Hainan
+# 31%, Nanle ≥ 30%); the risk deposit at most one year's rent; 0 mu: every company is reviewed.
+BOUNDS = {"announcement_days": (7, 60), "reannounce_max": (0, 5), "deposit_percent": (0, 50),
+          "company_review_mu": (0, 100000), "risk_deposit_months": (0, 12),
+          "min_age": (16, 30), "max_age": (50, 100), "refund_working_days": (1, 30),
+          "pay_working_days": (1, 30), "sign_days": (1, 60), "priority_minutes": (0, 10080)}
+BAD_SETTING = Rule("market.setting", _l("market_%(name)s: %(why)s"), TRADING)
+
 _who = audit.actor_name
 LEDGER_BANK = "bank"  # the exchange's deposit account (an asset: debit positive)
 
@@ -256,18 +265,37 @@ def setting(name: str, county: str):
     return type(default)(row.value)
 
 
-def set_setting(actor, name: str, county: str, value) -> None:
+def check_setting(name: str, value) -> str:
+    """The value as stored, or DomainError (out of BOUNDS, not a whole number, no such method)."""
+    if name == "method":
+        if str(value) not in METHODS:
+            raise DomainError(BAD_SETTING, name=name, why=", ".join(METHODS))
+        return str(value)
+    try:
+        n = int(str(value).strip())
+    except ValueError:
+        raise DomainError(BAD_SETTING, name=name, why=_l("a whole number")) from None
+    lo, hi = BOUNDS[name]
+    if not lo <= n <= hi:
+        raise DomainError(BAD_SETTING, name=name,
+                          why=_l("between %(lo)s and %(hi)s", lo=lo, hi=hi))
+    return str(n)
+
+
+def set_setting(actor, name: str, county: str, value, reason: str | None = None) -> None:
     if name not in DEFAULTS:
         raise KeyError(name)
+    value = check_setting(name, value)  # the CLI wrote any value (1 announcement day, 500 %)
     key = f"market_{name}:{county}"
     row = db.session.get(RegistrySetting, key)
+    old = row.value if row is not None else None
     if row is None:
-        row = RegistrySetting(key=key, value=str(value), note="transfer-trading market")
+        row = RegistrySetting(key=key, value=value, note="transfer-trading market")
         db.session.add(row)
-    old = row.value
-    row.value = str(value)
+    row.value = value
     db.session.flush()
-    audit.record(actor, "market.setting", "registry_setting", key, {"value": [old, str(value)]})
+    audit.record(actor, "market.setting", "registry_setting", key, {"value": [old, value]},
+                 reason)
 
 
 def parse_price(value) -> Decimal:

@@ -6,6 +6,8 @@ from sqlalchemy import (
     CheckConstraint,
     Computed,
     ForeignKey,
+    Identity,
+    Index,
     Integer,
     Numeric,
     String,
@@ -125,6 +127,23 @@ class RegistrySetting(db.Model):
     key: Mapped[str] = mapped_column(String(50), primary_key=True)
     value: Mapped[str] = mapped_column(String(200), nullable=False)
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class RegistrySettingVersion(db.Model):
+    """Every value a setting has had (migration 0028): appended by a trigger on
+    `registry_setting`, whoever wrote it; the app role only reads it."""
+
+    __tablename__ = "registry_setting_version"
+    __table_args__ = (Index("ix_registry_setting_version_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    key: Mapped[str] = mapped_column(String(50), nullable=False)
+    value: Mapped[str | None] = mapped_column(String(200))
+    at = mapped_column(DateTime(timezone=True), nullable=False,
+                       server_default=text("clock_timestamp()"))
+    db_user: Mapped[str] = mapped_column(Text, nullable=False)
+    actor: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
 
 
 class RegisterVersion(db.Model):

@@ -12,14 +12,16 @@ from app.audit import operations as audit
 from app.audit.models import AuditLog
 from app.errors import DomainError, Rule
 from app.extensions import db
-from app.market.operations import DEFAULTS
-from app.parcels.models import RegistrySetting
+from app.market.operations import BOUNDS, DEFAULTS, METHODS
+from app.parcels.models import RegistrySetting, RegistrySettingVersion
 
 SOURCE = _l("Sanquan settings policy: registry rules kept as data, each change audited with "
             "its reason (LADM; 农村土地承包法; 2021 办法)")
 BAD_VALUE = Rule("settings.value", _l("%(key)s: %(why)s"), SOURCE)
 NEEDS_REASON = Rule("settings.reason", _l("A change of a setting needs its reason."), SOURCE)
 UNKNOWN = Rule("settings.unknown", _l("%(key)s is not a setting."), SOURCE, 404)
+STALE = Rule("settings.stale", _l("%(key)s was changed by someone else meanwhile (now: %(now)s); "
+                                  "reload the page and decide again."), SOURCE, 409)
 
 
 @dataclass(frozen=True)
@@ -47,21 +49,19 @@ def catalogue() -> list[Spec]:
              15, 365),
         Spec("withdrawal_check_window_days",
              _l("A withdrawal this soon after settling in town is flagged, days"), "int", 180,
-             0, 3650),
+             # at least a month: a window of 0 would switch off the voluntariness check that
+             # 乡村振兴促进法 art 55 / domain rule 4 ask for
+             30, 3650),
         Spec("homestead_cap_m2", _l("Homestead area cap, m²"), "float", None, 50, 1000,
              per_county=True, optional=True),
         Spec("withdrawal_pilot", _l("Withdrawal pilot"), "onoff", "off", per_county=True),
     ]
-    bounds = {"announcement_days": (7, 60), "reannounce_max": (0, 5), "deposit_percent": (0, 20),
-              "company_review_mu": (1, 100000), "risk_deposit_months": (0, 12),
-              "min_age": (16, 30), "max_age": (50, 100), "refund_working_days": (1, 30),
-              "pay_working_days": (1, 30), "sign_days": (1, 60), "priority_minutes": (0, 10080)}
     for name, default in DEFAULTS.items():
         if name == "method":
             specs.append(Spec("market_method", _l("Market: default method"), "choice", default,
-                              per_county=True, choices=("auction", "tender")))
+                              per_county=True, choices=METHODS))
         else:
-            lo, hi = bounds.get(name, (0, 100000))
+            lo, hi = BOUNDS.get(name, (0, 100000))
             specs.append(Spec(f"market_{name}", _l("Market: %(name)s", name=name), "int",
                               default, lo, hi, per_county=True))
     return specs
@@ -81,6 +81,8 @@ def spec_of(key: str) -> tuple[Spec, str | None]:
     for s in catalogue():
         if s.name == name and bool(county) == s.per_county:
             if county and county not in counties():
+                break
+            if key_of(s, county or None) != key:  # "notice_days:" — a key nobody reads
                 break
             return s, county or None
     raise DomainError(UNKNOWN, key=key)
@@ -126,17 +128,27 @@ def validate(spec: Spec, raw) -> str | None:
     return str(num)
 
 
-def change(actor, key: str, raw, reason: str) -> bool:
+def change(actor, key: str, raw, reason: str, expected: str | None = None) -> bool:
     """Set (or, for an optional setting, clear) one value; audited with old, new and reason.
+    `expected`: the value the administrator saw ("" for not set); when given and the stored
+    value differs (another administrator changed it meanwhile), refused — no lost update.
     Returns False when the value did not change (nothing written)."""
     spec, _county = spec_of(key)
     value = validate(spec, raw)
     if not (reason or "").strip():
         raise DomainError(NEEDS_REASON)
-    row = db.session.get(RegistrySetting, key, with_for_update=True)
+    # one writer per key at a time, whether or not its row exists yet (two first inserts
+    # would otherwise race to a unique violation)
+    db.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                       {"k": "registry_setting:" + key})
+    row = db.session.get(RegistrySetting, key, with_for_update=True, populate_existing=True)
     old = row.value if row else None
+    if expected is not None and (expected or None) != old:
+        raise DomainError(STALE, key=key, now=old if old is not None else "—")
     if old == value:
         return False
+    # the version the trigger appends (migration 0028) names who and why, like the audit
+    _name_the_change(audit.actor_name(actor), reason.strip())
     if value is None:
         db.session.delete(row)
     elif row is None:
@@ -144,9 +156,21 @@ def change(actor, key: str, raw, reason: str) -> bool:
     else:
         row.value = value
     db.session.flush()
+    _name_the_change("", "")
     audit.record(actor, "settings.change", "registry_setting", key,
                  {"value": [old, value]}, reason.strip())
     return True
+
+
+def _name_the_change(actor: str, reason: str) -> None:
+    db.session.execute(text("SELECT set_config('sanquan.actor', :a, true), "
+                            "set_config('sanquan.reason', :r, true)"), {"a": actor, "r": reason})
+
+
+def versions(key: str) -> list[RegistrySettingVersion]:
+    """Every value the key has had, oldest first (None: removed, the default applied)."""
+    return list(db.session.scalars(select(RegistrySettingVersion).where(
+        RegistrySettingVersion.key == key).order_by(RegistrySettingVersion.id)))
 
 
 def history(limit: int = 50) -> list[AuditLog]:

@@ -22,7 +22,8 @@ def settings_page():
 def change():
     try:
         changed = ops.change(current_user, request.form.get("key", ""),
-                             request.form.get("value", ""), request.form.get("reason", ""))
+                             request.form.get("value", ""), request.form.get("reason", ""),
+                             request.form.get("expected"))
     except DomainError as e:
         db.session.rollback()
         flash(e.message(), "error")
