@@ -210,6 +210,7 @@ def _import_rows(dbs, fbfbm, creator):
 
 # Routes whose object is named in the query string.
 QUERY = {"parcels.export": lambda v: f"?format=gpkg&scope={v['village']}",
+         "api_exports.export": lambda v: f"?format=gpkg&scope={v['village']}",
          "market.new_listing": lambda v: f"?right_uid={v['right_uid']}"}
 
 

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0028_web_attacks"
-down_revision = "0022_membership"
+down_revision = "0027_member_attacks"
 branch_labels = None
 depends_on = None
 

@@ -7,12 +7,12 @@ parcel code, which the check still covers.  Only the comparison changes; the res
 function is the text 0021_house left in force.
 
 Revision ID: 0030_integ
-Revises: 0027_member_attacks
+Revises: 0028_web_attacks
 """
 from alembic import op
 
 revision = "0030_integ"
-down_revision = "0027_member_attacks"
+down_revision = "0028_web_attacks"
 branch_labels = None
 depends_on = None
 
