@@ -173,7 +173,9 @@ def _membership_rows(dbs, coll):
 
     q = mops.latest_quantification(coll) or mops.quantify(None, coll, dt.date(2025, 6, 30), 0)
     d = (mops.distributions(coll) or [mops.distribute(None, coll, 12345, dt.date(2025, 12, 1))])[0]
-    a = MemberAssembly(collective_id=coll.id, meeting_date=dt.date(2025, 9, 1), members_total=3,
+    met = dt.date(2025, 9, 1)
+    a = MemberAssembly(collective_id=coll.id, meeting_date=met,
+                       members_total=len(mops.members_on(coll, met)),  # the roll of that day
                        vote_num=2, vote_den=3, created_by="t")
     dbs.add(a)
     dbs.flush()
