@@ -14,6 +14,22 @@ ROOT = Path(__file__).resolve().parent.parent
 VENDOR_PACKAGES = {"swagger-ui-dist", "maplibre-gl"}
 
 
+def use_time_zone(name: str) -> None:
+    """Periods run on the server's time in China (domain.md: notice periods, cooling-off, terms):
+    the process's local date is the same calendar day as the database's current_date (the
+    private cluster runs in Asia/Shanghai, and the engine asks for it — register_extensions),
+    so a check in Python and its twin in SQL never disagree by a day around 16:00 UTC."""
+    if os.environ.get("TZ") != name:
+        os.environ["TZ"] = name
+        time.tzset()
+
+
+# On import, so that every date computed in this process (a CLI, a worker, a test module's
+# constants) is already China's; create_app applies the configured TIME_ZONE again.
+TIME_ZONE = os.environ.get("SANQUAN_TIME_ZONE", "Asia/Shanghai")
+use_time_zone(TIME_ZONE)
+
+
 def create_app(config=None) -> Flask:
     app = Flask(__name__, template_folder=str(ROOT / "templates"),
                 static_folder=str(ROOT / "static"), instance_path=str(ROOT / "instance"))
@@ -22,7 +38,7 @@ def create_app(config=None) -> Flask:
         app.config.update(config)
     elif config is not None:
         app.config.from_object(config)
-    use_time_zone(app.config.get("TIME_ZONE", "Asia/Shanghai"))
+    use_time_zone(app.config.get("TIME_ZONE") or TIME_ZONE)
 
     from .security import install_converters, production_checks, register_security
 
@@ -66,16 +82,6 @@ def mount_tiles(app: Flask) -> None:
     app.wsgi_app = DispatcherMiddleware(
         app.wsgi_app, {"/tiles": TileApp(app.config.get("DATABASE_REPLICA_URL")
                                           or app.config["SQLALCHEMY_DATABASE_URI"])})
-
-
-def use_time_zone(name: str) -> None:
-    """Periods run on the server's time in China (domain.md: notice periods, cooling-off, terms):
-    the process's local date is the same calendar day as the database's current_date (the
-    private cluster runs in Asia/Shanghai, and the engine asks for it — register_extensions),
-    so a check in Python and its twin in SQL never disagree by a day around 16:00 UTC."""
-    if os.environ.get("TZ") != name:
-        os.environ["TZ"] = name
-        time.tzset()
 
 
 def register_signal_handlers() -> None:
@@ -135,7 +141,7 @@ def register_extensions(app: Flask) -> None:
     # default: SQL's current_date and Python's date.today() are the same day.
     opts = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
     connect_args = dict(opts.get("connect_args") or {})
-    tz = app.config.get("TIME_ZONE", "Asia/Shanghai")
+    tz = app.config.get("TIME_ZONE") or TIME_ZONE
     connect_args.setdefault("options", f"-c timezone={tz}")
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**opts, "pool_pre_ping": True,
                                                "connect_args": connect_args}

@@ -20,6 +20,7 @@ from app.collectives.models import Collective, Membership
 from app.errors import DomainError, Rule
 from app.extensions import db
 from app.grounds import guard_text, refuse
+from app.guardtext import normalise
 from app.people.idnumber import mask
 from app.people.models import Household, HouseholdMember, Person
 from app.printing import render_document
@@ -722,7 +723,6 @@ _CJK_DIGITS = re.compile(r"(?<=[\u3400-\u9fff])[0-9]+(?=[\u3400-\u9fff])")
 def excludes_anyone(text: str | None) -> str | None:
     """The word in `text` (normalised: full-width, traditional, spaces and digits between
     characters folded away) that would leave someone out of a per-share run, if any."""
-    from app.guardtext import normalise
 
     compact = _CJK_DIGITS.sub("", normalise(text or ""))
     return next((w for w in _EXCLUDE_WORDS if w in compact), None)
