@@ -34,3 +34,22 @@ def test_a_projected_bbox_the_zone_cannot_invert_is_a_400(client, crs):
     r = client.get(ITEMS + "bbox=-1e8,-1e8,1e8,1e8&bbox-crs="
                    + quote(f"http://www.opengis.net/def/crs/EPSG/0/{crs}"))
     assert r.status_code == 400 and r.is_json
+
+
+def bearer(name):
+    from app.auth import operations as auth_ops
+    from tests.conftest import user
+
+    return {"Authorization": f"Bearer {auth_ops.issue_api_token(None, user(name))}"}
+
+
+def test_a_parcel_amended_through_the_api_gets_its_next_version(app, dbs):
+    """0026_scale's generated county_code made parcel_guard refuse every version end (500)."""
+    from sqlalchemy import text
+
+    p = dbs.execute(text("SELECT id, version FROM parcel WHERE end_lifespan IS NULL "
+                         "ORDER BY id LIMIT 1")).first()
+    r = app.test_client().post(f"/api/parcels/{p.id}/amend", headers=bearer("bureau"),
+                               json={"remarks": "备注更正", "reason": "更正备注"})
+    assert r.status_code == 200, r.get_data(as_text=True)[:300]
+    assert r.get_json()["version"] == p.version + 1
