@@ -53,3 +53,30 @@ def test_a_parcel_amended_through_the_api_gets_its_next_version(app, dbs):
                                json={"remarks": "备注更正", "reason": "更正备注"})
     assert r.status_code == 200, r.get_data(as_text=True)[:300]
     assert r.get_json()["version"] == p.version + 1
+
+
+def test_a_contract_over_another_collectives_parcel_is_refused(app, dbs):
+    """A bureau account registered a household's contract over a parcel of another collective
+    (of any county: only the household's code was checked for jurisdiction)."""
+    from sqlalchemy import text
+
+    hh = dbs.execute(text("SELECT cbfbm, collective_id FROM household ORDER BY cbfbm LIMIT 1")
+                     ).first()
+    other = dbs.execute(text("""
+        SELECT p.code, c.fbfbm FROM parcel p JOIN collective c ON c.id = p.collective_id
+        WHERE p.kind = 'contract' AND p.end_lifespan IS NULL AND p.collective_id <> :c
+          AND NOT EXISTS (SELECT 1 FROM land_right_parcel rp JOIN land_right r
+                          ON r.id = rp.right_id WHERE rp.parcel_uid = p.uid
+                          AND r.status = 'current' AND r.end_lifespan IS NULL)
+        ORDER BY p.id LIMIT 1"""), {"c": hh.collective_id}).first()
+    assert other is not None
+    before = dbs.execute(text("SELECT count(*) FROM land_right")).scalar()
+    r = app.test_client().post("/api/rights/land-contracts", headers=bearer("bureau"), json={
+        "household_code": hh.cbfbm, "contract_code": hh.cbfbm + "J",
+        "parcel_codes": [other.code], "term_start": "2020-01-01", "term_end": "2049-12-31",
+        "reason": "测试登记"})
+    assert r.status_code == 422, r.get_data(as_text=True)[:300]
+    body = r.get_json()
+    assert body["code"] == "right.contract.parcel_collective"
+    assert "第十三条" in body["legal_source"] and other.fbfbm in body["detail"]
+    assert dbs.execute(text("SELECT count(*) FROM land_right")).scalar() == before
