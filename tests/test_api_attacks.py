@@ -80,3 +80,53 @@ def test_a_contract_over_another_collectives_parcel_is_refused(app, dbs):
     assert body["code"] == "right.contract.parcel_collective"
     assert "第十三条" in body["legal_source"] and other.fbfbm in body["detail"]
     assert dbs.execute(text("SELECT count(*) FROM land_right")).scalar() == before
+
+
+def _expired_contract(app, dbs):
+    """A household's contract over one free parcel of its own collective, its term past."""
+    from sqlalchemy import text
+
+    row = dbs.execute(text("""
+        SELECT h.cbfbm, p.code FROM household h JOIN parcel p ON p.collective_id = h.collective_id
+        WHERE p.kind = 'contract' AND p.end_lifespan IS NULL AND h.ended_on IS NULL
+          AND NOT EXISTS (SELECT 1 FROM land_right r WHERE r.contract_code = h.cbfbm || 'J')
+          AND NOT EXISTS (SELECT 1 FROM land_right_parcel rp JOIN land_right r
+                          ON r.id = rp.right_id WHERE rp.parcel_uid = p.uid
+                          AND r.status = 'current' AND r.end_lifespan IS NULL)
+        ORDER BY h.cbfbm, p.id LIMIT 1""")).first()
+    r = app.test_client().post("/api/rights/land-contracts", headers=bearer("bureau"), json={
+        "household_code": row.cbfbm, "contract_code": row.cbfbm + "J",
+        "parcel_codes": [row.code], "term_start": "1998-01-01", "term_end": "2020-12-31",
+        "reason": "测试登记"})
+    assert r.status_code == 201, r.get_data(as_text=True)[:300]
+    return r.get_json()["uid"]
+
+
+@pytest.mark.parametrize("field,text_", [("reason", "户主已进城落户，合同到期收回"),
+                                         ("evidence", "迁户口到县城，承包地收回"),
+                                         ("reason", "jin cheng luo hu")])
+def test_a_lawful_ground_with_settling_in_town_written_beside_it_is_refused(app, dbs, field,
+                                                                             text_):
+    """The end endpoint took "expiry" with the reason "进城落户": the forbidden ground in
+    disguise, recorded as the reason of a lawful end."""
+    from sqlalchemy import text
+
+    uid = _expired_contract(app, dbs)
+    body = {"ground": "expiry", "ended_on": "2021-01-01", "reason": "期限届满"}
+    body[field] = text_
+    r = app.test_client().post(f"/api/rights/{uid}/end", headers=bearer("bureau"), json=body)
+    assert r.status_code == 422, r.get_data(as_text=True)[:300]
+    assert r.get_json()["code"] == "guard.text" and r.get_json()["legal_source"]
+    assert dbs.execute(text("SELECT status FROM land_right WHERE uid = :u AND end_lifespan "
+                            "IS NULL"), {"u": uid}).scalar() == "current"
+    assert dbs.execute(text("SELECT count(*) FROM audit_log WHERE action = 'right.end.refused' "
+                            "AND object_id = :u"), {"u": str(uid)}).scalar() >= 1
+
+
+def test_the_same_end_with_a_plain_reason_goes_through(app, dbs):
+    uid = _expired_contract(app, dbs)
+    r = app.test_client().post(f"/api/rights/{uid}/end", headers=bearer("bureau"), json={
+        "ground": "expiry", "ended_on": "2021-01-01", "reason": "承包期限届满",
+        "evidence": "合同约定期限至 2020-12-31"})
+    assert r.status_code == 200, r.get_data(as_text=True)[:300]
+    assert r.get_json()["status"] == "ended" and r.get_json()["end_ground"] == "expiry"

@@ -15,7 +15,7 @@ from app.audit import operations as audit
 from app.collectives.models import Collective
 from app.errors import DomainError, Rule
 from app.extensions import db
-from app.grounds import lawful_ground, refuse
+from app.grounds import guard_text, lawful_ground, refuse
 from app.parcels.models import Parcel, RegistrySetting
 from app.people.models import Household
 
@@ -325,6 +325,13 @@ def end_right(actor, right: Right, ground: str, ended_on: dt.date, evidence: str
     withdrawal (id) or parcel Mutation (id).  The database checks the same (migration 0012)."""
     ground = lawful_ground(actor, ground, LAWFUL_END_GROUNDS, FORBIDDEN_GROUNDS, FORBIDDEN,
                            UNKNOWN_GROUND, "right.end.refused", "land_right", right.uid, reason)
+    # A lawful ground with the forbidden one written beside it ("expiry", reason "进城落户") is
+    # the forbidden ground in disguise: the free text goes through the rights guard's detector.
+    # A voluntary withdrawal may name settling in town (the pilot is for those who settled),
+    # never a condition.
+    guard_text(actor, "withdrawal" if ground == "voluntary_withdrawal" else "right_end",
+               {"reason": reason, "evidence": evidence}, "right.end.refused", "land_right",
+               right.uid, reason=reason)
     today = today or dt.date.today()
 
     def no(rule, **params):
