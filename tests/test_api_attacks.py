@@ -130,3 +130,33 @@ def test_the_same_end_with_a_plain_reason_goes_through(app, dbs):
         "evidence": "合同约定期限至 2020-12-31"})
     assert r.status_code == 200, r.get_data(as_text=True)[:300]
     assert r.get_json()["status"] == "ended" and r.get_json()["end_ground"] == "expiry"
+
+
+def test_another_countys_staff_do_not_list_a_countys_import_batches(app, dbs):
+    """GET /api/imports listed every batch of every county (file name, uploader, error) to any
+    bureau account or auditor; reading one by id was already refused."""
+    from app.auth import operations as auth_ops
+    from app.extensions import db
+    from app.imports.models import ImportBatch, ImportFeature
+    from tests.conftest import PASSWORD
+
+    code = dbs.execute(__import__("sqlalchemy").text(
+        "SELECT code FROM parcel ORDER BY id LIMIT 1")).scalar()
+    b = ImportBatch(source="秘密-交付.zip", created_by="bureau", status="validated")
+    db.session.add(b)
+    db.session.flush()
+    db.session.add(ImportFeature(batch_id=b.id, layer="DK", fid=1, code=code))
+    other_county = code[:4] + ("%02d" % ((int(code[4:6]) + 1) % 100))
+    auth_ops.create_user(None, "bureau_x", PASSWORD, "bureau_staff", "外县 科员", other_county,
+                         reason="test account")
+    db.session.flush()
+    c = app.test_client()
+
+    def ids(name):
+        r = c.get("/api/imports?per_page=500", headers=bearer(name))
+        assert r.status_code == 200
+        return [i["id"] for i in r.get_json()["items"]]
+
+    assert b.id in ids("bureau") and b.id in ids("auditor")
+    assert b.id not in ids("bureau_x")
+    assert c.get(f"/api/imports/{b.id}", headers=bearer("bureau_x")).status_code == 403

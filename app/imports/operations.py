@@ -16,7 +16,7 @@ import shapely
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from psycopg.types.json import Jsonb
-from sqlalchemy import select, text
+from sqlalchemy import exists, or_, select, text
 from sqlalchemy.exc import DBAPIError
 
 from app.access import reaches
@@ -787,9 +787,19 @@ def housekeeping(actor="system", keep_days: int | None = None) -> dict:
 # ---------------------------------------------------------------------------------------------
 # Queries for the JSON API (issue 19)
 
-def batches_query():
-    """Import batches, newest first (a select of ImportBatch)."""
-    return select(ImportBatch).order_by(ImportBatch.id.desc())
+def batches_query(like: str | None = None, username: str | None = None):
+    """Import batches, newest first (a select of ImportBatch): inside a jurisdiction (`like` on
+    the codes its features and issuing parties name, as the batch's own scope) or uploaded by
+    `username`; `like` None is everywhere.  Another county's deliveries (their file names, who
+    uploaded them, their errors) are not listed to a county's staff."""
+    stmt = select(ImportBatch).order_by(ImportBatch.id.desc())
+    if like is None:
+        return stmt
+    return stmt.where(or_(
+        exists().where(ImportFeature.batch_id == ImportBatch.id, ImportFeature.code.like(like)),
+        exists().where(ImportRecord.batch_id == ImportBatch.id, ImportRecord.tbl == "FBF",
+                       ImportRecord.attrs["FBFBM"].astext.like(like)),
+        ImportBatch.created_by == (username or "")))
 
 
 def batch_of_job(job_id: int) -> ImportBatch | None:
