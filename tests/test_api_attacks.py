@@ -160,3 +160,11 @@ def test_another_countys_staff_do_not_list_a_countys_import_batches(app, dbs):
     assert b.id in ids("bureau") and b.id in ids("auditor")
     assert b.id not in ids("bureau_x")
     assert c.get(f"/api/imports/{b.id}", headers=bearer("bureau_x")).status_code == 403
+    # the page listed them too
+    from tests.conftest import login
+
+    for name, shown in (("bureau", True), ("bureau_x", False)):
+        web = app.test_client()
+        assert login(web, name).status_code == 302
+        page = web.get("/imports")
+        assert page.status_code == 200 and (b.source in page.get_data(as_text=True)) == shown

@@ -16,7 +16,7 @@ import shapely
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from psycopg.types.json import Jsonb
-from sqlalchemy import exists, or_, select, text
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from app.access import reaches
@@ -29,7 +29,7 @@ from app.security import csv_writer
 from gis import io as gio
 from gis.stored import STORED
 
-from . import registration, uploads, validation
+from . import queries, registration, uploads, validation
 from .models import ImportBatch, ImportFault, ImportFeature, ImportRecord
 
 NYT = _l("NY/T 2539-2016; domain.md §4 (an import must know its CRS)")
@@ -788,18 +788,11 @@ def housekeeping(actor="system", keep_days: int | None = None) -> dict:
 # Queries for the JSON API (issue 19)
 
 def batches_query(like: str | None = None, username: str | None = None):
-    """Import batches, newest first (a select of ImportBatch): inside a jurisdiction (`like` on
-    the codes its features and issuing parties name, as the batch's own scope) or uploaded by
-    `username`; `like` None is everywhere.  Another county's deliveries (their file names, who
-    uploaded them, their errors) are not listed to a county's staff."""
-    stmt = select(ImportBatch).order_by(ImportBatch.id.desc())
-    if like is None:
-        return stmt
-    return stmt.where(or_(
-        exists().where(ImportFeature.batch_id == ImportBatch.id, ImportFeature.code.like(like)),
-        exists().where(ImportRecord.batch_id == ImportBatch.id, ImportRecord.tbl == "FBF",
-                       ImportRecord.attrs["FBFBM"].astext.like(like)),
-        ImportBatch.created_by == (username or "")))
+    """Import batches, newest first (a select of ImportBatch), inside a jurisdiction or
+    uploaded by `username` (queries.in_jurisdiction): another county's deliveries (their file
+    names, who uploaded them, their errors) are not listed to a county's staff."""
+    return queries.in_jurisdiction(select(ImportBatch).order_by(ImportBatch.id.desc()), like,
+                                   username)
 
 
 def batch_of_job(job_id: int) -> ImportBatch | None:
