@@ -54,6 +54,7 @@ FIELD_LABELS = {
     "address": _l("The address"), "residence_address": _l("The residence address"),
     "destination_address": _l("The destination address"), "employer_name": _l("The employer"),
     "police_station": _l("The police station"), "reference": _l("The reference"),
+    "evidence": _l("The evidence"),
     "interview": _l("The interview record"), "transferee": _l("The transferee"),
     "number": _l("The number"), "property_certificate_no": _l("The number"),
     "purchase_contract_no": _l("The number"), "rental_registration_no": _l("The number"),

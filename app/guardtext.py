@@ -47,6 +47,9 @@ POLICIES = {
     # a certificate cancelled by the system after its right ended on a lawful ground: the ground
     # names the withdrawal or expiry, but never the hukou
     "certificate_right_ended": ("condition", "settlement", "urban"),
+    # a right ends on a lawful ground (expiry, expropriation, a judgment, a mutation, the holder
+    # extinct): its reason and evidence never name settling, the hukou or a condition
+    "right_end": ("condition", "settlement", "urban"),
     # a withdrawal is the holder's own act: never traded against the hukou
     "withdrawal": ("condition",),
     # market listings and bids: no land-for-hukou deals, no surrender dressed as a term

@@ -8,7 +8,7 @@ from flask_smorest.fields import Upload
 from marshmallow import Schema, fields, validate
 from sqlalchemy.exc import DBAPIError
 
-from app.access import access
+from app.access import access, jurisdiction_like
 from app.errors import problem_response
 from app.extensions import db
 from app.jobs import operations as jobs
@@ -135,7 +135,8 @@ def _job(job: Job) -> dict:
 @blp.arguments(PageArgs, location="query")
 @blp.response(200, page_schema(BatchSchema, "ImportBatchPage"))
 def list_batches(args):
-    return paginate(ops.batches_query(), args)
+    return paginate(ops.batches_query(jurisdiction_like(current_user), current_user.username),
+                    args)
 
 
 @blp.route("", methods=["POST"])

@@ -29,7 +29,7 @@ from app.security import csv_writer
 from gis import io as gio
 from gis.stored import STORED
 
-from . import registration, uploads, validation
+from . import queries, registration, uploads, validation
 from .models import ImportBatch, ImportFault, ImportFeature, ImportRecord
 
 NYT = _l("NY/T 2539-2016; domain.md §4 (an import must know its CRS)")
@@ -787,9 +787,12 @@ def housekeeping(actor="system", keep_days: int | None = None) -> dict:
 # ---------------------------------------------------------------------------------------------
 # Queries for the JSON API (issue 19)
 
-def batches_query():
-    """Import batches, newest first (a select of ImportBatch)."""
-    return select(ImportBatch).order_by(ImportBatch.id.desc())
+def batches_query(like: str | None = None, username: str | None = None):
+    """Import batches, newest first (a select of ImportBatch), inside a jurisdiction or
+    uploaded by `username` (queries.in_jurisdiction): another county's deliveries (their file
+    names, who uploaded them, their errors) are not listed to a county's staff."""
+    return queries.in_jurisdiction(select(ImportBatch).order_by(ImportBatch.id.desc()), like,
+                                   username)
 
 
 def batch_of_job(job_id: int) -> ImportBatch | None:

@@ -1,11 +1,11 @@
 """Read-only queries of the import's staging tables for its pages (views hold no SQL)."""
 from __future__ import annotations
 
-from sqlalchemy import select, text
+from sqlalchemy import exists, or_, select, text
 
 from app.extensions import db
 
-from .models import ImportBatch
+from .models import ImportBatch, ImportFeature, ImportRecord
 
 
 def division_codes(batch_id: int) -> list[str]:
@@ -22,9 +22,22 @@ def batch_of_job(job_id: int) -> ImportBatch | None:
     return db.session.scalar(select(ImportBatch).where(ImportBatch.job_id == job_id))
 
 
-def recent_batches(limit: int = 50) -> list[ImportBatch]:
-    return list(db.session.scalars(select(ImportBatch).order_by(ImportBatch.id.desc())
-                                   .limit(limit)))
+def in_jurisdiction(stmt, like: str | None, username: str | None):
+    """Batches inside a jurisdiction (`like` on the codes its features and issuing parties
+    name, as the batch's own scope) or uploaded by `username`; `like` None is everywhere."""
+    if like is None:
+        return stmt
+    return stmt.where(or_(
+        exists().where(ImportFeature.batch_id == ImportBatch.id, ImportFeature.code.like(like)),
+        exists().where(ImportRecord.batch_id == ImportBatch.id, ImportRecord.tbl == "FBF",
+                       ImportRecord.attrs["FBFBM"].astext.like(like)),
+        ImportBatch.created_by == (username or "")))
+
+
+def recent_batches(limit: int = 50, like: str | None = None,
+                   username: str | None = None) -> list[ImportBatch]:
+    return list(db.session.scalars(in_jurisdiction(
+        select(ImportBatch).order_by(ImportBatch.id.desc()), like, username).limit(limit)))
 
 
 def open_fault_locations(batch_id: int) -> list:

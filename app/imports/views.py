@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from wtforms import DecimalField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from app.access import Scope, access
+from app.access import Scope, access, jurisdiction_like
 from app.errors import DomainError
 from app.extensions import db
 from app.jobs import operations as jobs
@@ -119,7 +119,8 @@ def job_scope(job_id: int, **_) -> Scope | None:
 @bp.get("/imports")
 @access(*READERS)
 def batches():
-    rows = queries.recent_batches(50)
+    rows = queries.recent_batches(50, jurisdiction_like(current_user),
+                                  current_user.username)
     return render_template("imports/list.html", form=UploadForm(), batches=rows)
 
 

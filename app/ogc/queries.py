@@ -71,6 +71,42 @@ def _value(node, cols):
     raise BadRequest(f"unsupported CQL2 expression {type(node).__name__}")
 
 
+BIGINT = 2 ** 63
+
+
+def _typed(node, name: str | None):
+    """A literal compared with the queryable `name` must be of its type (a string for a
+    string, a finite number for a number): a mismatch is the client's error (400), never a
+    database error (500)."""
+    if name is None or isinstance(node, ast.Attribute) or node is None:
+        return
+    kind = QUERYABLES[name]
+    if kind == "string":
+        ok = isinstance(node, str)
+    else:
+        ok = isinstance(node, (int, float)) and not isinstance(node, bool) \
+            and node == node and abs(node) < BIGINT
+    if not ok:
+        raise BadRequest(f"{name} is a {kind}; {str(node)[:40]!r} is not")
+
+
+def _name(node) -> str | None:
+    return node.name if isinstance(node, ast.Attribute) else None
+
+
+def _check_types(*nodes) -> None:
+    """Every literal among `nodes` has the type of the queryables among them; two queryables
+    compared must be of one type."""
+    names = [_name(n) for n in nodes if _name(n) in QUERYABLES]
+    if not names:
+        return
+    kinds = {"number" if QUERYABLES[n] == "integer" else QUERYABLES[n] for n in names}
+    if len(kinds) > 1:
+        raise BadRequest(f"{' and '.join(names[:2])} are of different types")
+    for n in nodes:
+        _typed(n, names[0])
+
+
 def to_sql(node, cols=None):
     """A SQLAlchemy boolean expression for a CQL2 AST (comparison, LIKE, IN, BETWEEN,
     IS NULL, AND/OR/NOT); literals become bound parameters."""
@@ -86,6 +122,7 @@ def to_sql(node, cols=None):
     for cls, op in ops.items():
         if type(node) is cls:
             lhs, rhs = _value(node.lhs, cols), _value(node.rhs, cols)
+            _check_types(node.lhs, node.rhs)
             if not hasattr(lhs, op) or isinstance(lhs, (str, int, float)):
                 lhs, rhs = rhs, lhs  # literal on the left: 'x' = code
                 op = {"__lt__": "__gt__", "__gt__": "__lt__", "__le__": "__ge__",
@@ -95,6 +132,9 @@ def to_sql(node, cols=None):
             return getattr(lhs, op)(rhs)
     if isinstance(node, ast.Like):
         col = _value(node.lhs, cols)
+        if _name(node.lhs) is None or QUERYABLES[node.lhs.name] != "string" \
+                or not isinstance(node.pattern, str):
+            raise BadRequest("LIKE needs a string queryable and a string pattern")
         pattern = str(node.pattern)
         if node.wildcard != "%" or node.singlechar not in (".", "_"):
             pattern = pattern.replace(node.wildcard, "%")
@@ -104,10 +144,12 @@ def to_sql(node, cols=None):
     if isinstance(node, ast.In):
         col = _value(node.lhs, cols)
         values = [_value(v, cols) for v in node.sub_nodes]
+        _check_types(node.lhs, *node.sub_nodes)
         expr = col.in_(values)
         return not_(expr) if node.not_ else expr
     if isinstance(node, ast.Between):
         col = _value(node.lhs, cols)
+        _check_types(node.lhs, node.low, node.high)
         expr = col.between(_value(node.low, cols), _value(node.high, cols))
         return not_(expr) if node.not_ else expr
     if isinstance(node, ast.IsNull):
@@ -154,6 +196,24 @@ def _props():
         "version", Parcel.version, "survey_srid", Parcel.survey_srid)
 
 
+def _transformed_envelope(env):
+    """A projected bbox in CGCS2000, computed on its own first: coordinates that the
+    projection cannot invert (far outside the zone) are the client's error (400), not a
+    failed query (500)."""
+    from sqlalchemy.exc import DBAPIError
+
+    t = func.ST_Transform(env, 4490)
+    try:
+        with db.session.begin_nested():
+            b = db.session.execute(select(func.ST_XMin(t), func.ST_YMin(t), func.ST_XMax(t),
+                                          func.ST_YMax(t))).first()
+    except DBAPIError:
+        raise BadRequest("bbox lies outside the area of its bbox-crs") from None
+    if b is None or any(v is None or v != v or abs(v) == float("inf") for v in b):
+        raise BadRequest("bbox lies outside the area of its bbox-crs")
+    return func.ST_MakeEnvelope(b[0], b[1], b[2], b[3], 4490)
+
+
 def items(limit: int, offset: int, bbox: list[float] | None = None,
           bbox_srid: int | None = None, srid: int | None = None, cql=None):
     """(numberMatched, rows of (id, geometry GeoJSON text, properties)) of current parcels."""
@@ -164,7 +224,7 @@ def items(limit: int, offset: int, bbox: list[float] | None = None,
             x1, y1, x2, y2 = y1, x1, y2, x2
         env = func.ST_MakeEnvelope(x1, y1, x2, y2, bbox_srid or 4490)
         if bbox_srid not in (None, 4490):
-            env = func.ST_Transform(env, 4490)
+            env = _transformed_envelope(env)
         conds.append(Parcel.geom.op("&&")(env))
     if cql is not None:
         conds.append(cql)

@@ -166,7 +166,10 @@ def items(collection_id):
             abort(400, "bbox must be four numbers: minx,miny,maxx,maxy")
     elif request.args.get("bbox-crs"):
         abort(400, "bbox-crs without bbox")
-    matched, rows = q.items(limit, offset, bbox, bbox_srid, srid, cql)
+    try:
+        matched, rows = q.items(limit, offset, bbox, bbox_srid, srid, cql)
+    except q.BadRequest as e:
+        abort(400, str(e))
     feats = [{"type": "Feature", "id": r[0], "geometry": json.loads(r[1]), "properties": r[2]}
              for r in rows]
     base = {k: v for k, v in request.args.items() if k not in ("offset",)}

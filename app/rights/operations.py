@@ -12,9 +12,10 @@ from sqlalchemy import select, text
 
 from app import signals
 from app.audit import operations as audit
+from app.collectives.models import Collective
 from app.errors import DomainError, Rule
 from app.extensions import db
-from app.grounds import lawful_ground, refuse
+from app.grounds import guard_text, lawful_ground, refuse
 from app.parcels.models import Parcel, RegistrySetting
 from app.people.models import Household
 
@@ -74,6 +75,12 @@ RECORD_INCOMPLETE = Rule(
     _l("The %(what)s behind ending a right is recorded in full: %(missing)s."), ART27_55)
 UNKNOWN_PARCEL = Rule("right.parcel.unknown",
                       _l("Parcel %(code)s is not a current parcel of the register."), NYT, 404)
+PARCEL_OTHER_COLLECTIVE = Rule(
+    "right.contract.parcel_collective",
+    _l("Parcel %(parcel)s belongs to the collective %(owner)s, not to %(fbfbm)s that issues "
+       "household %(household)s's contract: an issuing party contracts out only its own "
+       "collective's land."),
+    _l("农村土地承包法 (Rural Land Contracting Law) art 13, art 22; NY/T 2539-2016 (CBDKXX.FBFBM)"))
 NO_HOUSEHOLD = Rule("right.holder", _l("Household %(code)s is not registered."), NYT)
 
 FORBIDDEN_GROUNDS = {
@@ -116,6 +123,10 @@ def register_land_contract(actor, household_code: str, contract_code: str,
     for p, _ in parcels:
         if p.kind != "contract":
             raise DomainError(NOT_CONTRACT_LAND, parcel=p.code)
+        if p.collective_id != hh.collective_id:
+            owner = db.session.get(Collective, p.collective_id)
+            raise DomainError(PARCEL_OTHER_COLLECTIVE, parcel=p.code, household=hh.cbfbm,
+                              owner=owner.fbfbm if owner else "—", fbfbm=hh.cbfbm[:14])
     if parcels:  # one query for all the contract's parcels
         taken = db.session.execute(text("""
             SELECT rp.parcel_code, r.contract_code FROM land_right r
@@ -314,6 +325,13 @@ def end_right(actor, right: Right, ground: str, ended_on: dt.date, evidence: str
     withdrawal (id) or parcel Mutation (id).  The database checks the same (migration 0012)."""
     ground = lawful_ground(actor, ground, LAWFUL_END_GROUNDS, FORBIDDEN_GROUNDS, FORBIDDEN,
                            UNKNOWN_GROUND, "right.end.refused", "land_right", right.uid, reason)
+    # A lawful ground with the forbidden one written beside it ("expiry", reason "进城落户") is
+    # the forbidden ground in disguise: the free text goes through the rights guard's detector.
+    # A voluntary withdrawal may name settling in town (the pilot is for those who settled),
+    # never a condition.
+    guard_text(actor, "withdrawal" if ground == "voluntary_withdrawal" else "right_end",
+               {"reason": reason, "evidence": evidence}, "right.end.refused", "land_right",
+               right.uid, reason=reason)
     today = today or dt.date.today()
 
     def no(rule, **params):
