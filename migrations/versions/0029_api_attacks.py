@@ -9,12 +9,12 @@ place".  Like geom_web (also generated), county_code is left out of the comparis
 derived from the code, which the comparison still covers.
 
 Revision ID: 0029_api_attacks
-Revises: 0026_scale
+Revises: 0028_web_attacks
 """
 from alembic import op
 
 revision = "0029_api_attacks"
-down_revision = "0026_scale"
+down_revision = "0028_web_attacks"
 branch_labels = None
 depends_on = None
 
