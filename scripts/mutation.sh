@@ -6,11 +6,25 @@
 #   scripts/mutation.sh app/grounds.py  one of them
 # Results: `.venv/bin/mutmut results` / `.venv/bin/mutmut show ID` (cache: .mutmut-cache).
 # mutmut 2 mutates the file in place and restores it; if interrupted, `git checkout FILE`.
+#
+# The fast path (a mutant is a whole pytest process, so its fixed cost is what matters):
+#  * the database is built once (migrations, seeded county, demo accounts: ~25 s) by a first,
+#    ordinary run of the module's tests; every mutant then runs with SANQUAN_TEST_REUSE_DB=1
+#    (tests/conftest.py keeps a database already at the migrations' head with the demo
+#    accounts; every test rolls back, so it stays as built).  `make test` never sets it.
+#  * PYTEST_DISABLE_PLUGIN_AUTOLOAD=1: the hypothesis/schemathesis/anyio pytest plugins cost ~7 s
+#    of imports per process and the rule tests need none of them (hypothesis itself still works).
+#  What each module's mutants run, and the time per mutant on this (2-core, shared) machine:
+#   app/grounds.py               tests/test_rules_grounds.py (focused, every branch): ~10-15 s
+#                                (before: test_membership + test_guard_adversarial_text, 90-120 s)
+#   app/withdrawal/operations.py tests/test_withdrawal.py: ~20-30 s (before ~60 s)
+#   app/settlement/operations.py tests/test_settlement.py + test_settlement_web.py (not re-timed)
+#   app/rights/operations.py     tests/test_rights.py minus the sample delivery (not re-timed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 declare -A TESTS=(
-  [app/grounds.py]="tests/test_membership.py tests/test_guard_adversarial_text.py"
+  [app/grounds.py]="tests/test_rules_grounds.py"
   [app/withdrawal/operations.py]="tests/test_withdrawal.py"
   [app/settlement/operations.py]="tests/test_settlement.py tests/test_settlement_web.py"
   [app/rights/operations.py]="tests/test_rights.py -k 'not sample_delivery'"
@@ -22,12 +36,15 @@ if [ "${TEST_DATABASE_URL:-}" = "" ] || [ "${MUTATION_OWN_DB:-1}" = 1 ]; then
   scripts/pg.sh ensure "$TEST_DATABASE_URL" >/dev/null
 fi
 modules=("$@"); [ ${#modules[@]} -gt 0 ] || modules=("${ORDER[@]}")
+export PYTEST_DISABLE_PLUGIN_AUTOLOAD=1
 status=0
 for m in "${modules[@]}"; do
   tests=${TESTS[$m]:?no tests named for $m}
+  echo "== building the database once and checking the tests pass unmutated ($tests)"
+  (export SANQUAN_TEST_REUSE_DB=0; eval "$PY -m pytest -x -q -p no:cacheprovider -W ignore $tests" >/dev/null)
   echo "== mutmut on $m (tests: $tests)"
-  .venv/bin/mutmut run --paths-to-mutate "$m" \
-    --runner "$PY -m pytest -x -q -p no:cacheprovider $tests" --no-progress || status=$?
+  SANQUAN_TEST_REUSE_DB=1 .venv/bin/mutmut run --paths-to-mutate "$m" \
+    --runner "$PY -m pytest -x -q -p no:cacheprovider -W ignore $tests" --no-progress || status=$?
 done
 .venv/bin/mutmut results || true
 exit $(( status & 1 ))  # survivors are reported, not fatal; a crash of mutmut is
