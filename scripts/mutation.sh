@@ -14,7 +14,8 @@
 #    accounts; every test rolls back, so it stays as built).  `make test` never sets it.
 #  * PYTEST_DISABLE_PLUGIN_AUTOLOAD=1: the hypothesis/schemathesis/anyio pytest plugins cost ~7 s
 #    of imports per process and the rule tests need none of them (hypothesis itself still works).
-#  * the runner ends in `|| exit 1`: mutmut 2 counts only exit status 1 as killed, and pytest
+#  * the runner (`scripts/mutation.sh --runner TESTS`) exits 1 on any failure: mutmut 2 counts
+#    only exit status 1 as killed, and pytest
 #    exits 2 when collection fails — a mutant that breaks the module's import (a syntax error,
 #    `{*x, "k": v}`) was reported as a survivor.
 #  What each module's mutants run, and the time per mutant on this (2-core, shared) machine:
@@ -26,6 +27,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
+if [ "${1:-}" = --runner ]; then  # what mutmut runs for each mutant: any failure is a kill
+  shift
+  $PY -m pytest -x -q -p no:cacheprovider -W ignore "$@" || exit 1
+  exit 0
+fi
 declare -A TESTS=(
   [app/grounds.py]="tests/test_rules_grounds.py"
   [app/withdrawal/operations.py]="tests/test_withdrawal.py"
@@ -47,7 +53,7 @@ for m in "${modules[@]}"; do
   (export SANQUAN_TEST_REUSE_DB=0; eval "$PY -m pytest -x -q -p no:cacheprovider -W ignore $tests" >/dev/null)
   echo "== mutmut on $m (tests: $tests)"
   SANQUAN_TEST_REUSE_DB=1 .venv/bin/mutmut run --paths-to-mutate "$m" \
-    --runner "$PY -m pytest -x -q -p no:cacheprovider -W ignore $tests || exit 1" --no-progress || status=$?
+    --runner "scripts/mutation.sh --runner $tests" --no-progress || status=$?
 done
 .venv/bin/mutmut results || true
 exit $(( status & 1 ))  # survivors are reported, not fatal; a crash of mutmut is
