@@ -162,6 +162,10 @@ def test_the_disguised_rule_cites_art_27_55_17(dbs):
     for law in ("农村土地承包法", "乡村振兴促进法", "农村集体经济组织法"):
         assert law in message
     assert "F" in message and "W" in message
+    # the message and the source are the catalogue's, in Chinese (not the English msgid)
+    err = DomainError(rule, field="F", word="W", what="'W'")
+    assert err.message("zh") != err.message("en") and CJK.search(err.message("zh"))
+    assert err.source("zh") != err.source("en")
 
 
 def test_every_field_label_is_in_chinese(dbs):
