@@ -178,3 +178,34 @@ def test_lists_of_withdrawals(dbs, holder):  # noqa: F811
     assert scope is not None and ops.withdrawal_scope(-1) is None
     assert ops.effective_withdrawal_id(w2.id, right.uid, TODAY) is None  # not effective
     assert dbs.get(Withdrawal, w2.id).household_code == hh.cbfbm
+
+
+@pytest.mark.parametrize("witness", [None, "bureau", "farmer", "nobody-such"])
+def test_in_person_needs_another_active_staff_officer_as_witness(dbs, holder, witness):  # noqa: F811
+    _, right = holder
+    with pytest.raises(DomainError) as e:
+        ops.start(user("bureau"), right, "in_person", statement=b"%PDF signed",
+                  witness=user(witness) if witness in ("bureau", "farmer") else witness)
+    assert e.value.code == "withdrawal.witness" and e.value.params == {"who": "bureau"}
+    [entry] = _refusals(dbs)
+    assert entry.changes["witness"] == witness and entry.changes["via"] == "in_person"
+    w = ops.start(user("bureau"), right, "in_person", statement=b"%PDF signed",
+                  witness="officer")  # a username will do
+    assert w.witnessed_by == "officer" and w.statement_filename is None
+
+
+def test_a_co_holder_agrees_only_for_themselves(dbs, holder):  # noqa: F811
+    hh, right = holder
+    farmer = user("farmer")
+    w = ops.start(farmer, right, "own_account")
+    others = [p for p in ops.missing_consents(w, TODAY) if p.id != farmer.person_id]
+    assert others, "the fixture's household has another adult co-holder"
+    with pytest.raises(DomainError) as e:  # the farmer for somebody else
+        ops.consent(farmer, w, others[0], today=TODAY)
+    assert e.value.code == "withdrawal.consent_self"
+    assert e.value.params == {"name": others[0].name}
+    with pytest.raises(DomainError) as e:  # staff without the signed agreement
+        ops.consent("officer", w, others[0], today=TODAY)
+    assert e.value.code == "withdrawal.consent_self"
+    c = ops.consent("officer", w, others[0], b"%PDF agreement", TODAY, "同意书.pdf")
+    assert (c.via, c.document_filename, c.recorded_by) == ("in_person", "同意书.pdf", "officer")
