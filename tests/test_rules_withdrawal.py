@@ -209,3 +209,21 @@ def test_a_co_holder_agrees_only_for_themselves(dbs, holder):  # noqa: F811
     assert e.value.code == "withdrawal.consent_self"
     c = ops.consent("officer", w, others[0], b"%PDF agreement", TODAY, "同意书.pdf")
     assert (c.via, c.document_filename, c.recorded_by) == ("in_person", "同意书.pdf", "officer")
+
+
+@pytest.mark.parametrize("change", [{"kind": "management"}, {"status": "ended"},
+                                    {"end_lifespan": dt.datetime(2020, 1, 1, tzinfo=dt.UTC)}])
+def test_only_a_current_contract_or_homestead_right_is_withdrawn(dbs, holder, change):  # noqa: F811
+    """The right as the caller holds it (a copy, never written): another kind, an ended right
+    or a past version of one is refused before anything is recorded but the refusal."""
+    from app.rights.models import Right
+
+    _, right = holder
+    copy = Right(**{c: getattr(right, c) for c in ("uid", "kind", "status", "fbfbm",
+                                                  "holder_household_code", "end_lifespan")})
+    for k, v in change.items():
+        setattr(copy, k, v)
+    with pytest.raises(DomainError) as e:
+        ops.start(user("farmer"), copy, "own_account")
+    assert e.value.code == "withdrawal.right"
+    assert ops.of_household(right.holder_household_code) == []
