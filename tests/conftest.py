@@ -23,9 +23,14 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
-from app import create_app
+from app import create_app, use_time_zone
 from app.config import TestConfig, owner_url
 from app.extensions import db
+
+# The app runs on China's calendar day (app.use_time_zone, set by create_app); set it before any
+# test module computes a module-level `TODAY = dt.date.today()` at import, or from 16:00 UTC
+# those are a day behind the operations' today.
+use_time_zone(getattr(TestConfig, "TIME_ZONE", "Asia/Shanghai"))
 
 SEED_PARCELS = 2000  # two villages
 PASSWORD = "test-password-123"
