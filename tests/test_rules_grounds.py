@@ -202,3 +202,17 @@ def test_every_field_label_names_a_field_the_app_has(app):
         known = _fields_the_app_names()
     unknown = sorted(set(grounds.FIELD_LABELS) - known)
     assert not unknown, f"labels for fields the app does not have: {unknown}"
+
+
+def test_every_field_guard_text_is_called_with_has_a_label():
+    """The fields written as a dict at guard_text's call sites are named in words in the
+    refusal (membership's application statement and objection text once came out raw)."""
+    raw = set()
+    for path in APP.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(
+                    node.func, "attr", None)) == "guard_text" and len(node.args) > 2 and \
+                    isinstance(node.args[2], ast.Dict):
+                raw |= {k.value for k in node.args[2].keys if isinstance(k, ast.Constant)}
+    assert raw, "no call site found"
+    assert not raw - set(grounds.FIELD_LABELS), sorted(raw - set(grounds.FIELD_LABELS))
