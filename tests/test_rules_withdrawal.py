@@ -227,3 +227,28 @@ def test_only_a_current_contract_or_homestead_right_is_withdrawn(dbs, holder, ch
         ops.start(user("farmer"), copy, "own_account")
     assert e.value.code == "withdrawal.right"
     assert ops.of_household(right.holder_household_code) == []
+
+
+def test_only_an_adult_co_holder_consents(dbs, holder):  # noqa: F811
+    from app.people.models import Person
+
+    hh, right = holder
+    w = ops.start(user("farmer"), right, "own_account")
+    inside = {p.id for p in ops.adult_coholders(hh.cbfbm, TODAY)}
+    stranger = dbs.scalar(select(Person).where(Person.id.not_in(inside)).limit(1))
+    with pytest.raises(DomainError) as e:
+        ops.consent("officer", w, stranger, b"%PDF agreement", TODAY)
+    assert e.value.code == "withdrawal.consent_person"
+    assert e.value.params == {"name": stranger.name, "household": hh.cbfbm}
+
+
+def test_no_effect_while_the_holder_may_still_revoke(dbs, holder):  # noqa: F811
+    _, right = holder
+    w = ops.start(user("farmer"), right, "own_account")
+    for p in ops.missing_consents(w, TODAY):
+        ops.consent("bureau", w, p, f"{p.name} 签字同意书".encode(), TODAY)
+    ops.agree_compensation("bureau", w, Decimal("1000"))
+    ops.record_payment("bureau", w, "ref-c")
+    with pytest.raises(DomainError) as e:
+        ops.take_effect("bureau", w, w.cooling_until - dt.timedelta(days=1))
+    assert e.value.code == "withdrawal.cooling" and e.value.params == {"until": w.cooling_until}
