@@ -21,11 +21,12 @@
 #  What each module's mutants run, and the time per mutant on this (2-core, shared, load 6-8)
 #  machine (pytest start + app + the tests; the first file is the focused one, so with -x most
 #  mutants die in it within seconds):
-#   app/grounds.py               tests/test_rules_grounds.py (focused, every branch): ~8 s idle,
-#                                15-30 s under today's load (before: test_membership.py +
+#   app/grounds.py               tests/test_rules_grounds.py (focused, every branch): ~13 s a
+#                                mutant measured (89 in ~20 min; before: test_membership.py +
 #                                test_guard_adversarial_text.py with the full build, 90-120 s)
 #   app/withdrawal/operations.py tests/test_rules_withdrawal.py, then tests/test_withdrawal.py:
-#                                ~25-40 s a survivor, less a killed one (before ~60 s)
+#                                ~6 s a mutant measured over the first 94 (most die in the
+#                                catalogue test; a survivor runs both files, ~20 s)
 #                                NB on 2026-11-29's integrated code test_withdrawal.py fails 4 of 7
 #                                (0026_scale's generated parcel.county_code is NULL in NEW in
 #                                parcel_guard's BEFORE UPDATE, so every parcel version end is
