@@ -65,6 +65,7 @@ FIELD_LABELS = {
     "farming_capacity": _l("The farming capacity"), "plan": _l("The plan"),
     "resolution_ref": _l("The resolution reference"),
     "issuing_party_consent_ref": _l("The issuing party's consent reference"),
+    "statement": _l("The applicant's statement"), "text": _l("The objection"),
 }
 
 

@@ -1,0 +1,254 @@
+"""app.withdrawal.operations called directly, for what tests/test_withdrawal.py (the procedure
+end to end) leaves open: the rule catalogue (every refusal cited in Chinese, with its law, and a
+status the API can answer with), the steps' boundaries (the cooling-off period's last day, the
+18th birthday, the compensation above zero) and every refusal being recorded.  Issue 16 point 6:
+the module the mutants of app/withdrawal/operations.py run against first (scripts/mutation.sh)."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+
+import pytest
+from flask_babel import force_locale
+from sqlalchemy import select
+
+from app.audit.models import AuditLog
+from app.errors import DomainError, Rule
+from app.withdrawal import operations as ops
+from app.withdrawal.models import Withdrawal
+from tests.conftest import user
+from tests.test_withdrawal import holder  # noqa: F401  (the fixture)
+
+TODAY = dt.date.today()
+CJK = re.compile(r"[\u4e00-\u9fff]")
+RULES = {name: r for name, r in vars(ops).items() if isinstance(r, Rule)}
+
+
+def test_the_catalogue_is_complete(dbs):
+    assert len(RULES) >= 20  # every step's refusals, not an empty module
+    codes = [r.code for r in RULES.values()]
+    assert len(set(codes)) == len(codes), "two rules share a code"
+
+
+@pytest.mark.parametrize("name", sorted(RULES))
+def test_every_rule_is_cited_in_chinese_with_its_law(dbs, name):
+    rule = RULES[name]
+    assert rule.code.startswith("withdrawal.") and rule.code == rule.code.strip()
+    assert rule.status in (403, 409, 422)
+    params = {k: "X" for k in re.findall(r"%\((\w+)\)s", str(rule.message))}
+    err = DomainError(rule, **params)
+    with force_locale("zh"):
+        zh, zh_src = err.message(), err.source()
+    assert zh != err.message("en") and CJK.search(zh.replace("X", "")), (name, zh)
+    assert zh_src != err.source("en") and CJK.search(zh_src), (name, zh_src)
+
+
+def test_the_hukou_officer_is_named_in_chinese(dbs, holder):  # noqa: F811
+    _, right = holder
+    with pytest.raises(DomainError) as e:
+        ops.start(user("hukou"), right, "own_account")
+    with force_locale("zh"):
+        assert CJK.search(str(e.value.params["who"]))
+
+
+def _refusals(dbs, obj_type=None):
+    q = select(AuditLog).where(AuditLog.action == "withdrawal.refused").order_by(AuditLog.seq)
+    return [a for a in dbs.scalars(q) if obj_type is None or a.object_type == obj_type]
+
+
+def test_a_refused_start_is_recorded_against_the_right(dbs, holder):  # noqa: F811
+    _, right = holder
+    with pytest.raises(DomainError) as e:
+        ops.start(user("farmer"), right, "by_post")
+    assert e.value.code == "withdrawal.not_holder" and e.value.params["who"] == "by_post"
+    [entry] = _refusals(dbs)
+    assert (entry.object_type, entry.object_id) == ("land_right", str(right.uid))
+    assert entry.changes == {"via": "by_post", "rule": "withdrawal.not_holder"}
+
+
+def test_a_refused_step_is_recorded_against_the_withdrawal_and_the_right(dbs, holder):  # noqa: F811
+    _, right = holder
+    w = ops.start(user("farmer"), right, "own_account")
+    with pytest.raises(DomainError) as e:
+        ops.agree_compensation("bureau", w, Decimal("0"))
+    assert e.value.code == "withdrawal.compensation"
+    kinds = [(a.object_type, a.object_id, a.changes.get("step")) for a in _refusals(dbs)]
+    assert kinds == [("withdrawal", str(w.id), "compensation")]  # once, and raised
+
+
+def test_user_and_role_of_an_actor(dbs):
+    farmer = user("farmer")
+    assert ops._user(None) is None and ops._user(farmer) is farmer
+    assert ops._user("farmer") is farmer and ops._user("nobody-such") is None
+    assert ops._role("farmer") == farmer.role and ops._role(None) is None
+
+
+def test_the_pilot_switch(dbs):
+    county = "990101"
+    assert not ops.pilot_enabled(county)
+    ops.enable_pilot("bureau", county)
+    assert ops.pilot_enabled(county)
+    ops.enable_pilot("bureau", county, on=False)
+    assert not ops.pilot_enabled(county)
+    ons = [a.changes["on"] for a in dbs.scalars(select(AuditLog).where(
+        AuditLog.action == "withdrawal.pilot", AuditLog.object_id == county)
+        .order_by(AuditLog.seq))]
+    assert ons == [True, False]
+
+
+def test_adult_means_from_the_18th_birthday(dbs, holder):  # noqa: F811
+    hh, _ = holder
+    members = [m for m in hh.current_members if m.is_coholder]
+    births = sorted({m.person.birth_date for m in members})
+    for b in births:
+        eighteen = dt.date(b.year + 18, b.month, 28 if (b.month, b.day) == (2, 29) else b.day)
+        before = {p.id for p in ops.adult_coholders(hh.cbfbm, eighteen - dt.timedelta(days=1))}
+        on = {p.id for p in ops.adult_coholders(hh.cbfbm, eighteen)}
+        born_then = {m.person.id for m in members if m.person.birth_date == b}
+        assert born_then <= on and not (born_then & before)
+    assert ops.adult_coholders("no-such-household", TODAY) == []
+
+
+def test_the_cooling_off_period_includes_its_last_day(dbs, holder):  # noqa: F811
+    _, right = holder
+    w = ops.start(user("farmer"), right, "own_account")
+    assert w.cooling_until == TODAY + dt.timedelta(days=ops._setting("withdrawal_cooling_days",
+                                                                    30))
+    ops.revoke(user("farmer"), w, w.cooling_until)  # the last day: still revocable
+    assert (w.status, w.revoked_on, w.revoked_by) == ("revoked", w.cooling_until, "farmer")
+    with pytest.raises(DomainError) as e:
+        ops.revoke(user("farmer"), w, w.cooling_until)
+    assert e.value.code == "withdrawal.state" and e.value.params == {"status": "revoked"}
+
+
+def test_someone_elses_withdrawal_is_not_theirs_to_revoke(dbs, holder):  # noqa: F811
+    _, right = holder
+    w = ops.start(user("farmer"), right, "own_account")
+    with pytest.raises(DomainError) as e:
+        ops.revoke(user("hukou"), w, TODAY)
+    assert e.value.code == "withdrawal.not_holder"
+    assert ops._is_holder(user("farmer"), w) and ops._is_holder(user("bureau"), w)
+    assert not ops._is_holder(user("hukou"), w)
+
+
+def test_compensation_above_zero_by_staff_only(dbs, holder):  # noqa: F811
+    _, right = holder
+    w = ops.start(user("farmer"), right, "own_account")
+    for amount in (None, Decimal("0"), Decimal("-1")):
+        with pytest.raises(DomainError) as e:
+            ops.agree_compensation("bureau", w, amount)
+        assert e.value.code == "withdrawal.compensation"
+    with pytest.raises(DomainError) as e:
+        ops.agree_compensation(user("farmer"), w, Decimal("1"))
+    assert e.value.code == "withdrawal.recorder"
+    with pytest.raises(DomainError) as e:
+        ops.record_payment("bureau", w, "ref")  # nothing agreed yet
+    assert e.value.code == "withdrawal.compensation"
+    ops.agree_compensation("bureau", w, Decimal("0.01"), today=TODAY)
+    assert (w.compensation, w.compensation_agreed_on, w.compensation_by) == (
+        Decimal("0.01"), TODAY, "bureau")
+    with pytest.raises(DomainError) as e:
+        ops.record_payment(user("farmer"), w, "ref")
+    assert e.value.code == "withdrawal.recorder"
+    ops.record_payment("officer", w, "ref-9", paid_on=TODAY)
+    assert (w.paid_on, w.paid_reference, w.paid_by) == (TODAY, "ref-9", "officer")
+
+
+def test_an_unflagged_withdrawal_needs_no_check(dbs, holder):  # noqa: F811
+    _, right = holder
+    w = ops.start(user("farmer"), right, "own_account")
+    assert not w.flagged
+    with pytest.raises(DomainError) as e:
+        ops.check(user("officer"), w, "谈话记录")
+    assert e.value.code == "withdrawal.not_flagged"
+
+
+def test_lists_of_withdrawals(dbs, holder):  # noqa: F811
+    hh, right = holder
+    w1 = ops.start(user("farmer"), right, "own_account")
+    ops.revoke(user("farmer"), w1, TODAY)
+    w2 = ops.start(user("farmer"), right, "own_account")
+    assert [w.id for w in ops.of_household(hh.cbfbm)][:2] == [w2.id, w1.id]
+    assert [w.id for w in ops.withdrawals(hh.cbfbm)] == [w2.id, w1.id]
+    assert [w.id for w in ops.withdrawals(hh.cbfbm, limit=1)] == [w2.id]
+    assert [w.id for w in ops.withdrawals()][:2] == [w2.id, w1.id]
+    assert ops.withdrawals("no-such%") == []
+    scope = ops.withdrawal_scope(w2.id)
+    assert scope is not None and ops.withdrawal_scope(-1) is None
+    assert ops.effective_withdrawal_id(w2.id, right.uid, TODAY) is None  # not effective
+    assert dbs.get(Withdrawal, w2.id).household_code == hh.cbfbm
+
+
+@pytest.mark.parametrize("witness", [None, "bureau", "farmer", "nobody-such"])
+def test_in_person_needs_another_active_staff_officer_as_witness(dbs, holder, witness):  # noqa: F811
+    _, right = holder
+    with pytest.raises(DomainError) as e:
+        ops.start(user("bureau"), right, "in_person", statement=b"%PDF signed",
+                  witness=user(witness) if witness in ("bureau", "farmer") else witness)
+    assert e.value.code == "withdrawal.witness" and e.value.params == {"who": "bureau"}
+    [entry] = _refusals(dbs)
+    assert entry.changes["witness"] == witness and entry.changes["via"] == "in_person"
+    w = ops.start(user("bureau"), right, "in_person", statement=b"%PDF signed",
+                  witness="officer")  # a username will do
+    assert w.witnessed_by == "officer" and w.statement_filename is None
+
+
+def test_a_co_holder_agrees_only_for_themselves(dbs, holder):  # noqa: F811
+    hh, right = holder
+    farmer = user("farmer")
+    w = ops.start(farmer, right, "own_account")
+    others = [p for p in ops.missing_consents(w, TODAY) if p.id != farmer.person_id]
+    assert others, "the fixture's household has another adult co-holder"
+    with pytest.raises(DomainError) as e:  # the farmer for somebody else
+        ops.consent(farmer, w, others[0], today=TODAY)
+    assert e.value.code == "withdrawal.consent_self"
+    assert e.value.params == {"name": others[0].name}
+    with pytest.raises(DomainError) as e:  # staff without the signed agreement
+        ops.consent("officer", w, others[0], today=TODAY)
+    assert e.value.code == "withdrawal.consent_self"
+    c = ops.consent("officer", w, others[0], b"%PDF agreement", TODAY, "同意书.pdf")
+    assert (c.via, c.document_filename, c.recorded_by) == ("in_person", "同意书.pdf", "officer")
+
+
+@pytest.mark.parametrize("change", [{"kind": "management"}, {"status": "ended"},
+                                    {"end_lifespan": dt.datetime(2020, 1, 1, tzinfo=dt.UTC)}])
+def test_only_a_current_contract_or_homestead_right_is_withdrawn(dbs, holder, change):  # noqa: F811
+    """The right as the caller holds it (a copy, never written): another kind, an ended right
+    or a past version of one is refused before anything is recorded but the refusal."""
+    from app.rights.models import Right
+
+    _, right = holder
+    copy = Right(**{c: getattr(right, c) for c in ("uid", "kind", "status", "fbfbm",
+                                                  "holder_household_code", "end_lifespan")})
+    for k, v in change.items():
+        setattr(copy, k, v)
+    with pytest.raises(DomainError) as e:
+        ops.start(user("farmer"), copy, "own_account")
+    assert e.value.code == "withdrawal.right"
+    assert ops.of_household(right.holder_household_code) == []
+
+
+def test_only_an_adult_co_holder_consents(dbs, holder):  # noqa: F811
+    from app.people.models import Person
+
+    hh, right = holder
+    w = ops.start(user("farmer"), right, "own_account")
+    inside = {p.id for p in ops.adult_coholders(hh.cbfbm, TODAY)}
+    stranger = dbs.scalar(select(Person).where(Person.id.not_in(inside)).limit(1))
+    with pytest.raises(DomainError) as e:
+        ops.consent("officer", w, stranger, b"%PDF agreement", TODAY)
+    assert e.value.code == "withdrawal.consent_person"
+    assert e.value.params == {"name": stranger.name, "household": hh.cbfbm}
+
+
+def test_no_effect_while_the_holder_may_still_revoke(dbs, holder):  # noqa: F811
+    _, right = holder
+    w = ops.start(user("farmer"), right, "own_account")
+    for p in ops.missing_consents(w, TODAY):
+        ops.consent("bureau", w, p, f"{p.name} 签字同意书".encode(), TODAY)
+    ops.agree_compensation("bureau", w, Decimal("1000"))
+    ops.record_payment("bureau", w, "ref-c")
+    with pytest.raises(DomainError) as e:
+        ops.take_effect("bureau", w, w.cooling_until - dt.timedelta(days=1))
+    assert e.value.code == "withdrawal.cooling" and e.value.params == {"until": w.cooling_until}
