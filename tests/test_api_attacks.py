@@ -146,7 +146,7 @@ def test_another_countys_staff_do_not_list_a_countys_import_batches(app, dbs):
     db.session.add(b)
     db.session.flush()
     db.session.add(ImportFeature(batch_id=b.id, layer="DK", fid=1, code=code))
-    other_county = code[:4] + ("%02d" % ((int(code[4:6]) + 1) % 100))
+    other_county = code[:4] + f"{(int(code[4:6]) + 1) % 100:02d}"
     auth_ops.create_user(None, "bureau_x", PASSWORD, "bureau_staff", "外县 科员", other_county,
                          reason="test account")
     db.session.flush()
