@@ -35,7 +35,7 @@ class Certificate(db.Model):
     issued_at = mapped_column(DateTime(timezone=True), nullable=False,
                               server_default=func.clock_timestamp())
     issue_reason: Mapped[str | None] = mapped_column(Text)
-    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("certificate.id"))
+    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("certificate.id"), index=True)
     content = mapped_column(JSONB, nullable=False)
     # The PDF is rendered from `content` with the certificate template; the digest shows the
     # content is the one issued.

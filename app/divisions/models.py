@@ -22,7 +22,7 @@ class Division(db.Model):
     parent_code: Mapped[str | None] = mapped_column(ForeignKey("division.code"), index=True)
     valid_from: Mapped[dt.date | None] = mapped_column(Date)
     valid_to: Mapped[dt.date | None] = mapped_column(Date)
-    successor_code: Mapped[str | None] = mapped_column(ForeignKey("division.code"))
+    successor_code: Mapped[str | None] = mapped_column(ForeignKey("division.code"), index=True)
 
     __table_args__ = (
         CheckConstraint("code ~ '^([0-9]{6}|[0-9]{9}|[0-9]{12})$'", name="code_format"),

@@ -54,7 +54,9 @@ class ImportFeature(db.Model):
     geom_stored = mapped_column(Geometry(srid=4490, spatial_index=False))
     status: Mapped[str] = mapped_column(String(12), nullable=False, server_default="pending")
     parcel_id: Mapped[int | None] = mapped_column(ForeignKey("parcel.id"))
-    corrected_from_id: Mapped[int | None] = mapped_column(ForeignKey("import_feature.id"))
+    # indexed: deleting a staged batch checks this self-reference for every deleted row
+    corrected_from_id: Mapped[int | None] = mapped_column(ForeignKey("import_feature.id"),
+                                                          index=True)
 
     faults = relationship("ImportFault", back_populates="feature",
                           primaryjoin="ImportFault.feature_id == ImportFeature.id")
@@ -102,7 +104,8 @@ class ImportFault(db.Model):
     resolved_at = mapped_column(DateTime(timezone=True))
     # A knock-on fault points to the fault that caused it (fix that one, this one goes too).
     cause_id: Mapped[int | None] = mapped_column(ForeignKey("import_fault.id",
-                                                            name="fk_import_fault_cause_id"))
+                                                            name="fk_import_fault_cause_id"),
+                                                 index=True)
 
     feature = relationship("ImportFeature", back_populates="faults", foreign_keys=[feature_id])
     record = relationship("ImportRecord", foreign_keys=[record_id], viewonly=True)

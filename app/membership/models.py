@@ -178,7 +178,7 @@ class Holding(db.Model):
     labour_centi: Mapped[int] = mapped_column(BigInteger, nullable=False)
     shares_centi: Mapped[int] = mapped_column(BigInteger, nullable=False)
     source: Mapped[str] = mapped_column(String(10), nullable=False)
-    inherited_from_id: Mapped[int | None] = mapped_column(ForeignKey("share_holding.id"))
+    inherited_from_id: Mapped[int | None] = mapped_column(ForeignKey("share_holding.id"), index=True)
     ended_on: Mapped[dt.date | None] = mapped_column(Date)
     end_ground: Mapped[str | None] = mapped_column(String(20))
 
