@@ -20,9 +20,9 @@ from app.membership.models import APPLICATION_BASES
 from app.people import operations as people_ops
 from app.people.idnumber import check_digit, mask
 from app.people.models import Household
+from tests.conftest import shared_session
 from tests.test_certificates import pdftotext
 from tests.test_exports import _sample  # noqa: F401  (the delivery imported once per module)
-from tests.conftest import shared_session
 from tests.test_import_sample import SAMPLE
 
 CHINA = ZoneInfo("Asia/Shanghai")
@@ -69,7 +69,7 @@ def test_a_full_confirmation_round_on_the_imported_sample_village(app, dbs, monk
     # -------------------------------------------------------------- the initial roll proposed
     with pytest.raises(DomainError) as e:
         ops.propose_initial_roll("officer", c, today, reason=" ")
-    assert e.value.code == "membership.initial_roll.reason"
+    assert e.value.code == "membership.initial_roll.reason" and "初始" in e.value.message("zh")
     initial = ops.propose_initial_roll("officer", c, today, reason="村民小组会议推举初始名册")
     assert {m.person.id_number: m.person.name for m in initial} == expected
     assert all(m.basis == "original" and m.confirmed_on is None for m in initial)
@@ -78,7 +78,7 @@ def test_a_full_confirmation_round_on_the_imported_sample_village(app, dbs, monk
         AuditLog.object_id == c.fbfbm)).one().reason == "村民小组会议推举初始名册"
     with pytest.raises(DomainError) as e:
         ops.propose_initial_roll("officer", c, today, reason="再来一次")
-    assert e.value.code == "membership.initial_roll.exists"
+    assert e.value.code == "membership.initial_roll.exists" and c.name in e.value.message("zh")
 
     # -------------------------------------------------------------- applications, every basis
     hhs = list(dbs.scalars(select(Household).where(Household.collective_id == c.id)
