@@ -196,6 +196,23 @@ def admit(actor, person, collective: Collective, basis: str, began_on: dt.date,
     return m
 
 
+def confirm_unconfirmed(actor, collective: Collective, confirmed_on: dt.date,
+                        reason: str | None = None) -> int:
+    """Date the confirmation of the active memberships that were proposed but not yet
+    confirmed (an initial roll the members' assembly has now confirmed and posted); a
+    confirmation already dated is never rewritten."""
+    ms = list(db.session.scalars(select(Membership).where(
+        Membership.collective_id == collective.id, Membership.status == "active",
+        Membership.confirmed_on.is_(None), Membership.began_on <= confirmed_on)))
+    for m in ms:
+        m.confirmed_on = confirmed_on
+    db.session.flush()
+    if ms:
+        audit.record(actor, "membership.confirm", "collective", collective.fbfbm,
+                     {"confirmed_on": confirmed_on, "memberships": [m.id for m in ms]}, reason)
+    return len(ms)
+
+
 def add_charter_clause(actor, collective: Collective, clause_no: str, text: str,
                        adopted_on: dt.date, ends_membership: bool = False,
                        reason: str | None = None) -> CharterClause:

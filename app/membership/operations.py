@@ -311,6 +311,43 @@ def apply(actor, collective: Collective, person: Person, basis: str, facts: dict
     return a
 
 
+INITIAL_REASON = Rule(
+    "membership.initial_roll.reason",
+    _l("Proposing the initial roll names why (the assembly's or villagers' decision it "
+       "records): the roll is the officer's proposal until the round confirms it."), LAW_MEMBERS)
+INITIAL_EXISTS = Rule(
+    "membership.initial_roll.exists",
+    _l("%(collective)s already has a membership roll: the initial roll is proposed once; later "
+       "members join by application and the members' assembly."), LAW_MEMBERS, 409)
+
+
+def propose_initial_roll(actor, collective: Collective, began_on: dt.date,
+                         reason: str | None = None) -> list[Membership]:
+    """The initial roll of a first confirmation, proposed by the officer from the current
+    members of the collective's registered households (as a delivery's CBF_JTCY registers
+    them): each joins as an original member (JOIN_BASES 'original', 农村集体经济组织法 arts
+    11–12), unconfirmed.  The members' assembly then votes on the round's applications, the
+    roll is posted and, when filed, these memberships are dated as confirmed (file_roll)."""
+    if not (reason or "").strip():
+        raise DomainError(INITIAL_REASON)
+    if db.session.scalar(select(func.count()).select_from(Membership).where(
+            Membership.collective_id == collective.id)):
+        raise DomainError(INITIAL_EXISTS, collective=collective.name)
+    people = list(db.session.scalars(
+        select(Person).join(HouseholdMember, HouseholdMember.person_id == Person.id)
+        .join(Household, Household.id == HouseholdMember.household_id)
+        .where(Household.collective_id == collective.id, HouseholdMember.left_on.is_(None))
+        .distinct().order_by(Person.id)))
+    out = [coll_ops.admit(actor, p, collective, "original", began_on, reason=reason)
+           for p in people]
+    audit.record(actor, "membership.initial_roll.propose", "collective", collective.fbfbm,
+                 {"began_on": began_on, "members": len(out),
+                  "households": db.session.scalar(select(func.count()).select_from(Household)
+                                                  .where(Household.collective_id
+                                                         == collective.id))}, reason)
+    return out
+
+
 def applications(collective: Collective) -> list[MembershipApplication]:
     return list(db.session.scalars(select(MembershipApplication).where(
         MembershipApplication.collective_id == collective.id).order_by(MembershipApplication.id)))
@@ -486,6 +523,8 @@ def file_roll(actor, notice: RollNotice, filed_on: dt.date | None = None,
         coll_ops.admit(actor, a.person, collective, ROLL_BASIS[a.basis], notice.assembly.meeting_date,
                        confirmed_on=filed_on, reason=f"成员大会决议（{notice.assembly.meeting_date}）")
         a.status = "filed"
+    coll_ops.confirm_unconfirmed(actor, collective, filed_on,
+                                 reason=f"成员名册公示期满备案（{notice.ends_on}）")
     rows = roll_rows(collective)
     pdf = render_roll_pdf(collective, notice, rows, filed_on)
     notice.status, notice.filed_on, notice.filed_by = "filed", filed_on, audit.actor_name(actor)
