@@ -118,6 +118,9 @@ def configure_logging(json_lines: bool = True, level: int = logging.INFO) -> Non
     handler.set_name("sanquan")
     root = logging.getLogger()
     root.addHandler(handler)
+    # WeasyPrint logs every layout step at INFO: one line per page of every certificate.
+    logging.getLogger("weasyprint").setLevel(logging.WARNING)
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
     if root.level > level or root.level == logging.NOTSET:
         root.setLevel(level)
 

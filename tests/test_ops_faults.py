@@ -506,3 +506,26 @@ def _committed_owner(app, sql, **params):
     with eng.begin() as c:
         c.execute(text(sql), params)
     eng.dispose()
+
+
+def test_sign_in_and_its_lockout_work_with_rate_limits_switched_off(dbs):
+    """RATELIMIT_ENABLED=False leaves Flask-Limiter without storage; the sign-in lockout keeps
+    its own memory instead of failing every sign-in with a 500."""
+    from flask import Flask
+    from flask_limiter import Limiter
+    from flask_limiter.util import get_remote_address
+
+    import app.extensions as ext
+    from app.auth import operations as auth_ops
+
+    web = Flask("limits-off")
+    web.config.update(RATELIMIT_ENABLED=False)
+    off = Limiter(key_func=get_remote_address, app=web)
+    old = ext.limiter
+    ext.limiter = off
+    try:
+        store = auth_ops._storage()
+        assert store is auth_ops._LOCAL_LOCKS
+        assert auth_ops.lock_remaining("nobody-here", "10.9.9.9") == 0
+    finally:
+        ext.limiter = old

@@ -5,6 +5,7 @@ import hashlib
 import secrets
 
 from flask_babel import lazy_gettext as _l
+from limits.storage import MemoryStorage
 from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -136,10 +137,16 @@ def clock() -> float:
     return time.time()
 
 
+# The lockout's own memory when rate limiting is switched off (the lockout stays on).
+_LOCAL_LOCKS = MemoryStorage()
+
+
 def _storage():
     """The limiter's storage; when it is Redis and Redis is gone, the limiter's in-memory
     fallback (per process, until Redis answers again) — a sign-in never fails on it."""
     limiter = extensions.limiter  # looked up on each call (a test or app may replace it)
+    if not getattr(limiter, "_storage", None):  # RATELIMIT_ENABLED=False: no storage is made
+        return _LOCAL_LOCKS
     store = limiter.storage
     fallback = getattr(limiter, "_fallback_storage", None)
     if fallback is None or store is fallback:
