@@ -260,13 +260,15 @@ def _copy(batch: ImportBatch, delivery, total: int, progress=None) -> None:
                     c2.execute("SELECT id FROM import_feature WHERE batch_id = %s AND id > %s "
                                "ORDER BY id", (batch.id, before))
                     index_ids[id(layer)] = [r[0] for r in c2.fetchall()]
-        for tbl, rows in delivery.tables.items():
-            with cur.copy("COPY import_record (batch_id, tbl, rownum, attrs, status) "
-                          "FROM STDIN") as cp:
+        # The tables as the features: binary COPY, attributes as jsonb by orjson (the text
+        # COPY with json.dumps cost ~2× the features' staging per row, issue 18).
+        with cur.copy("COPY import_record (batch_id, tbl, rownum, attrs, status) "
+                      "FROM STDIN (FORMAT BINARY)") as cp:
+            cp.set_types(["int4", "varchar", "int4", "jsonb", "varchar"])
+            for tbl, rows in delivery.tables.items():
                 for n, row in enumerate(rows, start=1):
-                    cp.write_row((batch.id, tbl, n, json.dumps(row, ensure_ascii=False),
-                                  "valid"))
-            done += len(rows)
+                    cp.write_row((batch.id, tbl, n, Jsonb(row, dumps=_dumps), "valid"))
+                done += len(rows)
     _reader_findings(batch, delivery, index_ids)
 
 
