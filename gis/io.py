@@ -598,6 +598,9 @@ def read_table(path: Path) -> list[dict]:
     if text is None:
         text = raw.decode("utf-8", "replace")
     text = text.replace("\x00", "")
+    fast = _read_rows(text)
+    if fast is not None:
+        return fast
     rows = []
     for r in csv.DictReader(io.StringIO(text)):
         # Extra cells (a row longer than the header) are kept under "_extra", not dropped.
@@ -606,6 +609,31 @@ def read_table(path: Path) -> list[dict]:
         if extra:
             row["_extra"] = extra
         rows.append(row)
+    return rows
+
+
+def _read_rows(text: str) -> list[dict] | None:
+    """read_table's rows when the header is plain (distinct names without surrounding
+    spaces), as csv.DictReader would give them, at about half its cost (one dict from a zip
+    per row, no per-row checks); None otherwise (read_table then takes the general way)."""
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None:
+        return []
+    if not header or len(set(header)) != len(header) or any(k != k.strip() for k in header):
+        return None
+    n = len(header)
+    rows = []
+    for r in reader:
+        if len(r) == n:
+            rows.append(dict(zip(header, r)))  # noqa: B905 (lengths equal)
+        elif r:  # blank lines are skipped, as DictReader does
+            row = dict(zip(header, r[:n]))  # noqa: B905
+            if len(r) < n:  # missing cells are None (DictReader's restval)
+                row.update(dict.fromkeys(header[len(r):]))
+            else:
+                row["_extra"] = r[n:]
+            rows.append(row)
     return rows
 
 

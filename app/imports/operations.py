@@ -234,8 +234,10 @@ def _copy(batch: ImportBatch, delivery, total: int, progress=None) -> None:
                            (batch.id,))
                 before = c2.fetchone()[0]
             geoms = layer.geometries()
-            delivered = shapely.to_wkb(geoms, include_srid=True)
-            stored = shapely.to_wkb(gio.to_cgcs2000(geoms, layer.srid), include_srid=True)
+            delivered = shapely.to_wkb(geoms, include_srid=True).tolist()
+            stored = shapely.to_wkb(gio.to_cgcs2000(geoms, layer.srid),
+                                    include_srid=True).tolist()
+            bid, kind = batch.id, layer.kind  # not an ORM attribute read per row
             code_field = "DKBM" if layer.kind == "DK" else "BDCDYH"
             # Binary COPY: geometries go as EWKB bytes, no hex round trip.
             with cur.copy("COPY import_feature (batch_id, layer, fid, code, attrs, geom, "
@@ -249,7 +251,7 @@ def _copy(batch: ImportBatch, delivery, total: int, progress=None) -> None:
                     code = attrs.get(code_field)
                     code = str(code).strip()[:40] if code not in (None, "") else None
                     d, st = delivered[i], stored[i]
-                    cp.write_row((batch.id, layer.kind, fid, code,
+                    cp.write_row((bid, kind, fid, code,
                                   Jsonb(attrs, dumps=_dumps), None if d is None else EWKB(d),
                                   None if st is None else EWKB(st), "valid"))
                     done += 1
@@ -265,9 +267,10 @@ def _copy(batch: ImportBatch, delivery, total: int, progress=None) -> None:
         with cur.copy("COPY import_record (batch_id, tbl, rownum, attrs, status) "
                       "FROM STDIN (FORMAT BINARY)") as cp:
             cp.set_types(["int4", "varchar", "int4", "jsonb", "varchar"])
+            bid = batch.id
             for tbl, rows in delivery.tables.items():
                 for n, row in enumerate(rows, start=1):
-                    cp.write_row((batch.id, tbl, n, Jsonb(row, dumps=_dumps), "valid"))
+                    cp.write_row((bid, tbl, n, Jsonb(row, dumps=_dumps), "valid"))
                 done += len(rows)
     _reader_findings(batch, delivery, index_ids)
 
