@@ -10,8 +10,8 @@ configuration, not a rewrite —
      points at a large one.
 
 Met today: property 1 for parcel, household and collective (migration 0026_scale); properties
-1–3 for the rights register — land_right, land_right_parcel, certificate — and property 1 for
-right_encumbrance (0036_citus).  The rest is
+1–3 for the rights register — land_right, land_right_parcel, certificate — properties 1–2 for
+household_member, and property 1 for right_encumbrance (0036_citus).  The rest is
 stated precisely below and marked xfail(strict=True) table by table: each turns into a failure
 the day it is met, so the list here is always the true remainder.  Also checked: no function of
 ours that catches exceptions is PARALLEL SAFE (0026; it broke parallel plans of large imports).
@@ -36,8 +36,8 @@ LARGE = ["parcel", "parcel_lineage", "parcel_mutation", "household", "household_
 REFERENCE = ["division", "registry_setting", "settlement_town"]
 REFERENCE_MAX_ROWS = 100_000  # a province's divisions down to villages: ~50,000
 MET_COUNTY = {"parcel", "household", "collective", "land_right", "land_right_parcel",
-              "certificate", "right_encumbrance"}
-MET_UNIQUE = {"land_right", "land_right_parcel", "certificate"}
+              "certificate", "right_encumbrance", "household_member"}
+MET_UNIQUE = {"land_right", "land_right_parcel", "certificate", "household_member"}
 MET_FKS = {"land_right_parcel", "certificate"}  # land_right: its holder person (person has none)
 # Staging (import_*), the audit log, jobs, accounts and the market are outside the register's
 # distribution (docs/scaling.md: coordinator-local, or distributed by their own key later).
@@ -193,6 +193,24 @@ def test_a_copied_county_cannot_disagree_with_its_right(dbs):
         with dbs.begin_nested():  # a right with no code at all has no county
             dbs.execute(text("INSERT INTO land_right (kind, holder_name) "
                              "VALUES ('management', 'x')"))
+
+
+def test_household_members_carry_their_households_county(dbs):
+    """The seeded county's members (inserted without a county) carry their household's, and
+    a member named into another county gets its household's all the same."""
+    n, bad = db.session.execute(text("""
+        SELECT count(*), count(*) FILTER (WHERE m.county_code <> h.county_code)
+        FROM household_member m JOIN household h ON h.id = m.household_id""")).one()
+    assert n > 0 and bad == 0
+    m = db.session.execute(text(
+        "SELECT household_id, person_id FROM household_member LIMIT 1")).one()
+    hh = db.session.execute(text("SELECT id, county_code FROM household WHERE id <> :h "
+                                 "LIMIT 1"), {"h": m.household_id}).one()
+    got = db.session.execute(text("""
+        INSERT INTO household_member (household_id, person_id, relation, county_code)
+        VALUES (:h, :p, '99', '999999') RETURNING county_code"""),
+        {"h": hh.id, "p": m.person_id}).scalar()
+    assert got == hh.county_code
 
 
 def test_row_image_guards_skip_every_generated_column(dbs):

@@ -15,6 +15,10 @@ application's inserts do not change and it can never disagree with the row's cod
   has the same codes).  Its primary key stays `id` for now: market_encumbrance_consent
   (coordinator-local) references it.
 
+- household_member: the county of its household (household_id), by trigger; household gains
+  UNIQUE (id, county_code) for the composite foreign key (its own key stays `id` for now:
+  small tables reference it).
+
 Primary keys become (id, county_code) (the ORM keeps `id` as the mapped identity); every
 UNIQUE constraint and unique index gains county_code as its last column.  Where county_code is
 derived from the key's own columns (uid of a right, a household's homestead, a certificate's
@@ -203,6 +207,59 @@ FKS = {"fk_land_right_parcel_right_id_land_right": ("land_right_parcel", "right_
 PKS = ("land_right", "land_right_parcel", "certificate")
 
 
+COUNTY_FROM_HOUSEHOLD = """
+CREATE OR REPLACE FUNCTION county_code_from_household() RETURNS trigger
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+BEGIN
+  NEW.county_code := (SELECT h.county_code FROM household h WHERE h.id = NEW.household_id);
+  RETURN NEW;
+END $$;
+"""
+
+
+def _member_up() -> None:
+    op.execute("ALTER TABLE household ADD CONSTRAINT uq_household_id UNIQUE (id, county_code)")
+    op.execute(COUNTY_FROM_HOUSEHOLD)
+    op.execute("ALTER TABLE household_member ADD COLUMN county_code varchar(6)")
+    op.execute("ALTER TABLE household_member DISABLE TRIGGER USER")
+    op.execute("UPDATE household_member m SET county_code = h.county_code FROM household h "
+               "WHERE h.id = m.household_id")
+    op.execute("ALTER TABLE household_member ENABLE TRIGGER USER")
+    op.execute("ALTER TABLE household_member ALTER COLUMN county_code SET NOT NULL")
+    op.execute("CREATE TRIGGER household_member_county_code BEFORE INSERT OR UPDATE OF "
+               "household_id, county_code ON household_member FOR EACH ROW "
+               "EXECUTE FUNCTION county_code_from_household()")
+    op.execute("ALTER TABLE household_member DROP CONSTRAINT pk_household_member, "
+               "ADD CONSTRAINT pk_household_member PRIMARY KEY (id, county_code)")
+    op.execute("DROP INDEX uq_household_member_current")
+    op.execute("CREATE UNIQUE INDEX uq_household_member_current ON household_member "
+               "(household_id, person_id, county_code) WHERE left_on IS NULL")
+    op.execute("ALTER TABLE household_member DROP CONSTRAINT "
+               "fk_household_member_household_id_household")
+    op.execute("ALTER TABLE household_member ADD CONSTRAINT "
+               "fk_household_member_household_id_household FOREIGN KEY (household_id, "
+               "county_code) REFERENCES household (id, county_code) NOT VALID")
+    op.execute("ALTER TABLE household_member VALIDATE CONSTRAINT "
+               "fk_household_member_household_id_household")
+
+
+def _member_down() -> None:
+    op.execute("ALTER TABLE household_member DROP CONSTRAINT "
+               "fk_household_member_household_id_household")
+    op.execute("ALTER TABLE household_member ADD CONSTRAINT "
+               "fk_household_member_household_id_household FOREIGN KEY (household_id) "
+               "REFERENCES household (id)")
+    op.execute("DROP INDEX uq_household_member_current")
+    op.execute("CREATE UNIQUE INDEX uq_household_member_current ON household_member "
+               "(household_id, person_id) WHERE left_on IS NULL")
+    op.execute("ALTER TABLE household_member DROP CONSTRAINT pk_household_member, "
+               "ADD CONSTRAINT pk_household_member PRIMARY KEY (id)")
+    op.execute("DROP TRIGGER household_member_county_code ON household_member")
+    op.execute("ALTER TABLE household_member DROP COLUMN county_code")
+    op.execute("DROP FUNCTION county_code_from_household()")
+    op.execute("ALTER TABLE household DROP CONSTRAINT uq_household_id")
+
+
 def _guards(parcel_compare: str, right_compare: str) -> None:
     op.execute(PARCEL_GUARD.replace("{compare}", parcel_compare))
     op.execute(RIGHT_GUARD.replace("{compare}", right_compare))
@@ -241,9 +298,11 @@ def upgrade():
         op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} FOREIGN KEY ({col}, county_code) "
                    f"REFERENCES {ref} (id, county_code) NOT VALID")
         op.execute(f"ALTER TABLE {table} VALIDATE CONSTRAINT {name}")
+    _member_up()
 
 
 def downgrade():
+    _member_down()
     for name, (table, _, _) in FKS.items():
         op.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
     for name, (table, cols) in UNIQUE_CONSTRAINTS.items():
