@@ -10,8 +10,8 @@ configuration, not a rewrite —
      points at a large one.
 
 Met today: property 1 for parcel, household and collective (migration 0026_scale); properties
-1–3 for the rights register — land_right, land_right_parcel, certificate — properties 1–2 for
-household_member, and property 1 for right_encumbrance (0036_citus).  The rest is
+1–3 for land_right_parcel, certificate and charter_clause, 1–2 for land_right, household_member
+and membership (their key to person remains), and 1 for right_encumbrance (0036_citus).  The rest is
 stated precisely below and marked xfail(strict=True) table by table: each turns into a failure
 the day it is met, so the list here is always the true remainder.  Also checked: no function of
 ours that catches exceptions is PARALLEL SAFE (0026; it broke parallel plans of large imports).
@@ -36,9 +36,12 @@ LARGE = ["parcel", "parcel_lineage", "parcel_mutation", "household", "household_
 REFERENCE = ["division", "registry_setting", "settlement_town"]
 REFERENCE_MAX_ROWS = 100_000  # a province's divisions down to villages: ~50,000
 MET_COUNTY = {"parcel", "household", "collective", "land_right", "land_right_parcel",
-              "certificate", "right_encumbrance", "household_member"}
-MET_UNIQUE = {"land_right", "land_right_parcel", "certificate", "household_member"}
-MET_FKS = {"land_right_parcel", "certificate"}  # land_right: its holder person (person has none)
+              "certificate", "right_encumbrance", "household_member", "membership",
+              "charter_clause"}
+MET_UNIQUE = {"land_right", "land_right_parcel", "certificate", "household_member", "membership",
+              "charter_clause"}
+# land_right, household_member, membership: their foreign key to person (person has no county)
+MET_FKS = {"land_right_parcel", "certificate", "charter_clause"}
 # Staging (import_*), the audit log, jobs, accounts and the market are outside the register's
 # distribution (docs/scaling.md: coordinator-local, or distributed by their own key later).
 
@@ -211,6 +214,57 @@ def test_household_members_carry_their_households_county(dbs):
         VALUES (:h, :p, '99', '999999') RETURNING county_code"""),
         {"h": hh.id, "p": m.person_id}).scalar()
     assert got == hh.county_code
+
+
+COPIED = [("household_member", "household", "household_id"),
+          ("membership", "collective", "collective_id"),
+          ("charter_clause", "collective", "collective_id"),
+          ("land_right_parcel", "land_right", "right_id"),
+          ("certificate", "land_right", "right_id")]
+
+
+@pytest.mark.parametrize(("table", "parent", "key"), COPIED)
+def test_a_copied_county_is_its_parents(dbs, table, parent, key):
+    """Every row's county is its parent's (the seeded county's rows, inserted without one)."""
+    bad = db.session.execute(text(
+        f"SELECT count(*) FROM {table} t JOIN {parent} p ON p.id = t.{key} "  # noqa: S608
+        "WHERE t.county_code <> p.county_code")).scalar()
+    assert bad == 0
+
+
+def test_a_membership_and_its_end_clause_are_in_its_collectives_county(dbs):
+    """A membership takes its collective's county; it may cite only a charter clause of that
+    county (composite foreign key): a clause of another county's collective is refused."""
+    m = db.session.execute(text("SELECT id, collective_id, county_code FROM membership "
+                                "WHERE status = 'active' LIMIT 1")).one()
+    assert m.county_code == db.session.execute(text(
+        "SELECT county_code FROM collective WHERE id = :c"), {"c": m.collective_id}).scalar()
+    elsewhere = str(int(m.county_code) % 999_999 + 1).zfill(6)  # another county
+    village = elsewhere + "001001"
+    db.session.execute(text("INSERT INTO division (code, name, level) "
+                            "VALUES (:v, 'x', 'village')"), {"v": village})
+    other = db.session.execute(text("""
+        INSERT INTO collective (fbfbm, name, village_code) VALUES (:f, 'x', :v)
+        RETURNING id"""), {"f": village + "01", "v": village}).scalar()
+    clause = db.session.execute(text("""
+        INSERT INTO charter_clause (collective_id, clause_no, text, adopted_on, recorded_by,
+                                    county_code)
+        VALUES (:c, '第99条', '本社成员死亡的，成员身份终止', '2020-01-01', 'x', :k)
+        RETURNING id, county_code"""), {"c": other, "k": m.county_code}).one()
+    assert clause.county_code == elsewhere  # the collective's, not the one named
+    person = db.session.execute(text("""
+        SELECT id FROM person p WHERE NOT EXISTS (SELECT 1 FROM membership x
+          WHERE x.person_id = p.id AND x.collective_id = :c AND x.status = 'active')
+        LIMIT 1"""), {"c": m.collective_id}).scalar()
+    insert = text("""
+        INSERT INTO membership (person_id, collective_id, basis, began_on,
+                                end_charter_clause_id)
+        VALUES (:p, :c, 'birth', '2020-01-01', :k)""")
+    with pytest.raises(DBAPIError, match="fk_membership_end_charter_clause_id"):
+        with dbs.begin_nested():
+            dbs.execute(insert, {"p": person, "c": m.collective_id, "k": clause.id})
+    with dbs.begin_nested():  # the same clause from its own county's membership is fine
+        dbs.execute(insert, {"p": person, "c": other, "k": clause.id})
 
 
 def test_row_image_guards_skip_every_generated_column(dbs):

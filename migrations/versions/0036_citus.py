@@ -19,6 +19,11 @@ application's inserts do not change and it can never disagree with the row's cod
   UNIQUE (id, county_code) for the composite foreign key (its own key stays `id` for now:
   small tables reference it).
 
+- charter_clause and membership: the county of their collective (collective_id), by trigger;
+  collective gains UNIQUE (id, county_code); membership's end clause is a clause of the same
+  county (composite foreign key).  membership keeps its plain foreign key to person (person
+  has no county yet).
+
 Primary keys become (id, county_code) (the ORM keeps `id` as the mapped identity); every
 UNIQUE constraint and unique index gains county_code as its last column.  Where county_code is
 derived from the key's own columns (uid of a right, a household's homestead, a certificate's
@@ -260,6 +265,83 @@ def _member_down() -> None:
     op.execute("ALTER TABLE household DROP CONSTRAINT uq_household_id")
 
 
+COUNTY_FROM_COLLECTIVE = """
+CREATE OR REPLACE FUNCTION county_code_from_collective() RETURNS trigger
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+BEGIN
+  NEW.county_code := (SELECT c.county_code FROM collective c WHERE c.id = NEW.collective_id);
+  RETURN NEW;
+END $$;
+"""
+# table: (unique indexes: name -> (columns, predicate), unique constraints: name -> columns,
+#         foreign keys: name -> (column, referred table))
+COLLECTIVE_CHILDREN = {
+    "charter_clause": ({}, {"uq_charter_clause_no": "collective_id, clause_no"},
+                       {"fk_charter_clause_collective_id_collective": ("collective_id",
+                                                                       "collective")}),
+    "membership": ({"uq_membership_active": ("person_id, collective_id", "status = 'active'")},
+                   {},
+                   {"fk_membership_collective_id_collective": ("collective_id", "collective"),
+                    "fk_membership_end_charter_clause_id_charter_clause": (
+                        "end_charter_clause_id", "charter_clause")}),
+}
+
+
+def _collective_children_up() -> None:
+    op.execute("ALTER TABLE collective ADD CONSTRAINT uq_collective_id UNIQUE (id, county_code)")
+    op.execute(COUNTY_FROM_COLLECTIVE)
+    for table, (_, _, fks) in COLLECTIVE_CHILDREN.items():
+        for name in fks:  # membership's points at charter_clause's key, rebuilt below
+            op.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+    for table, (indexes, uniques, _) in COLLECTIVE_CHILDREN.items():
+        op.execute(f"ALTER TABLE {table} ADD COLUMN county_code varchar(6)")
+        op.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+        op.execute(f"UPDATE {table} t SET county_code = c.county_code FROM collective c "
+                   "WHERE c.id = t.collective_id")
+        op.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+        op.execute(f"ALTER TABLE {table} ALTER COLUMN county_code SET NOT NULL")
+        op.execute(f"CREATE TRIGGER {table}_county_code BEFORE INSERT OR UPDATE OF "
+                   f"collective_id, county_code ON {table} FOR EACH ROW "
+                   "EXECUTE FUNCTION county_code_from_collective()")
+        op.execute(f"ALTER TABLE {table} DROP CONSTRAINT pk_{table}, "
+                   f"ADD CONSTRAINT pk_{table} PRIMARY KEY (id, county_code)")
+        for name, (cols, where) in indexes.items():
+            op.execute(f"DROP INDEX {name}")
+            op.execute(f"CREATE UNIQUE INDEX {name} ON {table} ({cols}, county_code) "
+                       f"WHERE {where}")
+        for name, cols in uniques.items():
+            op.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}, "
+                       f"ADD CONSTRAINT {name} UNIQUE ({cols}, county_code)")
+    for table, (_, _, fks) in COLLECTIVE_CHILDREN.items():
+        for name, (col, ref) in fks.items():
+            op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} FOREIGN KEY ({col}, "
+                       f"county_code) REFERENCES {ref} (id, county_code) NOT VALID")
+            op.execute(f"ALTER TABLE {table} VALIDATE CONSTRAINT {name}")
+
+
+def _collective_children_down() -> None:
+    for table, (_, _, fks) in COLLECTIVE_CHILDREN.items():
+        for name in fks:
+            op.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+    for table, (indexes, uniques, _) in COLLECTIVE_CHILDREN.items():
+        for name, cols in uniques.items():
+            op.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}, "
+                       f"ADD CONSTRAINT {name} UNIQUE ({cols})")
+        for name, (cols, where) in indexes.items():
+            op.execute(f"DROP INDEX {name}")
+            op.execute(f"CREATE UNIQUE INDEX {name} ON {table} ({cols}) WHERE {where}")
+        op.execute(f"ALTER TABLE {table} DROP CONSTRAINT pk_{table}, "
+                   f"ADD CONSTRAINT pk_{table} PRIMARY KEY (id)")
+        op.execute(f"DROP TRIGGER {table}_county_code ON {table}")
+        op.execute(f"ALTER TABLE {table} DROP COLUMN county_code")
+    for table, (_, _, fks) in COLLECTIVE_CHILDREN.items():
+        for name, (col, ref) in fks.items():
+            op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} FOREIGN KEY ({col}) "
+                       f"REFERENCES {ref} (id)")
+    op.execute("DROP FUNCTION county_code_from_collective()")
+    op.execute("ALTER TABLE collective DROP CONSTRAINT uq_collective_id")
+
+
 def _guards(parcel_compare: str, right_compare: str) -> None:
     op.execute(PARCEL_GUARD.replace("{compare}", parcel_compare))
     op.execute(RIGHT_GUARD.replace("{compare}", right_compare))
@@ -299,9 +381,11 @@ def upgrade():
                    f"REFERENCES {ref} (id, county_code) NOT VALID")
         op.execute(f"ALTER TABLE {table} VALIDATE CONSTRAINT {name}")
     _member_up()
+    _collective_children_up()
 
 
 def downgrade():
+    _collective_children_down()
     _member_down()
     for name, (table, _, _) in FKS.items():
         op.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
