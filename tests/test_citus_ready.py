@@ -11,7 +11,8 @@ configuration, not a rewrite —
 
 Met today: property 1 for parcel, household and collective (migration 0026_scale); properties
 1–3 for land_right_parcel, certificate and charter_clause, 1–2 for land_right, household_member
-and membership (their key to person remains), and 1 for right_encumbrance (0036_citus).  The rest is
+and membership (their key to person remains) and parcel_lineage (its keys to parcel and
+parcel_mutation remain), and 1 for right_encumbrance (0036_citus).  The rest is
 stated precisely below and marked xfail(strict=True) table by table: each turns into a failure
 the day it is met, so the list here is always the true remainder.  Also checked: no function of
 ours that catches exceptions is PARALLEL SAFE (0026; it broke parallel plans of large imports).
@@ -19,12 +20,14 @@ ours that catches exceptions is PARALLEL SAFE (0026; it broke parallel plans of 
 from __future__ import annotations
 
 import pytest
+import shapely
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from app.certificates import operations as certificates
 from app.extensions import db
 from app.market import operations as market
+from app.parcels import operations as parcel_ops
 from app.rights import operations as rights
 from tests.test_rights import _contract, _household_with_land
 
@@ -37,9 +40,9 @@ REFERENCE = ["division", "registry_setting", "settlement_town"]
 REFERENCE_MAX_ROWS = 100_000  # a province's divisions down to villages: ~50,000
 MET_COUNTY = {"parcel", "household", "collective", "land_right", "land_right_parcel",
               "certificate", "right_encumbrance", "household_member", "membership",
-              "charter_clause"}
+              "charter_clause", "parcel_lineage"}
 MET_UNIQUE = {"land_right", "land_right_parcel", "certificate", "household_member", "membership",
-              "charter_clause"}
+              "charter_clause", "parcel_lineage"}
 # land_right, household_member, membership: their foreign key to person (person has no county)
 MET_FKS = {"land_right_parcel", "certificate", "charter_clause"}
 # Staging (import_*), the audit log, jobs, accounts and the market are outside the register's
@@ -220,7 +223,8 @@ COPIED = [("household_member", "household", "household_id"),
           ("membership", "collective", "collective_id"),
           ("charter_clause", "collective", "collective_id"),
           ("land_right_parcel", "land_right", "right_id"),
-          ("certificate", "land_right", "right_id")]
+          ("certificate", "land_right", "right_id"),
+          ("parcel_lineage", "parcel", "child_id")]
 
 
 @pytest.mark.parametrize(("table", "parent", "key"), COPIED)
@@ -265,6 +269,26 @@ def test_a_membership_and_its_end_clause_are_in_its_collectives_county(dbs):
             dbs.execute(insert, {"p": person, "c": m.collective_id, "k": clause.id})
     with dbs.begin_nested():  # the same clause from its own county's membership is fine
         dbs.execute(insert, {"p": person, "c": other, "k": clause.id})
+
+
+def test_a_split_records_its_lineage_in_the_parcels_county(dbs):
+    """A split (a new version of the parcel and two children, through parcel_guard's history
+    rule and row_image) writes lineage rows that carry their child's county."""
+    _, fields, _ = _household_with_land(dbs)
+    p = fields[0]
+    g = shapely.from_wkt(dbs.execute(text("SELECT ST_AsText(ST_Transform(geom, survey_srid)) "
+                                          "FROM parcel WHERE id = :i"), {"i": p.id}).scalar())
+    minx, miny, maxx, maxy = g.bounds
+    cut = (minx + maxx) / 2
+    parts = [(p.code[:14] + "91001",
+              g.intersection(shapely.box(minx - 1, miny - 1, cut, maxy + 1)).wkt),
+             (p.code[:14] + "91002",
+              g.intersection(shapely.box(cut, miny - 1, maxx + 1, maxy + 1)).wkt)]
+    kids = parcel_ops.split("bureau", p, parts, "分割")
+    rows = dbs.execute(text("SELECT child_id, county_code FROM parcel_lineage "
+                            "WHERE parent_id = :p"), {"p": p.id}).all()
+    assert {c for c, _ in rows} == {k.id for k in kids}
+    assert {k for _, k in rows} == {p.code[:6]}
 
 
 def test_row_image_guards_skip_every_generated_column(dbs):

@@ -24,6 +24,10 @@ application's inserts do not change and it can never disagree with the row's cod
   county (composite foreign key).  membership keeps its plain foreign key to person (person
   has no county yet).
 
+- parcel_lineage: the county of its child version (child_id), by trigger; its key becomes
+  (parent_id, child_id, county_code).  Its foreign keys to parcel and parcel_mutation stay
+  plain (parcel_mutation holds no code yet; parcel's key is referenced by small tables).
+
 Primary keys become (id, county_code) (the ORM keeps `id` as the mapped identity); every
 UNIQUE constraint and unique index gains county_code as its last column.  Where county_code is
 derived from the key's own columns (uid of a right, a household's homestead, a certificate's
@@ -342,6 +346,37 @@ def _collective_children_down() -> None:
     op.execute("ALTER TABLE collective DROP CONSTRAINT uq_collective_id")
 
 
+COUNTY_FROM_CHILD_PARCEL = """
+CREATE OR REPLACE FUNCTION county_code_from_child_parcel() RETURNS trigger
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+BEGIN
+  NEW.county_code := (SELECT p.county_code FROM parcel p WHERE p.id = NEW.child_id);
+  RETURN NEW;
+END $$;
+"""
+
+
+def _lineage_up() -> None:
+    op.execute(COUNTY_FROM_CHILD_PARCEL)
+    op.execute("ALTER TABLE parcel_lineage ADD COLUMN county_code varchar(6)")
+    op.execute("UPDATE parcel_lineage l SET county_code = p.county_code FROM parcel p "
+               "WHERE p.id = l.child_id")
+    op.execute("ALTER TABLE parcel_lineage ALTER COLUMN county_code SET NOT NULL")
+    op.execute("CREATE TRIGGER parcel_lineage_county_code BEFORE INSERT OR UPDATE OF child_id, "
+               "county_code ON parcel_lineage FOR EACH ROW "
+               "EXECUTE FUNCTION county_code_from_child_parcel()")
+    op.execute("ALTER TABLE parcel_lineage DROP CONSTRAINT pk_parcel_lineage, ADD CONSTRAINT "
+               "pk_parcel_lineage PRIMARY KEY (parent_id, child_id, county_code)")
+
+
+def _lineage_down() -> None:
+    op.execute("ALTER TABLE parcel_lineage DROP CONSTRAINT pk_parcel_lineage, ADD CONSTRAINT "
+               "pk_parcel_lineage PRIMARY KEY (parent_id, child_id)")
+    op.execute("DROP TRIGGER parcel_lineage_county_code ON parcel_lineage")
+    op.execute("ALTER TABLE parcel_lineage DROP COLUMN county_code")
+    op.execute("DROP FUNCTION county_code_from_child_parcel()")
+
+
 def _guards(parcel_compare: str, right_compare: str) -> None:
     op.execute(PARCEL_GUARD.replace("{compare}", parcel_compare))
     op.execute(RIGHT_GUARD.replace("{compare}", right_compare))
@@ -382,9 +417,11 @@ def upgrade():
         op.execute(f"ALTER TABLE {table} VALIDATE CONSTRAINT {name}")
     _member_up()
     _collective_children_up()
+    _lineage_up()
 
 
 def downgrade():
+    _lineage_down()
     _collective_children_down()
     _member_down()
     for name, (table, _, _) in FKS.items():
