@@ -1,6 +1,19 @@
 import datetime as dt
 
-from sqlalchemy import Boolean, CheckConstraint, Computed, Date, ForeignKey, Integer, String, Text, text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Computed,
+    Date,
+    FetchedValue,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql import func
 from sqlalchemy.types import DateTime
@@ -36,6 +49,8 @@ class Collective(db.Model):
     __table_args__ = (
         CheckConstraint("fbfbm ~ '^[0-9]{14}$'", name="fbfbm_format"),
         CheckConstraint("substr(fbfbm, 1, 12) = village_code", name="fbfbm_in_village"),
+        # the target of composite foreign keys from its distributed children (migration 0036)
+        db.UniqueConstraint("id", "county_code"),
     )
 
     @property
@@ -51,10 +66,10 @@ class Membership(db.Model):
 
     __tablename__ = "membership"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The table's key is (id, county_code) (Citus-ready, migration 0036); the mapper's is `id`.
+    id: Mapped[int] = mapped_column(Integer, autoincrement=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), nullable=False, index=True)
-    collective_id: Mapped[int] = mapped_column(ForeignKey("collective.id"), nullable=False,
-                                               index=True)
+    collective_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
     status: Mapped[str] = mapped_column(String(10), nullable=False, server_default="active")
     began_on: Mapped[dt.date] = mapped_column(Date, nullable=False)
     basis: Mapped[str] = mapped_column(String(20), nullable=False)
@@ -66,12 +81,21 @@ class Membership(db.Model):
     # law_or_charter cites an article of a named law, or a clause of the charter register.
     end_law: Mapped[str | None] = mapped_column(String(60))
     end_article: Mapped[str | None] = mapped_column(String(20))
-    end_charter_clause_id: Mapped[int | None] = mapped_column(ForeignKey("charter_clause.id"))
+    end_charter_clause_id: Mapped[int | None] = mapped_column(Integer)
+    # its collective's county, copied by the database (trigger membership_county_code)
+    county_code: Mapped[str] = mapped_column(String(6), nullable=False,
+                                             server_default=FetchedValue())
 
     person = relationship("Person")
     collective = relationship("Collective")
 
+    __mapper_args__ = {"primary_key": [id]}
     __table_args__ = (
+        PrimaryKeyConstraint("id", "county_code"),
+        ForeignKeyConstraint(["collective_id", "county_code"],
+                             ["collective.id", "collective.county_code"]),
+        ForeignKeyConstraint(["end_charter_clause_id", "county_code"],
+                             ["charter_clause.id", "charter_clause.county_code"]),
         CheckConstraint("status IN ('active','ended')", name="status"),
         CheckConstraint(
             "basis IN ('original','birth','marriage','adoption','resettlement',"
@@ -89,7 +113,8 @@ class Membership(db.Model):
             "end_ground IS DISTINCT FROM 'law_or_charter' OR end_charter_clause_id IS NOT NULL "
             "OR (length(trim(end_law)) > 0 AND length(trim(end_article)) > 0)",
             name="charter_ground_cites_clause"),
-        db.Index("uq_membership_active", "person_id", "collective_id", unique=True,
+        db.Index("uq_membership_active", "person_id", "collective_id", "county_code",
+                 unique=True,
                  postgresql_where=text("status = 'active'")),
     )
 
@@ -101,9 +126,9 @@ class CharterClause(db.Model):
 
     __tablename__ = "charter_clause"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    collective_id: Mapped[int] = mapped_column(ForeignKey("collective.id"), nullable=False,
-                                               index=True)
+    # The table's key is (id, county_code) (Citus-ready, migration 0036); the mapper's is `id`.
+    id: Mapped[int] = mapped_column(Integer, autoincrement=True)
+    collective_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
     clause_no: Mapped[str] = mapped_column(String(20), nullable=False)
     text: Mapped[str] = mapped_column(Text, nullable=False)
     ends_membership: Mapped[bool] = mapped_column(Boolean, nullable=False,
@@ -112,9 +137,18 @@ class CharterClause(db.Model):
     recorded_by: Mapped[str] = mapped_column(String(50), nullable=False)
     recorded_at = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
+    # its collective's county, copied by the database (trigger charter_clause_county_code)
+    county_code: Mapped[str] = mapped_column(String(6), nullable=False,
+                                             server_default=FetchedValue())
+
     collective = relationship("Collective")
 
+    __mapper_args__ = {"primary_key": [id]}
     __table_args__ = (
+        PrimaryKeyConstraint("id", "county_code"),
+        ForeignKeyConstraint(["collective_id", "county_code"],
+                             ["collective.id", "collective.county_code"]),
         CheckConstraint("length(trim(text)) > 0", name="text"),
-        db.UniqueConstraint("collective_id", "clause_no", name="uq_charter_clause_no"),
+        db.UniqueConstraint("collective_id", "clause_no", "county_code",
+                            name="uq_charter_clause_no"),
     )

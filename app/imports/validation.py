@@ -191,6 +191,8 @@ DB_RULES = {
     "household_end_guard": ("derived", "an import never ends a household"),
     "household_member_successor": ("derived", "an import inserts current places only"),
     "household_member_versioned": ("derived", "an import never changes a place in place"),
+    # Citus-ready (0036): the member's county is copied from its household; refuses nothing.
+    "household_member_county_code": ("derived", "copied from the member's household"),
     # Bookkeeping, not a rule: the register's version counter for tile ETags (0023_ops).
     "parcel_register_version": ("derived", "counts changes to the register; refuses nothing"),
 }

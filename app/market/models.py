@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Date,
+    FetchedValue,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -218,6 +219,10 @@ class Encumbrance(db.Model):
     released_on: Mapped[dt.date | None] = mapped_column(Date)
     released_by: Mapped[str | None] = mapped_column(String(50))
     release_reason: Mapped[str | None] = mapped_column(Text)
+    # the county of the right it encumbers, copied by the database (trigger
+    # right_encumbrance_county_code; docs/scaling.md)
+    county_code: Mapped[str] = mapped_column(String(6), nullable=False,
+                                             server_default=FetchedValue())
 
     __table_args__ = (
         CheckConstraint("kind IN ('mortgage','seizure')", name="kind"),

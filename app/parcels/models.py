@@ -5,11 +5,13 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Computed,
+    FetchedValue,
     ForeignKey,
     Identity,
     Index,
     Integer,
     Numeric,
+    PrimaryKeyConstraint,
     String,
     Text,
     text,
@@ -113,10 +115,17 @@ class Lineage(db.Model):
 
     __tablename__ = "parcel_lineage"
 
-    parent_id: Mapped[int] = mapped_column(ForeignKey("parcel.id"), primary_key=True)
-    child_id: Mapped[int] = mapped_column(ForeignKey("parcel.id"), primary_key=True, index=True)
+    parent_id: Mapped[int] = mapped_column(ForeignKey("parcel.id"), nullable=False)
+    child_id: Mapped[int] = mapped_column(ForeignKey("parcel.id"), nullable=False, index=True)
     mutation_id: Mapped[int] = mapped_column(ForeignKey("parcel_mutation.id"), nullable=False,
                                              index=True)
+    # the child version's county, copied by the database (trigger parcel_lineage_county_code;
+    # Citus-ready, migration 0036): part of the table's key, not of the mapper's
+    county_code: Mapped[str] = mapped_column(String(6), nullable=False,
+                                             server_default=FetchedValue())
+
+    __mapper_args__ = {"primary_key": [parent_id, child_id]}
+    __table_args__ = (PrimaryKeyConstraint("parent_id", "child_id", "county_code"),)
 
 
 class RegistrySetting(db.Model):

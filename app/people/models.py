@@ -1,6 +1,19 @@
 import datetime as dt
 
-from sqlalchemy import Boolean, CheckConstraint, Computed, Date, ForeignKey, Integer, String, text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Computed,
+    Date,
+    FetchedValue,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql import func
 from sqlalchemy.types import DateTime
@@ -91,6 +104,8 @@ class Household(db.Model):
         CheckConstraint("(ended_on IS NULL AND end_ground IS NULL) OR (ended_on IS NOT NULL AND "
                         "end_ground IN ('all_members_deceased','all_members_left'))",
                         name="ended_on_its_ground"),
+        # the target of household_member's composite foreign key (migration 0036)
+        UniqueConstraint("id", "county_code"),
     )
 
     @property
@@ -107,8 +122,9 @@ class HouseholdMember(db.Model):
 
     __tablename__ = "household_member"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    household_id: Mapped[int] = mapped_column(ForeignKey("household.id"), nullable=False, index=True)
+    # The table's key is (id, county_code) (Citus-ready, migration 0036); the mapper's is `id`.
+    id: Mapped[int] = mapped_column(Integer, autoincrement=True)
+    household_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), nullable=False, index=True)
     relation: Mapped[str] = mapped_column(String(2), nullable=False)
     is_coholder: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
@@ -116,11 +132,18 @@ class HouseholdMember(db.Model):
     joined_on: Mapped[dt.date | None] = mapped_column(Date)
     left_on: Mapped[dt.date | None] = mapped_column(Date)
     end_ground: Mapped[str | None] = mapped_column(String(30))
+    # its household's county, copied by the database (trigger household_member_county_code)
+    county_code: Mapped[str] = mapped_column(String(6), nullable=False,
+                                             server_default=FetchedValue())
 
     household = relationship("Household", back_populates="members")
     person = relationship("Person")
 
+    __mapper_args__ = {"primary_key": [id]}
     __table_args__ = (
+        PrimaryKeyConstraint("id", "county_code"),
+        ForeignKeyConstraint(["household_id", "county_code"],
+                             ["household.id", "household.county_code"]),
         CheckConstraint(
             "relation IN ('01','02','10','11','12','20','30','51','52','97','99')", name="relation"),
         CheckConstraint("remark IS NULL OR remark IN ('1','2','3','4','5','6','7','9')",
@@ -129,6 +152,7 @@ class HouseholdMember(db.Model):
             "(left_on IS NULL AND end_ground IS NULL) OR (left_on IS NOT NULL AND end_ground IN "
             "('death','joined_other_household','household_division','nationality_lost',"
             "'superseded'))", name="left_on_its_ground"),
-        db.Index("uq_household_member_current", "household_id", "person_id", unique=True,
+        db.Index("uq_household_member_current", "household_id", "person_id", "county_code",
+                 unique=True,
                  postgresql_where=text("left_on IS NULL")),
     )

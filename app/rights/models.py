@@ -4,11 +4,15 @@ from decimal import Decimal
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Computed,
     Date,
+    FetchedValue,
     ForeignKey,
+    ForeignKeyConstraint,
     Integer,
     LargeBinary,
     Numeric,
+    PrimaryKeyConstraint,
     String,
     Text,
     text,
@@ -32,7 +36,8 @@ class Right(db.Model):
 
     __tablename__ = "land_right"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The table's key is (id, county_code) (Citus-ready, migration 0036); the mapper's is `id`.
+    id: Mapped[int] = mapped_column(Integer, autoincrement=True)
     uid: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True,
                                      server_default=text("nextval('land_right_uid_seq')"))
     version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
@@ -58,10 +63,17 @@ class Right(db.Model):
     end_lifespan = mapped_column(DateTime(timezone=True))
     change_reason: Mapped[str | None] = mapped_column(Text)
     changed_by: Mapped[str | None] = mapped_column(String(50))
+    # The county (the distribution column, docs/scaling.md): the first six digits of the
+    # collective's, else the holder household's, else the contract's code (NY/T 2539).
+    county_code: Mapped[str] = mapped_column(
+        String(6), Computed("left(coalesce(fbfbm, holder_household_code, contract_code), 6)",
+                            persisted=True), nullable=False)
 
     parcels = relationship("RightParcel", back_populates="right", order_by="RightParcel.id")
 
+    __mapper_args__ = {"primary_key": [id]}
     __table_args__ = (
+        PrimaryKeyConstraint("id", "county_code"),
         CheckConstraint("kind IN ('land_contract','homestead','management')", name="kind"),
         CheckConstraint("status IN ('current','ended')", name="status"),
         CheckConstraint(
@@ -76,10 +88,11 @@ class Right(db.Model):
                         "OR holder_name IS NOT NULL", name="has_holder"),
         CheckConstraint("kind <> 'land_contract' OR contract_code ~ '^[0-9]{18}J$'",
                         name="contract_code"),
-        db.Index("uq_land_right_current_version", "uid", unique=True,
+        db.Index("uq_land_right_current_version", "uid", "county_code", unique=True,
                  postgresql_where=text("end_lifespan IS NULL")),
         # One household, one homestead (土地管理法 art 62).
-        db.Index("uq_land_right_one_homestead", "holder_household_code", unique=True,
+        db.Index("uq_land_right_one_homestead", "holder_household_code", "county_code",
+                 unique=True,
                  postgresql_where=text("kind = 'homestead' AND status = 'current' "
                                        "AND end_lifespan IS NULL")),
     )
@@ -141,11 +154,20 @@ class RightParcel(db.Model):
 
     __tablename__ = "land_right_parcel"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    right_id: Mapped[int] = mapped_column(ForeignKey("land_right.id"), nullable=False,
-                                          index=True)
+    id: Mapped[int] = mapped_column(Integer, autoincrement=True)
+    right_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
     parcel_uid: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
     parcel_code: Mapped[str] = mapped_column(String(28), nullable=False)
     contract_area: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    # its right's county, copied by the database (trigger land_right_parcel_county_code)
+    county_code: Mapped[str] = mapped_column(String(6), nullable=False,
+                                             server_default=FetchedValue())
 
     right = relationship("Right", back_populates="parcels")
+
+    __mapper_args__ = {"primary_key": [id]}
+    __table_args__ = (
+        PrimaryKeyConstraint("id", "county_code"),
+        ForeignKeyConstraint(["right_id", "county_code"],
+                             ["land_right.id", "land_right.county_code"]),
+    )

@@ -507,7 +507,7 @@ def rights_kept(a: SettlementApplication) -> dict:
         LEFT JOIN parcel p ON p.uid = rp.parcel_uid AND p.end_lifespan IS NULL
         WHERE r.holder_household_code = ANY(:h) AND r.status = 'current'
           AND r.end_lifespan IS NULL
-        GROUP BY r.id ORDER BY r.holder_household_code, r.kind"""), {"h": codes}).all()
+        GROUP BY r.id, r.county_code ORDER BY r.holder_household_code, r.kind"""), {"h": codes}).all()
     rights_ended = db.session.execute(text("""
         SELECT r.kind, r.holder_household_code, r.holder_name, r.contract_code, r.ended_on,
                r.end_ground FROM land_right r

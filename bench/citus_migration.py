@@ -1,0 +1,128 @@
+"""What migration 0036_citus (Citus-ready keys, docs/scaling.md §3) costs on a large register.
+
+    .venv/bin/python -m bench.citus_migration --parcels 1000000
+
+Builds a database at 0032_fk_indexes (the revision before), generates a register in SQL as
+bench/scale.py does (villages of 1,000 parcels and 170 households) plus what 0036 rewrites:
+one land-contract right per household over its parcels, a certificate per right, four members
+per household and one membership per member (their persons are not generated: the person
+foreign keys are not what 0036 touches, and the generator runs with triggers off), then times
+`upgrade 0036_citus` statement by statement (the migration's own SQL, in one transaction) and
+prints the slowest steps.  The database is BENCH_DATABASE_URL's name + `_citus` (the private
+cluster's superuser generates it; the owner role migrates it)."""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import subprocess
+import time
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
+
+from bench.scale import (
+    CELL,
+    GENERATE,
+    GIVEN,
+    GRID,
+    HOUSEHOLDS,
+    LAT0,
+    LON0,
+    PER_VILLAGE,
+    SURNAMES,
+    VILLAGE_STEP,
+    VILLAGES_PER_COUNTY,
+    county_code,
+)
+
+REGISTER = """
+SET session_replication_role = replica;
+INSERT INTO land_right (kind, holder_household_code, holder_name, contract_code, fbfbm,
+                        term_start, term_end, changed_by)
+SELECT 'land_contract', h.cbfbm, h.name, h.cbfbm || 'J', left(h.cbfbm, 14),
+       '1999-01-01', '2028-12-31', 'bench' FROM household h;
+INSERT INTO land_right_parcel (right_id, parcel_uid, parcel_code, contract_area)
+SELECT r.id, p.uid, p.code, p.scmj FROM parcel p
+JOIN land_right r ON r.holder_household_code = p.household_code;
+INSERT INTO certificate (kind, number, right_uid, right_id, household_code, token, authority,
+                         issued_by, content, content_sha256)
+SELECT 'land_contract', r.contract_code, r.uid, r.id, r.holder_household_code,
+       md5(r.id::text), '测试县人民政府', 'bench', '{}', md5(r.id::text) || md5(r.uid::text)
+FROM land_right r;
+INSERT INTO household_member (household_id, person_id, relation)
+SELECT h.id, h.id * 4 + k, CASE k WHEN 0 THEN '02' ELSE '20' END
+FROM household h, generate_series(0, 3) k;
+INSERT INTO membership (person_id, collective_id, basis, began_on)
+SELECT m.person_id, h.collective_id, 'original', '1999-01-01'
+FROM household_member m JOIN household h ON h.id = m.household_id;
+SET session_replication_role = origin;
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--parcels", type=int, default=1_000_000)
+    args = ap.parse_args()
+    base = os.environ.get("BENCH_DATABASE_URL") or subprocess.run(
+        ["scripts/pg.sh", "url", "sanquan_bench"], check=True, capture_output=True,
+        text=True).stdout.strip()
+    u = make_url(base).set(database=make_url(base).database + "_citus")
+    admin = u.set(username="postgres").render_as_string(hide_password=False)
+    owner = u.set(username=os.environ.get("SANQUAN_OWNER_ROLE", "sanquan_owner"))
+    owner = owner.render_as_string(hide_password=False)
+    with create_engine(u.set(username="postgres", database="postgres"),
+                       isolation_level="AUTOCOMMIT").connect() as c:  # always a fresh one
+        c.execute(text(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)'))
+    subprocess.run(["scripts/pg.sh", "ensure", u.render_as_string(hide_password=False)],
+                   check=True, capture_output=True)
+    from flask_migrate import upgrade
+
+    from app import create_app
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": owner, "MIGRATE_DATABASE_URL": owner})
+    with app.app_context():
+        upgrade(revision="0032_fk_indexes")
+    villages = max(1, args.parcels // PER_VILLAGE)
+    counties = [county_code(c) for c in range(math.ceil(villages / VILLAGES_PER_COUNTY))]
+    sql = GENERATE.format(vpc=VILLAGES_PER_COUNTY, hh=HOUSEHOLDS, grid=GRID, cell=CELL,
+                          lon0=LON0, lat0=LAT0, step=VILLAGE_STEP) + REGISTER
+    t0 = time.perf_counter()
+    eng = create_engine(admin)
+    with eng.begin() as c:
+        c.execute(text("SET LOCAL jit = off"))
+        for stmt in [s for s in sql.split(";\n") if s.strip()]:
+            c.execute(text(stmt), {"counties": counties, "villages": villages,
+                                   "per_village": PER_VILLAGE, "surnames": SURNAMES,
+                                   "given": GIVEN})
+    with create_engine(admin, isolation_level="AUTOCOMMIT").connect() as c:
+        c.execute(text("VACUUM ANALYZE"))
+        rows = {t: c.execute(text(f"SELECT count(*) FROM {t}")).scalar()  # noqa: S608
+                for t in ("parcel", "household", "land_right", "land_right_parcel",
+                          "certificate", "household_member", "membership")}
+    eng.dispose()
+    print(f"generated in {time.perf_counter() - t0:.0f} s: "
+          + ", ".join(f"{t} {n:,}" for t, n in rows.items()), flush=True)
+
+    steps: list[tuple[float, str]] = []
+    with app.app_context():
+        def before(conn, cursor, statement, parameters, context, executemany):
+            conn.info["t0"] = time.perf_counter()
+
+        def after(conn, cursor, statement, parameters, context, executemany):
+            steps.append((time.perf_counter() - conn.info.pop("t0"), " ".join(statement.split())))
+
+        # every engine (migrations/env.py makes its own for the owner role)
+        event.listen(Engine, "before_cursor_execute", before)
+        event.listen(Engine, "after_cursor_execute", after)
+        t1 = time.perf_counter()
+        upgrade(revision="0036_citus")
+        total = time.perf_counter() - t1
+    print(f"upgrade 0032_fk_indexes -> 0036_citus: {total:.1f} s "
+          f"({sum(s for s, _ in steps):.1f} s in {len(steps)} statements); slowest:")
+    for s, stmt in sorted(steps, reverse=True)[:15]:
+        print(f"  {s:7.2f} s  {stmt[:110]}")
+
+
+if __name__ == "__main__":
+    main()
