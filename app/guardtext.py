@@ -54,6 +54,10 @@ POLICIES = {
     "withdrawal": ("condition",),
     # market listings and bids: no land-for-hukou deals, no surrender dressed as a term
     "market": ("condition",),
+    # the register's own changes (parcel amendments, splits and merges, import corrections and
+    # acceptances, objections to a campaign, extensions): their reasons and remarks never name
+    # settling, the hukou or a condition — a register change is never a right lost in disguise
+    "register": ("condition", "settlement", "urban"),
 }
 
 _SEPARATORS = re.compile(r"[\W_]+", re.UNICODE)
