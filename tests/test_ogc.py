@@ -170,7 +170,7 @@ def test_gdal_3_7_plus_reads_cgcs2000_and_a_cql2_filter_through_pyogrio(app, dbs
     """The `-oo CRS=EPSG:4490` read the machine's GDAL 3.6.2 cannot do, with the newer GDAL
     that pyogrio's wheel bundles (pyogrio passes dataset open options as keyword arguments):
     the layer is read in CGCS2000, the coordinates are those of the CRS84 answer, and an
-    attribute filter's count equals the register's (GDAL evaluates it on the client: see below).
+    attribute filter is sent to the server and its count equals the register's.
 
     GDAL runs in a child process, as any client would: the app's own process deregisters every
     GDAL driver but Shapefile, GeoPackage and GeoJSON and turns networking off
@@ -207,14 +207,17 @@ def test_gdal_3_7_plus_reads_cgcs2000_and_a_cql2_filter_through_pyogrio(app, dbs
         expected = _register_count(dbs, township, "homestead")
         assert got["count"] == expected > 0
         assert got["townships"] == [township] and got["kinds"] == ["homestead"]
-        # the CRS went to the server on every page GDAL fetched.  The attribute filter did not:
-        # GDAL 3.12 looks for the queryables among the items path's parameters in the landing
-        # page's service-desc, which is the app's /api/openapi.json (no /ogc paths), so it
-        # pages through everything and filters on the client ("OAPIF: Full filter will be
-        # evaluated on client side" under CPL_DEBUG).  The count is right either way; the
-        # server's CQL2 is tested over HTTP in test_cql2_filters_counted_against_the_register.
+        # the filter went to the server (GDAL found the queryables and the filter language in
+        # the items parameters of the service-desc, /ogc/api), with the CRS asked for; before
+        # /ogc/api existed the service-desc was the JSON API's document, GDAL paged through every
+        # parcel and filtered on the client ("OAPIF: Full filter will be evaluated on client
+        # side").
         pages = [q for q in seen if q.get("limit", ["0"])[0] != "20"]
         assert pages and all("4490" in q.get("crs", [""])[0] for q in pages), seen
+        sent = [q for q in pages if "filter" in q or "township" in q]
+        assert sent and len(sent) == len(pages), seen
+        f = sent[0]
+        assert township in (f.get("filter", [""])[0] + f.get("township", [""])[0]), f
         # the same parcel in CRS84 from the server: GDAL's CGCS2000 coordinates are the same
         # points (GDAL hands them over longitude first, as every OGR layer)
         _, crs84 = get(base + "/ogc/collections/parcels/items?limit=1&filter="

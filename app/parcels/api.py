@@ -187,8 +187,8 @@ class ExportJobSchema(Schema):
     created_at = fields.DateTime()
 
 
-def _job_scope(job_id: int, **_) -> Scope | None:
-    job = exports.export_job(job_id)
+def _job_scope(export_id: int, **_) -> Scope | None:
+    job = exports.export_job(export_id)
     return exports.job_scope(job, current_user) if job is not None else None
 
 
@@ -201,7 +201,7 @@ def _export_job(job) -> dict:
             "done": job.done, "total": job.total, "percent": job.percent,
             "message": job.message, "error": job.error, "rows": result.get("rows"),
             "bytes": result.get("bytes"), "sha256": result.get("sha256"),
-            "file_url": url_for("api_exports.download", job_id=job.id) if done else None,
+            "file_url": url_for("api_exports.download", export_id=job.id) if done else None,
             "created_at": job.created_at}
 
 
@@ -216,29 +216,29 @@ def start(args):
     require_scope(Scope([args["scope"]]))
     job = exports.start(current_user, args["format"], args["scope"], args["full"],
                         args["purpose"])
-    return _export_job(job), {"Location": url_for("api_exports.status", job_id=job.id)}
+    return _export_job(job), {"Location": url_for("api_exports.status", export_id=job.id)}
 
 
-@eblp.route("/<int:job_id>")
+@eblp.route("/<int:export_id>")
 @access(*exports.EXPORT_ROLES, scope=_job_scope)
 @eblp.response(200, ExportJobSchema)
-def status(job_id: int):
+def status(export_id: int):
     """An export job's status and progress; once done, `Location` and `file_url` name the
     file."""
-    job = exports.export_job(job_id)
+    job = exports.export_job(export_id)
     out = _export_job(job)
     return (out, {"Location": out["file_url"]}) if out["file_url"] else out
 
 
-@eblp.route("/<int:job_id>/file")
+@eblp.route("/<int:export_id>/file")
 @access(*exports.EXPORT_ROLES, scope=_job_scope)
 @eblp.response(200, {"format": "binary", "type": "string"},
                content_type="application/octet-stream",
                description="the export file (.gpkg, .geojson, or .zip for Shapefile and NY/T); "
                            "ETag: its SHA-256")
-def download(job_id: int):
+def download(export_id: int):
     """Download a finished export (its requester, or staff whose jurisdiction reaches it)."""
-    job = exports.export_job(job_id)
+    job = exports.export_job(export_id)
     path = exports.job_file(current_user, job)
     db.session.commit()
     return send_file(path, as_attachment=True, download_name=path.name,
