@@ -190,3 +190,31 @@ def test_rights_extension_refuses_a_disguised_reason(dbs, certified):  # noqa: F
     # a lawful reason extends it (a new version, 30 years later)
     new = rights.extend_contract("bureau", right, 30, lawful(1908, 1)[0])
     assert new.term_end.year == term_end.year + 30
+
+
+def test_campaign_objection_decisions_refuse_disguised_text(dbs):
+    import datetime as dt
+
+    from app.campaigns import operations as campaigns
+    from app.campaigns.models import Objection
+    from tests.test_import_sample import SAMPLE
+
+    group = "14040410120101"
+    batch = imports.run("bureau", SAMPLE)
+    imports.accept("bureau", batch, valid_part=True)
+    c = campaigns.open_campaign("bureau", group, batch.id, "确权")
+    start = dt.date.today() - dt.timedelta(days=8)
+    campaigns.publish_notice("bureau", c, start=start)
+    p = dbs.scalars(select(Parcel).where(Parcel.code.like(group + "%"),
+                                         Parcel.end_lifespan.is_(None))).first()
+    o = campaigns.lodge_objection("bureau", c, "holder", "不是他家的", "村民乙", p.code,
+                                  today=start + dt.timedelta(days=3))
+    texts = adversarial(1909, 4)
+    for i, t in enumerate(texts):
+        with pytest.raises(DomainError) as e:
+            (campaigns.dismiss if i % 2 == 0 else campaigns.uphold)("bureau", o, t)
+        assert e.value.code == "guard.text"
+    assert dbs.get(Objection, o.id).status == "open"
+    assert len(_refusals(dbs, "campaign.objection.refused")) == len(texts)
+    campaigns.dismiss("bureau", o, lawful(1910, 1)[0])
+    assert o.status == "dismissed"
