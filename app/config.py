@@ -134,6 +134,10 @@ class Config:
     IMPORT_UPLOAD_DIR = os.environ.get("IMPORT_UPLOAD_DIR")  # default: instance/uploads
     IMPORT_JOB_TIMEOUT_S = int(os.environ.get("IMPORT_JOB_TIMEOUT_S", 4 * 3600))
     IMPORT_JOB_MAX_MEMORY_MB = int(os.environ.get("IMPORT_JOB_MAX_MEMORY_MB", 4096))
+    # Exports started through the API (a background job each): where their files are written
+    # (default: instance/exports/<job id>/) and how long they are kept.
+    EXPORT_DIR = os.environ.get("EXPORT_DIR")
+    EXPORT_KEEP_DAYS = int(os.environ.get("EXPORT_KEEP_DAYS", 7))
     BASEMAP_URL = os.environ.get("BASEMAP_URL")  # e.g. a 天地图 raster template with your key
 
     # Certificates: the address their QR codes point to (when issued outside a request), and

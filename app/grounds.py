@@ -66,6 +66,8 @@ FIELD_LABELS = {
     "resolution_ref": _l("The resolution reference"),
     "issuing_party_consent_ref": _l("The issuing party's consent reference"),
     "statement": _l("The applicant's statement"), "text": _l("The objection"),
+    "remarks": _l("The remarks"), "DKBZXX": _l("The remarks"),
+    "resolution": _l("The resolution"),
 }
 
 

@@ -54,6 +54,10 @@ POLICIES = {
     "withdrawal": ("condition",),
     # market listings and bids: no land-for-hukou deals, no surrender dressed as a term
     "market": ("condition",),
+    # the register's own changes (parcel amendments, splits and merges, import corrections and
+    # acceptances, objections to a campaign, extensions): their reasons and remarks never name
+    # settling, the hukou or a condition — a register change is never a right lost in disguise
+    "register": ("condition", "settlement", "urban"),
 }
 
 _SEPARATORS = re.compile(r"[\W_]+", re.UNICODE)
@@ -382,7 +386,14 @@ def _pair(compact: str, py: str, bounds: set[int], lex: dict) -> Hit | None:
 
 def check(policy: str, text) -> list[Hit]:
     """The hits that `policy` refuses in `text`."""
-    return detect(text, POLICIES[policy])
+    return list(_check(policy, str(text)))
+
+
+@lru_cache(maxsize=4096)
+def _check(policy: str, text: str) -> tuple[Hit, ...]:
+    # the same reason text repeats (a batch's "survey import N", a bench's registrations): the
+    # detection (normalising, pinyin) runs once per distinct (policy, text)
+    return tuple(detect(text, POLICIES[policy]))
 
 
 def first_hit(policy: str, fields: dict) -> tuple[str, Hit] | None:

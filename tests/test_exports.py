@@ -201,3 +201,157 @@ def test_geojson_of_a_mixed_scope_is_one_collection_over_http(registered, login_
     assert fc["type"] == "FeatureCollection"
     layers = [f["properties"]["layer"] for f in fc["features"]]
     assert {k: layers.count(k) for k in ("DK", "ZJD")} == expected
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 19: exports started and downloaded as jobs on the API
+
+
+def _bearer(username: str) -> dict:
+    from app.auth import operations as auth_ops
+    from tests.conftest import user
+
+    return {"Authorization": f"Bearer {auth_ops.issue_api_token(None, user(username))}"}
+
+
+@pytest.fixture()
+def export_jobs(app, tmp_path, monkeypatch):
+    """Export jobs run inline (inside the test's transaction), files under tmp_path."""
+    monkeypatch.setitem(app.config, "JOBS_MODE", "sync")
+    monkeypatch.setitem(app.config, "EXPORT_DIR", str(tmp_path / "exports"))
+    return tmp_path / "exports"
+
+
+def _ogr_counts(path: Path, tmp: Path) -> dict[str, int]:
+    """Features per layer (DK, ZJD) as ogrinfo reports them (a .zip is unpacked first)."""
+    import re
+
+    files = [path]
+    if path.suffix == ".zip":
+        folder = tmp / (path.stem + "-unzipped")
+        zipfile.ZipFile(path).extractall(folder)
+        files = sorted(folder.rglob("*.shp"))
+    counts = {"DK": 0, "ZJD": 0}
+    for f in files:
+        out = ogrinfo("-so", "-al", str(f))
+        for name, n in re.findall(r"Layer name: (\S+).*?Feature Count: (\d+)", out, re.S):
+            counts["DK" if name.startswith("DK") else "ZJD" if name.startswith("ZJD")
+                   else name] += int(n)
+    return counts
+
+
+def _start(c, headers, **body):
+    return c.post("/api/exports", json=body, headers=headers)
+
+
+@pytest.mark.parametrize("fmt", ["gpkg", "shp", "geojson"])
+def test_export_job_of_a_mixed_scope_counts_dk_and_zjd(registered, dbs, app, export_jobs,
+                                                       tmp_path, fmt):
+    import json
+
+    expected = _register_counts(dbs, VILLAGE)
+    assert expected["DK"] and expected["ZJD"]  # the scope holds both layers
+    c, h = app.test_client(), _bearer("bureau")
+    r = _start(c, h, format=fmt, scope=VILLAGE)
+    assert r.status_code == 202, r.get_data(as_text=True)
+    job = r.get_json()
+    assert r.headers["Location"].endswith(f"/api/exports/{job['id']}")
+    s = c.get(r.headers["Location"], headers=h)
+    assert s.status_code == 200
+    st = s.get_json()
+    assert st["status"] == "done" and st["percent"] == 100, st
+    assert st["rows"] == sum(expected.values())
+    assert s.headers["Location"] == st["file_url"]
+    f = c.get(st["file_url"], headers=h)
+    assert f.status_code == 200 and f.headers["ETag"].strip('"') == st["sha256"]
+    assert len(f.data) == st["bytes"]
+    # the same file again with its ETag: 304, nothing sent
+    assert c.get(st["file_url"], headers={**h, "If-None-Match": f.headers["ETag"]}
+                 ).status_code == 304
+    if fmt == "geojson":
+        fc = json.loads(f.data)
+        assert fc["type"] == "FeatureCollection"
+        layers = [feat["properties"]["layer"] for feat in fc["features"]]
+        got = {k: layers.count(k) for k in ("DK", "ZJD")}
+    else:
+        path = tmp_path / f"download{'.gpkg' if fmt == 'gpkg' else '.zip'}"
+        path.write_bytes(f.data)
+        got = _ogr_counts(path, tmp_path)
+    assert got == expected, (fmt, got, expected)
+    # the export and its download are in the audit log
+    actions = dbs.execute(text("SELECT action FROM audit_log WHERE changes->>'job' = :j "
+                               "ORDER BY seq"), {"j": str(job["id"])}).scalars().all()
+    assert actions == ["parcel.export", "parcel.export.download", "parcel.export.download"]
+
+
+def test_export_job_is_not_for_another_jurisdiction(registered, dbs, app, export_jobs):
+    from app.auth.models import User
+
+    c, h = app.test_client(), _bearer("bureau")
+    st = _start(c, h, format="geojson", scope=VILLAGE).get_json()
+    assert st["status"] == "done"
+    # staff of another county: neither the job nor its file; nor may they start one here
+    dbs.add(User(username="bureau-140405", display_name="邻县 科员", role="bureau_staff",
+                 jurisdiction_code="140405", password_hash="x"))
+    dbs.flush()
+    other = _bearer("bureau-140405")
+    for url in (f"/api/exports/{st['id']}", st["file_url"]):
+        r = c.get(url, headers=other)
+        assert r.status_code in (403, 404) and r.mimetype == "application/problem+json", url
+    r = _start(c, other, format="geojson", scope=VILLAGE)
+    assert r.status_code == 403
+    # an officer of another village of the county is refused too; the village's own officer
+    # (same jurisdiction, not the requester) reads it
+    assert c.get(st["file_url"], headers=_bearer("officer2")).status_code == 403
+    own = dbs.execute(text("SELECT username FROM app_user WHERE role = 'collective_officer' "
+                           "AND :v LIKE jurisdiction_code || '%' LIMIT 1"),
+                      {"v": VILLAGE}).scalar()
+    if own is not None:
+        assert c.get(st["file_url"], headers=_bearer(own)).status_code == 200
+    # a farmer never
+    assert c.get(f"/api/exports/{st['id']}", headers=_bearer("farmer")).status_code == 403
+
+
+def test_export_job_refusals_are_problems_with_rule_codes(registered, dbs, app, export_jobs):
+    from app.jobs.models import Job
+
+    c, h = app.test_client(), _bearer("bureau")
+    before = dbs.scalar(text("SELECT count(*) FROM job WHERE kind = 'export'"))
+    # an empty selection (a code under the village no parcel has)
+    empty = VILLAGE + "99"
+    assert not exports.survey_srids(empty)
+    r = _start(c, h, format="gpkg", scope=empty)
+    assert r.status_code == 404 and r.get_json()["code"] == "export.empty"
+    # an unmasked export without a purpose
+    r = _start(c, h, format="gpkg", scope=VILLAGE, full=True)
+    assert r.status_code == 403 and r.get_json()["code"] == "export.full.privilege"
+    assert r.get_json()["legal_source"]
+    # bad input: schema errors
+    for body in ({"format": "kml", "scope": VILLAGE}, {"format": "gpkg"},
+                 {"format": "gpkg", "scope": "14'--"}):
+        assert _start(c, h, **body).status_code == 422, body
+    assert dbs.scalar(text("SELECT count(*) FROM job WHERE kind = 'export'")) == before
+    # a queued job's file is not ready: 409 with its rule; an unknown id is 404
+    job = Job(kind="export", params={"format": "gpkg", "scope": VILLAGE, "full": False},
+              created_by=dbs.scalar(text("SELECT id FROM app_user WHERE username = 'bureau'")))
+    dbs.add(job)
+    dbs.flush()
+    r = c.get(f"/api/exports/{job.id}/file", headers=h)
+    assert r.status_code == 409 and r.get_json()["code"] == "export.not_ready"
+    assert c.get(f"/api/exports/{job.id + 1000}", headers=h).status_code == 404
+    # a job of another kind is not an export
+    other = Job(kind="import", params={}, created_by=job.created_by)
+    dbs.add(other)
+    dbs.flush()
+    assert c.get(f"/api/exports/{other.id}", headers=h).status_code == 404
+
+
+def test_export_file_gone_after_keep_days(registered, dbs, app, export_jobs):
+    c, h = app.test_client(), _bearer("bureau")
+    st = _start(c, h, format="geojson", scope=VILLAGE).get_json()
+    assert (export_jobs / str(st["id"])).is_dir()
+    dbs.execute(text("UPDATE job SET updated_at = updated_at - interval '8 days' WHERE id = :i"),
+                {"i": st["id"]})
+    assert exports.purge(7) == [st["id"]]
+    r = c.get(st["file_url"], headers=h)
+    assert r.status_code == 410 and r.get_json()["code"] == "export.gone"

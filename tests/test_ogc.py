@@ -3,6 +3,8 @@ import json
 import subprocess
 import urllib.request
 
+import pytest
+
 
 def get(url):
     with urllib.request.urlopen(url) as r:
@@ -142,3 +144,86 @@ def test_gdal_reads_in_cgcs2000_and_with_a_cql2_filter(live_server, dbs):
     assert filt.returncode == 0, filt.stderr
     n = int(re.search(r"Feature Count: (\d+)", filt.stdout).group(1))
     assert n == _register_count(dbs, township, "homestead") > 0
+
+
+READ_WITH_PYOGRIO = r"""
+import json, sys
+import pyogrio, shapely
+ds, where = sys.argv[1], sys.argv[2]
+out = {"gdal": pyogrio.__gdal_version_string__, "oapif": "OAPIF" in pyogrio.list_drivers()}
+if out["oapif"]:
+    out["info_crs"] = pyogrio.read_info(ds, layer="parcels", CRS="EPSG:4490")["crs"]
+    meta, fids, geoms, fields = pyogrio.raw.read(ds, layer="parcels", where=where,
+                                                 columns=["code", "township", "kind"],
+                                                 CRS="EPSG:4490")
+    cols = dict(zip(meta["fields"], fields))
+    out.update(crs=meta["crs"], count=len(cols["code"]), codes=[str(v) for v in cols["code"]],
+               townships=sorted({str(v) for v in cols["township"]}),
+               kinds=sorted({str(v) for v in cols["kind"]}),
+               first=shapely.get_coordinates(shapely.from_wkb(geoms[0])).tolist()
+               if len(geoms) else [])
+print(json.dumps(out))
+"""
+
+
+def test_gdal_3_7_plus_reads_cgcs2000_and_a_cql2_filter_through_pyogrio(app, dbs):
+    """The `-oo CRS=EPSG:4490` read the machine's GDAL 3.6.2 cannot do, with the newer GDAL
+    that pyogrio's wheel bundles (pyogrio passes dataset open options as keyword arguments):
+    the layer is read in CGCS2000, the coordinates are those of the CRS84 answer, and an
+    attribute filter is sent to the server and its count equals the register's.
+
+    GDAL runs in a child process, as any client would: the app's own process deregisters every
+    GDAL driver but Shapefile, GeoPackage and GeoJSON and turns networking off
+    (gis.io.harden_gdal), so OAPIF cannot be opened inside the test process itself."""
+    import os
+    import sys
+    from urllib.parse import parse_qs, quote
+
+    from tests.conftest import serve
+
+    seen: list[dict] = []
+
+    def recorded(environ, start_response):  # what GDAL asked the server
+        if environ["PATH_INFO"].endswith("/items"):
+            seen.append(parse_qs(environ.get("QUERY_STRING", "")))
+        return app(environ, start_response)
+
+    server = serve(recorded)
+    base = next(server)
+    try:
+        _, one = get(base + "/ogc/collections/parcels/items?limit=1")
+        township = one["features"][0]["properties"]["township"]
+        seen.clear()
+        where = f"township = '{township}' AND kind = 'homestead'"
+        env = {**os.environ, "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
+        run = subprocess.run([sys.executable, "-c", READ_WITH_PYOGRIO, f"OAPIF:{base}/ogc",
+                              where], capture_output=True, text=True, timeout=300, env=env)
+        assert run.returncode == 0, run.stderr[-2000:]
+        got = json.loads(run.stdout.strip().splitlines()[-1])
+        gdal = tuple(int(v) for v in got["gdal"].split(".")[:2])
+        if gdal < (3, 7) or not got["oapif"]:
+            pytest.skip(f"pyogrio's GDAL {got['gdal']}: no OAPIF driver or no CRS option")
+        assert got["info_crs"] == "EPSG:4490" and got["crs"] == "EPSG:4490", got
+        expected = _register_count(dbs, township, "homestead")
+        assert got["count"] == expected > 0
+        assert got["townships"] == [township] and got["kinds"] == ["homestead"]
+        # the filter went to the server (GDAL found the queryables and the filter language in
+        # the items parameters of the service-desc, /ogc/api), with the CRS asked for; before
+        # /ogc/api existed the service-desc was the JSON API's document, GDAL paged through every
+        # parcel and filtered on the client ("OAPIF: Full filter will be evaluated on client
+        # side").
+        pages = [q for q in seen if q.get("limit", ["0"])[0] != "20"]
+        assert pages and all("4490" in q.get("crs", [""])[0] for q in pages), seen
+        sent = [q for q in pages if "filter" in q or "township" in q]
+        assert sent and len(sent) == len(pages), seen
+        f = sent[0]
+        assert township in (f.get("filter", [""])[0] + f.get("township", [""])[0]), f
+        # the same parcel in CRS84 from the server: GDAL's CGCS2000 coordinates are the same
+        # points (GDAL hands them over longitude first, as every OGR layer)
+        _, crs84 = get(base + "/ogc/collections/parcels/items?limit=1&filter="
+                       + quote(f"code = '{got['codes'][0]}'"))
+        lon, lat = crs84["features"][0]["geometry"]["coordinates"][0][0][0]
+        assert min(abs(x - lon) + abs(y - lat) for x, y in got["first"]) < 1e-7, \
+            (got["first"][:2], lon, lat)
+    finally:
+        next(server, None)

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, text
 from app.audit import operations as audit
 from app.errors import DomainError, Rule
 from app.extensions import db
-from app.grounds import refuse
+from app.grounds import guard_text, refuse
 from app.parcels.models import Parcel, RegistrySetting
 from app.people.models import Household, HouseholdMember
 from app.rights import operations as rights
@@ -159,6 +159,8 @@ def uphold(actor, o: Objection, resolution: str) -> Objection:
     of the parcel (an amendment or mutation made after the objection was lodged)."""
     if o.status != "open":
         raise DomainError(NOT_DRAFT, status=o.status)
+    guard_text(actor, "register", {"resolution": resolution}, "campaign.objection.refused",
+               "campaign", o.campaign_id, reason=resolution)
     corrected = db.session.scalar(select(Parcel).where(
         Parcel.code == o.parcel_code, Parcel.end_lifespan.is_(None),
         Parcel.begin_lifespan > o.lodged_at)) if o.parcel_code else None
@@ -177,6 +179,8 @@ def dismiss(actor, o: Objection, reasons: str) -> Objection:
         raise DomainError(NOT_DRAFT, status=o.status)
     if not (reasons or "").strip():
         raise DomainError(NEEDS_REASONS)
+    guard_text(actor, "register", {"reasons": reasons}, "campaign.objection.refused",
+               "campaign", o.campaign_id, reason=reasons)
     o.status, o.resolution = "dismissed", reasons.strip()
     o.resolved_by, o.resolved_at = _who(actor), func.now()
     db.session.flush()

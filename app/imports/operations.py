@@ -24,6 +24,7 @@ from app.audit import operations as audit
 from app.divisions.models import Division
 from app.errors import DomainError, Rule
 from app.extensions import db
+from app.grounds import guard_text
 from app.parcels.models import RegistrySetting
 from app.security import csv_writer
 from gis import io as gio
@@ -452,6 +453,8 @@ def report_csv(batch_id: int) -> str:
 def accept(actor, batch: ImportBatch, valid_part: bool = False, reason: str | None = None) -> dict:
     """Register the delivery.  With faults, only when `valid_part` is asked for: the valid
     features are registered and the faulty ones wait in quarantine."""
+    guard_text(actor, "register", {"reason": reason}, "import.refused.text", "import_batch",
+               batch.id, reason=reason)
     # Two people pressing "accept" at once: the batch row is locked and its status read afresh.
     status = db.session.execute(text("SELECT status FROM import_batch WHERE id = :b FOR UPDATE"),
                                 {"b": batch.id}).scalar()
@@ -522,10 +525,24 @@ def _unregistered_are_faults(batch: ImportBatch, feature_ids=None, record_ids=No
                            {"b": batch.id, "ids": ids or []})
 
 
+REMARK_FIELDS = ("DKBZXX", "BZ", "BZXX")  # free-text remarks of a delivery's tables
+
+
+def _guard_correction(actor, obj_type: str, obj_id: int, attrs: dict | None,
+                      reason: str | None) -> None:
+    """A correction's reason and the free-text remarks it writes go through the rights guard's
+    detector: a correction is never a right lost in disguise (app.grounds.guard_text)."""
+    remarks = {k: v for k, v in (attrs or {}).items()
+               if str(k).upper() in REMARK_FIELDS and isinstance(v, str)}
+    guard_text(actor, "register", {"reason": reason, **remarks}, "import.refused.text",
+               obj_type, obj_id, reason=reason)
+
+
 def correct_feature(actor, feature: ImportFeature, attrs: dict | None = None,
                     wkt: str | None = None, reason: str | None = None) -> ImportFeature:
     """Correct a quarantined feature and re-submit it: a new staged feature replaces it (the
     old one stays, superseded), is validated against the register, and registered if valid."""
+    _guard_correction(actor, "import_feature", feature.id, attrs, reason)
     _lock_quarantined("import_feature", feature)
     attrs = parse_attrs(json.dumps(attrs or {}, ensure_ascii=False))
     code_field = "DKBM" if feature.layer == "DK" else "BDCDYH"
@@ -720,6 +737,7 @@ def _release_dependants(actor, batch: ImportBatch) -> dict:
 def correct_record(actor, record: ImportRecord, attrs: dict, reason: str | None = None
                    ) -> ImportRecord:
     """Correct a quarantined ownership row (e.g. an ID number) and re-submit it."""
+    _guard_correction(actor, "import_record", record.id, attrs, reason)
     _lock_quarantined("import_record", record)
     attrs = parse_attrs(json.dumps(attrs or {}, ensure_ascii=False))
     _check_correction_jurisdiction(actor, attrs, ("FBFBM", "CBFBM", "DKBM", "CBHTBM"))

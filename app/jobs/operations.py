@@ -32,10 +32,12 @@ log = logging.getLogger("sanquan.jobs")
 REGISTRY = {
     "import": "app.imports.jobs:run_import",
     "certificates": "app.campaigns.jobs:run_batch",
+    "export": "app.parcels.exports:run_job",
 }
 # kind -> "module:function(job_id)": cleans up after a failed (or reaped) job of that kind.
 ON_FAILURE = {
     "import": "app.imports.jobs:on_failure",
+    "export": "app.parcels.exports:on_job_failure",
 }
 _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sanquan-job")
 _engines: dict[str, object] = {}

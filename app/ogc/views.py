@@ -64,10 +64,83 @@ def landing():
             _link("ogc.landing", "self", "application/json"),
             _link("ogc.conformance", "conformance", "application/json"),
             _link("ogc.collections", "data", "application/json"),
-            {"href": _abs("api-docs.openapi_json"), "rel": "service-desc",
-             "type": "application/vnd.oai.openapi+json;version=3.0"},
+            # this service's own OpenAPI document (GDAL reads the items parameters there to
+            # send an attribute filter to the server); the JSON API's is /api/openapi.json
+            _link("ogc.openapi", "service-desc", "application/vnd.oai.openapi+json;version=3.0"),
+            {"href": _abs("api-docs.openapi_json"), "rel": "related",
+             "type": "application/vnd.oai.openapi+json;version=3.0",
+             "title": "the JSON API of the register (bearer tokens)"},
         ],
     })
+
+
+def _param(name, schema, description, required=False, style=None, explode=None):
+    out = {"name": name, "in": "query", "required": required, "schema": schema,
+           "description": description}
+    if style:
+        out.update(style=style, explode=explode)
+    return out
+
+
+def _openapi() -> dict:
+    """OpenAPI 3.0 of /ogc: the items parameters (Part 1 limit/offset/bbox, Part 2 crs and
+    bbox-crs, Part 3 filter with filter-lang cql2-text and the queryables as parameters)."""
+    crs = {"type": "string", "format": "uri", "enum": q.SUPPORTED_CRS}
+    items_params = [
+        _param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
+                         "default": DEFAULT_LIMIT}, "page size"),
+        _param("offset", {"type": "integer", "minimum": 0, "default": 0}, "first item"),
+        _param("bbox", {"type": "array", "minItems": 4, "maxItems": 4,
+                        "items": {"type": "number"}}, "bounding box (in bbox-crs)", False,
+               "form", False),
+        _param("bbox-crs", crs, "CRS of bbox (default CRS84)"),
+        _param("crs", crs, "CRS of the answer (default CRS84)"),
+        _param("filter", {"type": "string"}, "CQL2 text on the queryables"),
+        _param("filter-lang", {"type": "string", "enum": ["cql2-text"],
+                               "default": "cql2-text"}, "filter language"),
+        _param("filter-crs", crs, "CRS of the filter's geometries"),
+    ] + [_param(k, {"type": t}, f"queryable {k} (equality)")
+         for k, t in q.QUERYABLES.items()]
+    fc = {"description": "features", "content": {"application/geo+json": {
+        "schema": {"type": "object"}}}}
+    doc = {"description": "JSON", "content": {"application/json": {
+        "schema": {"type": "object"}}}}
+    items_op = {"get": {"operationId": "getParcels", "summary": "current parcels",
+                        "parameters": items_params, "responses": {"200": fc}}}
+    cid = {"name": "collectionId", "in": "path", "required": True,
+           "schema": {"type": "string", "enum": ["parcels"]}}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Sanquan parcel register: OGC API – Features", "version": "1.0"},
+        "servers": [{"url": _abs("ogc.landing").rstrip("/")}],
+        "paths": {
+            "/": {"get": {"operationId": "getLandingPage", "responses": {"200": doc}}},
+            "/conformance": {"get": {"operationId": "getConformance",
+                                     "responses": {"200": doc}}},
+            "/collections": {"get": {"operationId": "getCollections",
+                                     "responses": {"200": doc}}},
+            "/collections/parcels": {"get": {"operationId": "describeParcels",
+                                              "responses": {"200": doc}}},
+            "/collections/parcels/items": items_op,
+            "/collections/{collectionId}/items": {"get": {
+                **items_op["get"], "operationId": "getFeatures",
+                "parameters": [cid] + items_params}},
+            "/collections/parcels/items/{featureId}": {"get": {
+                "operationId": "getParcel", "parameters": [
+                    {"name": "featureId", "in": "path", "required": True,
+                     "schema": {"type": "integer"}},
+                    _param("crs", crs, "CRS of the answer (default CRS84)")],
+                "responses": {"200": fc}}},
+            "/collections/parcels/queryables": {"get": {
+                "operationId": "getQueryables", "responses": {"200": doc}}},
+        },
+    }
+
+
+@bp.get("/api")
+@access(public=True)
+def openapi():
+    return _json(_openapi(), mimetype="application/vnd.oai.openapi+json;version=3.0")
 
 
 @bp.get("/conformance")

@@ -3,12 +3,12 @@ attribute amendments (a new version, like every change), and exports.  Queries a
 in operations.py and exports.py; this module only parses, checks access and renders."""
 import shutil
 
-from flask import send_file
+from flask import send_file, url_for
 from flask_login import current_user
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.access import Scope, access, jurisdiction_like
+from app.access import Scope, access, jurisdiction_like, require_scope
 from app.extensions import db
 from app.pagination import PageArgs, page_schema, paginate
 from app.security import expensive
@@ -147,7 +147,8 @@ def _export_scope(**_) -> Scope | None:
                content_type="application/octet-stream",
                description="the export file (.gpkg, .geojson, or .zip for Shapefile and NY/T)")
 def export(args):
-    """Start an export and download it in the same request (the file is built on the fly)."""
+    """Build an export and download it in the same request (small selections; for large ones
+    `POST /api/exports` starts it as a background job)."""
     if args["full"]:
         exports.check_full_export(current_user, args["purpose"])
     path = exports.export_for(current_user, args["format"], args["scope"], args["full"],
@@ -157,3 +158,89 @@ def export(args):
                      mimetype=exports.MIMETYPES.get(path.suffix, "application/octet-stream"))
     resp.call_on_close(lambda: shutil.rmtree(path.parent, ignore_errors=True))
     return resp
+
+
+class ExportStartArgs(Schema):
+    format = fields.Str(load_default="gpkg", validate=validate.OneOf(exports.FORMATS))
+    scope = fields.Str(required=True, validate=validate.Regexp(r"^[0-9]{6,19}$"), metadata={
+        "description": "township, village, villagers' group, household or parcel code"})
+    full = fields.Bool(load_default=False, metadata={
+        "description": "unmasked ID numbers and phones (land bureau, with a purpose)"})
+    purpose = fields.Str(load_default="", validate=validate.Length(max=500))
+
+
+class ExportJobSchema(Schema):
+    id = fields.Int()
+    status = fields.Str(metadata={"description": "queued, running, done or failed"})
+    format = fields.Str()
+    scope = fields.Str()
+    full = fields.Bool()
+    done = fields.Int()
+    total = fields.Int()
+    percent = fields.Int()
+    message = fields.Str(allow_none=True)
+    error = fields.Str(allow_none=True)
+    rows = fields.Int(allow_none=True)
+    bytes = fields.Int(allow_none=True)
+    sha256 = fields.Str(allow_none=True)
+    file_url = fields.Str(allow_none=True, metadata={"description": "once done: the download"})
+    created_at = fields.DateTime()
+
+
+def _job_scope(export_id: int, **_) -> Scope | None:
+    job = exports.export_job(export_id)
+    return exports.job_scope(job, current_user) if job is not None else None
+
+
+def _export_job(job) -> dict:
+    db.session.refresh(job)
+    result = job.result or {}
+    done = job.status == "done"
+    return {"id": job.id, "status": job.status, "format": job.params.get("format"),
+            "scope": job.params.get("scope"), "full": bool(job.params.get("full")),
+            "done": job.done, "total": job.total, "percent": job.percent,
+            "message": job.message, "error": job.error, "rows": result.get("rows"),
+            "bytes": result.get("bytes"), "sha256": result.get("sha256"),
+            "file_url": url_for("api_exports.download", export_id=job.id) if done else None,
+            "created_at": job.created_at}
+
+
+@eblp.route("", methods=["POST"])
+@access(*exports.EXPORT_ROLES)
+@expensive
+@eblp.arguments(ExportStartArgs)
+@eblp.response(202, ExportJobSchema, headers={"Location": {
+    "description": "the export job", "schema": {"type": "string"}}})
+def start(args):
+    """Start an export as a background job; follow it at `Location`, download at `file_url`."""
+    require_scope(Scope([args["scope"]]))
+    job = exports.start(current_user, args["format"], args["scope"], args["full"],
+                        args["purpose"])
+    return _export_job(job), {"Location": url_for("api_exports.status", export_id=job.id)}
+
+
+@eblp.route("/<int:export_id>")
+@access(*exports.EXPORT_ROLES, scope=_job_scope)
+@eblp.response(200, ExportJobSchema)
+def status(export_id: int):
+    """An export job's status and progress; once done, `Location` and `file_url` name the
+    file."""
+    job = exports.export_job(export_id)
+    out = _export_job(job)
+    return (out, {"Location": out["file_url"]}) if out["file_url"] else out
+
+
+@eblp.route("/<int:export_id>/file")
+@access(*exports.EXPORT_ROLES, scope=_job_scope)
+@eblp.response(200, {"format": "binary", "type": "string"},
+               content_type="application/octet-stream",
+               description="the export file (.gpkg, .geojson, or .zip for Shapefile and NY/T); "
+                           "ETag: its SHA-256")
+def download(export_id: int):
+    """Download a finished export (its requester, or staff whose jurisdiction reaches it)."""
+    job = exports.export_job(export_id)
+    path = exports.job_file(current_user, job)
+    db.session.commit()
+    return send_file(path, as_attachment=True, download_name=path.name,
+                     mimetype=exports.MIMETYPES.get(path.suffix, "application/octet-stream"),
+                     etag=job.result["sha256"], conditional=True, max_age=0)

@@ -5,17 +5,23 @@ carries the attributes as delivered, updated by what the register changed since.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import shutil
 import tempfile
 import zipfile
 from pathlib import Path
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
+from app.access import Scope
 from app.audit import operations as audit
+from app.auth.models import User
 from app.errors import DomainError, Rule
 from app.extensions import db
+from app.jobs import operations as jobs
+from app.jobs.models import Job
 from app.people.idnumber import mask, mask_phone
 from gis import io as gio
 
@@ -33,6 +39,15 @@ DK_COLUMNS = {"DKBM": "code", "DKMC": "name", "SYQXZ": "syqxz", "DKLB": "dklb",
               "DKDZ": "east", "DKNZ": "south", "DKXZ": "west", "DKBZ": "north",
               "ZJRXM": "witness", "DKBZXX": "remarks"}
 ZJD_COLUMNS = {"BDCDYH": "code", "CBFBM": "household_code"}
+
+
+def survey_srids(scope: str) -> set[int]:
+    """The survey CRSs of the selection's current parcels (empty: the selection is empty)."""
+    return {r[0] for r in db.session.execute(text(
+        "SELECT DISTINCT p.survey_srid FROM parcel p JOIN collective c ON c.id = p.collective_id "
+        "WHERE p.end_lifespan IS NULL "
+        "AND (c.fbfbm LIKE :l OR p.code LIKE :l OR p.household_code LIKE :l)"),
+        {"l": scope + "%"})}
 
 
 def selection(scope: str, kind: str | None = None, srid: int | None = None):
@@ -96,26 +111,26 @@ def masked_record(rec: dict) -> dict:
 
 
 def write(fmt: str, scope: str, out_dir: Path, full: bool = False,
-          stats: dict | None = None) -> Path:
+          stats: dict | None = None, progress=None) -> Path:
     """Write the selection; returns the file (a .zip for Shapefile and the NY/T package).
 
     ID numbers and phones are masked unless `full` (a separate privilege the view checks);
-    `stats`, when given, receives the number of rows written."""
+    `stats`, when given, receives the number of rows written; `progress(done, total, message)`,
+    when given, hears of each step (an export job's progress)."""
     stats = stats if stats is not None else {}
+    step = progress or (lambda done, total, message="": None)
     stats["rows"] = 0
     if fmt not in FORMATS:
         raise DomainError(BAD_FORMAT, fmt=fmt)
-    srids = {r[0] for r in db.session.execute(text(
-        "SELECT DISTINCT p.survey_srid FROM parcel p JOIN collective c ON c.id = p.collective_id "
-        "WHERE p.end_lifespan IS NULL "
-        "AND (c.fbfbm LIKE :l OR p.code LIKE :l OR p.household_code LIKE :l)"),
-        {"l": scope + "%"})}
+    srids = survey_srids(scope)
     if not srids:
         raise DomainError(EMPTY, scope=scope)
     # One CRS per file: the survey zone when the selection has one, else CGCS2000.
     srid = 4490 if fmt == "geojson" or len(srids) > 1 else srids.pop()
     layers = {}
-    for kind, name, standard in (("contract", "DK", DK_FIELDS), ("homestead", "ZJD", ZJD_FIELDS)):
+    for i, (kind, name, standard) in enumerate((("contract", "DK", DK_FIELDS),
+                                                ("homestead", "ZJD", ZJD_FIELDS))):
+        step(i, 4, f"selecting {name}")
         rows = selection(scope, kind, srid)
         if rows:
             records = [_record(r) for r in rows]
@@ -123,6 +138,7 @@ def write(fmt: str, scope: str, out_dir: Path, full: bool = False,
                 records = [masked_record(r) for r in records]
             stats["rows"] += len(records)
             layers[name] = (rows, records, _fields(standard, records))
+    step(2, 4, f"writing {stats['rows']} features")
     stem = f"{scope}_{dt.date.today():%Y%m%d}"
     if fmt == "gpkg":
         path = out_dir / f"{stem}.gpkg"
@@ -150,6 +166,7 @@ def write(fmt: str, scope: str, out_dir: Path, full: bool = False,
                         [bytes(r.wkb) for r in rows], recs, fields, "ESRI Shapefile",
                         encoding="GBK")
     if fmt == "nyt":
+        step(3, 4, "writing the ownership tables")
         stats["rows"] += _ownership_tables(scope, folder / "权属数据", full)
     path = out_dir / f"{stem}.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
@@ -249,4 +266,111 @@ def export_for(actor, fmt: str, scope: str, full: bool = False, purpose: str = "
     audit.record(actor, "parcel.export.full" if full else "parcel.export", "selection", scope,
                  {"format": fmt, "scope": scope, "rows": stats.get("rows", 0),
                   "unmasked": full, "purpose": purpose or None}, purpose or None)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Exports as background jobs (issue 19: the API starts an export, follows it, downloads it).
+# The job (kind "export", app.jobs) writes the file under EXPORT_DIR/<job id>/ and records the
+# export in the audit log; the file is read by its requester or by staff whose jurisdiction
+# reaches the scope (an unmasked export: only by those who may make one).
+
+EXPORT_ROLES = ("collective_officer", "bureau_staff", "auditor")
+NOT_READY = Rule("export.not_ready",
+                 _l("Export %(id)s is %(status)s: its file is not ready."),
+                 _l("Sanquan operations: an export job's file exists once the job is done"), 409)
+GONE = Rule("export.gone",
+            _l("The file of export %(id)s is no longer kept; start the export again."),
+            _l("Sanquan operations: export files are kept for EXPORT_KEEP_DAYS days"), 410)
+
+
+def export_dir() -> Path:
+    d = Path(current_app.config.get("EXPORT_DIR") or
+             Path(current_app.instance_path) / "exports")
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def start(actor, fmt: str, scope: str, full: bool = False, purpose: str = "") -> Job:
+    """Queue an export of `scope` in `fmt` (a background job with progress).  The format, the
+    privilege of an unmasked export and a non-empty selection are checked now, so a refusal is
+    an answer, not a failed job."""
+    if fmt not in FORMATS:
+        raise DomainError(BAD_FORMAT, fmt=fmt)
+    if full:
+        check_full_export(actor, purpose)
+    if not survey_srids(scope):
+        raise DomainError(EMPTY, scope=scope)
+    purge()
+    return jobs.submit("export", {"format": fmt, "scope": scope, "full": bool(full),
+                                  "purpose": purpose or None}, actor)
+
+
+def purge(keep_days: int | None = None) -> list[int]:
+    """Remove the files of export jobs finished more than EXPORT_KEEP_DAYS ago (by the
+    database's clock); the jobs and the audit trail stay, their download answers 410."""
+    keep = int(keep_days if keep_days is not None
+               else current_app.config.get("EXPORT_KEEP_DAYS", 7))
+    ids = db.session.scalars(select(Job.id).where(
+        Job.kind == "export", Job.status.in_(("done", "failed")),
+        Job.updated_at < func.clock_timestamp() - func.make_interval(0, 0, 0, keep))).all()
+    root = export_dir()
+    removed = [i for i in ids if (root / str(i)).is_dir()]
+    for i in removed:
+        shutil.rmtree(root / str(i), ignore_errors=True)
+    return removed
+
+
+def run_job(job, progress) -> dict:
+    """Job body (registered in app.jobs as kind "export"): write the file, record the export."""
+    p, job_id = dict(job.params), job.id
+    actor = db.session.get(User, job.created_by) if job.created_by else "system"
+    out = export_dir() / str(job_id)
+    shutil.rmtree(out, ignore_errors=True)  # a re-run starts clean
+    out.mkdir(parents=True)
+    stats: dict = {}
+    path = write(p["format"], p["scope"], out, bool(p.get("full")), stats, progress)
+    progress(4, 4, "written")
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    full = bool(p.get("full"))
+    audit.record(actor, "parcel.export.full" if full else "parcel.export", "selection",
+                 p["scope"], {"format": p["format"], "scope": p["scope"],
+                              "rows": stats.get("rows", 0), "unmasked": full,
+                              "purpose": p.get("purpose"), "job": job_id}, p.get("purpose"))
+    return {"file": path.name, "rows": stats.get("rows", 0), "bytes": path.stat().st_size,
+            "sha256": digest.hexdigest()}
+
+
+def on_job_failure(job_id: int) -> None:
+    """app.jobs' hook after an export job failed or was reaped: its partial file goes."""
+    shutil.rmtree(export_dir() / str(job_id), ignore_errors=True)
+
+
+def export_job(job_id: int) -> Job | None:
+    job = db.session.get(Job, job_id)
+    return job if job is not None and job.kind == "export" else None
+
+
+def job_scope(job: Job, user) -> Scope:
+    """Who reaches an export job: its requester; else staff whose jurisdiction reaches the
+    scope — for an unmasked export only those holding that privilege too."""
+    if job.created_by is not None and job.created_by == getattr(user, "id", None):
+        return Scope([user.jurisdiction_code or ""])
+    if job.params.get("full") and user.role not in FULL_EXPORT_ROLES:
+        return Scope([])
+    return Scope([job.params["scope"]])
+
+
+def job_file(actor, job: Job) -> Path:
+    """The finished export's file; its download is recorded in the audit log."""
+    if job.status != "done":
+        raise DomainError(NOT_READY, id=job.id, status=job.status)
+    path = export_dir() / str(job.id) / (job.result or {}).get("file", "")
+    if not path.is_file():
+        raise DomainError(GONE, id=job.id)
+    audit.record(actor, "parcel.export.download", "selection", job.params["scope"],
+                 {"job": job.id, "file": path.name, "unmasked": bool(job.params.get("full"))})
     return path

@@ -17,6 +17,7 @@ from app.audit import operations as audit
 from app.collectives.models import Collective
 from app.errors import DomainError, Rule
 from app.extensions import db
+from app.grounds import guard_text
 from app.people.models import Household
 from gis.area import gk3_zone_srid, overlap_m2
 from gis.stored import STORED
@@ -51,9 +52,14 @@ def tolerance() -> float:
     return float(row.value) if row else 1.0
 
 
-def _reason(reason: str | None) -> str:
+def _reason(reason: str | None, actor=None, what: str = "change", code: str | None = None,
+            **more: str | None) -> str:
+    """The stripped reason of a register change; it and any other free text of the change
+    (`more`: remarks) go through the rights guard's detector first (app.grounds.guard_text)."""
     if not (reason or "").strip():
         raise DomainError(NO_REASON)
+    guard_text(actor, "register", {"reason": reason, **more}, f"parcel.{what}.refused",
+               "parcel", code, reason=reason)
     return reason.strip()
 
 
@@ -168,7 +174,7 @@ def register(actor, kind: str, code: str | None, collective_id: int, wkt: str, s
     here before the locks would only repeat it without its guarantee.  The statement asks the
     guard to refuse an overlap by skipping the row rather than aborting the transaction; the
     refusal is then raised here as the rule, with the parcel it overlaps and by how much."""
-    reason = _reason(reason)
+    reason = _reason(reason, actor, "register", code, remarks=attrs.get("remarks"))
     _check_geometry(wkt, srid)
     if kind == "homestead" and not code:
         code = next_homestead_code(collective_id, attrs.pop("house", True))
@@ -217,7 +223,7 @@ def _mutation(actor, kind: str, reason: str) -> Mutation:
 def amend(actor, parcel: Parcel, reason: str, wkt: str | None = None, srid: int | None = None,
           **changes) -> Parcel:
     """A new version of the parcel with changed attributes and/or a corrected geometry."""
-    reason = _reason(reason)
+    reason = _reason(reason, actor, "amend", parcel.code, remarks=changes.get("remarks"))
     if parcel.end_lifespan is not None:
         raise DomainError(NOT_CURRENT, code=parcel.code, version=parcel.version)
     srid = srid or parcel.survey_srid
@@ -243,7 +249,7 @@ def amend(actor, parcel: Parcel, reason: str, wkt: str | None = None, srid: int 
 def split(actor, parcel: Parcel, parts: list[tuple[str, str]], reason: str) -> list[Parcel]:
     """Split into parts [(new code, WKT in the parcel's survey CRS)].  The parts must cover
     the parcel without gaps or overlaps, within the tolerance."""
-    reason = _reason(reason)
+    reason = _reason(reason, actor, "split", parcel.code)
     if parcel.end_lifespan is not None:
         raise DomainError(NOT_CURRENT, code=parcel.code, version=parcel.version)
     tol = tolerance()
@@ -278,7 +284,7 @@ def split(actor, parcel: Parcel, parts: list[tuple[str, str]], reason: str) -> l
 
 def merge(actor, parcels: list[Parcel], code: str, reason: str) -> Parcel:
     """Merge neighbouring current parcels of one kind and issuing party into one."""
-    reason = _reason(reason)
+    reason = _reason(reason, actor, "merge", code)
     if (len(parcels) < 2 or any(p.end_lifespan is not None for p in parcels)
             or len({p.kind for p in parcels}) > 1 or len({p.collective_id for p in parcels}) > 1):
         raise DomainError(MERGE_NEIGHBOURS)

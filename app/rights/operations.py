@@ -207,6 +207,8 @@ def extend_contract(actor, right: Right, years: int = 30, reason: str | None = N
     the old version stays, superseded."""
     if right.status != "current" or right.end_lifespan is not None:
         raise DomainError(NOT_CURRENT)
+    guard_text(actor, "register", {"reason": reason}, "right.extend.refused", "land_right",
+               right.uid, reason=reason)
     new_end = right.term_end.replace(year=right.term_end.year + years)
     new = _new_version(actor, right, reason or f"extended by {years} years",
                        term_end=new_end)
