@@ -4,6 +4,10 @@
 # own, TEST_DATABASE_URL, default sanquan_test_mutation on the private cluster).
 #   scripts/mutation.sh                 every module below
 #   scripts/mutation.sh app/grounds.py  one of them
+#   MUTATE_LINES=104-200,319-437 scripts/mutation.sh app/withdrawal/operations.py
+#                                       only the mutants on those lines of that one module
+#                                       (scripts/mutmut_lines.py: mutmut's --use-patch-file
+#                                       reading line ranges; the rest of the file is untouched)
 # Results: `.venv/bin/mutmut results` / `.venv/bin/mutmut show ID` (cache: .mutmut-cache).
 # mutmut 2 mutates the file in place and restores it; if interrupted, `git checkout FILE`.
 #
@@ -61,7 +65,13 @@ for m in "${modules[@]}"; do
   echo "== building the database once and checking the tests pass unmutated ($tests)"
   (export SANQUAN_TEST_REUSE_DB=0; eval "$PY -m pytest -x -q -p no:cacheprovider -W ignore $tests" >/dev/null)
   echo "== mutmut on $m (tests: $tests)"
-  SANQUAN_TEST_REUSE_DB=1 .venv/bin/mutmut run --paths-to-mutate "$m" \
+  lines=()
+  if [ -n "${MUTATE_LINES:-}" ]; then
+    [ ${#modules[@]} = 1 ] || { echo "MUTATE_LINES needs exactly one module" >&2; exit 1; }
+    lines=(--use-patch-file "$m:$MUTATE_LINES")
+    echo "   only lines $MUTATE_LINES"
+  fi
+  SANQUAN_TEST_REUSE_DB=1 $PY scripts/mutmut_lines.py run --paths-to-mutate "$m" "${lines[@]}" \
     --runner "scripts/mutation.sh --runner $tests" --no-progress || status=$?
 done
 .venv/bin/mutmut results || true
