@@ -17,7 +17,6 @@ from flask_babel.speaklater import LazyString
 from sqlalchemy import select, text
 
 from app.audit.models import AuditLog
-from app.auth.models import User
 from app.dates import add_months
 from app.errors import DomainError, Rule
 from app.people.models import Household, Person
