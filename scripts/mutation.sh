@@ -42,13 +42,21 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 if [ "${1:-}" = --runner ]; then  # what mutmut runs for each mutant: any failure is a kill
   shift
+  # First the focused module's tests about the mutated function (scripts/mutation_focus.py):
+  # a mutant they kill dies in seconds; one they do not kill runs the whole list below, so
+  # killed/survived is decided exactly as without this step.  (pytest 5: nothing selected.)
+  focus=$($PY scripts/mutation_focus.py "${MUTATE_MODULE:-}" 2>/dev/null || true)
+  if [ -n "$focus" ]; then
+    rc=0; $PY -m pytest -x -q -p no:cacheprovider -W ignore "$1" -k "$focus" || rc=$?
+    [ $rc = 0 ] || [ $rc = 5 ] || exit 1
+  fi
   $PY -m pytest -x -q -p no:cacheprovider -W ignore "$@" || exit 1
   exit 0
 fi
 declare -A TESTS=(
   [app/grounds.py]="tests/test_rules_grounds.py"
   [app/withdrawal/operations.py]="tests/test_rules_withdrawal.py tests/test_withdrawal.py"
-  [app/settlement/operations.py]="tests/test_settlement.py tests/test_settlement_web.py"
+  [app/settlement/operations.py]="tests/test_rules_settlement.py tests/test_settlement.py"
   [app/rights/operations.py]="tests/test_rights.py -k 'not sample_delivery'"
 )
 ORDER=(app/grounds.py app/withdrawal/operations.py app/settlement/operations.py app/rights/operations.py)
@@ -62,6 +70,7 @@ export PYTEST_DISABLE_PLUGIN_AUTOLOAD=1
 status=0
 for m in "${modules[@]}"; do
   tests=${TESTS[$m]:?no tests named for $m}
+  export MUTATE_MODULE=$m
   echo "== building the database once and checking the tests pass unmutated ($tests)"
   (export SANQUAN_TEST_REUSE_DB=0; eval "$PY -m pytest -x -q -p no:cacheprovider -W ignore $tests" >/dev/null)
   echo "== mutmut on $m (tests: $tests)"
