@@ -79,7 +79,7 @@ CHECKER = Rule("withdrawal.checker",
 RECORDER = Rule("withdrawal.recorder",
                 _l("Compensation and payment are recorded by a bureau or collective officer."),
                 PILOT, 403)
-CHECKER_ROLE = Rule("XXwithdrawal.checker_roleXX",
+CHECKER_ROLE = Rule("withdrawal.checker_role",
                     _l("The voluntariness check is made by a bureau or collective officer."),
                     ART27_55, 403)
 CHECKER_ELSEWHERE = Rule(
