@@ -18,6 +18,7 @@ from sqlalchemy import select, text
 
 from app.audit.models import AuditLog
 from app.dates import add_months
+from app.divisions.models import Division
 from app.errors import DomainError, Rule
 from app.people.models import Household, Person
 from app.settlement import operations as ops
@@ -187,8 +188,6 @@ def test_guard_fields_lets_known_and_patterned_keys_through(dbs):
 # --- towns, lists ----------------------------------------------------------------------------
 
 def test_the_default_towns_are_made_once(dbs):
-    from app.divisions.models import Division
-
     expected = {}
     for code, kind, suffix in ops.DEFAULT_TOWNS:
         d = dbs.get(Division, code)
