@@ -35,8 +35,13 @@
 #                                (0026_scale's generated parcel.county_code is NULL in NEW in
 #                                parcel_guard's BEFORE UPDATE, so every parcel version end is
 #                                refused); the run was made with that trigger fixed in its database.
-#   app/settlement/operations.py tests/test_settlement.py + test_settlement_web.py (not re-timed)
-#   app/rights/operations.py     tests/test_rights.py minus the sample delivery (not re-timed)
+#   app/settlement/operations.py tests/test_rules_settlement.py (focused: every refusal and branch),
+#                                then tests/test_settlement.py (nothing but the hukou changes)
+#   app/rights/operations.py     tests/test_rules_rights.py (focused: grounds, proofs, expiry),
+#                                then tests/test_rights.py minus the sample delivery
+#  A mutant first runs the focused module's tests about the function it is in
+#  (scripts/mutation_focus.py), then, if they all pass, the whole list: the verdict is the same,
+#  a killed mutant just dies sooner.  MUTATE_LINES restricts a run to line ranges of one module.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -57,7 +62,7 @@ declare -A TESTS=(
   [app/grounds.py]="tests/test_rules_grounds.py"
   [app/withdrawal/operations.py]="tests/test_rules_withdrawal.py tests/test_withdrawal.py"
   [app/settlement/operations.py]="tests/test_rules_settlement.py tests/test_settlement.py"
-  [app/rights/operations.py]="tests/test_rights.py -k 'not sample_delivery'"
+  [app/rights/operations.py]="tests/test_rules_rights.py tests/test_rights.py -k 'not sample_delivery'"
 )
 ORDER=(app/grounds.py app/withdrawal/operations.py app/settlement/operations.py app/rights/operations.py)
 if [ "${TEST_DATABASE_URL:-}" = "" ] || [ "${MUTATION_OWN_DB:-1}" = 1 ]; then

@@ -31,6 +31,15 @@ FOCUS = {
         "approve": "approve",
         "reject": "reject",
     },
+    "app/rights/operations.py": {
+        "_file_record": "complete or compensation_above",
+        "record_court_judgment": "what_a_judgment or complete or judgment_must",
+        "record_expropriation": "expropriation",
+        "_proof": "record_must or needs_it or judgment_must",
+        "extend_contract": "current_version",
+        "end_right": "ground or current_version or needs_it or record_must or judgment_must or "
+                     "expropriation or expiry or expires or household or announced or alone",
+    },
     "app/withdrawal/operations.py": {
         "check": "staff_only or unflagged or no_other_part",
         "consent": "agrees_only or adult_co_holder or no_other_part or no_effect",
