@@ -46,9 +46,10 @@ def _en(lazy) -> str:
 
 
 def _refusals(dbs, r):
+    """The refusals recorded against right `r` (a land_right: its type named, not only its id)."""
     return list(dbs.scalars(select(AuditLog).where(
-        AuditLog.action == "right.end.refused", AuditLog.object_id == str(r.uid))
-        .order_by(AuditLog.seq)))
+        AuditLog.action == "right.end.refused", AuditLog.object_type == "land_right",
+        AuditLog.object_id == str(r.uid)).order_by(AuditLog.seq)))
 
 
 @pytest.fixture()
