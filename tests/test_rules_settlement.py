@@ -515,7 +515,7 @@ def test_documents_each_branch(dbs, case):
         a.id, DOCUMENT_TYPES[0], ("证" * 250)[:200], hashlib.sha256(data).hexdigest(),
         len(data), "hukou")
     [entry] = _entries(dbs, "settlement.document", a.id)
-    assert entry.object_id == str(a.id) and entry.changes == {
+    assert entry.object_type == "settlement_application" and entry.changes == {
         "doc_type": DOCUMENT_TYPES[0], "sha256": d.sha256}
     ops.reject("hukou", a, [REFUSAL_REASONS[0]])
     err = _refused("settlement.decided", ops.add_document, "hukou", a, "id_card", "x.pdf", b"x")
@@ -557,6 +557,7 @@ def test_approve_each_branch_and_what_it_records(dbs, case):
         assert (p.hukou_division_code, p.hukou_address) == (t.division_code,
                                                             f["destination_address"])
     [entry] = _entries(dbs, "settlement.approve", a.id)
+    assert entry.object_type == "settlement_application"
     assert entry.reason == "准予落户" and entry.changes == {
         "persons": [m.person_id for m in a.members],
         "to": f["destination_address"], "conditions": [CONDITIONS[0], CONDITIONS[1]]}
@@ -601,7 +602,7 @@ def test_reject_each_branch_and_what_it_records(dbs, case):
     assert a.decided_at is not None
     [entry] = _entries(dbs, "settlement.reject", a.id)
     assert entry.changes == {"reasons": [REFUSAL_REASONS[1], REFUSAL_REASONS[2]]}
-    assert entry.object_id == str(a.id) and entry.reason is None
+    assert (entry.object_type, entry.reason) == ("settlement_application", None)
     err = _refused("settlement.decided", ops.reject, "hukou", a, [REFUSAL_REASONS[0]])
     assert err.params == {"status": "rejected"}
     assert dbs.scalars(select(HukouMove).where(HukouMove.application_id == a.id)).all() == []
