@@ -36,9 +36,10 @@
 #                                parcel_guard's BEFORE UPDATE, so every parcel version end is
 #                                refused); the run was made with that trigger fixed in its database.
 #   app/settlement/operations.py tests/test_rules_settlement.py (focused: every refusal and branch),
-#                                then tests/test_settlement.py (nothing but the hukou changes)
+#                                then tests/test_settlement.py (nothing but the hukou changes):
+#                                25-50 s a mutant on 2026-11-29 at load 12-21 (61 mutants)
 #   app/rights/operations.py     tests/test_rules_rights.py (focused: grounds, proofs, expiry),
-#                                then tests/test_rights.py minus the sample delivery
+#                                then tests/test_rights.py minus the sample delivery: same
 #  A mutant first runs the focused module's tests about the function it is in
 #  (scripts/mutation_focus.py), then, if they all pass, the whole list: the verdict is the same,
 #  a killed mutant just dies sooner.  MUTATE_LINES restricts a run to line ranges of one module.
