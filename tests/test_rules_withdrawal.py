@@ -252,3 +252,71 @@ def test_no_effect_while_the_holder_may_still_revoke(dbs, holder):  # noqa: F811
     with pytest.raises(DomainError) as e:
         ops.take_effect("bureau", w, w.cooling_until - dt.timedelta(days=1))
     assert e.value.code == "withdrawal.cooling" and e.value.params == {"until": w.cooling_until}
+
+
+def _settled_days_ago(dbs, hh, days: int, officer: str) -> None:
+    """The household head settled in town `days` ago, moved by `officer` (an earlier, decided
+    case: history, as tests/test_withdrawal.py writes it), so a withdrawal now is flagged."""
+    from sqlalchemy import text
+
+    app_id = dbs.execute(text("""
+        INSERT INTO settlement_application (applicant_id, town_id, basis,
+            property_certificate_no, living_there, residence_address, destination,
+            destination_address, status, created_by)
+        SELECT :p, min(id), 'owned_house', 'X', true, 'addr', 'house_address', 'addr',
+               'submitted', :o FROM settlement_town RETURNING id"""),
+        {"p": hh.head.id, "o": officer}).scalar()
+    dbs.execute(text("""INSERT INTO hukou_move (person_id, application_id, to_division_code,
+        to_address, moved_on, moved_by, txid) VALUES (:p, :a, '140403', 'addr', :d, :o, 0)"""),
+        {"p": hh.head.id, "a": app_id, "d": TODAY - dt.timedelta(days=days), "o": officer})
+
+
+def test_the_voluntariness_check_is_made_by_staff_only(dbs, holder):  # noqa: F811
+    """Someone who took no part in the case but is no bureau or collective officer (the hukou
+    officer when another officer settled the holder, the exchange, auditor, supervisor...)."""
+    from app.auth.models import User
+
+    hh, right = holder
+    _settled_days_ago(dbs, hh, 40, "bureau")
+    w = ops.start(user("farmer"), right, "own_account")
+    assert w.flagged
+    others = ops.participants(w)
+    outsiders = [u for u in dbs.scalars(select(User).where(User.role.not_in(ops.STAFF_ROLES))
+                                        .order_by(User.username))
+                 if u.username not in others]
+    assert {u.role for u in outsiders} >= {"hukou_officer", "auditor"}, outsiders
+    for u in outsiders:
+        with pytest.raises(DomainError) as e:
+            ops.check(u, w, "谈话记录")
+        assert e.value.code == "withdrawal.checker_role", u.username
+    assert w.checked_by is None
+    refused = [(a.actor_name, a.changes) for a in _refusals(dbs, "withdrawal")]
+    assert refused == [(u.username, {"step": "check", "rule": "withdrawal.checker_role"})
+                       for u in outsiders]
+    ops.check(user("officer"), w, "单独谈话：本人自愿")  # a staff officer outside the case may
+    assert w.checked_by == "officer"
+
+
+def test_the_checker_takes_no_other_part(dbs, holder):  # noqa: F811
+    """After the check its officer records no consent, compensation or payment; anyone else on
+    the staff still may."""
+    hh, right = holder
+    _settled_days_ago(dbs, hh, 40, "hukou")
+    w = ops.start(user("farmer"), right, "own_account")
+    ops.check(user("officer"), w, "单独谈话：本人自愿")
+    missing = ops.missing_consents(w, TODAY)
+    assert missing and w.status == "consent"
+    steps = [("consent", lambda who: ops.consent(who, w, missing[0], b"%PDF agreement", TODAY)),
+             ("compensation", lambda who: ops.agree_compensation(who, w, Decimal("500"))),
+             ("payment", lambda who: ops.record_payment(who, w, "ref-x"))]
+    for step, do in steps:
+        with pytest.raises(DomainError) as e:
+            do("officer")
+        assert e.value.code == "withdrawal.checker_elsewhere", step
+        assert e.value.params == {"who": "officer"}
+        assert _refusals(dbs, "withdrawal")[-1].changes == {
+            "step": step, "rule": "withdrawal.checker_elsewhere"}
+        do("bureau")  # another officer records the step
+    assert {c.recorded_by for c in w.consents if c.person_id == missing[0].id} == {"bureau"}
+    assert (w.compensation, w.compensation_by, w.paid_reference, w.paid_by) == (
+        Decimal("500"), "bureau", "ref-x", "bureau")
