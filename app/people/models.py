@@ -91,6 +91,9 @@ class Household(db.Model):
         CheckConstraint("(ended_on IS NULL AND end_ground IS NULL) OR (ended_on IS NOT NULL AND "
                         "end_ground IN ('all_members_deceased','all_members_left'))",
                         name="ended_on_its_ground"),
+        # the staff search's "holder's name contains" by trigrams (pg_trgm, 0035_search)
+        db.Index("ix_household_name_trgm", "name", postgresql_using="gin",
+                 postgresql_ops={"name": "gin_trgm_ops"}),
     )
 
     @property
