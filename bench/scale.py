@@ -154,13 +154,17 @@ def prepare(url: str, n: int, fresh: bool):
                                "LIMIT 500")).scalars().all()
         col = c.execute(text("SELECT id, fbfbm FROM collective WHERE fbfbm LIKE '65%' "
                              "ORDER BY id DESC LIMIT 1")).one()
+        # parcels an earlier run registered: this run's go after them (codes and cells free)
+        done = c.execute(text("SELECT count(*) FROM parcel WHERE collective_id = :c "
+                              "AND code >= :lo"), {"c": col.id, "lo": f"{col.fbfbm}90000"}
+                         ).scalar()
     eng.dispose()
     print(f"  [{n:,}] database {size}", flush=True)
     client = app.test_client()
     r = client.post("/login", data={"username": "scaleadmin", "password": PASSWORD})
     assert r.status_code == 302, r.status_code
     return {"n": n, "app": app, "client": client, "sample": sample, "names": names, "col": col,
-            "villages": villages}
+            "villages": villages, "registered": done}
 
 
 def _tile(lon, lat, z):
@@ -204,6 +208,7 @@ def _register(ctx, i: int) -> float:
     from app.parcels import operations as pops
 
     col = ctx["col"]
+    i += ctx["registered"]
     v = ctx["villages"] + 1 + i // (GRID * GRID)
     k = i % (GRID * GRID)
     x0 = LON0 + (v % 400) * VILLAGE_STEP + (k % GRID) * CELL
