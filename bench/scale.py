@@ -107,7 +107,9 @@ def prepare(url: str, n: int, fresh: bool):
     if not fresh:
         try:
             with eng.connect() as c:
-                have = c.execute(text("SELECT count(*) FROM parcel WHERE code LIKE '65%'")).scalar()
+                # generated rows only (a run's registrations have a `changed_by`)
+                have = c.execute(text("SELECT count(*) FROM parcel WHERE code LIKE '65%' "
+                                      "AND changed_by IS NULL")).scalar()
         except Exception:  # noqa: BLE001 — no schema yet
             have = 0
     cfg = {"SQLALCHEMY_DATABASE_URI": surl, "MIGRATE_DATABASE_URL": surl,
