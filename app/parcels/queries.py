@@ -47,7 +47,7 @@ WITH hit AS (
      AND p.household_code COLLATE "C" < :hi AND starts_with(p.household_code, :q){scope}
    ORDER BY p.code COLLATE "C" LIMIT :n)
   UNION
-  (SELECT p.id FROM household h JOIN parcel p ON p.household_code = h.cbfbm{join}
+  (SELECT p.id FROM household h JOIN parcel p ON p.household_code COLLATE "C" = h.cbfbm{join}
    WHERE h.name LIKE :contains AND p.end_lifespan IS NULL{scope}
    ORDER BY p.code COLLATE "C" LIMIT :n))
 SELECT p.id, p.code, p.kind, p.household_code, h.name,
