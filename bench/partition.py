@@ -42,8 +42,9 @@ BUILD = [
     "INSERT INTO parcel_part SELECT * FROM parcel",
     "CREATE INDEX ON parcel_part (id)",
     "CREATE UNIQUE INDEX ON parcel_part (county_code, code) WHERE end_lifespan IS NULL",
-    'CREATE INDEX ON parcel_part ((code COLLATE "C")) WHERE end_lifespan IS NULL',
-    'CREATE INDEX ON parcel_part ((household_code COLLATE "C")) WHERE end_lifespan IS NULL',
+    'CREATE INDEX ON parcel_part ((code COLLATE "C")) INCLUDE (id) WHERE end_lifespan IS NULL',
+    'CREATE INDEX ON parcel_part ((household_code COLLATE "C")) INCLUDE (code, id) '
+    "WHERE end_lifespan IS NULL",
     "CREATE INDEX ON parcel_part (household_code)",
     "CREATE INDEX ON parcel_part (collective_id)",
     "CREATE INDEX ON parcel_part USING gist (geom)",
