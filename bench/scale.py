@@ -3,7 +3,7 @@
 of every size meets the same moments of the machine), beside each other: p50 and p99 at the
 smallest size, at each larger one, and their ratio (target ≤ 1.3).
 
-    make bench-scale                                   # 1M and 10M (needs ~80 GB and an hour)
+    make bench-scale                                   # 1M and 10M (~8 GB; 10M generated in ~45 min)
     make bench-scale BENCH_SCALE_SIZES=100000,1000000  # a quick check
 
 Each size has a database of its own (BENCH_DATABASE_URL's name + _s<size>), generated in SQL
