@@ -240,7 +240,7 @@ def items(collection_id):
     elif request.args.get("bbox-crs"):
         abort(400, "bbox-crs without bbox")
     try:
-        matched, rows = q.items(limit, offset, bbox, bbox_srid, srid, cql)
+        matched, rows, more = q.items(limit, offset, bbox, bbox_srid, srid, cql)
     except q.BadRequest as e:
         abort(400, str(e))
     feats = [{"type": "Feature", "id": r[0], "geometry": json.loads(r[1]), "properties": r[2]}
@@ -249,7 +249,7 @@ def items(collection_id):
     links = [{"href": _abs("ogc.items", collection_id="parcels",
                               offset=offset, **base), "rel": "self",
               "type": "application/geo+json"}]
-    if offset + limit < matched:
+    if more:
         links.append({"href": _abs("ogc.items", collection_id="parcels",
                                       offset=offset + limit, **base),
                       "rel": "next", "type": "application/geo+json"})
@@ -257,9 +257,11 @@ def items(collection_id):
         links.append({"href": _abs("ogc.items", collection_id="parcels",
                                       offset=max(0, offset - limit), **base),
                       "rel": "prev", "type": "application/geo+json"})
-    return _crs(_json({"type": "FeatureCollection", "features": feats,
-                       "numberMatched": matched, "numberReturned": len(feats), "links": links},
-                      mimetype="application/geo+json"), srid)
+    body = {"type": "FeatureCollection", "features": feats}
+    if matched is not None:  # optional (OGC API – Features 7.15.4): see q.COUNT_CAP
+        body["numberMatched"] = matched
+    body.update({"numberReturned": len(feats), "links": links})
+    return _crs(_json(body, mimetype="application/geo+json"), srid)
 
 
 @bp.get("/collections/<collection_id>/items/<int:feature_id>")

@@ -91,6 +91,9 @@ class Parcel(db.Model):
                         name="lifespan"),
         db.Index("uq_parcel_current_code", "code", unique=True,
                  postgresql_where=text("end_lifespan IS NULL")),
+        # Also ix_parcel_current_code_c and ix_parcel_current_household_code_c (0035_search):
+        # the staff search's prefixes as ranges in byte order, under any collation; an index
+        # column with a collation of its own has no SQLAlchemy form (app/schema.py).
     )
 
 

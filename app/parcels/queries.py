@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 from shapely import from_wkb
-from sqlalchemy import or_, select, text
+from sqlalchemy import select, text
 
 from app.collectives.models import Collective
 from app.extensions import db
-from app.people.models import Household
 
 from .models import Parcel
 
@@ -31,20 +30,50 @@ def map_bounds(household_code: str | None = None, like: str | None = None) -> li
     return list(bounds) if bounds and bounds[0] else None
 
 
+# One UNION branch per way a parcel can match, each answered by one index (0035_search): a
+# prefix of the code or of the household code is a range in byte order (COLLATE "C": the
+# database's collation may make `LIKE 'q%'` unindexable, as C.UTF-8 does), the holder's name a
+# trigram match.  Each branch stops at `n` rows in code order, so the union holds the first `n`
+# of all of them.  `starts_with` keeps the range exact.
+_SEARCH = """
+WITH hit AS (
+  (SELECT p.id FROM parcel p{join}
+   WHERE p.end_lifespan IS NULL AND p.code COLLATE "C" >= :q AND p.code COLLATE "C" < :hi
+     AND starts_with(p.code, :q){scope}
+   ORDER BY p.code COLLATE "C" LIMIT :n)
+  UNION
+  (SELECT p.id FROM parcel p{join}
+   WHERE p.end_lifespan IS NULL AND p.household_code COLLATE "C" >= :q
+     AND p.household_code COLLATE "C" < :hi AND starts_with(p.household_code, :q){scope}
+   ORDER BY p.code COLLATE "C" LIMIT :n)
+  UNION
+  (SELECT p.id FROM household h JOIN parcel p ON p.household_code COLLATE "C" = h.cbfbm{join}
+   WHERE h.name LIKE :contains AND p.end_lifespan IS NULL{scope}
+   ORDER BY p.code COLLATE "C" LIMIT :n))
+SELECT p.id, p.code, p.kind, p.household_code, h.name,
+       ST_XMin(p.geom), ST_YMin(p.geom), ST_XMax(p.geom), ST_YMax(p.geom)
+FROM hit JOIN parcel p ON p.id = hit.id LEFT JOIN household h ON h.cbfbm = p.household_code
+ORDER BY p.code COLLATE "C" LIMIT :n"""
+_LAST_CHAR = "\U0010ffff"  # above every character in byte order: q <= q… < q || U+10FFFF
+
+
+def _like_literal(s: str) -> str:
+    return s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def search(q: str, like: str | None, limit: int = 20) -> list[dict]:
     """Current parcels whose code or household code starts with `q` or whose holder's name
-    contains it, within `like`, with their bounding box."""
-    stmt = (select(Parcel.id, Parcel.code, Parcel.kind, Parcel.household_code, Household.name,
-                   text("ST_XMin(parcel.geom)"), text("ST_YMin(parcel.geom)"),
-                   text("ST_XMax(parcel.geom)"), text("ST_YMax(parcel.geom)"))
-            .select_from(Parcel).outerjoin(Household, Household.cbfbm == Parcel.household_code)
-            .join(Collective, Collective.id == Parcel.collective_id)
-            .where(Parcel.end_lifespan.is_(None),
-                   or_(Parcel.code.startswith(q), Parcel.household_code.startswith(q),
-                       Household.name.contains(q))))
+    contains it (`q` literally: `%` and `_` are no wildcards), within `like` (a LIKE pattern
+    on the collective's code), first `limit` by code, with their bounding box."""
+    params = {"q": q, "hi": q + _LAST_CHAR, "contains": f"%{_like_literal(q)}%", "n": limit}
+    join = scope = ""
     if like:
-        stmt = stmt.where(Collective.fbfbm.like(like))
-    rows = db.session.execute(stmt.order_by(Parcel.code).limit(limit)).all()
+        join, scope = " JOIN collective c ON c.id = p.collective_id", " AND c.fbfbm LIKE :like"
+        params["like"] = like
+    # Each call planned for its own `q` (a prefix of 2 and one of 18 characters want different
+    # plans); a generic plan of the prepared statement would pick one for all.
+    db.session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    rows = db.session.execute(text(_SEARCH.format(join=join, scope=scope)), params).all()
     return [{"id": r[0], "code": r[1], "kind": r[2], "household": r[3], "holder": r[4],
              "bbox": [r[5], r[6], r[7], r[8]]} for r in rows]
 

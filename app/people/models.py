@@ -106,6 +106,9 @@ class Household(db.Model):
                         name="ended_on_its_ground"),
         # the target of household_member's composite foreign key (migration 0036)
         UniqueConstraint("id", "county_code"),
+        # the staff search's "holder's name contains" by trigrams (pg_trgm, 0035_search)
+        db.Index("ix_household_name_trgm", "name", postgresql_using="gin",
+                 postgresql_ops={"name": "gin_trgm_ops"}),
     )
 
     @property
