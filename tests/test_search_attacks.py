@@ -379,3 +379,21 @@ def test_prev_and_next_links_are_consistent(client, dbs, limit):
             assert f"offset={max(0, offset - limit)}" in rels["prev"]
         else:
             assert "prev" not in rels
+
+
+def test_api_search_takes_wildcards_literally_like_the_page(login_as, dbs):
+    """`/api/parcels?q=` is the same search for programs: `%`, `_` and `\\` are characters there
+    too (a `%` must not list the whole jurisdiction), checked against the slow query."""
+    rnd = random.Random(19)
+    rows = _current(dbs)
+    code, hh, name, _ = rows[rnd.randrange(len(rows))]
+    qs = ["%", "_", "\\", "%%", "__", code[:3] + "%", code[:4] + "_" + code[5:9], "1_", "_1",
+          (hh or code)[:5] + "%", "%" + (name or "")[-1:], code[:8]]
+    c = login_as("bureau")
+    for q in qs:
+        r = c.get(f"/api/parcels?per_page=500&q={quote(q)}")
+        assert r.status_code == 200, q
+        body = r.get_json()
+        want = slow(dbs, q, None, 100_000)
+        assert body["total"] == len(want), q
+        assert [i["code"] for i in body["items"]] == [w[1] for w in want[:500]], q
