@@ -397,3 +397,15 @@ def test_api_search_takes_wildcards_literally_like_the_page(login_as, dbs):
         want = slow(dbs, q, None, 100_000)
         assert body["total"] == len(want), q
         assert [i["code"] for i in body["items"]] == [w[1] for w in want[:500]], q
+
+
+def test_only_staff_search_and_the_farmer_sees_nothing(app, login_as, dbs):
+    """A farmer (whose own parcels are on the map, not in the staff search) and an anonymous
+    visitor get no result rows, whatever they ask; a compliance supervisor is no search role."""
+    code, hh, name, _ = _current(dbs)[0]
+    anonymous = app.test_client()
+    for c in (login_as("farmer"), login_as("supervisor"), anonymous):
+        for q in (code[:4], hh or code, name or code):
+            r = c.get("/parcels/search?q=" + quote(q))
+            assert r.status_code in (302, 401, 403), (q, r.status_code)
+            assert code not in r.get_data(as_text=True)
