@@ -462,3 +462,53 @@ def test_generated_cql2_filters_count_what_they_return_or_are_400(client, dbs):
 
     check()
     assert statuses[200] > 20 and statuses[400] > 0
+
+
+def test_concurrent_searches_by_different_jurisdictions_keep_their_answers(app, live_server):
+    """Many searches at once, by the county's staff and by the two villages' officers, over the
+    threaded server and its pool: each answer is the slow query's for that user's jurisdiction
+    (no planner setting, result or scope carried from one request to another)."""
+    import http.cookiejar
+    import re
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.extensions import db
+    from tests.conftest import PASSWORD
+
+    with app.app_context():
+        rows = _current(db.session)
+        villages = db.session.scalars(select(Collective.village_code).distinct()
+                                      .order_by(Collective.village_code)).all()
+        users = {"bureau": None, "officer": division_prefix(villages[0]),
+                 "officer2": division_prefix(villages[1])}
+        rnd = random.Random(2718)
+        qs = []
+        for code, hh, name, _ in rnd.sample(rows, 12):
+            qs += [code[:rnd.randint(2, len(code))], hh or code, (name or code)[:2]]
+        want = {(u, q): [r[0] for r in slow(db.session, q, p, 20)]
+                for u, p in users.items() for q in qs}
+        db.session.rollback()
+    assert sum(bool(v) for v in want.values()) > len(want) // 3
+
+    openers = {}
+    for u in users:
+        jar = http.cookiejar.CookieJar()
+        op = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        page = op.open(live_server + "/login").read().decode()
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+        data = f"username={u}&password={quote(PASSWORD)}&csrf_token={quote(token)}".encode()
+        op.open(live_server + "/login", data=data).read()
+        openers[u] = op
+
+    jobs = [(u, q) for u in users for q in qs] * 2
+    rnd.shuffle(jobs)
+
+    def run(job):
+        u, q = job
+        with openers[u].open(live_server + "/parcels/search?q=" + quote(q)) as r:
+            return job, [h["id"] for h in json.loads(r.read())]
+
+    with ThreadPoolExecutor(8) as pool:
+        for (u, q), ids in pool.map(run, jobs):
+            assert ids == want[(u, q)], (u, q)
