@@ -451,9 +451,10 @@ def search_query(like: str | None, q: str = "", kind: str | None = None,
     stmt = select(Parcel).join(Collective, Collective.id == Parcel.collective_id)
     if not include_ended:
         stmt = stmt.where(Parcel.end_lifespan.is_(None))
-    if q:
-        holders = select(Household.cbfbm).where(Household.name.contains(q))
-        stmt = stmt.where(or_(Parcel.code.startswith(q), Parcel.household_code.startswith(q),
+    if q:  # `q` literally, as on the search page: `%`, `_` and `\` are no wildcards
+        holders = select(Household.cbfbm).where(Household.name.contains(q, autoescape=True))
+        stmt = stmt.where(or_(Parcel.code.startswith(q, autoescape=True),
+                              Parcel.household_code.startswith(q, autoescape=True),
                               Parcel.household_code.in_(holders)))
     if kind:
         stmt = stmt.where(Parcel.kind == kind)

@@ -54,6 +54,12 @@ SELECT p.id, p.code, p.kind, p.household_code, h.name,
        ST_XMin(p.geom), ST_YMin(p.geom), ST_XMax(p.geom), ST_YMax(p.geom)
 FROM hit JOIN parcel p ON p.id = hit.id LEFT JOIN household h ON h.cbfbm = p.household_code
 ORDER BY p.code COLLATE "C" LIMIT :n"""
+# The setting as found, then forced: set_config takes (an empty piece of) the setting read in a
+# subquery kept apart (OFFSET 0: not flattened into the outer select), so it runs after it.
+_FORCE_CUSTOM_PLAN = ("SELECT s.was FROM (SELECT current_setting('plan_cache_mode') AS was "
+                      "OFFSET 0) s, "
+                      "LATERAL set_config('plan_cache_mode', 'force_custom_plan' || left(s.was, 0),"
+                      " true) AS x")
 _LAST_CHAR = "\U0010ffff"  # above every character in byte order: q <= q… < q || U+10FFFF
 
 
@@ -71,9 +77,12 @@ def search(q: str, like: str | None, limit: int = 20) -> list[dict]:
         join, scope = " JOIN collective c ON c.id = p.collective_id", " AND c.fbfbm LIKE :like"
         params["like"] = like
     # Each call planned for its own `q` (a prefix of 2 and one of 18 characters want different
-    # plans); a generic plan of the prepared statement would pick one for all.
-    db.session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    # plans); a generic plan of the prepared statement would pick one for all.  Set for this
+    # statement only: a SET LOCAL would last to the end of the transaction, over whatever else
+    # the request runs after the search; the setting found is put back.
+    was = db.session.execute(text(_FORCE_CUSTOM_PLAN)).scalar()
     rows = db.session.execute(text(_SEARCH.format(join=join, scope=scope)), params).all()
+    db.session.execute(text("SELECT set_config('plan_cache_mode', :was, true)"), {"was": was})
     return [{"id": r[0], "code": r[1], "kind": r[2], "household": r[3], "holder": r[4],
              "bbox": [r[5], r[6], r[7], r[8]]} for r in rows]
 
