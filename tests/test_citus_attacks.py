@@ -88,11 +88,18 @@ def test_a_forged_id_cannot_repeat_another_county_s_key(dbs):
     hh, fields, _ = _household_with_land(dbs)
     r = _contract(dbs, hh, fields)
     other = _other(hh.county_code)
-    forged = _refused(dbs, """
+    _refused(dbs, """
         INSERT INTO land_right (id, kind, holder_name, fbfbm, contract_code)
         VALUES (:i, 'land_contract', '伪造', :f, :k)""",
         {"i": r.id, "f": other + "00000000", "k": other + "000000000001J"})
-    assert forged, "a second land_right with the id of an existing one was accepted"
+    n = dbs.execute(text("SELECT count(*) FROM land_right WHERE id = :i"), {"i": r.id}).scalar()
+    assert n == 1, "a second land_right with the id of an existing one was accepted"
+    # nor may an update give a row another's id
+    cert = certificates.issue("bureau", r)
+    assert _refused(dbs, "UPDATE certificate SET id = :j WHERE id = :i",
+                    {"i": cert.id, "j": cert.id + 1000})
+    assert _refused(dbs, "UPDATE household_member SET id = id + 100000 WHERE household_id = :h",
+                    {"h": hh.id})
     # a member with the id of an existing member
     m = dbs.execute(text("SELECT id, person_id, household_id FROM household_member "
                          "WHERE left_on IS NULL ORDER BY id LIMIT 1")).one()
