@@ -991,7 +991,7 @@ def _terms(ctx):
           AND r.status = 'valid' AND r.id > :after_r
           AND {date_sql("(r.attrs->>'CSRQ')")} IS NOT NULL
           AND {id_fault_sql(num)} IS NULL
-          AND {date_sql("substr(r.attrs->>'CYZJHM', 7, 8)")}
+          AND {date_sql(f"substr({num}, 7, 8)")}
               <> {date_sql("(r.attrs->>'CSRQ')")}
           AND NOT EXISTS (SELECT 1 FROM import_fault o WHERE o.record_id = r.id
                           AND o.resolved_at IS NULL)""", **ctx)
