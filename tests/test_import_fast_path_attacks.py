@@ -11,9 +11,12 @@ import random
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
+from app.errors import DomainError
 from app.imports import operations as ops
 from app.imports import validation as v
+from app.parcels import operations as parcels
 from gis import io as gio
 from tests.delivery_factory import check_char, clean
 
@@ -162,3 +165,62 @@ def test_table_headers_read_alike_both_ways(tmp_path, header):
         got = gio.read_table(p)
         want = _dict_reader_rows(p.read_bytes().decode("utf-8-sig").replace("\x00", ""))
         assert got == want, txt
+
+
+# --- parcel_guard's relate prefilter (0034): the area only where the interiors meet ----------
+
+GX, GY = 716000, 4006000  # EPSG:4547, away from the seeded villages and the other tests
+
+
+def _col(dbs):
+    return dbs.execute(text("SELECT id, fbfbm FROM collective ORDER BY id LIMIT 1")).one()
+
+
+def _tolerance(dbs) -> float:
+    return float(dbs.execute(text("SELECT coalesce((SELECT value::float8 FROM registry_setting "
+                                  "WHERE key = 'overlap_tolerance_m2'), 1.0)")).scalar())
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_a_sliver_along_a_shared_edge_either_side_of_the_tolerance(dbs, seed):
+    """A neighbour pushed into a registered field by a thin strip along their shared edge:
+    refused just above the tolerance, registered just below it."""
+    col, tol = _col(dbs), _tolerance(dbs)
+    rng = random.Random(seed)
+    x = GX + seed * 500
+    length = rng.uniform(30, 80)
+    parcels.register("bureau", "contract", f"{col.fbfbm}8{seed}000", col.id,
+                     f"POLYGON(({x} {GY},{x + 40} {GY},{x + 40} {GY + length},{x} {GY + length},"
+                     f"{x} {GY}))", 4547, "测试")
+    for k, factor in enumerate((1.3, 0.7)):
+        width = tol * factor / length  # the strip's area: width × length
+        right = x + 40 - width
+        wkt = (f"POLYGON(({right} {GY},{right + 30} {GY},{right + 30} {GY + length},"
+               f"{right} {GY + length},{right} {GY}))")
+        code = f"{col.fbfbm}8{seed}00{k + 1}"
+        if factor > 1:
+            with pytest.raises(DomainError) as e:
+                parcels.register("bureau", "contract", code, col.id, wkt, 4547, "测试")
+            assert e.value.code == "parcel.overlap"
+        else:
+            assert parcels.register("bureau", "contract", code, col.id, wkt, 4547,
+                                    "测试").code == code
+
+
+def test_a_multipolygon_with_one_overlapping_part_is_refused(dbs):
+    col = _col(dbs)
+    x, y = GX + 4000, GY
+    dbs.execute(text("""INSERT INTO parcel (kind, code, collective_id, scmj, scmjm, survey_srid,
+        geom) SELECT 'contract', :c, :col, 100, 0.15, 4547,
+        ST_Multi(ST_Transform(ST_GeomFromText(:w, 4547), 4490))"""),
+                {"c": f"{col.fbfbm}87000", "col": col.id,
+                 "w": f"POLYGON(({x} {y},{x + 20} {y},{x + 20} {y + 20},{x} {y + 20},{x} {y}))"})
+    multi = (f"MULTIPOLYGON((({x + 200} {y},{x + 220} {y},{x + 220} {y + 20},{x + 200} {y + 20},"
+             f"{x + 200} {y})),(({x + 15} {y + 5},{x + 40} {y + 5},{x + 40} {y + 15},"
+             f"{x + 15} {y + 15},{x + 15} {y + 5})))")
+    with pytest.raises(DBAPIError, match="parcel.overlap"):
+        with dbs.begin_nested():
+            dbs.execute(text("""INSERT INTO parcel (kind, code, collective_id, scmj, scmjm,
+                survey_srid, geom) SELECT 'contract', :c, :col, 100, 0.15, 4547,
+                ST_Transform(ST_GeomFromText(:w, 4547), 4490)"""),
+                        {"c": f"{col.fbfbm}87001", "col": col.id, "w": multi})
