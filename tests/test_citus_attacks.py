@@ -180,3 +180,21 @@ def test_through_the_composite_keys_nothing_is_left_dangling(dbs, sql):
     hh, _, _ = _household_with_land(dbs)
     _refused(dbs, sql, {"h": hh.id})
     assert _inconsistent(dbs) == []
+
+
+def test_a_right_has_one_current_version_across_counties(dbs):
+    """uq_land_right_current_version is (uid, county_code): a first version forged with an
+    existing right's uid and another county's codes would be a second current version of the
+    same right (every `WHERE uid = … AND end_lifespan IS NULL` then finds two)."""
+    hh, fields, _ = _household_with_land(dbs)
+    r = _contract(dbs, hh, fields)
+    fb = _other(hh.county_code) + hh.cbfbm[6:14]
+    _refused(dbs, """
+        INSERT INTO land_right (uid, version, kind, holder_name, fbfbm, holder_household_code,
+                                contract_code, term_start, term_end)
+        VALUES (:u, 1, 'land_contract', '伪', :f, :h, :k, DATE '1999-01-01',
+                DATE '2028-12-31')""",
+             {"u": r.uid, "f": fb, "h": fb + "0001", "k": fb + "0001J"})
+    n = dbs.execute(text("SELECT count(*) FROM land_right WHERE uid = :u "
+                         "AND end_lifespan IS NULL"), {"u": r.uid}).scalar()
+    assert n == 1
