@@ -18,6 +18,13 @@
    begins with the county's GB/T 2260 code), so each county-scoped unique index means what
    it meant before.
 
+3. A right's uid alone is no longer unique among current versions either:
+   uq_land_right_current_version became (uid, county_code), so a first version naming an
+   existing right's uid with another county's codes was a second current version of that
+   right.  A first version's uid now comes from land_right_uid_seq (the application never
+   names it); a later version (its uid that of the version it follows, land_right_version_guard)
+   stays in that version's county.
+
 Revision ID: 0040_atk_db
 Revises: 0036_citus
 """
@@ -47,6 +54,33 @@ BEGIN
 END $$;
 """
 
+UID_FN = """
+CREATE OR REPLACE FUNCTION land_right_uid_guard() RETURNS trigger
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+DECLARE prev_county text;
+BEGIN
+  IF TG_OP = 'UPDATE' THEN
+    IF NEW.uid IS DISTINCT FROM OLD.uid THEN
+      RAISE EXCEPTION 'right.history: a right''s uid never changes'
+        USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+  END IF;
+  IF NEW.version = 1 THEN
+    NEW.uid := nextval('land_right_uid_seq');  -- a new right: a new uid, whatever was named
+    RETURN NEW;
+  END IF;
+  SELECT county_code INTO prev_county FROM land_right
+   WHERE uid = NEW.uid AND version = NEW.version - 1;
+  IF prev_county IS DISTINCT FROM left(coalesce(NEW.fbfbm, NEW.holder_household_code,
+                                                NEW.contract_code), 6) THEN
+    RAISE EXCEPTION 'right.history: version % of right % stays in the county of the version it follows (%)',
+      NEW.version, NEW.uid, prev_county USING ERRCODE = 'integrity_constraint_violation';
+  END IF;
+  RETURN NEW;
+END $$;
+"""
+
 CODES_AGREE = (
     "left(coalesce(holder_household_code, fbfbm, contract_code), 6) = "
     "left(coalesce(fbfbm, holder_household_code, contract_code), 6) AND "
@@ -59,6 +93,9 @@ def upgrade():
     for t in TABLES:
         op.execute(f"CREATE TRIGGER {t}_key BEFORE INSERT OR UPDATE OF id ON {t} FOR EACH ROW "
                    f"EXECUTE FUNCTION key_from_sequence('{t}_id_seq')")
+    op.execute(UID_FN)
+    op.execute("CREATE TRIGGER land_right_uid BEFORE INSERT OR UPDATE OF uid ON land_right "
+               "FOR EACH ROW EXECUTE FUNCTION land_right_uid_guard()")
     op.execute(f"ALTER TABLE land_right ADD CONSTRAINT ck_land_right_codes_one_county "
                f"CHECK ({CODES_AGREE}) NOT VALID")
     op.execute("ALTER TABLE land_right VALIDATE CONSTRAINT ck_land_right_codes_one_county")
@@ -66,6 +103,8 @@ def upgrade():
 
 def downgrade():
     op.execute("ALTER TABLE land_right DROP CONSTRAINT ck_land_right_codes_one_county")
+    op.execute("DROP TRIGGER land_right_uid ON land_right")
+    op.execute("DROP FUNCTION land_right_uid_guard()")
     for t in TABLES:
         op.execute(f"DROP TRIGGER {t}_key ON {t}")
     op.execute("DROP FUNCTION key_from_sequence()")
