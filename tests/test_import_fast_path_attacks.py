@@ -10,7 +10,7 @@ import io
 import random
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from app.errors import DomainError
@@ -19,6 +19,7 @@ from app.imports import validation as v
 from app.parcels import operations as parcels
 from gis import io as gio
 from tests.delivery_factory import check_char, clean
+from tests.test_parcels import _remove_winner
 
 # Dates no fast path should decide by itself, and the ones it should.
 NASTY_DATES = ["2023-02-30", "2023-02-29", "2024-02-29", "1900-02-29", "2000-02-29",
@@ -224,3 +225,43 @@ def test_a_multipolygon_with_one_overlapping_part_is_refused(dbs):
                 survey_srid, geom) SELECT 'contract', :c, :col, 100, 0.15, 4547,
                 ST_Transform(ST_GeomFromText(:w, 4547), 4490)"""),
                         {"c": f"{col.fbfbm}87001", "col": col.id, "w": multi})
+
+
+@pytest.mark.parametrize("isolation", ["REPEATABLE READ", "SERIALIZABLE"])
+def test_two_connections_an_older_snapshot_cannot_miss_a_registered_neighbour(app, isolation):
+    """Two connections, no timing: A's transaction takes its snapshot, B registers a parcel
+    and commits, then A registers one overlapping it.  Under READ COMMITTED the guard's query
+    (after the cell locks) sees B's parcel; under an older snapshot it would not, and both
+    overlapping parcels would be registered.  The guard must refuse A either way."""
+    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    with engine.connect() as c:
+        col = c.execute(text("SELECT id, fbfbm FROM collective ORDER BY id LIMIT 1")).one()
+    x = GX + 6000 + (100 if isolation == "SERIALIZABLE" else 0)
+    codes = [f"{col.fbfbm}86{k}{len(isolation):02d}" for k in (1, 2)]
+    insert = text("""INSERT INTO parcel (kind, code, collective_id, scmj, scmjm, survey_srid,
+        geom) SELECT 'contract', :code, :col, 400, 0.6, 4547,
+        ST_Multi(ST_Transform(ST_GeomFromText(:w, 4547), 4490))""")
+    a_result = "ok"
+    try:
+        with engine.connect() as a, engine.connect() as b:
+            ta = a.begin()
+            a.execute(text(f"SET TRANSACTION ISOLATION LEVEL {isolation}"))
+            a.execute(text("SELECT count(*) FROM parcel"))  # A's snapshot
+            with b.begin():
+                b.execute(insert, {"code": codes[0], "col": col.id,
+                                   "w": f"POLYGON(({x} {GY},{x + 20} {GY},{x + 20} {GY + 20},"
+                                        f"{x} {GY + 20},{x} {GY}))"})
+            try:
+                a.execute(insert, {"code": codes[1], "col": col.id,
+                                   "w": f"POLYGON(({x + 5} {GY},{x + 25} {GY},{x + 25} "
+                                        f"{GY + 20},{x + 5} {GY + 20},{x + 5} {GY}))"})
+                ta.commit()
+            except DBAPIError as e:
+                ta.rollback()
+                a_result = str(e.orig).split("\n")[0]
+        with engine.connect() as c:
+            n = c.scalar(text("SELECT count(*) FROM parcel WHERE code = ANY(:c)"),
+                         {"c": codes})
+        assert n == 1 and a_result != "ok", a_result
+    finally:
+        _remove_winner(app, engine, codes)
