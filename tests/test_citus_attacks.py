@@ -198,3 +198,29 @@ def test_a_right_has_one_current_version_across_counties(dbs):
     n = dbs.execute(text("SELECT count(*) FROM land_right WHERE uid = :u "
                          "AND end_lifespan IS NULL"), {"u": r.uid}).scalar()
     assert n == 1
+
+
+
+def test_a_number_another_county_also_holds_is_refused(dbs):
+    """Certificate numbers are unique per county only in the indexes; the edition chain
+    (certificate_edition_chain, by number alone) still refuses another county's row with the
+    same number — as a first edition, and as a next edition (its replaces_id would point
+    across counties, which the composite foreign key refuses)."""
+    hh, fields, _ = _household_with_land(dbs)
+    r = _contract(dbs, hh, fields)
+    cert = certificates.issue("bureau", r)
+    fb = _other(hh.county_code) + hh.cbfbm[6:14]
+    rid = dbs.execute(text("""
+        INSERT INTO land_right (kind, holder_name, fbfbm, holder_household_code, contract_code,
+                                term_start, term_end)
+        VALUES ('land_contract', '伪', :f, :h, :k, DATE '1999-01-01', DATE '2028-12-31')
+        RETURNING id"""), {"f": fb, "h": fb + "0001", "k": fb + "0001J"}).scalar()
+    for edition, replaces, kind in ((1, None, "first"), (2, cert.id, "reissue")):
+        assert _refused(dbs, """
+            INSERT INTO certificate (kind, number, edition, issue_kind, replaces_id, right_uid,
+                                     right_id, token, authority, issued_by, content,
+                                     content_sha256)
+            SELECT 'land_contract', :n, :e, :k, :rep, uid, id, 'forged', '伪造机关', 'x',
+                   CAST('{}' AS jsonb), 'x' FROM land_right WHERE id = :r""",
+            {"n": cert.number, "e": edition, "k": kind, "rep": replaces, "r": rid})
+    assert [c.id for c in certificates.editions(cert)] == [cert.id]
