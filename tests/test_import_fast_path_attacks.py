@@ -265,3 +265,31 @@ def test_two_connections_an_older_snapshot_cannot_miss_a_registered_neighbour(ap
         assert n == 1 and a_result != "ok", a_result
     finally:
         _remove_winner(app, engine, codes)
+
+
+@pytest.mark.xfail(strict=True, reason="left open: the bulk path's bypass is the app role's to "
+                   "take (a set-wise check at statement end is the fix; see the report)")
+def test_the_bulk_bypass_cannot_register_an_overlap_unchecked(dbs):
+    """parcel_guard skips its per-row check when sanquan.bulk_checked is on and the statement
+    holds a SHARE ROW EXCLUSIVE lock on parcel (the import checked the batch set-wise).  Both
+    are within the app role's rights, so any session of that role can register a parcel
+    lying on another unchecked."""
+    with dbs.begin_nested():
+        dbs.execute(text("LOCK TABLE parcel IN SHARE ROW EXCLUSIVE MODE"))
+        dbs.execute(text("SET LOCAL sanquan.bulk_checked = 'on'"))
+        _refused(dbs)
+        n = dbs.execute(text("""SELECT count(*) FROM parcel a JOIN parcel b ON a.id < b.id
+            AND a.end_lifespan IS NULL AND b.end_lifespan IS NULL AND a.geom && b.geom
+            AND ST_Equals(a.geom, b.geom)""")).scalar()
+    assert n == 0
+
+
+def _refused(dbs) -> None:
+    try:
+        with dbs.begin_nested():
+            dbs.execute(text("""INSERT INTO parcel (kind, code, collective_id, scmj, scmjm,
+                survey_srid, geom) SELECT 'contract', left(code, 14) || '99999', collective_id,
+                scmj, scmjm, survey_srid, geom FROM parcel WHERE end_lifespan IS NULL
+                ORDER BY id LIMIT 1"""))
+    except DBAPIError:
+        pass
