@@ -68,7 +68,7 @@ CHECKS = {
       + (SELECT count(*) FROM raw_record r WHERE r.tbl = 'CBF_JTCY'
         AND {V.date_sql("(r.attrs->>'CSRQ')")} IS NOT NULL
         AND {V.id_fault_sql("upper(btrim(r.attrs->>'CYZJHM'))")} IS NULL
-        AND {V.date_sql("substr(r.attrs->>'CYZJHM', 7, 8)")}
+        AND {V.date_sql("substr(upper(btrim(r.attrs->>'CYZJHM')), 7, 8)")}
             <> {V.date_sql("(r.attrs->>'CSRQ')")})""",
     "references": """SELECT
         (SELECT count(*) FROM raw_record m WHERE m.tbl = 'CBF_JTCY' AND NOT EXISTS (

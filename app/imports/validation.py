@@ -193,6 +193,9 @@ DB_RULES = {
     "household_member_versioned": ("derived", "an import never changes a place in place"),
     # Citus-ready (0036): the member's county is copied from its household; refuses nothing.
     "household_member_county_code": ("derived", "copied from the member's household"),
+    # 0040_atk_db: the id always comes from its sequence (unique across counties); refuses
+    # only a change of id, which an import never makes.
+    "household_member_key": ("derived", "taken from the sequence; an import names no id"),
     # Bookkeeping, not a rule: the register's version counter for tile ETags (0023_ops).
     "parcel_register_version": ("derived", "counts changes to the register; refuses nothing"),
 }
@@ -991,7 +994,7 @@ def _terms(ctx):
           AND r.status = 'valid' AND r.id > :after_r
           AND {date_sql("(r.attrs->>'CSRQ')")} IS NOT NULL
           AND {id_fault_sql(num)} IS NULL
-          AND {date_sql("substr(r.attrs->>'CYZJHM', 7, 8)")}
+          AND {date_sql(f"substr({num}, 7, 8)")}
               <> {date_sql("(r.attrs->>'CSRQ')")}
           AND NOT EXISTS (SELECT 1 FROM import_fault o WHERE o.record_id = r.id
                           AND o.resolved_at IS NULL)""", **ctx)

@@ -88,6 +88,14 @@ class Right(db.Model):
                         "OR holder_name IS NOT NULL", name="has_holder"),
         CheckConstraint("kind <> 'land_contract' OR contract_code ~ '^[0-9]{18}J$'",
                         name="contract_code"),
+        # the codes agree on the county (the generated county_code takes the first present):
+        # each county-scoped unique index then means what it meant nationally (0040_atk_db)
+        CheckConstraint(
+            "left(coalesce(holder_household_code, fbfbm, contract_code), 6) = "
+            "left(coalesce(fbfbm, holder_household_code, contract_code), 6) AND "
+            "left(coalesce(contract_code, fbfbm, holder_household_code), 6) = "
+            "left(coalesce(fbfbm, holder_household_code, contract_code), 6)",
+            name="codes_one_county"),
         db.Index("uq_land_right_current_version", "uid", "county_code", unique=True,
                  postgresql_where=text("end_lifespan IS NULL")),
         # One household, one homestead (土地管理法 art 62).

@@ -1,0 +1,226 @@
+"""Attacks on the Citus-ready schema (0036_citus), made with SQL on the app's own connection
+(the app role): forged or moved county codes, keys that no longer are unique by themselves, and
+the public verification of a certificate when two counties share a token.
+
+Each test fails on a real defect; the fixes are in 0040_atk_db and app/certificates."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from app.certificates import operations as certificates
+from app.rights import operations as rights
+from tests.test_rights import _contract, _household_with_land
+
+
+def _other(county: str) -> str:
+    """A county code that is not `county` (same shape)."""
+    return ("9" if county[0] != "9" else "8") + county[1:]
+
+
+def _refused(dbs, sql: str, params: dict) -> bool:
+    try:
+        with dbs.begin_nested():
+            dbs.execute(text(sql), params)
+    except DBAPIError:
+        return True
+    return False
+
+
+def _inconsistent(dbs) -> list:
+    """Rows whose county is not their parent's."""
+    return dbs.execute(text("""
+        SELECT 'household_member', m.id FROM household_member m
+          JOIN household h ON h.id = m.household_id WHERE m.county_code <> h.county_code
+        UNION ALL SELECT 'membership', m.id FROM membership m
+          JOIN collective c ON c.id = m.collective_id WHERE m.county_code <> c.county_code
+        UNION ALL SELECT 'certificate', c.id FROM certificate c
+          JOIN land_right r ON r.id = c.right_id WHERE c.county_code <> r.county_code
+        UNION ALL SELECT 'land_right_parcel', p.id FROM land_right_parcel p
+          JOIN land_right r ON r.id = p.right_id WHERE p.county_code <> r.county_code""")).all()
+
+
+def test_a_child_county_updated_to_another_county_is_overwritten(dbs):
+    hh, fields, _ = _household_with_land(dbs)
+    r = _contract(dbs, hh, fields)
+    certificates.issue("bureau", r)
+    other = _other(hh.county_code)
+    for table in ("household_member", "membership", "certificate", "land_right_parcel",
+                  "charter_clause"):
+        _refused(dbs, f"UPDATE {table} SET county_code = :c", {"c": other})  # noqa: S608
+        n = dbs.execute(text(f"SELECT count(*) FROM {table} "  # noqa: S608
+                             "WHERE county_code = :c"), {"c": other}).scalar()
+        assert n == 0, table
+    assert _inconsistent(dbs) == []
+
+
+def test_a_child_inserted_with_a_forged_county_gets_its_parent_s(dbs):
+    hh, _, _ = _household_with_land(dbs)
+    other = _other(hh.county_code)
+    person = dbs.execute(text("SELECT person_id FROM household_member WHERE household_id = :h "
+                              "LIMIT 1"), {"h": hh.id}).scalar()
+    got = dbs.execute(text("""
+        INSERT INTO membership (person_id, collective_id, basis, began_on, county_code)
+        SELECT :p, c.id, 'birth', DATE '2000-01-01', :c FROM collective c
+        WHERE c.id <> :own ORDER BY c.id LIMIT 1 RETURNING county_code, collective_id"""),
+        {"p": person, "c": other, "own": hh.collective_id}).first()
+    if got is not None:
+        assert got.county_code != other
+    assert _inconsistent(dbs) == []
+
+
+def test_a_household_moved_to_another_county_takes_its_members_or_is_refused(dbs):
+    """Its members may not stay behind in the old county (a household in county B, its
+    members' rows in county A)."""
+    hh, _, _ = _household_with_land(dbs)
+    moved = _other(hh.county_code) + hh.cbfbm[6:]
+    refused = _refused(dbs, "UPDATE household SET cbfbm = :c WHERE id = :i",
+                       {"c": moved, "i": hh.id})
+    if not refused:
+        assert _inconsistent(dbs) == []
+
+
+def test_a_forged_id_cannot_repeat_another_county_s_key(dbs):
+    """The primary key is (id, county_code): the id alone is no longer unique in the index.
+    A row forged with another county's id would make every `WHERE id = …` (the ORM's
+    identity, the guards' lookups, the cancellation's UPDATE) reach two rows."""
+    hh, fields, _ = _household_with_land(dbs)
+    r = _contract(dbs, hh, fields)
+    other = _other(hh.county_code)
+    _refused(dbs, """
+        INSERT INTO land_right (id, kind, holder_name, fbfbm, contract_code)
+        VALUES (:i, 'land_contract', '伪造', :f, :k)""",
+        {"i": r.id, "f": other + "00000000", "k": other + "000000000001J"})
+    n = dbs.execute(text("SELECT count(*) FROM land_right WHERE id = :i"), {"i": r.id}).scalar()
+    assert n == 1, "a second land_right with the id of an existing one was accepted"
+    # nor may an update give a row another's id
+    cert = certificates.issue("bureau", r)
+    assert _refused(dbs, "UPDATE certificate SET id = :j WHERE id = :i",
+                    {"i": cert.id, "j": cert.id + 1000})
+    assert _refused(dbs, "UPDATE household_member SET id = id + 100000 WHERE household_id = :h",
+                    {"h": hh.id})
+    # a member with the id of an existing member
+    m = dbs.execute(text("SELECT id, person_id, household_id FROM household_member "
+                         "WHERE left_on IS NULL ORDER BY id LIMIT 1")).one()
+    hh2 = dbs.execute(text("SELECT id FROM household WHERE id <> :h ORDER BY id LIMIT 1"),
+                      {"h": m.household_id}).scalar()
+    dup = _refused(dbs, """INSERT INTO household_member (id, household_id, person_id, relation)
+                           VALUES (:i, :h, :p, '99')""",
+                   {"i": m.id, "h": hh2, "p": m.person_id})
+    n = dbs.execute(text("SELECT count(*) FROM household_member WHERE id = :i"),
+                    {"i": m.id}).scalar()
+    assert dup or n == 1
+
+
+def test_one_household_one_homestead_across_a_forged_collective_code(dbs):
+    """uq_land_right_one_homestead is (holder_household_code, county_code) and a right's county
+    comes from fbfbm first: a second current homestead of the same household, naming another
+    county's collective, would pass it (一户一宅, 土地管理法 art 62)."""
+    hh, _, home = _household_with_land(dbs)
+    rights.register_homestead("bureau", hh.cbfbm, home, reason="确权")
+    second = _refused(dbs, """
+        INSERT INTO land_right (kind, holder_household_code, holder_name, fbfbm)
+        VALUES ('homestead', :h, '伪造', :f)""",
+        {"h": hh.cbfbm, "f": _other(hh.county_code) + "00000000"})
+    n = dbs.execute(text("""SELECT count(*) FROM land_right WHERE holder_household_code = :h
+                            AND kind = 'homestead' AND status = 'current'
+                            AND end_lifespan IS NULL"""), {"h": hh.cbfbm}).scalar()
+    assert second and n == 1
+
+
+def test_a_right_s_codes_agree_on_its_county(dbs):
+    """The county is derived from the first of three codes; they must not disagree."""
+    hh, _, _ = _household_with_land(dbs)
+    other = _other(hh.county_code)
+    assert _refused(dbs, """
+        INSERT INTO land_right (kind, holder_household_code, holder_name, fbfbm, contract_code)
+        VALUES ('land_contract', :h, 'x', :f, :k)""",
+        {"h": hh.cbfbm, "f": other + hh.cbfbm[6:14], "k": hh.cbfbm + "J"})
+
+
+def test_verification_by_a_token_two_counties_share_is_never_ambiguous(dbs, client):
+    """A certificate forged in another county with a real certificate's token: the public
+    page must not show either one as verified (it cannot tell which), and must not 500."""
+    hh, fields, _ = _household_with_land(dbs)
+    r = _contract(dbs, hh, fields)
+    cert = certificates.issue("bureau", r)
+    assert certificates.by_token(cert.token).id == cert.id
+    # a second token-holder: the token is unique per county only.  The schema forbids a second
+    # right in another county with the same id, so build a real one in another county if the
+    # seed has none: forge one with codes of another county (its own id from the sequence).
+    other = _other(hh.county_code)
+    fb = other + hh.cbfbm[6:14]
+    rid = dbs.execute(text("""
+        INSERT INTO land_right (kind, holder_name, fbfbm, holder_household_code, contract_code,
+                                term_start, term_end)
+        VALUES ('land_contract', '伪', :f, :h, :k, DATE '1999-01-01', DATE '2028-12-31')
+        RETURNING id"""), {"f": fb, "h": fb + "0001", "k": fb + "0001J"}).scalar()
+    dbs.execute(text("""
+        INSERT INTO certificate (kind, number, right_uid, right_id, token, authority, issued_by,
+                                 content, content_sha256)
+        SELECT 'land_contract', :n, uid, id, :t, '伪造机关', 'x', CAST(:c AS jsonb), 'x'
+        FROM land_right WHERE id = :r"""),
+        {"n": fb + "0001J", "t": cert.token, "c": '{"verify_url": "x"}', "r": rid})
+    n = dbs.execute(text("SELECT count(DISTINCT county_code) FROM certificate WHERE token = :t"),
+                    {"t": cert.token}).scalar()
+    assert n == 2
+    assert certificates.by_token(cert.token) is None
+    resp = client.get(f"/verify/{cert.token}")
+    assert resp.status_code in (404, 200)
+    assert "伪造机关" not in resp.get_data(as_text=True)
+    assert cert.authority not in resp.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("sql", [
+    "DELETE FROM household WHERE id = :h",
+    "UPDATE household_member SET household_id = household_id WHERE household_id = :h",
+])
+def test_through_the_composite_keys_nothing_is_left_dangling(dbs, sql):
+    hh, _, _ = _household_with_land(dbs)
+    _refused(dbs, sql, {"h": hh.id})
+    assert _inconsistent(dbs) == []
+
+
+def test_a_right_has_one_current_version_across_counties(dbs):
+    """uq_land_right_current_version is (uid, county_code): a first version forged with an
+    existing right's uid and another county's codes would be a second current version of the
+    same right (every `WHERE uid = … AND end_lifespan IS NULL` then finds two)."""
+    hh, fields, _ = _household_with_land(dbs)
+    r = _contract(dbs, hh, fields)
+    fb = _other(hh.county_code) + hh.cbfbm[6:14]
+    _refused(dbs, """
+        INSERT INTO land_right (uid, version, kind, holder_name, fbfbm, holder_household_code,
+                                contract_code, term_start, term_end)
+        VALUES (:u, 1, 'land_contract', '伪', :f, :h, :k, DATE '1999-01-01',
+                DATE '2028-12-31')""",
+             {"u": r.uid, "f": fb, "h": fb + "0001", "k": fb + "0001J"})
+    n = dbs.execute(text("SELECT count(*) FROM land_right WHERE uid = :u "
+                         "AND end_lifespan IS NULL"), {"u": r.uid}).scalar()
+    assert n == 1
+
+
+
+def test_a_number_another_county_also_holds_is_refused(dbs):
+    """Certificate numbers are unique per county only in the indexes; the edition chain
+    (certificate_edition_chain, by number alone) still refuses another county's row with the
+    same number — as a first edition, and as a next edition (its replaces_id would point
+    across counties, which the composite foreign key refuses)."""
+    hh, fields, _ = _household_with_land(dbs)
+    r = _contract(dbs, hh, fields)
+    cert = certificates.issue("bureau", r)
+    fb = _other(hh.county_code) + hh.cbfbm[6:14]
+    rid = dbs.execute(text("""
+        INSERT INTO land_right (kind, holder_name, fbfbm, holder_household_code, contract_code,
+                                term_start, term_end)
+        VALUES ('land_contract', '伪', :f, :h, :k, DATE '1999-01-01', DATE '2028-12-31')
+        RETURNING id"""), {"f": fb, "h": fb + "0001", "k": fb + "0001J"}).scalar()
+    for edition, replaces, kind in ((1, None, "first"), (2, cert.id, "reissue")):
+        assert _refused(dbs, """
+            INSERT INTO certificate (kind, number, edition, issue_kind, replaces_id, right_uid,
+                                     right_id, token, authority, issued_by, content,
+                                     content_sha256)
+            SELECT 'land_contract', :n, :e, :k, :rep, uid, id, 'forged', '伪造机关', 'x',
+                   CAST('{}' AS jsonb), 'x' FROM land_right WHERE id = :r""",
+            {"n": cert.number, "e": edition, "k": kind, "rep": replaces, "r": rid})
+    assert [c.id for c in certificates.editions(cert)] == [cert.id]
