@@ -31,7 +31,7 @@ Revises: 0036_citus
 from alembic import op
 
 revision = "0040_atk_db"
-down_revision = "0036_citus"
+down_revision = "0035_search"
 branch_labels = None
 depends_on = None
 
