@@ -75,7 +75,12 @@ def _parcels(app, dbs):
 def _rights(registered, app, dbs):
     from app.rights import operations as rights
 
-    rights.register_from_batch("bureau", registered.id)
+    # one villagers' group's rights (the whole village's is the slow part, and test-deep's
+    # confirmation flow registers it); the group is read from the delivery, not assumed
+    group = dbs.execute(text("""
+        SELECT left(attrs->>'CBFBM', 14) FROM import_record WHERE batch_id = :b AND tbl = 'CBHT'
+        ORDER BY id LIMIT 1"""), {"b": registered.id}).scalar()
+    rights.register_from_batch("bureau", registered.id, fbfbm=group)
     c = app.test_client()
     h = bearer("bureau")
     n = dbs.execute(text("SELECT count(*) FROM land_right WHERE end_lifespan IS NULL "

@@ -56,7 +56,7 @@ depends_on = None
 
 ROW_IMAGE = """
 CREATE OR REPLACE FUNCTION row_image(r anyelement) RETURNS jsonb
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = public, pg_temp AS $$
   -- a row's image without its generated columns (NULL in NEW inside a BEFORE trigger)
   SELECT to_jsonb(r) - coalesce((
     SELECT array_agg(a.attname::text) FROM pg_catalog.pg_type t
