@@ -411,7 +411,10 @@ def _check(policy: str, text: str) -> tuple[Hit, ...]:
 @lru_cache(maxsize=1)
 def _register_words() -> dict:
     r = _data().get("register", {})
-    n = (lambda ws: sorted({normalise(w) for w in ws}, key=len, reverse=True))
+
+    def n(ws):
+        return sorted({normalise(w) for w in ws}, key=len, reverse=True)
+
     return {"before": n(r.get("boundary_before", [])), "suffix": n(r.get("place_suffix", [])),
             "gap": int(r.get("place_gap", 3)), "distance": n(r.get("distance_after", [])),
             "work": n(r.get("work_after", [])), "change": n(r.get("change", []))}

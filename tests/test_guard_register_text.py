@@ -95,7 +95,7 @@ def test_parcel_amendment_refuses_disguised_reasons_and_remarks_through_the_api(
     before = len(_refusals(dbs, "parcel.amend.refused"))
     version0 = p.version
     texts = [r if i % 2 == 0 else m for i, (r, m) in
-             enumerate(zip(adversarial(1902, 16), adversarial(1912, 16, "register_remark")))]
+             enumerate(zip(adversarial(1902, 16), adversarial(1912, 16, "register_remark"), strict=True))]
     for i, t in enumerate(texts):
         body = {"reason": t} if i % 2 == 0 else {"reason": "备注更正", "remarks": t[:254]}
         _is_guard_problem(c.post(f"/api/parcels/{p.id}/amend", json=body, headers=h))
