@@ -32,12 +32,14 @@ EMPTY = Rule("export.empty", _l("The selection %(scope)s holds no current parcel
              _l("NY/T 2539-2016"), 404)
 BAD_FORMAT = Rule("export.format", _l("Unknown export format %(fmt)s."), _l("NY/T 2539-2016"))
 BAD_SCOPE = Rule("export.scope",
-                 _l("An export's selection is a code of 6 to 19 digits (township, village, "
-                    "villagers' group, household or parcel), not %(scope)s."),
+                 _l("An export's selection is a code of 6 to 28 digits or capital letters "
+                    "(township, village, villagers' group, household or parcel), not "
+                    "%(scope)s."),
                  _l("NY/T 2539-2016; GB/T 2260"), 422)
-# The selection is matched with LIKE and names the file: only ASCII digits, whole string (a
-# "%" or "_" would widen it beyond the jurisdiction checked; "/" or ".." would leave EXPORT_DIR)
-_SCOPE = re.compile(r"[0-9]{6,19}")
+# The selection is matched with LIKE and names the file: only ASCII digits and capitals (a
+# homestead's 不动产单元代码 holds letters: 140404101201JC00001F00010001), the whole string —
+# a "%" or "_" would widen it beyond the jurisdiction checked; "/" or ".." would leave EXPORT_DIR
+_SCOPE = re.compile(r"[0-9]{6}[0-9A-Z]{0,22}")
 
 
 def check_scope(scope) -> str:
