@@ -131,6 +131,15 @@ def test_an_unmasked_export_is_read_only_by_its_requester_or_who_may_make_one(
     assert r.status_code == 200
     dl = _downloads(dbs, st["id"])
     assert len(dl) == 1 and dl[0].changes["unmasked"] is True
+    # the requester, moved to another role since, no longer holds the privilege: refused
+    req = _staff(dbs, "atk-bureau-moved", "bureau_staff", COUNTY)
+    mine = _done(c, req, format="geojson", scope=VILLAGE, full=True, purpose="征地补偿核对名单")
+    assert c.get(mine["file_url"], headers=req).status_code == 200
+    dbs.execute(text("UPDATE app_user SET role = 'auditor' WHERE username = 'atk-bureau-moved'"))
+    dbs.expire_all()
+    for url in (f"/api/exports/{mine['id']}", mine["file_url"]):
+        _is_problem(c.get(url, headers=req), 403)
+    assert len(_downloads(dbs, mine["id"])) == 1
 
 
 def _village_secrets(dbs):

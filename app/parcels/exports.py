@@ -414,11 +414,14 @@ def export_job(job_id) -> Job | None:
 
 def job_scope(job: Job, user) -> Scope:
     """Who reaches an export job: its requester; else staff whose jurisdiction reaches the
-    scope — for an unmasked export only those holding that privilege too."""
-    if job.created_by is not None and job.created_by == getattr(user, "id", None):
-        return Scope([user.jurisdiction_code or ""])
+    scope — for an unmasked export only those holding that privilege too (the requester
+    included)."""
+    # an unmasked file needs the privilege *now*: a requester since moved to another role
+    # (no longer land bureau staff) reads it no more (个人信息保护法 arts 28, 51)
     if job.params.get("full") and user.role not in FULL_EXPORT_ROLES:
         return Scope([])
+    if job.created_by is not None and job.created_by == getattr(user, "id", None):
+        return Scope([user.jurisdiction_code or ""])
     return Scope([job.params["scope"]])
 
 
