@@ -152,3 +152,30 @@ def test_an_import_correction_with_road_named_remarks_registers(dbs, tmp_path):
              "DKDZ": b[0], "DKNZ": b[1], "DKXZ": b[2], "DKBZ": b[3]}
     new = imports.correct_feature("bureau", f, attrs, None, "户主长期在外务工，实测面积更正")
     assert dbs.get(ImportFeature, new.id).status == "registered"
+
+
+def test_the_sample_deliverys_remarks_and_boundaries_pass():
+    """Every remark and 四至 of the real sample delivery (DKBZXX, DKDZ/DKNZ/DKXZ/DKBZ; the
+    tables' BZ columns) passes the policy a correction of it meets."""
+    import csv
+
+    import pyogrio
+
+    from app.imports.operations import REMARK_FIELDS
+    from tests.test_import_sample import SAMPLE
+
+    values = set()
+    for shp in sorted((SAMPLE / "矢量数据").glob("*.shp")):
+        meta, _, _, data = pyogrio.raw.read(shp, read_geometry=False)
+        for name, col in zip(meta["fields"], data, strict=True):
+            if name.upper() in REMARK_FIELDS:
+                values.update(v for v in col if isinstance(v, str) and v)
+    for table in sorted((SAMPLE / "权属数据").glob("*.csv")):
+        with open(table, encoding="utf-8-sig") as f:
+            for row in csv.DictReader(f):
+                values.update(v for k, v in row.items()
+                              if k and v and (k.upper() in REMARK_FIELDS or
+                                              k.upper().endswith("BZSM")))
+    assert len(values) > 100  # the boundaries are there to check
+    refused = [v for v in values if guardtext.check("register_remark", v)]
+    assert refused == []
