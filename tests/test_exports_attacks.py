@@ -335,3 +335,32 @@ def test_repeated_posts_get_their_own_job_folder_and_file(registered, dbs, app, 
                      "WHERE id = :i"), {"i": jobs[0]["id"]})
     assert exports.purge(7) == [jobs[0]["id"]]
     assert [c.get(j["file_url"], headers=h).status_code for j in jobs] == [410, 200, 200]
+
+
+def test_a_large_scope_is_a_job_with_progress_not_a_long_request(registered, dbs, app,
+                                                                 export_jobs, monkeypatch):
+    """The widest selection the sample allows (its county): the POST answers with the job
+    (202, a Location to follow), and the job reports its steps in order, up to its total.
+    (Inline jobs here: that the request returns before a threaded job finishes is not
+    exercised.)"""
+    real = exports.write
+    seen = []
+
+    def recording(fmt, scope, out_dir, full=False, stats=None, progress=None):
+        def step(done, total, message=""):
+            seen.append((done, total, message))
+            progress(done, total, message)
+        return real(fmt, scope, out_dir, full, stats, step)
+
+    monkeypatch.setattr(exports, "write", recording)
+    c, h = app.test_client(), _bearer("bureau")
+    r = _start(c, h, format="nyt", scope=COUNTY)
+    assert r.status_code == 202 and r.headers["Location"].endswith(f"/{r.get_json()['id']}")
+    st = c.get(r.headers["Location"], headers=h).get_json()
+    assert st["status"] == "done" and st["percent"] == 100
+    dones = [d for d, _, _ in seen]
+    assert dones == sorted(dones) and len(set(t for _, t, _ in seen)) == 1
+    assert len(seen) >= 4 and seen[-1][0] < seen[-1][1]  # "written" is reported by the job
+    rows = dbs.scalar(text("SELECT count(*) FROM parcel WHERE end_lifespan IS NULL "
+                           "AND code LIKE :s"), {"s": COUNTY + "%"})
+    assert f"writing {rows} features" in [m for _, _, m in seen]
