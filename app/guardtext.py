@@ -54,10 +54,19 @@ POLICIES = {
     "withdrawal": ("condition",),
     # market listings and bids: no land-for-hukou deals, no surrender dressed as a term
     "market": ("condition",),
-    # the register's own changes (parcel amendments, splits and merges, import corrections and
-    # acceptances, objections to a campaign, extensions): their reasons and remarks never name
-    # settling, the hukou or a condition — a register change is never a right lost in disguise
+    # the reasons of the register's own changes (parcel amendments, splits and merges, import
+    # corrections and acceptances, objections to a campaign, extensions): never a condition, and
+    # never settling given as the cause of the change — a register change is never a right lost
+    # in disguise.  A settling word that only names a road, a place, a distance or working away
+    # ("东至进城道路", "地块离村较远", "户主长期在外务工") passes when the reason names no
+    # right-affecting change (see `_descriptive`, the lexicon's [register])
     "register": ("condition", "settlement", "urban"),
+    # remarks and 四至 of a parcel or a delivery (DKBZXX, BZ, BZXX; 东至/西至/南至/北至): they
+    # describe the land and often name roads and places (进城路, 城关, 离村), so a mere mention of
+    # town or settling passes; trades (以地换户) and the surrender of a right are refused
+    # (domain.md: settling never requires giving up 承包经营权/宅基地使用权/收益分配权;
+    # 农村土地承包法 art 27; 乡村振兴促进法 art 55)
+    "register_remark": ("surrender", "condition"),
 }
 
 _SEPARATORS = re.compile(r"[\W_]+", re.UNICODE)
@@ -393,7 +402,58 @@ def check(policy: str, text) -> list[Hit]:
 def _check(policy: str, text: str) -> tuple[Hit, ...]:
     # the same reason text repeats (a batch's "survey import N", a bench's registrations): the
     # detection (normalising, pinyin) runs once per distinct (policy, text)
-    return tuple(detect(text, POLICIES[policy]))
+    hits = detect(text, POLICIES[policy])
+    if policy == "register" and any(h.group in ("settlement", "urban") for h in hits):
+        hits = _settling_as_cause(text, hits)
+    return tuple(hits)
+
+
+@lru_cache(maxsize=1)
+def _register_words() -> dict:
+    r = _data().get("register", {})
+
+    def n(ws):
+        return sorted({normalise(w) for w in ws}, key=len, reverse=True)
+
+    return {"before": n(r.get("boundary_before", [])), "suffix": n(r.get("place_suffix", [])),
+            "gap": int(r.get("place_gap", 3)), "distance": n(r.get("distance_after", [])),
+            "work": n(r.get("work_after", [])), "change": n(r.get("change", []))}
+
+
+def _descriptive(compact: str, start: int, word: str, w: dict) -> bool:
+    """Whether the settling word at `start` only describes: a boundary or a place named after it
+    (东至进城道路, 落户路), a distance (离村较远), working away (长期在外务工)."""
+    end = start + len(word)
+    before, after = compact[max(0, start - 2):start], compact[end:end + 2 + w["gap"]]
+    if any(before.endswith(b) for b in w["before"]):
+        return True
+    if any(after[k:].startswith(s) for k in range(w["gap"] + 1) for s in w["suffix"]):
+        return True
+    if word.endswith("离村") and any(after.startswith(d) for d in w["distance"]):
+        return True
+    return any(after.startswith(x) for x in w["work"])
+
+
+def _settling_as_cause(text: str, hits: list[Hit]) -> list[Hit]:
+    """The register policy's reading of settling in a reason (农村土地承包法 art 27; 乡村振兴促进法
+    art 55: settling never costs a right): a settling or town wording is refused unless every
+    occurrence of it only describes (`_descriptive`) and the text names no right-affecting
+    change (a lexicon `change` word or any surrender wording) — then settling is not given as
+    the cause of anything.  A wording matched only in pinyin is never excused."""
+    compact = normalise(text)
+    w = _register_words()
+    changes = any(c in compact for c in w["change"]) or bool(detect(text, ("surrender",)))
+    if changes:
+        return hits
+    kept = []
+    for h in hits:
+        if h.group in ("settlement", "urban") and h.form == "text":
+            n = normalise(h.word)
+            found = list(_find(compact, n, None))
+            if found and all(_descriptive(compact, i, n, w) for i in found):
+                continue
+        kept.append(h)
+    return kept
 
 
 def first_hit(policy: str, fields: dict) -> tuple[str, Hit] | None:

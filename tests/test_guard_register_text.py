@@ -43,16 +43,17 @@ def _trades(rng: random.Random, n: int) -> list[str]:
     return [f"{rng.choice(by)}{rng.choice(what)}换{rng.choice(got)}" for _ in range(n)]
 
 
-def adversarial(seed: int, n: int) -> list[str]:
-    """`n` disguised wordings the register policy refuses, each inside a sentence."""
+def adversarial(seed: int, n: int, policy: str = "register") -> list[str]:
+    """`n` disguised wordings the register policy refuses, each inside a sentence (a remark's
+    or 四至's policy, "register_remark", refuses trades and surrenders only)."""
     rng = random.Random(seed)
-    base = [t for t in HITS if guardtext.check("register", t)] + _trades(rng, 20)
+    base = [t for t in HITS if guardtext.check(policy, t)] + _trades(rng, 20)
     out = []
     while len(out) < n:
         word = rng.choice(base)
         name = rng.choice(DISGUISES)
         if name.startswith("pinyin") and not any(
-                guardtext.pinyin_matchable(h.word) for h in guardtext.check("register", word)):
+                guardtext.pinyin_matchable(h.word) for h in guardtext.check(policy, word)):
             continue  # a wording matched only in characters is not expected in pinyin
         pre, post = rng.choice(CONTEXT)
         out.append(pre + variants(word)[name] + post)
@@ -93,7 +94,8 @@ def test_parcel_amendment_refuses_disguised_reasons_and_remarks_through_the_api(
     p = dbs.scalar(select(Parcel).where(Parcel.end_lifespan.is_(None)).order_by(Parcel.code))
     before = len(_refusals(dbs, "parcel.amend.refused"))
     version0 = p.version
-    texts = adversarial(1902, 16)
+    texts = [r if i % 2 == 0 else m for i, (r, m) in
+             enumerate(zip(adversarial(1902, 16), adversarial(1912, 16, "register_remark"), strict=True))]
     for i, t in enumerate(texts):
         body = {"reason": t} if i % 2 == 0 else {"reason": "备注更正", "remarks": t[:254]}
         _is_guard_problem(c.post(f"/api/parcels/{p.id}/amend", json=body, headers=h))
@@ -137,11 +139,12 @@ def test_import_corrections_and_acceptance_refuse_disguised_text(app, dbs, tmp_p
                                                                  login_as):
     d, batch, f = _quarantined_parcel(dbs, tmp_path, 9391)
     texts = adversarial(1905, 9)
+    remarks = adversarial(1913, 4, "register_remark")
     h, c = _bearer("bureau"), app.test_client()
     # through the API: the reason, and a remark written into the delivery's attributes
     for i, t in enumerate(texts[:4]):
         body = ({"reason": t, "attrs": {}} if i % 2 == 0 else
-                {"reason": "面积更正", "attrs": {"DKBZXX": t}})
+                {"reason": "面积更正", "attrs": {"DKBZXX": remarks[i]}})
         _is_guard_problem(c.post(f"/api/imports/features/{f.id}/correct", json=body,
                                  headers=h))
     # through the page: refused by the same operation, the law shown

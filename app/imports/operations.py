@@ -525,7 +525,8 @@ def _unregistered_are_faults(batch: ImportBatch, feature_ids=None, record_ids=No
                            {"b": batch.id, "ids": ids or []})
 
 
-REMARK_FIELDS = ("DKBZXX", "BZ", "BZXX")  # free-text remarks of a delivery's tables
+# free-text remarks and 四至 (DKDZ/DKNZ/DKXZ/DKBZ: east, south, west, north) of a delivery
+REMARK_FIELDS = ("DKBZXX", "BZ", "BZXX", "DKDZ", "DKNZ", "DKXZ", "DKBZ")
 
 
 def _guard_correction(actor, obj_type: str, obj_id: int, attrs: dict | None,
@@ -534,8 +535,11 @@ def _guard_correction(actor, obj_type: str, obj_id: int, attrs: dict | None,
     detector: a correction is never a right lost in disguise (app.grounds.guard_text)."""
     remarks = {k: v for k, v in (attrs or {}).items()
                if str(k).upper() in REMARK_FIELDS and isinstance(v, str)}
-    guard_text(actor, "register", {"reason": reason, **remarks}, "import.refused.text",
+    guard_text(actor, "register", {"reason": reason}, "import.refused.text",
                obj_type, obj_id, reason=reason)
+    # remarks and 四至 describe the land: only trades and surrenders are refused there
+    guard_text(actor, "register_remark", remarks, "import.refused.text", obj_type, obj_id,
+               reason=reason)
 
 
 def correct_feature(actor, feature: ImportFeature, attrs: dict | None = None,

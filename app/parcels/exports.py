@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import shutil
 import tempfile
+import unicodedata
 import zipfile
 from pathlib import Path
 
@@ -29,6 +31,21 @@ FORMATS = ("gpkg", "shp", "geojson", "nyt")
 EMPTY = Rule("export.empty", _l("The selection %(scope)s holds no current parcel."),
              _l("NY/T 2539-2016"), 404)
 BAD_FORMAT = Rule("export.format", _l("Unknown export format %(fmt)s."), _l("NY/T 2539-2016"))
+BAD_SCOPE = Rule("export.scope",
+                 _l("An export's selection is a code of 6 to 28 digits or capital letters "
+                    "(township, village, villagers' group, household or parcel), not "
+                    "%(scope)s."),
+                 _l("NY/T 2539-2016; GB/T 2260"), 422)
+# The selection is matched with LIKE and names the file: only ASCII digits and capitals (a
+# homestead's 不动产单元代码 holds letters: 140404101201JC00001F00010001), the whole string —
+# a "%" or "_" would widen it beyond the jurisdiction checked; "/" or ".." would leave EXPORT_DIR
+_SCOPE = re.compile(r"[0-9]{6}[0-9A-Z]{0,22}")
+
+
+def check_scope(scope) -> str:
+    if not isinstance(scope, str) or not _SCOPE.fullmatch(scope):
+        raise DomainError(BAD_SCOPE, scope=repr(scope)[:40])
+    return scope
 
 DK_FIELDS = ["BSM", "YSDM", "DKBM", "DKMC", "SYQXZ", "DKLB", "TDLYLX", "DLDJ", "TDYT", "SFJBNT",
              "SCMJ", "SCMJM", "DKDZ", "DKNZ", "DKXZ", "DKBZ", "DKBZXX", "ZJRXM"]
@@ -95,8 +112,37 @@ def _is_phone_field(name: str) -> bool:
     return name.upper() in ("LXDH", "DH", "PHONE") or name.upper().endswith("LXDH")
 
 
+def _is_code_field(name: str) -> bool:
+    """Codes (DKBM, CBFBM, BDCDYH, YSDM …): digits that are no one's ID number or phone."""
+    n = name.upper()
+    return n.endswith(("BM", "BSM", "DYH", "DM")) or n in ("LAYER", "YZBM")
+
+
+_D = "[0-9\uff10-\uff19]"  # ASCII and full-width digits
+_SEP = "[\\s\\-\u2010-\u2015\u3000]?"
+# 18- and 15-digit ID numbers (a plausible birth date inside), mainland mobiles (spaced or not)
+# and landlines with an area code, standing alone inside free text
+_ID_IN_TEXT = re.compile(
+    f"(?<![0-9\uff10-\uff19A-Za-z])(?:{_D}{{6}}(?:[12１２]){_D}{{3}}{_D}{{4}}{_D}{{3}}"
+    f"[0-9\uff10-\uff19XxＸｘ]|{_D}{{15}})(?![0-9\uff10-\uff19A-Za-z])")
+_PHONE_IN_TEXT = re.compile(
+    f"(?<![0-9\uff10-\uff19])(?:[1１]{_SEP}[3-9３-９](?:{_SEP}{_D}){{9}}"
+    f"|[0０]{_D}{{2,3}}[\\-\u2010-\u2015－]{_D}{{7,8}})(?![0-9\uff10-\uff19])")
+
+
+def redact_text(value: str) -> str:
+    """ID numbers and phones written inside free text (a remark, an address) masked the same
+    way as the fields that hold them."""
+    value = _ID_IN_TEXT.sub(lambda m: mask(unicodedata.normalize("NFKC", m.group(0))), value)
+    return _PHONE_IN_TEXT.sub(
+        lambda m: mask_phone(re.sub(r"\D", "", unicodedata.normalize("NFKC", m.group(0)))),
+        value)
+
+
 def masked_record(rec: dict) -> dict:
-    """The default export: ID numbers and phones masked, birth dates reduced to the year."""
+    """The default export: ID numbers and phones masked — in their fields and wherever free
+    text (a remark, an address, a delivered attribute of any name) carries one — and birth
+    dates reduced to the year (个人信息保护法 arts 6, 28, 51)."""
     out = dict(rec)
     for k, v in rec.items():
         if v in (None, ""):
@@ -107,6 +153,8 @@ def masked_record(rec: dict) -> dict:
             out[k] = mask_phone(str(v))
         elif k.upper() == "CSRQ":
             out[k] = str(v)[:4]
+        elif isinstance(v, str) and not _is_code_field(k):
+            out[k] = redact_text(v)
     return out
 
 
@@ -122,6 +170,7 @@ def write(fmt: str, scope: str, out_dir: Path, full: bool = False,
     stats["rows"] = 0
     if fmt not in FORMATS:
         raise DomainError(BAD_FORMAT, fmt=fmt)
+    check_scope(scope)
     srids = survey_srids(scope)
     if not srids:
         raise DomainError(EMPTY, scope=scope)
@@ -297,6 +346,7 @@ def start(actor, fmt: str, scope: str, full: bool = False, purpose: str = "") ->
     an answer, not a failed job."""
     if fmt not in FORMATS:
         raise DomainError(BAD_FORMAT, fmt=fmt)
+    check_scope(scope)
     if full:
         check_full_export(actor, purpose)
     if not survey_srids(scope):
@@ -349,18 +399,29 @@ def on_job_failure(job_id: int) -> None:
     shutil.rmtree(export_dir() / str(job_id), ignore_errors=True)
 
 
-def export_job(job_id: int) -> Job | None:
+def export_job(job_id) -> Job | None:
+    """The export job of that id, or None (an id that is no integer, or outside the column's
+    range, names no job: a lookup, not a database error)."""
+    try:
+        job_id = int(job_id)
+    except (TypeError, ValueError):
+        return None
+    if not 0 < job_id <= 2**31 - 1:
+        return None
     job = db.session.get(Job, job_id)
     return job if job is not None and job.kind == "export" else None
 
 
 def job_scope(job: Job, user) -> Scope:
     """Who reaches an export job: its requester; else staff whose jurisdiction reaches the
-    scope — for an unmasked export only those holding that privilege too."""
-    if job.created_by is not None and job.created_by == getattr(user, "id", None):
-        return Scope([user.jurisdiction_code or ""])
+    scope — for an unmasked export only those holding that privilege too (the requester
+    included)."""
+    # an unmasked file needs the privilege *now*: a requester since moved to another role
+    # (no longer land bureau staff) reads it no more (个人信息保护法 arts 28, 51)
     if job.params.get("full") and user.role not in FULL_EXPORT_ROLES:
         return Scope([])
+    if job.created_by is not None and job.created_by == getattr(user, "id", None):
+        return Scope([user.jurisdiction_code or ""])
     return Scope([job.params["scope"]])
 
 
@@ -368,8 +429,15 @@ def job_file(actor, job: Job) -> Path:
     """The finished export's file; its download is recorded in the audit log."""
     if job.status != "done":
         raise DomainError(NOT_READY, id=job.id, status=job.status)
-    path = export_dir() / str(job.id) / (job.result or {}).get("file", "")
-    if not path.is_file():
+    root = export_dir().resolve()
+    folder = root / str(job.id)
+    name = str((job.result or {}).get("file") or "")
+    path = folder / name
+    # only the job's own regular file, inside EXPORT_DIR/<id>/: no other name (a separator,
+    # "..") and no symbolic link planted in its place or in place of its folder
+    if (not name or Path(name).name != name or name in (".", "..") or folder.is_symlink()
+            or path.is_symlink() or not path.is_file()
+            or path.resolve().parent != folder):
         raise DomainError(GONE, id=job.id)
     audit.record(actor, "parcel.export.download", "selection", job.params["scope"],
                  {"job": job.id, "file": path.name, "unmasked": bool(job.params.get("full"))})

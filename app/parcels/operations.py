@@ -47,6 +47,9 @@ MERGE_NEIGHBOURS = Rule("parcel.merge.apart",
                            "and form one piece."), NYT)
 
 
+REMARK_COLUMNS = ("remarks", "east", "south", "west", "north")  # DKBZXX and 四至: free text
+
+
 def tolerance() -> float:
     row = db.session.get(RegistrySetting, "overlap_tolerance_m2")
     return float(row.value) if row else 1.0
@@ -58,8 +61,13 @@ def _reason(reason: str | None, actor=None, what: str = "change", code: str | No
     (`more`: remarks) go through the rights guard's detector first (app.grounds.guard_text)."""
     if not (reason or "").strip():
         raise DomainError(NO_REASON)
-    guard_text(actor, "register", {"reason": reason, **more}, f"parcel.{what}.refused",
+    # the reason: no condition, no settling given as the change's cause; the remarks and 四至
+    # describe the land (roads and places named 进城路, 离村…): only trades and surrenders are
+    # refused there (app.guardtext POLICIES, "register" and "register_remark")
+    guard_text(actor, "register", {"reason": reason}, f"parcel.{what}.refused",
                "parcel", code, reason=reason)
+    guard_text(actor, "register_remark", more, f"parcel.{what}.refused", "parcel", code,
+               reason=reason)
     return reason.strip()
 
 
@@ -174,7 +182,8 @@ def register(actor, kind: str, code: str | None, collective_id: int, wkt: str, s
     here before the locks would only repeat it without its guarantee.  The statement asks the
     guard to refuse an overlap by skipping the row rather than aborting the transaction; the
     refusal is then raised here as the rule, with the parcel it overlaps and by how much."""
-    reason = _reason(reason, actor, "register", code, remarks=attrs.get("remarks"))
+    reason = _reason(reason, actor, "register", code,
+                     **{k: attrs.get(k) for k in REMARK_COLUMNS})
     _check_geometry(wkt, srid)
     if kind == "homestead" and not code:
         code = next_homestead_code(collective_id, attrs.pop("house", True))
@@ -223,7 +232,8 @@ def _mutation(actor, kind: str, reason: str) -> Mutation:
 def amend(actor, parcel: Parcel, reason: str, wkt: str | None = None, srid: int | None = None,
           **changes) -> Parcel:
     """A new version of the parcel with changed attributes and/or a corrected geometry."""
-    reason = _reason(reason, actor, "amend", parcel.code, remarks=changes.get("remarks"))
+    reason = _reason(reason, actor, "amend", parcel.code,
+                     **{k: changes.get(k) for k in REMARK_COLUMNS})
     if parcel.end_lifespan is not None:
         raise DomainError(NOT_CURRENT, code=parcel.code, version=parcel.version)
     srid = srid or parcel.survey_srid
