@@ -283,8 +283,11 @@ def test_expiry_not_before_today_by_default(dbs):
     hh, fields, _ = _household_with_land(dbs)
     end = TODAY + dt.timedelta(days=3)
     r = _contract(dbs, hh, fields, end=end)
-    _refused("right.end.not_expired", ops.end_right, "bureau", r, "expiry",
-             end + dt.timedelta(days=1))
+    # ended_on after the term, but today (the default) is still inside it
+    err = _refused("right.end.not_expired", ops.end_right, "bureau", r, "expiry",
+                   end + dt.timedelta(days=1))
+    assert err.params == {"term_end": end}
+    assert (r.status, r.end_ground, r.ended_on) == ("current", None, None)
 
 
 def test_a_homestead_never_expires(dbs):
