@@ -97,12 +97,14 @@ def require_scope(scope: Scope, roles: tuple[str, ...] | None = None) -> None:
         abort(403)
 
 
-def access(*roles: str, scope=None, public: bool = False):
+def access(*roles: str, scope=None, public: bool = False, conceal: bool = False):
     """Declare who may call a view.
 
     `scope(**view_kwargs) -> Scope` locates the object the route is about; the route is then
     open only to users whose jurisdiction (or, for farmers, household) reaches it.
     `public=True` marks a page anyone may see (login, certificate verification).
+    `conceal=True`: an object out of the user's reach answers 404 like one that does not
+    exist, so ids of private objects (another user's export job) cannot be enumerated.
     """
     for r in roles:
         if r not in ROLES:
@@ -123,7 +125,7 @@ def access(*roles: str, scope=None, public: bool = False):
                 if scope is not None and sc is None:
                     abort(404)
                 if not user_can(current_user, spec.roles, sc):
-                    abort(403)
+                    abort(404 if conceal else 403)
             return view(*args, **kwargs)
 
         wrapper.access_spec = spec

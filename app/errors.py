@@ -87,6 +87,14 @@ NOT_ALLOWED = Rule(
 )
 
 
+REQUEST_SCHEMA = Rule(
+    "request.schema",
+    _l("The request does not match the API's schema: see the fields named in 'errors'."),
+    _l("Sanquan API contract (OpenAPI document at /api/openapi.json)"),
+    422,
+)
+
+
 def register_errorhandlers(app):
     @app.errorhandler(DomainError)
     def domain_error(err: DomainError):
@@ -97,10 +105,35 @@ def register_errorhandlers(app):
 
     def http_error(err: HTTPException):
         if wants_json():
+            messages = _schema_messages(err)
+            if messages is not None:
+                # A request that does not match the API's schema (webargs/marshmallow through
+                # flask-smorest): problem JSON naming the rule and every field at fault.
+                with force_locale("zh"):
+                    zh = (str(REQUEST_SCHEMA.message), str(REQUEST_SCHEMA.source))
+                with force_locale("en"):
+                    en = (str(REQUEST_SCHEMA.message), str(REQUEST_SCHEMA.source))
+                return problem_response(
+                    {"type": f"urn:sanquan:rule:{REQUEST_SCHEMA.code}",
+                     "title": REQUEST_SCHEMA.code, "status": err.code,
+                     "detail": str(REQUEST_SCHEMA.message), "code": REQUEST_SCHEMA.code,
+                     "legal_source": str(REQUEST_SCHEMA.source),
+                     "message_zh": zh[0], "message_en": en[0],
+                     "legal_source_zh": zh[1], "legal_source_en": en[1],
+                     "errors": messages}, err.code)
             return problem_response(
                 {"type": "about:blank", "title": err.name, "status": err.code,
                  "detail": err.description}, err.code)
         return render_template("errors/http.html", error=err), err.code
 
-    for code in (400, 403, 404, 405, 413, 429):
+    for code in (400, 403, 404, 405, 413, 422, 429):
         app.register_error_handler(code, http_error)
+
+
+def _schema_messages(err: HTTPException):
+    """The field errors webargs attached to an abort (422 or 400), else None."""
+    data = getattr(err, "data", None)
+    if not isinstance(data, dict):
+        return None
+    messages = data.get("errors", data.get("messages"))
+    return messages if isinstance(messages, dict) else None

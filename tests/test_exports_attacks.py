@@ -97,11 +97,16 @@ def test_other_users_enumerating_ids_get_no_file_and_no_download_is_recorded(
     attackers = {"other county": _staff(dbs, "atk-bureau-140405", "bureau_staff", "140405"),
                  "other village": _bearer("officer2"), "farmer": _bearer("farmer")}
     for who, ah in attackers.items():
-        for i in range(max(1, st["id"] - 5), st["id"] + 6):
+        seen = set()
+        # ids around the job (some exist, some do not) and one far beyond any job
+        for i in [*range(max(1, st["id"] - 5), st["id"] + 6), st["id"] + 100_000]:
             for url in (f"/api/exports/{i}", f"/api/exports/{i}/file"):
                 r = c.get(url, headers=ah)
                 assert r.status_code in (403, 404), (who, url, r.status_code)
                 assert r.mimetype == "application/problem+json"
+                seen.add((r.status_code, r.get_data()))
+        # an existing job out of reach answers exactly like a missing id: nothing to enumerate
+        assert len(seen) == 1, (who, seen)
     assert _downloads(dbs, st["id"]) == []
 
 
@@ -122,8 +127,8 @@ def test_an_unmasked_export_is_read_only_by_its_requester_or_who_may_make_one(
     for who, ah in refused.items():
         for url in (f"/api/exports/{st['id']}", st["file_url"]):
             r = c.get(url, headers=ah)
-            assert r.status_code == 403, (who, url)
-            _is_problem(r, 403)
+            assert r.status_code == 404, (who, url)  # concealed: as if it did not exist
+            _is_problem(r, 404)
     assert _downloads(dbs, st["id"]) == []
     # a colleague of the same county who may make one reads it (and is recorded)
     peer = _staff(dbs, "atk-bureau-peer", "bureau_staff", COUNTY)
@@ -138,7 +143,9 @@ def test_an_unmasked_export_is_read_only_by_its_requester_or_who_may_make_one(
     dbs.execute(text("UPDATE app_user SET role = 'auditor' WHERE username = 'atk-bureau-moved'"))
     dbs.expire_all()
     for url in (f"/api/exports/{mine['id']}", mine["file_url"]):
-        _is_problem(c.get(url, headers=req), 403)
+        r = c.get(url, headers=req)  # the requester is told which rule refuses them
+        _is_problem(r, 403)
+        assert r.get_json()["code"] == "export.full.privilege"
     assert len(_downloads(dbs, mine["id"])) == 1
 
 
@@ -207,8 +214,7 @@ def test_bad_bodies_are_refused_never_500(registered, dbs, app, export_jobs):
     r = c.post("/api/exports", json={"format": "gpkg", "scope": VILLAGE + "\n"}, headers=h)
     _is_problem(r, 422)
     assert r.get_json()["code"] == "export.scope" and r.get_json()["legal_source"]
-    # what the schema refuses: 422 naming the field (flask-smorest's body, not a problem —
-    # the API's convention for schema errors)
+    # what the schema refuses: 422 problem JSON with the rule request.schema, naming the field
     bodies = {"scope": {"format": "gpkg", "scope": 140404},
               "format": {"format": ["gpkg"], "scope": VILLAGE},
               "full": {"format": "gpkg", "scope": VILLAGE, "full": "maybe"},
@@ -216,6 +222,8 @@ def test_bad_bodies_are_refused_never_500(registered, dbs, app, export_jobs):
     for field, body in bodies.items():
         r = c.post("/api/exports", json=body, headers=h)
         assert r.status_code == 422 and field in r.get_json()["errors"]["json"], body
+        _is_problem(r, 422)
+        assert r.get_json()["code"] == "request.schema" and r.get_json()["legal_source_zh"]
     for body in ({"format": None, "scope": VILLAGE}, {"format": "../gpkg", "scope": VILLAGE},
                  [], "gpkg", 0):
         assert c.post("/api/exports", json=body, headers=h).status_code == 422, body
@@ -295,7 +303,7 @@ def test_if_none_match_never_bypasses_access_readiness_or_expiry(registered, dbs
     etag = f'"{st["sha256"]}"'
     other = _staff(dbs, "atk-bureau-140405c", "bureau_staff", "140405")
     for inm in (etag, "*", f'W/{etag}', f'"x", {etag}'):
-        _is_problem(c.get(st["file_url"], headers={**other, "If-None-Match": inm}), 403)
+        _is_problem(c.get(st["file_url"], headers={**other, "If-None-Match": inm}), 404)
         _is_problem(c.get(st["file_url"], headers={**_bearer("farmer"), "If-None-Match": inm}),
                     403)
     # a wrong tag: the file itself; the right one: 304 with nothing

@@ -220,7 +220,7 @@ def start(args):
 
 
 @eblp.route("/<int:export_id>")
-@access(*exports.EXPORT_ROLES, scope=_job_scope)
+@access(*exports.EXPORT_ROLES, scope=_job_scope, conceal=True)
 @eblp.response(200, ExportJobSchema)
 def status(export_id: int):
     """An export job's status and progress; once done, `Location` and `file_url` name the
@@ -231,7 +231,7 @@ def status(export_id: int):
 
 
 @eblp.route("/<int:export_id>/file")
-@access(*exports.EXPORT_ROLES, scope=_job_scope)
+@access(*exports.EXPORT_ROLES, scope=_job_scope, conceal=True)
 @eblp.response(200, {"format": "binary", "type": "string"},
                content_type="application/octet-stream",
                description="the export file (.gpkg, .geojson, or .zip for Shapefile and NY/T); "

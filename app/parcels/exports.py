@@ -419,7 +419,9 @@ def job_scope(job: Job, user) -> Scope:
     # an unmasked file needs the privilege *now*: a requester since moved to another role
     # (no longer land bureau staff) reads it no more (个人信息保护法 arts 28, 51)
     if job.params.get("full") and user.role not in FULL_EXPORT_ROLES:
-        return Scope([])
+        if job.created_by is not None and job.created_by == getattr(user, "id", None):
+            raise DomainError(FULL_EXPORT, n=FULL_PURPOSE_MIN)  # the requester: told why
+        return Scope([])  # anyone else: as if there were no such job (the route conceals)
     if job.created_by is not None and job.created_by == getattr(user, "id", None):
         return Scope([user.jurisdiction_code or ""])
     return Scope([job.params["scope"]])
