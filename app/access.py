@@ -71,6 +71,7 @@ class AccessSpec:
     roles: tuple[str, ...]
     scoped: bool
     public: bool = False
+    conceal: bool = False  # out of reach answers 404, like a missing object
 
 
 def user_can(user, roles: tuple[str, ...], scope: Scope | None = None) -> bool:
@@ -111,7 +112,7 @@ def access(*roles: str, scope=None, public: bool = False, conceal: bool = False)
             raise ValueError(f"unknown role {r}")
 
     def decorate(view):
-        spec = AccessSpec(tuple(roles), scope is not None, public)
+        spec = AccessSpec(tuple(roles), scope is not None, public, conceal)
 
         @wraps(view)
         def wrapper(*args, **kwargs):

@@ -130,50 +130,76 @@ def _remove_winner(app, engine, codes):
     engine.dispose()
 
 
+def _wait_until_blocked(engine, waiter_pid: int, holder_pid: int, timeout_s: float = 30.0):
+    """Until `waiter_pid`'s statement waits on a lock `holder_pid` holds (pg_blocking_pids):
+    the race is staged by the database's own lock state, not by a timer."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    with engine.connect() as c:
+        while time.monotonic() < deadline:
+            if c.scalar(text("SELECT CAST(:h AS int) = ANY(pg_blocking_pids(:w))"),
+                        {"h": holder_pid, "w": waiter_pid}):
+                return
+    raise AssertionError(f"backend {waiter_pid} never waited on {holder_pid}")
+
+
 def test_two_simultaneous_overlapping_registrations_one_wins(app):
-    """Two connections register overlapping parcels at the same moment: exactly one commits."""
+    """Two connections register overlapping parcels: the second's insert waits on the first's
+    cell locks while the first is uncommitted, and once the first commits it is refused — so
+    exactly one is registered (the guard's check runs under locks, never side by side)."""
     url = app.config["SQLALCHEMY_DATABASE_URI"]
     engine = create_engine(url)
     with engine.connect() as c:
         col = c.execute(text("SELECT id, fbfbm FROM collective ORDER BY id LIMIT 1")).one()
     square = shapely.box(710000, 4000000, 710050, 4000050)
     codes = [col.fbfbm + "97001", col.fbfbm + "97002"]
-    barrier = threading.Barrier(2)
+    insert = text("""INSERT INTO parcel (kind, code, collective_id, scmj, scmjm,
+        survey_srid, geom) SELECT 'contract', :code, :col, 2500, 3.75, 4547,
+        ST_Multi(ST_Transform(ST_GeomFromText(:w, 4547), 4490))""")
     results = {}
+    pids = {}
+    started = threading.Event()
 
-    def register(i):
-        g = shapely.affinity.translate(square, 10 * i, 0)  # overlapping squares
+    def second():
         with engine.connect() as c:
             trans = c.begin()
+            pids[1] = c.scalar(text("SELECT pg_backend_pid()"))
+            started.set()
             try:
-                barrier.wait()
-                c.execute(text("""INSERT INTO parcel (kind, code, collective_id, scmj, scmjm,
-                    survey_srid, geom) SELECT 'contract', :code, :col, 2500, 3.75, 4547,
-                    ST_Multi(ST_Transform(ST_GeomFromText(:w, 4547), 4490))"""),
-                          {"code": codes[i], "col": col.id, "w": g.wkt})
-                c.execute(text("SELECT pg_sleep(0.2)"))  # hold the transaction open
+                c.execute(insert, {"code": codes[1], "col": col.id,
+                                   "w": shapely.affinity.translate(square, 10, 0).wkt})
                 trans.commit()
-                results[i] = "ok"
+                results[1] = "ok"
             except DBAPIError as e:
                 trans.rollback()
-                results[i] = str(e.orig).split("\n")[0]
+                results[1] = str(e.orig).split("\n")[0]
 
-    threads = [threading.Thread(target=register, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
     try:
-        assert len(results) == 2 and list(results.values()).count("ok") == 1
-        assert any("parcel.overlap" in r for r in results.values())
+        with engine.connect() as a:
+            ta = a.begin()
+            holder = a.scalar(text("SELECT pg_backend_pid()"))
+            a.execute(insert, {"code": codes[0], "col": col.id, "w": square.wkt})
+            t = threading.Thread(target=second)
+            t.start()
+            started.wait(30)
+            _wait_until_blocked(engine, pids[1], holder)  # the second waits on the first
+            ta.commit()
+            results[0] = "ok"
+        t.join(60)
+        assert results[0] == "ok" and "parcel.overlap" in results[1], results
+        with engine.connect() as c:
+            assert c.scalar(text("SELECT count(*) FROM parcel WHERE code = ANY(:c)"),
+                            {"c": codes}) == 1
     finally:
         _remove_winner(app, engine, codes)
 
 
 def test_two_simultaneous_overlapping_registrations_through_the_operation(app):
-    """The same race through the operation (each in its own session and app context): one
-    parcel is registered, the other refused with the rule — the overlap check runs once, in
-    the database under the cell locks, so this is what guarantees the operation's answer."""
+    """The same race through the operation (each in its own session and app context): the
+    second registration waits on the first's locks until it commits, then is refused with the
+    rule — the overlap check runs once, in the database under the cell locks, so this is what
+    guarantees the operation's answer."""
     from app.collectives.models import Collective
 
     square = shapely.box(711000, 4000000, 711050, 4000050)
@@ -182,37 +208,46 @@ def test_two_simultaneous_overlapping_registrations_through_the_operation(app):
         col_id, fbfbm = col.id, col.fbfbm
         db.session.remove()
     codes = [fbfbm + "97011", fbfbm + "97012"]
-    barrier = threading.Barrier(2)
-    results = {}
+    results, pids = {}, {}
+    registered, go, started = threading.Event(), threading.Event(), threading.Event()
 
     def register(i):
         with app.app_context():
             try:
-                db.session.execute(text("SELECT 1"))
-                barrier.wait()
+                pids[i] = db.session.execute(text("SELECT pg_backend_pid()")).scalar()
+                started.set() if i == 1 else None
                 ops.register("bureau", "contract", codes[i], col_id,
                              shapely.affinity.translate(square, 10 * i, 0).wkt, 4547, "并发")
-                db.session.execute(text("SELECT pg_sleep(0.2)"))
+                if i == 0:
+                    registered.set()
+                    go.wait(60)  # hold the first registration open until the second waits
                 db.session.commit()
                 results[i] = "ok"
             except DomainError as e:
                 db.session.rollback()
                 results[i] = e.code
             finally:
+                registered.set()
                 db.session.remove()
 
-    threads = [threading.Thread(target=register, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
     engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    first = threading.Thread(target=register, args=(0,))
+    second = threading.Thread(target=register, args=(1,))
     try:
-        assert sorted(results.values()) == ["ok", "parcel.overlap"]
+        first.start()
+        registered.wait(60)
+        second.start()
+        started.wait(60)
+        _wait_until_blocked(engine, pids[1], pids[0])
+        go.set()
+        first.join(60)
+        second.join(60)
+        assert results == {0: "ok", 1: "parcel.overlap"}, results
         with engine.connect() as c:
             assert c.scalar(text("SELECT count(*) FROM parcel WHERE code = ANY(:c)"),
                             {"c": codes}) == 1
     finally:
+        go.set()
         _remove_winner(app, engine, codes)
 
 

@@ -351,7 +351,6 @@ def start(actor, fmt: str, scope: str, full: bool = False, purpose: str = "") ->
         check_full_export(actor, purpose)
     if not survey_srids(scope):
         raise DomainError(EMPTY, scope=scope)
-    purge()
     return jobs.submit("export", {"format": fmt, "scope": scope, "full": bool(full),
                                   "purpose": purpose or None}, actor)
 
@@ -375,6 +374,7 @@ def run_job(job, progress) -> dict:
     """Job body (registered in app.jobs as kind "export"): write the file, record the export."""
     p, job_id = dict(job.params), job.id
     actor = db.session.get(User, job.created_by) if job.created_by else "system"
+    purge()  # expired files go here, in the worker, never in a web request
     out = export_dir() / str(job_id)
     shutil.rmtree(out, ignore_errors=True)  # a re-run starts clean
     out.mkdir(parents=True)
