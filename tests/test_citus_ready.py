@@ -120,6 +120,28 @@ def test_foreign_keys_between_large_tables_carry_the_county_code(dbs, table):
     assert _fks_without_county(table) == []
 
 
+# Large tables every reference to which (from any table, large or coordinator-local) names the
+# county: person is still referenced by id alone (docs/scaling.md §3).
+MET_REFERENCED = set(LARGE) - {"person"}
+
+
+@pytest.mark.parametrize("table", [_unmet(t, t in MET_REFERENCED) for t in LARGE])
+def test_every_reference_to_a_large_table_carries_its_county(dbs, table):
+    """A foreign key that points at a large table by id alone pins a unique index without the
+    distribution column on it (property 2 by the back door): every foreign key to a large
+    table, from any table, maps some column to its county_code (0041: the coordinator-local
+    tables carry `<parent>_county_code`)."""
+    by_id_alone = db.session.execute(text("""
+        SELECT c.conrelid::regclass::text || '.' || c.conname FROM pg_constraint c
+        WHERE c.contype = 'f' AND c.confrelid = CAST(:t AS regclass)
+          AND NOT EXISTS (
+            SELECT 1 FROM unnest(c.confkey) AS k(b)
+            JOIN pg_attribute ta ON ta.attrelid = c.confrelid AND ta.attnum = k.b
+            WHERE ta.attname = 'county_code')
+        ORDER BY 1"""), {"t": table}).scalars().all()
+    assert by_id_alone == []
+
+
 def test_fk_list_is_the_live_one(dbs):
     live = set(db.session.execute(text("""
         SELECT DISTINCT c.conrelid::regclass::text FROM pg_constraint c
