@@ -376,8 +376,11 @@ def test_a_child_moved_to_another_county_s_parent(dbs):
                      "VALUES (:p, :q, :m)"), {"p": p, "q": q, "m": own})
     assert _refused(dbs, "UPDATE parcel_mutation SET county_code = :k WHERE id = :m",
                     {"k": c.county_code, "m": own})
-    assert _refused(dbs, "UPDATE parcel_lineage SET county_code = :k WHERE mutation_id = :m",
-                    {"k": c.county_code, "m": own})
+    # the lineage's own county is its child's, whatever an UPDATE names (0036's trigger)
+    _refused(dbs, "UPDATE parcel_lineage SET county_code = :k WHERE mutation_id = :m",
+             {"k": c.county_code, "m": own})
+    assert dbs.execute(text("SELECT county_code FROM parcel_lineage WHERE mutation_id = :m"),
+                       {"m": own}).scalar() == hh.county_code
     # a coordinator-local row moved to another county's collective follows it
     dbs.execute(text("INSERT INTO membership_charter_rule (collective_id, updated_by) "
                      "VALUES (:c, 'x') ON CONFLICT DO NOTHING"), {"c": hh.collective_id})
