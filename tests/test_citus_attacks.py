@@ -2,7 +2,10 @@
 (the app role): forged or moved county codes, keys that no longer are unique by themselves, and
 the public verification of a certificate when two counties share a token.
 
-Each test fails on a real defect; the fixes are in 0040_atk_db and app/certificates."""
+Each test fails on a real defect; the fixes are in 0040_atk_db and app/certificates.  The tests
+after the 0041 marker attack 0041_citus2's keys (parcel, parcel_mutation, household,
+collective, right_encumbrance by (id, county_code)) and the county columns of the
+coordinator-local tables that point at them."""
 from __future__ import annotations
 
 import pytest
