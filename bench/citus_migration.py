@@ -1,6 +1,13 @@
-"""What migration 0036_citus (Citus-ready keys, docs/scaling.md §3) costs on a large register.
+"""What migrations 0036_citus and 0041_citus2 (Citus-ready keys, docs/scaling.md §3) cost on a
+large register.
 
     .venv/bin/python -m bench.citus_migration --parcels 1000000
+    .venv/bin/python -m bench.citus_migration --parcels 100000 --start 0040_atk_db \
+        --target 0041_citus2
+
+With --start, the generated register is first brought to that revision untimed; only
+--start → --target is timed.  Every parcel also gets the staged feature it was imported from
+(import_feature.parcel_id, which 0041 makes composite).
 
 Builds a database at 0032_fk_indexes (the revision before), generates a register in SQL as
 bench/scale.py does (villages of 1,000 parcels and 170 households) plus what 0036 rewrites:
@@ -56,13 +63,22 @@ FROM household h, generate_series(0, 3) k;
 INSERT INTO membership (person_id, collective_id, basis, began_on)
 SELECT m.person_id, h.collective_id, 'original', '1999-01-01'
 FROM household_member m JOIN household h ON h.id = m.household_id;
+INSERT INTO import_batch (id, source, status, created_by)
+VALUES (1, 'bench', 'accepted', 'bench');
+INSERT INTO import_feature (batch_id, layer, fid, code, status, parcel_id)
+SELECT 1, 'DK', p.id, p.code, 'registered', p.id FROM parcel p;
 SET session_replication_role = origin;
 """
+
+
+BASE = "0032_fk_indexes"  # the register is generated at this revision
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--parcels", type=int, default=1_000_000)
+    ap.add_argument("--start", default=BASE, help="revision the timing starts from")
+    ap.add_argument("--target", default="0036_citus")
     args = ap.parse_args()
     base = os.environ.get("BENCH_DATABASE_URL") or subprocess.run(
         ["scripts/pg.sh", "url", "sanquan_bench"], check=True, capture_output=True,
@@ -82,7 +98,7 @@ def main() -> None:
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": owner, "MIGRATE_DATABASE_URL": owner})
     with app.app_context():
-        upgrade(revision="0032_fk_indexes")
+        upgrade(revision=BASE)
     villages = max(1, args.parcels // PER_VILLAGE)
     counties = [county_code(c) for c in range(math.ceil(villages / VILLAGES_PER_COUNTY))]
     sql = GENERATE.format(vpc=VILLAGES_PER_COUNTY, hh=HOUSEHOLDS, grid=GRID, cell=CELL,
@@ -99,11 +115,17 @@ def main() -> None:
         c.execute(text("VACUUM ANALYZE"))
         rows = {t: c.execute(text(f"SELECT count(*) FROM {t}")).scalar()  # noqa: S608
                 for t in ("parcel", "household", "land_right", "land_right_parcel",
-                          "certificate", "household_member", "membership")}
+                          "certificate", "household_member", "membership", "import_feature")}
     eng.dispose()
     print(f"generated in {time.perf_counter() - t0:.0f} s: "
           + ", ".join(f"{t} {n:,}" for t, n in rows.items()), flush=True)
 
+    if args.start != BASE:
+        t0 = time.perf_counter()
+        with app.app_context():
+            upgrade(revision=args.start)
+        print(f"upgrade {BASE} -> {args.start} (untimed setup): "
+              f"{time.perf_counter() - t0:.0f} s", flush=True)
     steps: list[tuple[float, str]] = []
     with app.app_context():
         def before(conn, cursor, statement, parameters, context, executemany):
@@ -116,9 +138,9 @@ def main() -> None:
         event.listen(Engine, "before_cursor_execute", before)
         event.listen(Engine, "after_cursor_execute", after)
         t1 = time.perf_counter()
-        upgrade(revision="0036_citus")
+        upgrade(revision=args.target)
         total = time.perf_counter() - t1
-    print(f"upgrade 0032_fk_indexes -> 0036_citus: {total:.1f} s "
+    print(f"upgrade {args.start} -> {args.target}: {total:.1f} s "
           f"({sum(s for s, _ in steps):.1f} s in {len(steps)} statements); slowest:")
     for s, stmt in sorted(steps, reverse=True)[:15]:
         print(f"  {s:7.2f} s  {stmt[:110]}")

@@ -2,7 +2,10 @@
 (the app role): forged or moved county codes, keys that no longer are unique by themselves, and
 the public verification of a certificate when two counties share a token.
 
-Each test fails on a real defect; the fixes are in 0040_atk_db and app/certificates."""
+Each test fails on a real defect; the fixes are in 0040_atk_db and app/certificates.  The tests
+after the 0041 marker attack 0041_citus2's keys (parcel, parcel_mutation, household,
+collective, right_encumbrance by (id, county_code)) and the county columns of the
+coordinator-local tables that point at them."""
 from __future__ import annotations
 
 import pytest
@@ -224,3 +227,168 @@ def test_a_number_another_county_also_holds_is_refused(dbs):
                    CAST('{}' AS jsonb), 'x' FROM land_right WHERE id = :r""",
             {"n": cert.number, "e": edition, "k": kind, "rep": replaces, "r": rid})
     assert [c.id for c in certificates.editions(cert)] == [cert.id]
+
+
+# ---------------------------------------------------------------------------------------------
+# 0041_citus2: parcel, parcel_mutation, household, collective and right_encumbrance keyed by
+# (id, county_code); the coordinator-local tables that point at them carry the parent's county.
+
+KEYED = ("parcel", "parcel_mutation", "household", "collective", "right_encumbrance")
+# (table, id column, county column, parent)
+LOCAL_REFS = [("import_feature", "parcel_id", "parcel_county_code", "parcel"),
+              ("objection", "correction_parcel_id", "correction_parcel_county_code", "parcel"),
+              ("membership_charter_rule", "collective_id", "collective_county_code", "collective"),
+              ("membership_application", "collective_id", "collective_county_code", "collective"),
+              ("member_assembly", "collective_id", "collective_county_code", "collective"),
+              ("roll_notice", "collective_id", "collective_county_code", "collective"),
+              ("share_quantification", "collective_id", "collective_county_code", "collective"),
+              ("distribution", "collective_id", "collective_county_code", "collective"),
+              ("share_holding", "household_id", "household_county_code", "household"),
+              ("distribution_payout", "household_id", "household_county_code", "household"),
+              ("market_encumbrance_consent", "encumbrance_id", "encumbrance_county_code",
+               "right_encumbrance")]
+LARGE_REFS = [("parcel", "collective_id", "collective"), ("household", "collective_id", "collective"),
+              ("parcel_lineage", "parent_id", "parcel"), ("parcel_lineage", "child_id", "parcel"),
+              ("parcel_lineage", "mutation_id", "parcel_mutation")]
+
+
+def _stray_rows(dbs) -> list:
+    """Rows whose (copied or own) county is not the county of the row they point at, and rows
+    that point at nothing."""
+    parts = [f"SELECT '{t}.{col}', count(*) FROM {t} x LEFT JOIN {p} y ON y.id = x.{col} "
+             f"WHERE x.{col} IS NOT NULL AND (y.id IS NULL OR x.{cc} IS DISTINCT FROM "
+             f"y.county_code) GROUP BY 1" for t, col, cc, p in LOCAL_REFS]
+    parts += [f"SELECT '{t}.{col}', count(*) FROM {t} x LEFT JOIN {p} y ON y.id = x.{col} "
+              f"WHERE x.{col} IS NOT NULL AND (y.id IS NULL OR x.county_code <> y.county_code) "
+              "GROUP BY 1" for t, col, p in LARGE_REFS]
+    return dbs.execute(text(" UNION ALL ".join(parts))).all()  # noqa: S608
+
+
+def _elsewhere(dbs, county: str):
+    """A collective and a household in another county than `county` (made with SQL)."""
+    other = _other(county)
+    village = other + "001001"
+    dbs.execute(text("INSERT INTO division (code, name, level) VALUES (:v, '外县村', 'village') "
+                     "ON CONFLICT DO NOTHING"), {"v": village})
+    c = dbs.execute(text("INSERT INTO collective (fbfbm, name, village_code) "
+                         "VALUES (:f, '外县组', :v) RETURNING id, county_code"),
+                    {"f": village + "01", "v": village}).one()
+    h = dbs.execute(text("INSERT INTO household (cbfbm, collective_id, name) "
+                         "VALUES (:b, :c, '外县户') RETURNING id, county_code"),
+                    {"b": village + "010001", "c": c.id}).one()
+    assert c.county_code == h.county_code == other
+    return c, h
+
+
+def test_an_id_of_another_county_s_row_is_never_taken(dbs):
+    """The key is (id, county_code): a row inserted naming an existing row's id, in another
+    county, gets an id of its own from the sequence; an UPDATE of an id is refused."""
+    hh, fields, _ = _household_with_land(dbs)
+    c, h = _elsewhere(dbs, hh.county_code)
+    col_id = dbs.execute(text("""
+        INSERT INTO collective (id, fbfbm, name, village_code)
+        VALUES (:i, :f, 'x', :v) RETURNING id"""),
+        {"i": hh.collective_id, "f": _other(hh.county_code) + "00100102",
+         "v": _other(hh.county_code) + "001001"}).scalar()
+    hh_id = dbs.execute(text("""
+        INSERT INTO household (id, cbfbm, collective_id, name)
+        VALUES (:i, :b, :c, 'x') RETURNING id"""),
+        {"i": hh.id, "b": _other(hh.county_code) + "001001010002", "c": c.id}).scalar()
+    m_id = dbs.execute(text("""
+        INSERT INTO parcel_mutation (id, kind, by, reason, county_code)
+        SELECT id, 'split', 'x', 'x', :k FROM parcel_mutation ORDER BY id LIMIT 1
+        RETURNING id"""), {"k": _other(hh.county_code)}).scalar()
+    assert col_id != hh.collective_id and hh_id != hh.id
+    r = _contract(dbs, hh, fields)
+    from app.market import operations as market
+    e = market.record_encumbrance("bureau", r, "seizure", "某县人民法院", "（2026）冀0101执2号",
+                                  "查封")
+    for table, i in (("collective", hh.collective_id), ("household", hh.id),
+                     ("parcel", fields[0].id), ("right_encumbrance", e.id)):
+        n = dbs.execute(text(f"SELECT count(*) FROM {table} WHERE id = :i"),  # noqa: S608
+                        {"i": i}).scalar()
+        assert n == 1, table
+        assert _refused(dbs, f"UPDATE {table} SET id = id + 1000000 WHERE id = :i",  # noqa: S608
+                        {"i": i}), table
+    if m_id is not None:
+        n = dbs.execute(text("SELECT count(*) FROM parcel_mutation WHERE id = :i"),
+                        {"i": m_id}).scalar()
+        assert n == 1
+    # the parcel itself (its guard refuses an UPDATE anyway): an INSERT naming its id
+    _refused(dbs, """
+        INSERT INTO parcel (id, kind, code, collective_id, scmj, scmjm, survey_srid, geom)
+        SELECT id, kind, :code, :c, scmj, scmjm, survey_srid, ST_Translate(geom, 0.5, 0)
+        FROM parcel WHERE id = :i""",
+        {"i": fields[0].id, "code": _other(hh.county_code) + "00100101" + "00001", "c": c.id})
+    assert dbs.execute(text("SELECT count(*) FROM parcel WHERE id = :i"),
+                       {"i": fields[0].id}).scalar() == 1
+
+
+def test_a_forged_county_on_a_reference_is_refused_or_replaced(dbs):
+    """The coordinator-local tables carry their parent's county: filled by the database when
+    left out, refused by the composite foreign key when named wrong (on insert or update)."""
+    hh, _, _ = _household_with_land(dbs)
+    c, _h = _elsewhere(dbs, hh.county_code)
+    # left out: filled with the collective's
+    got = dbs.execute(text("""
+        INSERT INTO membership_charter_rule (collective_id, updated_by) VALUES (:c, 'x')
+        RETURNING collective_county_code"""), {"c": c.id}).scalar()
+    assert got == c.county_code
+    # named wrong: refused
+    assert _refused(dbs, "UPDATE membership_charter_rule SET collective_county_code = :k "
+                         "WHERE collective_id = :c", {"k": hh.county_code, "c": c.id})
+    assert _refused(dbs, """
+        INSERT INTO membership_charter_rule (collective_id, updated_by, collective_county_code)
+        VALUES (:c, 'x', :k)""", {"c": hh.collective_id, "k": c.county_code})
+    # on every table that has rows: an update naming another county is refused
+    for table, _col, cc, _p in LOCAL_REFS:
+        _refused(dbs, f"UPDATE {table} SET {cc} = :k WHERE {cc} IS NOT NULL",  # noqa: S608
+                 {"k": _other(hh.county_code)[:5] + "7"})
+    # a dangling id with no county cannot slip past MATCH FULL
+    assert _refused(dbs, "INSERT INTO membership_charter_rule (collective_id, updated_by) "
+                         "VALUES (-1, 'x')", {})
+    assert _stray_rows(dbs) == []
+
+
+def test_a_child_moved_to_another_county_s_parent(dbs):
+    """A household or a parcel cannot point at another county's collective; a lineage cannot
+    join two counties or cite another county's mutation; a collective or a household cannot
+    change county under the rows that point at it.  A coordinator-local row moved to another
+    county's parent takes that parent's county."""
+    hh, fields, _ = _household_with_land(dbs)
+    c, h = _elsewhere(dbs, hh.county_code)
+    assert _refused(dbs, "UPDATE household SET collective_id = :c WHERE id = :h",
+                    {"c": c.id, "h": hh.id})
+    assert _refused(dbs, "UPDATE collective SET fbfbm = :f, village_code = :v WHERE id = :c",
+                    {"f": _other(hh.county_code) + "00100109",
+                     "v": _other(hh.county_code) + "001001", "c": hh.collective_id})
+    assert _refused(dbs, "UPDATE household SET cbfbm = :b WHERE id = :h",
+                    {"b": _other(hh.county_code) + hh.cbfbm[6:], "h": hh.id})
+    m = dbs.execute(text("INSERT INTO parcel_mutation (kind, by, reason, county_code) "
+                         "VALUES ('split', 'x', 'x', :k) RETURNING id"),
+                    {"k": c.county_code}).scalar()
+    p, q = fields[0].id, fields[-1].id
+    # a lineage citing another county's mutation
+    assert _refused(dbs, "INSERT INTO parcel_lineage (parent_id, child_id, mutation_id) "
+                         "VALUES (:p, :q, :m)", {"p": p, "q": q, "m": m})
+    # ... or forging the mutation's county afterwards
+    own = dbs.execute(text("INSERT INTO parcel_mutation (kind, by, reason, county_code) "
+                           "VALUES ('split', 'x', 'x', :k) RETURNING id"),
+                      {"k": hh.county_code}).scalar()
+    dbs.execute(text("INSERT INTO parcel_lineage (parent_id, child_id, mutation_id) "
+                     "VALUES (:p, :q, :m)"), {"p": p, "q": q, "m": own})
+    assert _refused(dbs, "UPDATE parcel_mutation SET county_code = :k WHERE id = :m",
+                    {"k": c.county_code, "m": own})
+    # the lineage's own county is its child's, whatever an UPDATE names (0036's trigger)
+    _refused(dbs, "UPDATE parcel_lineage SET county_code = :k WHERE mutation_id = :m",
+             {"k": c.county_code, "m": own})
+    assert dbs.execute(text("SELECT county_code FROM parcel_lineage WHERE mutation_id = :m"),
+                       {"m": own}).scalar() == hh.county_code
+    # a coordinator-local row moved to another county's collective follows it
+    dbs.execute(text("INSERT INTO membership_charter_rule (collective_id, updated_by) "
+                     "VALUES (:c, 'x') ON CONFLICT DO NOTHING"), {"c": hh.collective_id})
+    got = dbs.execute(text("""
+        UPDATE membership_charter_rule SET collective_id = :c WHERE collective_id = :own
+        RETURNING collective_county_code"""), {"c": c.id, "own": hh.collective_id}).scalar()
+    assert got == c.county_code
+    assert _stray_rows(dbs) == []

@@ -11,8 +11,9 @@ configuration, not a rewrite —
 
 Met today: property 1 for parcel, household and collective (migration 0026_scale); properties
 1–3 for land_right_parcel, certificate and charter_clause, 1–2 for land_right, household_member
-and membership (their key to person remains) and parcel_lineage (its keys to parcel and
-parcel_mutation remain), and 1 for right_encumbrance (0036_citus).  The rest is
+and membership (their key to person remains), and 1 for right_encumbrance (0036_citus);
+1–3 for parcel, parcel_lineage and parcel_mutation, 2 for household (its key to person
+remains), collective and right_encumbrance (0041_citus2).  The rest (person) is
 stated precisely below and marked xfail(strict=True) table by table: each turns into a failure
 the day it is met, so the list here is always the true remainder.  Also checked: no function of
 ours that catches exceptions is PARALLEL SAFE (0026; it broke parallel plans of large imports).
@@ -40,11 +41,13 @@ REFERENCE = ["division", "registry_setting", "settlement_town"]
 REFERENCE_MAX_ROWS = 100_000  # a province's divisions down to villages: ~50,000
 MET_COUNTY = {"parcel", "household", "collective", "land_right", "land_right_parcel",
               "certificate", "right_encumbrance", "household_member", "membership",
-              "charter_clause", "parcel_lineage"}
+              "charter_clause", "parcel_lineage", "parcel_mutation"}
 MET_UNIQUE = {"land_right", "land_right_parcel", "certificate", "household_member", "membership",
-              "charter_clause", "parcel_lineage"}
-# land_right, household_member, membership: their foreign key to person (person has no county)
-MET_FKS = {"land_right_parcel", "certificate", "charter_clause"}
+              "charter_clause", "parcel_lineage", "parcel", "parcel_mutation", "household",
+              "collective", "right_encumbrance"}
+# land_right, household, household_member, membership: their foreign key to person (person has
+# no county)
+MET_FKS = {"land_right_parcel", "certificate", "charter_clause", "parcel", "parcel_lineage"}
 # Staging (import_*), the audit log, jobs, accounts and the market are outside the register's
 # distribution (docs/scaling.md: coordinator-local, or distributed by their own key later).
 
@@ -115,6 +118,28 @@ def test_county_code_is_part_of_every_unique_constraint(dbs, table):
                                    for t in LARGE])
 def test_foreign_keys_between_large_tables_carry_the_county_code(dbs, table):
     assert _fks_without_county(table) == []
+
+
+# Large tables every reference to which (from any table, large or coordinator-local) names the
+# county: person is still referenced by id alone (docs/scaling.md §3).
+MET_REFERENCED = set(LARGE) - {"person"}
+
+
+@pytest.mark.parametrize("table", [_unmet(t, t in MET_REFERENCED) for t in LARGE])
+def test_every_reference_to_a_large_table_carries_its_county(dbs, table):
+    """A foreign key that points at a large table by id alone pins a unique index without the
+    distribution column on it (property 2 by the back door): every foreign key to a large
+    table, from any table, maps some column to its county_code (0041: the coordinator-local
+    tables carry `<parent>_county_code`)."""
+    by_id_alone = db.session.execute(text("""
+        SELECT c.conrelid::regclass::text || '.' || c.conname FROM pg_constraint c
+        WHERE c.contype = 'f' AND c.confrelid = CAST(:t AS regclass)
+          AND NOT EXISTS (
+            SELECT 1 FROM unnest(c.confkey) AS k(b)
+            JOIN pg_attribute ta ON ta.attrelid = c.confrelid AND ta.attnum = k.b
+            WHERE ta.attname = 'county_code')
+        ORDER BY 1"""), {"t": table}).scalars().all()
+    assert by_id_alone == []
 
 
 def test_fk_list_is_the_live_one(dbs):

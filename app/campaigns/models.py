@@ -1,6 +1,15 @@
 import datetime as dt
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    FetchedValue,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql import func
 from sqlalchemy.types import DateTime
@@ -51,13 +60,19 @@ class Objection(db.Model):
                               server_default=func.clock_timestamp())
     status: Mapped[str] = mapped_column(String(10), nullable=False, server_default="open")
     resolution: Mapped[str | None] = mapped_column(Text)
-    correction_parcel_id: Mapped[int | None] = mapped_column(ForeignKey("parcel.id"))
+    correction_parcel_id: Mapped[int | None] = mapped_column(Integer)
+    # its parcel's county, filled by the database (trigger objection_parent_county,
+    # migration 0041): the foreign key is (correction_parcel_id, correction_parcel_county_code)
+    correction_parcel_county_code: Mapped[str | None] = mapped_column(
+        String(6), server_default=FetchedValue())
     resolved_by: Mapped[str | None] = mapped_column(String(50))
     resolved_at = mapped_column(DateTime(timezone=True))
 
     campaign = relationship("Campaign", back_populates="objections")
 
     __table_args__ = (
+        ForeignKeyConstraint(["correction_parcel_id", "correction_parcel_county_code"],
+                             ["parcel.id", "parcel.county_code"], match="FULL"),
         CheckConstraint("subject IN ('parcel','boundary','area','holder')", name="subject"),
         CheckConstraint("status IN ('open','upheld','dismissed')", name="status"),
         CheckConstraint("status = 'open' OR (resolution IS NOT NULL AND length(trim(resolution))"

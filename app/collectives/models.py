@@ -32,8 +32,9 @@ class Collective(db.Model):
 
     __tablename__ = "collective"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    fbfbm: Mapped[str] = mapped_column(String(14), nullable=False, unique=True)
+    # The table's key is (id, county_code) (Citus-ready, migration 0041); the mapper's is `id`.
+    id: Mapped[int] = mapped_column(Integer, autoincrement=True)
+    fbfbm: Mapped[str] = mapped_column(String(14), nullable=False)
     # The county (first six digits of the code): the distribution column of a later Citus
     # cluster (migration 0026, docs/scaling.md); generated, never written.
     county_code: Mapped[str] = mapped_column(String(6), Computed("left(fbfbm, 6)", persisted=True),
@@ -46,11 +47,12 @@ class Collective(db.Model):
 
     village = relationship("Division")
 
+    __mapper_args__ = {"primary_key": [id]}
     __table_args__ = (
+        PrimaryKeyConstraint("id", "county_code"),
         CheckConstraint("fbfbm ~ '^[0-9]{14}$'", name="fbfbm_format"),
         CheckConstraint("substr(fbfbm, 1, 12) = village_code", name="fbfbm_in_village"),
-        # the target of composite foreign keys from its distributed children (migration 0036)
-        db.UniqueConstraint("id", "county_code"),
+        db.UniqueConstraint("fbfbm", "county_code", name="uq_collective_fbfbm"),
     )
 
     @property

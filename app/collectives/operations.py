@@ -326,7 +326,7 @@ def register_from_delivery(actor, fbfbm: str, name: str, village_code: str,
     """An issuing party (FBF) of a validated delivery: added when missing (1), else left (0)."""
     return db.session.execute(text(
         """INSERT INTO collective (fbfbm, name, village_code, leader_name, address)
-           VALUES (:f, :n, :v, :l, :addr) ON CONFLICT (fbfbm) DO NOTHING"""),
+           VALUES (:f, :n, :v, :l, :addr) ON CONFLICT (fbfbm, county_code) DO NOTHING"""),
         {"f": fbfbm, "n": name, "v": village_code, "l": leader_name, "addr": address}).rowcount
 
 
@@ -338,7 +338,7 @@ def insert_homestead_collectives_from_staging(batch_id: int) -> int:
              FROM import_feature f JOIN division d ON d.code = substr(f.code, 1, 12)
              WHERE f.batch_id = :b AND f.layer = 'ZJD' AND f.status = 'valid'
                AND coalesce(f.attrs->>'FBFBM', '') = ''
-             ON CONFLICT (fbfbm) DO NOTHING"""), {"b": batch_id}).rowcount
+             ON CONFLICT (fbfbm, county_code) DO NOTHING"""), {"b": batch_id}).rowcount
 
 
 def collectives(like: str | None = None) -> list[Collective]:

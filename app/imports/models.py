@@ -1,5 +1,15 @@
 from geoalchemy2 import Geometry
-from sqlalchemy import CheckConstraint, ForeignKey, Integer, Numeric, String, Text, text
+from sqlalchemy import (
+    CheckConstraint,
+    FetchedValue,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql import func
@@ -53,7 +63,11 @@ class ImportFeature(db.Model):
     # The same geometry as it will be stored: repeated vertices dropped, in CGCS2000.
     geom_stored = mapped_column(Geometry(srid=4490, spatial_index=False))
     status: Mapped[str] = mapped_column(String(12), nullable=False, server_default="pending")
-    parcel_id: Mapped[int | None] = mapped_column(ForeignKey("parcel.id"))
+    parcel_id: Mapped[int | None] = mapped_column(Integer)
+    # its parcel's county, filled by the database (trigger import_feature_parent_county,
+    # migration 0041): the foreign key is (parcel_id, parcel_county_code)
+    parcel_county_code: Mapped[str | None] = mapped_column(
+        String(6), server_default=FetchedValue())
     # indexed: deleting a staged batch checks this self-reference for every deleted row
     corrected_from_id: Mapped[int | None] = mapped_column(ForeignKey("import_feature.id"),
                                                           index=True)
@@ -62,6 +76,8 @@ class ImportFeature(db.Model):
                           primaryjoin="ImportFault.feature_id == ImportFeature.id")
 
     __table_args__ = (
+        ForeignKeyConstraint(["parcel_id", "parcel_county_code"],
+                             ["parcel.id", "parcel.county_code"], match="FULL"),
         CheckConstraint("layer IN ('DK','ZJD')", name="layer"),
         CheckConstraint("status IN ('pending','valid','faulty','registered','quarantined',"
                         "'superseded')", name="status"),

@@ -85,7 +85,10 @@ def register_features(actor, batch, feature_ids: list[int] | None = None) -> dic
         _exec("UPDATE import_feature SET status = 'faulty' WHERE id = ANY(:late)", late=late)
     collectives.insert_homestead_collectives_from_staging(b)
     n = parcels.insert_from_staging(actor, b, feature_ids)
-    _exec(f"""UPDATE import_feature f SET status = 'registered', parcel_id = p.id
+    # the parcel's county named here (the composite foreign key checks it), so the trigger
+    # that would look it up per row has nothing to do (migration 0041)
+    _exec(f"""UPDATE import_feature f SET status = 'registered', parcel_id = p.id,
+                     parcel_county_code = p.county_code
               FROM parcel p WHERE p.import_batch_id = f.batch_id AND p.code = f.code
                 AND p.end_lifespan IS NULL AND f.batch_id = :b AND f.status = 'valid' {only}""",
           b=b, ids=ids)

@@ -196,6 +196,10 @@ DB_RULES = {
     # 0040_atk_db: the id always comes from its sequence (unique across counties); refuses
     # only a change of id, which an import never makes.
     "household_member_key": ("derived", "taken from the sequence; an import names no id"),
+    # 0041_citus2: the same for the keys (id, county_code) of collective, household, parcel.
+    "collective_key": ("derived", "taken from the sequence; an import names no id"),
+    "household_key": ("derived", "taken from the sequence; an import names no id"),
+    "parcel_key": ("derived", "taken from the sequence; an import names no id"),
     # Bookkeeping, not a rule: the register's version counter for tile ETags (0023_ops).
     "parcel_register_version": ("derived", "counts changes to the register; refuses nothing"),
 }

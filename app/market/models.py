@@ -13,9 +13,11 @@ from sqlalchemy import (
     Date,
     FetchedValue,
     ForeignKey,
+    ForeignKeyConstraint,
     Integer,
     LargeBinary,
     Numeric,
+    PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
@@ -208,7 +210,8 @@ class Encumbrance(db.Model):
 
     __tablename__ = "right_encumbrance"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The table's key is (id, county_code) (Citus-ready, migration 0041); the mapper's is `id`.
+    id: Mapped[int] = mapped_column(Integer, autoincrement=True)
     right_uid: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
     kind: Mapped[str] = mapped_column(String(8), nullable=False)
     holder: Mapped[str] = mapped_column(String(200), nullable=False)
@@ -224,7 +227,9 @@ class Encumbrance(db.Model):
     county_code: Mapped[str] = mapped_column(String(6), nullable=False,
                                              server_default=FetchedValue())
 
+    __mapper_args__ = {"primary_key": [id]}
     __table_args__ = (
+        PrimaryKeyConstraint("id", "county_code"),
         CheckConstraint("kind IN ('mortgage','seizure')", name="kind"),
         CheckConstraint("(released_on IS NULL) = (released_by IS NULL)", name="release"),
     )
@@ -238,13 +243,20 @@ class EncumbranceConsent(db.Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     listing_id: Mapped[int] = mapped_column(ForeignKey("market_listing.id"), nullable=False,
                                             index=True)
-    encumbrance_id: Mapped[int] = mapped_column(ForeignKey("right_encumbrance.id"),
-                                                nullable=False)
+    encumbrance_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    # the encumbrance's county, filled by the database (trigger, migration 0041)
+    encumbrance_county_code: Mapped[str] = mapped_column(String(6), nullable=False,
+                                                         server_default=FetchedValue())
     reference: Mapped[str] = mapped_column(String(200), nullable=False)
     recorded_by: Mapped[str] = mapped_column(String(50), nullable=False)
     recorded_at = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
-    __table_args__ = (UniqueConstraint("listing_id", "encumbrance_id"),)
+    __table_args__ = (
+        UniqueConstraint("listing_id", "encumbrance_id"),
+        ForeignKeyConstraint(["encumbrance_id", "encumbrance_county_code"],
+                             ["right_encumbrance.id", "right_encumbrance.county_code"],
+                             match="FULL"),
+    )
 
 
 class Applicant(db.Model):

@@ -5,7 +5,18 @@ onto it (applications, the members' assembly, the notice and its objections, the
 what membership yields (shares, distributions in integer fen)."""
 import datetime as dt
 
-from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    FetchedValue,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql import func
@@ -21,7 +32,11 @@ SPECIAL_CASES = ("married_out_no_other", "student", "soldier", "prisoner",
 class CharterRule(db.Model):
     __tablename__ = "membership_charter_rule"
 
-    collective_id: Mapped[int] = mapped_column(ForeignKey("collective.id"), primary_key=True)
+    collective_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    # its collective's county, filled by the database (trigger
+    # membership_charter_rule_parent_county, migration 0041)
+    collective_county_code: Mapped[str] = mapped_column(String(6), nullable=False,
+                                                        server_default=FetchedValue())
     vote_num: Mapped[int] = mapped_column(Integer, nullable=False, server_default="2")
     vote_den: Mapped[int] = mapped_column(Integer, nullable=False, server_default="3")
     population_centi: Mapped[int] = mapped_column(Integer, nullable=False, server_default="100")
@@ -35,13 +50,22 @@ class CharterRule(db.Model):
     updated_by: Mapped[str] = mapped_column(String(50), nullable=False)
     updated_at = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
+    __table_args__ = (
+        ForeignKeyConstraint(["collective_id", "collective_county_code"],
+                             ["collective.id", "collective.county_code"], match="FULL"),
+    )
+
 
 class MembershipApplication(db.Model):
     __tablename__ = "membership_application"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    collective_id: Mapped[int] = mapped_column(ForeignKey("collective.id"), nullable=False,
+    collective_id: Mapped[int] = mapped_column(Integer, nullable=False,
                                                index=True)
+    # its collective's county, filled by the database (trigger membership_application_parent_county,
+    # migration 0041): the foreign key is (collective_id, collective_county_code)
+    collective_county_code: Mapped[str] = mapped_column(
+        String(6), nullable=False, server_default=FetchedValue())
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), nullable=False, index=True)
     basis: Mapped[str] = mapped_column(String(20), nullable=False)
     criteria: Mapped[dict] = mapped_column(JSONB, nullable=False)
@@ -55,6 +79,8 @@ class MembershipApplication(db.Model):
     collective = relationship("Collective")
 
     __table_args__ = (
+        ForeignKeyConstraint(["collective_id", "collective_county_code"],
+                             ["collective.id", "collective.county_code"], match="FULL"),
         CheckConstraint("basis IN ('birth','marriage','adoption','resettlement','return','other')",
                         name="basis"),
     )
@@ -64,8 +90,12 @@ class MemberAssembly(db.Model):
     __tablename__ = "member_assembly"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    collective_id: Mapped[int] = mapped_column(ForeignKey("collective.id"), nullable=False,
+    collective_id: Mapped[int] = mapped_column(Integer, nullable=False,
                                                index=True)
+    # its collective's county, filled by the database (trigger member_assembly_parent_county,
+    # migration 0041): the foreign key is (collective_id, collective_county_code)
+    collective_county_code: Mapped[str] = mapped_column(
+        String(6), nullable=False, server_default=FetchedValue())
     meeting_date: Mapped[dt.date] = mapped_column(Date, nullable=False)
     members_total: Mapped[int] = mapped_column(Integer, nullable=False)
     vote_num: Mapped[int] = mapped_column(Integer, nullable=False)
@@ -79,6 +109,11 @@ class MemberAssembly(db.Model):
     def needed(self) -> int:
         """Votes needed: the smallest count reaching num/den of ALL members."""
         return -(-self.vote_num * self.members_total // self.vote_den)
+
+    __table_args__ = (
+        ForeignKeyConstraint(["collective_id", "collective_county_code"],
+                             ["collective.id", "collective.county_code"], match="FULL"),
+    )
 
 
 class AssemblyAttendance(db.Model):
@@ -110,8 +145,12 @@ class RollNotice(db.Model):
     __tablename__ = "roll_notice"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    collective_id: Mapped[int] = mapped_column(ForeignKey("collective.id"), nullable=False,
+    collective_id: Mapped[int] = mapped_column(Integer, nullable=False,
                                                index=True)
+    # its collective's county, filled by the database (trigger roll_notice_parent_county,
+    # migration 0041): the foreign key is (collective_id, collective_county_code)
+    collective_county_code: Mapped[str] = mapped_column(
+        String(6), nullable=False, server_default=FetchedValue())
     assembly_id: Mapped[int] = mapped_column(ForeignKey("member_assembly.id"), nullable=False)
     posted_on: Mapped[dt.date] = mapped_column(Date, nullable=False)
     ends_on: Mapped[dt.date] = mapped_column(Date, nullable=False)
@@ -124,6 +163,11 @@ class RollNotice(db.Model):
 
     collective = relationship("Collective")
     assembly = relationship("MemberAssembly")
+
+    __table_args__ = (
+        ForeignKeyConstraint(["collective_id", "collective_county_code"],
+                             ["collective.id", "collective.county_code"], match="FULL"),
+    )
 
 
 class RollObjection(db.Model):
@@ -148,8 +192,12 @@ class Quantification(db.Model):
     __tablename__ = "share_quantification"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    collective_id: Mapped[int] = mapped_column(ForeignKey("collective.id"), nullable=False,
+    collective_id: Mapped[int] = mapped_column(Integer, nullable=False,
                                                index=True)
+    # its collective's county, filled by the database (trigger share_quantification_parent_county,
+    # migration 0041): the foreign key is (collective_id, collective_county_code)
+    collective_county_code: Mapped[str] = mapped_column(
+        String(6), nullable=False, server_default=FetchedValue())
     base_date: Mapped[dt.date] = mapped_column(Date, nullable=False)
     asset_value_fen: Mapped[int] = mapped_column(BigInteger, nullable=False)
     collective_share_bp: Mapped[int] = mapped_column(Integer, nullable=False)
@@ -165,6 +213,11 @@ class Quantification(db.Model):
     def total_centi(self) -> int:
         return self.member_centi + self.collective_centi
 
+    __table_args__ = (
+        ForeignKeyConstraint(["collective_id", "collective_county_code"],
+                             ["collective.id", "collective.county_code"], match="FULL"),
+    )
+
 
 class Holding(db.Model):
     __tablename__ = "share_holding"
@@ -173,7 +226,11 @@ class Holding(db.Model):
     quantification_id: Mapped[int] = mapped_column(ForeignKey("share_quantification.id"),
                                                    nullable=False, index=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), nullable=False, index=True)
-    household_id: Mapped[int | None] = mapped_column(ForeignKey("household.id"))
+    household_id: Mapped[int | None] = mapped_column(Integer)
+    # its household's county, filled by the database (trigger share_holding_parent_county,
+    # migration 0041): the foreign key is (household_id, household_county_code)
+    household_county_code: Mapped[str | None] = mapped_column(
+        String(6), server_default=FetchedValue())
     population_centi: Mapped[int] = mapped_column(BigInteger, nullable=False)
     labour_centi: Mapped[int] = mapped_column(BigInteger, nullable=False)
     shares_centi: Mapped[int] = mapped_column(BigInteger, nullable=False)
@@ -185,6 +242,11 @@ class Holding(db.Model):
     person = relationship("Person")
     household = relationship("Household")
     quantification = relationship("Quantification")
+
+    __table_args__ = (
+        ForeignKeyConstraint(["household_id", "household_county_code"],
+                             ["household.id", "household.county_code"], match="FULL"),
+    )
 
 
 class BankAccount(db.Model):
@@ -211,8 +273,12 @@ class Distribution(db.Model):
     __tablename__ = "distribution"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    collective_id: Mapped[int] = mapped_column(ForeignKey("collective.id"), nullable=False,
+    collective_id: Mapped[int] = mapped_column(Integer, nullable=False,
                                                index=True)
+    # its collective's county, filled by the database (trigger distribution_parent_county,
+    # migration 0041): the foreign key is (collective_id, collective_county_code)
+    collective_county_code: Mapped[str] = mapped_column(
+        String(6), nullable=False, server_default=FetchedValue())
     quantification_id: Mapped[int] = mapped_column(ForeignKey("share_quantification.id"),
                                                    nullable=False)
     amount_fen: Mapped[int] = mapped_column(BigInteger, nullable=False)
@@ -227,6 +293,11 @@ class Distribution(db.Model):
     collective = relationship("Collective")
     quantification = relationship("Quantification")
 
+    __table_args__ = (
+        ForeignKeyConstraint(["collective_id", "collective_county_code"],
+                             ["collective.id", "collective.county_code"], match="FULL"),
+    )
+
 
 class Payout(db.Model):
     __tablename__ = "distribution_payout"
@@ -235,8 +306,17 @@ class Payout(db.Model):
     distribution_id: Mapped[int] = mapped_column(ForeignKey("distribution.id"), nullable=False,
                                                  index=True)
     person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"), index=True)
-    household_id: Mapped[int | None] = mapped_column(ForeignKey("household.id"))
+    household_id: Mapped[int | None] = mapped_column(Integer)
+    # its household's county, filled by the database (trigger distribution_payout_parent_county,
+    # migration 0041): the foreign key is (household_id, household_county_code)
+    household_county_code: Mapped[str | None] = mapped_column(
+        String(6), server_default=FetchedValue())
     shares_centi: Mapped[int] = mapped_column(BigInteger, nullable=False)
     amount_fen: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
     person = relationship("Person")
+
+    __table_args__ = (
+        ForeignKeyConstraint(["household_id", "household_county_code"],
+                             ["household.id", "household.county_code"], match="FULL"),
+    )

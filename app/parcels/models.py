@@ -7,6 +7,7 @@ from sqlalchemy import (
     Computed,
     FetchedValue,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     Index,
     Integer,
@@ -33,7 +34,7 @@ class Parcel(db.Model):
 
     __tablename__ = "parcel"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(Integer, autoincrement=True)
     # The spatial unit's identity across its versions (LADM: a versioned object).
     uid: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True,
                                      server_default=text("nextval('parcel_uid_seq')"))
@@ -43,8 +44,7 @@ class Parcel(db.Model):
     # cluster (migration 0026, docs/scaling.md); generated, never written.
     county_code: Mapped[str] = mapped_column(String(6), Computed("left(code, 6)", persisted=True),
                                              nullable=False)
-    collective_id: Mapped[int] = mapped_column(ForeignKey("collective.id"), nullable=False,
-                                               index=True)
+    collective_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
     household_code: Mapped[str | None] = mapped_column(String(18), index=True)
     name: Mapped[str | None] = mapped_column(String(50))
     syqxz: Mapped[str | None] = mapped_column(String(2))
@@ -78,9 +78,16 @@ class Parcel(db.Model):
                                    server_default=func.now())
     end_lifespan = mapped_column(DateTime(timezone=True))
 
-    collective = relationship("Collective")
+    # read only: the collective is named by collective_id (its county is the parcel's: the
+    # composite foreign key; county_code is generated and never written)
+    collective = relationship("Collective", viewonly=True)
 
+    # The table's key is (id, county_code) (Citus-ready, migration 0041); the mapper's is `id`.
+    __mapper_args__ = {"primary_key": [id]}
     __table_args__ = (
+        PrimaryKeyConstraint("id", "county_code"),
+        ForeignKeyConstraint(["collective_id", "county_code"],
+                             ["collective.id", "collective.county_code"]),
         CheckConstraint("kind IN ('contract','homestead')", name="kind"),
         CheckConstraint(
             "(kind = 'contract' AND code ~ '^[0-9]{19}$')"
@@ -89,7 +96,7 @@ class Parcel(db.Model):
         CheckConstraint("scmj > 0", name="area_positive"),
         CheckConstraint("end_lifespan IS NULL OR end_lifespan > begin_lifespan",
                         name="lifespan"),
-        db.Index("uq_parcel_current_code", "code", unique=True,
+        db.Index("uq_parcel_current_code", "code", "county_code", unique=True,
                  postgresql_where=text("end_lifespan IS NULL")),
         # Also ix_parcel_current_code_c and ix_parcel_current_household_code_c (0035_search):
         # the staff search's prefixes as ranges in byte order, under any collation; an index
@@ -102,14 +109,21 @@ class Mutation(db.Model):
 
     __tablename__ = "parcel_mutation"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The table's key is (id, county_code) (Citus-ready, migration 0041); the mapper's is `id`.
+    id: Mapped[int] = mapped_column(Integer, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(20), nullable=False)
     at = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
     by: Mapped[str] = mapped_column(String(50), nullable=False)
     reason: Mapped[str] = mapped_column(Text, nullable=False)
+    # the county of the parcels it changes, named by the operation; parcel_lineage's composite
+    # foreign keys keep a mutation, its parents and its children in one county
+    county_code: Mapped[str] = mapped_column(String(6), nullable=False)
 
+    __mapper_args__ = {"primary_key": [id]}
     __table_args__ = (
+        PrimaryKeyConstraint("id", "county_code"),
         CheckConstraint("kind IN ('split','merge','correction','attribute')", name="kind"),
+        CheckConstraint("county_code ~ '^[0-9]{6}$'", name="county_code_format"),
     )
 
 
@@ -118,17 +132,23 @@ class Lineage(db.Model):
 
     __tablename__ = "parcel_lineage"
 
-    parent_id: Mapped[int] = mapped_column(ForeignKey("parcel.id"), nullable=False)
-    child_id: Mapped[int] = mapped_column(ForeignKey("parcel.id"), nullable=False, index=True)
-    mutation_id: Mapped[int] = mapped_column(ForeignKey("parcel_mutation.id"), nullable=False,
-                                             index=True)
+    parent_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    child_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
+    mutation_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
     # the child version's county, copied by the database (trigger parcel_lineage_county_code;
     # Citus-ready, migration 0036): part of the table's key, not of the mapper's
     county_code: Mapped[str] = mapped_column(String(6), nullable=False,
                                              server_default=FetchedValue())
 
     __mapper_args__ = {"primary_key": [parent_id, child_id]}
-    __table_args__ = (PrimaryKeyConstraint("parent_id", "child_id", "county_code"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("parent_id", "child_id", "county_code"),
+        # parent, child and mutation in one county (migration 0041)
+        ForeignKeyConstraint(["parent_id", "county_code"], ["parcel.id", "parcel.county_code"]),
+        ForeignKeyConstraint(["child_id", "county_code"], ["parcel.id", "parcel.county_code"]),
+        ForeignKeyConstraint(["mutation_id", "county_code"],
+                             ["parcel_mutation.id", "parcel_mutation.county_code"]),
+    )
 
 
 class RegistrySetting(db.Model):

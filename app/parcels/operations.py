@@ -222,8 +222,11 @@ def _wkt_in_survey_crs(parcel: Parcel) -> str:
                                    "WHERE id = :i"), {"i": parcel.id}).scalar()
 
 
-def _mutation(actor, kind: str, reason: str) -> Mutation:
-    m = Mutation(kind=kind, by=getattr(actor, "username", actor or "system"), reason=reason)
+def _mutation(actor, kind: str, reason: str, parcel: Parcel) -> Mutation:
+    """The mutation, in the county of the parcel it changes (its lineage's composite foreign
+    keys keep parents, children and mutation in that one county: migration 0041)."""
+    m = Mutation(kind=kind, by=getattr(actor, "username", actor or "system"), reason=reason,
+                 county_code=parcel.county_code)
     db.session.add(m)
     db.session.flush()
     return m
@@ -244,7 +247,7 @@ def amend(actor, parcel: Parcel, reason: str, wkt: str | None = None, srid: int 
     before = {k: values.get(k) for k in changes}
     values.update(changes)
     m = _mutation(actor, "correction" if wkt != _wkt_in_survey_crs(parcel) else "attribute",
-                  reason)
+                  reason, parcel)
     _end(parcel)
     new = _insert(actor, {**values, "uid": parcel.uid, "version": parcel.version + 1,
                           "change_kind": m.kind, "change_reason": reason}, wkt, srid)
@@ -273,7 +276,7 @@ def split(actor, parcel: Parcel, parts: list[tuple[str, str]], reason: str) -> l
     diff = shapely.union_all(geoms).symmetric_difference(whole).area
     if diff > tol:
         raise DomainError(SPLIT_COVER, gap=f"{diff:.2f}", tol=tol)
-    m = _mutation(actor, "split", reason)
+    m = _mutation(actor, "split", reason, parcel)
     _end(parcel)
     values = {c: getattr(parcel, c) for c in COPY_COLUMNS}
     children = []
@@ -303,7 +306,7 @@ def merge(actor, parcels: list[Parcel], code: str, reason: str) -> Parcel:
     union = shapely.set_precision(union, 0.001)
     if union.geom_type != "Polygon":
         raise DomainError(MERGE_NEIGHBOURS)
-    m = _mutation(actor, "merge", reason)
+    m = _mutation(actor, "merge", reason, parcels[0])
     first = parcels[0]
     values = {c: getattr(first, c) for c in COPY_COLUMNS}
     for p in parcels:

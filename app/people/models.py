@@ -76,13 +76,14 @@ class Household(db.Model):
 
     __tablename__ = "household"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    cbfbm: Mapped[str] = mapped_column(String(18), nullable=False, unique=True)
+    # The table's key is (id, county_code) (Citus-ready, migration 0041); the mapper's is `id`.
+    id: Mapped[int] = mapped_column(Integer, autoincrement=True)
+    cbfbm: Mapped[str] = mapped_column(String(18), nullable=False)
     # The county (first six digits of the code): the distribution column of a later Citus
     # cluster (migration 0026, docs/scaling.md); generated, never written.
     county_code: Mapped[str] = mapped_column(String(6), Computed("left(cbfbm, 6)", persisted=True),
                                              nullable=False)
-    collective_id: Mapped[int] = mapped_column(ForeignKey("collective.id"), nullable=False, index=True)
+    collective_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
     cbflx: Mapped[str] = mapped_column(String(1), nullable=False, server_default="1")
     name: Mapped[str] = mapped_column(String(100), nullable=False)
     head_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
@@ -92,20 +93,25 @@ class Household(db.Model):
     ended_on: Mapped[dt.date | None] = mapped_column(Date)
     end_ground: Mapped[str | None] = mapped_column(String(30))
 
-    collective = relationship("Collective")
+    # read only: named by collective_id (county_code is generated and never written)
+    collective = relationship("Collective", viewonly=True)
     head = relationship("Person", foreign_keys=[head_person_id])
     members = relationship("HouseholdMember", back_populates="household",
                            order_by="HouseholdMember.id")
 
+    __mapper_args__ = {"primary_key": [id]}
     __table_args__ = (
+        PrimaryKeyConstraint("id", "county_code"),
+        # its collective is in its county (the CBFBM begins with the FBFBM)
+        ForeignKeyConstraint(["collective_id", "county_code"],
+                             ["collective.id", "collective.county_code"]),
+        UniqueConstraint("cbfbm", "county_code", name="uq_household_cbfbm"),
         CheckConstraint("cbfbm ~ '^[0-9]{18}$'", name="cbfbm_format"),
         CheckConstraint("cbflx IN ('1','2','3')", name="cbflx"),
         CheckConstraint(cbfbm_sequence_sql("cbfbm", "cbflx"), name="cbfbm_sequence_matches_type"),
         CheckConstraint("(ended_on IS NULL AND end_ground IS NULL) OR (ended_on IS NOT NULL AND "
                         "end_ground IN ('all_members_deceased','all_members_left'))",
                         name="ended_on_its_ground"),
-        # the target of household_member's composite foreign key (migration 0036)
-        UniqueConstraint("id", "county_code"),
         # the staff search's "holder's name contains" by trigrams (pg_trgm, 0035_search)
         db.Index("ix_household_name_trgm", "name", postgresql_using="gin",
                  postgresql_ops={"name": "gin_trgm_ops"}),

@@ -328,7 +328,7 @@ def insert_households_from_staging(batch_id: int, record_ids: list[int] | None =
                r.attrs->>'LXDH'
         FROM import_record r JOIN collective c ON c.fbfbm = substr(r.attrs->>'CBFBM', 1, 14)
         WHERE r.batch_id = :b AND r.tbl = 'CBF' AND r.status = 'valid' {only}
-        ON CONFLICT (cbfbm) DO NOTHING"""), {"b": batch_id, "ids": ids}).rowcount
+        ON CONFLICT (cbfbm, county_code) DO NOTHING"""), {"b": batch_id, "ids": ids}).rowcount
 
 
 def insert_persons_from_staging(batch_id: int, record_ids: list[int] | None = None) -> int:
