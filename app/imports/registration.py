@@ -84,7 +84,7 @@ def register_features(actor, batch, feature_ids: list[int] | None = None) -> dic
     if late:
         _exec("UPDATE import_feature SET status = 'faulty' WHERE id = ANY(:late)", late=late)
     collectives.insert_homestead_collectives_from_staging(b)
-    n = parcels.insert_from_staging(actor, b, feature_ids)
+    n = parcels.insert_from_staging(actor, b, feature_ids, float(batch.tolerance_m2))
     _exec(f"""UPDATE import_feature f SET status = 'registered', parcel_id = p.id
               FROM parcel p WHERE p.import_batch_id = f.batch_id AND p.code = f.code
                 AND p.end_lifespan IS NULL AND f.batch_id = :b AND f.status = 'valid' {only}""",
