@@ -396,3 +396,23 @@ def test_the_bulk_bypass_is_refused_in_every_form_the_app_role_can_try(app, dbs)
                 c.execute(text("SELECT parcel_register_staged(0, NULL, 'x', NULL)"))
     finally:
         engine.dispose()
+
+
+def test_a_parcel_registered_between_validation_and_acceptance_is_reported(dbs, tmp_path):
+    """Validation saw the register as it was; a parcel registered since lying on a feature is
+    found inside the lock (the database's check refuses the insert; the import then reports the
+    feature as overlap_register and registers the rest)."""
+    d = clean(7401, households=2, village=7401)
+    batch = ops.run("bureau", d.write(tmp_path / "d"))
+    assert not ops.faults(batch.id)
+    col = _col(dbs)
+    attrs, geom = d.dk[0]
+    parcels.register("bureau", "contract", f"{col.fbfbm}83001", col.id, geom.wkt, d.srid,
+                     "测试")
+    result = ops.accept("bureau", batch, valid_part=True)
+    assert "failed" not in result, result
+    hits = [f for f in ops.faults(batch.id) if f.rule == "overlap_register"]
+    assert [(f.code, "registered meanwhile" in f.detail) for f in hits] == [(attrs["DKBM"], True)]
+    left = dbs.execute(text("""SELECT count(*) FROM import_feature WHERE batch_id = :b
+        AND layer = 'DK' AND status = 'registered'"""), {"b": batch.id}).scalar()
+    assert left == len(d.dk) - 1

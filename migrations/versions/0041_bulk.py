@@ -131,6 +131,9 @@ CREATE FUNCTION parcel_register_staged(batch int, feature_ids int[], who text,
 RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = public, pg_temp
+-- overlap_m2 is marked PARALLEL SAFE but holds an exception block, which a parallel worker
+-- cannot start: the check runs in the leader
+SET max_parallel_workers_per_gather = 0
 AS $$
 DECLARE
   ids int[];
@@ -191,20 +194,23 @@ BEGIN
   END IF;
   -- The rows inserted, set-wise, by parcel_guard()'s rule: each against every other current
   -- parcel whose box it touches (the register's GiST index; the new rows are in the table
-  -- now), the area only where the interiors meet or a geometry is invalid.  A pair of new
-  -- rows is looked at once (from the one with the higher id).  The row is told apart by its
-  -- key columns (id, county_code), the id alone by its membership of the new rows.  Run by
-  -- EXECUTE: planned with the array's values (an index scan for the new rows, a hashed
-  -- membership test), not a generic plan.
+  -- now), the area only where the interiors meet or a geometry is invalid (ST_Relate raises
+  -- on some invalid input; overlap_m2 repairs it).  Each new row's validity is computed once;
+  -- a pair of new rows is looked at once (from the one with the higher id).  Rows are told
+  -- apart by their key columns (id, county_code).  Run by EXECUTE: planned with the array's
+  -- values (an index scan for the new rows), never a generic plan.
   EXECUTE $q$
+    WITH n AS MATERIALIZED (
+      SELECT id, county_code, code, geom, survey_srid, ST_IsValid(geom) AS ok
+      FROM parcel WHERE id = ANY($1) AND end_lifespan IS NULL)
     SELECT x.a, x.b, x.area FROM (
       SELECT n.code AS a, p.code AS b, overlap_m2(p.geom, n.geom, n.survey_srid) AS area
-      FROM parcel n
+      FROM n
       JOIN parcel p ON p.geom && n.geom AND p.end_lifespan IS NULL
        AND (p.id, p.county_code) IS DISTINCT FROM (n.id, n.county_code)
-      WHERE n.id = ANY($1) AND n.end_lifespan IS NULL
-        AND NOT (p.id > n.id AND p.id = ANY($1))
-        AND (NOT ST_IsValid(n.geom) OR NOT ST_IsValid(p.geom)
+      LEFT JOIN n AS pn ON (pn.id, pn.county_code) = (p.id, p.county_code)
+      WHERE (pn.id IS NULL OR p.id < n.id)
+        AND (NOT n.ok OR NOT coalesce(pn.ok, ST_IsValid(p.geom))
              OR ST_Relate(p.geom, n.geom, '2********'))
       OFFSET 0) x
     WHERE x.area > $2
