@@ -398,7 +398,9 @@ def insert_from_staging(actor, batch_id: int, feature_ids: list[int] | None = No
     smaller of the registry's tolerance and `tolerance_m2`) and refuses the whole statement
     with parcel.overlap, naming both parcels.  The app role itself can no longer skip the
     per-row check."""
-    n = db.session.execute(text("SELECT parcel_register_staged(:b, :ids, :who, :tol)"), {
+    n = db.session.execute(text(
+        "SELECT parcel_register_staged(CAST(:b AS int), CAST(:ids AS int[]), CAST(:who AS text), "
+        "CAST(:tol AS float8))"), {
         "b": batch_id, "ids": feature_ids or None,
         "who": getattr(actor, "username", actor or "system"),
         "tol": tolerance_m2}).scalar_one()
