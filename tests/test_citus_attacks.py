@@ -392,3 +392,31 @@ def test_a_child_moved_to_another_county_s_parent(dbs):
         RETURNING collective_county_code"""), {"c": c.id, "own": hh.collective_id}).scalar()
     assert got == c.county_code
     assert _stray_rows(dbs) == []
+
+
+def test_ids_advance_by_one_and_come_back_to_the_orm(dbs):
+    """The id of each table keyed (id, county_code) comes from its sequence once per row (the
+    trigger; no column default spending a second value), and the ORM gets it back."""
+    from app.rights import operations as rops
+    from app.rights.models import Right
+
+    def last(seq: str) -> int:
+        return dbs.execute(text(f"SELECT last_value FROM {seq}")).scalar()
+
+    hh, fields, _ = _household_with_land(dbs)
+    r = _contract(dbs, hh, fields)
+    assert r.id == last("land_right_id_seq")
+    new = rops.extend_contract("bureau", r, 30, "第二轮土地承包到期后再延长三十年")
+    assert new.id == r.id + 1 == last("land_right_id_seq")
+    dbs.expire_all()
+    assert dbs.get(Right, new.id).uid == r.uid
+    ids = sorted(p.id for p in dbs.get(Right, new.id).parcels)
+    assert ids == list(range(ids[0], ids[0] + len(fields))) and ids[-1] == last(
+        "land_right_parcel_id_seq")
+    cert = certificates.issue("bureau", new)
+    assert cert.id == last("certificate_id_seq")
+    for t in ("land_right", "land_right_parcel", "certificate", "household_member",
+              "membership", "charter_clause"):
+        assert dbs.execute(text("SELECT column_default FROM information_schema.columns WHERE "
+                                "table_name = :t AND column_name = 'id'"),
+                           {"t": t}).scalar() is None, t

@@ -267,13 +267,12 @@ def test_two_connections_an_older_snapshot_cannot_miss_a_registered_neighbour(ap
         _remove_winner(app, engine, codes)
 
 
-@pytest.mark.xfail(strict=True, reason="left open: the bulk path's bypass is the app role's to "
-                   "take (a set-wise check at statement end is the fix; see the report)")
 def test_the_bulk_bypass_cannot_register_an_overlap_unchecked(dbs):
-    """parcel_guard skips its per-row check when sanquan.bulk_checked is on and the statement
-    holds a SHARE ROW EXCLUSIVE lock on parcel (the import checked the batch set-wise).  Both
-    are within the app role's rights, so any session of that role can register a parcel
-    lying on another unchecked."""
+    """parcel_guard skipped its per-row check when sanquan.bulk_checked was on and the
+    statement held a SHARE ROW EXCLUSIVE lock on parcel (the import checked the batch
+    set-wise).  Both are within the app role's rights; since 0041_bulk the skip is honoured
+    only inside parcel_register_staged(), a function of the owner that checks its rows
+    set-wise."""
     with dbs.begin_nested():
         dbs.execute(text("LOCK TABLE parcel IN SHARE ROW EXCLUSIVE MODE"))
         dbs.execute(text("SET LOCAL sanquan.bulk_checked = 'on'"))
@@ -293,3 +292,127 @@ def _refused(dbs) -> None:
                 ORDER BY id LIMIT 1"""))
     except DBAPIError:
         pass
+
+
+# --- parcel_register_staged (0041_bulk): the only bulk path, checked on what it inserted -------
+
+def _stage(dbs, col, polygons: dict[str, str], tolerance: float = 1.0) -> int:
+    """A batch whose DK features (code → WKT in EPSG:4547) are staged as 'valid' directly —
+    as any session of the app role can write them, validated or not."""
+    b = dbs.execute(text("""INSERT INTO import_batch (source, srid, tolerance_m2, created_by)
+        VALUES ('attack', 4547, :t, 'attacker') RETURNING id"""), {"t": tolerance}).scalar()
+    for fid, (code, wkt) in enumerate(polygons.items()):
+        dbs.execute(text("""INSERT INTO import_feature (batch_id, layer, fid, code, geom,
+            geom_stored, status) SELECT :b, 'DK', :fid, :code, g, stored_geometry(g), 'valid'
+            FROM (SELECT ST_GeomFromText(:w, 4547) AS g) q"""),
+                    {"b": b, "fid": fid, "code": code, "w": wkt})
+    return b
+
+
+def _square(x: float, y: float, side: float = 20) -> str:
+    return (f"POLYGON(({x} {y},{x + side} {y},{x + side} {y + side},{x} {y + side},{x} {y}))")
+
+
+def _registered(dbs, codes) -> int:
+    return dbs.execute(text("SELECT count(*) FROM parcel WHERE code = ANY(:c)"),
+                       {"c": list(codes)}).scalar()
+
+
+def test_the_bulk_function_refuses_a_staged_parcel_lying_on_a_registered_one(dbs):
+    """Staging is the app role's to write: a feature marked 'valid' without validation and
+    lying on a registered parcel is refused by the function's own check, naming both."""
+    col = _col(dbs)
+    x, y = GX + 9000, GY
+    registered = parcels.register("bureau", "contract", f"{col.fbfbm}85000", col.id,
+                                  _square(x, y), 4547, "测试").code
+    codes = {f"{col.fbfbm}85001": _square(x + 100, y), f"{col.fbfbm}85002": _square(x + 5, y)}
+    b = _stage(dbs, col, codes)
+    with pytest.raises(DBAPIError, match="parcel.overlap") as e:
+        with dbs.begin_nested():
+            parcels.insert_from_staging("attacker", b)
+    msg = str(e.value.orig)
+    assert f"{col.fbfbm}85002" in msg and registered in msg, msg
+    assert _registered(dbs, codes) == 0
+
+
+def test_the_bulk_function_refuses_two_staged_parcels_lying_on_each_other(dbs):
+    col = _col(dbs)
+    x, y = GX + 9500, GY
+    codes = {f"{col.fbfbm}85101": _square(x, y), f"{col.fbfbm}85102": _square(x + 100, y),
+             f"{col.fbfbm}85103": _square(x + 110, y + 3)}
+    b = _stage(dbs, col, codes)
+    with pytest.raises(DBAPIError, match="parcel.overlap") as e:
+        with dbs.begin_nested():
+            parcels.insert_from_staging("attacker", b)
+    msg = str(e.value.orig)
+    assert f"{col.fbfbm}85102" in msg and f"{col.fbfbm}85103" in msg, msg
+    assert _registered(dbs, codes) == 0
+
+
+@pytest.mark.parametrize("factor", [1.3, 0.7])
+def test_the_bulk_function_registers_neighbours_and_slivers_by_the_per_row_rule(dbs, factor):
+    """Neighbours sharing an edge, and a sliver either side of the tolerance — the per-row
+    check's rule, with the smaller of the registry's and the batch's tolerance."""
+    col, tol = _col(dbs), _tolerance(dbs)
+    x, y = GX + 10000 + (0 if factor > 1 else 500), GY
+    width = tol * factor / 20  # a strip 20 m long
+    codes = {f"{col.fbfbm}84{k}{int(factor * 10):02d}": w for k, w in enumerate(
+        [_square(x, y), _square(x + 20, y), _square(x, y + 20),
+         _square(x + 40 - width, y)])}
+    b = _stage(dbs, col, codes, tolerance=tol * 10)  # a laxer batch changes nothing
+    if factor > 1:
+        with pytest.raises(DBAPIError, match="parcel.overlap"):
+            with dbs.begin_nested():
+                parcels.insert_from_staging("attacker", b)
+        assert _registered(dbs, codes) == 0
+    else:
+        assert parcels.insert_from_staging("bureau", b) == len(codes)
+        assert _registered(dbs, codes) == len(codes)
+
+
+def test_the_bulk_bypass_is_refused_in_every_form_the_app_role_can_try(app, dbs):
+    """The setting with the lock, a replica session, a disabled trigger: none lets a parcel
+    lying on another in; the bulk function refuses a snapshot older than its own lock."""
+    for sql in ("LOCK TABLE parcel IN SHARE ROW EXCLUSIVE MODE; "
+                "SET LOCAL sanquan.bulk_checked = 'on'",
+                "SET LOCAL session_replication_role = replica",
+                "ALTER TABLE parcel DISABLE TRIGGER parcel_guard"):
+        with dbs.begin_nested():
+            try:
+                with dbs.begin_nested():
+                    dbs.execute(text(sql))
+            except DBAPIError:
+                pass
+            _refused(dbs)
+            n = dbs.execute(text("""SELECT count(*) FROM parcel a JOIN parcel b
+                ON a.id < b.id AND a.end_lifespan IS NULL AND b.end_lifespan IS NULL
+                AND a.geom && b.geom AND ST_Equals(a.geom, b.geom)""")).scalar()
+            assert n == 0, sql
+    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    try:
+        with engine.connect() as c:
+            c.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+            with pytest.raises(DBAPIError, match="parcel.bulk"):
+                c.execute(text("SELECT parcel_register_staged(0, NULL, 'x', NULL)"))
+    finally:
+        engine.dispose()
+
+
+def test_a_parcel_registered_between_validation_and_acceptance_is_reported(dbs, tmp_path):
+    """Validation saw the register as it was; a parcel registered since lying on a feature is
+    found inside the lock (the database's check refuses the insert; the import then reports the
+    feature as overlap_register and registers the rest)."""
+    d = clean(7401, households=2, village=7401)
+    batch = ops.run("bureau", d.write(tmp_path / "d"))
+    assert not ops.faults(batch.id)
+    col = _col(dbs)
+    attrs, geom = d.dk[0]
+    parcels.register("bureau", "contract", f"{col.fbfbm}83001", col.id, geom.wkt, d.srid,
+                     "测试")
+    result = ops.accept("bureau", batch, valid_part=True)
+    assert "failed" not in result, result
+    hits = [f for f in ops.faults(batch.id) if f.rule == "overlap_register"]
+    assert [(f.code, "registered meanwhile" in f.detail) for f in hits] == [(attrs["DKBM"], True)]
+    left = dbs.execute(text("""SELECT count(*) FROM import_feature WHERE batch_id = :b
+        AND layer = 'DK' AND status = 'registered'"""), {"b": batch.id}).scalar()
+    assert left == len(d.dk) - 1

@@ -384,59 +384,29 @@ def current_of_household(household_code: str) -> list:
         ORDER BY p.kind, p.code"""), {"h": household_code}).all()
 
 
-# Area in the survey's Gauss-Krüger 3-degree zone: the survey CRS when it is such a zone,
-# otherwise the zone of the parcel's longitude (CGCS2000 EPSG:4534–4554).
-ZONE_SRID_SQL = """CASE WHEN ST_SRID({g}) BETWEEN 4513 AND 4554 THEN ST_SRID({g})
-  ELSE 4509 + floor((ST_X(ST_Centroid(ST_Transform({g}, 4490))) + 1.5) / 3)::int END"""
-
-
 def lock_register() -> None:
     """The register's table lock for a bulk registration (SHARE ROW EXCLUSIVE: readers go on,
     no other writer until commit)."""
     db.session.execute(text("LOCK TABLE parcel IN SHARE ROW EXCLUSIVE MODE"))
 
 
-def insert_from_staging(actor, batch_id: int, feature_ids: list[int] | None = None) -> int:
+def insert_from_staging(actor, batch_id: int, feature_ids: list[int] | None = None,
+                        tolerance_m2: float | None = None) -> int:
     """A validated delivery's features (all, or `feature_ids`) as current parcels, set-wise,
-    inside lock_register(); area in the survey's Gauss-Krüger zone."""
-    only = "AND f.id = ANY(:ids)" if feature_ids else ""
-    db.session.execute(text("SET LOCAL sanquan.bulk_checked = 'on'"))
-    zone = ZONE_SRID_SQL.format(g="f.geom")
-    n = db.session.execute(text(f"""
-        INSERT INTO parcel (kind, code, collective_id, household_code, name, syqxz, dklb, tdlylx,
-          dldj, tdyt, sfjbnt, scmj, scmjm, east, south, west, north, witness, remarks,
-          survey_srid, geom, attrs, import_batch_id, change_kind, change_reason, changed_by)
-        SELECT CASE f.layer WHEN 'DK' THEN 'contract' ELSE 'homestead' END, f.code, c.id,
-               CASE f.layer WHEN 'DK' THEN hh.cbfbm ELSE nullif(f.attrs->>'CBFBM', '') END,
-               f.attrs->>'DKMC', coalesce(f.attrs->>'SYQXZ', '30'), f.attrs->>'DKLB',
-               f.attrs->>'TDLYLX', f.attrs->>'DLDJ', coalesce(f.attrs->>'TDYT', '5'),
-               f.attrs->>'SFJBNT', round(a.m2::numeric, 2), round(round(a.m2::numeric, 2) * 0.0015, 2),
-               f.attrs->>'DKDZ', f.attrs->>'DKNZ', f.attrs->>'DKXZ', f.attrs->>'DKBZ',
-               f.attrs->>'ZJRXM', f.attrs->>'DKBZXX', a.zone,
-               ST_Multi(f.geom_stored), f.attrs, f.batch_id, 'register',
-               'survey import ' || f.batch_id, :who
-        FROM import_feature f
-        CROSS JOIN LATERAL (SELECT {zone} AS zone) z
-        CROSS JOIN LATERAL (SELECT z.zone AS zone,
-            CASE WHEN ST_SRID(f.geom) = z.zone THEN ST_Area(f.geom)
-                 ELSE ST_Area(ST_Transform(f.geom, z.zone)) END AS m2) a
-        -- Each parcel's household from CBDKXX, gathered once and joined by hash (a lateral
-        -- lookup per parcel scanned the batch's CBDKXX rows for every parcel: 32,000 parcels
-        -- of a complete delivery took minutes — bench/, issue 18).
-        LEFT JOIN (
-            SELECT DISTINCT ON (r.attrs->>'DKBM') r.attrs->>'DKBM' AS dkbm,
-                   r.attrs->>'CBFBM' AS cbfbm
-            FROM import_record r JOIN household h ON h.cbfbm = r.attrs->>'CBFBM'
-            WHERE r.batch_id = :b AND r.tbl = 'CBDKXX' AND r.status <> 'superseded'
-            ORDER BY r.attrs->>'DKBM', r.id) hh ON f.layer = 'DK' AND hh.dkbm = f.code
-        JOIN collective c ON c.fbfbm = CASE
-            WHEN f.layer = 'DK' THEN substr(f.code, 1, 14)
-            WHEN coalesce(f.attrs->>'FBFBM', '') <> '' THEN f.attrs->>'FBFBM'
-            ELSE substr(f.code, 1, 12) || '00' END
-        WHERE f.batch_id = :b AND f.status = 'valid' {only}"""),
-        {"b": batch_id, "ids": feature_ids or [],
-         "who": getattr(actor, "username", actor or "system")}).rowcount
-    db.session.execute(text("SET LOCAL sanquan.bulk_checked = 'off'"))
+    inside lock_register(); area in the survey's Gauss-Krüger zone.
+
+    The insert and its overlap check are the database's parcel_register_staged() (migration
+    0041_bulk), which runs as the schema's owner: it takes the table lock, inserts, then checks
+    the rows it inserted against the register and each other (parcel_guard()'s rule, the
+    smaller of the registry's tolerance and `tolerance_m2`) and refuses the whole statement
+    with parcel.overlap, naming both parcels.  The app role itself can no longer skip the
+    per-row check."""
+    n = db.session.execute(text(
+        "SELECT parcel_register_staged(CAST(:b AS int), CAST(:ids AS int[]), CAST(:who AS text), "
+        "CAST(:tol AS float8))"), {
+        "b": batch_id, "ids": feature_ids or None,
+        "who": getattr(actor, "username", actor or "system"),
+        "tol": tolerance_m2}).scalar_one()
     if n > 1000:
         # by the owner: fresh statistics, or the planner may leave the spatial index
         db.session.execute(text("SELECT refresh_statistics('parcel')"))
