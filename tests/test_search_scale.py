@@ -308,7 +308,8 @@ def test_the_search_indexes_are_in_byte_order_and_partial(dbs):
     # the holders of a name in household-code order: (name, cbfbm), both in byte order
     cols = dbs.execute(text("""
         SELECT a.attname, co.collname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
-        JOIN LATERAL unnest(x.indkey::int2[], x.indcollation::oid[]) WITH ORDINALITY AS k(att, coll, o) ON true
+        JOIN LATERAL unnest(x.indkey::int2[], x.indcollation::oid[])
+             WITH ORDINALITY AS k(att, coll, o) ON true
         JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.att
         JOIN pg_collation co ON co.oid = k.coll
         WHERE i.relname = 'ix_household_name_code_c' ORDER BY k.o""")).all()
