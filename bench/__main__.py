@@ -237,7 +237,7 @@ def bench_tiles(url: str, n: int):
                 body = resp.read()
                 assert resp.status == 200, resp.status
                 t1 = time.perf_counter()
-                data = direct.execute(sql, {"z": z, "x": x, "y": y}).fetchone()[0]
+                data = direct.execute(sql, {"z": z, "x": x, "y": y}, binary=True).fetchone()[0]
                 t2 = time.perf_counter()
                 if i >= WARM_UP:
                     http.append(t1 - t0)

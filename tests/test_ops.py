@@ -208,6 +208,25 @@ def test_tiles_answer_503_when_the_database_is_away(app, monkeypatch):
     assert r.status_code == 503 and r.headers["Retry-After"]
 
 
+def test_a_tile_survives_its_pooled_connections_dropped_by_the_server(app):
+    """No pre-ping per tile (tiles.py): a pooled connection the server dropped (a restart, an
+    idle timeout) fails its statement, and the tile is asked once more on a fresh one — the
+    client sees a 200 with the same bytes, never a 503 or a 500."""
+    c = app.test_client()
+    url = _a_parcel_tile(app)
+    first = c.get(url)
+    assert first.status_code == 200 and first.data
+    eng = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    with eng.connect() as conn:
+        gone = conn.execute(text(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+            "WHERE application_name = 'sanquan-tiles'")).scalar()
+    eng.dispose()
+    assert gone >= 1
+    again = c.get(url)
+    assert again.status_code == 200 and again.data == first.data
+
+
 def test_database_unavailable_is_a_503_problem(app, monkeypatch):
     from sqlalchemy.exc import OperationalError
 

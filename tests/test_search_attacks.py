@@ -1,5 +1,5 @@
 """Attacks on the staff search by index (a UNION of a code range, a household-code range and a
-trigram match on the holder's name, 0035_search) and on OGC items' paging and counting (issue
+match on the holder's name, 0035_search and 0041_search2) and on OGC items' paging and counting (issue
 18 §2).  Input is generated (hypothesis, seeded draws from the register); every expectation comes
 from a plain, slow formulation of the same question on the same data, never from a literal."""
 import json
@@ -20,15 +20,31 @@ from app.parcels import queries
 from app.parcels.models import Parcel
 
 # No LIKE, no range, no index: substr() for a prefix, position() for "contains", starts_with()
-# for the jurisdiction (a division prefix).
+# for the jurisdiction (a division prefix).  The holder's name (0041_search2): the first :n
+# households by code that hold a current parcel in the jurisdiction, among those named exactly
+# :q if there are :n of them, else among all whose name contains :q (starts with it, for 1–2
+# characters) — unless more than :cap households' names match, then the exact ones alone.
 SLOW = """
+WITH m AS (
+  SELECT h.cbfbm, h.name = :q AS exact,
+         EXISTS (SELECT 1 FROM parcel p JOIN collective c ON c.id = p.collective_id
+                 WHERE p.household_code = h.cbfbm AND p.end_lifespan IS NULL
+                   AND (CAST(:pre AS text) IS NULL OR starts_with(c.fbfbm, :pre))) AS holds
+  FROM household h
+  WHERE CASE WHEN char_length(:q) >= 3 THEN position(:q IN h.name) > 0
+             ELSE substr(h.name, 1, char_length(:q)) = :q END),
+k AS (SELECT count(*) FILTER (WHERE exact AND holds) AS exact_n, count(*) AS all_n FROM m),
+picked AS (
+  SELECT m.cbfbm FROM m, k
+  WHERE m.holds AND (m.exact OR (k.exact_n < :n AND k.all_n <= :cap))
+  ORDER BY m.cbfbm COLLATE "C" LIMIT :n)
 SELECT p.id, p.code, p.kind, p.household_code, h.name FROM parcel p
 JOIN collective c ON c.id = p.collective_id
 LEFT JOIN household h ON h.cbfbm = p.household_code
 WHERE p.end_lifespan IS NULL
   AND (substr(p.code, 1, char_length(:q)) = :q
        OR substr(p.household_code, 1, char_length(:q)) = :q
-       OR position(:q IN h.name) > 0)
+       OR p.household_code IN (SELECT cbfbm FROM picked))
   AND (CAST(:pre AS text) IS NULL OR starts_with(c.fbfbm, :pre))
 ORDER BY p.code COLLATE "C" LIMIT :n"""
 
@@ -39,7 +55,8 @@ EDGE = ["0", "9", "z", "Z", "\x7f", "\x80", "\u07ff", "\u0800", "\ud7ff", "\ue00
 
 
 def slow(dbs, q, prefix, n):
-    return [tuple(r) for r in dbs.execute(text(SLOW), {"q": q, "pre": prefix, "n": n})]
+    return [tuple(r) for r in dbs.execute(text(SLOW), {"q": q, "pre": prefix, "n": n,
+                                                        "cap": queries.NAME_CAP})]
 
 
 def fast(q, prefix, n):

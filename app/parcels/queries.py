@@ -30,13 +30,41 @@ def map_bounds(household_code: str | None = None, like: str | None = None) -> li
     return list(bounds) if bounds and bounds[0] else None
 
 
-# One UNION branch per way a parcel can match, each answered by one index (0035_search): a
-# prefix of the code or of the household code is a range in byte order (COLLATE "C": the
-# database's collation may make `LIKE 'q%'` unindexable, as C.UTF-8 does), the holder's name a
-# trigram match.  Each branch stops at `n` rows in code order, so the union holds the first `n`
-# of all of them.  `starts_with` keeps the range exact.
+# One UNION branch per way a parcel can match, each answered by an index (0035_search,
+# 0041_search2): a prefix of the code or of the household code is a range in byte order
+# (COLLATE "C": the database's collation may make `LIKE 'q%'` unindexable, as C.UTF-8 does);
+# each stops at `n` rows in code order, so the union holds the first `n` of all of them.
+# `starts_with` keeps a range exact.
+#
+# The holder's name: the parcels of the first `n` households, in household-code order, whose
+# holder matches and who hold a current parcel in scope — not of every such household (that
+# grew with the register: a common name has 10× the holders at 10M parcels as at 1M).  First
+# the holders named exactly `q` (`exact`: the (name, cbfbm) btree read in order, `n` at most);
+# only when fewer than `n` are found, the other holders whose name contains `q` (3 characters
+# or more: trigrams) or starts with it (1–2 characters have no trigram: a range on the same
+# btree), up to NAME_CAP candidates (`cand`; more, and they are left out and the answer says
+# so: `cut`).  Whenever the old answer (every matching parcel, first `n` by code) was complete
+# — fewer than `n` parcels, so fewer than `n` households — this one is the same.
+NAME_CAP = 500
+_HOLDS = ("EXISTS (SELECT 1 FROM parcel p{join} WHERE p.household_code COLLATE \"C\" = "
+          "{h}.cbfbm COLLATE \"C\" AND p.end_lifespan IS NULL{scope})")
 _SEARCH = """
-WITH hit AS (
+WITH exact AS MATERIALIZED (
+  SELECT h.cbfbm FROM household h
+  WHERE h.name COLLATE "C" = :q AND {holds_h}
+  ORDER BY h.cbfbm COLLATE "C" LIMIT :n),
+cand AS MATERIALIZED (
+  SELECT h.cbfbm FROM household h
+  WHERE (SELECT count(*) FROM exact) < :n AND {name_match}
+  LIMIT :cap + 1),
+named AS (
+  (SELECT cbfbm FROM exact)
+  UNION
+  (SELECT cand.cbfbm FROM cand
+   WHERE (SELECT count(*) FROM cand) <= :cap AND {holds_cand}
+   ORDER BY cand.cbfbm COLLATE "C" LIMIT :n)),
+heads AS (SELECT cbfbm FROM named ORDER BY cbfbm COLLATE "C" LIMIT :n),
+hit AS (
   (SELECT p.id FROM parcel p{join}
    WHERE p.end_lifespan IS NULL AND p.code COLLATE "C" >= :q AND p.code COLLATE "C" < :hi
      AND starts_with(p.code, :q){scope}
@@ -47,13 +75,22 @@ WITH hit AS (
      AND p.household_code COLLATE "C" < :hi AND starts_with(p.household_code, :q){scope}
    ORDER BY p.code COLLATE "C" LIMIT :n)
   UNION
-  (SELECT p.id FROM household h JOIN parcel p ON p.household_code COLLATE "C" = h.cbfbm{join}
-   WHERE h.name LIKE :contains AND p.end_lifespan IS NULL{scope}
-   ORDER BY p.code COLLATE "C" LIMIT :n))
-SELECT p.id, p.code, p.kind, p.household_code, h.name,
-       ST_XMin(p.geom), ST_YMin(p.geom), ST_XMax(p.geom), ST_YMax(p.geom)
-FROM hit JOIN parcel p ON p.id = hit.id LEFT JOIN household h ON h.cbfbm = p.household_code
-ORDER BY p.code COLLATE "C" LIMIT :n"""
+  (SELECT p.id FROM heads JOIN parcel p
+     ON p.household_code COLLATE "C" = heads.cbfbm COLLATE "C"{join}
+   WHERE p.end_lifespan IS NULL{scope}
+   ORDER BY p.code COLLATE "C" LIMIT :n)),
+res AS (
+  SELECT p.id, p.code, p.kind, p.household_code, h.name,
+         ST_XMin(p.geom) AS x1, ST_YMin(p.geom) AS y1, ST_XMax(p.geom) AS x2,
+         ST_YMax(p.geom) AS y2
+  FROM hit JOIN parcel p ON p.id = hit.id LEFT JOIN household h ON h.cbfbm = p.household_code
+  ORDER BY p.code COLLATE "C" LIMIT :n)
+SELECT res.*, k.cut  -- one row with the flag alone when nothing is found
+FROM (SELECT (SELECT count(*) FROM cand) > :cap AS cut) k LEFT JOIN res ON true
+ORDER BY res.code COLLATE "C"
+"""
+_CONTAINS = "h.name LIKE :contains"
+_STARTS = ('h.name COLLATE "C" >= :q AND h.name COLLATE "C" < :hi AND starts_with(h.name, :q)')
 # The setting as found, then forced: set_config takes (an empty piece of) the setting read in a
 # subquery kept apart (OFFSET 0: not flattened into the outer select), so it runs after it.
 _FORCE_CUSTOM_PLAN = ("SELECT s.was FROM (SELECT current_setting('plan_cache_mode') AS was "
@@ -69,22 +106,38 @@ def _like_literal(s: str) -> str:
 
 def search(q: str, like: str | None, limit: int = 20) -> list[dict]:
     """Current parcels whose code or household code starts with `q` or whose holder's name
-    contains it (`q` literally: `%` and `_` are no wildcards), within `like` (a LIKE pattern
-    on the collective's code), first `limit` by code, with their bounding box."""
-    params = {"q": q, "hi": q + _LAST_CHAR, "contains": f"%{_like_literal(q)}%", "n": limit}
+    matches it (see search_page), within `like`, first `limit` by code, with their bbox."""
+    return search_page(q, like, limit)[0]
+
+
+def search_page(q: str, like: str | None, limit: int = 20) -> tuple[list[dict], bool]:
+    """(hits, cut): current parcels whose code or household code starts with `q` (`q`
+    literally: `%` and `_` are no wildcards) or that belong to one of the first `limit`
+    households (by household code) whose holder is named `q`, or — when fewer hold that very
+    name — whose holder's name contains `q` (starts with it, for 1–2 characters); within
+    `like` (a LIKE pattern on the collective's code), first `limit` by code, with their
+    bounding box.  `cut`: more than NAME_CAP holders' names matched besides and were left out
+    (the clerk should give more of the name, or the household code)."""
+    params = {"q": q, "hi": q + _LAST_CHAR, "contains": f"%{_like_literal(q)}%", "n": limit,
+              "cap": NAME_CAP}
     join = scope = ""
     if like:
         join, scope = " JOIN collective c ON c.id = p.collective_id", " AND c.fbfbm LIKE :like"
         params["like"] = like
+    sql = _SEARCH.format(
+        join=join, scope=scope, holds_h=_HOLDS.format(join=join, scope=scope, h="h"),
+        holds_cand=_HOLDS.format(join=join, scope=scope, h="cand"),
+        name_match=_CONTAINS if len(q) >= 3 else _STARTS)
     # Each call planned for its own `q` (a prefix of 2 and one of 18 characters want different
     # plans); a generic plan of the prepared statement would pick one for all.  Set for this
     # statement only: a SET LOCAL would last to the end of the transaction, over whatever else
     # the request runs after the search; the setting found is put back.
     was = db.session.execute(text(_FORCE_CUSTOM_PLAN)).scalar()
-    rows = db.session.execute(text(_SEARCH.format(join=join, scope=scope)), params).all()
+    rows = db.session.execute(text(sql), params).all()
     db.session.execute(text("SELECT set_config('plan_cache_mode', :was, true)"), {"was": was})
-    return [{"id": r[0], "code": r[1], "kind": r[2], "household": r[3], "holder": r[4],
-             "bbox": [r[5], r[6], r[7], r[8]]} for r in rows]
+    return ([{"id": r[0], "code": r[1], "kind": r[2], "household": r[3], "holder": r[4],
+              "bbox": [r[5], r[6], r[7], r[8]]} for r in rows if r[0] is not None],
+            bool(rows[0][9]))
 
 
 def survey_geometry(parcel: Parcel):

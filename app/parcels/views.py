@@ -31,7 +31,7 @@ def map_page():
     bounds = queries.map_bounds(
         household_code=(current_user.household_code or "-") if current_user.role == "farmer"
         else None, like=jurisdiction_like(current_user))
-    return render_template("parcels/map.html", bounds=bounds,
+    return render_template("parcels/map.html", bounds=bounds, cap=queries.NAME_CAP,
                            basemap=current_app.config.get("BASEMAP_URL"))
 
 
@@ -41,7 +41,11 @@ def search():
     q = (request.args.get("q") or "").strip()
     if len(q) < 2:
         return jsonify([])
-    return jsonify(queries.search(q, jurisdiction_like(current_user)))
+    hits, cut = queries.search_page(q, jurisdiction_like(current_user))
+    resp = jsonify(hits)
+    if cut:  # the map page shows its message (templates/parcels/map.html): narrow the name
+        resp.headers["X-Search-Cut"] = "holder-name"
+    return resp
 
 
 @bp.get("/parcels/<int:parcel_id>")

@@ -115,6 +115,9 @@ class Household(db.Model):
         # the staff search's "holder's name contains" by trigrams (pg_trgm, 0035_search)
         db.Index("ix_household_name_trgm", "name", postgresql_using="gin",
                  postgresql_ops={"name": "gin_trgm_ops"}),
+        # Also ix_household_name_code_c (0041_search2): (name, cbfbm) in byte order, holders
+        # of a name in household-code order; collated columns have no SQLAlchemy form
+        # (app/schema.py).
     )
 
     @property

@@ -59,7 +59,9 @@
     const ul = document.getElementById('map-results');
     ul.innerHTML = '';
     if (q.length < 2) return;
-    const rows = await (await fetch('/parcels/search?q=' + encodeURIComponent(q))).json();
+    const resp = await fetch('/parcels/search?q=' + encodeURIComponent(q));
+    document.getElementById('map-search-cut').hidden = !resp.headers.get('X-Search-Cut');
+    const rows = await resp.json();
     for (const r of rows) {
       const li = document.createElement('li');
       const a = document.createElement('a');
