@@ -402,17 +402,36 @@ def _no_stray_images():
     assert after <= before, f"images left at the repository root: {sorted(after - before)}"
 
 
-# Under `pytest -n 2 --dist loadgroup` tests are handed to the workers one by one, except those
-# of one group, which one worker runs in a row: the browser tests (one Chromium, one copy of
-# the browser database, and no two accelerated market clocks racing each other for the CPU), and
-# each module whose module-scoped fixture is expensive (tests/test_exports.py's sample import).
-SHARED_SETUP_MODULES = {"test_exports.py", "test_exports_attacks.py"}
+# Under `pytest -n 2 --dist loadgroup` (`make test`) tests are handed to the workers one by one,
+# except those of one group, which one worker runs in a row: the browser tests (one Chromium, one
+# copy of the browser database, and no two accelerated market clocks racing each other for the
+# CPU), and each module whose module-scoped fixture is expensive (tests/test_exports.py's sample
+# import, which tests/test_exports_attacks.py shares).  The groups are made here, not with
+# xdist_group marks: pytest-xdist 3.8 renames the tests of a marked group through
+# `item._nodeid`, which pytest 9 no longer reads, so the marks group nothing.
+SHARED_SETUP_MODULES = ("tests/test_exports.py", "tests/test_exports_attacks.py")
 
 
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        path = Path(str(item.path))
-        if path.parent.name == "browser":
-            item.add_marker(pytest.mark.xdist_group("browser"))
-        elif path.name in SHARED_SETUP_MODULES:
-            item.add_marker(pytest.mark.xdist_group(path.stem))
+def xdist_group(nodeid: str) -> str:
+    path = nodeid.split("::", 1)[0]
+    if path.startswith("tests/browser/"):
+        return "browser"
+    return path if path in SHARED_SETUP_MODULES else nodeid
+
+
+try:
+    from xdist.scheduler import LoadScopeScheduling
+except ImportError:  # a venv from before requirements-dev.txt named pytest-xdist
+    LoadScopeScheduling = None
+
+if LoadScopeScheduling is not None:
+    class GroupScheduling(LoadScopeScheduling):
+        """`--dist loadgroup` with the groups of `xdist_group`; the largest group goes first."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group(nodeid)
+
+    def pytest_xdist_make_scheduler(config, log):
+        if config.getvalue("dist") == "loadgroup":
+            return GroupScheduling(config, log)
+        return None
