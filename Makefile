@@ -37,12 +37,15 @@ run: setup db migrate demo
 	@echo "  Live bidding stream (SSE): http://$(HOST):$(STREAM_PORT)/auctions/ID/events"
 	scripts/serve.sh $(HOST) $(PORT) $(STREAM_PORT)  # as an unprivileged user (created if missing), never root
 
-## Run every test against a separate test database.
+## Run every test against a separate test database, on TEST_WORKERS pytest-xdist workers (each
+## on a copy of the test database; tests/conftest.py). TEST_WORKERS=0 runs them in one process.
+TEST_WORKERS ?= 2
 test: setup db-test
-	$(PY) -m pytest -q tests $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup tests $(PYTEST_ARGS)
 
 ## The long suites left out of `make test`: the whole village's confirmation, deep fault injection,
-## and mutation testing of the rule modules.
+## and mutation testing of the rule modules. In one process: some of them stop and restart the
+## cluster itself (tests/test_ops_faults.py) or back it up and restore it (tests/test_ops_backup.py).
 test-deep: setup db-test
 	$(PY) -m pytest -q tests -m deep $(PYTEST_ARGS)
 	$(MAKE) mutation

@@ -8,13 +8,26 @@ test then runs as the app role — the role the app itself connects as, which ow
 has only the DML the migrations grant — inside a transaction that is rolled back.  The few
 tests that need the owner's rights (tampering with the audit log on purpose, cleaning up a
 race's committed rows) take the `owner_dbs` fixture or `owner_engine`.
+
+Under pytest-xdist (`make test` runs `-n 2`) each worker has a database of its own, named after
+TEST_DATABASE_URL's with the worker's id appended (`sanquan_test_gw0`, …; the browser tests'
+`sanquan_test_gw0_browser`): the first worker builds TEST_DATABASE_URL's database as above,
+under a file lock, and every worker's database is a copy of it (`CREATE DATABASE … TEMPLATE`,
+as the superuser of `admin_url`).  Each worker also writes its files (exports, uploads, print
+packages, the PDF cache) in a directory of its own.
 """
 from __future__ import annotations
 
+import atexit
+import fcntl
+import hashlib
 import os
 import re
+import shutil
 import socket
+import tempfile
 import threading
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -32,12 +45,40 @@ from app.extensions import db
 # those are a day behind the operations' today.
 use_time_zone(getattr(TestConfig, "TIME_ZONE", "Asia/Shanghai"))
 
+# pytest-xdist's worker id ("gw0", "gw1", …), None in a serial run.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if WORKER:
+    # Files the app writes under instance/ by default, named by job id or digest: one directory
+    # per worker, so two workers' job 7 never share a directory.  In the app's configuration
+    # (build_app) and the environment the subprocesses that tests start inherit (an RQ worker).
+    WORKER_FILES = Path(tempfile.mkdtemp(prefix=f"sanquan-test-{WORKER}-"))
+    for _name, _sub in (("EXPORT_DIR", "exports"), ("IMPORT_UPLOAD_DIR", "uploads"),
+                        ("PRINT_DIR", "prints"), ("PDF_CACHE_DIR", "pdf-cache")):
+        os.environ[_name] = str(WORKER_FILES / _sub)
+    atexit.register(shutil.rmtree, WORKER_FILES, True)
+WORKER_DIRS = {k: os.environ[k] for k in ("EXPORT_DIR", "IMPORT_UPLOAD_DIR", "PRINT_DIR",
+                                          "PDF_CACHE_DIR")} if WORKER else {}
+
+
 SEED_PARCELS = 2000  # two villages
 PASSWORD = "test-password-123"
 
 
+def with_database(url: str, name: str) -> str:
+    """`url` naming database `name` instead."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(path="/" + name))
+
+
+def database_name(url: str) -> str:
+    return urllib.parse.unquote(urllib.parse.urlsplit(url).path.lstrip("/"))
+
+
 def migrate_url(app_url: str) -> str:
-    return os.environ.get("TEST_MIGRATE_DATABASE_URL") or owner_url(app_url)
+    """The owner role on `app_url`'s database: TEST_MIGRATE_DATABASE_URL's role and server if
+    set (with `app_url`'s database: a worker's or the browser tests' own), else derived."""
+    explicit = os.environ.get("TEST_MIGRATE_DATABASE_URL")
+    return with_database(explicit, database_name(app_url)) if explicit else owner_url(app_url)
 
 
 def admin_url(app_url: str) -> str:
@@ -79,13 +120,64 @@ class FreshContextClient(FlaskClient):
             return super().open(*args, **kwargs)
 
 
-def main_test_database_url() -> str:
+def base_test_database_url() -> str:
     return os.environ.get("TEST_DATABASE_URL", TestConfig.SQLALCHEMY_DATABASE_URI)
+
+
+def for_worker(url: str) -> str:
+    """`url`, or under xdist its database suffixed with the worker's id."""
+    return with_database(url, f"{database_name(url)}_{WORKER}") if WORKER else url
+
+
+def main_test_database_url() -> str:
+    return for_worker(base_test_database_url())
 
 
 @pytest.fixture(scope="session")
 def app():
-    return build_app(main_test_database_url())
+    return app_on(main_test_database_url())
+
+
+def app_on(url: str):
+    """The app on a freshly built database at `url`: built in place in a serial run; under
+    xdist, a copy of the database the first worker built (see the module's docstring)."""
+    if not WORKER:
+        return build_app(url)
+    copy_built_database(url)
+    return build_app(url, built=True)
+
+
+def copy_built_database(url: str) -> None:
+    """`url`'s database made afresh as a copy of TEST_DATABASE_URL's, which the first worker of
+    this run to get here builds (the others wait on the lock)."""
+    base = base_test_database_url()
+    key = hashlib.sha1(base.encode()).hexdigest()[:12]
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", "")
+    stem = Path(tempfile.gettempdir()) / f"sanquan-test-{key}"
+    admin = create_engine(with_database(admin_url(base), "postgres"),
+                          isolation_level="AUTOCOMMIT")
+    try:
+        with open(f"{stem}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            marker = Path(f"{stem}.built")
+            if not (run and marker.exists() and marker.read_text() == run):
+                built = build_app(base)
+                with built.app_context():
+                    for engine in db.engines.values():
+                        engine.dispose()
+                marker.write_text(run)
+            name, template = database_name(url), database_name(base)
+            owner = make_url(migrate_url(base)).username
+            with admin.connect() as conn:
+                # The template must have no session; only a builder of this run had one.
+                conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                  "WHERE datname = :d AND pid <> pg_backend_pid()"),
+                             {"d": template})
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}" '
+                                  f'OWNER "{owner}"'))
+    finally:
+        admin.dispose()
 
 
 # Mutation runs only (scripts/mutation.sh): SANQUAN_TEST_REUSE_DB=1 keeps a database that a
@@ -113,15 +205,16 @@ def _already_built(url: str) -> bool:
     return version == head and officer2 == 1
 
 
-def build_app(url: str):
+def build_app(url: str, built: bool = False):
     """A fresh database at `url` (everything the owner made dropped, the migrations run, the
-    seeded county and the demo accounts committed) and the app on it."""
-    reuse = REUSE_DB and _already_built(url)
+    seeded county and the demo accounts committed) and the app on it; `built`: the database
+    already is (a copy of one built so)."""
+    reuse = built or (REUSE_DB and _already_built(url))
     if not reuse:
         _reset_schema(migrate_url(url))
     app = create_app({**{k: getattr(TestConfig, k) for k in dir(TestConfig) if k.isupper()},
                       "SQLALCHEMY_DATABASE_URI": url, "MIGRATE_DATABASE_URL": migrate_url(url),
-                      "DEMO_PASSWORD": PASSWORD})
+                      "DEMO_PASSWORD": PASSWORD, **WORKER_DIRS})
     app.test_client_class = FreshContextClient
     if reuse:
         return app
@@ -307,3 +400,38 @@ def _no_stray_images():
     yield
     after = {p.name for p in root.glob("*.png")} | {p.name for p in root.glob("*.ppm")}
     assert after <= before, f"images left at the repository root: {sorted(after - before)}"
+
+
+# Under `pytest -n 2 --dist loadgroup` (`make test`) tests are handed to the workers one by one,
+# except those of one group, which one worker runs in a row: the browser tests (one Chromium, one
+# copy of the browser database, and no two accelerated market clocks racing each other for the
+# CPU), and each module whose module-scoped fixture is expensive (tests/test_exports.py's sample
+# import, which tests/test_exports_attacks.py shares).  The groups are made here, not with
+# xdist_group marks: pytest-xdist 3.8 renames the tests of a marked group through
+# `item._nodeid`, which pytest 9 no longer reads, so the marks group nothing.
+SHARED_SETUP_MODULES = ("tests/test_exports.py", "tests/test_exports_attacks.py")
+
+
+def xdist_group(nodeid: str) -> str:
+    path = nodeid.split("::", 1)[0]
+    if path.startswith("tests/browser/"):
+        return "browser"
+    return path if path in SHARED_SETUP_MODULES else nodeid
+
+
+try:
+    from xdist.scheduler import LoadScopeScheduling
+except ImportError:  # a venv from before requirements-dev.txt named pytest-xdist
+    LoadScopeScheduling = None
+
+if LoadScopeScheduling is not None:
+    class GroupScheduling(LoadScopeScheduling):
+        """`--dist loadgroup` with the groups of `xdist_group`; the largest group goes first."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group(nodeid)
+
+    def pytest_xdist_make_scheduler(config, log):
+        if config.getvalue("dist") == "loadgroup":
+            return GroupScheduling(config, log)
+        return None
