@@ -80,7 +80,8 @@ def test_fifty_bidders_against_gunicorn(app):
         # Then wait (real time, short: accelerated) for the end the bids left, and fire again.
         while True:
             st = load.state(url, auction_id)
-            if st["now"] >= st["ends_at"]:
+            # an answer without the clock (a refusal under load) is simply asked again
+            if "now" in st and st["now"] >= st["ends_at"]:
                 break
         wave = load.final_wave(url, auction_id, keys, st["current_price_fen"] + step)
         deadline = time.monotonic() + 5
@@ -95,7 +96,10 @@ def test_fifty_bidders_against_gunicorn(app):
     assert all(s == 409 and c == "market.bid.ended" for s, c in wave), wave
     first = [t for t in run.attempts if not t.retry]
     ok = [t for t in first if t.status == 201]
-    assert len(ok) >= 20, len(ok)  # they really raced (how many depends on the machine's load)
+    # they really raced: several bids accepted, and some refused for a price another bidder
+    # had just moved (how many of each depends on the machine's load, so no fixed count)
+    assert len(ok) >= 2, len(ok)
+    assert any(t.code == "market.bid.step" for t in first), {t.code for t in first}
     assert all(t.status in (201, 409) for t in first), {t.status for t in first}
     with app.app_context():
         rows = db.session.execute(text("""
