@@ -5,7 +5,6 @@ highest valid bid, the extension rule held for every late bid, and no bid is acc
 the end."""
 import datetime as dt
 import json
-import os
 import socket
 import threading
 import time
@@ -50,7 +49,8 @@ BIDDERS = 50
 
 
 def test_fifty_bidders_against_gunicorn(app):
-    url_db = os.environ.get("TEST_DATABASE_URL", app.config["SQLALCHEMY_DATABASE_URI"])
+    # the database this test's app is on (under xdist the worker's copy, not TEST_DATABASE_URL)
+    url_db = app.config["SQLALCHEMY_DATABASE_URI"]
     with app.app_context():
         x, bidders = asset_competition(db.session, BIDDERS)
         db.session.commit()
@@ -78,9 +78,11 @@ def test_fifty_bidders_against_gunicorn(app):
         run = load.run_bidders(url, auction_id, keys, reserve, step, seconds=60 / ACC,
                                retry_every=1)
         # Then wait (real time, short: accelerated) for the end the bids left, and fire again.
+        give_up = time.monotonic() + 120
         while True:
             st = load.state(url, auction_id)
-            # an answer without the clock (a refusal under load) is simply asked again
+            # an answer without the clock (a refusal under load) is asked again, for a while
+            assert time.monotonic() < give_up, st  # never an endless wait
             if "now" in st and st["now"] >= st["ends_at"]:
                 break
         wave = load.final_wave(url, auction_id, keys, st["current_price_fen"] + step)
