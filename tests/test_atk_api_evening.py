@@ -410,3 +410,29 @@ def test_a_failing_tile_statement_is_not_retried(app, monkeypatch):
     with pytest.raises(psycopg.errors.QueryCanceled):
         tiles._run(tiles.libpq_url(app.config["SQLALCHEMY_DATABASE_URI"]), work_fails)
     assert len(attempts) == 1
+
+
+def test_a_tile_while_the_database_is_away_is_a_quick_503_then_200_when_back(app):
+    """The database refusing connections (tests/test_ops_faults.py's Outage): the tile path
+    retries once, then answers 503 with Retry-After promptly — not after the pool's 30-second
+    wait for a connection it cannot make (a map asks dozens of tiles: every worker thread
+    would hang) — and a 200 with the same bytes once it is back."""
+    import time
+
+    from tests.test_ops_faults import Outage, outage
+
+    c = app.test_client()
+    url = _tile_url(app)
+    first = c.get(url)
+    assert first.status_code == 200
+    with outage(app, Outage) as o:
+        o.down()
+        t0 = time.monotonic()
+        r = c.get(url)
+        took = time.monotonic() - t0
+        assert r.status_code == 503 and r.headers["Retry-After"] and r.data == b""
+        assert r.headers["Cache-Control"] == "no-store" and "ETag" not in r.headers
+        assert took < 10, took
+        o.up()
+    back = c.get(url)
+    assert back.status_code == 200 and back.data == first.data
