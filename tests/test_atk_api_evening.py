@@ -315,6 +315,11 @@ def test_an_outsider_cannot_tell_an_existing_export_from_a_missing_one(app, dbs,
         dbs.flush()
         outsiders[name] = _bearer(name)
     assert mine
+    # the requester: conditional and range errors of the file are problems too
+    own = _bearer("bureau")
+    file_url = f"/api/exports/{job}/file"
+    size = len(c.get(file_url, headers=own).data)
+    _problem(c.get(file_url, headers={**own, "Range": f"bytes={size + 10}-"}), 416)
     etag = '"' + "0" * 64 + '"'
     for who, h in outsiders.items():
         for ident in ([job, fjob] if who != "atk-auditor-ev" else [fjob]):
