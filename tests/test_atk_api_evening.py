@@ -441,3 +441,36 @@ def test_a_tile_while_the_database_is_away_is_a_quick_503_then_200_when_back(app
         o.up()
     back = c.get(url)
     assert back.status_code == 200 and back.data == first.data
+
+
+def test_a_requester_moved_to_another_county_reads_their_export_no_more(app, dbs, monkeypatch,
+                                                                        tmp_path):
+    """The requester's own job, masked or unmasked: once their jurisdiction no longer reaches
+    its selection (moved to another county's bureau), they are told the rule (403
+    access.forbidden) and get no file; nobody else learns anything from it (404)."""
+    from tests.test_exports import _bearer
+
+    monkeypatch.setitem(app.config, "JOBS_MODE", "sync")
+    monkeypatch.setitem(app.config, "EXPORT_DIR", str(tmp_path / "exports"))
+    village = _villages(dbs)[0].village_code
+    dbs.add(User(username="atk-mover", display_name="atk-mover", role="bureau_staff",
+                 jurisdiction_code=village[:6], password_hash="x"))
+    dbs.flush()
+    c, h = app.test_client(), _bearer("atk-mover")
+    ids = []
+    for body in ({"format": "geojson", "scope": village},
+                 {"format": "geojson", "scope": village, "full": True,
+                  "purpose": "征地补偿核对名单"}):
+        r = c.post("/api/exports", json=body, headers=h)
+        assert r.status_code == 202, r.get_data(as_text=True)
+        ids.append(r.get_json()["id"])
+        assert c.get(f"/api/exports/{ids[-1]}/file", headers=h).status_code == 200
+    far = f"{village[:4]}{(int(village[4:6]) + 1) % 100:02d}"
+    dbs.execute(text("UPDATE app_user SET jurisdiction_code = :j WHERE username = 'atk-mover'"),
+                {"j": far})
+    dbs.expire_all()
+    for i in ids:
+        for tail in ("", "/file"):
+            r = c.get(f"/api/exports/{i}{tail}", headers=h)
+            _problem(r, 403)
+            assert r.get_json()["code"] == "access.forbidden"
