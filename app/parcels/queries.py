@@ -46,8 +46,9 @@ def map_bounds(household_code: str | None = None, like: str | None = None) -> li
 # so: `cut`).  The candidates are only households holding a current parcel *in the user's
 # jurisdiction*: counted over the whole register, the cut (its header, its message) told a
 # village officer that other villages or counties hold many of that name, and dropped the
-# officer's own matches because of them (atkapi, 0043_atk_api's tests).  Whenever the old answer (every matching parcel, first `n` by code) was complete
-# — fewer than `n` parcels, so fewer than `n` households — this one is the same.
+# officer's own matches because of them (atkapi: tests/test_atk_api_evening.py).  Whenever
+# the old answer (every matching parcel, first `n` by code) was complete — fewer than `n`
+# parcels, so fewer than `n` households — this one is the same.
 NAME_CAP = 500
 _HOLDS = ("EXISTS (SELECT 1 FROM parcel p{join} WHERE p.household_code COLLATE \"C\" = "
           "{h}.cbfbm COLLATE \"C\" AND p.end_lifespan IS NULL{scope})")
