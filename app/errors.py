@@ -129,6 +129,19 @@ def register_errorhandlers(app):
     for code in (400, 403, 404, 405, 413, 422, 429):
         app.register_error_handler(code, http_error)
 
+    def api_only(err: HTTPException):
+        # Every other status the API can answer (401 from an abort, 406, 409, 410, 412, 415,
+        # 416, 500 — an unexpected fault, its description the generic one, no internals —,
+        # 501…): problem JSON there too.  Without this, flask-smorest's catch-all answered
+        # `{"code": 500, "status": …}` as plain JSON (atkapi).  Pages keep werkzeug's own.
+        if wants_json():
+            return problem_response({"type": "about:blank", "title": err.name,
+                                     "status": err.code, "detail": err.description}, err.code)
+        return err
+
+    for code in (401, 406, 409, 410, 411, 412, 414, 415, 416, 417, 428, 431, 500, 501):
+        app.register_error_handler(code, api_only)
+
 
 def _schema_messages(err: HTTPException):
     """The field errors webargs attached to an abort (422 or 400), else None."""

@@ -23,7 +23,8 @@ from app.parcels.models import Parcel
 # for the jurisdiction (a division prefix).  The holder's name (0041_search2): the first :n
 # households by code that hold a current parcel in the jurisdiction, among those named exactly
 # :q if there are :n of them, else among all whose name contains :q (starts with it, for 1–2
-# characters) — unless more than :cap households' names match, then the exact ones alone.
+# characters) — unless more than :cap households holding a current parcel in the jurisdiction
+# match, then the exact ones alone (counted outside it, the cut leaked other villages' names).
 SLOW = """
 WITH m AS (
   SELECT h.cbfbm, h.name = :q AS exact,
@@ -33,7 +34,8 @@ WITH m AS (
   FROM household h
   WHERE CASE WHEN char_length(:q) >= 3 THEN position(:q IN h.name) > 0
              ELSE substr(h.name, 1, char_length(:q)) = :q END),
-k AS (SELECT count(*) FILTER (WHERE exact AND holds) AS exact_n, count(*) AS all_n FROM m),
+k AS (SELECT count(*) FILTER (WHERE exact AND holds) AS exact_n,
+          count(*) FILTER (WHERE holds) AS all_n FROM m),
 picked AS (
   SELECT m.cbfbm FROM m, k
   WHERE m.holds AND (m.exact OR (k.exact_n < :n AND k.all_n <= :cap))

@@ -34,7 +34,7 @@ ORDER BY p.code COLLATE "C" LIMIT :n"""
 # The new one (0041_search2): the holder's name finds the parcels of the first :n households
 # by code holding a current parcel in scope — among those named exactly :q when there are :n of
 # them, else among all whose name contains :q (starts with it, 1–2 characters), unless more
-# than :cap households' names match (then the exact ones alone).
+# than :cap households holding a current parcel in scope match (then the exact ones alone).
 ORACLE = """
 WITH m AS (
   SELECT h.cbfbm, h.name = :q AS exact,
@@ -45,7 +45,8 @@ WITH m AS (
   FROM household h
   WHERE CASE WHEN length(:q) >= 3 THEN strpos(h.name, :q) > 0
              ELSE left(h.name, length(:q)) = :q END),
-k AS (SELECT count(*) FILTER (WHERE exact AND holds) AS exact_n, count(*) AS all_n FROM m),
+k AS (SELECT count(*) FILTER (WHERE exact AND holds) AS exact_n,
+          count(*) FILTER (WHERE holds) AS all_n FROM m),
 picked AS (
   SELECT m.cbfbm FROM m, k
   WHERE m.holds AND (m.exact OR (k.exact_n < :n AND k.all_n <= :cap))

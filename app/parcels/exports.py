@@ -17,10 +17,10 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, text
 
-from app.access import Scope
+from app.access import Scope, reaches
 from app.audit import operations as audit
 from app.auth.models import User
-from app.errors import DomainError, Rule
+from app.errors import NOT_ALLOWED, DomainError, Rule
 from app.extensions import db
 from app.jobs import operations as jobs
 from app.jobs.models import Job
@@ -413,17 +413,22 @@ def export_job(job_id) -> Job | None:
 
 
 def job_scope(job: Job, user) -> Scope:
-    """Who reaches an export job: its requester; else staff whose jurisdiction reaches the
-    scope — for an unmasked export only those holding that privilege too (the requester
-    included)."""
+    """Who reaches an export job: staff whose jurisdiction reaches its scope, its requester
+    included (only while theirs still does) — for an unmasked export only those holding that
+    privilege too."""
     # an unmasked file needs the privilege *now*: a requester since moved to another role
     # (no longer land bureau staff) reads it no more (个人信息保护法 arts 28, 51)
     if job.params.get("full") and user.role not in FULL_EXPORT_ROLES:
         if job.created_by is not None and job.created_by == getattr(user, "id", None):
             raise DomainError(FULL_EXPORT, n=FULL_PURPOSE_MIN)  # the requester: told why
         return Scope([])  # anyone else: as if there were no such job (the route conceals)
-    if job.created_by is not None and job.created_by == getattr(user, "id", None):
-        return Scope([user.jurisdiction_code or ""])
+    if (job.created_by is not None and job.created_by == getattr(user, "id", None)
+            and user.role != "admin"
+            and not reaches(user.jurisdiction_code, job.params["scope"])):
+        # the requester, moved since to a jurisdiction that no longer reaches the selection
+        # (another county's bureau, another village): told why; the file is no longer theirs
+        # to read (atkapi: they kept it, an unmasked one included, wherever they went)
+        raise DomainError(NOT_ALLOWED)
     return Scope([job.params["scope"]])
 
 

@@ -43,8 +43,12 @@ def map_bounds(household_code: str | None = None, like: str | None = None) -> li
 # only when fewer than `n` are found, the other holders whose name contains `q` (3 characters
 # or more: trigrams) or starts with it (1–2 characters have no trigram: a range on the same
 # btree), up to NAME_CAP candidates (`cand`; more, and they are left out and the answer says
-# so: `cut`).  Whenever the old answer (every matching parcel, first `n` by code) was complete
-# — fewer than `n` parcels, so fewer than `n` households — this one is the same.
+# so: `cut`).  The candidates are only households holding a current parcel *in the user's
+# jurisdiction*: counted over the whole register, the cut (its header, its message) told a
+# village officer that other villages or counties hold many of that name, and dropped the
+# officer's own matches because of them (atkapi: tests/test_atk_api_evening.py).  Whenever
+# the old answer (every matching parcel, first `n` by code) was complete — fewer than `n`
+# parcels, so fewer than `n` households — this one is the same.
 NAME_CAP = 500
 _HOLDS = ("EXISTS (SELECT 1 FROM parcel p{join} WHERE p.household_code COLLATE \"C\" = "
           "{h}.cbfbm COLLATE \"C\" AND p.end_lifespan IS NULL{scope})")
@@ -55,13 +59,13 @@ WITH exact AS MATERIALIZED (
   ORDER BY h.cbfbm COLLATE "C" LIMIT :n),
 cand AS MATERIALIZED (
   SELECT h.cbfbm FROM household h
-  WHERE (SELECT count(*) FROM exact) < :n AND {name_match}
+  WHERE (SELECT count(*) FROM exact) < :n AND {name_match} AND {holds_h}
   LIMIT :cap + 1),
 named AS (
   (SELECT cbfbm FROM exact)
   UNION
   (SELECT cand.cbfbm FROM cand
-   WHERE (SELECT count(*) FROM cand) <= :cap AND {holds_cand}
+   WHERE (SELECT count(*) FROM cand) <= :cap
    ORDER BY cand.cbfbm COLLATE "C" LIMIT :n)),
 heads AS (SELECT cbfbm FROM named ORDER BY cbfbm COLLATE "C" LIMIT :n),
 hit AS (
@@ -104,6 +108,12 @@ def _like_literal(s: str) -> str:
     return s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _storable(s: str) -> bool:
+    """Text PostgreSQL can hold: no NUL, no lone surrogate (psycopg refuses both with an
+    error, a 500 for a caller that did not filter them)."""
+    return "\x00" not in s and not any(0xD800 <= ord(ch) <= 0xDFFF for ch in s)
+
+
 def search(q: str, like: str | None, limit: int = 20) -> list[dict]:
     """Current parcels whose code or household code starts with `q` or whose holder's name
     matches it (see search_page), within `like`, first `limit` by code, with their bbox."""
@@ -118,6 +128,8 @@ def search_page(q: str, like: str | None, limit: int = 20) -> tuple[list[dict], 
     `like` (a LIKE pattern on the collective's code), first `limit` by code, with their
     bounding box.  `cut`: more than NAME_CAP holders' names matched besides and were left out
     (the clerk should give more of the name, or the household code)."""
+    if not _storable(q):
+        return [], False  # no code, household code or name holds a NUL or a lone surrogate
     params = {"q": q, "hi": q + _LAST_CHAR, "contains": f"%{_like_literal(q)}%", "n": limit,
               "cap": NAME_CAP}
     join = scope = ""
@@ -126,7 +138,6 @@ def search_page(q: str, like: str | None, limit: int = 20) -> tuple[list[dict], 
         params["like"] = like
     sql = _SEARCH.format(
         join=join, scope=scope, holds_h=_HOLDS.format(join=join, scope=scope, h="h"),
-        holds_cand=_HOLDS.format(join=join, scope=scope, h="cand"),
         name_match=_CONTAINS if len(q) >= 3 else _STARTS)
     # Each call planned for its own `q` (a prefix of 2 and one of 18 characters want different
     # plans); a generic plan of the prepared statement would pick one for all.  Set for this

@@ -45,6 +45,7 @@ SQL_TAG = hashlib.sha1(TILE_SQL.encode()).hexdigest()[:8]
 log = logging.getLogger("sanquan.tiles")
 
 _pools: dict[tuple[int, str], ConnectionPool] = {}
+POOL_WAIT_S = 3.0  # the longest a tile waits for a pooled connection; then 503 + Retry-After
 _lock = threading.Lock()
 
 
@@ -64,8 +65,13 @@ def _pool(url: str) -> ConnectionPool:
                 # wait for the server's turn, ~5 ms of a ~25 ms tile at load 9 (bench, 2026-11-
                 # 29).  A connection a restart left stale fails its statement instead; then
                 # the pool checks its idle ones and the tile is asked once more (_run).
+                # `timeout`: the wait for a connection.  psycopg_pool's default, 30 s, held a
+                # tile (and its worker thread) half a minute while the database was away
+                # before its 503 — a map asks dozens at once (atkapi).  `connect_timeout`: a
+                # server that does not answer at all.
                 pool = ConnectionPool(url, min_size=1, max_size=4, max_idle=600,
-                                      kwargs={"autocommit": True,
+                                      timeout=POOL_WAIT_S,
+                                      kwargs={"autocommit": True, "connect_timeout": 3,
                                               "application_name": "sanquan-tiles"},
                                       name="tiles", open=True)
                 _pools[key] = pool
