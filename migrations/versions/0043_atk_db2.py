@@ -1,0 +1,45 @@
+"""Attacks on the evening's bulk path and keys (tests/test_atk_db_evening.py): the overlap rule
+could be measured in a CRS of the caller's choice, and its tolerance set past its bounds.
+
+- parcel.survey_srid: the Gauss-Krüger zone the overlap and the area are measured in.  Nothing
+  bound it, so the app role could insert a parcel with survey_srid 4490 (CGCS2000 geographic):
+  parcel_guard() measured the overlap in square degrees (~1e-10 of the m² figure) and let a
+  parcel lying on another in.  parcel_register_staged() takes the zone from the staged
+  feature's geometry (the app role's to write): a feature staged near 57°W gave zone
+  4509 - 19 = 4490, the same square degrees.  Now a CHECK: a CGCS2000 3-degree zone
+  (EPSG:4513–4554), the only values the application writes (app/parcels/operations.py
+  `_insert`, the import's zone).  Transverse Mercator never shrinks an area, so no zone of that
+  range measures an overlap in China below its size.
+- registry_setting 'overlap_tolerance_m2': the settings catalogue bounds it to 0–10 m²
+  (app/settings/operations.py), but the app role writes the table directly: 'NaN' made the
+  per-row check's `area > tol` false for every pair (NaN is larger than every number), and
+  '1e12' or 'Infinity' let any overlap in on both paths.  Now a CHECK: a plain decimal number
+  between 0 and 10.
+
+Revision ID: 0043_atk_db2
+Revises: 0041_search2
+"""
+from alembic import op
+
+revision = "0043_atk_db2"
+down_revision = "0041_search2"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.execute("ALTER TABLE parcel ADD CONSTRAINT ck_parcel_survey_srid_gk_zone "
+               "CHECK (survey_srid BETWEEN 4513 AND 4554) NOT VALID")
+    op.execute("ALTER TABLE parcel VALIDATE CONSTRAINT ck_parcel_survey_srid_gk_zone")
+    op.execute(r"""ALTER TABLE registry_setting ADD CONSTRAINT ck_registry_setting_overlap_tolerance
+        CHECK (CASE WHEN key <> 'overlap_tolerance_m2' THEN true
+                    WHEN value ~ '^[0-9]{1,6}(\.[0-9]{0,12})?([eE][-+]?[0-9]{1,3})?$'
+                      THEN value::numeric BETWEEN 0 AND 10
+                    ELSE false END) NOT VALID""")
+    op.execute("ALTER TABLE registry_setting "
+               "VALIDATE CONSTRAINT ck_registry_setting_overlap_tolerance")
+
+
+def downgrade():
+    op.execute("ALTER TABLE registry_setting DROP CONSTRAINT ck_registry_setting_overlap_tolerance")
+    op.execute("ALTER TABLE parcel DROP CONSTRAINT ck_parcel_survey_srid_gk_zone")
