@@ -77,6 +77,33 @@ def test_the_bulk_function_cannot_be_made_to_measure_in_square_degrees(dbs):
     assert _overlaps(dbs) == 0
 
 
+@pytest.mark.parametrize("where", ["first", "middle", "hole"])
+def test_a_parcel_with_a_nan_vertex_cannot_slip_past_the_box_filter(dbs, where):
+    """Both checks find their pairs by box (&&); a NaN coordinate makes the box NaN (or wrong),
+    so the bulk function's check skipped a staged geometry that holds a registered parcel's
+    ring with NaN points added.  Such a geometry is no parcel at all: refused by both paths."""
+    col = _col(dbs)
+    x = X0 + 1500 + 100 * len(where)
+    p = parcels.register("bureau", "contract", f"{col.fbfbm}7{len(where)}500", col.id,
+                         _square(x, GY), 4547, "测试")
+    w = dbs.execute(text("SELECT ST_AsText(geom) FROM parcel WHERE id = :i"), {"i": p.id}).scalar()
+    ring = w.removeprefix("MULTIPOLYGON(((").removesuffix(")))")
+    pts = ring.split(",")
+    forged = {"first": f"POLYGON((NaN NaN,{ring},NaN NaN))",
+              "middle": f"POLYGON(({','.join(pts[:2] + ['NaN NaN'] + pts[2:])}))",
+              "hole": f"POLYGON(({ring}),(NaN NaN,NaN NaN,NaN NaN,NaN NaN))"}[where]
+    b = _stage(dbs, col, {f"{col.fbfbm}7{len(where)}501": _square(x + 100, GY)})
+    dbs.execute(text("UPDATE import_feature SET geom_stored = ST_GeomFromText(:w, 4490) "
+                     "WHERE batch_id = :b"), {"b": b, "w": forged})
+    _fails(dbs, "SELECT parcel_register_staged(:b, NULL, 'attacker', NULL)", {"b": b})
+    _fails(dbs, """INSERT INTO parcel (kind, code, collective_id, scmj, scmjm, survey_srid, geom)
+        SELECT 'contract', :code, :col, 400, 0.6, 4547, ST_Multi(ST_GeomFromText(:w, 4490))""",
+           {"code": f"{col.fbfbm}7{len(where)}502", "col": col.id, "w": forged})
+    n = dbs.execute(text("SELECT count(*) FROM parcel WHERE code LIKE :c AND code <> :own"),
+                    {"c": f"{col.fbfbm}7{len(where)}50_", "own": p.code}).scalar()
+    assert n == 0
+
+
 # --- the tolerance past its bounds --------------------------------------------------------------
 
 @pytest.mark.parametrize("value", ["NaN", "Infinity", "1e12", "100000", "-1", "abc"])

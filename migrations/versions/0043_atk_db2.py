@@ -15,6 +15,12 @@ could be measured in a CRS of the caller's choice, and its tolerance set past it
   per-row check's `area > tol` false for every pair (NaN is larger than every number), and
   '1e12' or 'Infinity' let any overlap in on both paths.  Now a CHECK: a plain decimal number
   between 0 and 10.
+- parcel.geom: both overlap checks find their pairs by box (&&).  A NaN coordinate makes the
+  box NaN (or wrong), and && is false against everything: parcel_register_staged() registered a
+  staged geometry holding a registered parcel's ring with NaN points added (the per-row check
+  failed on it only by accident, an integer overflow in its cell loop).  Now a CHECK: the
+  area is finite (any NaN or infinite coordinate makes the ring's area NaN or infinite) and
+  the box lies within longitude/latitude.
 
 Revision ID: 0043_atk_db2
 Revises: 0041_search2
@@ -31,6 +37,11 @@ def upgrade():
     op.execute("ALTER TABLE parcel ADD CONSTRAINT ck_parcel_survey_srid_gk_zone "
                "CHECK (survey_srid BETWEEN 4513 AND 4554) NOT VALID")
     op.execute("ALTER TABLE parcel VALIDATE CONSTRAINT ck_parcel_survey_srid_gk_zone")
+    op.execute("ALTER TABLE parcel ADD CONSTRAINT ck_parcel_geom_finite CHECK ("
+               "ST_Area(geom) < 'Infinity'::float8 AND ST_XMin(geom) >= -180 "
+               "AND ST_XMax(geom) <= 180 AND ST_YMin(geom) >= -90 AND ST_YMax(geom) <= 90) "
+               "NOT VALID")
+    op.execute("ALTER TABLE parcel VALIDATE CONSTRAINT ck_parcel_geom_finite")
     op.execute(r"""ALTER TABLE registry_setting ADD CONSTRAINT ck_registry_setting_overlap_tolerance
         CHECK (CASE WHEN key <> 'overlap_tolerance_m2' THEN true
                     WHEN value ~ '^[0-9]{1,6}(\.[0-9]{0,12})?([eE][-+]?[0-9]{1,3})?$'
@@ -42,4 +53,5 @@ def upgrade():
 
 def downgrade():
     op.execute("ALTER TABLE registry_setting DROP CONSTRAINT ck_registry_setting_overlap_tolerance")
+    op.execute("ALTER TABLE parcel DROP CONSTRAINT ck_parcel_geom_finite")
     op.execute("ALTER TABLE parcel DROP CONSTRAINT ck_parcel_survey_srid_gk_zone")
