@@ -269,6 +269,67 @@ def test_two_bulk_registrations_at_once_cannot_both_register_an_overlap(app):
         eng.dispose()
 
 
+@pytest.mark.parametrize("first", ["bulk", "row"])
+def test_a_bulk_and_a_per_row_registration_at_once_cannot_both_register_an_overlap(app, first):
+    """One path holds parcel with its parcel inserted, uncommitted; the other path's overlapping
+    registration waits on it (pg_blocking_pids); the first commits: the second must see its
+    parcel and be refused (the bulk path takes no cell locks, only the table lock)."""
+    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    x = X0 + 7500 + (0 if first == "bulk" else 200)
+    with engine.connect() as c:
+        col = c.execute(text("SELECT id, fbfbm FROM collective ORDER BY id LIMIT 1")).one()
+    k = 1 if first == "bulk" else 2
+    codes = [f"{col.fbfbm}78{k}11", f"{col.fbfbm}78{k}12"]
+    squares = [_square(x, GY), _square(x + 3, GY + 3)]
+    batches = []
+    try:
+        with engine.begin() as c:
+            batches.append(_stage(c, col, {codes[0 if first == "bulk" else 1]:
+                                           squares[0 if first == "bulk" else 1]}))
+        bulk = text("SELECT parcel_register_staged(:b, NULL, 'x', NULL)")
+        row = text(INSERT)
+        result: dict = {}
+        with engine.connect() as a, engine.connect() as b:
+            a_pid = a.execute(text("SELECT pg_backend_pid()")).scalar()
+            b_pid = b.execute(text("SELECT pg_backend_pid()")).scalar()
+            a.commit()
+            b.commit()
+            ta = a.begin()
+            if first == "bulk":
+                a.execute(bulk, {"b": batches[0]})
+                second = (row, {"code": codes[1], "col": col.id, "srid": 4547,
+                                "w": squares[1]})
+            else:
+                a.execute(row, {"code": codes[0], "col": col.id, "srid": 4547, "w": squares[0]})
+                second = (bulk, {"b": batches[0]})
+
+            def run_b():
+                try:
+                    with b.begin():
+                        b.execute(*second)
+                    result["b"] = "ok"
+                except DBAPIError as e:
+                    result["b"] = str(e.orig).split("\n")[0]
+
+            t = threading.Thread(target=run_b)
+            t.start()
+            _wait_until_blocked(engine, b_pid, a_pid)
+            ta.commit()
+            t.join(60)
+        assert "parcel.overlap" in str(result.get("b")), result
+        with engine.connect() as c:
+            assert c.execute(text("SELECT count(*) FROM parcel WHERE code = ANY(:c)"),
+                             {"c": codes}).scalar() == 1
+    finally:
+        _remove_winner(app, engine, codes)
+        eng = create_engine(app.config["MIGRATE_DATABASE_URL"])
+        with eng.begin() as c:
+            c.execute(text("DELETE FROM import_feature WHERE batch_id = ANY(:b)"),
+                      {"b": batches})
+            c.execute(text("DELETE FROM import_batch WHERE id = ANY(:b)"), {"b": batches})
+        eng.dispose()
+
+
 # --- keys and counties (0041_citus2) ----------------------------------------------------------
 
 def _other(county: str) -> str:
