@@ -229,7 +229,7 @@ def test_two_bulk_registrations_at_once_cannot_both_register_an_overlap(app):
     batches = []
     try:
         with engine.begin() as c:
-            for code, w in zip(codes, (_square(x, GY), _square(x + 3, GY + 3))):
+            for code, w in zip(codes, (_square(x, GY), _square(x + 3, GY + 3)), strict=True):
                 batches.append(_stage(c, col, {code: w}))
         result: dict = {}
         with engine.connect() as a, engine.connect() as b:
