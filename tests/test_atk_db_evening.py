@@ -392,3 +392,42 @@ def test_a_renamed_parcel_is_no_mutation_that_ends_its_right(dbs):
     with pytest.raises(DomainError):
         rights.end_right("bureau", r, "mutation", dt.date.today(), evidence="变更",
                          reason="地块变更", record=m)
+
+
+def test_a_contract_term_cannot_be_shortened_into_an_expiry(dbs):
+    """A right ends on expiry only at its term end; a new version of the right with the term
+    end moved into the past, then 'expiry': the contractor may not take the land back during
+    the term (农村土地承包法 art 21, 27)."""
+    hh, fields, _ = _household_with_land(dbs)
+    r = _contract(dbs, hh, fields)
+    steps = [
+        "UPDATE land_right SET end_lifespan = clock_timestamp() WHERE id = :id",
+        """INSERT INTO land_right (uid, version, kind, holder_household_code, holder_person_id,
+          holder_name, contract_code, obtained_by, fbfbm, term_start, term_end, contract_area,
+          change_reason, changed_by)
+        SELECT uid, version + 1, kind, holder_household_code, holder_person_id, holder_name,
+          contract_code, obtained_by, fbfbm, term_start, term_start + 365, contract_area,
+          '调整', 'attacker' FROM land_right WHERE id = :id""",
+        """UPDATE land_right SET status = 'ended', end_ground = 'expiry',
+          ended_on = current_date WHERE uid = :uid AND end_lifespan IS NULL""",
+        "SET CONSTRAINTS ALL IMMEDIATE"]
+    err = None
+    try:
+        with dbs.begin_nested():
+            for s in steps:
+                dbs.execute(text(s), {"id": r.id, "uid": r.uid})
+            ended = dbs.execute(text("SELECT count(*) FROM land_right WHERE uid = :u "
+                                     "AND status = 'ended'"), {"u": r.uid}).scalar()
+            assert ended == 0
+    except DBAPIError as e:
+        err = str(e.orig).split("\n")[0]
+    assert err is None or err.startswith("right."), err
+
+
+def test_an_extension_by_negative_years_is_refused(dbs):
+    hh, fields, _ = _household_with_land(dbs)
+    r = _contract(dbs, hh, fields)
+    with pytest.raises((DBAPIError, DomainError)) as e:
+        with dbs.begin_nested():
+            rights.extend_contract("bureau", r, -25, "调整承包期")
+    assert "right." in str(e.value)

@@ -21,6 +21,12 @@ could be measured in a CRS of the caller's choice, and its tolerance set past it
   failed on it only by accident, an integer overflow in its cell loop).  Now a CHECK: the
   area is finite (any NaN or infinite coordinate makes the ring's area NaN or infinite) and
   the box lies within longitude/latitude.
+- land_right: a new version could carry an earlier term end (the app role's INSERT, or
+  app.rights.operations.extend_contract with negative years); then 'expiry' passed
+  land_right_end_proof() at once — a contract ended during its term, the land taken back
+  (农村土地承包法 art 21, 27).  Now a BEFORE INSERT trigger, land_right_term_guard(): a
+  version's term end is never earlier than its predecessor's (nor dropped from it: NULL means
+  no end).  New function and trigger; no earlier function is redefined.
 
 Revision ID: 0043_atk_db2
 Revises: 0041_search2
@@ -31,6 +37,26 @@ revision = "0043_atk_db2"
 down_revision = "0041_search2"
 branch_labels = None
 depends_on = None
+
+TERM_GUARD = """
+CREATE FUNCTION land_right_term_guard() RETURNS trigger
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+DECLARE prev_end date;
+BEGIN
+  IF NEW.version > 1 THEN
+    SELECT term_end INTO prev_end FROM land_right
+     WHERE uid = NEW.uid AND version = NEW.version - 1;
+    IF prev_end IS NOT NULL AND (NEW.term_end IS NULL OR NEW.term_end < prev_end) THEN
+      RAISE EXCEPTION 'right.term.shortened: version % of right % ends its term on %, before '
+        'the % of the version it follows; the contractor may not take the land back during '
+        'the term (农村土地承包法 art 21, 27)',
+        NEW.version, NEW.uid, NEW.term_end, prev_end
+        USING ERRCODE = 'check_violation';
+    END IF;
+  END IF;
+  RETURN NEW;
+END $$;
+"""
 
 
 def upgrade():
@@ -49,9 +75,14 @@ def upgrade():
                     ELSE false END) NOT VALID""")
     op.execute("ALTER TABLE registry_setting "
                "VALIDATE CONSTRAINT ck_registry_setting_overlap_tolerance")
+    op.execute(TERM_GUARD)
+    op.execute("CREATE TRIGGER land_right_term_guard BEFORE INSERT ON land_right "
+               "FOR EACH ROW EXECUTE FUNCTION land_right_term_guard()")
 
 
 def downgrade():
+    op.execute("DROP TRIGGER land_right_term_guard ON land_right")
+    op.execute("DROP FUNCTION land_right_term_guard()")
     op.execute("ALTER TABLE registry_setting DROP CONSTRAINT ck_registry_setting_overlap_tolerance")
     op.execute("ALTER TABLE parcel DROP CONSTRAINT ck_parcel_geom_finite")
     op.execute("ALTER TABLE parcel DROP CONSTRAINT ck_parcel_survey_srid_gk_zone")
