@@ -96,6 +96,13 @@ class Parcel(db.Model):
         CheckConstraint("scmj > 0", name="area_positive"),
         CheckConstraint("end_lifespan IS NULL OR end_lifespan > begin_lifespan",
                         name="lifespan"),
+        # the zone the overlap and the area are measured in: a CGCS2000 3-degree zone, never
+        # a geographic CRS (square degrees) (migration 0043_atk_db2)
+        CheckConstraint("survey_srid BETWEEN 4513 AND 4554", name="survey_srid_gk_zone"),
+        # no NaN or infinite coordinate: its box would slip past the overlap checks' && (0043)
+        CheckConstraint("ST_Area(geom) < 'Infinity'::float8 AND ST_XMin(geom) >= -180 "
+                        "AND ST_XMax(geom) <= 180 AND ST_YMin(geom) >= -90 "
+                        "AND ST_YMax(geom) <= 90", name="geom_finite"),
         db.Index("uq_parcel_current_code", "code", "county_code", unique=True,
                  postgresql_where=text("end_lifespan IS NULL")),
         # Also ix_parcel_current_code_c and ix_parcel_current_household_code_c (0035_search):
@@ -155,6 +162,11 @@ class RegistrySetting(db.Model):
     """Rules that vary by place, kept as data (LADM).  Read by the operations and triggers."""
 
     __tablename__ = "registry_setting"
+    # the overlap tolerance within the settings catalogue's bounds, 0–10 m² (0043_atk_db2)
+    __table_args__ = (CheckConstraint(
+        "CASE WHEN key <> 'overlap_tolerance_m2' THEN true "
+        "WHEN value ~ '^[0-9]{1,6}(\\.[0-9]{0,12})?([eE][-+]?[0-9]{1,3})?$' "
+        "THEN value::numeric BETWEEN 0 AND 10 ELSE false END", name="overlap_tolerance"),)
 
     key: Mapped[str] = mapped_column(String(50), primary_key=True)
     value: Mapped[str] = mapped_column(String(200), nullable=False)
