@@ -424,10 +424,39 @@ def test_a_contract_term_cannot_be_shortened_into_an_expiry(dbs):
     assert err is None or err.startswith("right."), err
 
 
-def test_an_extension_by_negative_years_is_refused(dbs):
+@pytest.mark.parametrize("years", [-25, 0, 71, 2.5, True, "30"])
+def test_an_extension_by_negative_years_is_refused(dbs, years):
+    """The operation refuses with its rule (the database's term guard stays behind it)."""
     hh, fields, _ = _household_with_land(dbs)
     r = _contract(dbs, hh, fields)
-    with pytest.raises((DBAPIError, DomainError)) as e:
+    with pytest.raises(DomainError) as e:
         with dbs.begin_nested():
-            rights.extend_contract("bureau", r, -25, "调整承包期")
-    assert "right." in str(e.value)
+            rights.extend_contract("bureau", r, years, "调整承包期")
+    assert e.value.code == "right.extend.years" and "art 21" in e.value.source("en")
+    dbs.refresh(r)
+    assert r.end_lifespan is None and r.status == "current"
+
+
+def test_the_term_guard_refuses_a_shortened_term_written_with_sql(dbs):
+    """Behind the operation: a new version whose term ends before its predecessor's, made with
+    SQL as the app role, is refused by the database (0043_atk_db2)."""
+    hh, fields, _ = _household_with_land(dbs)
+    r = _contract(dbs, hh, fields)
+    with pytest.raises(DBAPIError) as e:
+        with dbs.begin_nested():
+            dbs.execute(text("UPDATE land_right SET end_lifespan = clock_timestamp() "
+                             "WHERE id = :i"), {"i": r.id})
+            dbs.execute(text("""INSERT INTO land_right (uid, version, kind, holder_household_code,
+                contract_code, fbfbm, term_start, term_end, obtained_by, change_reason,
+                changed_by, begin_lifespan)
+                SELECT uid, version + 1, kind, holder_household_code, contract_code, fbfbm,
+                       term_start, term_end - interval '20 years', obtained_by, 'x', 'x',
+                       clock_timestamp() FROM land_right WHERE id = :i"""), {"i": r.id})
+    assert "right." in str(e.value.orig)
+
+
+def test_an_extension_from_29_february_lands_on_28_february(dbs):
+    hh, fields, _ = _household_with_land(dbs)
+    r = _contract(dbs, hh, fields, end=dt.date(2028, 2, 29))
+    new = rights.extend_contract("bureau", r, 30, "第二轮土地承包到期后再延长三十年")
+    assert new.term_end == dt.date(2058, 2, 28)

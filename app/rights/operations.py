@@ -48,6 +48,11 @@ NOT_EXPIRED = Rule("right.end.not_expired",
 NOT_CURRENT = Rule("right.not_current",
                    _l("This right has ended or been superseded; history is never rewritten."),
                    CONTRACT_LAW, 409)
+EXTEND_YEARS = Rule(
+    "right.extend.years",
+    _l("An extension lengthens the contract term by a whole number of years from 1 to 70; "
+       "%(years)s is not one (a term is never shortened by an extension)."),
+    _l("农村土地承包法 art 21 (extension on expiry; cultivated land 30 years)"), 422)
 SECOND_HOMESTEAD = Rule(
     "right.homestead.second",
     _l("Household %(household)s already holds homestead %(parcel)s: one household, one "
@@ -209,7 +214,14 @@ def extend_contract(actor, right: Right, years: int = 30, reason: str | None = N
         raise DomainError(NOT_CURRENT)
     guard_text(actor, "register", {"reason": reason}, "right.extend.refused", "land_right",
                right.uid, reason=reason)
-    new_end = right.term_end.replace(year=right.term_end.year + years)
+    if isinstance(years, bool) or not isinstance(years, int) or not 1 <= years <= 70:
+        raise DomainError(EXTEND_YEARS, years=years)
+    if right.term_end is None:
+        raise DomainError(NOT_CURRENT)
+    try:
+        new_end = right.term_end.replace(year=right.term_end.year + years)
+    except ValueError:  # 29 February into a common year: the last day of February
+        new_end = right.term_end.replace(year=right.term_end.year + years, day=28)
     new = _new_version(actor, right, reason or f"extended by {years} years",
                        term_end=new_end)
     audit.record(actor, "right.extend", "land_right", right.uid,
