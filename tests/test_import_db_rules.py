@@ -110,6 +110,21 @@ def _zero_area(d):
     d.dk[0][0]["SCMJ"] = 0.0001
 
 
+def _far_east(d):
+    """A parcel moved 50,000 km east: no longitude inside China, no Gauss-Krüger zone of
+    CGCS2000 (what ck_parcel_survey_srid_gk_zone holds the register to)."""
+    import shapely.affinity
+
+    d.dk[0][1] = shapely.affinity.translate(d.dk[0][1], 5e7, 0)
+
+
+def _far_south(d):
+    """A parcel moved 9,000 km south: beyond the latitudes ck_parcel_geom_finite admits."""
+    import shapely.affinity
+
+    d.dk[0][1] = shapely.affinity.translate(d.dk[0][1], 0, -9e6)
+
+
 def _unknown_party(d):
     h = _household(d)
     body = "14040499999901" + h["CBFBM"][14:]
@@ -130,6 +145,8 @@ BREAKS = {
     "ck_parcel_code_format": (_bad_dkbm, "bad_code", "DK"),
     "ck_parcel_area_positive": (_zero_area, "area_too_small", "DK"),
     "household_code_in_collective": (_unknown_party, "unknown_issuing_party", "CBF"),
+    "ck_parcel_survey_srid_gk_zone": (_far_east, "extreme_coordinates", "DK"),
+    "ck_parcel_geom_finite": (_far_south, "extreme_coordinates", "DK"),
 }
 
 

@@ -180,6 +180,12 @@ DB_RULES = {
     "ck_parcel_kind": ("derived", "kind comes from the layer"),
     "ck_parcel_lifespan": ("derived", "a registered parcel begins now and has no end"),
     "ck_parcel_area_positive": ("area_too_small", "computed area rounds to 0.00 m²"),
+    # 0043_atk_db2: finite coordinates within longitude/latitude, and the survey zone a
+    # Gauss-Krüger 3° zone of CGCS2000 (4513–4554) — both implied by the coordinate range check
+    # (China's extent; the zone is the delivery's, or derived from a longitude inside China).
+    "ck_parcel_geom_finite": ("extreme_coordinates", "finite coordinates inside China's extent"),
+    "ck_parcel_survey_srid_gk_zone": ("extreme_coordinates",
+                                      "a zone 4513–4554 from a longitude inside China"),
     "household_code_in_collective": ("unknown_issuing_party",
                                      "CBF.CBFBM[:14] must be an issuing party"),
     "parcel_guard": ("overlap_register", "overlap with the register, checked again in the lock"),
