@@ -217,91 +217,19 @@ def test_the_definer_function_refuses_other_transaction_modes(app, mode):
         engine.dispose()
 
 
-def test_two_bulk_registrations_at_once_cannot_both_register_an_overlap(app):
-    """A holds the function's table lock with its parcel inserted, uncommitted; B's call on an
-    overlapping feature waits on A's lock (pg_blocking_pids), then A commits: B must see A's
-    parcel and be refused."""
-    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
-    x = X0 + 7000
-    with engine.connect() as c:
-        col = c.execute(text("SELECT id, fbfbm FROM collective ORDER BY id LIMIT 1")).one()
-    codes = [f"{col.fbfbm}78001", f"{col.fbfbm}78002"]
-    batches = []
+def _race(app, engine, codes, batches, first, second) -> None:
+    """A runs `first` (statement, params) and holds it uncommitted; B runs `second`, which must
+    wait on A (pg_blocking_pids); A commits; B must then be refused with parcel.overlap and
+    exactly one of `codes` be registered.  Cleans up the winner and the staged batches."""
+    result: dict = {}
     try:
-        with engine.begin() as c:
-            for code, w in zip(codes, (_square(x, GY), _square(x + 3, GY + 3)), strict=True):
-                batches.append(_stage(c, col, {code: w}))
-        result: dict = {}
         with engine.connect() as a, engine.connect() as b:
             a_pid = a.execute(text("SELECT pg_backend_pid()")).scalar()
             b_pid = b.execute(text("SELECT pg_backend_pid()")).scalar()
             a.commit()
             b.commit()
             ta = a.begin()
-            assert a.execute(text("SELECT parcel_register_staged(:b, NULL, 'a', NULL)"),
-                             {"b": batches[0]}).scalar() == 1
-
-            def run_b():
-                try:
-                    with b.begin():
-                        result["b"] = b.execute(text(
-                            "SELECT parcel_register_staged(:b, NULL, 'b', NULL)"),
-                            {"b": batches[1]}).scalar()
-                except DBAPIError as e:
-                    result["b"] = str(e.orig).split("\n")[0]
-
-            t = threading.Thread(target=run_b)
-            t.start()
-            _wait_until_blocked(engine, b_pid, a_pid)
-            ta.commit()
-            t.join(60)
-        assert "parcel.overlap" in str(result.get("b")), result
-        with engine.connect() as c:
-            assert c.execute(text("SELECT count(*) FROM parcel WHERE code = ANY(:c)"),
-                             {"c": codes}).scalar() == 1
-    finally:
-        _remove_winner(app, engine, codes)
-        eng = create_engine(app.config["MIGRATE_DATABASE_URL"])
-        with eng.begin() as c:
-            c.execute(text("DELETE FROM import_feature WHERE batch_id = ANY(:b)"),
-                      {"b": batches})
-            c.execute(text("DELETE FROM import_batch WHERE id = ANY(:b)"), {"b": batches})
-        eng.dispose()
-
-
-@pytest.mark.parametrize("first", ["bulk", "row"])
-def test_a_bulk_and_a_per_row_registration_at_once_cannot_both_register_an_overlap(app, first):
-    """One path holds parcel with its parcel inserted, uncommitted; the other path's overlapping
-    registration waits on it (pg_blocking_pids); the first commits: the second must see its
-    parcel and be refused (the bulk path takes no cell locks, only the table lock)."""
-    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
-    x = X0 + 7500 + (0 if first == "bulk" else 200)
-    with engine.connect() as c:
-        col = c.execute(text("SELECT id, fbfbm FROM collective ORDER BY id LIMIT 1")).one()
-    k = 1 if first == "bulk" else 2
-    codes = [f"{col.fbfbm}78{k}11", f"{col.fbfbm}78{k}12"]
-    squares = [_square(x, GY), _square(x + 3, GY + 3)]
-    batches = []
-    try:
-        with engine.begin() as c:
-            batches.append(_stage(c, col, {codes[0 if first == "bulk" else 1]:
-                                           squares[0 if first == "bulk" else 1]}))
-        bulk = text("SELECT parcel_register_staged(:b, NULL, 'x', NULL)")
-        row = text(INSERT)
-        result: dict = {}
-        with engine.connect() as a, engine.connect() as b:
-            a_pid = a.execute(text("SELECT pg_backend_pid()")).scalar()
-            b_pid = b.execute(text("SELECT pg_backend_pid()")).scalar()
-            a.commit()
-            b.commit()
-            ta = a.begin()
-            if first == "bulk":
-                a.execute(bulk, {"b": batches[0]})
-                second = (row, {"code": codes[1], "col": col.id, "srid": 4547,
-                                "w": squares[1]})
-            else:
-                a.execute(row, {"code": codes[0], "col": col.id, "srid": 4547, "w": squares[0]})
-                second = (bulk, {"b": batches[0]})
+            a.execute(*first)
 
             def run_b():
                 try:
@@ -328,6 +256,48 @@ def test_a_bulk_and_a_per_row_registration_at_once_cannot_both_register_an_overl
                       {"b": batches})
             c.execute(text("DELETE FROM import_batch WHERE id = ANY(:b)"), {"b": batches})
         eng.dispose()
+
+
+BULK = text("SELECT parcel_register_staged(:b, NULL, 'x', NULL)")
+
+
+def _collective(engine):
+    with engine.connect() as c:
+        return c.execute(text("SELECT id, fbfbm FROM collective ORDER BY id LIMIT 1")).one()
+
+
+def test_two_bulk_registrations_at_once_cannot_both_register_an_overlap(app):
+    """A holds the function's table lock with its parcel inserted, uncommitted; B's call on an
+    overlapping feature waits on A's lock (pg_blocking_pids), then A commits: B must see A's
+    parcel and be refused."""
+    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    x = X0 + 7000
+    col = _collective(engine)
+    codes = [f"{col.fbfbm}78001", f"{col.fbfbm}78002"]
+    with engine.begin() as c:
+        batches = [_stage(c, col, {code: w}) for code, w in
+                   zip(codes, (_square(x, GY), _square(x + 3, GY + 3)), strict=True)]
+    _race(app, engine, codes, batches, (BULK, {"b": batches[0]}), (BULK, {"b": batches[1]}))
+
+
+@pytest.mark.parametrize("first", ["bulk", "row"])
+def test_a_bulk_and_a_per_row_registration_at_once_cannot_both_register_an_overlap(app, first):
+    """One path holds parcel with its parcel inserted, uncommitted; the other path's overlapping
+    registration waits on it (pg_blocking_pids); the first commits: the second must see its
+    parcel and be refused (the bulk path takes no cell locks, only the table lock)."""
+    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    x = X0 + 7500 + (0 if first == "bulk" else 200)
+    col = _collective(engine)
+    k = 1 if first == "bulk" else 2
+    codes = [f"{col.fbfbm}78{k}11", f"{col.fbfbm}78{k}12"]
+    squares = [_square(x, GY), _square(x + 3, GY + 3)]
+    staged = 0 if first == "bulk" else 1
+    with engine.begin() as c:
+        batches = [_stage(c, col, {codes[staged]: squares[staged]})]
+    bulk = (BULK, {"b": batches[0]})
+    row = (text(INSERT), {"code": codes[1 - staged], "col": col.id, "srid": 4547,
+                          "w": squares[1 - staged]})
+    _race(app, engine, codes, batches, *((bulk, row) if first == "bulk" else (row, bulk)))
 
 
 # --- keys and counties (0041_citus2) ----------------------------------------------------------
