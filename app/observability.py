@@ -192,8 +192,10 @@ def migration_heads() -> set[str]:
         from alembic.script import ScriptDirectory
 
         cfg = Config()
+        # the package's own place, not current_app's: the probe and its tests may ask outside a
+        # request, and the migrations always sit beside the package
         cfg.set_main_option("script_location",
-                            str(Path(current_app.root_path).parent / "migrations"))
+                            str(Path(__file__).resolve().parent.parent / "migrations"))
         _head["heads"] = set(ScriptDirectory.from_config(cfg).get_heads())
     return _head["heads"]
 
