@@ -39,12 +39,12 @@ def test_every_feature_is_in_the_openapi_document(client):
 def test_the_register_through_the_api(registered, app, dbs):
     """One registered sample (importing it is the slow part) read and changed through every
     new part of the API."""
-    _parcels(app, dbs)
-    _rights(registered, app, dbs)
-    _imports_households_exports(registered, app, dbs)
+    assert_parcels_api(app, dbs)
+    assert_rights_api(registered, app, dbs)
+    assert_imports_households_exports_api(registered, app, dbs)
 
 
-def _parcels(app, dbs):
+def assert_parcels_api(app, dbs):
     c = app.test_client()
     h = bearer("bureau")
     expected = dbs.execute(text("""SELECT count(*) FROM parcel p JOIN collective c
@@ -72,7 +72,7 @@ def _parcels(app, dbs):
     assert c.get(f"/api/parcels/{new['id']}", headers=bearer("officer2")).status_code == 403
 
 
-def _rights(registered, app, dbs):
+def assert_rights_api(registered, app, dbs):
     from app.rights import operations as rights
 
     # one villagers' group's rights (the whole village's is the slow part, and test-deep's
@@ -99,7 +99,7 @@ def _rights(registered, app, dbs):
     assert c.get(f"/api/rights/{uid}", headers=h).get_json()["status"] == "current"
 
 
-def _imports_households_exports(registered, app, dbs):
+def assert_imports_households_exports_api(registered, app, dbs):
     c = app.test_client()
     h = bearer("bureau")
     rep = c.get(f"/api/imports/{registered.id}", headers=h)

@@ -217,7 +217,7 @@ def test_the_definer_function_refuses_other_transaction_modes(app, mode):
         engine.dispose()
 
 
-def _race(app, engine, codes, batches, first, second) -> None:
+def assert_one_wins_the_race(app, engine, codes, batches, first, second) -> None:
     """A runs `first` (statement, params) and holds it uncommitted; B runs `second`, which must
     wait on A (pg_blocking_pids); A commits; B must then be refused with parcel.overlap and
     exactly one of `codes` be registered.  Cleans up the winner and the staged batches."""
@@ -277,7 +277,8 @@ def test_two_bulk_registrations_at_once_cannot_both_register_an_overlap(app):
     with engine.begin() as c:
         batches = [_stage(c, col, {code: w}) for code, w in
                    zip(codes, (_square(x, GY), _square(x + 3, GY + 3)), strict=True)]
-    _race(app, engine, codes, batches, (BULK, {"b": batches[0]}), (BULK, {"b": batches[1]}))
+    assert_one_wins_the_race(app, engine, codes, batches,
+                             (BULK, {"b": batches[0]}), (BULK, {"b": batches[1]}))
 
 
 @pytest.mark.parametrize("first", ["bulk", "row"])
@@ -297,7 +298,7 @@ def test_a_bulk_and_a_per_row_registration_at_once_cannot_both_register_an_overl
     bulk = (BULK, {"b": batches[0]})
     row = (text(INSERT), {"code": codes[1 - staged], "col": col.id, "srid": 4547,
                           "w": squares[1 - staged]})
-    _race(app, engine, codes, batches, *((bulk, row) if first == "bulk" else (row, bulk)))
+    assert_one_wins_the_race(app, engine, codes, batches, *((bulk, row) if first == "bulk" else (row, bulk)))
 
 
 # --- keys and counties (0041_citus2) ----------------------------------------------------------

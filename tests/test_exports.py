@@ -172,10 +172,10 @@ def _scopes(dbs) -> dict[str, str]:
 @pytest.mark.parametrize("fmt", [f if f == "geojson" else pytest.param(f, marks=pytest.mark.deep)
                                  for f in exports.FORMATS])
 def test_every_format_and_scope_keeps_every_dk_and_zjd_feature(registered, dbs, tmp_path, fmt):
-    _check_format(dbs, tmp_path / fmt, fmt)
+    assert_format_keeps_every_feature(dbs, tmp_path / fmt, fmt)
 
 
-def _check_format(dbs, tmp_path, fmt):
+def assert_format_keeps_every_feature(dbs, tmp_path, fmt):
     tmp_path.mkdir()
     scopes = _scopes(dbs)
     mixed = 0

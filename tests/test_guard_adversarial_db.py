@@ -30,7 +30,7 @@ HISTORY = ("land_right", "land_right_parcel", "parcel", "membership", "household
            "charter_clause", "audit_log")
 
 
-def refused(dbs, sql, match, params=None):
+def assert_refused(dbs, sql, match, params=None):
     """The statement fails on the app's connection with an error matching `match`."""
     with pytest.raises(DBAPIError, match=match) as e:
         with dbs.begin_nested():
@@ -70,51 +70,51 @@ def test_the_app_connects_as_a_role_that_owns_nothing_and_is_no_superuser(dbs):
 
 
 def test_session_replication_role_cannot_switch_the_triggers_off(dbs):
-    refused(dbs, "SET LOCAL session_replication_role = replica", "permission denied")
-    refused(dbs, "SET session_replication_role = replica", "permission denied")
+    assert_refused(dbs, "SET LOCAL session_replication_role = replica", "permission denied")
+    assert_refused(dbs, "SET session_replication_role = replica", "permission denied")
 
 
 @pytest.mark.parametrize("table", ["land_right", "parcel", "membership", "household_member",
                                    "withdrawal", "audit_log", "certificate"])
 def test_no_trigger_can_be_disabled(dbs, table):
-    refused(dbs, f"ALTER TABLE {table} DISABLE TRIGGER ALL", "must be owner")
-    refused(dbs, f"ALTER TABLE {table} DISABLE TRIGGER USER", "must be owner")
+    assert_refused(dbs, f"ALTER TABLE {table} DISABLE TRIGGER ALL", "must be owner")
+    assert_refused(dbs, f"ALTER TABLE {table} DISABLE TRIGGER USER", "must be owner")
 
 
 @pytest.mark.parametrize("table", HISTORY + ("registry_setting", "app_user", "job"))
 def test_truncate_is_refused_everywhere(dbs, table):
-    refused(dbs, f"TRUNCATE {table} CASCADE", "permission denied")
+    assert_refused(dbs, f"TRUNCATE {table} CASCADE", "permission denied")
 
 
 @pytest.mark.parametrize("table", HISTORY)
 def test_history_rows_cannot_be_deleted(dbs, table):
     key = "seq" if table == "audit_log" else "id"
     assert dbs.scalar(text(f"SELECT count(*) FROM {table}")) >= 0
-    refused(dbs, f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} LIMIT 1)",
+    assert_refused(dbs, f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} LIMIT 1)",
             "permission denied")
 
 
 def test_the_audit_log_is_insert_only_for_the_app(dbs):
     n = dbs.scalar(text("SELECT count(*) FROM audit_log"))
     assert n > 0  # the seeded county wrote entries
-    refused(dbs, "UPDATE audit_log SET reason = 'x' WHERE seq = 1", "permission denied")
-    refused(dbs, "DELETE FROM audit_log WHERE seq = 1", "permission denied")
-    refused(dbs, "UPDATE audit_log SET reason = reason", "permission denied")
+    assert_refused(dbs, "UPDATE audit_log SET reason = 'x' WHERE seq = 1", "permission denied")
+    assert_refused(dbs, "DELETE FROM audit_log WHERE seq = 1", "permission denied")
+    assert_refused(dbs, "UPDATE audit_log SET reason = reason", "permission denied")
 
 
 def test_the_app_cannot_create_objects_or_take_roles(dbs):
-    refused(dbs, "CREATE TABLE evil (id int)", "permission denied")
-    refused(dbs, "CREATE FUNCTION evil() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    assert_refused(dbs, "CREATE TABLE evil (id int)", "permission denied")
+    assert_refused(dbs, "CREATE FUNCTION evil() RETURNS int LANGUAGE sql AS 'SELECT 1'",
             "permission denied")
     owner = dbs.scalar(text("SELECT tableowner FROM pg_tables WHERE tablename = 'land_right'"))
-    refused(dbs, f'SET ROLE "{owner}"', "permission denied")
+    assert_refused(dbs, f'SET ROLE "{owner}"', "permission denied")
 
 
 # ------------------------------------------------------------------ 2–3. proofs, no silent exits
 
 def test_setting_end_lifespan_alone_is_a_silent_exit_and_refused(dbs, contract):
     _, r, _ = contract
-    msg = refused(dbs, "UPDATE land_right SET end_lifespan = now() WHERE id = :i",
+    msg = assert_refused(dbs, "UPDATE land_right SET end_lifespan = now() WHERE id = :i",
                   "right.end.silent", {"i": r.id})
     assert "乡村振兴促进法 art 55" in msg
 
@@ -137,12 +137,12 @@ def test_a_new_version_may_not_hand_the_right_to_another_holder(dbs, contract):
 
 def test_expiry_before_the_term_end_is_refused(dbs, contract):
     _, r, _ = contract  # runs until 2058
-    msg = refused(dbs, "UPDATE land_right SET status = 'ended', end_ground = 'expiry', "
+    msg = assert_refused(dbs, "UPDATE land_right SET status = 'ended', end_ground = 'expiry', "
                        "ended_on = '2030-01-01' WHERE id = :i", "right.end.not_expired",
                   {"i": r.id})
     assert "art 21" in msg
     # a date after the term end does not help while the term has not run out
-    refused(dbs, "UPDATE land_right SET status = 'ended', end_ground = 'expiry', "
+    assert_refused(dbs, "UPDATE land_right SET status = 'ended', end_ground = 'expiry', "
                  "ended_on = '2099-01-01' WHERE id = :i", "right.end.not_expired", {"i": r.id})
     with pytest.raises(DomainError) as e:
         rights.end_right("bureau", r, "expiry", dt.date(2030, 1, 1), reason="到期")
@@ -152,12 +152,12 @@ def test_expiry_before_the_term_end_is_refused(dbs, contract):
 
 def test_holder_extinct_while_the_household_exists_is_refused(dbs, contract):
     hh, r, _ = contract
-    refused(dbs, "UPDATE land_right SET status = 'ended', end_ground = 'holder_extinct', "
+    assert_refused(dbs, "UPDATE land_right SET status = 'ended', end_ground = 'holder_extinct', "
                  "ended_on = current_date WHERE id = :i", "right.end.evidence", {"i": r.id})
     # nor may the household be ended while it has members, on any ground
-    refused(dbs, "UPDATE household SET ended_on = current_date, end_ground = 'all_members_left' "
+    assert_refused(dbs, "UPDATE household SET ended_on = current_date, end_ground = 'all_members_left' "
                  "WHERE id = :i", "household.end.members", {"i": hh.id})
-    refused(dbs, "UPDATE household SET ended_on = current_date, end_ground = 'settled_in_town' "
+    assert_refused(dbs, "UPDATE household SET ended_on = current_date, end_ground = 'settled_in_town' "
                  "WHERE id = :i", "household.end.members|ck_household_ended_on_its_ground",
             {"i": hh.id})
     with pytest.raises(DomainError) as e:
@@ -170,11 +170,11 @@ def test_holder_extinct_while_the_household_exists_is_refused(dbs, contract):
                                     "voluntary_withdrawal"])
 def test_grounds_without_their_record_are_refused(dbs, contract, ground):
     _, r, _ = contract
-    refused(dbs, "UPDATE land_right SET status = 'ended', end_ground = :g, "
+    assert_refused(dbs, "UPDATE land_right SET status = 'ended', end_ground = :g, "
                  "ended_on = current_date, end_evidence = '（2026）晋0404民初1号' WHERE id = :i",
             "right.end.evidence|right.end.withdrawal_not_effective", {"i": r.id, "g": ground})
     # a record id that is not this right's record does not pass either
-    refused(dbs, "UPDATE land_right SET status = 'ended', end_ground = :g, "
+    assert_refused(dbs, "UPDATE land_right SET status = 'ended', end_ground = :g, "
                  "ended_on = current_date, end_record_id = 1 WHERE id = :i",
             "right.end.evidence|right.end.withdrawal_not_effective", {"i": r.id, "g": ground})
     with pytest.raises(DomainError) as e:
@@ -193,11 +193,11 @@ def test_a_judgment_of_another_right_is_no_proof(dbs, contract):
         other = rights.register_homestead("bureau", hh.cbfbm, home, reason="确权")
     j = rights.record_court_judgment("bureau", other, "上党区人民法院", "（2026）晋0404民初5号",
                                      TODAY, b"%PDF judgment")
-    refused(dbs, "UPDATE land_right SET status = 'ended', end_ground = 'court_judgment', "
+    assert_refused(dbs, "UPDATE land_right SET status = 'ended', end_ground = 'court_judgment', "
                  "ended_on = current_date, end_record_id = :j WHERE id = :i",
             "right.end.evidence", {"i": r.id, "j": j.id})
     # a judgment record without its file is refused by the table itself
-    refused(dbs, "INSERT INTO court_judgment (right_uid, court, case_number, judged_on, filename,"
+    assert_refused(dbs, "INSERT INTO court_judgment (right_uid, court, case_number, judged_on, filename,"
                  " file, sha256, recorded_by) VALUES (:u, '法院', '（2026）1号', current_date, "
                  "'x.pdf', '', 'x', 'bureau')", "ck_court_judgment_file_kept", {"u": r.uid})
     with pytest.raises(DomainError) as e:
@@ -205,28 +205,28 @@ def test_a_judgment_of_another_right_is_no_proof(dbs, contract):
                                      None)
     assert e.value.code == "right.end.record"
     # and the record, once made, is kept as made
-    refused(dbs, "UPDATE court_judgment SET case_number = 'x' WHERE id = :j",
+    assert_refused(dbs, "UPDATE court_judgment SET case_number = 'x' WHERE id = :j",
             "permission denied", {"j": j.id})
 
 
 def test_household_places_are_never_updated_in_place_or_deleted(dbs, contract):
     hh, _, _ = contract
     m = hh.current_members[0]
-    refused(dbs, "UPDATE household_member SET relation = '99' WHERE id = :i",
+    assert_refused(dbs, "UPDATE household_member SET relation = '99' WHERE id = :i",
             "household.member.history", {"i": m.id})
-    refused(dbs, "UPDATE household_member SET is_coholder = false WHERE id = :i",
+    assert_refused(dbs, "UPDATE household_member SET is_coholder = false WHERE id = :i",
             "household.member.history", {"i": m.id})
-    refused(dbs, "UPDATE household_member SET left_on = current_date WHERE id = :i",
+    assert_refused(dbs, "UPDATE household_member SET left_on = current_date WHERE id = :i",
             "household.member.silent", {"i": m.id})
-    refused(dbs, "UPDATE household_member SET left_on = current_date, end_ground = "
+    assert_refused(dbs, "UPDATE household_member SET left_on = current_date, end_ground = "
                  "'settled_in_town' WHERE id = :i", "ck_household_member_left_on_its_ground",
             {"i": m.id})
-    refused(dbs, "UPDATE household_member SET left_on = current_date, end_ground = "
+    assert_refused(dbs, "UPDATE household_member SET left_on = current_date, end_ground = "
                  "'superseded' WHERE id = :i", "household.member.silent", {"i": m.id})
-    refused(dbs, "UPDATE household_member SET left_on = current_date, end_ground = "
+    assert_refused(dbs, "UPDATE household_member SET left_on = current_date, end_ground = "
                  "'joined_other_household' WHERE id = :i", "household.member.silent",
             {"i": m.id})
-    refused(dbs, "DELETE FROM household_member WHERE id = :i", "permission denied", {"i": m.id})
+    assert_refused(dbs, "DELETE FROM household_member WHERE id = :i", "permission denied", {"i": m.id})
     with pytest.raises(DomainError) as e:
         people.end_place("bureau", m, "settled_in_town", TODAY, reason="已进城落户")
     assert e.value.code == "household.member.forbidden_ground"
@@ -246,10 +246,10 @@ def test_household_places_never_change_in_a_transaction_that_moves_a_hukou(dbs, 
     dbs.execute(text("""INSERT INTO hukou_move (person_id, to_division_code, to_address,
         moved_on, moved_by) VALUES (:p, '140403', '城区某小区', current_date, 'hukou')"""),
                 {"p": m.person_id})
-    msg = refused(dbs, "UPDATE household_member SET left_on = current_date, end_ground = "
+    msg = assert_refused(dbs, "UPDATE household_member SET left_on = current_date, end_ground = "
                        "'death' WHERE id = :i", "settlement.rights_guard", {"i": m.id})
     assert "art 55" in msg
-    refused(dbs, "INSERT INTO household_member (household_id, person_id, relation) "
+    assert_refused(dbs, "INSERT INTO household_member (household_id, person_id, relation) "
                  "VALUES (:h, :p, '20')", "settlement.rights_guard",
             {"h": hh.id, "p": m.person_id})
 
@@ -266,14 +266,14 @@ def holder(dbs, contract):
 
 def test_a_forged_effective_withdrawal_is_refused_and_cannot_end_the_right(dbs, holder):
     hh, r = holder
-    msg = refused(dbs, """INSERT INTO withdrawal (right_uid, right_kind, household_code,
+    msg = assert_refused(dbs, """INSERT INTO withdrawal (right_uid, right_kind, household_code,
         county_code, started_by, started_via, started_on, land_to, compensation, paid_on,
         notice_given_on, cooling_until, status, effective_on) VALUES (:u, 'land_contract', :h,
         :c, 'farmer', 'own_account', '2025-01-01', 'collective', 1000, '2025-02-01',
         '2025-01-01', '2025-01-31', 'effective', '2026-01-01') RETURNING id""",
                   "withdrawal.state", {"u": r.uid, "h": hh.cbfbm, "c": hh.cbfbm[:6]})
     assert "农村土地承包法" in msg
-    refused(dbs, "UPDATE land_right SET status = 'ended', end_ground = 'voluntary_withdrawal', "
+    assert_refused(dbs, "UPDATE land_right SET status = 'ended', end_ground = 'voluntary_withdrawal', "
                  "ended_on = current_date WHERE id = :i", "withdrawal_not_effective",
             {"i": r.id})
     # Started the lawful way, it still cannot jump to "effective".
@@ -283,9 +283,9 @@ def test_a_forged_effective_withdrawal_is_refused_and_cannot_end_the_right(dbs, 
                 "paid_by = 'bureau', notice_given_on = '2020-01-01', cooling_until = "
                 "current_date WHERE id = :i",
                 "UPDATE withdrawal SET flagged = false, started_by = 'bureau' WHERE id = :i"):
-        refused(dbs, sql, "withdrawal.state|withdrawal.history|withdrawal.consent",
+        assert_refused(dbs, sql, "withdrawal.state|withdrawal.history|withdrawal.consent",
                 {"i": w.id})
-    refused(dbs, "UPDATE withdrawal SET status = 'cooling' WHERE id = :i", "withdrawal.consent",
+    assert_refused(dbs, "UPDATE withdrawal SET status = 'cooling' WHERE id = :i", "withdrawal.consent",
             {"i": w.id})  # the other adult co-holders have not agreed
 
 
@@ -300,7 +300,7 @@ def test_in_person_needs_the_statement_file_and_a_witness_in_the_database(dbs, h
          "s": hashlib.sha256(statement).hexdigest()}
     for f, w in ((statement, None), (statement, "bureau"), (None, "officer"),
                  (b"another file", "officer"), (statement, "hukou"), (statement, "farmer")):
-        refused(dbs, base, "withdrawal.statement|ck_withdrawal_in_person",
+        assert_refused(dbs, base, "withdrawal.statement|ck_withdrawal_in_person",
                 {**p, "f": f, "w": w})
     dbs.execute(text(base), {**p, "f": statement, "w": "officer"})  # this one is lawful
 
@@ -335,13 +335,13 @@ def test_no_consent_is_taken_from_the_starters_statement(dbs, holder):
     assert e.value.code == "withdrawal.consent_self"
     assert len(audited(dbs, "withdrawal.refused", "withdrawal.consent_self", w.id)) == 2
     # The database refuses the same.
-    refused(dbs, """INSERT INTO withdrawal_consent (withdrawal_id, person_id, signed_on,
+    assert_refused(dbs, """INSERT INTO withdrawal_consent (withdrawal_id, person_id, signed_on,
         document_sha256, recorded_by, via) VALUES (:w, :p, current_date, 'x', 'bureau',
         'own_account')""", "withdrawal.consent_person", {"w": w.id, "p": adults[0].id})
-    refused(dbs, """INSERT INTO withdrawal_consent (withdrawal_id, person_id, signed_on,
+    assert_refused(dbs, """INSERT INTO withdrawal_consent (withdrawal_id, person_id, signed_on,
         document_sha256, recorded_by, via) VALUES (:w, :p, current_date, 'x', 'farmer',
         'own_account')""", "withdrawal.consent_person", {"w": w.id, "p": someone_else.id})
-    refused(dbs, """INSERT INTO withdrawal_consent (withdrawal_id, person_id, signed_on,
+    assert_refused(dbs, """INSERT INTO withdrawal_consent (withdrawal_id, person_id, signed_on,
         document_sha256, recorded_by, via, document) VALUES (:w, :p, current_date, 'x',
         'bureau', 'in_person', '\\x00')""", "withdrawal.consent_person",
             {"w": w.id, "p": adults[0].id})
@@ -380,16 +380,16 @@ def test_the_check_of_a_flagged_withdrawal_is_by_an_officer_who_took_no_part(dbs
         assert "乡村振兴促进法" in e.value.source("zh")
     assert len(audited(dbs, "withdrawal.refused", "withdrawal.checker", w.id)) == 4
     for who in ("bureau", "officer", "admin"):  # the database refuses them too
-        refused(dbs, "UPDATE withdrawal SET checked_by = :c, interview = 'ok' WHERE id = :i",
+        assert_refused(dbs, "UPDATE withdrawal SET checked_by = :c, interview = 'ok' WHERE id = :i",
                 "withdrawal.checker", {"c": who, "i": w.id})
-    refused(dbs, "UPDATE withdrawal SET checked_by = 'hukou', interview = 'ok' WHERE id = :i",
+    assert_refused(dbs, "UPDATE withdrawal SET checked_by = 'hukou', interview = 'ok' WHERE id = :i",
             "withdrawal.checker", {"i": w.id})  # a hukou officer never checks
     # skipping the check is refused in the operation and in the database
     with pytest.raises(DomainError) as e:
         withdrawals.take_effect(user("admin"), w, TODAY + dt.timedelta(days=200))
     assert e.value.code == "withdrawal.voluntariness"
     assert audited(dbs, "withdrawal.refused", "withdrawal.voluntariness", w.id)
-    refused(dbs, "UPDATE withdrawal SET status = 'cooling' WHERE id = :i",
+    assert_refused(dbs, "UPDATE withdrawal SET status = 'cooling' WHERE id = :i",
             "withdrawal.voluntariness", {"i": w.id})
 
 
@@ -418,7 +418,7 @@ def test_every_refusal_of_every_step_is_audited(dbs, holder):
                 "UPDATE withdrawal SET compensation = 1, compensation_by = 'farmer' WHERE id = :i",
                 "UPDATE withdrawal SET status = 'revoked', revoked_on = current_date, "
                 "revoked_by = 'hukou' WHERE id = :i"):
-        refused(dbs, sql, "withdrawal.recorder|withdrawal.not_holder", {"i": w.id})
+        assert_refused(dbs, sql, "withdrawal.recorder|withdrawal.not_holder", {"i": w.id})
 
 
 # ------------------------------------------------------------------ membership and the charter
@@ -435,9 +435,9 @@ def test_a_membership_leaves_the_roll_only_through_a_recorded_end_with_its_groun
                 "UPDATE membership SET status = 'ended', ended_on = current_date, "
                 "end_ground = 'settled_in_town' WHERE id = :i",
                 "UPDATE membership SET collective_id = collective_id + 1 WHERE id = :i"):
-        refused(dbs, sql, "ck_membership_end_only_on_lawful_ground|membership.end.forbidden_ground"
+        assert_refused(dbs, sql, "ck_membership_end_only_on_lawful_ground|membership.end.forbidden_ground"
                           "|membership.history", {"i": m.id})
-    refused(dbs, "DELETE FROM membership WHERE id = :i", "permission denied", {"i": m.id})
+    assert_refused(dbs, "DELETE FROM membership WHERE id = :i", "permission denied", {"i": m.id})
 
 
 @pytest.mark.parametrize("note", ["进城落户的成员丧失成员资格", "户口迁出本村即不再是成员",
@@ -464,7 +464,7 @@ def test_law_or_charter_needs_a_cited_article_or_clause(dbs):
         assert e.value.code == "membership.end.charter_basis"
     assert len(audited(dbs, "membership.end.refused", "membership.end.charter_basis",
                        m.id)) == 4
-    refused(dbs, "UPDATE membership SET status = 'ended', end_ground = 'law_or_charter', "
+    assert_refused(dbs, "UPDATE membership SET status = 'ended', end_ground = 'law_or_charter', "
                  "ended_on = current_date, end_note = '章程规定' WHERE id = :i",
             "ck_membership_charter_ground_cites_clause|membership.end.charter_basis",
             {"i": m.id})
@@ -474,7 +474,7 @@ def test_law_or_charter_needs_a_cited_article_or_clause(dbs):
     clause = dbs.execute(text("""INSERT INTO charter_clause (collective_id, clause_no, text,
         ends_membership, adopted_on, recorded_by) VALUES (:c, '第九条', '书面申请自愿退出者丧失成员身份',
         true, '2020-01-01', 'officer') RETURNING id"""), {"c": other}).scalar()
-    refused(dbs, "UPDATE membership SET status = 'ended', end_ground = 'law_or_charter', "
+    assert_refused(dbs, "UPDATE membership SET status = 'ended', end_ground = 'law_or_charter', "
                  "ended_on = current_date, end_charter_clause_id = :k WHERE id = :i",
             "membership.end.charter_basis", {"i": m.id, "k": clause})
     # With a named law's article it ends.
@@ -496,7 +496,7 @@ def test_a_charter_clause_about_hukou_town_or_residence_is_refused_on_entry(dbs,
     assert "乡村振兴促进法" in e.value.source("zh")
     assert audited(dbs, "charter.clause.refused", "charter.clause.unlawful",
                    m.collective.fbfbm)
-    msg = refused(dbs, """INSERT INTO charter_clause (collective_id, clause_no, text,
+    msg = assert_refused(dbs, """INSERT INTO charter_clause (collective_id, clause_no, text,
         ends_membership, adopted_on, recorded_by) VALUES (:c, '第八条', :t, true, '2024-01-01',
         'officer')""", "charter.clause.unlawful", {"c": m.collective_id, "t": clause})
     assert "art 55" in msg

@@ -346,7 +346,7 @@ def test_a_withdrawal_inserted_in_sql_after_a_settlement_is_flagged_anyway(dbs, 
 
 # ------------------------------------------------------------ free text written in SQL
 
-def _sql_refused(dbs, sql, match, params):
+def assert_sql_refused(dbs, sql, match, params):
     with pytest.raises(DBAPIError, match=match):
         with dbs.begin_nested():
             dbs.execute(text(sql), params)
@@ -360,13 +360,13 @@ def test_a_settlement_note_with_a_trade_is_refused_in_sql_too(dbs, contract):  #
     _settled_40_days_ago(dbs, hh.head_person_id)
     app_id = dbs.execute(text("SELECT max(id) FROM settlement_application")).scalar()
     for note in ("准予落户，附条件：以宅换房", "以地换保", "用宅基地换户口", "以地換房"):
-        _sql_refused(dbs, "UPDATE settlement_application SET decision_note = :n WHERE id = :i",
+        assert_sql_refused(dbs, "UPDATE settlement_application SET decision_note = :n WHERE id = :i",
                      "ck_settlement_application_condition_guard", {"n": note, "i": app_id})
     # the rule stated is no trade: the database lets it through
     with dbs.begin_nested():
         dbs.execute(text("UPDATE settlement_application SET decision_note = :n WHERE id = :i"),
                     {"n": "保留承包地不作为落户条件", "i": app_id})
-    _sql_refused(dbs, "INSERT INTO hukou_move (person_id, application_id, to_division_code, "
+    assert_sql_refused(dbs, "INSERT INTO hukou_move (person_id, application_id, to_division_code, "
                       "to_address, moved_on, moved_by, txid) VALUES (:p, :a, '140403', "
                       "'城区某小区（已交回承包地）', current_date, 'hukou', 0)",
                  "ck_hukou_move_text_guard", {"p": hh.head_person_id, "a": app_id})
@@ -379,7 +379,7 @@ def test_a_certificate_cancelled_as_an_error_cannot_say_the_land_was_handed_back
     right in SQL."""
     cert = _contract_cert(dbs, certified)
     for reason in ("交回土地承包经营权证", "自愿放弃承包地，证书作废", "以地换房"):
-        _sql_refused(dbs, "UPDATE certificate SET status = 'cancelled', ended_at = now(), "
+        assert_sql_refused(dbs, "UPDATE certificate SET status = 'cancelled', ended_at = now(), "
                           "ended_by = 'x', end_reason = :r, end_ground = 'error_corrected', "
                           "end_reference = '更正-1' WHERE id = :i",
                      "ck_certificate_end_reason_surrender_guard", {"r": reason, "i": cert.id})

@@ -179,7 +179,7 @@ def _mutations(rng: random.Random, good: str) -> str:
     return "".join(rng.choice("POLYGN()0123456789., -") for _ in range(rng.randrange(1, 60)))
 
 
-def _fuzz_corrections(dbs, tmp_path, seed, n):
+def assert_fuzzed_corrections_handled(dbs, tmp_path, seed, n):
     d, batch, f = _quarantined_parcel(dbs, tmp_path, seed)
     good = shapely.box(*d.dk[0][1].bounds).wkt
     rng = random.Random(seed)
@@ -201,12 +201,12 @@ def _fuzz_corrections(dbs, tmp_path, seed, n):
 
 
 def test_seeded_garbage_corrections_never_crash(dbs, tmp_path):
-    _fuzz_corrections(dbs, tmp_path, 9309, 25)
+    assert_fuzzed_corrections_handled(dbs, tmp_path, 9309, 25)
 
 
 @pytest.mark.deep
 def test_seeded_garbage_corrections_never_crash_deep(dbs, tmp_path):
-    _fuzz_corrections(dbs, tmp_path, 9310, 400)
+    assert_fuzzed_corrections_handled(dbs, tmp_path, 9310, 400)
 
 
 def test_the_correction_page_answers_garbage_without_database_text(dbs, tmp_path, login_as):

@@ -487,7 +487,7 @@ def small_vertex_limit(app):
     app.config["IMPORT_MAX_VERTICES"] = old
 
 
-def _run(seeds, tmp_path, capsys):
+def assert_faults_reported(seeds, tmp_path, capsys):
     total: Counter = Counter()
     for seed in seeds:
         total += run_case(make_case(seed), tmp_path)
@@ -503,7 +503,7 @@ def test_injected_faults_are_each_reported_and_nothing_is_lost(dbs, tmp_path, ca
                                                                 small_vertex_limit):
     seeds = [int(os.environ["FAULT_SEED"])] if os.environ.get("FAULT_SEED") else \
         range(FAST_CASES)
-    total = _run(seeds, tmp_path, capsys)
+    total = assert_faults_reported(seeds, tmp_path, capsys)
     if not os.environ.get("FAULT_SEED"):
         every = {e for e in total if "(note)" not in e and "(valid)" not in e}
         assert len(every) >= len(INJECTORS) - 3  # every class of fault was injected
@@ -511,4 +511,4 @@ def test_injected_faults_are_each_reported_and_nothing_is_lost(dbs, tmp_path, ca
 
 @pytest.mark.deep
 def test_injected_faults_deep(dbs, tmp_path, capsys, small_vertex_limit):
-    _run(range(FAST_CASES, FAST_CASES + DEEP_CASES), tmp_path, capsys)
+    assert_faults_reported(range(FAST_CASES, FAST_CASES + DEEP_CASES), tmp_path, capsys)

@@ -56,7 +56,7 @@ def _consent_all(listing):
         ops.consent(user("farmer"), listing, p, f"{p.name} 签字同意".encode(), today=TODAY)
 
 
-def _refused(code, fn, *args, **kw):
+def assert_refused(code, fn, *args, **kw):
     with pytest.raises(DomainError) as e:
         fn(*args, **kw)
     assert e.value.code == code, (e.value.code, e.value.message("en"))
@@ -129,11 +129,11 @@ def test_list_consent_review_announce_apply_deposit_and_end(dbs, holder):
     assert ap1.status == "qualified" and ap2.status == "registered"
     ops.record_payment(user("exchange"), ap2, listing.deposit_fen - half, "BANK-003")
     assert ap2.status == "qualified"
-    _refused("market.payment.exceeds", ops.record_payment, user("exchange"), ap2, 1, "X")
+    assert_refused("market.payment.exceeds", ops.record_payment, user("exchange"), ap2, 1, "X")
     rec = ops.reconciliation()
     assert rec["ok"] and rec["bank"] == rec["owed"]
     assert rec["bank"] - before["bank"] == 2 * listing.deposit_fen == rec["owed"] - before["owed"]
-    _refused("market.announcement.running", ops.close_announcement, None, listing,
+    assert_refused("market.announcement.running", ops.close_announcement, None, listing,
              today=listing.announcement_ends_on)
     ops.close_announcement(None, listing, today=listing.announcement_ends_on + dt.timedelta(1))
     assert listing.status == "competition" and listing.method == "auction"
@@ -170,13 +170,13 @@ def test_term_beyond_the_contract_is_refused_art_38(dbs, holder):
     _, fields, right = holder
     x = _list(right, fields[:1], term_end=right.term_end + dt.timedelta(days=1))
     _consent_all(x)
-    e = _refused("market.term.exceeds_contract", ops.submit, user("farmer"), x, today=TODAY)
+    e = assert_refused("market.term.exceeds_contract", ops.submit, user("farmer"), x, today=TODAY)
     assert "art 38" in e.source("en") and str(right.term_end) in e.message("en")
 
 
 def test_non_agricultural_use_is_refused_art_38(dbs, holder):
     _, fields, right = holder
-    e = _refused("market.use.non_agricultural", _list, right, fields[:1], land_use="5")
+    e = assert_refused("market.use.non_agricultural", _list, right, fields[:1], land_use="5")
     assert "art 38" in e.source("en")
     x = _list(right, fields[:1])
     with pytest.raises(IntegrityError), dbs.begin_nested():  # the database refuses it too
@@ -193,7 +193,7 @@ def test_parcel_under_a_current_management_right_is_refused(dbs, holder):
     dbs.flush()
     x = _list(right, fields[:1])
     _consent_all(x)
-    e = _refused("market.parcel.under_management", ops.submit, user("farmer"), x, today=TODAY)
+    e = assert_refused("market.parcel.under_management", ops.submit, user("farmer"), x, today=TODAY)
     assert fields[0].code in e.message("en") and "arts 36, 41" in e.source("en")
     with pytest.raises(IntegrityError) as exc, dbs.begin_nested():  # the database refuses too
         dbs.execute(text("UPDATE market_listing SET status = 'review' WHERE id = :i"),
@@ -214,7 +214,7 @@ def test_parcel_in_another_live_listing_is_refused_and_the_database_agrees(dbs, 
     b = _list(right, fields[1:3] if len(fields) > 2 else fields[1:2],
               term_start=dt.date(2030, 1, 1), term_end=dt.date(2040, 12, 31))
     _consent_all(b)
-    e = _refused("market.parcel.listed", ops.submit, user("farmer"), b, today=TODAY)
+    e = assert_refused("market.parcel.listed", ops.submit, user("farmer"), b, today=TODAY)
     assert fields[1].code in e.message("en") and "41" in e.source("en")
     # The database refuses it too, whatever the operation checks.
     with pytest.raises(IntegrityError) as exc, dbs.begin_nested():
@@ -229,7 +229,7 @@ def test_parcel_in_another_live_listing_is_refused_and_the_database_agrees(dbs, 
 
 def test_swap_and_transfer_only_within_the_collective_with_consent_art_33_34(dbs, holder):
     hh, fields, right = holder
-    e = _refused("market.swap.issuing_party_consent", _list, right, fields[:1], kind="swap",
+    e = assert_refused("market.swap.issuing_party_consent", _list, right, fields[:1], kind="swap",
                  swap_household_code=None)
     assert "art 34" in e.source("en")
     outsider = dbs.scalar(select(Household).where(
@@ -237,7 +237,7 @@ def test_swap_and_transfer_only_within_the_collective_with_consent_art_33_34(dbs
     x = _list(right, fields[:1], kind="swap", swap_household_code=outsider.cbfbm,
               issuing_party_consent_ref="发包方同意书 2026-12")
     _consent_all(x)
-    e = _refused("market.swap.outside_collective", ops.submit, user("farmer"), x, today=TODAY)
+    e = assert_refused("market.swap.outside_collective", ops.submit, user("farmer"), x, today=TODAY)
     assert "art 33" in e.source("en")
     neighbour = dbs.scalar(select(Household).where(
         Household.cbfbm.like(hh.cbfbm[:14] + "%"), Household.cbfbm != hh.cbfbm))
@@ -253,17 +253,17 @@ def test_swap_and_transfer_only_within_the_collective_with_consent_art_33_34(dbs
 
 def test_only_the_holder_or_an_agent_with_a_valid_mandate_lists(dbs, holder):
     hh, fields, right = holder
-    e = _refused("market.lister.not_holder", _list, right, fields[:1], actor=user("officer"))
+    e = assert_refused("market.lister.not_holder", _list, right, fields[:1], actor=user("officer"))
     assert "art 8" in e.source("en")
-    _refused("market.lister.not_holder", _list, right, fields[:1], actor=user("bureau"))
+    assert_refused("market.lister.not_holder", _list, right, fields[:1], actor=user("bureau"))
     expired = ops.upload_mandate(user("officer"), hh.cbfbm, "collective", "村集体", "出租",
                                  dt.date(2025, 1, 1), dt.date(2025, 12, 31), "委托书.pdf",
                                  b"%PDF-1.4 signed")
-    _refused("market.lister.mandate", _list, right, fields[:1], actor=user("officer"),
+    assert_refused("market.lister.mandate", _list, right, fields[:1], actor=user("officer"),
              mandate=expired)
     wrong_agent = ops.upload_mandate(user("exchange"), hh.cbfbm, "exchange", "交易中心", "出租",
                                      TODAY, dt.date(2027, 12, 31), "委托书.pdf", b"%PDF sig")
-    _refused("market.lister.mandate", _list, right, fields[:1], actor=user("officer"),
+    assert_refused("market.lister.mandate", _list, right, fields[:1], actor=user("officer"),
              mandate=wrong_agent)
     good = ops.upload_mandate(user("officer"), hh.cbfbm, "collective", "村集体", "出租",
                               TODAY, dt.date(2027, 12, 31), "委托书.pdf", b"%PDF-1.4 good")
@@ -275,7 +275,7 @@ def test_only_the_holder_or_an_agent_with_a_valid_mandate_lists(dbs, holder):
     # Listed by an agent, no consent is presumed: every adult co-holder must consent.
     missing = ops.missing_consents(x, TODAY)
     assert missing
-    e = _refused("market.consent.missing", ops.submit, user("officer"), x, today=TODAY)
+    e = assert_refused("market.consent.missing", ops.submit, user("officer"), x, today=TODAY)
     assert missing[0].name in e.message("en")
     with pytest.raises(IntegrityError), dbs.begin_nested():  # the database: agents need mandates
         dbs.execute(text("UPDATE market_listing SET mandate_id = NULL WHERE id = :i"),
@@ -299,12 +299,12 @@ def test_every_adult_coholder_consents(dbs, holder):
         dbs.flush()
         dbs.refresh(hh)
         others = [p]
-    e = _refused("market.consent.missing", ops.submit, user("farmer"), x, today=TODAY)
+    e = assert_refused("market.consent.missing", ops.submit, user("farmer"), x, today=TODAY)
     assert others[0].name in e.message("zh") and "art 16" in e.source("en")
-    _refused("market.consent.document", ops.consent, user("farmer"), x, others[0], None,
+    assert_refused("market.consent.document", ops.consent, user("farmer"), x, others[0], None,
              today=TODAY)
     stranger = dbs.scalar(select(Person).where(Person.id.notin_([p.id for p in adults])))
-    _refused("market.consent.not_coholder", ops.consent, user("farmer"), x, stranger, b"doc",
+    assert_refused("market.consent.not_coholder", ops.consent, user("farmer"), x, stranger, b"doc",
              today=TODAY)
     _consent_all(x)
     ops.submit(user("farmer"), x, today=TODAY)
@@ -319,12 +319,12 @@ def test_encumbered_parcels_are_flagged_and_need_the_creditors_consent(dbs, hold
                                "抵押登记 2026-088", "经营权抵押贷款")
     x = _list(right, fields[:1])
     _consent_all(x)
-    err = _refused("market.encumbrance.undeclared", ops.submit, user("farmer"), x, today=TODAY)
+    err = assert_refused("market.encumbrance.undeclared", ops.submit, user("farmer"), x, today=TODAY)
     assert "art 47" in err.source("en")
     y = _list(right, fields[1:2], mortgaged=True)
     _consent_all(y)
     ops.submit(user("farmer"), y, today=TODAY)
-    err = _refused("market.encumbered", ops.review, user("exchange"), y, True, today=TODAY)
+    err = assert_refused("market.encumbered", ops.review, user("exchange"), y, True, today=TODAY)
     assert "长治农商行" in err.message("en") and "art 47" in err.source("en")
     ops.record_encumbrance_consent(user("exchange"), y, e, "农商行同意函 2026-12-01")
     ops.review(user("exchange"), y, True, today=TODAY)
@@ -336,16 +336,16 @@ def test_encumbered_parcels_are_flagged_and_need_the_creditors_consent(dbs, hold
 def test_return_needs_reasons_and_review_only_from_the_queue(dbs, holder):
     _, fields, right = holder
     x = _list(right, fields[:1])
-    _refused("market.state", ops.review, user("exchange"), x, True, today=TODAY)
+    assert_refused("market.state", ops.review, user("exchange"), x, True, today=TODAY)
     _consent_all(x)
     ops.submit(user("farmer"), x, today=TODAY)
-    _refused("market.review.reason", ops.review, user("exchange"), x, False, "  ", today=TODAY)
+    assert_refused("market.review.reason", ops.review, user("exchange"), x, False, "  ", today=TODAY)
 
 
 def test_price_is_exact_to_the_fen_never_a_float(dbs, holder):
     _, fields, right = holder
-    _refused("market.price", _list, right, fields[:1], reserve_price=850.5)
-    _refused("market.price", _list, right, fields[:1], reserve_price="850.555")
+    assert_refused("market.price", _list, right, fields[:1], reserve_price=850.5)
+    assert_refused("market.price", _list, right, fields[:1], reserve_price="850.555")
     x = _list(right, fields[:1], reserve_price="850.55")
     assert x.reserve_price == Decimal("850.55")
 
@@ -356,11 +356,11 @@ def test_collective_items_need_the_members_resolution(dbs):
 
     coll = dbs.scalar(select(Collective).where(Collective.village_code == officer.jurisdiction_code)
                       .order_by(Collective.fbfbm))
-    e = _refused("market.collective.resolution", ops.create_collective_listing, officer,
+    e = assert_refused("market.collective.resolution", ops.create_collective_listing, officer,
                  coll.fbfbm, "asset", "", START, dt.date(2031, 12, 31), "1", "20000.00", "annual",
                  asset_description="烘干房一座", asset_valuation="300000")
     assert "art 52" in e.source("en")
-    _refused("market.collective.officer", ops.create_collective_listing, user("farmer"),
+    assert_refused("market.collective.officer", ops.create_collective_listing, user("farmer"),
              coll.fbfbm, "asset", "成员大会决议 2026-3", START, dt.date(2031, 12, 31), "1",
              "20000.00", "annual", asset_description="烘干房", asset_valuation="300000")
     x = ops.create_collective_listing(officer, coll.fbfbm, "asset", "成员大会决议 2026-3", START,
@@ -381,10 +381,10 @@ def test_applicants_identity_age_priority_and_company_review(dbs, holder):
     ops.submit(user("farmer"), x, today=TODAY)
     ops.review(user("exchange"), x, True, today=TODAY)
     good = _valid_id(dt.date(1980, 5, 1), "123")
-    _refused("market.applicant.id_number", ops.register_applicant, None, "person", "甲", "1",
+    assert_refused("market.applicant.id_number", ops.register_applicant, None, "person", "甲", "1",
              "会种地", id_number=good[:-1] + ("0" if good[-1] != "0" else "1"))
     bad = CREDIT_OK[:-1] + ("4" if CREDIT_OK[-1] != "4" else "5")
-    e = _refused("market.applicant.credit_code", ops.register_applicant, None, "company", "公司",
+    e = assert_refused("market.applicant.credit_code", ops.register_applicant, None, "company", "公司",
                  "1", "有农机", credit_code=bad)
     assert "GB 32100" in e.source("en")
     young = TODAY.replace(year=TODAY.year - 18) + dt.timedelta(days=1)  # 17 until tomorrow
@@ -392,12 +392,12 @@ def test_applicants_identity_age_priority_and_company_review(dbs, holder):
     for birth, seq in ((young, "111"), (old, "222")):
         a, _ = ops.register_applicant(None, "person", "乙", "1", "会种地",
                                       id_number=_valid_id(birth, seq))
-        e = _refused("market.applicant.age", ops.apply, None, x, a, today=TODAY)
+        e = assert_refused("market.applicant.age", ops.apply, None, x, a, today=TODAY)
         assert "art 38" in e.source("en")
     # A member of the collective may register as priority holder; a non-member may not.
     outsider, _ = ops.register_applicant(None, "person", "丙", "1", "会种地",
                                          id_number=_valid_id(dt.date(1985, 1, 1), "333"))
-    _refused("market.priority.not_member", ops.apply, None, x, outsider, True, today=TODAY)
+    assert_refused("market.priority.not_member", ops.apply, None, x, outsider, True, today=TODAY)
     from app.collectives.models import Collective, Membership
 
     member = dbs.execute(select(Person).join(Membership, Membership.person_id == Person.id)
@@ -429,7 +429,7 @@ def test_applicants_identity_age_priority_and_company_review(dbs, holder):
     # Outside the window nobody applies.
     late, _ = ops.register_applicant(None, "person", "丁", "1", "会种地",
                                      id_number=_valid_id(dt.date(1986, 1, 1), "444"))
-    _refused("market.apply.window", ops.apply, None, x, late,
+    assert_refused("market.apply.window", ops.apply, None, x, late,
              today=x.announcement_ends_on + dt.timedelta(days=1))
 
 
@@ -604,12 +604,12 @@ def test_term_in_the_past_and_parcels_outside_the_right_are_refused(dbs, holder)
     hh, fields, right = holder
     x = _list(right, fields[:1], term_start=TODAY - dt.timedelta(days=1))
     _consent_all(x)
-    e = _refused("market.term.start", ops.submit, user("farmer"), x, today=TODAY)
+    e = assert_refused("market.term.start", ops.submit, user("farmer"), x, today=TODAY)
     assert str(TODAY) in e.message("en")
     stranger = dbs.scalar(select(Parcel).where(Parcel.kind == "contract",
                                                Parcel.household_code != hh.cbfbm,
                                                Parcel.end_lifespan.is_(None)))
-    e = _refused("market.parcel.not_in_right", _list, right, [stranger])
+    e = assert_refused("market.parcel.not_in_right", _list, right, [stranger])
     assert stranger.code in e.message("en") and "art 36" in e.source("en")
 
 

@@ -11,7 +11,7 @@ from app.errors import DomainError
 from app.market import operations as ops
 from tests.conftest import user
 from tests.market_trading_fixtures import competition, wait_market
-from tests.test_market import _list, _refused, _valid_id, holder  # noqa: F401
+from tests.test_market import _list, _valid_id, assert_refused, holder  # noqa: F401
 from tests.test_market_trading import fast  # noqa: F401
 
 TRADE = "受让方须以承包地换城镇户口"  # a land-for-hukou trade (condition group)
@@ -19,10 +19,10 @@ TRADE = "受让方须以承包地换城镇户口"  # a land-for-hukou trade (con
 
 def test_listing_conditions_carrying_a_land_for_hukou_trade_are_refused(dbs, holder):  # noqa: F811
     _, fields, right = holder
-    e = _refused("guard.text", _list, right, fields[:1], transferee_conditions=TRADE)
+    e = assert_refused("guard.text", _list, right, fields[:1], transferee_conditions=TRADE)
     assert "受让方条件" in e.message("zh")
-    _refused("guard.text", _list, right, fields[:1], use_description="种粮，拿地换户口")
-    _refused("guard.text", _list, right, fields[:1], payment_schedule="以地换房")
+    assert_refused("guard.text", _list, right, fields[:1], use_description="种粮，拿地换户口")
+    assert_refused("guard.text", _list, right, fields[:1], payment_schedule="以地换房")
     ok = _list(right, fields[:1], transferee_conditions="有农机，懂种粮")
     assert ok.transferee_conditions == "有农机，懂种粮"
 
@@ -33,13 +33,13 @@ def test_collective_listing_text_goes_through_the_guard(dbs):
     from app.collectives.models import Collective
 
     c = dbs.scalars(select(Collective).order_by(Collective.fbfbm)).first()
-    _refused("guard.text", ops.create_collective_listing, user("admin"), c.fbfbm, "asset",
+    assert_refused("guard.text", ops.create_collective_listing, user("admin"), c.fbfbm, "asset",
              "决议 1 号", dt.date(2027, 3, 1), dt.date(2030, 12, 31), "1", "1000.00", "annual",
              asset_description="仓库一座", asset_valuation="5000.00", transferee_conditions=TRADE)
 
 
 def test_an_applicants_capacity_carrying_a_trade_is_refused(dbs):
-    _refused("guard.text", ops.register_applicant, None, "person", "丁", "1",
+    assert_refused("guard.text", ops.register_applicant, None, "person", "丁", "1",
              "会种地，愿以宅基地换楼房", id_number=_valid_id(dt.date(1980, 5, 1), "777"))
     a, key = ops.register_applicant(None, "person", "丁", "1", "会种地",
                                     id_number=_valid_id(dt.date(1980, 5, 1), "778"))
@@ -127,10 +127,10 @@ def test_auction_terms_beyond_any_real_auction_are_refused_by_rule(dbs, field, v
     x, _, _ = competition(dbs)
     terms = {"step_fen": 50_000, "free_minutes": 60, "timed_minutes": 60,
              "start_in_minutes": 1, field: value}
-    _refused("market.auction.setup", ops.open_auction, user("exchange"), x, **terms)
+    assert_refused("market.auction.setup", ops.open_auction, user("exchange"), x, **terms)
 
 
 @pytest.mark.parametrize("field", ["payment_schedule", "issuing_party_consent_ref"])
 def test_a_text_longer_than_its_column_is_refused_by_rule_not_a_fault(dbs, holder, field):  # noqa: F811
     _, fields, right = holder
-    _refused("market.text.too_long", _list, right, fields[:1], **{field: "年付" * 101})
+    assert_refused("market.text.too_long", _list, right, fields[:1], **{field: "年付" * 101})

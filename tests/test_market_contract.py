@@ -16,7 +16,7 @@ from app.rights import operations as rights
 from app.rights.models import Right
 from tests.conftest import user
 from tests.market_trading_fixtures import competition, wait_end
-from tests.test_market import TODAY, _refused
+from tests.test_market import TODAY, assert_refused
 
 ACC = 6000
 
@@ -57,15 +57,15 @@ def test_contract_confirmed_by_both_on_its_digest_then_filed_registers_the_right
     # All eight clauses of art 40 are in the content and the parcel schedule lists the parcels.
     assert [p["code"] for p in c.content["parcels"]] == [lp.parcel_code for lp in x.parcels]
     assert c.content["map_svg"].startswith("<svg")
-    _refused("market.contract.digest", ops.confirm_contract, user("farmer"), c, "transferor",
+    assert_refused("market.contract.digest", ops.confirm_contract, user("farmer"), c, "transferor",
              "0" * 64)
-    _refused("market.contract.party", ops.confirm_contract, user("officer2"), c, "transferor",
+    assert_refused("market.contract.party", ops.confirm_contract, user("officer2"), c, "transferor",
              c.pdf_sha256)
     other = [a for a in x.applications if a.id != winner.id][0]
-    _refused("market.contract.party", ops.confirm_contract, None, c, "transferee",
+    assert_refused("market.contract.party", ops.confirm_contract, None, c, "transferee",
              c.pdf_sha256, applicant=other.applicant)
     ops.confirm_contract(user("farmer"), c, "transferor", c.pdf_sha256)
-    _refused("market.contract.state", ops.file_contract, user("officer"), c, today=TODAY)
+    assert_refused("market.contract.state", ops.file_contract, user("officer"), c, today=TODAY)
     # The database: no confirmed status without both confirmations on this PDF.
     with pytest.raises(DBAPIError, match="market.contract.state"), dbs.begin_nested():
         dbs.execute(text("UPDATE market_contract SET status = 'confirmed' WHERE id = :c"),
@@ -74,7 +74,7 @@ def test_contract_confirmed_by_both_on_its_digest_then_filed_registers_the_right
     assert c.status == "confirmed"
     assert {(k.party, k.pdf_sha256) for k in c.confirmations} == {
         ("transferor", c.pdf_sha256), ("transferee", c.pdf_sha256)}
-    _refused("market.contract.filer", ops.file_contract, user("officer2"), c, today=TODAY)
+    assert_refused("market.contract.filer", ops.file_contract, user("officer2"), c, today=TODAY)
     ops.file_contract(user("officer"), c, today=TODAY)
     assert c.status == "filed" and c in ops.transfers_ledger(x.fbfbm)
     r = dbs.scalar(select(Right).where(Right.uid == c.management_right_uid,
@@ -143,14 +143,14 @@ def test_ending_a_transfer_is_refused_on_any_other_ground_without_evidence_or_by
         dbs, fast):
     x, aw, winner, c = _filed(dbs)
     for g in ("settled_in_town", "better_offer", "price_too_low", ""):
-        e = _refused("market.end.ground", ops.terminate, user("farmer"), c, g, "x", b"x",
+        e = assert_refused("market.end.ground", ops.terminate, user("farmer"), c, g, "x", b"x",
                      today=TODAY)
         assert "art 42" in e.source("en")
-    _refused("market.end.evidence", ops.terminate, user("farmer"), c, "abandoned", "", b"x",
+    assert_refused("market.end.evidence", ops.terminate, user("farmer"), c, "abandoned", "", b"x",
              today=TODAY)
-    _refused("market.end.evidence", ops.terminate, user("farmer"), c, "abandoned", "撂荒",
+    assert_refused("market.end.evidence", ops.terminate, user("farmer"), c, "abandoned", "撂荒",
              None, today=TODAY)
-    _refused("market.end.who", ops.terminate, user("officer2"), c, "abandoned", "撂荒", b"x",
+    assert_refused("market.end.who", ops.terminate, user("officer2"), c, "abandoned", "撂荒", b"x",
              today=TODAY)
     # The database: a terminated status needs a ground of the list and evidence …
     for sql in ("UPDATE market_contract SET status = 'terminated', terminated_on = now(), "
@@ -188,8 +188,8 @@ def test_rent_schedule_arrears_and_a_ledger_that_reconciles_to_zero_per_contract
     ops.record_rent(user("exchange"), c, inst[0].amount_fen, "RENT-2")
     st = ops.rent_status(c, today=inst[1].due_on)
     assert [r["no"] for r in st["arrears"]] == [3]
-    _refused("market.rent.payment", ops.record_rent, user("exchange"), c, st["due_fen"], "X")
-    _refused("market.rent.payout", ops.pay_out, user("exchange"), c, inst[0].amount_fen + 1, "X")
+    assert_refused("market.rent.payment", ops.record_rent, user("exchange"), c, st["due_fen"], "X")
+    assert_refused("market.rent.payout", ops.pay_out, user("exchange"), c, inst[0].amount_fen + 1, "X")
     ops.pay_out(user("exchange"), c, inst[0].amount_fen, "PAY-2")
     ops.pay_out(user("exchange"), c, aw.price_fen, "PAY-1", what="price")
     st = ops.rent_status(c, today=inst[1].due_on)
@@ -223,7 +223,7 @@ def test_the_transferee_renews_on_equal_terms_at_term_end(dbs, fast):
     assert renew.member_person_id is None
     outsider, _ = ops.register_applicant(None, "person", "外人", "1", "会种地",
                                          id_number=_valid_id(dt.date(1985, 2, 2), "919"))
-    _refused("market.priority.not_member", ops.apply, None, y, outsider, True, today=TODAY)
+    assert_refused("market.priority.not_member", ops.apply, None, y, outsider, True, today=TODAY)
     # The database holds the rule too: priority needs membership or a renewed contract.
     with pytest.raises(DBAPIError), dbs.begin_nested():
         dbs.execute(text("UPDATE market_application SET renewal_contract_id = NULL "

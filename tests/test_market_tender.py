@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from app.market import operations as ops
 from tests.conftest import user
 from tests.market_trading_fixtures import competition
-from tests.test_market import TODAY, _refused
+from tests.test_market import TODAY, assert_refused
 
 ACC = 6000
 
@@ -56,7 +56,7 @@ def test_sealed_prices_are_unreadable_before_the_opening_then_scored_by_weights(
     blob = _everything_readable(dbs)
     for price, nonce, plan in bids.values():
         assert str(price) not in blob and nonce not in blob and plan not in blob
-    _refused("market.tender.once", ops.lodge, None, t, apps[0], "0" * 64)
+    assert_refused("market.tender.once", ops.lodge, None, t, apps[0], "0" * 64)
     # Lodging a price in clear is refused by the database itself.
     with pytest.raises(DBAPIError, match="market.tender.sealed"), dbs.begin_nested():
         dbs.execute(text("INSERT INTO market_tender_bid (tender_id, application_id, commitment, "
@@ -64,13 +64,13 @@ def test_sealed_prices_are_unreadable_before_the_opening_then_scored_by_weights(
                     {"t": t.id, "a": p1.id, "c": "a" * 64})
     # Nor can anyone reveal before the opening, not even with the right nonce.
     price, nonce, plan = bids[p1.id]
-    _refused("market.tender.not_open", ops.reveal, None, t, p1, price, nonce, plan)
+    assert_refused("market.tender.not_open", ops.reveal, None, t, p1, price, nonce, plan)
     _wait(t, "lodging_ends_at")
-    _refused("market.tender.lodging_closed", ops.lodge, None, t, late, "b" * 64)
-    _refused("market.tender.not_open", ops.reveal, None, t, p1, price, nonce, plan)
+    assert_refused("market.tender.lodging_closed", ops.lodge, None, t, late, "b" * 64)
+    assert_refused("market.tender.not_open", ops.reveal, None, t, p1, price, nonce, plan)
     _wait(t, "opens_at")
-    _refused("market.tender.mismatch", ops.reveal, None, t, p1, price + 1, nonce, plan)
-    _refused("market.tender.mismatch", ops.reveal, None, t, p1, price, nonce, plan + "。")
+    assert_refused("market.tender.mismatch", ops.reveal, None, t, p1, price + 1, nonce, plan)
+    assert_refused("market.tender.mismatch", ops.reveal, None, t, p1, price, nonce, plan + "。")
     for ap in apps:
         ops.reveal(None, t, ap, *bids[ap.id])
     with pytest.raises(DBAPIError, match="market.tender.history"), dbs.begin_nested():
@@ -79,7 +79,7 @@ def test_sealed_prices_are_unreadable_before_the_opening_then_scored_by_weights(
     b1, b2, b3 = t.bids
     ops.score_plan(user("exchange"), t, b1, 40)
     ops.score_plan(user("exchange"), t, b2, 95)
-    _refused("market.tender.running", ops.close_tender, None, t, today=TODAY)
+    assert_refused("market.tender.running", ops.close_tender, None, t, today=TODAY)
     _wait(t, "reveal_ends_at")
     # Expected from the published weights: price share of the best × 60 + plan × 40 / 100.
     best = max(bids[p1.id][0], bids[p2.id][0])
@@ -105,25 +105,25 @@ def test_price_only_tender_and_an_unrevealed_bid_does_not_count(dbs, fast):
     _wait(t, "opens_at")
     ops.reveal(None, t, p2, *lo)  # p1 never reveals
     _wait(t, "reveal_ends_at")
-    _refused("market.tender.not_open", ops.reveal, None, t, p1, *hi)
+    assert_refused("market.tender.not_open", ops.reveal, None, t, p1, *hi)
     aw = ops.close_tender(None, t, today=TODAY)
     assert aw.application_id == p2.id and aw.price_fen == lo[0]
 
 
 def test_tender_setup_refusals(dbs, fast):
     x, apps, keys = competition(dbs, n_outsiders=2, priority_member=False, method="tender")
-    _refused("market.tender.setup", ops.open_tender, None, x, 10, 10, 50, 40)
-    _refused("market.tender.setup", ops.open_tender, None, x, 0, 10)
+    assert_refused("market.tender.setup", ops.open_tender, None, x, 10, 10, 50, 40)
+    assert_refused("market.tender.setup", ops.open_tender, None, x, 0, 10)
     y, *_ = competition(dbs, n_outsiders=2, priority_member=False,
                         term_start=dt.date(2040, 1, 1), term_end=dt.date(2045, 12, 31))
-    _refused("market.state", ops.open_tender, None, y, 10, 10)  # an auction listing
+    assert_refused("market.state", ops.open_tender, None, y, 10, 10)  # an auction listing
 
 
 def test_a_single_applicant_takes_it_by_agreement_at_or_above_the_reserve(dbs):
     x, apps, keys = competition(dbs, n_outsiders=1, priority_member=False)
     assert x.status == "agreement"
     reserve = ops.first_year_fen(x)
-    _refused("market.agreement.price", ops.agree, None, x, reserve - 1, today=TODAY)
+    assert_refused("market.agreement.price", ops.agree, None, x, reserve - 1, today=TODAY)
     aw = ops.agree(user("exchange"), x, reserve, today=TODAY)
     assert aw.method == "agreement" and aw.price_fen == reserve
     assert aw.application_id == apps[0].id
@@ -134,11 +134,11 @@ def test_open_negotiation_after_failed_reannouncements(dbs):
     assert x.status == "negotiation"
     a, _ = ops.register_applicant(None, "cooperative", "协商合作社", "1", "农机 10 台",
                                   credit_code="91350100M000100Y43")
-    _refused("market.negotiation.seller", ops.negotiate, None, x, a, 100_000, "", today=TODAY)
+    assert_refused("market.negotiation.seller", ops.negotiate, None, x, a, 100_000, "", today=TODAY)
     aw = ops.negotiate(user("exchange"), x, a, 100_000, "卖方书面同意 2026-12-20", today=TODAY)
     assert aw.method == "negotiation" and aw.price_fen == 100_000
     assert aw.seller_agreed_ref == "卖方书面同意 2026-12-20"
-    _refused("market.state", ops.agree, None, x, 1, today=TODAY)
+    assert_refused("market.state", ops.agree, None, x, 1, today=TODAY)
     assert dt.date.today()  # the award's deadlines run on the market clock
 
 

@@ -13,7 +13,7 @@ from app.market import workdays
 from app.market.models import Award
 from tests.conftest import user
 from tests.market_trading_fixtures import competition, wait_end, wait_market
-from tests.test_market import TODAY, _refused
+from tests.test_market import TODAY, assert_refused
 
 ACC = 6000  # one real second is 100 market minutes
 
@@ -37,21 +37,21 @@ def test_every_bid_rule_is_the_databases_and_a_retry_never_bids_twice(dbs, fast)
     reserve, step = ops.first_year_fen(x), 50_000
     assert a.reserve_fen == reserve and float(a.accelerator) == ACC
     p1, p2, member = apps
-    _refused("market.bid.not_started", ops.place_bid, a.id, p1.id, reserve, k())
+    assert_refused("market.bid.not_started", ops.place_bid, a.id, p1.id, reserve, k())
     wait_market(a, a.starts_at)
-    _refused("market.bid.first", ops.place_bid, a.id, p1.id, reserve - step, k())
-    _refused("market.bid.first", ops.place_bid, a.id, p1.id, reserve + 1, k())
+    assert_refused("market.bid.first", ops.place_bid, a.id, p1.id, reserve - step, k())
+    assert_refused("market.bid.first", ops.place_bid, a.id, p1.id, reserve + 1, k())
     key1 = k()
     b1, new = ops.place_bid(a.id, p1.id, reserve, key1)
     assert new and b1["seq"] == 1 and b1["amount_fen"] == reserve
     again, new = ops.place_bid(a.id, p1.id, reserve, key1)  # a retried request
     assert not new and again["seq"] == 1 and again["hash"] == b1["hash"]
-    _refused("market.bid.key", ops.place_bid, a.id, p2.id, reserve + step, key1)
-    _refused("market.bid.step", ops.place_bid, a.id, p2.id, reserve, k())  # equal: refused
-    _refused("market.bid.step", ops.place_bid, a.id, p2.id, reserve + step // 2, k())
+    assert_refused("market.bid.key", ops.place_bid, a.id, p2.id, reserve + step, key1)
+    assert_refused("market.bid.step", ops.place_bid, a.id, p2.id, reserve, k())  # equal: refused
+    assert_refused("market.bid.step", ops.place_bid, a.id, p2.id, reserve + step // 2, k())
     b2, _ = ops.place_bid(a.id, p2.id, reserve + 3 * step, k())  # several steps at once
     assert b2["seq"] == 2
-    _refused("market.bid.not_admitted", ops.place_bid, a.id, 10 ** 8, reserve + 4 * step, k())
+    assert_refused("market.bid.not_admitted", ops.place_bid, a.id, 10 ** 8, reserve + 4 * step, k())
     # Pseudonyms: numbers 1..3, a permutation, not the application ids.
     assert sorted(b.bidder_no for b in a.bidders) == [1, 2, 3]
     # The database refuses to rewrite a bid or the auction's price, whatever the writer.
@@ -68,7 +68,7 @@ def test_every_bid_rule_is_the_databases_and_a_retry_never_bids_twice(dbs, fast)
                          "amount_fen) VALUES (:a, :p, :k, :m)"),
                     {"a": a.id, "p": member.id, "k": k(), "m": reserve})
     assert ops.verify_chain(a) == []
-    _refused("market.auction.running", ops.close_auction, None, a, today=TODAY)
+    assert_refused("market.auction.running", ops.close_auction, None, a, today=TODAY)
 
 
 def test_a_late_bid_moves_the_end_and_none_is_accepted_after_it(dbs, fast):
@@ -86,7 +86,7 @@ def test_a_late_bid_moves_the_end_and_none_is_accepted_after_it(dbs, fast):
     dbs.refresh(a)
     assert a.ends_at == b2["ends_after"]
     wait_end(dbs, a)
-    _refused("market.bid.ended", ops.place_bid, a.id, p1.id, reserve + 20_000, k())
+    assert_refused("market.bid.ended", ops.place_bid, a.id, p1.id, reserve + 20_000, k())
     aw = ops.close_auction(user("exchange"), a, today=TODAY)
     assert isinstance(aw, Award) and aw.application_id == p2.id
     assert aw.price_fen == reserve + 10_000 and aw.method == "auction"
@@ -107,15 +107,15 @@ def test_priority_holder_takes_the_deal_at_the_final_price_earliest_exercise_win
                          timed_minutes=30, priority_minutes=60)
     ops.place_bid(a.id, p1.id, a.reserve_fen, k())
     top, _ = ops.place_bid(a.id, p2.id, a.reserve_fen + 20_000, k())
-    _refused("market.priority.window", ops.exercise_priority, None, a, member)
+    assert_refused("market.priority.window", ops.exercise_priority, None, a, member)
     wait_end(dbs, a)
     ops.close_auction(None, a, today=TODAY)
     assert a.status == "priority" and a.priority_until == a.closed_at + dt.timedelta(minutes=60)
-    _refused("market.priority.not_holder", ops.exercise_priority, None, a, p1)
-    _refused("market.priority.window", ops.close_priority, None, a, today=TODAY)
+    assert_refused("market.priority.not_holder", ops.exercise_priority, None, a, p1)
+    assert_refused("market.priority.window", ops.close_priority, None, a, today=TODAY)
     ops.exercise_priority(None, a, member)
     wait_market(a, a.priority_until)
-    _refused("market.priority.window", ops.exercise_priority, None, a, member)
+    assert_refused("market.priority.window", ops.exercise_priority, None, a, member)
     aw = ops.close_priority(None, a, today=TODAY)
     assert a.priority_outcome == "exercised"
     assert aw.application_id == member.id and aw.price_fen == top["amount_fen"]
@@ -171,7 +171,7 @@ def test_a_winner_who_does_not_pay_forfeits_and_the_next_ranked_takes_it_at_thei
                           "AND kind = 'deposit_refunded'"), {"a": p3.id})
     assert ref.endswith(f"paid back by {due}")
     assert ops.held(p3) == 0 and ops.held(p1) == x.deposit_fen  # p1 is next-ranked
-    _refused("market.award.not_due", ops.forfeit, None, aw, "卖方同意", today=aw.pay_by)
+    assert_refused("market.award.not_due", ops.forfeit, None, aw, "卖方同意", today=aw.pay_by)
     nxt = ops.forfeit(None, aw, "卖方同意书 2026-12", today=aw.pay_by + dt.timedelta(1))
     assert aw.status == "forfeited" and ops.held(p2) == 0
     forfeited = dbs.scalar(text("SELECT -sum(amount_fen) FROM market_ledger_entry WHERE "
@@ -184,7 +184,7 @@ def test_a_winner_who_does_not_pay_forfeits_and_the_next_ranked_takes_it_at_thei
 
 def test_without_the_sellers_agreement_a_forfeit_means_a_new_announcement(dbs, fast):
     x, (p1, p2, p3), a, aw = _won(dbs)
-    _refused("market.award.payment", ops.pay_price, None, aw, 1, "B", today=TODAY)
+    assert_refused("market.award.payment", ops.pay_price, None, aw, 1, "B", today=TODAY)
     assert ops.forfeit(None, aw, None, today=aw.pay_by + dt.timedelta(1)) is None
     assert x.status == "announced" and ops.held(p1) == 0
     assert ops.reconciliation()["ok"]

@@ -11,7 +11,7 @@ from app.audit.models import AuditLog
 from app.collectives import operations as coll_ops
 from app.errors import DomainError
 from app.membership import operations as ops
-from tests.test_membership_distribution import _collective_with_members, _refused, _settle
+from tests.test_membership_distribution import _collective_with_members, _settle, assert_refused
 
 PAID_ON = dt.date(2025, 12, 20)
 
@@ -44,7 +44,7 @@ def test_paraphrased_exclusions_in_the_note_are_refused_by_operation_and_sql(dbs
     assert e.value.code == "distribution.rule.art55"
     assert dbs.scalars(select(AuditLog).where(AuditLog.action == "distribution.refused",
                                               AuditLog.object_id == c.fbfbm)).first()
-    msg = _refused(dbs, "INSERT INTO distribution (collective_id, quantification_id, amount_fen, "
+    msg = assert_refused(dbs, "INSERT INTO distribution (collective_id, quantification_id, amount_fen, "
                         "paid_on, rule_note, total_centi, created_by) VALUES (:c, :q, 100, "
                         "'2025-12-20', :n, :t, 'sql')",
                    {"c": c.id, "q": q.id, "n": note, "t": q.total_centi})
@@ -72,7 +72,7 @@ def test_a_plain_note_still_passes(dbs, quantified):
 ])
 def test_the_share_roll_cannot_drop_or_shrink_a_settled_member_by_sql(dbs, quantified, sql):
     _, _, settled = quantified
-    _refused(dbs, sql, {"p": settled.id})
+    assert_refused(dbs, sql, {"p": settled.id})
 
 
 def test_a_new_quantification_that_leaves_the_settled_member_out_cannot_be_paid(dbs,
@@ -105,7 +105,7 @@ def test_a_new_quantification_that_leaves_the_settled_member_out_cannot_be_paid(
 
 def test_a_distribution_is_never_inserted_already_paid(dbs, quantified):
     c, q, _ = quantified
-    _refused(dbs, "INSERT INTO distribution (collective_id, quantification_id, amount_fen, "
+    assert_refused(dbs, "INSERT INTO distribution (collective_id, quantification_id, amount_fen, "
                   "paid_on, total_centi, status, created_by) VALUES (:c, :q, 100, '2025-12-20', "
                   ":t, 'paid', 'sql')", {"c": c.id, "q": q.id, "t": q.total_centi})
 
@@ -125,7 +125,7 @@ def test_inheritance_takes_shares_only_from_a_member_who_died(dbs):
         ops.inherit("officer", h, heir, dt.date(2025, 8, 1), reason="继承")
     assert e.value.code == "membership.shares.inheritance"
     assert "art 55" in e.value.source("en")
-    _refused(dbs, "UPDATE share_holding SET ended_on = '2025-08-01', end_ground = 'inherited' "
+    assert_refused(dbs, "UPDATE share_holding SET ended_on = '2025-08-01', end_ground = 'inherited' "
                   "WHERE id = :h", {"h": h.id})
     m = coll_ops.active_membership(h.person_id, c.id)
     coll_ops.end_membership("officer", m, "death", dt.date(2025, 7, 20), reason="死亡")
@@ -231,17 +231,17 @@ def test_the_assembly_cannot_be_packed_by_sql(dbs, what):
     c = _village(dbs)
     a, assembly, voters = _round(dbs, c)
     if what == "members_total":
-        _refused(dbs, "INSERT INTO member_assembly (collective_id, meeting_date, members_total, "
+        assert_refused(dbs, "INSERT INTO member_assembly (collective_id, meeting_date, members_total, "
                       "vote_num, vote_den, created_by) VALUES (:c, '2025-09-01', 1, 2, 3, 'sql')",
                  {"c": c.id})
     elif what == "attendance":
         outsider = dbs.scalar(select(Person.id).where(Person.id.not_in(voters))
                               .order_by(Person.id))
-        _refused(dbs, "INSERT INTO member_assembly_attendance (assembly_id, person_id) "
+        assert_refused(dbs, "INSERT INTO member_assembly_attendance (assembly_id, person_id) "
                       "VALUES (:a, :p)", {"a": assembly.id, "p": outsider})
     else:
         ops.resolve("officer", assembly, a, assembly.needed, 0, 0, "admit")
-        _refused(dbs, "INSERT INTO member_assembly_resolution (assembly_id, application_id, yes, "
+        assert_refused(dbs, "INSERT INTO member_assembly_resolution (assembly_id, application_id, yes, "
                       "no, abstain, decision, recorded_by) VALUES (:a, :p, 0, :n, 0, 'reject', "
                       "'sql')", {"a": assembly.id, "p": a.id, "n": assembly.needed})
 
@@ -258,7 +258,7 @@ def test_every_member_keeps_a_population_share_whatever_the_charter(dbs):
                              reason="章程")
     assert e.value.code == "membership.shares.population"
     ops.set_charter_rule("officer", c, population_centi=100, reason="章程")
-    _refused(dbs, "UPDATE membership_charter_rule SET population_centi = 0, "
+    assert_refused(dbs, "UPDATE membership_charter_rule SET population_centi = 0, "
                   "labour_centi_per_year = 100 WHERE collective_id = :c", {"c": c.id})
 
 

@@ -122,7 +122,7 @@ def test_a_rule_excluding_or_reducing_by_residence_is_refused_and_recorded(dbs, 
                                               AuditLog.object_id == c.fbfbm)).first()
 
 
-def _refused(dbs, sql, params=None, exc=DBAPIError):
+def assert_refused(dbs, sql, params=None, exc=DBAPIError):
     with pytest.raises(exc) as e:
         with dbs.begin_nested():
             dbs.execute(text(sql), params or {})
@@ -135,9 +135,9 @@ def test_an_exclusion_via_sql_on_the_apps_connection_is_refused(dbs, quantified)
             "rule, rule_note, total_centi, created_by) VALUES (:c, :q, 100000, '2025-12-20', "
             "CAST(:rule AS jsonb), :note, :t, 'sql') RETURNING id")
     p = {"c": c.id, "q": q.id, "t": q.total_centi}
-    assert "art 55" in _refused(dbs, base, {**p, "rule": '{"exclude": ["settled"]}',
+    assert "art 55" in assert_refused(dbs, base, {**p, "rule": '{"exclude": ["settled"]}',
                                             "note": None})
-    assert "art 55" in _refused(dbs, base, {**p, "rule": "{}", "note": "进城落户的不分"})
+    assert "art 55" in assert_refused(dbs, base, {**p, "rule": "{}", "note": "进城落户的不分"})
     # a run that leaves the settled member out cannot be marked paid
     with dbs.begin_nested():
         d_id = dbs.execute(text(base), {**p, "rule": "{}", "note": None}).scalar()
@@ -149,17 +149,17 @@ def test_an_exclusion_via_sql_on_the_apps_connection_is_refused(dbs, quantified)
             dbs.execute(text("INSERT INTO distribution_payout (distribution_id, person_id, "
                              "household_id, shares_centi, amount_fen) VALUES (:d,:p,:h,:s,:a)"),
                         {"d": d_id, "p": pid, "h": hh, "s": s, "a": amounts[(0, pid)]})
-    msg = _refused(dbs, "UPDATE distribution SET status = 'paid' WHERE id = :d", {"d": d_id})
+    msg = assert_refused(dbs, "UPDATE distribution SET status = 'paid' WHERE id = :d", {"d": d_id})
     assert "art 55" in msg
     # and the paid ledger is append-only for the app role
     d = ops.distribute("officer", c, 777_777, dt.date(2025, 12, 21), reason="年度分红")
-    assert "permission denied" in _refused(
+    assert "permission denied" in assert_refused(
         dbs, "UPDATE distribution_payout SET amount_fen = 0 WHERE distribution_id = :d "
              "AND person_id = :p", {"d": d.id, "p": settled.id}, ProgrammingError)
-    assert "permission denied" in _refused(
+    assert "permission denied" in assert_refused(
         dbs, "DELETE FROM distribution_payout WHERE person_id = :p", {"p": settled.id},
         ProgrammingError)
-    assert "paid" in _refused(dbs, "INSERT INTO distribution_payout (distribution_id, "
+    assert "paid" in assert_refused(dbs, "INSERT INTO distribution_payout (distribution_id, "
                                    "person_id, shares_centi, amount_fen) VALUES (:d,:p,100,5)",
                               {"d": d.id, "p": settled.id})
 

@@ -195,14 +195,14 @@ def test_postgres_restarted_mid_import_then_rerun_deep(app, monkeypatch, caplog)
     url = app.config["SQLALCHEMY_DATABASE_URI"]
     if "/var/tmp/sanquan-" not in url:
         pytest.fail("this test needs the checkout's private cluster (scripts/pg.sh)")
-    _outage_mid_import(app, monkeypatch, caplog, Restart, rerun=True)
+    assert_outage_mid_import_recorded(app, monkeypatch, caplog, Restart, rerun=True)
 
 
 def test_postgres_away_mid_import_failure_recorded_when_back(app, monkeypatch, caplog):
-    _outage_mid_import(app, monkeypatch, caplog, Outage, rerun=False)
+    assert_outage_mid_import_recorded(app, monkeypatch, caplog, Outage, rerun=False)
 
 
-def _outage_mid_import(app, monkeypatch, caplog, kind, rerun):
+def assert_outage_mid_import_recorded(app, monkeypatch, caplog, kind, rerun):
     import logging
 
     caplog.set_level(logging.INFO, logger="sanquan.jobs")

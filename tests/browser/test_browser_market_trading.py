@@ -140,14 +140,14 @@ def test_auction_priority_contract_filing_right_and_certificate(app, browser, li
     app.config["MARKET_ACCELERATOR"] = ACC
     app.config["PUBLIC_BASE_URL"] = live_server
     try:
-        _run(app, browser, live_server, s)
+        assert_auction_to_certificate(app, browser, live_server, s)
     finally:
         app.config["MARKET_ACCELERATOR"] = None
         app.config["MARKET_STREAM_URL"] = None
         app.config["PUBLIC_BASE_URL"] = None
 
 
-def _run(app, browser, live_server, s):
+def assert_auction_to_certificate(app, browser, live_server, s):
     keys = s["keys"]
     # The exchange operator opens the auction: no free period, 8 minutes timed, 5 extension,
     # a priority window of 5 minutes (market time: 10 real seconds here).
