@@ -431,6 +431,9 @@ if LoadScopeScheduling is not None:
         def _split_scope(self, nodeid: str) -> str:
             return xdist_group(nodeid)
 
+    # optional: a run without the xdist plugin (scripts/mutation.sh sets
+    # PYTEST_DISABLE_PLUGIN_AUTOLOAD=1) must not fail on a hook nobody declared
+    @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_make_scheduler(config, log):
         if config.getvalue("dist") == "loadgroup":
             return GroupScheduling(config, log)
