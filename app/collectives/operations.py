@@ -313,12 +313,15 @@ def roll(collective: Collective, include_ended: bool = False) -> list[Membership
 
 
 def memberships_of(person_id: int) -> list:
-    """A person's memberships, with their collective's name and code (current first)."""
+    """A person's memberships, with their collective's name and code (current first), in every
+    county: every row of their ID number (one person row per county, docs/scaling.md §3)."""
     return db.session.execute(text("""
         SELECT c.name, c.fbfbm, ms.status, ms.basis, ms.began_on, ms.ended_on, ms.end_ground,
-               ms.end_note, ms.rights_kept_until FROM membership ms
+               ms.end_note, ms.rights_kept_until FROM person p
+        JOIN person q ON q.id_number = p.id_number
+        JOIN membership ms ON ms.person_id = q.id
         JOIN collective c ON c.id = ms.collective_id
-        WHERE ms.person_id = :p ORDER BY ms.status, ms.began_on"""), {"p": person_id}).all()
+        WHERE p.id = :p ORDER BY ms.status, ms.began_on"""), {"p": person_id}).all()
 
 
 def register_from_delivery(actor, fbfbm: str, name: str, village_code: str,

@@ -58,16 +58,41 @@ def parse_id(number: str) -> idnumber.IdInfo:
 
 
 def person_by_id_number(number: str) -> Person | None:
-    """The registered person with this ID number (checked and normalised first), or None."""
+    """The registered person with this ID number (checked and normalised first), or None.  A
+    person placed in two counties has a row in each (docs/scaling.md §3): this is the first
+    registered (lowest id); a rule about the human reads every row (`rows_of`)."""
     info = parse_id(number)
-    return db.session.scalar(select(Person).where(Person.id_number == info.number))
+    return db.session.scalar(select(Person).where(Person.id_number == info.number)
+                             .order_by(Person.id).limit(1))
 
 
 def person_with_id_number(number: str | None) -> Person | None:
     """The registered person whose ID number is `number` (spaces trimmed, x upper-cased), without
-    checking the number itself; None when there is none."""
+    checking the number itself; None when there is none (the first registered row, as above)."""
     return db.session.scalar(select(Person).where(Person.id_number == (number or "").strip()
-                                                  .upper()))
+                                                  .upper()).order_by(Person.id).limit(1))
+
+
+def rows_of(person_ids) -> list[int]:
+    """Every person row of the humans these rows are: one row per county that put the person on
+    a roll, one human per ID number (docs/scaling.md §3).  A rule about "this person" — what
+    settling in town must leave untouched, a withdrawal's co-holders and settlements, a
+    person's memberships and places — reads all of them, never the one row it was handed."""
+    ids = [int(i) for i in person_ids if i is not None]
+    if not ids:
+        return []
+    return list(db.session.scalars(text(
+        "SELECT q.id FROM person p JOIN person q ON q.id_number = p.id_number "
+        "WHERE p.id = ANY(:p) ORDER BY q.id"), {"p": ids}))
+
+
+def same_person(a: int | None, b: int | None) -> bool:
+    """Rows `a` and `b` are the same human (the same ID number), whatever their counties."""
+    if a is None or b is None:
+        return False
+    return a == b or bool(db.session.scalar(text(
+        "SELECT 1 FROM person p JOIN person q ON q.id_number = p.id_number "
+        "WHERE p.id = :a AND q.id = :b"), {"a": a, "b": b}))
 
 
 def households_of_collective(collective_id: int) -> list[Household]:
@@ -403,11 +428,13 @@ def persons_page(like: str | None = None, id_number: str | None = None,
 
 
 def places_of(person_id: int) -> tuple[list[Membership], list[HouseholdMember]]:
-    """A person's memberships (by start) and household places."""
+    """A person's memberships (by start) and household places, in every county (every row of
+    the ID number)."""
+    ids = rows_of([person_id])
     memberships = list(db.session.scalars(select(Membership).where(
-        Membership.person_id == person_id).order_by(Membership.began_on)))
+        Membership.person_id.in_(ids)).order_by(Membership.began_on)))
     households = list(db.session.scalars(select(HouseholdMember).where(
-        HouseholdMember.person_id == person_id)))
+        HouseholdMember.person_id.in_(ids))))
     return memberships, households
 
 
