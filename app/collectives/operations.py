@@ -184,9 +184,13 @@ def admit(actor, person, collective: Collective, basis: str, began_on: dt.date,
     if basis not in JOIN_BASES:
         raise DomainError(JOIN_BASIS, basis=basis)
     check_reaches_person(actor, person)
-    if active_membership(person.id, collective.id):
+    # the person's row in the collective's county, made if this is their first roll there (one
+    # person row per county, docs/scaling.md §3; migration 0045)
+    pid = db.session.scalar(text("SELECT person_row_in(:p, :c)"),
+                            {"p": person.id, "c": collective.fbfbm[:6]})
+    if active_membership(pid, collective.id):
         raise DomainError(ALREADY_MEMBER, name=person.name, collective=collective.name)
-    m = Membership(person_id=person.id, collective_id=collective.id, basis=basis,
+    m = Membership(person_id=pid, collective_id=collective.id, basis=basis,
                    began_on=began_on, confirmed_on=confirmed_on)
     db.session.add(m)
     db.session.flush()

@@ -172,15 +172,19 @@ def add_member(actor, household: Household, person: Person, relation: str,
                joined_on: dt.date | None = None, reason: str | None = None) -> HouseholdMember:
     if relation not in YHZGX:
         raise DomainError(RELATION, code=relation)
-    if any(m.person_id == person.id for m in household.current_members):
+    # the person's row in the household's county, made if this is their first place there (one
+    # person row per county, docs/scaling.md §3; migration 0045)
+    pid = db.session.scalar(text("SELECT person_row_in(:p, :c)"),
+                            {"p": person.id, "c": household.cbfbm[:6]})
+    if any(m.person_id == pid for m in household.current_members):
         raise DomainError(ALREADY_MEMBER, name=person.name)
-    m = HouseholdMember(household_id=household.id, person_id=person.id, relation=relation,
+    m = HouseholdMember(household_id=household.id, person_id=pid, relation=relation,
                         is_coholder=is_coholder, remark=remark, joined_on=joined_on)
     db.session.add(m)
     db.session.flush()
     db.session.refresh(household)
     audit.record(actor, "household.member.add", "household", household.cbfbm,
-                 {"person_id": person.id, "relation": relation, "is_coholder": is_coholder},
+                 {"person_id": pid, "relation": relation, "is_coholder": is_coholder},
                  reason)
     return m
 
@@ -357,20 +361,24 @@ def insert_households_from_staging(batch_id: int, record_ids: list[int] | None =
 
 
 def insert_persons_from_staging(batch_id: int, record_ids: list[int] | None = None) -> int:
-    """Every member with a valid resident ID (household heads are members too)."""
+    """Every member with a valid resident ID (household heads are members too), in their
+    household's county: a person already registered in another county gets a row in this one
+    (one person row per county, docs/scaling.md §3)."""
     only, ids = _only(record_ids)
     return db.session.execute(text(f"""
-        INSERT INTO person (id_number, name, sex, birth_date, hukou_division_code, hukou_address)
-        SELECT DISTINCT ON (upper(r.attrs->>'CYZJHM')) upper(r.attrs->>'CYZJHM'), r.attrs->>'CYXM',
+        INSERT INTO person (id_number, name, sex, birth_date, hukou_division_code, hukou_address,
+                            county_code)
+        SELECT DISTINCT ON (upper(r.attrs->>'CYZJHM'), left(r.attrs->>'CBFBM', 6))
+               upper(r.attrs->>'CYZJHM'), r.attrs->>'CYXM',
                CASE WHEN substr(r.attrs->>'CYZJHM', 17, 1)::int % 2 = 1 THEN '1' ELSE '2' END,
                to_date(substr(r.attrs->>'CYZJHM', 7, 8), 'YYYYMMDD'),
                (SELECT code FROM division WHERE code = substr(r.attrs->>'CBFBM', 1, 12)),
-               h.attrs->>'CBFDZ'
+               h.attrs->>'CBFDZ', left(r.attrs->>'CBFBM', 6)
         FROM import_record r LEFT JOIN import_record h ON h.batch_id = r.batch_id
           AND h.tbl = 'CBF' AND h.status <> 'superseded' AND h.attrs->>'CBFBM' = r.attrs->>'CBFBM'
         WHERE r.batch_id = :b AND r.tbl = 'CBF_JTCY' AND r.status = 'valid' {only}
           AND coalesce(r.attrs->>'CYZJLX', '1') = '1'
-        ON CONFLICT (id_number) DO NOTHING"""), {"b": batch_id, "ids": ids}).rowcount
+        ON CONFLICT (id_number, county_code) DO NOTHING"""), {"b": batch_id, "ids": ids}).rowcount
 
 
 def insert_members_from_staging(batch_id: int, record_ids: list[int] | None = None) -> int:
@@ -380,7 +388,7 @@ def insert_members_from_staging(batch_id: int, record_ids: list[int] | None = No
         SELECT h.id, p.id, r.attrs->>'YHZGX', coalesce(r.attrs->>'SFGYR', '1') = '1',
                nullif(r.attrs->>'CYBZ', '')
         FROM import_record r JOIN household h ON h.cbfbm = r.attrs->>'CBFBM'
-        JOIN person p ON p.id_number = upper(r.attrs->>'CYZJHM')
+        JOIN person p ON p.id_number = upper(r.attrs->>'CYZJHM') AND p.county_code = h.county_code
         WHERE r.batch_id = :b AND r.tbl = 'CBF_JTCY' AND r.status = 'valid' {only}
           AND NOT EXISTS (SELECT 1 FROM household_member m WHERE m.household_id = h.id
                           AND m.person_id = p.id AND m.left_on IS NULL)"""),
