@@ -248,3 +248,80 @@ def test_person_keys_hold(dbs, certified):
         with dbs.begin_nested():
             dbs.execute(text("UPDATE member_bank_account SET person_county_code = :c "
                              "WHERE person_id = :p"), {"p": head.id, "c": other.cbfbm[:6]})
+
+
+def test_the_migration_splits_a_person_on_two_counties_rolls(app):
+    """0045 on a register holding a person with a household place in one county and a
+    membership in another: their row stays in the household's county (the place comes first),
+    a second row is made for the other, and that county's membership is re-pointed at it; the
+    downgrade refuses while the two rows exist."""
+    import urllib.parse
+
+    from sqlalchemy import create_engine
+
+    from app import create_app
+    from app.extensions import db
+    from tests.conftest import admin_url
+
+    def scratch(u: str) -> str:
+        parts = urllib.parse.urlsplit(u)
+        return urllib.parse.urlunsplit(parts._replace(path=parts.path + "_person_split"))
+
+    base = app.config["SQLALCHEMY_DATABASE_URI"]
+    url, owner = scratch(base), scratch(app.config["MIGRATE_DATABASE_URL"])
+    admin_base = admin_url(base)
+    name = urllib.parse.urlsplit(url).path.lstrip("/")
+    admin = create_engine(admin_base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        role = urllib.parse.urlsplit(owner).username
+        conn.execute(text(f'CREATE DATABASE "{name}" OWNER "{role}"'))
+    admin.dispose()
+    with create_engine(scratch(admin_base), isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+    try:
+        s = create_app({"SQLALCHEMY_DATABASE_URI": url, "MIGRATE_DATABASE_URL": owner,
+                        "TESTING": True})
+        with s.app_context():
+            from flask_migrate import downgrade, upgrade
+
+            upgrade(revision="0044_person_rows")
+            eng = create_engine(owner)
+            with eng.begin() as c:
+                for v in ("140404001001", "140405001001"):
+                    c.execute(text("INSERT INTO division (code, name, level) "
+                                   "VALUES (:v, 'x', 'village')"), {"v": v})
+                ca, cb = (c.execute(text("INSERT INTO collective (fbfbm, name, village_code) "
+                                         "VALUES (:f, 'x', :v) RETURNING id"),
+                                    {"f": v + "01", "v": v}).scalar()
+                          for v in ("140404001001", "140405001001"))
+                hh = c.execute(text("INSERT INTO household (cbfbm, collective_id, name) "
+                                    "VALUES ('140404001001010001', :c, 'x') RETURNING id"),
+                               {"c": ca}).scalar()
+                pid = c.execute(text("INSERT INTO person (id_number, name, sex, birth_date) "
+                                     "VALUES ('11010519491231002X', '某', '2', '1949-12-31') "
+                                     "RETURNING id")).scalar()
+                c.execute(text("INSERT INTO household_member (household_id, person_id, relation) "
+                               "VALUES (:h, :p, '02')"), {"h": hh, "p": pid})
+                for coll in (ca, cb):
+                    c.execute(text("INSERT INTO membership (person_id, collective_id, basis, "
+                                   "began_on) VALUES (:p, :c, 'birth', '1990-01-01')"),
+                              {"p": pid, "c": coll})
+            upgrade(revision="0045_citus_person")
+            with eng.begin() as c:
+                rows = dict(c.execute(text("SELECT county_code, id FROM person "
+                                           "WHERE id_number = '11010519491231002X'")).all())
+                assert set(rows) == {"140404", "140405"} and rows["140404"] == pid
+                assert c.execute(text("SELECT person_id FROM household_member")).scalar() == pid
+                assert dict(c.execute(text(
+                    "SELECT county_code, person_id FROM membership")).all()) == rows
+            with pytest.raises(Exception, match="rows in two counties"):
+                downgrade(revision="0044_person_rows")
+            eng.dispose()
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        admin = create_engine(admin_base, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

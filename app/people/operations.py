@@ -156,8 +156,11 @@ def register_household(actor, collective, name: str, head: Person | None = None,
                        phone: str | None = None, reason: str | None = None) -> Household:
     code = cbfbm or next_cbfbm(collective.fbfbm, cbflx)
     check_cbfbm(code, collective.fbfbm, cbflx)
+    # the head's row in the household's county (made if need be: docs/scaling.md §3)
+    head_id = db.session.scalar(text("SELECT person_row_in(:p, :c)"),
+                                {"p": head.id, "c": code[:6]}) if head else None
     hh = Household(cbfbm=code, collective_id=collective.id, cbflx=cbflx, name=name,
-                   head_person_id=head.id if head else None, address=address, phone=phone)
+                   head_person_id=head_id, address=address, phone=phone)
     db.session.add(hh)
     db.session.flush()
     audit.record(actor, "household.register", "household", code,

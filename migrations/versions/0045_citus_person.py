@@ -177,7 +177,10 @@ def _fill_and_split() -> None:
         WHERE f.person_id = p.id""")
     op.execute("UPDATE person SET county_code = coalesce(left(hukou_division_code, 6), "
                "left(id_number, 6)) WHERE county_code IS NULL")
-    # a row per further county: (old id, county, new id from the sequence)
+    # a row per further county: (old id, county, new id from the sequence) — the sequence first
+    # past every id a row already has (a bulk load may have named ids without it)
+    op.execute("SELECT setval('person_id_seq', (SELECT max(id) FROM person)) "
+               "WHERE (SELECT max(id) FROM person) > (SELECT last_value FROM person_id_seq)")
     op.execute(f"""
         CREATE TEMPORARY TABLE _person_split ON COMMIT DROP AS
         SELECT s.old_id, s.county_code, nextval('person_id_seq')::integer AS new_id FROM (
