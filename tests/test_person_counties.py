@@ -211,6 +211,35 @@ def test_joining_a_household_in_another_county_ends_the_old_place(dbs, certified
     assert dbs.get(Person, new.person_id).county_code == other.cbfbm[:6]
 
 
+def test_membership_of_a_collective_in_another_county_is_another_membership(dbs, certified):
+    """Ending a membership on "membership of another collective" needs an active membership
+    elsewhere — under the person's row of the other county when it is there (art 17); and
+    where the person belongs, for the access check, spans both counties."""
+    from app.people.scopes import person_scope
+
+    hh = certified
+    head = hh.head
+    coll, other = _elsewhere(dbs, hh)
+    home = collectives.active_membership(head.id, hh.collective_id)
+    assert home is not None and home.person_id == head.id
+    with pytest.raises(DomainError) as e:  # no other membership yet: the ground does not apply
+        collectives.end_membership("bureau", home, "other_membership", TODAY)
+    assert e.value.code == "membership.end.no_other_membership"
+    joined = collectives.admit("bureau", head, coll, "marriage", TODAY)
+    assert joined.person_id != head.id
+    # the same human is already a member there, whichever row is named
+    assert collectives.active_membership(head.id, coll.id).id == joined.id
+    with pytest.raises(DomainError) as e:
+        collectives.admit("bureau", head, coll, "marriage", TODAY)
+    assert e.value.code == "membership.duplicate"
+    people.add_member("bureau", other, head, "10", joined_on=TODAY)
+    scope = person_scope(head.id)
+    assert {hh.cbfbm, other.cbfbm} <= scope.household_codes
+    assert coll.fbfbm in scope.division_codes
+    ended = collectives.end_membership("bureau", home, "other_membership", TODAY)
+    assert ended.status == "ended" and ended.end_ground == "other_membership"
+
+
 def test_person_keys_hold(dbs, certified):
     """Attacks with SQL as the app role: a second row in one county, an id named or changed,
     a place naming another county's row, a forged county on a coordinator-local row."""

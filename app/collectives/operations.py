@@ -5,7 +5,7 @@ import datetime as dt
 import re
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select, text
+from sqlalchemy import Integer, func, select, text
 
 from app import guardtext, signals
 from app.access import user_can
@@ -149,10 +149,19 @@ def create_collective(actor, fbfbm: str, name: str, leader_name: str | None = No
     return c
 
 
+def _rows_of(person_id: int):
+    """Every person row of this row's ID number (one row per county, docs/scaling.md §3): a
+    subquery of ids (app.people's `rows_of`, which this lower layer cannot import)."""
+    return text("SELECT q.id FROM person p JOIN person q ON q.id_number = p.id_number "
+                "WHERE p.id = :rows_of_p").bindparams(rows_of_p=person_id) \
+        .columns(id=Integer).subquery()
+
+
 def active_membership(person_id: int, collective_id: int) -> Membership | None:
+    """The active membership of this person (any county's row of them) in the collective."""
     return db.session.scalar(select(Membership).where(
-        Membership.person_id == person_id, Membership.collective_id == collective_id,
-        Membership.status == "active"))
+        Membership.person_id.in_(select(_rows_of(person_id).c.id)),
+        Membership.collective_id == collective_id, Membership.status == "active"))
 
 
 OUT_OF_SCOPE = Rule(
@@ -286,8 +295,10 @@ def end_membership(actor, membership: Membership, ground: str, ended_on: dt.date
     if ended_on < membership.began_on:
         raise DomainError(END_BEFORE_BEGIN)
     if ground == "other_membership":
+        # the other membership is often in another county (marrying into another county's
+        # village), under the person's row there: every row of the ID number is read
         other = db.session.scalar(select(Membership.id).where(
-            Membership.person_id == membership.person_id,
+            Membership.person_id.in_(select(_rows_of(membership.person_id).c.id)),
             Membership.collective_id != membership.collective_id,
             Membership.status == "active"))
         if other is None:

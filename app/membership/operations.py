@@ -231,8 +231,10 @@ def settled_in_town(person_id: int) -> bool:
 
 # ------------------------------------------------------------------------------ applications
 def current_household(person_id: int, collective_id: int | None = None) -> Household | None:
+    # a current place under any county's row of the person (docs/scaling.md §3)
     q = select(Household).join(HouseholdMember, HouseholdMember.household_id == Household.id) \
-        .where(HouseholdMember.person_id == person_id, HouseholdMember.left_on.is_(None))
+        .where(HouseholdMember.person_id.in_(rows_of([person_id]) or [0]),
+               HouseholdMember.left_on.is_(None))
     if collective_id is not None:
         q = q.where(Household.collective_id == collective_id)
     return db.session.scalars(q.order_by(Household.id)).first()
@@ -293,7 +295,7 @@ def apply(actor, collective: Collective, person: Person, basis: str, facts: dict
     if coll_ops.active_membership(person.id, collective.id):
         raise DomainError(ALREADY, name=person.name, collective=collective.name)
     if db.session.scalar(select(MembershipApplication.id).where(
-            MembershipApplication.person_id == person.id,
+            MembershipApplication.person_id.in_(rows_of([person.id])),
             MembershipApplication.collective_id == collective.id,
             MembershipApplication.status.in_(("pending", "admitted")))):
         raise DomainError(PENDING, name=person.name)
