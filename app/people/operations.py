@@ -339,7 +339,8 @@ def lookup_by_id_number(actor, number: str, per_hour: int = 60) -> str:
         audit.record(actor, "person.lookup.refused", "person", None,
                      {"query": idnumber.mask(number), "rule": LOOKUP_TOO_MANY.code})
         raise DomainError(LOOKUP_TOO_MANY, n=per_hour)
-    found = db.session.scalar(select(Person.id).where(Person.id_number == number))
+    found = db.session.scalar(select(Person.id).where(Person.id_number == number)
+                              .order_by(Person.id).limit(1))  # the first registered row
     audit.record(actor, "person.lookup", "person", found,
                  {"query": idnumber.mask(number), "found": found is not None})
     return number
