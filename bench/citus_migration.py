@@ -1,9 +1,11 @@
-"""What migrations 0036_citus and 0041_citus2 (Citus-ready keys, docs/scaling.md §3) cost on a
-large register.
+"""What migrations 0036_citus, 0041_citus2 and 0045_citus_person (Citus-ready keys,
+docs/scaling.md §3) cost on a large register.
 
     .venv/bin/python -m bench.citus_migration --parcels 1000000
     .venv/bin/python -m bench.citus_migration --parcels 100000 --start 0040_atk_db \
         --target 0041_citus2
+    .venv/bin/python -m bench.citus_migration --parcels 150000 --start 0043_atk_db2 \
+        --target 0045_citus_person
 
 With --start, the generated register is first brought to that revision untimed; only
 --start → --target is timed.  Every parcel also gets the staged feature it was imported from
@@ -12,9 +14,9 @@ With --start, the generated register is first brought to that revision untimed; 
 Builds a database at 0032_fk_indexes (the revision before), generates a register in SQL as
 bench/scale.py does (villages of 1,000 parcels and 170 households) plus what 0036 rewrites:
 one land-contract right per household over its parcels, a certificate per right, four members
-per household and one membership per member (their persons are not generated: the person
-foreign keys are not what 0036 touches, and the generator runs with triggers off), then times
-`upgrade 0036_citus` statement by statement (the migration's own SQL, in one transaction) and
+per household and one membership per member, their persons (valid GB 11643 numbers; 1 in 100
+of them also a member of a collective of another county when there are two, for 0045's split),
+then times `upgrade 0036_citus` statement by statement (the migration's own SQL, in one transaction) and
 prints the slowest steps.  The database is BENCH_DATABASE_URL's name + `_citus` (the private
 cluster's superuser generates it; the owner role migrates it)."""
 from __future__ import annotations
@@ -63,6 +65,22 @@ FROM household h, generate_series(0, 3) k;
 INSERT INTO membership (person_id, collective_id, basis, began_on)
 SELECT m.person_id, h.collective_id, 'original', '1999-01-01'
 FROM household_member m JOIN household h ON h.id = m.household_id;
+INSERT INTO person (id, id_number, name, sex, birth_date)
+SELECT s.n, s.id17 || substr('10X98765432', (
+         SELECT sum(substr(s.id17, i, 1)::int
+                    * (ARRAY[7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2])[i])::int
+         FROM generate_series(1, 17) i) % 11 + 1, 1),
+       '某', CASE WHEN s.n % 2 = 1 THEN '1' ELSE '2' END, s.born
+FROM (SELECT n, '110101' || to_char(born, 'YYYYMMDD') || lpad((n % 1000)::text, 3, '0')
+             AS id17, born
+      FROM (SELECT DISTINCT person_id AS n, date '1950-01-01' + person_id / 1000 AS born
+            FROM household_member) m) s;
+INSERT INTO membership (person_id, collective_id, basis, began_on)
+SELECT m.person_id, o.id, 'marriage', '2010-01-01'
+FROM household_member m JOIN household h ON h.id = m.household_id
+JOIN LATERAL (SELECT c.id FROM collective c WHERE left(c.fbfbm, 6) <> left(h.cbfbm, 6)
+              ORDER BY c.id LIMIT 1) o ON true
+WHERE m.person_id % 100 = 0;
 INSERT INTO import_batch (id, source, status, created_by)
 VALUES (1, 'bench', 'accepted', 'bench');
 INSERT INTO import_feature (batch_id, layer, fid, code, status, parcel_id)
@@ -115,7 +133,8 @@ def main() -> None:
         c.execute(text("VACUUM ANALYZE"))
         rows = {t: c.execute(text(f"SELECT count(*) FROM {t}")).scalar()  # noqa: S608
                 for t in ("parcel", "household", "land_right", "land_right_parcel",
-                          "certificate", "household_member", "membership", "import_feature")}
+                          "certificate", "household_member", "membership", "import_feature",
+                          "person")}
     eng.dispose()
     print(f"generated in {time.perf_counter() - t0:.0f} s: "
           + ", ".join(f"{t} {n:,}" for t, n in rows.items()), flush=True)

@@ -12,11 +12,14 @@ configuration, not a rewrite —
 Met today: property 1 for parcel, household and collective (migration 0026_scale); properties
 1–3 for land_right_parcel, certificate and charter_clause, 1–2 for land_right, household_member
 and membership (their key to person remains), and 1 for right_encumbrance (0036_citus);
-1–3 for parcel, parcel_lineage and parcel_mutation, 2 for household (its key to person
-remains), collective and right_encumbrance (0041_citus2).  The rest (person) is
-stated precisely below and marked xfail(strict=True) table by table: each turns into a failure
-the day it is met, so the list here is always the true remainder.  Also checked: no function of
-ours that catches exceptions is PARALLEL SAFE (0026; it broke parallel plans of large imports).
+1–3 for parcel, parcel_lineage and parcel_mutation, 2 for household, collective and
+right_encumbrance (0041_citus2); person (one row per county), and 3 for land_right, household,
+household_member and membership: their keys to person carry the county, as does every
+reference to a person from a coordinator-local table (0045_citus_person).  All of it is met:
+an unmet part would be stated precisely below and marked xfail(strict=True) table by table
+(`_unmet`), a mark that turns into a failure the day the part is met.  Also checked: no
+function of ours that catches exceptions is PARALLEL SAFE (0026; it broke parallel plans of
+large imports).
 """
 from __future__ import annotations
 
@@ -41,13 +44,12 @@ REFERENCE = ["division", "registry_setting", "settlement_town"]
 REFERENCE_MAX_ROWS = 100_000  # a province's divisions down to villages: ~50,000
 MET_COUNTY = {"parcel", "household", "collective", "land_right", "land_right_parcel",
               "certificate", "right_encumbrance", "household_member", "membership",
-              "charter_clause", "parcel_lineage", "parcel_mutation"}
+              "charter_clause", "parcel_lineage", "parcel_mutation", "person"}
 MET_UNIQUE = {"land_right", "land_right_parcel", "certificate", "household_member", "membership",
               "charter_clause", "parcel_lineage", "parcel", "parcel_mutation", "household",
-              "collective", "right_encumbrance"}
-# land_right, household, household_member, membership: their foreign key to person (person has
-# no county)
-MET_FKS = {"land_right_parcel", "certificate", "charter_clause", "parcel", "parcel_lineage"}
+              "collective", "right_encumbrance", "person"}
+MET_FKS = {"land_right_parcel", "certificate", "charter_clause", "parcel", "parcel_lineage",
+           "land_right", "household", "household_member", "membership"}
 # Staging (import_*), the audit log, jobs, accounts and the market are outside the register's
 # distribution (docs/scaling.md: coordinator-local, or distributed by their own key later).
 
@@ -121,8 +123,8 @@ def test_foreign_keys_between_large_tables_carry_the_county_code(dbs, table):
 
 
 # Large tables every reference to which (from any table, large or coordinator-local) names the
-# county: person is still referenced by id alone (docs/scaling.md §3).
-MET_REFERENCED = set(LARGE) - {"person"}
+# county: all of them since 0045 (person).
+MET_REFERENCED = set(LARGE)
 
 
 @pytest.mark.parametrize("table", [_unmet(t, t in MET_REFERENCED) for t in LARGE])

@@ -1,5 +1,5 @@
 from flask_login import UserMixin
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, text
+from sqlalchemy import Boolean, CheckConstraint, FetchedValue, ForeignKeyConstraint, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql import func
 from sqlalchemy.types import DateTime
@@ -16,16 +16,22 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
     role: Mapped[str] = mapped_column(String(30), nullable=False)
     jurisdiction_code: Mapped[str | None] = mapped_column(String(14))
-    person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    person_id: Mapped[int | None] = mapped_column(Integer)
+    # the county of the person row it names, filled by the database (trigger
+    # app_user_person_county, migration 0045): the key is (person_id, person_county_code)
+    person_county_code: Mapped[str | None] = mapped_column(
+        String(6), server_default=FetchedValue())
     household_code: Mapped[str | None] = mapped_column(String(18))
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
     api_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
     last_login_at = mapped_column(DateTime(timezone=True))
 
-    person = relationship("Person")
+    person = relationship("Person", primaryjoin="Person.id == foreign(User.person_id)")
 
     __table_args__ = (
+        ForeignKeyConstraint(["person_id", "person_county_code"], ["person.id", "person.county_code"],
+                             match="FULL"),
         CheckConstraint(
             "role IN ('farmer','collective_officer','bureau_staff','exchange_operator',"
             "'hukou_officer','auditor','compliance_supervisor','admin')", name="role"),

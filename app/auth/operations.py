@@ -72,14 +72,19 @@ NO_SUCH_PERSON = Rule("user.person", _l("No registered person has ID number %(nu
 
 
 def farmer_link(id_number: str) -> tuple[int, str | None]:
-    """(person id, household code) for a farmer account, from the person's ID number."""
+    """(person id, household code) for a farmer account, from the person's ID number: their
+    first registered row, and a current household place in any county (one person row per
+    county, docs/scaling.md §3)."""
     number = parse_id(id_number).number
-    person = db.session.scalar(select(Person).where(Person.id_number == number))
+    person = db.session.scalar(select(Person).where(Person.id_number == number)
+                               .order_by(Person.id).limit(1))
     if person is None:
         raise DomainError(NO_SUCH_PERSON, number=mask(number))
     household = db.session.scalar(
         select(Household.cbfbm).join(HouseholdMember, HouseholdMember.household_id == Household.id)
-        .where(HouseholdMember.person_id == person.id, HouseholdMember.left_on.is_(None)))
+        .join(Person, Person.id == HouseholdMember.person_id)
+        .where(Person.id_number == number, HouseholdMember.left_on.is_(None))
+        .order_by(HouseholdMember.id).limit(1))
     return person.id, household
 
 

@@ -13,6 +13,7 @@ from app.extensions import db
 from app.grounds import guard_text, refuse
 from app.parcels.models import Parcel, RegistrySetting
 from app.people.models import Household, HouseholdMember
+from app.people.operations import rows_of
 from app.rights import operations as rights
 
 from .models import Campaign, Objection
@@ -228,7 +229,7 @@ def households_of(user) -> set[str]:
         codes |= set(db.session.scalars(
             select(Household.cbfbm).join(HouseholdMember,
                                          HouseholdMember.household_id == Household.id)
-            .where(HouseholdMember.person_id == user.person_id,
+            .where(HouseholdMember.person_id.in_(rows_of([user.person_id])),  # every county's
                    HouseholdMember.left_on.is_(None))))
     return codes
 

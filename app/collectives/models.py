@@ -70,7 +70,7 @@ class Membership(db.Model):
 
     # The table's key is (id, county_code) (Citus-ready, migration 0036); the mapper's is `id`.
     id: Mapped[int] = mapped_column(Integer, autoincrement=True)
-    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), nullable=False, index=True)
+    person_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
     collective_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
     status: Mapped[str] = mapped_column(String(10), nullable=False, server_default="active")
     began_on: Mapped[dt.date] = mapped_column(Date, nullable=False)
@@ -88,11 +88,14 @@ class Membership(db.Model):
     county_code: Mapped[str] = mapped_column(String(6), nullable=False,
                                              server_default=FetchedValue())
 
-    person = relationship("Person")
+    person = relationship("Person", primaryjoin="Person.id == foreign(Membership.person_id)")
     collective = relationship("Collective")
 
     __mapper_args__ = {"primary_key": [id]}
     __table_args__ = (
+        # the person's row in this row's county (one person row per county; a person named
+        # from another county is re-pointed by the database, membership_*person trigger, 0045)
+        ForeignKeyConstraint(["person_id", "county_code"], ["person.id", "person.county_code"]),
         PrimaryKeyConstraint("id", "county_code"),
         ForeignKeyConstraint(["collective_id", "county_code"],
                              ["collective.id", "collective.county_code"]),

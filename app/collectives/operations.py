@@ -5,7 +5,7 @@ import datetime as dt
 import re
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select, text
+from sqlalchemy import Integer, func, select, text
 
 from app import guardtext, signals
 from app.access import user_can
@@ -149,10 +149,19 @@ def create_collective(actor, fbfbm: str, name: str, leader_name: str | None = No
     return c
 
 
+def _rows_of(person_id: int):
+    """Every person row of this row's ID number (one row per county, docs/scaling.md §3): a
+    subquery of ids (app.people's `rows_of`, which this lower layer cannot import)."""
+    return text("SELECT q.id FROM person p JOIN person q ON q.id_number = p.id_number "
+                "WHERE p.id = :rows_of_p").bindparams(rows_of_p=person_id) \
+        .columns(id=Integer).subquery()
+
+
 def active_membership(person_id: int, collective_id: int) -> Membership | None:
+    """The active membership of this person (any county's row of them) in the collective."""
     return db.session.scalar(select(Membership).where(
-        Membership.person_id == person_id, Membership.collective_id == collective_id,
-        Membership.status == "active"))
+        Membership.person_id.in_(select(_rows_of(person_id).c.id)),
+        Membership.collective_id == collective_id, Membership.status == "active"))
 
 
 OUT_OF_SCOPE = Rule(
@@ -184,9 +193,13 @@ def admit(actor, person, collective: Collective, basis: str, began_on: dt.date,
     if basis not in JOIN_BASES:
         raise DomainError(JOIN_BASIS, basis=basis)
     check_reaches_person(actor, person)
-    if active_membership(person.id, collective.id):
+    # the person's row in the collective's county, made if this is their first roll there (one
+    # person row per county, docs/scaling.md §3; migration 0045)
+    pid = db.session.scalar(text("SELECT person_row_in(:p, :c)"),
+                            {"p": person.id, "c": collective.fbfbm[:6]})
+    if active_membership(pid, collective.id):
         raise DomainError(ALREADY_MEMBER, name=person.name, collective=collective.name)
-    m = Membership(person_id=person.id, collective_id=collective.id, basis=basis,
+    m = Membership(person_id=pid, collective_id=collective.id, basis=basis,
                    began_on=began_on, confirmed_on=confirmed_on)
     db.session.add(m)
     db.session.flush()
@@ -282,8 +295,10 @@ def end_membership(actor, membership: Membership, ground: str, ended_on: dt.date
     if ended_on < membership.began_on:
         raise DomainError(END_BEFORE_BEGIN)
     if ground == "other_membership":
+        # the other membership is often in another county (marrying into another county's
+        # village), under the person's row there: every row of the ID number is read
         other = db.session.scalar(select(Membership.id).where(
-            Membership.person_id == membership.person_id,
+            Membership.person_id.in_(select(_rows_of(membership.person_id).c.id)),
             Membership.collective_id != membership.collective_id,
             Membership.status == "active"))
         if other is None:
@@ -313,12 +328,15 @@ def roll(collective: Collective, include_ended: bool = False) -> list[Membership
 
 
 def memberships_of(person_id: int) -> list:
-    """A person's memberships, with their collective's name and code (current first)."""
+    """A person's memberships, with their collective's name and code (current first), in every
+    county: every row of their ID number (one person row per county, docs/scaling.md §3)."""
     return db.session.execute(text("""
         SELECT c.name, c.fbfbm, ms.status, ms.basis, ms.began_on, ms.ended_on, ms.end_ground,
-               ms.end_note, ms.rights_kept_until FROM membership ms
+               ms.end_note, ms.rights_kept_until FROM person p
+        JOIN person q ON q.id_number = p.id_number
+        JOIN membership ms ON ms.person_id = q.id
         JOIN collective c ON c.id = ms.collective_id
-        WHERE ms.person_id = :p ORDER BY ms.status, ms.began_on"""), {"p": person_id}).all()
+        WHERE p.id = :p ORDER BY ms.status, ms.began_on"""), {"p": person_id}).all()
 
 
 def register_from_delivery(actor, fbfbm: str, name: str, village_code: str,

@@ -206,6 +206,16 @@ DB_RULES = {
     "collective_key": ("derived", "taken from the sequence; an import names no id"),
     "household_key": ("derived", "taken from the sequence; an import names no id"),
     "parcel_key": ("derived", "taken from the sequence; an import names no id"),
+    # 0045_citus_person: one person row per county.  The import names the household's county
+    # (first six digits of a valid CBFBM) and joins the member to that row, so the placement
+    # triggers find the row in place and the county always has six digits.
+    "person_key": ("derived", "taken from the sequence; an import names no id"),
+    "person_county": ("derived", "the import names the household's county; refuses nothing"),
+    "ck_person_county_code_format": ("derived", "the first six digits of a valid CBFBM"),
+    "household_member_person": ("derived", "the member's row in its household's county; "
+                                           "refuses nothing"),
+    "household_head_person": ("derived", "the head's row in the household's county; refuses "
+                                         "nothing"),
     # Bookkeeping, not a rule: the register's version counter for tile ETags (0023_ops).
     "parcel_register_version": ("derived", "counts changes to the register; refuses nothing"),
 }

@@ -189,15 +189,21 @@ class ListingConsent(db.Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     listing_id: Mapped[int] = mapped_column(ForeignKey("market_listing.id"), nullable=False,
                                             index=True)
-    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), nullable=False)
+    person_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    # the county of the person row it names, filled by the database (trigger
+    # market_consent_person_county, migration 0045): the key is (person_id, person_county_code)
+    person_county_code: Mapped[str] = mapped_column(
+        String(6), nullable=False, server_default=FetchedValue())
     how: Mapped[str] = mapped_column(String(8), nullable=False)
     document_sha256: Mapped[str | None] = mapped_column(String(64))
     recorded_by: Mapped[str] = mapped_column(String(50), nullable=False)
     recorded_at = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
-    person = relationship("Person")
+    person = relationship("Person", primaryjoin="Person.id == foreign(ListingConsent.person_id)")
 
     __table_args__ = (
+        ForeignKeyConstraint(["person_id", "person_county_code"], ["person.id", "person.county_code"],
+                             match="FULL"),
         UniqueConstraint("listing_id", "person_id"),
         CheckConstraint("how IN ('online','document')", name="how"),
         CheckConstraint("how = 'online' OR document_sha256 IS NOT NULL", name="document"),
@@ -297,7 +303,12 @@ class Application(db.Model):
     status: Mapped[str] = mapped_column(String(14), nullable=False)
     priority_holder: Mapped[bool] = mapped_column(Boolean, nullable=False,
                                                   server_default="false")
-    member_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    member_person_id: Mapped[int | None] = mapped_column(Integer)
+    # the county of the person row it names, filled by the database (trigger
+    # market_application_person_county, migration 0045): the key is (member_person_id,
+    # member_person_county_code)
+    member_person_county_code: Mapped[str | None] = mapped_column(
+        String(6), server_default=FetchedValue())
     # Renewal on equal terms (2021 办法 art 10): the contract whose transferee this is.
     renewal_contract_id: Mapped[int | None] = mapped_column(ForeignKey("market_contract.id"))
     needs_review: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
@@ -311,6 +322,9 @@ class Application(db.Model):
     applicant = relationship("Applicant")
 
     __table_args__ = (
+        ForeignKeyConstraint(["member_person_id", "member_person_county_code"],
+                             ["person.id", "person.county_code"],
+                             match="FULL"),
         UniqueConstraint("listing_id", "applicant_id"),
         CheckConstraint("status IN ('registered','qualification','qualified','refused')",
                         name="status"),
@@ -511,7 +525,12 @@ class Contract(db.Model):
     transferee_application_id: Mapped[int] = mapped_column(
         ForeignKey("market_application.id"), nullable=False)
     transferee_name: Mapped[str] = mapped_column(String(100), nullable=False)
-    transferee_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    transferee_person_id: Mapped[int | None] = mapped_column(Integer)
+    # the county of the person row it names, filled by the database (trigger
+    # market_contract_person_county, migration 0045): the key is (transferee_person_id,
+    # transferee_person_county_code)
+    transferee_person_county_code: Mapped[str | None] = mapped_column(
+        String(6), server_default=FetchedValue())
     annual_rent_fen: Mapped[int] = mapped_column(BigInteger, nullable=False)
     term_start: Mapped[dt.date] = mapped_column(Date, nullable=False)
     term_end: Mapped[dt.date] = mapped_column(Date, nullable=False)
@@ -534,6 +553,12 @@ class Contract(db.Model):
     award = relationship("Award")
     confirmations = relationship("ContractConfirmation", order_by="ContractConfirmation.id")
     instalments = relationship("RentInstalment", order_by="RentInstalment.no")
+
+    __table_args__ = (
+        ForeignKeyConstraint(["transferee_person_id", "transferee_person_county_code"],
+                             ["person.id", "person.county_code"],
+                             match="FULL"),
+    )
 
 
 class ContractConfirmation(db.Model):

@@ -31,6 +31,7 @@ from app.grounds import FIELD_LABELS, guard_text
 from app.parcels.models import Parcel, RegistrySetting
 from app.people import idnumber
 from app.people.models import Household, Person
+from app.people.operations import same_person
 from app.printing import qr_svg, render_document
 from app.rights import operations as rights
 from app.rights.models import Right
@@ -491,8 +492,11 @@ def create_listing(actor, right: Right, kind: str, parcel_codes: list[str],
                   "parcels": [p.code for p in parcels], "term": [term_start, term_end],
                   "reserve_price": str(price), "deposit_fen": listing.deposit_fen})
     # The farmer who lists consents by listing (an authenticated act of their own).
-    if via == "own" and actor.person_id in {p.id for p in adult_coholders(listing, today)}:
-        _add_consent(actor, listing, actor.person_id, "online", None)
+    # (the account may name the farmer's row of another county: docs/scaling.md §3)
+    own = next((p for p in adult_coholders(listing, today)
+                if same_person(p.id, actor.person_id)), None) if via == "own" else None
+    if own is not None:
+        _add_consent(actor, listing, own.id, "online", None)
     return listing
 
 
@@ -606,9 +610,12 @@ def consent(actor, listing: Listing, person: Person, document: bytes | None = No
     uploaded by the lister or staff."""
     if listing.status not in ("draft", "returned", "review"):
         raise DomainError(STATE, status=STATUS_LABELS[listing.status])
-    if person.id not in {p.id for p in adult_coholders(listing, today)}:
+    # the co-holder's row in the household's county, whichever row of them was named
+    row = next((p for p in adult_coholders(listing, today) if same_person(p.id, person.id)), None)
+    if row is None:
         raise DomainError(NOT_COHOLDER, name=person.name, household=listing.household_code)
-    own = getattr(actor, "person_id", None) == person.id
+    person = row
+    own = same_person(getattr(actor, "person_id", None), person.id)
     if not own and not document:
         raise DomainError(CONSENT_DOCUMENT)
     existing = db.session.scalar(select(ListingConsent).where(
@@ -930,17 +937,20 @@ def apply(actor, listing: Listing, applicant: Applicant, priority: bool = False,
         county = listing.county_code
         if not setting("min_age", county) <= age <= setting("max_age", county):
             raise DomainError(AGE, age=age)
-        person = db.session.scalar(select(Person).where(Person.id_number == applicant.id_number))
-        if person is not None and listing.household_code and db.session.scalar(text(
+        # every county's row of the applicant (one per county: docs/scaling.md §3)
+        rows = list(db.session.scalars(select(Person.id).where(
+            Person.id_number == applicant.id_number).order_by(Person.id)))
+        if rows and listing.household_code and db.session.scalar(text(
                 "SELECT 1 FROM household_member hm JOIN household h ON h.id = hm.household_id "
-                "WHERE hm.person_id = :p AND hm.left_on IS NULL AND h.cbfbm = :h"),
-                {"p": person.id, "h": listing.household_code}):
+                "WHERE hm.person_id = ANY(:p) AND hm.left_on IS NULL AND h.cbfbm = :h"),
+                {"p": rows, "h": listing.household_code}):
             raise DomainError(OWN_LISTING)
-        if person is not None and db.session.scalar(
-                select(Membership.id).join(Collective, Collective.id == Membership.collective_id)
-                .where(Membership.person_id == person.id, Membership.status == "active",
-                       Collective.fbfbm == listing.fbfbm)):
-            member = person
+        mid = db.session.scalar(
+            select(Membership.person_id).join(Collective, Collective.id == Membership.collective_id)
+            .where(Membership.person_id.in_(rows or [0]), Membership.status == "active",
+                   Collective.fbfbm == listing.fbfbm).limit(1))
+        if mid is not None:
+            member = db.session.get(Person, mid)
     renewal = _renewal_contract(listing, applicant) if priority and member is None else None
     if priority and member is None and renewal is None:
         raise DomainError(NOT_MEMBER, fbfbm=listing.fbfbm)

@@ -66,7 +66,11 @@ class MembershipApplication(db.Model):
     # migration 0041): the foreign key is (collective_id, collective_county_code)
     collective_county_code: Mapped[str] = mapped_column(
         String(6), nullable=False, server_default=FetchedValue())
-    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), nullable=False, index=True)
+    person_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
+    # the county of the person row it names, filled by the database (trigger
+    # membership_application_person_county, migration 0045): the key is (person_id, person_county_code)
+    person_county_code: Mapped[str] = mapped_column(
+        String(6), nullable=False, server_default=FetchedValue())
     basis: Mapped[str] = mapped_column(String(20), nullable=False)
     criteria: Mapped[dict] = mapped_column(JSONB, nullable=False)
     flags: Mapped[list] = mapped_column(ARRAY(String(30)), nullable=False, server_default="{}")
@@ -75,10 +79,12 @@ class MembershipApplication(db.Model):
     submitted_by: Mapped[str] = mapped_column(String(50), nullable=False)
     submitted_at = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
-    person = relationship("Person")
+    person = relationship("Person", primaryjoin="Person.id == foreign(MembershipApplication.person_id)")
     collective = relationship("Collective")
 
     __table_args__ = (
+        ForeignKeyConstraint(["person_id", "person_county_code"], ["person.id", "person.county_code"],
+                             match="FULL"),
         ForeignKeyConstraint(["collective_id", "collective_county_code"],
                              ["collective.id", "collective.county_code"], match="FULL"),
         CheckConstraint("basis IN ('birth','marriage','adoption','resettlement','return','other')",
@@ -120,7 +126,16 @@ class AssemblyAttendance(db.Model):
     __tablename__ = "member_assembly_attendance"
 
     assembly_id: Mapped[int] = mapped_column(ForeignKey("member_assembly.id"), primary_key=True)
-    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), primary_key=True)
+    person_id: Mapped[int] = mapped_column(Integer, autoincrement=False, primary_key=True)
+    # the county of the person row it names, filled by the database (trigger
+    # member_assembly_attendance_person_county, migration 0045): the key is (person_id, person_county_code)
+    person_county_code: Mapped[str] = mapped_column(
+        String(6), nullable=False, server_default=FetchedValue())
+
+    __table_args__ = (
+        ForeignKeyConstraint(["person_id", "person_county_code"], ["person.id", "person.county_code"],
+                             match="FULL"),
+    )
 
 
 class AssemblyResolution(db.Model):
@@ -225,7 +240,11 @@ class Holding(db.Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     quantification_id: Mapped[int] = mapped_column(ForeignKey("share_quantification.id"),
                                                    nullable=False, index=True)
-    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), nullable=False, index=True)
+    person_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
+    # the county of the person row it names, filled by the database (trigger
+    # share_holding_person_county, migration 0045): the key is (person_id, person_county_code)
+    person_county_code: Mapped[str] = mapped_column(
+        String(6), nullable=False, server_default=FetchedValue())
     household_id: Mapped[int | None] = mapped_column(Integer)
     # its household's county, filled by the database (trigger share_holding_parent_county,
     # migration 0041): the foreign key is (household_id, household_county_code)
@@ -239,11 +258,13 @@ class Holding(db.Model):
     ended_on: Mapped[dt.date | None] = mapped_column(Date)
     end_ground: Mapped[str | None] = mapped_column(String(20))
 
-    person = relationship("Person")
+    person = relationship("Person", primaryjoin="Person.id == foreign(Holding.person_id)")
     household = relationship("Household")
     quantification = relationship("Quantification")
 
     __table_args__ = (
+        ForeignKeyConstraint(["person_id", "person_county_code"], ["person.id", "person.county_code"],
+                             match="FULL"),
         ForeignKeyConstraint(["household_id", "household_county_code"],
                              ["household.id", "household.county_code"], match="FULL"),
     )
@@ -252,7 +273,11 @@ class Holding(db.Model):
 class BankAccount(db.Model):
     __tablename__ = "member_bank_account"
 
-    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), primary_key=True)
+    person_id: Mapped[int] = mapped_column(Integer, autoincrement=False, primary_key=True)
+    # the county of the person row it names, filled by the database (trigger
+    # member_bank_account_person_county, migration 0045): the key is (person_id, person_county_code)
+    person_county_code: Mapped[str] = mapped_column(
+        String(6), nullable=False, server_default=FetchedValue())
     bank_name: Mapped[str] = mapped_column(String(60), nullable=False)
     account_no: Mapped[str] = mapped_column(String(34), nullable=False)
     recorded_by: Mapped[str] = mapped_column(String(50), nullable=False)
@@ -261,6 +286,11 @@ class BankAccount(db.Model):
     @property
     def account_masked(self) -> str:
         return mask_account(self.account_no)
+
+    __table_args__ = (
+        ForeignKeyConstraint(["person_id", "person_county_code"], ["person.id", "person.county_code"],
+                             match="FULL"),
+    )
 
 
 def mask_account(no: str | None) -> str:
@@ -305,7 +335,11 @@ class Payout(db.Model):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     distribution_id: Mapped[int] = mapped_column(ForeignKey("distribution.id"), nullable=False,
                                                  index=True)
-    person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"), index=True)
+    person_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    # the county of the person row it names, filled by the database (trigger
+    # distribution_payout_person_county, migration 0045): the key is (person_id, person_county_code)
+    person_county_code: Mapped[str | None] = mapped_column(
+        String(6), server_default=FetchedValue())
     household_id: Mapped[int | None] = mapped_column(Integer)
     # its household's county, filled by the database (trigger distribution_payout_parent_county,
     # migration 0041): the foreign key is (household_id, household_county_code)
@@ -314,9 +348,11 @@ class Payout(db.Model):
     shares_centi: Mapped[int] = mapped_column(BigInteger, nullable=False)
     amount_fen: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
-    person = relationship("Person")
+    person = relationship("Person", primaryjoin="Person.id == foreign(Payout.person_id)")
 
     __table_args__ = (
+        ForeignKeyConstraint(["person_id", "person_county_code"], ["person.id", "person.county_code"],
+                             match="FULL"),
         ForeignKeyConstraint(["household_id", "household_county_code"],
                              ["household.id", "household.county_code"], match="FULL"),
     )

@@ -23,6 +23,7 @@ from app.grounds import guard_text, refuse
 from app.guardtext import normalise
 from app.people.idnumber import mask
 from app.people.models import Household, HouseholdMember, Person
+from app.people.operations import rows_of
 from app.printing import render_document
 from app.security import SafeCSVWriter  # formula injection guard
 from app.settlement.models import HukouMove
@@ -223,14 +224,17 @@ def members_on(collective: Collective, on: dt.date) -> list[Membership]:
 
 def settled_in_town(person_id: int) -> bool:
 
+    # the settlement may name the person's row of another county (docs/scaling.md §3)
     return db.session.scalar(select(func.count()).select_from(HukouMove).where(
-        HukouMove.person_id == person_id)) > 0
+        HukouMove.person_id.in_(rows_of([person_id]) or [0]))) > 0
 
 
 # ------------------------------------------------------------------------------ applications
 def current_household(person_id: int, collective_id: int | None = None) -> Household | None:
+    # a current place under any county's row of the person (docs/scaling.md §3)
     q = select(Household).join(HouseholdMember, HouseholdMember.household_id == Household.id) \
-        .where(HouseholdMember.person_id == person_id, HouseholdMember.left_on.is_(None))
+        .where(HouseholdMember.person_id.in_(rows_of([person_id]) or [0]),
+               HouseholdMember.left_on.is_(None))
     if collective_id is not None:
         q = q.where(Household.collective_id == collective_id)
     return db.session.scalars(q.order_by(Household.id)).first()
@@ -291,7 +295,7 @@ def apply(actor, collective: Collective, person: Person, basis: str, facts: dict
     if coll_ops.active_membership(person.id, collective.id):
         raise DomainError(ALREADY, name=person.name, collective=collective.name)
     if db.session.scalar(select(MembershipApplication.id).where(
-            MembershipApplication.person_id == person.id,
+            MembershipApplication.person_id.in_(rows_of([person.id])),
             MembershipApplication.collective_id == collective.id,
             MembershipApplication.status.in_(("pending", "admitted")))):
         raise DomainError(PENDING, name=person.name)
@@ -947,19 +951,21 @@ def set_bank_account(actor, person: Person, bank_name: str, account_no: str,
 
 # ------------------------------------------------------------------------------ the farmer
 def my_membership(person_id: int) -> dict:
-    """我的成员身份 / 我的股份 / 我的分红 for a farmer's own page."""
-    ms = list(db.session.scalars(select(Membership).where(Membership.person_id == person_id)
+    """我的成员身份 / 我的股份 / 我的分红 for a farmer's own page: of every county's row of
+    them (the account names one; docs/scaling.md §3)."""
+    rows = rows_of([person_id]) or [0]
+    ms = list(db.session.scalars(select(Membership).where(Membership.person_id.in_(rows))
                                  .order_by(Membership.id)))
-    hs = list(db.session.scalars(select(Holding).where(Holding.person_id == person_id,
+    hs = list(db.session.scalars(select(Holding).where(Holding.person_id.in_(rows),
                                                        Holding.ended_on.is_(None))))
     ps = list(db.session.execute(select(Payout, Distribution).join(
         Distribution, Distribution.id == Payout.distribution_id).where(
-        Payout.person_id == person_id).order_by(Distribution.paid_on.desc())).all())
+        Payout.person_id.in_(rows)).order_by(Distribution.paid_on.desc())).all())
     return {"memberships": ms, "holdings": hs,
             "payouts": [{"distribution": d, "amount": fen(p.amount_fen),
                          "shares": shares(p.shares_centi)} for p, d in ps],
             "applications": list(db.session.scalars(select(MembershipApplication).where(
-                MembershipApplication.person_id == person_id)))}
+                MembershipApplication.person_id.in_(rows))))}
 
 
 def parse_yuan(text: str) -> int:

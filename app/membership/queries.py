@@ -63,7 +63,8 @@ def person_by_id_number(number: str) -> Person | None:
         info = people_ops.parse_id(number)
     except Exception:  # noqa: BLE001 — a malformed number finds nobody
         return None
-    return db.session.scalar(select(Person).where(Person.id_number == info.number))
+    return db.session.scalar(select(Person).where(Person.id_number == info.number)
+                             .order_by(Person.id).limit(1))  # the first registered row
 
 
 def desk(collective_id: int) -> dict:

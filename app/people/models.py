@@ -30,8 +30,17 @@ class Person(db.Model):
 
     __tablename__ = "person"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    id_number: Mapped[str] = mapped_column(String(18), nullable=False, unique=True)
+    # One row per county that put the person on a roll (docs/scaling.md §3, migration 0045):
+    # the table's key is (id, county_code), the mapper's is `id` (always from the sequence, so
+    # unique); the same ID number may have a row in each such county — a rule about the human
+    # reads all of them (app.people.operations.rows_of).
+    id: Mapped[int] = mapped_column(Integer, autoincrement=True)
+    id_number: Mapped[str] = mapped_column(String(18), nullable=False)
+    # the county of the roll (household place, membership, right held) the row is for; a person
+    # registered before any placement takes their hukou place's (trigger person_county).  Never
+    # moved by settling in town.
+    county_code: Mapped[str] = mapped_column(String(6), nullable=False,
+                                             server_default=FetchedValue())
     name: Mapped[str] = mapped_column(String(50), nullable=False)
     sex: Mapped[str] = mapped_column(String(1), nullable=False)
     birth_date: Mapped[dt.date] = mapped_column(Date, nullable=False)
@@ -40,7 +49,11 @@ class Person(db.Model):
     phone: Mapped[str | None] = mapped_column(String(20))
     created_at = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
+    __mapper_args__ = {"primary_key": [id]}
     __table_args__ = (
+        PrimaryKeyConstraint("id", "county_code"),
+        UniqueConstraint("id_number", "county_code", name="uq_person_id_number"),
+        CheckConstraint("county_code ~ '^[0-9]{6}$'", name="county_code_format"),
         CheckConstraint("sex IN ('1','2')", name="sex"),
         # GB 11643 check digit, enforced by the database too (function in migration 0001).
         CheckConstraint("gb11643_valid(id_number)", name="id_number_gb11643"),
@@ -86,7 +99,7 @@ class Household(db.Model):
     collective_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
     cbflx: Mapped[str] = mapped_column(String(1), nullable=False, server_default="1")
     name: Mapped[str] = mapped_column(String(100), nullable=False)
-    head_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    head_person_id: Mapped[int | None] = mapped_column(Integer)
     address: Mapped[str | None] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(20))
     created_at = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
@@ -95,12 +108,15 @@ class Household(db.Model):
 
     # read only: named by collective_id (county_code is generated and never written)
     collective = relationship("Collective", viewonly=True)
-    head = relationship("Person", foreign_keys=[head_person_id])
+    head = relationship("Person", primaryjoin="Person.id == foreign(Household.head_person_id)")
     members = relationship("HouseholdMember", back_populates="household",
                            order_by="HouseholdMember.id")
 
     __mapper_args__ = {"primary_key": [id]}
     __table_args__ = (
+        # the person's row in this row's county (one person row per county; a person named
+        # from another county is re-pointed by the database, household_*person trigger, 0045)
+        ForeignKeyConstraint(["head_person_id", "county_code"], ["person.id", "person.county_code"]),
         PrimaryKeyConstraint("id", "county_code"),
         # its collective is in its county (the CBFBM begins with the FBFBM)
         ForeignKeyConstraint(["collective_id", "county_code"],
@@ -137,7 +153,7 @@ class HouseholdMember(db.Model):
     # The table's key is (id, county_code) (Citus-ready, migration 0036); the mapper's is `id`.
     id: Mapped[int] = mapped_column(Integer, autoincrement=True)
     household_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
-    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), nullable=False, index=True)
+    person_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
     relation: Mapped[str] = mapped_column(String(2), nullable=False)
     is_coholder: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
     remark: Mapped[str | None] = mapped_column(String(1))
@@ -149,10 +165,13 @@ class HouseholdMember(db.Model):
                                              server_default=FetchedValue())
 
     household = relationship("Household", back_populates="members")
-    person = relationship("Person")
+    person = relationship("Person", primaryjoin="Person.id == foreign(HouseholdMember.person_id)")
 
     __mapper_args__ = {"primary_key": [id]}
     __table_args__ = (
+        # the person's row in this row's county (one person row per county; a person named
+        # from another county is re-pointed by the database, household_member_*person trigger, 0045)
+        ForeignKeyConstraint(["person_id", "county_code"], ["person.id", "person.county_code"]),
         PrimaryKeyConstraint("id", "county_code"),
         ForeignKeyConstraint(["household_id", "county_code"],
                              ["household.id", "household.county_code"]),

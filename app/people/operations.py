@@ -58,16 +58,41 @@ def parse_id(number: str) -> idnumber.IdInfo:
 
 
 def person_by_id_number(number: str) -> Person | None:
-    """The registered person with this ID number (checked and normalised first), or None."""
+    """The registered person with this ID number (checked and normalised first), or None.  A
+    person placed in two counties has a row in each (docs/scaling.md §3): this is the first
+    registered (lowest id); a rule about the human reads every row (`rows_of`)."""
     info = parse_id(number)
-    return db.session.scalar(select(Person).where(Person.id_number == info.number))
+    return db.session.scalar(select(Person).where(Person.id_number == info.number)
+                             .order_by(Person.id).limit(1))
 
 
 def person_with_id_number(number: str | None) -> Person | None:
     """The registered person whose ID number is `number` (spaces trimmed, x upper-cased), without
-    checking the number itself; None when there is none."""
+    checking the number itself; None when there is none (the first registered row, as above)."""
     return db.session.scalar(select(Person).where(Person.id_number == (number or "").strip()
-                                                  .upper()))
+                                                  .upper()).order_by(Person.id).limit(1))
+
+
+def rows_of(person_ids) -> list[int]:
+    """Every person row of the humans these rows are: one row per county that put the person on
+    a roll, one human per ID number (docs/scaling.md §3).  A rule about "this person" — what
+    settling in town must leave untouched, a withdrawal's co-holders and settlements, a
+    person's memberships and places — reads all of them, never the one row it was handed."""
+    ids = [int(i) for i in person_ids if i is not None]
+    if not ids:
+        return []
+    return list(db.session.scalars(text(
+        "SELECT q.id FROM person p JOIN person q ON q.id_number = p.id_number "
+        "WHERE p.id = ANY(:p) ORDER BY q.id"), {"p": ids}))
+
+
+def same_person(a: int | None, b: int | None) -> bool:
+    """Rows `a` and `b` are the same human (the same ID number), whatever their counties."""
+    if a is None or b is None:
+        return False
+    return a == b or bool(db.session.scalar(text(
+        "SELECT 1 FROM person p JOIN person q ON q.id_number = p.id_number "
+        "WHERE p.id = :a AND q.id = :b"), {"a": a, "b": b}))
 
 
 def households_of_collective(collective_id: int) -> list[Household]:
@@ -131,8 +156,11 @@ def register_household(actor, collective, name: str, head: Person | None = None,
                        phone: str | None = None, reason: str | None = None) -> Household:
     code = cbfbm or next_cbfbm(collective.fbfbm, cbflx)
     check_cbfbm(code, collective.fbfbm, cbflx)
+    # the head's row in the household's county (made if need be: docs/scaling.md §3)
+    head_id = db.session.scalar(text("SELECT person_row_in(:p, :c)"),
+                                {"p": head.id, "c": code[:6]}) if head else None
     hh = Household(cbfbm=code, collective_id=collective.id, cbflx=cbflx, name=name,
-                   head_person_id=head.id if head else None, address=address, phone=phone)
+                   head_person_id=head_id, address=address, phone=phone)
     db.session.add(hh)
     db.session.flush()
     audit.record(actor, "household.register", "household", code,
@@ -147,15 +175,19 @@ def add_member(actor, household: Household, person: Person, relation: str,
                joined_on: dt.date | None = None, reason: str | None = None) -> HouseholdMember:
     if relation not in YHZGX:
         raise DomainError(RELATION, code=relation)
-    if any(m.person_id == person.id for m in household.current_members):
+    # the person's row in the household's county, made if this is their first place there (one
+    # person row per county, docs/scaling.md §3; migration 0045)
+    pid = db.session.scalar(text("SELECT person_row_in(:p, :c)"),
+                            {"p": person.id, "c": household.cbfbm[:6]})
+    if any(m.person_id == pid for m in household.current_members):
         raise DomainError(ALREADY_MEMBER, name=person.name)
-    m = HouseholdMember(household_id=household.id, person_id=person.id, relation=relation,
+    m = HouseholdMember(household_id=household.id, person_id=pid, relation=relation,
                         is_coholder=is_coholder, remark=remark, joined_on=joined_on)
     db.session.add(m)
     db.session.flush()
     db.session.refresh(household)
     audit.record(actor, "household.member.add", "household", household.cbfbm,
-                 {"person_id": person.id, "relation": relation, "is_coholder": is_coholder},
+                 {"person_id": pid, "relation": relation, "is_coholder": is_coholder},
                  reason)
     return m
 
@@ -307,7 +339,8 @@ def lookup_by_id_number(actor, number: str, per_hour: int = 60) -> str:
         audit.record(actor, "person.lookup.refused", "person", None,
                      {"query": idnumber.mask(number), "rule": LOOKUP_TOO_MANY.code})
         raise DomainError(LOOKUP_TOO_MANY, n=per_hour)
-    found = db.session.scalar(select(Person.id).where(Person.id_number == number))
+    found = db.session.scalar(select(Person.id).where(Person.id_number == number)
+                              .order_by(Person.id).limit(1))  # the first registered row
     audit.record(actor, "person.lookup", "person", found,
                  {"query": idnumber.mask(number), "found": found is not None})
     return number
@@ -332,20 +365,24 @@ def insert_households_from_staging(batch_id: int, record_ids: list[int] | None =
 
 
 def insert_persons_from_staging(batch_id: int, record_ids: list[int] | None = None) -> int:
-    """Every member with a valid resident ID (household heads are members too)."""
+    """Every member with a valid resident ID (household heads are members too), in their
+    household's county: a person already registered in another county gets a row in this one
+    (one person row per county, docs/scaling.md §3)."""
     only, ids = _only(record_ids)
     return db.session.execute(text(f"""
-        INSERT INTO person (id_number, name, sex, birth_date, hukou_division_code, hukou_address)
-        SELECT DISTINCT ON (upper(r.attrs->>'CYZJHM')) upper(r.attrs->>'CYZJHM'), r.attrs->>'CYXM',
+        INSERT INTO person (id_number, name, sex, birth_date, hukou_division_code, hukou_address,
+                            county_code)
+        SELECT DISTINCT ON (upper(r.attrs->>'CYZJHM'), left(r.attrs->>'CBFBM', 6))
+               upper(r.attrs->>'CYZJHM'), r.attrs->>'CYXM',
                CASE WHEN substr(r.attrs->>'CYZJHM', 17, 1)::int % 2 = 1 THEN '1' ELSE '2' END,
                to_date(substr(r.attrs->>'CYZJHM', 7, 8), 'YYYYMMDD'),
                (SELECT code FROM division WHERE code = substr(r.attrs->>'CBFBM', 1, 12)),
-               h.attrs->>'CBFDZ'
+               h.attrs->>'CBFDZ', left(r.attrs->>'CBFBM', 6)
         FROM import_record r LEFT JOIN import_record h ON h.batch_id = r.batch_id
           AND h.tbl = 'CBF' AND h.status <> 'superseded' AND h.attrs->>'CBFBM' = r.attrs->>'CBFBM'
         WHERE r.batch_id = :b AND r.tbl = 'CBF_JTCY' AND r.status = 'valid' {only}
           AND coalesce(r.attrs->>'CYZJLX', '1') = '1'
-        ON CONFLICT (id_number) DO NOTHING"""), {"b": batch_id, "ids": ids}).rowcount
+        ON CONFLICT (id_number, county_code) DO NOTHING"""), {"b": batch_id, "ids": ids}).rowcount
 
 
 def insert_members_from_staging(batch_id: int, record_ids: list[int] | None = None) -> int:
@@ -355,7 +392,7 @@ def insert_members_from_staging(batch_id: int, record_ids: list[int] | None = No
         SELECT h.id, p.id, r.attrs->>'YHZGX', coalesce(r.attrs->>'SFGYR', '1') = '1',
                nullif(r.attrs->>'CYBZ', '')
         FROM import_record r JOIN household h ON h.cbfbm = r.attrs->>'CBFBM'
-        JOIN person p ON p.id_number = upper(r.attrs->>'CYZJHM')
+        JOIN person p ON p.id_number = upper(r.attrs->>'CYZJHM') AND p.county_code = h.county_code
         WHERE r.batch_id = :b AND r.tbl = 'CBF_JTCY' AND r.status = 'valid' {only}
           AND NOT EXISTS (SELECT 1 FROM household_member m WHERE m.household_id = h.id
                           AND m.person_id = p.id AND m.left_on IS NULL)"""),
@@ -403,11 +440,13 @@ def persons_page(like: str | None = None, id_number: str | None = None,
 
 
 def places_of(person_id: int) -> tuple[list[Membership], list[HouseholdMember]]:
-    """A person's memberships (by start) and household places."""
+    """A person's memberships (by start) and household places, in every county (every row of
+    the ID number)."""
+    ids = rows_of([person_id])
     memberships = list(db.session.scalars(select(Membership).where(
-        Membership.person_id == person_id).order_by(Membership.began_on)))
+        Membership.person_id.in_(ids)).order_by(Membership.began_on)))
     households = list(db.session.scalars(select(HouseholdMember).where(
-        HouseholdMember.person_id == person_id)))
+        HouseholdMember.person_id.in_(ids))))
     return memberships, households
 
 

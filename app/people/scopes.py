@@ -15,12 +15,15 @@ def person_scope(person_id: int, **_) -> Scope | None:
     person = db.session.get(Person, person_id)
     if person is None:
         return None
+    # the person's places in every county: every row of their ID number (one row per county,
+    # docs/scaling.md §3)
+    ids = select(Person.id).where(Person.id_number == person.id_number)
     codes = set(db.session.scalars(
         select(Collective.fbfbm).join(Membership, Membership.collective_id == Collective.id)
-        .where(Membership.person_id == person_id, Membership.status == "active")))
+        .where(Membership.person_id.in_(ids), Membership.status == "active")))
     rows = db.session.execute(
         select(Household.cbfbm).join(HouseholdMember, HouseholdMember.household_id == Household.id)
-        .where(HouseholdMember.person_id == person_id, HouseholdMember.left_on.is_(None))).all()
+        .where(HouseholdMember.person_id.in_(ids), HouseholdMember.left_on.is_(None))).all()
     households = {r.cbfbm for r in rows}
     codes |= {h[:14] for h in households}
     if person.hukou_division_code:

@@ -7,7 +7,6 @@ from sqlalchemy import (
     Computed,
     Date,
     FetchedValue,
-    ForeignKey,
     ForeignKeyConstraint,
     Integer,
     LargeBinary,
@@ -43,7 +42,7 @@ class Right(db.Model):
     version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
     kind: Mapped[str] = mapped_column(String(20), nullable=False)
     holder_household_code: Mapped[str | None] = mapped_column(String(18), index=True)
-    holder_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    holder_person_id: Mapped[int | None] = mapped_column(Integer)
     holder_name: Mapped[str | None] = mapped_column(String(100))
     contract_code: Mapped[str | None] = mapped_column(String(20), index=True)
     obtained_by: Mapped[str | None] = mapped_column(String(3))  # CBJYQQDFS / CBFS code
@@ -73,6 +72,9 @@ class Right(db.Model):
 
     __mapper_args__ = {"primary_key": [id]}
     __table_args__ = (
+        # the person's row in this row's county (one person row per county; a person named
+        # from another county is re-pointed by the database, land_right_*person trigger, 0045)
+        ForeignKeyConstraint(["holder_person_id", "county_code"], ["person.id", "person.county_code"]),
         PrimaryKeyConstraint("id", "county_code"),
         CheckConstraint("kind IN ('land_contract','homestead','management')", name="kind"),
         CheckConstraint("status IN ('current','ended')", name="status"),

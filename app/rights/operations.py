@@ -535,6 +535,9 @@ def register_management(actor, holder_name: str, holder_person_id: int | None, f
     """The land management right (土地经营权) of a transferee over parcels for the term of a
     filed transfer of 5 years or more (农村土地承包法 art 41), beside the household's contract
     right (三权分置).  `parcels`: (parcel uid, parcel code)."""
+    if holder_person_id is not None:  # the holder's row in the right's county (0045)
+        holder_person_id = db.session.scalar(text("SELECT person_row_in(:p, :c)"),
+                                             {"p": holder_person_id, "c": fbfbm[:6]})
     right = Right(kind="management", holder_person_id=holder_person_id, holder_name=holder_name,
                   fbfbm=fbfbm, term_start=term_start, term_end=term_end, change_reason=reason,
                   changed_by=_who(actor))

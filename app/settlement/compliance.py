@@ -27,9 +27,13 @@ def report(like: str | None, since: dt.date | None) -> dict:
           WHERE mv.application_id IS NOT NULL AND mv.moved_on >= :since
             AND coalesce(sm.from_division_code, '') LIKE :like
           ORDER BY mv.person_id, mv.moved_on DESC),
+        -- every county's row of each person moved (one row per county: docs/scaling.md §3)
+        moved_rows AS (
+          SELECT moved.person_id, moved.moved_on, q.id AS row_id FROM moved
+          JOIN person mp ON mp.id = moved.person_id JOIN person q ON q.id_number = mp.id_number),
         households AS (
-          SELECT DISTINCT hh.cbfbm FROM moved JOIN household_member hm
-            ON hm.person_id = moved.person_id AND hm.left_on IS NULL
+          SELECT DISTINCT hh.cbfbm FROM moved_rows moved JOIN household_member hm
+            ON hm.person_id = moved.row_id AND hm.left_on IS NULL
           JOIN household hh ON hh.id = hm.household_id),
         kept AS (
           SELECT r.kind, count(DISTINCT r.id) AS n, coalesce(sum(pa.scmjm), 0) AS mu
@@ -40,13 +44,13 @@ def report(like: str | None, since: dt.date | None) -> dict:
         SELECT (SELECT count(*) FROM moved) AS persons,
                (SELECT count(DISTINCT application_id) FROM moved) AS applications,
                (SELECT count(*) FROM households) AS households,
-               (SELECT count(*) FROM membership ms JOIN moved ON moved.person_id = ms.person_id
+               (SELECT count(*) FROM membership ms JOIN moved_rows moved ON moved.row_id = ms.person_id
                  WHERE ms.status = 'active') AS memberships,
                coalesce((SELECT n FROM kept WHERE kind = 'land_contract'), 0) AS contracts,
                coalesce((SELECT mu FROM kept WHERE kind = 'land_contract'), 0) AS contract_mu,
                coalesce((SELECT n FROM kept WHERE kind = 'homestead'), 0) AS homesteads,
                coalesce((SELECT mu FROM kept WHERE kind = 'homestead'), 0) AS homestead_mu,
-               (SELECT count(*) FROM membership ms JOIN moved ON moved.person_id = ms.person_id
+               (SELECT count(*) FROM membership ms JOIN moved_rows moved ON moved.row_id = ms.person_id
                  WHERE ms.status = 'ended' AND ms.ended_on >= moved.moved_on) AS memberships_ended
         """), p).one()
     withdrawals = db.session.execute(text("""
@@ -54,8 +58,9 @@ def report(like: str | None, since: dt.date | None) -> dict:
                w.flagged, w.checked_by, w.effective_on, w.compensation, s.moved_on AS settled_on,
                w.started_on - s.moved_on AS days_after
         FROM withdrawal w LEFT JOIN LATERAL (
-          SELECT mv.moved_on FROM hukou_move mv JOIN household_member hm
-            ON hm.person_id = mv.person_id JOIN household hh ON hh.id = hm.household_id
+          SELECT mv.moved_on FROM hukou_move mv JOIN person mp ON mp.id = mv.person_id
+          JOIN person hp ON hp.id_number = mp.id_number JOIN household_member hm
+            ON hm.person_id = hp.id JOIN household hh ON hh.id = hm.household_id
           WHERE hh.cbfbm = w.household_code AND mv.application_id IS NOT NULL
             AND mv.moved_on <= w.started_on ORDER BY mv.moved_on DESC LIMIT 1) s ON true
         WHERE w.household_code LIKE :like AND w.started_on >= :since

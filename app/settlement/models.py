@@ -1,6 +1,18 @@
 import datetime as dt
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Date, ForeignKey, Integer, String, Text, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    FetchedValue,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Integer,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql import func
 from sqlalchemy.types import DateTime
@@ -51,7 +63,11 @@ class ResidencePermit(db.Model):
     __tablename__ = "residence_permit"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), nullable=False, index=True)
+    person_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
+    # the county of the person row it names, filled by the database (trigger
+    # residence_permit_person_county, migration 0045): the key is (person_id, person_county_code)
+    person_county_code: Mapped[str] = mapped_column(
+        String(6), nullable=False, server_default=FetchedValue())
     number: Mapped[str] = mapped_column(String(40), nullable=False, unique=True)
     town_id: Mapped[int] = mapped_column(ForeignKey("settlement_town.id"), nullable=False)
     address: Mapped[str] = mapped_column(String(200), nullable=False)
@@ -60,10 +76,12 @@ class ResidencePermit(db.Model):
     valid_until: Mapped[dt.date | None] = mapped_column(Date)
     recorded_by: Mapped[str] = mapped_column(String(50), nullable=False)
 
-    person = relationship("Person")
+    person = relationship("Person", primaryjoin="Person.id == foreign(ResidencePermit.person_id)")
     town = relationship("SettlementTown")
 
     __table_args__ = (
+        ForeignKeyConstraint(["person_id", "person_county_code"], ["person.id", "person.county_code"],
+                             match="FULL"),
         CheckConstraint("issued_on >= resident_since + interval '6 months'",
                         name="six_months_residence"),
         CheckConstraint("valid_until IS NULL OR valid_until > issued_on", name="validity"),
@@ -77,8 +95,12 @@ class SettlementApplication(db.Model):
     __tablename__ = "settlement_application"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    applicant_id: Mapped[int] = mapped_column(ForeignKey("person.id"), nullable=False,
+    applicant_id: Mapped[int] = mapped_column(Integer, nullable=False,
                                               index=True)
+    # the county of the person row it names, filled by the database (trigger
+    # settlement_application_person_county, migration 0045): the key is (applicant_id, applicant_county_code)
+    applicant_county_code: Mapped[str] = mapped_column(
+        String(6), nullable=False, server_default=FetchedValue())
     town_id: Mapped[int] = mapped_column(ForeignKey("settlement_town.id"), nullable=False)
     basis: Mapped[str] = mapped_column(String(20), nullable=False)
     # (a) owned housing: a property certificate, or a purchase contract filed with the housing
@@ -104,7 +126,7 @@ class SettlementApplication(db.Model):
     conditions: Mapped[list | None] = mapped_column(db.ARRAY(String(40)))
     refusal_reasons: Mapped[list | None] = mapped_column(db.ARRAY(String(40)))
 
-    applicant = relationship("Person", foreign_keys=[applicant_id])
+    applicant = relationship("Person", primaryjoin="Person.id == foreign(SettlementApplication.applicant_id)")
     town = relationship("SettlementTown")
     permit = relationship("ResidencePermit")
     members = relationship("SettlementMember", back_populates="application",
@@ -113,6 +135,8 @@ class SettlementApplication(db.Model):
                              order_by="SettlementDocument.id")
 
     __table_args__ = (
+        ForeignKeyConstraint(["applicant_id", "applicant_county_code"], ["person.id", "person.county_code"],
+                             match="FULL"),
         CheckConstraint("basis IN ('owned_house','rental','dormitory')", name="basis"),
         CheckConstraint(
             "destination IN ('house_address','employer_collective','community_collective')",
@@ -146,7 +170,11 @@ class SettlementMember(db.Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     application_id: Mapped[int] = mapped_column(ForeignKey("settlement_application.id"),
                                                 nullable=False, index=True)
-    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), nullable=False, index=True)
+    person_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
+    # the county of the person row it names, filled by the database (trigger
+    # settlement_member_person_county, migration 0045): the key is (person_id, person_county_code)
+    person_county_code: Mapped[str] = mapped_column(
+        String(6), nullable=False, server_default=FetchedValue())
     relation: Mapped[str] = mapped_column(String(10), nullable=False)
     unmarried: Mapped[bool | None] = mapped_column(Boolean)
     lives_with_applicant: Mapped[bool] = mapped_column(Boolean, nullable=False,
@@ -155,9 +183,11 @@ class SettlementMember(db.Model):
     from_address: Mapped[str | None] = mapped_column(String(200))
 
     application = relationship("SettlementApplication", back_populates="members")
-    person = relationship("Person")
+    person = relationship("Person", primaryjoin="Person.id == foreign(SettlementMember.person_id)")
 
     __table_args__ = (
+        ForeignKeyConstraint(["person_id", "person_county_code"], ["person.id", "person.county_code"],
+                             match="FULL"),
         CheckConstraint("relation IN ('self','spouse','child','parent')", name="relation"),
         CheckConstraint("relation <> 'child' OR unmarried", name="children_unmarried"),
         db.UniqueConstraint("application_id", "person_id", name="uq_settlement_member"),
@@ -196,7 +226,11 @@ class HukouMove(db.Model):
     __tablename__ = "hukou_move"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), nullable=False, index=True)
+    person_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
+    # the county of the person row it names, filled by the database (trigger
+    # hukou_move_person_county, migration 0045): the key is (person_id, person_county_code)
+    person_county_code: Mapped[str] = mapped_column(
+        String(6), nullable=False, server_default=FetchedValue())
     application_id: Mapped[int | None] = mapped_column(ForeignKey("settlement_application.id"))
     from_division_code: Mapped[str | None] = mapped_column(String(12))
     from_address: Mapped[str | None] = mapped_column(String(200))
@@ -206,3 +240,9 @@ class HukouMove(db.Model):
     moved_by: Mapped[str] = mapped_column(String(50), nullable=False)
     txid: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True,
                                       server_default=text("txid_current()"))
+
+    __table_args__ = (
+        ForeignKeyConstraint(["person_id", "person_county_code"], ["person.id", "person.county_code"],
+                             match="FULL"),
+    )
+

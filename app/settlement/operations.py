@@ -24,6 +24,7 @@ from app.errors import DomainError, Rule
 from app.extensions import db
 from app.grounds import guard_text, refuse
 from app.people.models import Person
+from app.people.operations import rows_of
 from app.rights.operations import ART27_55
 from app.rights.operations import GROUND_LABELS as RIGHT_GROUNDS
 
@@ -128,8 +129,10 @@ def applications(like: str | None = None, limit: int = 1000) -> list[SettlementA
 
 
 def applications_of_person(person_id: int | None) -> list[SettlementApplication]:
+    """The applications naming this person, from any county's row of them (docs/scaling.md §3)."""
     return list(db.session.scalars(select(SettlementApplication).join(SettlementMember).where(
-        SettlementMember.person_id == (person_id or 0)).order_by(SettlementApplication.id.desc())))
+        SettlementMember.person_id.in_(rows_of([person_id]) or [0]))
+        .distinct().order_by(SettlementApplication.id.desc())))
 
 
 def permit_by_number(number: str | None) -> ResidencePermit | None:
@@ -378,6 +381,13 @@ def approve(actor, a: SettlementApplication, conditions: list[str] | None = None
                                  to_address=a.destination_address, moved_on=today,
                                  moved_by=_who(actor)))
         p.hukou_division_code, p.hukou_address = a.town.division_code, a.destination_address
+        # the hukou is the human's, one place: every county's row of them moves with it (and
+        # only it: the row's county is the roll's, never the hukou's — docs/scaling.md §3)
+        db.session.execute(text(
+            "UPDATE person SET hukou_division_code = :d, hukou_address = :a "
+            "WHERE id_number = :n AND id <> :p"),
+            {"d": a.town.division_code, "a": a.destination_address, "n": p.id_number,
+             "p": p.id})
     a.status, a.decided_by, a.decision_note = "approved", _who(actor), note
     a.conditions, a.decided_at = conditions or None, func.now()
     db.session.flush()
@@ -421,8 +431,9 @@ def reject(actor, a: SettlementApplication, reasons: list[str] | tuple[str, ...]
 def snapshot(person_ids: list[int]) -> dict:
     """Everything the rights guard protects for these persons, row by row: their memberships,
     their places in contracting households, those households' rights (with parcels) and
-    certificates.  Settling must leave it identical."""
-    ids = list(person_ids)
+    certificates.  Settling must leave it identical — in every county: a person placed in two
+    counties has a row in each (docs/scaling.md §3), and all of them are read."""
+    ids = rows_of(person_ids)
     q = {
         "membership": "SELECT to_jsonb(m) FROM membership m WHERE m.person_id = ANY(:p) "
                       "ORDER BY m.id",
@@ -460,31 +471,32 @@ def rights_kept(a: SettlementApplication) -> dict:
     out = []
     for m in a.members:
         p = m.person
+        rows = rows_of([p.id])  # every county's row of this person (docs/scaling.md §3)
         memberships = db.session.execute(text("""
             SELECT c.name, c.fbfbm, ms.began_on FROM membership ms
             JOIN collective c ON c.id = ms.collective_id
-            WHERE ms.person_id = :p AND ms.status = 'active' ORDER BY c.fbfbm"""),
-            {"p": p.id}).all()
+            WHERE ms.person_id = ANY(:p) AND ms.status = 'active' ORDER BY c.fbfbm"""),
+            {"p": rows}).all()
         ended = db.session.execute(text("""
             SELECT c.name, c.fbfbm, ms.ended_on, ms.end_ground, ms.end_note,
                    ms.rights_kept_until FROM membership ms
             JOIN collective c ON c.id = ms.collective_id
-            WHERE ms.person_id = :p AND ms.status = 'ended' ORDER BY ms.ended_on, c.fbfbm"""),
-            {"p": p.id}).all()
+            WHERE ms.person_id = ANY(:p) AND ms.status = 'ended' ORDER BY ms.ended_on, c.fbfbm"""),
+            {"p": rows}).all()
         households = db.session.execute(text("""
             SELECT hh.cbfbm, hh.name FROM household hh JOIN household_member hm
-            ON hm.household_id = hh.id WHERE hm.person_id = :p AND hm.left_on IS NULL"""),
-            {"p": p.id}).all()
+            ON hm.household_id = hh.id WHERE hm.person_id = ANY(:p) AND hm.left_on IS NULL"""),
+            {"p": rows}).all()
         # a place that ended (not one replaced by its next version) and was not taken up again
         # in the same household: the notice names it, it never vanishes
         households_ended = db.session.execute(text("""
             SELECT DISTINCT ON (hh.id) hh.cbfbm, hh.name, hm.left_on, hm.end_ground
             FROM household hh JOIN household_member hm ON hm.household_id = hh.id
-            WHERE hm.person_id = :p AND hm.left_on IS NOT NULL
+            WHERE hm.person_id = ANY(:p) AND hm.left_on IS NOT NULL
               AND hm.end_ground <> 'superseded'
               AND NOT EXISTS (SELECT 1 FROM household_member c WHERE c.household_id = hh.id
-                              AND c.person_id = :p AND c.left_on IS NULL)
-            ORDER BY hh.id, hm.left_on DESC"""), {"p": p.id}).all()
+                              AND c.person_id = ANY(:p) AND c.left_on IS NULL)
+            ORDER BY hh.id, hm.left_on DESC"""), {"p": rows}).all()
         out.append({"person": p, "relation": m.relation, "memberships": memberships,
                     "households": households,
                     "households_ended": [{"cbfbm": h.cbfbm, "name": h.name,

@@ -6,7 +6,9 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Date,
+    FetchedValue,
     ForeignKey,
+    ForeignKeyConstraint,
     Integer,
     LargeBinary,
     Numeric,
@@ -98,7 +100,11 @@ class WithdrawalConsent(db.Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     withdrawal_id: Mapped[int] = mapped_column(ForeignKey("withdrawal.id"), nullable=False,
                                                index=True)
-    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), nullable=False)
+    person_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    # the county of the person row it names, filled by the database (trigger
+    # withdrawal_consent_person_county, migration 0045): the key is (person_id, person_county_code)
+    person_county_code: Mapped[str] = mapped_column(
+        String(6), nullable=False, server_default=FetchedValue())
     signed_on: Mapped[dt.date] = mapped_column(Date, nullable=False)
     document_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
     recorded_by: Mapped[str] = mapped_column(String(50), nullable=False)
@@ -109,9 +115,11 @@ class WithdrawalConsent(db.Model):
     document_filename: Mapped[str | None] = mapped_column(String(200))
 
     withdrawal = relationship("Withdrawal", back_populates="consents")
-    person = relationship("Person")
+    person = relationship("Person", primaryjoin="Person.id == foreign(WithdrawalConsent.person_id)")
 
     __table_args__ = (
+        ForeignKeyConstraint(["person_id", "person_county_code"], ["person.id", "person.county_code"],
+                             match="FULL"),
         db.UniqueConstraint("withdrawal_id", "person_id", name="uq_withdrawal_consent"),
         CheckConstraint("via IN ('own_account','in_person')", name="via"),
         CheckConstraint("via = 'own_account' OR document IS NOT NULL",

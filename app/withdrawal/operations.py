@@ -26,6 +26,7 @@ from app.grounds import guard_text, refuse
 from app.parcels import operations as parcels
 from app.parcels.models import RegistrySetting
 from app.people.models import Household, Person
+from app.people.operations import same_person
 from app.rights import operations as rights
 from app.rights.models import Right
 from app.rights.operations import ART27_55, refuse_second_homestead
@@ -141,7 +142,8 @@ def participants(w: Withdrawal) -> set[str]:
 def _settlement_officers(household_code: str) -> list[str]:
     return list(db.session.scalars(text("""
         SELECT DISTINCT mv.moved_by FROM hukou_move mv
-        JOIN household_member hm ON hm.person_id = mv.person_id
+        JOIN person mp ON mp.id = mv.person_id JOIN person hp ON hp.id_number = mp.id_number
+        JOIN household_member hm ON hm.person_id = hp.id
         JOIN household hh ON hh.id = hm.household_id AND hh.cbfbm = :h
         WHERE mv.application_id IS NOT NULL"""), {"h": household_code}))
 
@@ -194,11 +196,13 @@ def adult_coholders(household_code: str, today: dt.date) -> list[Person]:
 
 def _settlement_before(household_code: str, today: dt.date):
     """The latest settlement in town of a person who was a member of the household when they
-    moved (one who has left it since still counts): (date, officer).  The database flags the
-    same (0018)."""
+    moved (one who has left it since still counts): (date, officer).  The settlement may name
+    the person's row of another county (one row per county: docs/scaling.md §3), so the move
+    is matched to the place by ID number.  The database flags the same (0018, 0044)."""
     return db.session.execute(text("""
         SELECT mv.moved_on, mv.moved_by FROM hukou_move mv
-        JOIN household_member hm ON hm.person_id = mv.person_id
+        JOIN person mp ON mp.id = mv.person_id JOIN person hp ON hp.id_number = mp.id_number
+        JOIN household_member hm ON hm.person_id = hp.id
              AND (hm.joined_on IS NULL OR hm.joined_on <= mv.moved_on)
              AND (hm.left_on IS NULL OR hm.left_on >= mv.moved_on)
         JOIN household hh ON hh.id = hm.household_id AND hh.cbfbm = :h
@@ -280,10 +284,14 @@ def start(actor, right: Right, via: str = "own_account", land_to: str = "collect
     db.session.flush()
     # The holder signing in agrees for themselves; a statement made in person is no one's
     # consent but its own: every co-holder (the signatory too) consents separately.
+    # (the account may name the holder's row of another county: the consent is recorded on
+    # their row in the household's county — docs/scaling.md §3)
     signer = user.person_id if via == "own_account" else None
-    if signer and any(p.id == signer for p in adult_coholders(w.household_code, today)):
+    row = next((p for p in adult_coholders(w.household_code, today)
+                if same_person(p.id, signer)), None) if signer else None
+    if row is not None:
         db.session.add(WithdrawalConsent(
-            withdrawal_id=w.id, person_id=signer, signed_on=today, via="own_account",
+            withdrawal_id=w.id, person_id=row.id, signed_on=today, via="own_account",
             document_sha256=hashlib.sha256(
                 f"own account {_who(actor)} {today}".encode()).hexdigest(),
             recorded_by=_who(actor)))
@@ -330,10 +338,15 @@ def consent(actor, w: Withdrawal, person: Person, document: bytes | None = None,
     guard_text(actor, "withdrawal", {"document_name": document_name}, "withdrawal.refused",
                "withdrawal", w.id)  # a co-holder's agreement is never traded for the hukou
     user = _user(actor)
-    if person.id not in {p.id for p in adult_coholders(w.household_code, today)}:
+    # the co-holder's row in the household's county, whichever county's row of them was named
+    # (one row per county: docs/scaling.md §3)
+    row = next((p for p in adult_coholders(w.household_code, today)
+                if same_person(p.id, person.id)), None)
+    if row is None:
         _refuse(actor, DomainError(NOT_COHOLDER, name=person.name, household=w.household_code),
                 w, step="consent", person=person.id)
-    if getattr(user, "role", None) == "farmer" and user.person_id == person.id:
+    person = row
+    if getattr(user, "role", None) == "farmer" and same_person(user.person_id, person.id):
         via = "own_account"
     elif getattr(user, "role", None) in STAFF_ROLES and document:
         via = "in_person"
