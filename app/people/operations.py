@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import func, or_, select, text, update
 
 from app.audit import operations as audit
 from app.codes import CBFBM_SEQUENCE
@@ -84,6 +84,18 @@ def rows_of(person_ids) -> list[int]:
     return list(db.session.scalars(text(
         "SELECT q.id FROM person p JOIN person q ON q.id_number = p.id_number "
         "WHERE p.id = ANY(:p) ORDER BY q.id"), {"p": ids}))
+
+
+def move_hukou(person: Person, division_code: str, address: str | None) -> list[int]:
+    """The hukou is the human's, one place: every county's row of them moves with it — and only
+    the hukou: a row's county is the roll's, never the hukou's, and settling in town changes
+    nothing else (docs/scaling.md §3; domain.md §9 rule 1, 农村土地承包法 art 27).
+    Returns the rows moved.  The caller records the move (settlement's HukouMove)."""
+    ids = rows_of([person.id])
+    db.session.execute(update(Person).where(Person.id.in_(ids)).values(
+        hukou_division_code=division_code, hukou_address=address),
+        execution_options={"synchronize_session": "fetch"})
+    return ids
 
 
 def same_person(a: int | None, b: int | None) -> bool:

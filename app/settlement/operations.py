@@ -24,7 +24,7 @@ from app.errors import DomainError, Rule
 from app.extensions import db
 from app.grounds import guard_text, refuse
 from app.people.models import Person
-from app.people.operations import rows_of
+from app.people.operations import move_hukou, rows_of
 from app.rights.operations import ART27_55
 from app.rights.operations import GROUND_LABELS as RIGHT_GROUNDS
 
@@ -380,14 +380,7 @@ def approve(actor, a: SettlementApplication, conditions: list[str] | None = None
                                  to_division_code=a.town.division_code,
                                  to_address=a.destination_address, moved_on=today,
                                  moved_by=_who(actor)))
-        p.hukou_division_code, p.hukou_address = a.town.division_code, a.destination_address
-        # the hukou is the human's, one place: every county's row of them moves with it (and
-        # only it: the row's county is the roll's, never the hukou's — docs/scaling.md §3)
-        db.session.execute(text(
-            "UPDATE person SET hukou_division_code = :d, hukou_address = :a "
-            "WHERE id_number = :n AND id <> :p"),
-            {"d": a.town.division_code, "a": a.destination_address, "n": p.id_number,
-             "p": p.id})
+        move_hukou(p, a.town.division_code, a.destination_address)
     a.status, a.decided_by, a.decision_note = "approved", _who(actor), note
     a.conditions, a.decided_at = conditions or None, func.now()
     db.session.flush()
