@@ -216,6 +216,8 @@ DB_RULES = {
                                            "refuses nothing"),
     "household_head_person": ("derived", "the head's row in the household's county; refuses "
                                          "nothing"),
+    # 0046_person_one_human: fires on an UPDATE of person only; acceptance never renumbers.
+    "person_one_human": ("derived", "acceptance inserts persons and never changes an ID number"),
     # Bookkeeping, not a rule: the register's version counter for tile ETags (0023_ops).
     "parcel_register_version": ("derived", "counts changes to the register; refuses nothing"),
 }
