@@ -171,3 +171,29 @@ def test_the_split_re_points_a_collectives_share_holdings_with_its_membership(ap
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def test_a_settlement_lists_a_human_once(dbs, certified):  # noqa: F811
+    """The applicant's row of another county listed as their own "spouse" moving with them:
+    one row per person made the pair (application, person row) unique no more per human —
+    two hukou moves of one human, the second from the town to the town."""
+    from app.errors import DomainError
+    from app.people import operations as people
+    from app.settlement import operations as settlement
+    from tests.test_settlement import basis_fields, town
+
+    hh = certified
+    head = hh.head
+    _, other = _elsewhere(dbs, hh)
+    people.add_member("bureau", other, head, "10", joined_on=TODAY)
+    twin = _rows(dbs, head)[other.cbfbm[:6]]
+    t = town(dbs)
+    with pytest.raises(DomainError) as e:
+        settlement.apply("hukou", head, t, [{"person_id": twin, "relation": "spouse"}],
+                         **basis_fields(dbs, "owned_house", head, t, TODAY))
+    assert e.value.code == "settlement.relation"
+    # and in SQL, as the app role: a second row of one human on one application
+    a = settlement.apply("hukou", head, t, [], **basis_fields(dbs, "owned_house", head, t, TODAY))
+    assert_sql_refused(dbs, "INSERT INTO settlement_member (application_id, person_id, relation, "
+                       "lives_with_applicant) VALUES (:a, :p, 'spouse', true)",
+                       {"a": a.id, "p": twin}, match="settlement.member_once")

@@ -200,11 +200,16 @@ def record_permit(actor, person: Person, number: str, town: SettlementTown, addr
 
 
 def _check_members(applicant: Person, members: list[dict]) -> None:
+    # one human, one place on the application: a person has a row per county of their rolls
+    # (docs/scaling.md §3), so rows are told apart by ID number, never by row
+    seen = {applicant.id_number}
     for m in members:
         person = db.session.get(Person, m["person_id"])
         rel = m.get("relation")
         why = None
-        if rel not in ("spouse", "child", "parent"):
+        if person.id_number in seen:
+            why = _l("the applicant or someone already moving with them (the same ID number)")
+        elif rel not in ("spouse", "child", "parent"):
             why = _l("relation '%(r)s' is not spouse, unmarried child or parent", r=rel)
         elif rel == "child" and not m.get("unmarried"):
             why = _l("a married child settles on their own application")
@@ -216,6 +221,7 @@ def _check_members(applicant: Person, members: list[dict]) -> None:
             why = _l("a parent older than the applicant is expected")
         if why is not None:
             raise DomainError(BAD_RELATION, name=person.name, why=why)
+        seen.add(person.id_number)
 
 
 MEMBER_OUT_OF_SCOPE = Rule(
