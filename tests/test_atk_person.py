@@ -197,3 +197,41 @@ def test_a_settlement_lists_a_human_once(dbs, certified):  # noqa: F811
     assert_sql_refused(dbs, "INSERT INTO settlement_member (application_id, person_id, relation, "
                        "lives_with_applicant) VALUES (:a, :p, 'spouse', true)",
                        {"a": a.id, "p": twin}, match="settlement.member_once")
+
+
+def test_a_second_countys_row_is_the_same_human_with_one_hukou(dbs, certified):  # noqa: F811
+    """The import inserts a person's row for a household of another county with the delivery's
+    name and a hukou in the delivery's village (insert_persons_from_staging): for a human who
+    settled in town, their new row said their hukou was in a village again (and a settlement
+    could be applied for on it).  Before one row per county the delivery kept the registered
+    person (ON CONFLICT DO NOTHING).  A new row of a registered ID number takes the human's
+    personal data; and the rows of one human never part on their hukou."""
+    from app.settlement import operations as settlement
+    from tests.test_settlement import basis_fields, town
+
+    hh = certified
+    head = hh.head
+    _, other = _elsewhere(dbs, hh)
+    t = town(dbs)
+    a = settlement.apply("hukou", head, t, [], **basis_fields(dbs, "owned_house", head, t, TODAY))
+    settlement.approve("hukou", a, conditions=["present_originals"], note="材料齐全，准予落户")
+    dbs.flush()
+    dbs.refresh(head)
+    assert head.hukou_division_code == t.division_code
+    there = other.cbfbm[:6]
+    # the import's statement (app.people.operations.insert_persons_from_staging), in SQL
+    pid = dbs.execute(text(
+        "INSERT INTO person (id_number, name, sex, birth_date, hukou_division_code, "
+        "hukou_address, county_code) VALUES (:n, '交付名', :s, :b, :v, '某村', :c) "
+        "ON CONFLICT (id_number, county_code) DO NOTHING RETURNING id"),
+        {"n": head.id_number, "s": head.sex, "b": head.birth_date, "v": other.cbfbm[:12],
+         "c": there}).scalar()
+    row = dbs.get(Person, pid)
+    assert (row.name, row.hukou_division_code, row.hukou_address, row.county_code) == \
+        (head.name, head.hukou_division_code, head.hukou_address, there)
+    # one row's hukou moved alone (no settlement moves it so): refused by commit time
+    with pytest.raises(DBAPIError, match="person.hukou.one_human"):
+        with dbs.begin_nested():
+            dbs.execute(text("UPDATE person SET hukou_division_code = :v WHERE id = :p"),
+                        {"v": other.cbfbm[:12], "p": pid})
+            dbs.execute(text("SET CONSTRAINTS person_one_hukou IMMEDIATE"))
