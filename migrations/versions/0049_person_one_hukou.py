@@ -11,9 +11,10 @@ split the delivery kept the registered person (ON CONFLICT (id_number) DO NOTHIN
 - person_human(), BEFORE INSERT: a row of an ID number already registered (in another county)
   takes the registered person's name, sex, birth date, hukou place and address and phone (the
   lowest id's); the county stays the row's own.
-- person_one_hukou, a deferred constraint trigger on INSERT and on UPDATE of the hukou: by
-  commit time every row of an ID number has the same hukou place and address (户口登记条例
-  art 6: a citizen is registered as a permanent resident in one place only).  A settlement's
+- person_one_hukou, a deferred constraint trigger on UPDATE of the hukou (an insert took the
+  human's, above): by commit time every row of an ID number has the same hukou place and
+  address (户口登记条例 art 6: a citizen is registered as a permanent resident in one place
+  only).  A settlement's
   approval moves every row in its transaction (app.settlement.operations.approve).
 
 Revision ID: 0049_person_one_hukou
@@ -70,7 +71,9 @@ def upgrade():
     op.execute("CREATE TRIGGER person_human BEFORE INSERT ON person FOR EACH ROW "
                "EXECUTE FUNCTION person_human()")
     op.execute(HUKOU_FN)
-    op.execute("CREATE CONSTRAINT TRIGGER person_one_hukou AFTER INSERT OR UPDATE OF "
+    # on UPDATE only: an insert takes the human's hukou (person_human), and the import's bulk
+    # insert then queues no deferred event per person
+    op.execute("CREATE CONSTRAINT TRIGGER person_one_hukou AFTER UPDATE OF "
                "hukou_division_code, hukou_address ON person DEFERRABLE INITIALLY DEFERRED "
                "FOR EACH ROW EXECUTE FUNCTION person_one_hukou()")
 
