@@ -235,3 +235,24 @@ def test_a_second_countys_row_is_the_same_human_with_one_hukou(dbs, certified): 
             dbs.execute(text("UPDATE person SET hukou_division_code = :v WHERE id = :p"),
                         {"v": other.cbfbm[:12], "p": pid})
             dbs.execute(text("SET CONSTRAINTS person_one_hukou IMMEDIATE"))
+
+
+def test_a_residence_permit_on_the_persons_other_row_is_theirs(dbs, certified):  # noqa: F811
+    """The other direction: the residence permit recorded on the person's row of their home
+    county, the application made from their row of the other county (person_by_id_number
+    gives the first registered row; a form may name either).  The permit is the applicant's
+    (the same ID number), and a lawful settlement must not be refused as "not the
+    applicant's"."""
+    from app.people import operations as people
+    from app.settlement import operations as settlement
+    from tests.test_settlement import basis_fields, town
+
+    hh = certified
+    head = hh.head
+    _, other = _elsewhere(dbs, hh)
+    people.add_member("bureau", other, head, "10", joined_on=TODAY)
+    twin = dbs.get(Person, _rows(dbs, head)[other.cbfbm[:6]])
+    t = town(dbs)
+    fields = basis_fields(dbs, "rental", head, t, TODAY)  # the permit names the head's row
+    a = settlement.apply("hukou", twin, t, [], **fields)
+    assert a.applicant_id == twin.id and a.residence_permit_id == fields["residence_permit_id"]

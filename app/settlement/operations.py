@@ -24,7 +24,7 @@ from app.errors import DomainError, Rule
 from app.extensions import db
 from app.grounds import guard_text, refuse
 from app.people.models import Person
-from app.people.operations import rows_of
+from app.people.operations import rows_of, same_person
 from app.rights.operations import ART27_55
 from app.rights.operations import GROUND_LABELS as RIGHT_GROUNDS
 
@@ -272,7 +272,8 @@ def _check_basis(f: dict, applicant: Person, town: SettlementTown, today: dt.dat
         permit = db.session.get(ResidencePermit, f.get("residence_permit_id") or 0)
         if permit is None:
             raise DomainError(BASIS_INCOMPLETE, basis=basis, what=_l("a residence permit"))
-        if permit.person_id != applicant.id:
+        # the permit may name the applicant's row of another county (docs/scaling.md §3)
+        if not same_person(permit.person_id, applicant.id):
             raise DomainError(PERMIT, number=permit.number, why=_l("is not the applicant's"))
         if permit.town_id != town.id:
             raise DomainError(PERMIT, number=permit.number, why=_l("is for another town"))
