@@ -163,6 +163,14 @@ def test_the_split_re_points_a_collectives_share_holdings_with_its_membership(ap
                 assert unshared == 0
                 assert c.execute(text("SELECT person_county_code FROM share_holding")).scalar() \
                     == "140405"
+            # the fixes on top of 0045 go down and up again on the split register
+            from flask_migrate import downgrade
+            downgrade(revision="0045_citus_person")
+            upgrade(revision="heads")
+            with eng.begin() as c:
+                assert c.execute(text("SELECT count(*) FROM pg_trigger WHERE tgname IN "
+                                      "('person_one_human', 'person_human', 'person_one_hukou', "
+                                      "'settlement_member_once')")).scalar() == 4
             eng.dispose()
             db.session.remove()
             db.engine.dispose()
