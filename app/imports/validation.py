@@ -216,6 +216,13 @@ DB_RULES = {
                                            "refuses nothing"),
     "household_head_person": ("derived", "the head's row in the household's county; refuses "
                                          "nothing"),
+    # 0046_person_one_human: fires on an UPDATE of person only; acceptance never renumbers.
+    "person_one_human": ("derived", "acceptance inserts persons and never changes an ID number"),
+    # 0049_person_one_hukou: a second county's row of a registered person is that person.
+    "person_human": ("derived", "a registered ID number's new row takes the person's name and "
+                                "hukou; refuses nothing"),
+    "person_one_hukou": ("derived", "every row of an ID number has one hukou (person_human "
+                                    "makes it so on insert)"),
     # Bookkeeping, not a rule: the register's version counter for tile ETags (0023_ops).
     "parcel_register_version": ("derived", "counts changes to the register; refuses nothing"),
 }

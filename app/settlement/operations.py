@@ -24,7 +24,7 @@ from app.errors import DomainError, Rule
 from app.extensions import db
 from app.grounds import guard_text, refuse
 from app.people.models import Person
-from app.people.operations import move_hukou, rows_of
+from app.people.operations import move_hukou, rows_of, same_person
 from app.rights.operations import ART27_55
 from app.rights.operations import GROUND_LABELS as RIGHT_GROUNDS
 
@@ -200,11 +200,16 @@ def record_permit(actor, person: Person, number: str, town: SettlementTown, addr
 
 
 def _check_members(applicant: Person, members: list[dict]) -> None:
+    # one human, one place on the application: a person has a row per county of their rolls
+    # (docs/scaling.md §3), so rows are told apart by ID number, never by row
+    seen = {applicant.id_number}
     for m in members:
         person = db.session.get(Person, m["person_id"])
         rel = m.get("relation")
         why = None
-        if rel not in ("spouse", "child", "parent"):
+        if person.id_number in seen:
+            why = _l("the applicant or someone already moving with them (the same ID number)")
+        elif rel not in ("spouse", "child", "parent"):
             why = _l("relation '%(r)s' is not spouse, unmarried child or parent", r=rel)
         elif rel == "child" and not m.get("unmarried"):
             why = _l("a married child settles on their own application")
@@ -216,6 +221,7 @@ def _check_members(applicant: Person, members: list[dict]) -> None:
             why = _l("a parent older than the applicant is expected")
         if why is not None:
             raise DomainError(BAD_RELATION, name=person.name, why=why)
+        seen.add(person.id_number)
 
 
 MEMBER_OUT_OF_SCOPE = Rule(
@@ -266,7 +272,8 @@ def _check_basis(f: dict, applicant: Person, town: SettlementTown, today: dt.dat
         permit = db.session.get(ResidencePermit, f.get("residence_permit_id") or 0)
         if permit is None:
             raise DomainError(BASIS_INCOMPLETE, basis=basis, what=_l("a residence permit"))
-        if permit.person_id != applicant.id:
+        # the permit may name the applicant's row of another county (docs/scaling.md §3)
+        if not same_person(permit.person_id, applicant.id):
             raise DomainError(PERMIT, number=permit.number, why=_l("is not the applicant's"))
         if permit.town_id != town.id:
             raise DomainError(PERMIT, number=permit.number, why=_l("is for another town"))
