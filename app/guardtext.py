@@ -217,7 +217,7 @@ def lexicon() -> dict:
     after = ([normalise(v) for v in s.get("after", [])], int(s.get("after_window", 8)))
     after_py = ([(o, _syllables(o)[0]) for o in pairs[1]],
                 [(v, _syllables(v)[0]) for v in after[0]], 6 * after[1])
-    patterns = _trade_patterns(data["condition"])
+    patterns = _trade_patterns(data["condition"]) + _tie_patterns(data["condition"])
     exempt = sorted({normalise(w) for w in data.get("exempt", {}).get("words", [])}, key=len)
     pairs_py = ([(v, _syllables(v)[0]) for v in pairs[0]],
                 [(o, _syllables(o)[0]) for o in pairs[1]])
@@ -243,6 +243,30 @@ def _trade_patterns(c: dict) -> tuple:
     py_pat = re.compile(f"(?:{_alt(by, True)})[a-z]{{0,{6 * gb}}}?(?:{_alt(what, True)})"
                         f"[a-z]{{0,18}}?huan(?:qu)?[a-z]{{0,{6 * ga}}}?(?:{_alt(to, True)})")
     return text_pat, py_pat
+
+
+def _tie_patterns(c: dict) -> tuple:
+    """A giving-up tied to settling within a few characters (characters only): give … as …
+    settle … condition; settle … first … give; give … then … settle; settle … condition is …
+    give (guardtext_lexicon.toml, [condition] tie_*)."""
+    if not c.get("tie_give"):
+        return ()
+    g = int(c.get("tie_gap", 8))
+
+    def forms(give, settle, as_, cond, first, then, is_, unit):
+        gap, few, two = f".{{0,{g * unit}}}?", f".{{0,{3 * unit}}}?", f".{{0,{2 * unit}}}?"
+        return (f"(?:{give}){gap}(?:{as_}){gap}(?:{settle}){few}(?:{cond})",
+                f"(?:{settle}){gap}(?:{first})(?:{give})",
+                f"(?:{give}){gap}(?:{then}){few}(?:{settle})",
+                f"(?:{settle}){two}(?:{cond})(?:{is_}){few}(?:{give})")
+
+    words = [c[k] for k in ("tie_give", "tie_settle", "tie_as", "tie_cond", "tie_first",
+                            "tie_then", "tie_is")]
+    text_forms = forms(*[_alt(w) for w in words], unit=1)
+    # in pinyin a character is up to six letters
+    py_forms = forms(*[_alt(w, True) for w in words], unit=6)
+    return tuple((re.compile(t), re.compile(p)) for t, p in zip(text_forms, py_forms,
+                                                                 strict=True))
 
 
 def pinyin_matchable(word: str) -> bool:
@@ -322,7 +346,7 @@ def detect(text, groups: tuple[str, ...] = GROUPS) -> list[Hit]:
         if hit is not None:
             hits.append(hit)
     if "condition" in groups and lex["patterns"]:
-        text_pat, py_pat = lex["patterns"]
+        text_pat, py_pat, *ties = lex["patterns"]
         m = text_pat.search(compact)
         if m and not _negated(compact, m.start(), lex["neutral"]):
             hits.append(Hit("condition", m.group(0), "text"))
@@ -330,6 +354,19 @@ def detect(text, groups: tuple[str, ...] = GROUPS) -> list[Hit]:
             m = py_pat.search(py)
             if m and m.start() in bounds and not _negated_py(py, m.start(), lex["neutral_py"]):
                 hits.append(Hit("condition", m.group(0), "pinyin"))
+        if not any(h.group == "condition" for h in hits):
+            for pat, pat_py in ties:
+                m = pat.search(compact)
+                if m:
+                    if not _negated(compact, m.start(), lex["neutral"]):
+                        hits.append(Hit("condition", m.group(0), "text"))
+                        break
+                    continue
+                m = pat_py.search(py)
+                if m and m.start() in bounds and \
+                        not _negated_py(py, m.start(), lex["neutral_py"]):
+                    hits.append(Hit("condition", m.group(0), "pinyin"))
+                    break
     return hits
 
 

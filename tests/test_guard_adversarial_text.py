@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import random
+import tomllib
+import zlib
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -554,3 +558,46 @@ def test_membership_other_ground_with_the_hukou_moved_there(dbs, certified):  # 
     collectives.end_membership("bureau", m, "other_membership", dt.date.today(), note,
                                reason="取得其他集体经济组织成员资格")
     assert m.status == "ended" and m.end_note == note
+
+
+# A giving-up tied to settling without the word 换 (2026-11-30: a withdrawal's statement named
+# "以退出承包地为落户条件" and passed; the condition group knew only trades and fixed phrases).
+TIE_FORMS = ("以{give}{what}为{settle}条件", "将{give}{what}作为{settle}的前提",
+             "{settle}须先{give}{what}", "办理{settle}必须先{give}{what}",
+             "先{give}{what}再{settle}", "{give}{what}后方可{settle}",
+             "{settle}的条件是{give}{what}")
+TIE_WHAT = ("承包地", "宅基地", "土地承包经营权", "集体收益分配权", "三亩地")
+
+
+def _tie_sentences(seed: int, n: int) -> list[str]:
+    lex = tomllib.loads((Path(__file__).resolve().parent.parent / "app" /
+                         "guardtext_lexicon.toml").read_text())["condition"]
+    rng = random.Random(seed)
+    gives = [g for g in lex["tie_give"] if len(g) == 2 and g not in ("退地", "退宅", "交地")]
+    return [rng.choice(TIE_FORMS).format(give=rng.choice(gives), what=rng.choice(TIE_WHAT),
+                                         settle=rng.choice(("落户", "进城落户", "迁户", "入户")))
+            for _ in range(n)]
+
+
+@pytest.mark.parametrize("policy", ["withdrawal", "market", "settlement", "membership"])
+def test_a_giving_up_tied_to_settling_is_refused_however_it_is_worded(policy):
+    from app import guardtext
+
+    for sentence in _tie_sentences(seed=zlib.crc32(policy.encode()), n=60):
+        for dressed in (sentence, f"关于本户的说明：{sentence}。", f"{sentence}的协议.pdf"):
+            assert guardtext.first_hit(policy, {"x": dressed}), (policy, dressed)
+
+
+@pytest.mark.parametrize("policy", ["withdrawal", "market"])
+def test_the_tie_patterns_leave_the_rule_itself_and_plain_records_alone(policy):
+    from app import guardtext
+
+    # (the rule stated: 不得…; "不得将…作为落户的前提" is left out — the fixed phrase 落户的前提
+    # sits more than the 8 characters of the negation window after 不得, an older limit)
+    for sentence in _tie_sentences(seed=7, n=40):
+        if "作为" not in sentence:
+            assert guardtext.first_hit(policy, {"x": "不得" + sentence}) is None, sentence
+    for plain in ("落户须先提交房产证", "以退出承包地为条件发放补偿", "落户条件是有合法稳定住所",
+                  "退出宅基地后由集体收回", "先退出承包地，再领取补偿款", "自愿退出承包地，补偿款已到账",
+                  "本人户口已迁入城镇，自愿退出承包地", "退出申请书.pdf"):
+        assert guardtext.first_hit(policy, {"x": plain}) is None, plain
