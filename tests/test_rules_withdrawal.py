@@ -15,10 +15,18 @@ from sqlalchemy import select
 
 from app.audit.models import AuditLog
 from app.errors import DomainError, Rule
+from app.grounds import DISGUISED
+from app.parcels.models import Parcel, RegistrySetting
+from app.people.models import Household
+from app.settings import operations as settings
 from app.withdrawal import operations as ops
 from app.withdrawal.models import Withdrawal
 from tests.conftest import user
-from tests.test_withdrawal import holder  # noqa: F401  (the fixture)
+from tests.test_withdrawal import (
+    _all_consents,
+    holder,  # noqa: F401  (the fixture)
+    settled_in_town,
+)
 
 TODAY = dt.date.today()
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -320,3 +328,120 @@ def test_the_checker_takes_no_other_part(dbs, holder):  # noqa: F811
     assert {c.recorded_by for c in w.consents if c.person_id == missing[0].id} == {"bureau"}
     assert (w.compensation, w.compensation_by, w.paid_reference, w.paid_by) == (
         Decimal("500"), "bureau", "ref-x", "bureau")
+
+
+# ---------------------------------------------------------------- what mutation testing found
+# (docs/mutation.md, 2026-11-30: survivors on lines 104-503 of app/withdrawal/operations.py)
+
+
+def test_a_farmer_of_another_household_is_not_the_holder(dbs, holder):  # noqa: F811
+    hh, right = holder
+    farmer = user("farmer")
+    other = dbs.scalar(select(Household.cbfbm).where(Household.cbfbm != hh.cbfbm,
+                                                     Household.cbfbm.like(hh.cbfbm[:14] + "%")))
+    farmer.household_code = other  # the same village, another household's account
+    dbs.flush()
+    with pytest.raises(DomainError) as e:
+        ops.start(farmer, right)  # own_account is the default way
+    assert e.value.code == "withdrawal.not_holder"
+    farmer.household_code = hh.cbfbm
+    dbs.flush()
+    w = ops.start(farmer, right)  # the holder's own account, by default
+    assert w.started_via == "own_account" and w.started_by == "farmer"
+
+
+@pytest.mark.parametrize("step", ["consent", "check", "cooling"])
+def test_one_open_withdrawal_per_right_at_every_open_step(dbs, holder, step):  # noqa: F811
+    hh, right = holder
+    if step == "check":
+        settled_in_town(dbs, hh.head, days_ago=40)
+    w = ops.start(user("farmer"), right, "own_account")
+    if step != "consent":
+        _all_consents(w, hh)
+    assert w.status == step
+    with pytest.raises(DomainError) as e:
+        ops.start(user("farmer"), right, "own_account")
+    assert e.value.code == "withdrawal.open" and e.value.params["id"] == w.id
+
+
+def test_contract_land_may_pass_to_a_household_that_has_a_homestead(dbs, holder):  # noqa: F811
+    """一户一宅 is about homesteads: contract land passing within the collective does not ask
+    whether the receiving household has one."""
+    from app.rights import operations as rights
+
+    hh, right = holder
+    others = dbs.scalars(select(Household).where(Household.cbfbm.like(hh.cbfbm[:14] + "%"),
+                                                 Household.cbfbm != hh.cbfbm)
+                         .order_by(Household.id)).all()
+    with_home = next(o for o in others if dbs.scalar(select(Parcel.id).where(
+        Parcel.household_code == o.cbfbm, Parcel.kind == "homestead")))
+    home = dbs.scalar(select(Parcel).where(Parcel.household_code == with_home.cbfbm,
+                                           Parcel.kind == "homestead"))
+    rights.register_homestead("bureau", with_home.cbfbm, home, reason="确权")
+    w = ops.start(user("farmer"), right, "own_account", land_to="within",
+                  transferee=with_home.cbfbm)
+    assert w.transferee_household_code == with_home.cbfbm
+
+
+def test_the_county_settings_set_the_cooling_off_and_the_check_window(dbs, holder):  # noqa: F811
+    hh, right = holder
+    settings.change(user("admin"), "withdrawal_cooling_days", "45", "试点方案第七条")
+    settings.change(user("admin"), "withdrawal_check_window_days", "30", "试点方案第八条")
+    settled_in_town(dbs, hh.head, days_ago=40)  # outside a 30-day window (the default: 180)
+    w = ops.start(user("farmer"), right, "own_account")
+    assert w.cooling_until == TODAY + dt.timedelta(days=45)
+    assert not w.flagged
+    dbs.refresh(w)
+    assert not w.flagged  # the database's flag reads the same setting
+
+
+def test_a_withdrawal_belongs_to_its_village_group_and_household(dbs, holder):  # noqa: F811
+    hh, right = holder
+    w = ops.start(user("farmer"), right, "own_account")
+    scope = ops.withdrawal_scope(w.id)
+    assert scope.division_codes == [hh.cbfbm[:14]] and scope.household_codes == {hh.cbfbm}
+    assert ops.withdrawal_scope(w.id + 10**6) is None
+
+
+def test_switching_the_pilot_on_and_off_is_recorded(dbs, holder):  # noqa: F811
+    hh, _ = holder
+    county = hh.cbfbm[:6]
+    ops.enable_pilot(user("bureau"), county, on=False)
+    assert not ops.pilot_enabled(county)
+    ops.enable_pilot(user("bureau"), county)
+    assert ops.pilot_enabled(county)
+    entries = dbs.scalars(select(AuditLog).where(AuditLog.action == "withdrawal.pilot",
+                                                 AuditLog.object_id == county)
+                          .order_by(AuditLog.seq)).all()
+    assert [(a.object_type, a.changes) for a in entries[-2:]] == \
+        [("county", {"on": False}), ("county", {"on": True})]
+
+
+def test_a_new_county_starts_with_the_pilot_off_until_switched_on(dbs):
+    county = "149999"
+    assert not ops.pilot_enabled(county)
+    ops.enable_pilot("bureau", county, on=False)
+    assert not ops.pilot_enabled(county)
+    assert dbs.get(RegistrySetting, f"withdrawal_pilot:{county}").value == "off"
+
+
+def test_a_withdrawal_traded_for_the_hukou_is_refused_and_recorded_against_the_right(
+        dbs, holder):  # noqa: F811
+    _, right = holder
+    with pytest.raises(DomainError) as e:
+        ops.start(user("bureau"), right, "in_person", statement=b"%PDF",
+                  statement_name="以地换户协议.pdf", witness=user("officer"))
+    assert e.value.code == DISGUISED.code
+    [entry] = _refusals(dbs)
+    assert (entry.object_type, entry.object_id) == ("land_right", str(right.uid))
+    assert entry.changes["field"] == "statement_name" and entry.changes["policy"] == "withdrawal"
+    assert not dbs.scalar(select(Withdrawal.id).where(Withdrawal.right_uid == right.uid))
+
+
+@pytest.mark.parametrize("starter,witness", [("bureau", "admin"), ("admin", "officer")])
+def test_every_staff_role_may_start_in_person_or_witness(
+        dbs, holder, starter, witness):  # noqa: F811
+    _, right = holder
+    w = ops.start(user(starter), right, "in_person", statement=b"%PDF signed",
+                  statement_name="退出申请书.pdf", witness=user(witness))
+    assert (w.started_by, w.witnessed_by) == (starter, witness)

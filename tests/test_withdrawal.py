@@ -31,6 +31,21 @@ def holder(dbs):
     return hh, right
 
 
+def settled_in_town(dbs, person, days_ago: int) -> None:
+    """`person` settled in town `days_ago` days ago: the application and the hukou move as an
+    earlier transaction left them."""
+    app_id = dbs.execute(text("""
+        INSERT INTO settlement_application (applicant_id, town_id, basis,
+            property_certificate_no, living_there, residence_address, destination,
+            destination_address, status, created_by, decided_by, decided_at)
+        SELECT :p, min(id), 'owned_house', 'X', true, 'addr', 'house_address', 'addr',
+               'submitted', 'hukou', NULL, NULL FROM settlement_town RETURNING id"""),
+        {"p": person.id}).scalar()
+    dbs.execute(text("""INSERT INTO hukou_move (person_id, application_id, to_division_code,
+        to_address, moved_on, moved_by, txid) VALUES (:p, :a, '140403', 'addr', :d, 'hukou',
+        0)"""), {"p": person.id, "a": app_id, "d": TODAY - dt.timedelta(days=days_ago)})
+
+
 def _all_consents(w, hh):
     for p in ops.missing_consents(w, TODAY):
         ops.consent("bureau", w, p, f"{p.name} 签字同意书".encode())
@@ -120,16 +135,7 @@ def test_flagged_after_a_settlement_needs_another_officer(dbs, holder):
     hh, right = holder
     head = hh.head
     # The household head settled in town 40 days ago (history from an earlier transaction).
-    app_id = dbs.execute(text("""
-        INSERT INTO settlement_application (applicant_id, town_id, basis,
-            property_certificate_no, living_there, residence_address, destination,
-            destination_address, status, created_by, decided_by, decided_at)
-        SELECT :p, min(id), 'owned_house', 'X', true, 'addr', 'house_address', 'addr',
-               'submitted', 'hukou', NULL, NULL FROM settlement_town RETURNING id"""),
-        {"p": head.id}).scalar()
-    dbs.execute(text("""INSERT INTO hukou_move (person_id, application_id, to_division_code,
-        to_address, moved_on, moved_by, txid) VALUES (:p, :a, '140403', 'addr', :d, 'hukou',
-        0)"""), {"p": head.id, "a": app_id, "d": TODAY - dt.timedelta(days=40)})
+    settled_in_town(dbs, head, days_ago=40)
     w = ops.start(user("farmer"), right, "own_account")
     assert w.flagged and "40 days" in w.flag_reason
     _all_consents(w, hh)
