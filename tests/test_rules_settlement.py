@@ -287,9 +287,10 @@ def test_who_may_move_each_branch(dbs, case):
         ({"person_id": younger.id, "relation": "child", "unmarried": True,
           "lives_with_applicant": False}, younger, "live with"),
         ({"person_id": older.id, "relation": "child", "unmarried": True}, older, "younger"),
-        ({"person_id": head.id, "relation": "child", "unmarried": True}, head, "younger"),
+        # the applicant named again (any of their rows): one human, one place on the case
+        ({"person_id": head.id, "relation": "child", "unmarried": True}, head, "same ID number"),
         ({"person_id": younger.id, "relation": "parent"}, younger, "older"),
-        ({"person_id": head.id, "relation": "parent"}, head, "older"),
+        ({"person_id": head.id, "relation": "parent"}, head, "same ID number"),
     ]
     for member, person, why in refused:
         err = _refused("settlement.relation", ops.apply, "hukou", head, t, [member], **f)

@@ -445,3 +445,30 @@ def test_every_staff_role_may_start_in_person_or_witness(
     w = ops.start(user(starter), right, "in_person", statement=b"%PDF signed",
                   statement_name="退出申请书.pdf", witness=user(witness))
     assert (w.started_by, w.witnessed_by) == (starter, witness)
+
+
+def test_the_holder_signing_in_agrees_for_themselves_only(dbs, holder):  # noqa: F811
+    hh, right = holder
+    farmer = user("farmer")
+    w = ops.start(farmer, right, "own_account")
+    adults = {p.id for p in ops.adult_coholders(hh.cbfbm, TODAY)}
+    assert [c.person_id for c in w.consents] == [farmer.person_id]
+    assert w.consents[0].via == "own_account" and w.consents[0].recorded_by == "farmer"
+    assert {p.id for p in ops.missing_consents(w, TODAY)} == adults - {farmer.person_id}
+    # in person, the signed statement is no one's consent: every co-holder agrees separately
+    ops.revoke(farmer, w, TODAY)
+    w2 = ops.start(user("bureau"), right, "in_person", statement=b"%PDF signed",
+                   statement_name="退出申请书.pdf", witness=user("officer"))
+    assert w2.consents == [] and {p.id for p in ops.missing_consents(w2, TODAY)} == adults
+
+
+def test_the_start_is_recorded_with_how_and_by_whose_hand(dbs, holder):  # noqa: F811
+    _, right = holder
+    w = ops.start(user("bureau"), right, "in_person", statement=b"%PDF signed",
+                  statement_name="退出申请书.pdf", witness=user("officer"))
+    entry = dbs.scalar(select(AuditLog).where(AuditLog.action == "withdrawal.start",
+                                              AuditLog.object_id == str(w.id)))
+    assert entry.object_type == "withdrawal" and entry.actor_name == "bureau"
+    assert entry.changes == {"right": right.uid, "via": "in_person", "land_to": "collective",
+                             "flagged": False, "witness": "officer",
+                             "statement_sha256": w.statement_sha256}
