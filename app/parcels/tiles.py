@@ -93,7 +93,14 @@ def _warm(conn: psycopg.Connection) -> None:
     PostGIS, its caches and the plan — 25-50 ms, then 5-15 ms for the next few, against ~3-5 ms
     warm (measured on the 1M bench register, 2026-11-30) — and a fresh connection is exactly
     when a map asks dozens of tiles at once: a worker's first tiles, the pool growing under a
-    burst, and every connection `max_lifetime` (1 h) renews."""
+    burst, and every connection `max_lifetime` (1 h) renews.
+
+    No parallel query on tile connections: at 10M parcels the planner gave a z14 tile (~1,000
+    parcels) a Parallel Bitmap Heap Scan, and starting the workers cost more than it saved —
+    the same 300 tiles (identical content at both sizes) took 1.34x the 1M time on average at
+    10M, 1.04x without parallel workers (p99 1.50 -> 1.10; 2026-11-30).  A map asks many tiles
+    at once: its requests are the parallelism."""
+    conn.execute("SET max_parallel_workers_per_gather = 0")
     conn.execute(TILE_WITH_VERSION_SQL, EMPTY_TILE, prepare=True, binary=True).fetchone()
     conn.execute(VERSION_SQL, prepare=True).fetchone()
 
