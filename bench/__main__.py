@@ -205,6 +205,10 @@ def tiles_for(url: str, n: int, seed: int = 3):
     return out
 
 
+# The tile pool's setting (app/parcels/tiles.py: _warm), given to the bare statement too.
+NO_PARALLEL = "-c max_parallel_workers_per_gather=0"
+
+
 def bench_tiles(url: str, n: int):
     """Per tile, alternately: the tile through the app over HTTP, the bare statement, and the
     same tile's bytes from the HTTP floor (bench/http_floor.py: the same gunicorn serving
@@ -225,7 +229,7 @@ def bench_tiles(url: str, n: int):
            "SESSION_COOKIE_SECURE": "0"}
     floor_file = tempfile.NamedTemporaryFile(prefix="sanquan-floor-", suffix=".pickle",
                                              delete=False)
-    with psycopg.connect(dsn, autocommit=True) as direct, floor_file:
+    with psycopg.connect(dsn, autocommit=True, options=NO_PARALLEL) as direct, floor_file:
         pickle.dump({f"/tiles/{z}/{x}/{y}.pbf": bytes(direct.execute(
             sql, {"z": z, "x": x, "y": y}, binary=True).fetchone()[0] or b"")
             for z, x, y in tiles}, floor_file)
@@ -248,7 +252,7 @@ def bench_tiles(url: str, n: int):
         http, raw, flo, pairs = [], [], [], []
         conn = http_client.HTTPConnection("127.0.0.1", port)  # keep-alive, as a browser does
         fconn = http_client.HTTPConnection("127.0.0.1", floor_port)
-        with psycopg.connect(dsn, autocommit=True) as direct:
+        with psycopg.connect(dsn, autocommit=True, options=NO_PARALLEL) as direct:
             # Alternately, so that all three meet the same moments of the machine; the first
             # WARM_UP tiles (each worker's pool and prepared statement) are not counted.
             for i, (z, x, y) in enumerate(tiles[:WARM_UP] + tiles):

@@ -259,6 +259,17 @@ def scale_part(args, url):
         print("  cluster: " + ", ".join(
             f"{k} {c.execute(text(f'SHOW {k}')).scalar()}"
             for k in ("shared_buffers", "effective_cache_size", "fsync", "jit")), flush=True)
+        buffers = c.execute(text("SELECT setting::bigint * 8192 FROM pg_settings "
+                                 "WHERE name = 'shared_buffers'")).scalar()
+    with create_engine(_size_url(url, sizes[-1])).connect() as c:
+        # what a tile reads: the table's heap and the Web-Mercator GiST index
+        hot = c.execute(text("SELECT pg_relation_size('parcel') "
+                             "+ pg_relation_size('idx_parcel_geom_web')")).scalar()
+    if hot > buffers:
+        print(f"  note: shared_buffers ({buffers / 2**30:.1f} GiB) is smaller than what tiles "
+              f"read at {_short(sizes[-1])} ({hot / 2**30:.1f} GiB: parcel heap + GiST): its "
+              f"tiles read from the page cache, and the tile ratio measures memory (2026-11-30: "
+              f"p50 2.06 with 1 GB, 1.46 with 6 GB). See docs/scaling.md §1.", flush=True)
     rnd = random.Random(11)
     times: dict[int, dict[str, list[float]]] = {n: {} for n in sizes}
     warm = 10
