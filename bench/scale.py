@@ -268,8 +268,9 @@ def scale_part(args, url):
     if hot > buffers:
         print(f"  note: shared_buffers ({buffers / 2**30:.1f} GiB) is smaller than what tiles "
               f"read at {_short(sizes[-1])} ({hot / 2**30:.1f} GiB: parcel heap + GiST): its "
-              f"tiles read from the page cache, and the tile ratio measures memory (2026-11-30: "
-              f"p50 2.06 with 1 GB, 1.46 with 6 GB). See docs/scaling.md §1.", flush=True)
+              f"tiles read from the page cache, and the tile ratio measures memory too "
+              f"(2026-11-30, 10M: tile p50 ratio 1.78-2.06 with 1 GB, 1.46-1.71 with 6 GB). "
+              f"See docs/scaling.md §1.", flush=True)
     rnd = random.Random(11)
     times: dict[int, dict[str, list[float]]] = {n: {} for n in sizes}
     warm = 10
