@@ -185,9 +185,13 @@ def raw_register_table(url: str) -> None:
 def tiles_for(url: str, n: int, seed: int = 3):
     eng = create_engine(url)
     with eng.connect() as c:
+        # REPEATABLE: the same tiles in every run on the same register (without it each run
+        # drew other tiles, and the p50 of a z14-16 mix moved by 2x between runs: 2.6-4.9 ms
+        # for the bare statement in one quarter hour, 2026-11-30).
         pts = c.execute(text("""SELECT ST_X(ST_Centroid(geom)), ST_Y(ST_Centroid(geom)) FROM parcel
-                                TABLESAMPLE SYSTEM (5) WHERE end_lifespan IS NULL LIMIT :n"""),
-                        {"n": n * 3}).all()
+                                TABLESAMPLE SYSTEM (5) REPEATABLE (:seed)
+                                WHERE end_lifespan IS NULL ORDER BY id LIMIT :n"""),
+                        {"n": n * 3, "seed": seed}).all()
     eng.dispose()
     rnd = random.Random(seed)
     out = []
@@ -201,34 +205,55 @@ def tiles_for(url: str, n: int, seed: int = 3):
     return out
 
 
+# The tile pool's setting (app/parcels/tiles.py: _warm), given to the bare statement too.
+NO_PARALLEL = "-c max_parallel_workers_per_gather=0"
+
+
 def bench_tiles(url: str, n: int):
+    """Per tile, alternately: the tile through the app over HTTP, the bare statement, and the
+    same tile's bytes from the HTTP floor (bench/http_floor.py: the same gunicorn serving
+    bytes made before the timing).  Returns (http, bare, floor) seconds."""
+    import pickle
+
     import psycopg
 
     from app.parcels.tiles import TILE_SQL
 
     tiles = tiles_for(url, n)
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    sql = TILE_SQL
     # The app under gunicorn, as in production — but in the development configuration: the
     # production start-up checks (rightly) refuse the bench's trust login and demo accounts,
     # and production differs otherwise only by HSTS and secure cookies.
     env = {**os.environ, "DATABASE_URL": url, "SANQUAN_ENV": "development",
            "SESSION_COOKIE_SECURE": "0"}
-    port = 5990
-    proc = subprocess.Popen([str(ROOT / ".venv/bin/gunicorn"), "--bind", f"127.0.0.1:{port}",
-                             "--workers", "2", "--threads", "2", "wsgi:app"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    floor_file = tempfile.NamedTemporaryFile(prefix="sanquan-floor-", suffix=".pickle",
+                                             delete=False)
+    with psycopg.connect(dsn, autocommit=True, options=NO_PARALLEL) as direct, floor_file:
+        pickle.dump({f"/tiles/{z}/{x}/{y}.pbf": bytes(direct.execute(
+            sql, {"z": z, "x": x, "y": y}, binary=True).fetchone()[0] or b"")
+            for z, x, y in tiles}, floor_file)
+    port, floor_port = 5990, 5989
+    gunicorn = [str(ROOT / ".venv/bin/gunicorn"), "--workers", "2", "--threads", "2"]
+    proc = subprocess.Popen(gunicorn + ["--bind", f"127.0.0.1:{port}", "wsgi:app"], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    floor = subprocess.Popen(gunicorn + ["--bind", f"127.0.0.1:{floor_port}",
+                                         "bench.http_floor:app"], cwd=ROOT,
+                             env={**env, "BENCH_FLOOR_TILES": floor_file.name},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
-        sql = TILE_SQL
-        http, raw, pairs = [], [], []
+        for p, path in ((port, "/login"), (floor_port, "/tiles/{}/{}/{}.pbf".format(*tiles[0]))):
+            for _ in range(100):
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{p}{path}", timeout=1)
+                    break
+                except OSError:
+                    time.sleep(0.2)
+        http, raw, flo, pairs = [], [], [], []
         conn = http_client.HTTPConnection("127.0.0.1", port)  # keep-alive, as a browser does
-        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"),
-                             autocommit=True) as direct:
-            # Alternately, so that both meet the same moments of the machine; the first
+        fconn = http_client.HTTPConnection("127.0.0.1", floor_port)
+        with psycopg.connect(dsn, autocommit=True, options=NO_PARALLEL) as direct:
+            # Alternately, so that all three meet the same moments of the machine; the first
             # WARM_UP tiles (each worker's pool and prepared statement) are not counted.
             for i, (z, x, y) in enumerate(tiles[:WARM_UP] + tiles):
                 t0 = time.perf_counter()
@@ -239,19 +264,29 @@ def bench_tiles(url: str, n: int):
                 t1 = time.perf_counter()
                 data = direct.execute(sql, {"z": z, "x": x, "y": y}, binary=True).fetchone()[0]
                 t2 = time.perf_counter()
+                fconn.request("GET", f"/tiles/{z}/{x}/{y}.pbf")
+                fresp = fconn.getresponse()
+                fresp.read()
+                assert fresp.status == 200, fresp.status
+                t3 = time.perf_counter()
                 if i >= WARM_UP:
                     http.append(t1 - t0)
                     raw.append(t2 - t1)
+                    flo.append(t3 - t2)
                     pairs.append((body, bytes(data or b"")))
         conn.close()
+        fconn.close()
     finally:
-        proc.terminate()
-        proc.wait()
+        for p in (proc, floor):
+            p.terminate()
+            p.wait()
+        os.unlink(floor_file.name)
     # The same parcels in every tile (feature order within a tile may differ between plans);
     # decoded after the timing, so that decoding does not disturb it.
     differ = sum(_features(a) != _features(b) for a, b in pairs)
     assert not differ, f"{differ} tiles from the app differ from the statement's"
-    return http, raw
+    zooms = [z for z, _x, _y in tiles]
+    return http, raw, flo, zooms
 
 
 def _features(tile: bytes) -> set:
@@ -352,12 +387,28 @@ def parcels_part(args, url):
                   f"parcels; import before it {t_imp:.1f} s)", flush=True)
         raw_register_table(url)
         if args.tiles:
-            http, raw = bench_tiles(url, args.tiles)
+            http, raw, flo, zooms = bench_tiles(url, args.tiles)
             results.append(line(f"tiles z14-16 p50 ({n:,} in register)", pct(http, 50) * 1000,
                                 pct(raw, 50) * 1000, "ms", iqr(http, 1000), iqr(raw, 1000),
                                 target=1.5))
             results.append(line(f"tiles z14-16 p99 ({n:,} in register)", pct(http, 99) * 1000,
                                 pct(raw, 99) * 1000, "ms"))
+            # Not a target: the same tiles over HTTP from bytes made beforehand (no database)
+            # — what the HTTP exchange alone costs beside the bare statement.
+            results.append(line(f"  HTTP floor p50, no database ({n:,})", pct(flo, 50) * 1000,
+                                pct(raw, 50) * 1000, "ms", iqr(flo, 1000), iqr(raw, 1000)))
+            # Per tile, the app's time less the floor's for the same tile: the app's work
+            # beyond HTTP, beside the statement it runs.
+            results.append(line(f"  tile less HTTP floor, median ({n:,})",
+                                statistics.median(h - f for h, f in zip(http, flo, strict=True)) * 1000,
+                                pct(raw, 50) * 1000, "ms"))
+            # By zoom: the mix's p50 falls between the small z16 and the large z14 tiles, so
+            # it moves with the draw; a fixed cost per request weighs on the small ones.
+            for zz in sorted(set(zooms)):
+                h = [v for v, z in zip(http, zooms, strict=True) if z == zz]
+                r = [v for v, z in zip(raw, zooms, strict=True) if z == zz]
+                results.append(line(f"  tiles z{zz} p50 ({len(h)} tiles)", pct(h, 50) * 1000,
+                                    pct(r, 50) * 1000, "ms", iqr(h, 1000), iqr(r, 1000)))
         if args.registrations:
             ours, raw = bench_registrations(app, url, args.registrations)
             results.append(line(f"register one parcel p50 ({n:,})", pct(ours, 50) * 1000,

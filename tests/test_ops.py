@@ -227,6 +227,26 @@ def test_a_tile_survives_its_pooled_connections_dropped_by_the_server(app):
     assert again.status_code == 200 and again.data == first.data
 
 
+def test_a_new_tile_connection_is_warmed_before_it_serves_a_tile(app):
+    """The pool runs the tile statement once, prepared, on each new connection before handing
+    it out (tiles._warm), with parallel query off: the first tile of a fresh connection does
+    not wait for PostGIS and the plan, and no tile starts parallel workers.  Every pooled
+    connection is dropped first, so the one handed out below is new and has served no tile."""
+    pool = tiles._pool(tiles.libpq_url(app.config["SQLALCHEMY_DATABASE_URI"]))
+    eng = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    with eng.connect() as conn:
+        conn.execute(text(
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+            "WHERE application_name = 'sanquan-tiles'"))
+    eng.dispose()
+    pool.check()
+    with pool.connection() as c:
+        prepared = [s for (s,) in c.execute("SELECT statement FROM pg_prepared_statements")]
+        parallel = c.execute("SHOW max_parallel_workers_per_gather").fetchone()[0]
+    assert parallel == "0"  # a tile never starts parallel workers (tiles._warm)
+    assert any("ST_AsMVT" in s and "register_version" in s for s in prepared), prepared
+
+
 def test_database_unavailable_is_a_503_problem(app, monkeypatch):
     from sqlalchemy.exc import OperationalError
 

@@ -6,7 +6,7 @@ asks for dozens of tiles a second, and the tiles are public (codes and classes, 
 personal data — like the OGC API), so none of Flask's per-request machinery (session, login,
 CSRF, rate-limit bookkeeping, ORM session) has anything to do.  A tile is one statement
 (`ST_AsMVT` over the GiST index on the Web-Mercator geometry) on a psycopg connection pool of
-its own: autocommit, prepared by psycopg after a few uses.
+its own: autocommit, the statement prepared on each connection before it is pooled.
 
 Measured on this project's machine (`bench/`, tiles beside the same statement run directly):
 through Flask and SQLAlchemy a tile cost ~1.6× the statement; SQLAlchemy's execution path
@@ -39,6 +39,8 @@ TILE_SQL = """
     SELECT ST_AsMVT(t.*, 'parcels', 4096, 'geom') FROM t WHERE t.geom IS NOT NULL"""
 
 VERSION_SQL = "SELECT version FROM register_version WHERE id = 1"
+# The version and the tile in one statement (one snapshot, one round trip).
+TILE_WITH_VERSION_SQL = f"SELECT ({VERSION_SQL}), ({TILE_SQL})"
 # The ETag names the register's version (migration 0023: moved by trigger with every change of
 # `parcel`) and the tile statement (a new deployment's tiles differ for the same register).
 SQL_TAG = hashlib.sha1(TILE_SQL.encode()).hexdigest()[:8]
@@ -69,13 +71,38 @@ def _pool(url: str) -> ConnectionPool:
                 # tile (and its worker thread) half a minute while the database was away
                 # before its 503 — a map asks dozens at once (atkapi).  `connect_timeout`: a
                 # server that does not answer at all.
+                # `configure`: a new connection asks one empty tile before it is pooled (see
+                # _warm): the first tile of a fresh connection no longer waits for PostGIS.
                 pool = ConnectionPool(url, min_size=1, max_size=4, max_idle=600,
-                                      timeout=POOL_WAIT_S,
+                                      timeout=POOL_WAIT_S, configure=_warm,
                                       kwargs={"autocommit": True, "connect_timeout": 3,
                                               "application_name": "sanquan-tiles"},
                                       name="tiles", open=True)
                 _pools[key] = pool
     return pool
+
+
+# A tile in the world's top-left corner at the deepest zoom: no parcel lies there, so it is
+# cheap whatever the register holds (z 0 would be the whole register).
+EMPTY_TILE = {"z": 22, "x": 0, "y": 0}
+
+
+def _warm(conn: psycopg.Connection) -> None:
+    """Run by the pool on each new connection before handing it out: the tile statement once,
+    prepared (`prepare=True`) on an empty tile.  A fresh session's first tile paid for loading
+    PostGIS, its caches and the plan — 25-50 ms, then 5-15 ms for the next few, against ~3-5 ms
+    warm (measured on the 1M bench register, 2026-11-30) — and a fresh connection is exactly
+    when a map asks dozens of tiles at once: a worker's first tiles, the pool growing under a
+    burst, and every connection `max_lifetime` (1 h) renews.
+
+    No parallel query on tile connections: at 10M parcels the planner gave a z14 tile (~1,000
+    parcels) a Parallel Bitmap Heap Scan, and starting the workers cost more than it saved —
+    the same 300 tiles (identical content at both sizes) took 1.34x the 1M time on average at
+    10M, 1.04x without parallel workers (p99 1.50 -> 1.10; 2026-11-30).  A map asks many tiles
+    at once: its requests are the parallelism."""
+    conn.execute("SET max_parallel_workers_per_gather = 0")
+    conn.execute(TILE_WITH_VERSION_SQL, EMPTY_TILE, prepare=True, binary=True).fetchone()
+    conn.execute(VERSION_SQL, prepare=True).fetchone()
 
 
 def libpq_url(sqlalchemy_url) -> str:
@@ -101,15 +128,12 @@ def _run(url: str, work):
 def tile(url: str, z: int, x: int, y: int) -> bytes:
     """The tile's bytes (empty when no parcel is in it); `url` is a libpq URL."""
     data = _run(url, lambda conn: conn.execute(TILE_SQL, {"z": z, "x": x, "y": y},
-                                               binary=True).fetchone()[0])
+                                               prepare=True, binary=True).fetchone()[0])
     return bytes(data or b"")
 
 
 def etag_of(version: int) -> str:
     return f'W/"r{version}-{SQL_TAG}"'
-
-
-TILE_WITH_VERSION_SQL = f"SELECT ({VERSION_SQL}), ({TILE_SQL})"
 
 
 def tile_if_changed(url: str, z: int, x: int, y: int, if_none_match: str | None
@@ -119,13 +143,13 @@ def tile_if_changed(url: str, z: int, x: int, y: int, if_none_match: str | None
     the register the bytes were made from.  No extra round trip without If-None-Match."""
     def work(conn):
         if if_none_match:
-            tag = etag_of(conn.execute(VERSION_SQL).fetchone()[0])
+            tag = etag_of(conn.execute(VERSION_SQL, prepare=True).fetchone()[0])
             if _matches(if_none_match, tag):
                 return tag, None
         # binary: the tile's bytes as they are (in text they come hex-encoded, twice the size,
         # encoded by the server and decoded here)
         version, data = conn.execute(TILE_WITH_VERSION_SQL, {"z": z, "x": x, "y": y},
-                                     binary=True).fetchone()
+                                     prepare=True, binary=True).fetchone()
         return etag_of(version), bytes(data or b"")
 
     return _run(url, work)
