@@ -6,6 +6,7 @@ the module the mutants of app/withdrawal/operations.py run against first (script
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from decimal import Decimal
 
@@ -472,3 +473,39 @@ def test_the_start_is_recorded_with_how_and_by_whose_hand(dbs, holder):  # noqa:
     assert entry.changes == {"right": right.uid, "via": "in_person", "land_to": "collective",
                              "flagged": False, "witness": "officer",
                              "statement_sha256": w.statement_sha256}
+
+
+def test_a_co_holder_consents_for_themselves_only(dbs, holder):  # noqa: F811
+    """Signed in to their own account (no file: the account is the signature), or in person
+    with their signed agreement recorded by an officer; never one for another; never on a
+    closed case; every refusal recorded against the withdrawal."""
+    hh, right = holder
+    farmer = user("farmer")
+    w = ops.start(user("bureau"), right, "in_person", statement=b"%PDF signed",
+                  statement_name="退出申请书.pdf", witness=user("officer"))
+    me = next(p for p in ops.missing_consents(w, TODAY) if p.id == farmer.person_id)
+    other = next((p for p in ops.missing_consents(w, TODAY) if p.id != farmer.person_id), None)
+    if other is not None:
+        with pytest.raises(DomainError) as e:  # a farmer for another co-holder
+            ops.consent(farmer, w, other)
+        assert e.value.code == "withdrawal.consent_self"
+        with pytest.raises(DomainError) as e:  # staff without the signed agreement
+            ops.consent(user("bureau"), w, other)
+        assert e.value.code == "withdrawal.consent_self"
+    with pytest.raises(DomainError) as e:
+        ops.consent(user("bureau"), w, me, b"%PDF", document_name="以地换户同意书.pdf")
+    assert e.value.code == DISGUISED.code
+    refused = [(a.object_type, a.object_id) for a in _refusals(dbs)]
+    assert refused and set(refused) == {("withdrawal", str(w.id))}
+    c = ops.consent(farmer, w, me)
+    assert (c.via, c.person_id, c.document, c.recorded_by) == \
+        ("own_account", me.id, None, "farmer")
+    assert c.document_sha256 == hashlib.sha256(f"own account farmer {TODAY}".encode()) \
+        .hexdigest()
+    entry = dbs.scalar(select(AuditLog).where(AuditLog.action == "withdrawal.consent",
+                                              AuditLog.object_id == str(w.id)))
+    assert entry.changes == {"person": me.id, "via": "own_account"}
+    ops.revoke(farmer, w, TODAY)
+    with pytest.raises(DomainError) as e:  # a closed case takes no consent
+        ops.consent(user("bureau"), w, other or me, b"%PDF signed")
+    assert e.value.code == "withdrawal.state"
