@@ -438,3 +438,23 @@ if LoadScopeScheduling is not None:
         if config.getvalue("dist") == "loadgroup":
             return GroupScheduling(config, log)
         return None
+
+
+# The suite must not depend on the order its tests run in (CI once failed on a test that passed
+# only after another on the same worker).  `--test-order reverse` or `--test-order shuffle:SEED`
+# runs it otherwise; every worker derives the same order, as xdist requires.
+def pytest_addoption(parser):
+    parser.addoption("--test-order", default="collected",
+                     help="collected (default), reverse, or shuffle:SEED")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    order = config.getoption("--test-order")
+    if order == "reverse":
+        items.reverse()
+    elif order.startswith("shuffle:"):
+        import random
+
+        random.Random(int(order.split(":", 1)[1])).shuffle(items)
+    elif order != "collected":
+        raise pytest.UsageError(f"--test-order {order!r}: collected, reverse or shuffle:SEED")
