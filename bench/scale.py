@@ -171,18 +171,20 @@ def prepare(url: str, n: int, fresh: bool):
             "FROM parcel TABLESAMPLE SYSTEM (1) WHERE code LIKE '65%' LIMIT 2000")).all()
         names = c.execute(text("SELECT DISTINCT name FROM household WHERE cbfbm LIKE '65%' "
                                "LIMIT 500")).scalars().all()
-        col = c.execute(text("SELECT id, fbfbm FROM collective WHERE fbfbm LIKE '65%' "
-                             "ORDER BY id DESC LIMIT 1")).one()
-        # parcels an earlier run registered: this run's go after them (codes and cells free)
-        done = c.execute(text("SELECT count(*) FROM parcel WHERE collective_id = :c "
-                              "AND code >= :lo"), {"c": col.id, "lo": f"{col.fbfbm}90000"}
+        # the collectives the benchmark registers into: 10,000 codes each (sequence numbers
+        # 90000-99999), the next one when a collective's are used (one run registers ~1,000)
+        cols = c.execute(text("SELECT id, fbfbm FROM collective WHERE fbfbm LIKE '65%' "
+                              "ORDER BY id DESC LIMIT 100")).all()
+        # parcels earlier runs registered: this run's go after them (codes and cells free)
+        done = c.execute(text("SELECT count(*) FROM parcel WHERE collective_id = ANY(:c) "
+                              "AND substr(code, 15) >= '90000'"), {"c": [x.id for x in cols]}
                          ).scalar()
     eng.dispose()
     print(f"  [{n:,}] database {size}", flush=True)
     client = app.test_client()
     r = client.post("/login", data={"username": "scaleadmin", "password": PASSWORD})
     assert r.status_code == 302, r.status_code
-    return {"n": n, "app": app, "client": client, "sample": sample, "names": names, "col": col,
+    return {"n": n, "app": app, "client": client, "sample": sample, "names": names, "cols": cols,
             "villages": villages, "registered": done}
 
 
@@ -226,8 +228,8 @@ def _register(ctx, i: int) -> float:
     from app.extensions import db
     from app.parcels import operations as pops
 
-    col = ctx["col"]
     i += ctx["registered"]
+    col = ctx["cols"][i // 10000]
     v = ctx["villages"] + 1 + i // (GRID * GRID)
     k = i % (GRID * GRID)
     x0 = LON0 + (v % 400) * VILLAGE_STEP + (k % GRID) * CELL
