@@ -21,7 +21,9 @@ def _login(page, live_server, username):
 
 def _menu_rows(page) -> list[float]:
     """The distinct vertical positions of the menu's top-level entries, and whether any label
-    wraps (an entry taller than one line)."""
+    wraps (an entry taller than one line).  Measured once the page has loaded: the DOM can hold
+    the menu before its stylesheet applies (CI once measured it unstyled, three rows)."""
+    page.wait_for_load_state("load")
     return page.evaluate("""() => {
         const items = [...document.querySelectorAll('#menu > a, #menu > details > summary')];
         const tops = new Set(items.map(e => Math.round(e.getBoundingClientRect().top)));
