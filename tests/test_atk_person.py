@@ -18,7 +18,12 @@ from sqlalchemy.exc import DBAPIError
 
 from app.people.idnumber import check_digit
 from app.people.models import Person
-from tests.test_person_counties import _elsewhere, _rows, certified  # noqa: F401
+from tests.test_person_counties import (  # noqa: F401
+    _elsewhere,
+    _rows,
+    certified,
+    split_register_at_0044,
+)
 
 TODAY = dt.date.today()
 
@@ -88,97 +93,41 @@ def test_the_split_re_points_a_collectives_share_holdings_with_its_membership(ap
     row: the database's own distribution check — every member on the roll holds current shares,
     matched by person row (distribution_payout_open, 乡村振兴促进法 art 55) — then found the
     member without shares, and the collective could never pay a distribution again."""
-    import urllib.parse
+    from flask_migrate import downgrade, upgrade
 
-    from sqlalchemy import create_engine
-
-    from app import create_app
-    from app.extensions import db
-    from tests.conftest import admin_url
-
-    def scratch(u: str) -> str:
-        parts = urllib.parse.urlsplit(u)
-        return urllib.parse.urlunsplit(parts._replace(path=parts.path + "_atk_person"))
-
-    base = app.config["SQLALCHEMY_DATABASE_URI"]
-    url, owner = scratch(base), scratch(app.config["MIGRATE_DATABASE_URL"])
-    admin_base = admin_url(base)
-    name = urllib.parse.urlsplit(url).path.lstrip("/")
-    admin = create_engine(admin_base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        role = urllib.parse.urlsplit(owner).username
-        conn.execute(text(f'CREATE DATABASE "{name}" OWNER "{role}"'))
-    admin.dispose()
-    with create_engine(scratch(admin_base), isolation_level="AUTOCOMMIT").connect() as conn:
-        conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
-    try:
-        s = create_app({"SQLALCHEMY_DATABASE_URI": url, "MIGRATE_DATABASE_URL": owner,
-                        "TESTING": True})
-        with s.app_context():
-            from flask_migrate import upgrade
-
-            upgrade(revision="0044_person_rows")
-            eng = create_engine(owner)
-            with eng.begin() as c:
-                for v in ("140404001001", "140405001001"):
-                    c.execute(text("INSERT INTO division (code, name, level) "
-                                   "VALUES (:v, 'x', 'village')"), {"v": v})
-                ca, cb = (c.execute(text("INSERT INTO collective (fbfbm, name, village_code) "
-                                         "VALUES (:f, 'x', :v) RETURNING id"),
-                                    {"f": v + "01", "v": v}).scalar()
-                          for v in ("140404001001", "140405001001"))
-                hh = c.execute(text("INSERT INTO household (cbfbm, collective_id, name) "
-                                    "VALUES ('140404001001010001', :c, 'x') RETURNING id"),
-                               {"c": ca}).scalar()
-                pid = c.execute(text("INSERT INTO person (id_number, name, sex, birth_date) "
-                                     "VALUES ('11010519491231002X', '某', '2', '1949-12-31') "
-                                     "RETURNING id")).scalar()
-                c.execute(text("INSERT INTO household_member (household_id, person_id, relation) "
-                               "VALUES (:h, :p, '02')"), {"h": hh, "p": pid})
-                for coll in (ca, cb):
-                    c.execute(text("INSERT INTO membership (person_id, collective_id, basis, "
-                                   "began_on) VALUES (:p, :c, 'birth', '1990-01-01')"),
-                              {"p": pid, "c": coll})
-                # the shares of the membership in the second county's collective
-                c.execute(text("ALTER TABLE share_quantification DISABLE TRIGGER USER"))
-                q = c.execute(text(
-                    "INSERT INTO share_quantification (collective_id, base_date, asset_value_fen, "
-                    "collective_share_bp, member_centi, collective_centi, management, "
-                    "created_by, collective_county_code) "
-                    "VALUES (:c, '2020-01-01', 0, 0, 100, 0, 'static', 'x', '140405') "
-                    "RETURNING id"), {"c": cb}).scalar()
-                c.execute(text("ALTER TABLE share_quantification ENABLE TRIGGER USER"))
-                c.execute(text("INSERT INTO share_holding (quantification_id, person_id, "
-                               "population_centi, labour_centi, shares_centi, source) "
-                               "VALUES (:q, :p, 100, 0, 100, 'quantified')"), {"q": q, "p": pid})
-            upgrade(revision="heads")
-            with eng.begin() as c:
-                # the criterion of the database's distribution check, for the collective
-                unshared = c.execute(text("""
-                    SELECT count(*) FROM membership m WHERE m.collective_id = :c
-                      AND NOT EXISTS (SELECT 1 FROM share_holding h WHERE h.quantification_id = :q
-                                      AND h.person_id = m.person_id AND h.ended_on IS NULL)"""),
-                                     {"c": cb, "q": q}).scalar()
-                assert unshared == 0
-                assert c.execute(text("SELECT person_county_code FROM share_holding")).scalar() \
-                    == "140405"
-            # the fixes on top of 0045 go down and up again on the split register
-            from flask_migrate import downgrade
-            downgrade(revision="0045_citus_person")
-            upgrade(revision="heads")
-            with eng.begin() as c:
-                assert c.execute(text("SELECT count(*) FROM pg_trigger WHERE tgname IN "
-                                      "('person_one_human', 'person_human', 'person_one_hukou', "
-                                      "'settlement_member_once')")).scalar() == 4
-            eng.dispose()
-            db.session.remove()
-            db.engine.dispose()
-    finally:
-        admin = create_engine(admin_base, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with split_register_at_0044(app, "_atk_person") as (_s, eng, ids):
+        pid, cb = ids["pid"], ids["cb"]
+        with eng.begin() as c:
+            # the shares of the membership in the second county's collective
+            c.execute(text("ALTER TABLE share_quantification DISABLE TRIGGER USER"))
+            q = c.execute(text(
+                "INSERT INTO share_quantification (collective_id, base_date, asset_value_fen, "
+                "collective_share_bp, member_centi, collective_centi, management, "
+                "created_by, collective_county_code) "
+                "VALUES (:c, '2020-01-01', 0, 0, 100, 0, 'static', 'x', '140405') "
+                "RETURNING id"), {"c": cb}).scalar()
+            c.execute(text("ALTER TABLE share_quantification ENABLE TRIGGER USER"))
+            c.execute(text("INSERT INTO share_holding (quantification_id, person_id, "
+                           "population_centi, labour_centi, shares_centi, source) "
+                           "VALUES (:q, :p, 100, 0, 100, 'quantified')"), {"q": q, "p": pid})
+        upgrade(revision="heads")
+        with eng.begin() as c:
+            # the criterion of the database's distribution check, for the collective
+            unshared = c.execute(text("""
+                SELECT count(*) FROM membership m WHERE m.collective_id = :c
+                  AND NOT EXISTS (SELECT 1 FROM share_holding h WHERE h.quantification_id = :q
+                                  AND h.person_id = m.person_id AND h.ended_on IS NULL)"""),
+                                 {"c": cb, "q": q}).scalar()
+            assert unshared == 0
+            assert c.execute(text("SELECT person_county_code FROM share_holding")).scalar() \
+                == "140405"
+        # the fixes on top of 0045 go down and up again on the split register
+        downgrade(revision="0045_citus_person")
+        upgrade(revision="heads")
+        with eng.begin() as c:
+            assert c.execute(text("SELECT count(*) FROM pg_trigger WHERE tgname IN "
+                                  "('person_one_human', 'person_human', 'person_one_hukou', "
+                                  "'settlement_member_once')")).scalar() == 4
 
 
 def test_a_settlement_lists_a_human_once(dbs, certified):  # noqa: F811

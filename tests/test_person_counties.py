@@ -9,6 +9,7 @@ second county is made here (a division, a collective, a household).
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from decimal import Decimal
 
@@ -279,11 +280,12 @@ def test_person_keys_hold(dbs, certified):
                              "WHERE person_id = :p"), {"p": head.id, "c": other.cbfbm[:6]})
 
 
-def test_the_migration_splits_a_person_on_two_counties_rolls(app):
-    """0045 on a register holding a person with a household place in one county and a
-    membership in another: their row stays in the household's county (the place comes first),
-    a second row is made for the other, and that county's membership is re-pointed at it; the
-    downgrade refuses while the two rows exist."""
+@contextlib.contextmanager
+def split_register_at_0044(app, suffix: str):
+    """A scratch database at migration 0044 holding one person with a household place in a
+    county-140404 household and memberships in a collective of 140404 and one of 140405 (the
+    register 0045 must split); yields (the scratch app, an owner engine, ids: pid, ca, cb, hh)
+    inside the scratch app's context, and drops the database afterwards."""
     import urllib.parse
 
     from sqlalchemy import create_engine
@@ -294,7 +296,7 @@ def test_the_migration_splits_a_person_on_two_counties_rolls(app):
 
     def scratch(u: str) -> str:
         parts = urllib.parse.urlsplit(u)
-        return urllib.parse.urlunsplit(parts._replace(path=parts.path + "_person_split"))
+        return urllib.parse.urlunsplit(parts._replace(path=parts.path + suffix))
 
     base = app.config["SQLALCHEMY_DATABASE_URI"]
     url, owner = scratch(base), scratch(app.config["MIGRATE_DATABASE_URL"])
@@ -312,7 +314,7 @@ def test_the_migration_splits_a_person_on_two_counties_rolls(app):
         s = create_app({"SQLALCHEMY_DATABASE_URI": url, "MIGRATE_DATABASE_URL": owner,
                         "TESTING": True})
         with s.app_context():
-            from flask_migrate import downgrade, upgrade
+            from flask_migrate import upgrade
 
             upgrade(revision="0044_person_rows")
             eng = create_engine(owner)
@@ -336,21 +338,35 @@ def test_the_migration_splits_a_person_on_two_counties_rolls(app):
                     c.execute(text("INSERT INTO membership (person_id, collective_id, basis, "
                                    "began_on) VALUES (:p, :c, 'birth', '1990-01-01')"),
                               {"p": pid, "c": coll})
-            upgrade(revision="0045_citus_person")
-            with eng.begin() as c:
-                rows = dict(c.execute(text("SELECT county_code, id FROM person "
-                                           "WHERE id_number = '11010519491231002X'")).all())
-                assert set(rows) == {"140404", "140405"} and rows["140404"] == pid
-                assert c.execute(text("SELECT person_id FROM household_member")).scalar() == pid
-                assert dict(c.execute(text(
-                    "SELECT county_code, person_id FROM membership")).all()) == rows
-            with pytest.raises(Exception, match="rows in two counties"):
-                downgrade(revision="0044_person_rows")
-            eng.dispose()
-            db.session.remove()
-            db.engine.dispose()
+            try:
+                yield s, eng, {"pid": pid, "ca": ca, "cb": cb, "hh": hh}
+            finally:
+                eng.dispose()
+                db.session.remove()
+                db.engine.dispose()
     finally:
         admin = create_engine(admin_base, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def test_the_migration_splits_a_person_on_two_counties_rolls(app):
+    """0045 on a register holding a person with a household place in one county and a
+    membership in another: their row stays in the household's county (the place comes first),
+    a second row is made for the other, and that county's membership is re-pointed at it; the
+    downgrade refuses while the two rows exist."""
+    from flask_migrate import downgrade, upgrade
+
+    with split_register_at_0044(app, "_person_split") as (_s, eng, ids):
+        pid = ids["pid"]
+        upgrade(revision="0045_citus_person")
+        with eng.begin() as c:
+            rows = dict(c.execute(text("SELECT county_code, id FROM person "
+                                       "WHERE id_number = '11010519491231002X'")).all())
+            assert set(rows) == {"140404", "140405"} and rows["140404"] == pid
+            assert c.execute(text("SELECT person_id FROM household_member")).scalar() == pid
+            assert dict(c.execute(text(
+                "SELECT county_code, person_id FROM membership")).all()) == rows
+        with pytest.raises(Exception, match="rows in two counties"):
+            downgrade(revision="0044_person_rows")
