@@ -348,21 +348,22 @@ def test_a_parcel_keeps_its_sequence_id_and_the_county_of_its_code(dbs):
 
 # --- ending a right: a mutation that hands it to no successor ---------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open: an attribute amendment (a new version of the same parcel, same uid) counts as the "
-    "'mutation' ground's record in app/rights/operations._proof and land_right_end_proof(); "
-    "tests/test_rights.py and tests/test_rules_rights.py rely on it"))
 def test_a_renamed_parcel_is_no_mutation_that_ends_its_right(dbs):
     """A right ends on a mutation that hands it to successor parcels (a split or a merge).
-    Renaming one of its parcels hands it to nobody: the parcel and the right go on."""
+    Renaming one of its parcels hands it to nobody: the parcel and the right go on — refused
+    by the operation and, on the app's own connection, by the database (0050)."""
     hh, fields, _ = _household_with_land(dbs)
     r = _contract(dbs, hh, fields)
     new = parcels.amend("bureau", fields[0], "更名", name="新名")
     m = dbs.scalar(text("SELECT mutation_id FROM parcel_lineage WHERE child_id = :c"),
                    {"c": new.id})
-    with pytest.raises(DomainError):
+    with pytest.raises(DomainError) as e:
         rights.end_right("bureau", r, "mutation", dt.date.today(), evidence="变更",
                          reason="地块变更", record=m)
+    assert e.value.code.startswith("right.")
+    err = _fails(dbs, """UPDATE land_right SET status = 'ended', end_ground = 'mutation',
+        ended_on = current_date, end_record_id = :m WHERE id = :id""", {"m": m, "id": r.id})
+    assert err is not None and "split or merge" in err, err
 
 
 def test_a_contract_term_cannot_be_shortened_into_an_expiry(dbs):

@@ -63,10 +63,20 @@ def _proof_for(dbs, ground, hh, r, fields):
                                         b"%PDF decision", "征收决定.pdf")
     if ground == "court_judgment":
         return judgment(r)
-    if ground == "mutation":  # a correction of one of its parcels: a mutation with lineage
-        new = parcel_ops.amend("bureau", fields[0], "界址更正", name="更正后名称")
+    if ground == "mutation":  # a split of one of its parcels: handed to successor parcels
+        p = fields[0]
+        g = shapely.from_wkt(dbs.execute(text(
+            "SELECT ST_AsText(ST_Transform(geom, survey_srid)) FROM parcel WHERE id = :i"),
+            {"i": p.id}).scalar())
+        minx, miny, maxx, maxy = g.bounds
+        cut = (minx + maxx) / 2
+        kids = parcel_ops.split("bureau", p, [
+            (p.code[:14] + "92001", g.intersection(shapely.box(minx - 1, miny - 1, cut,
+                                                               maxy + 1)).wkt),
+            (p.code[:14] + "92002", g.intersection(shapely.box(cut, miny - 1, maxx + 1,
+                                                               maxy + 1)).wkt)], "分割")
         return dbs.scalar(text("SELECT mutation_id FROM parcel_lineage WHERE child_id = :c"),
-                          {"c": new.id})
+                          {"c": kids[0].id})
     if ground == "holder_extinct":  # every member died, then the household ended
         from app.people import operations as people
 
@@ -83,6 +93,8 @@ def test_a_right_ends_on_each_lawful_ground(dbs, ground):
     hh, fields, _ = _household_with_land(dbs)
     r = _contract(dbs, hh, fields, end=dt.date(2020, 12, 31))
     record = _proof_for(dbs, ground, hh, r, fields)
+    dbs.expire_all()  # a split re-registers the right on the successors: end its current version
+    r = dbs.scalar(select(Right).where(Right.uid == r.uid, Right.end_lifespan.is_(None)))
     ops.end_right("bureau", r, ground, dt.date(2026, 1, 1), reason="测试", record=record)
     assert r.status == "ended" and r.end_ground == ground
     assert r.end_record_id == getattr(record, "id", record)

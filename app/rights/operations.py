@@ -322,11 +322,15 @@ def _proof(ground: str, right: Right, record, ended_on: dt.date):
                                            record_id=rid, ended_on=ended_on) if r is not None),
                   None)
     elif ground == "mutation":
+        # a split or merge that handed one of the right's parcels to successors; a rename or a
+        # correction (a new version of the same parcel) hands it to nobody (0050)
         ok = db.session.scalar(text("""
             SELECT l.mutation_id FROM parcel_lineage l
-            JOIN parcel p ON p.id IN (l.parent_id, l.child_id)
-            JOIN land_right_parcel rp ON rp.parcel_uid = p.uid AND rp.right_id = :r
-            WHERE l.mutation_id = :m LIMIT 1"""), {"r": right.id, "m": rid})
+            JOIN parcel_mutation m ON m.id = l.mutation_id AND m.kind IN ('split', 'merge')
+            JOIN parcel p ON p.id = l.parent_id
+            JOIN land_right_parcel rp ON rp.parcel_uid = p.uid
+            JOIN land_right v ON v.id = rp.right_id AND v.uid = :u
+            WHERE l.mutation_id = :m LIMIT 1"""), {"u": right.uid, "m": rid})
     else:
         ok = None
     return ok
