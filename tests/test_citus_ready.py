@@ -15,9 +15,9 @@ and membership (their key to person remains), and 1 for right_encumbrance (0036_
 1–3 for parcel, parcel_lineage and parcel_mutation, 2 for household, collective and
 right_encumbrance (0041_citus2); person (one row per county), and 3 for land_right, household,
 household_member and membership: their keys to person carry the county, as does every
-reference to a person from a coordinator-local table (0045_citus_person).  All of it is met:
-an unmet part would be stated precisely below and marked xfail(strict=True) table by table
-(`_unmet`), a mark that turns into a failure the day the part is met.  Also checked: no
+reference to a person from a coordinator-local table (0045_citus_person).  All of it is met,
+so every property is asserted for every large table (no table is exempted any more).  Also
+checked: no
 function of ours that catches exceptions is PARALLEL SAFE (0026; it broke parallel plans of
 large imports).
 """
@@ -42,14 +42,6 @@ LARGE = ["parcel", "parcel_lineage", "parcel_mutation", "household", "household_
 # Small tables replicated to every node in Citus.
 REFERENCE = ["division", "registry_setting", "settlement_town"]
 REFERENCE_MAX_ROWS = 100_000  # a province's divisions down to villages: ~50,000
-MET_COUNTY = {"parcel", "household", "collective", "land_right", "land_right_parcel",
-              "certificate", "right_encumbrance", "household_member", "membership",
-              "charter_clause", "parcel_lineage", "parcel_mutation", "person"}
-MET_UNIQUE = {"land_right", "land_right_parcel", "certificate", "household_member", "membership",
-              "charter_clause", "parcel_lineage", "parcel", "parcel_mutation", "household",
-              "collective", "right_encumbrance", "person"}
-MET_FKS = {"land_right_parcel", "certificate", "charter_clause", "parcel", "parcel_lineage",
-           "land_right", "household", "household_member", "membership"}
 # Staging (import_*), the audit log, jobs, accounts and the market are outside the register's
 # distribution (docs/scaling.md: coordinator-local, or distributed by their own key later).
 
@@ -88,11 +80,6 @@ def _fks_without_county(table: str) -> list[str]:
         ORDER BY 1"""), {"t": table, "large": LARGE}).scalars())
 
 
-def _unmet(table: str, met: bool):
-    return pytest.param(table, marks=() if met else pytest.mark.xfail(
-        strict=True, reason=f"{table}: not yet Citus-ready (docs/scaling.md)"))
-
-
 def _with_fks() -> set[str]:
     """Large tables with a foreign key to another large table (static: the parametrisation is
     made before the database is there); test_fk_list_is_the_live_one keeps it true."""
@@ -106,28 +93,24 @@ def test_the_lists_name_real_tables(dbs):
     assert set(LARGE + REFERENCE) <= tables, set(LARGE + REFERENCE) - tables
 
 
-@pytest.mark.parametrize("table", [_unmet(t, t in MET_COUNTY) for t in LARGE])
+@pytest.mark.parametrize("table", LARGE)
 def test_large_table_carries_the_county_code(dbs, table):
     assert _has_county(table)
 
 
-@pytest.mark.parametrize("table", [_unmet(t, t in MET_UNIQUE) for t in LARGE])
+@pytest.mark.parametrize("table", LARGE)
 def test_county_code_is_part_of_every_unique_constraint(dbs, table):
     assert _has_county(table) and _unique_without_county(table) == []
 
 
-@pytest.mark.parametrize("table", [_unmet(t, t not in _with_fks() or t in MET_FKS)
-                                   for t in LARGE])
+@pytest.mark.parametrize("table", LARGE)
 def test_foreign_keys_between_large_tables_carry_the_county_code(dbs, table):
     assert _fks_without_county(table) == []
 
 
-# Large tables every reference to which (from any table, large or coordinator-local) names the
+# Every reference to a large table (from any table, large or coordinator-local) names the
 # county: all of them since 0045 (person).
-MET_REFERENCED = set(LARGE)
-
-
-@pytest.mark.parametrize("table", [_unmet(t, t in MET_REFERENCED) for t in LARGE])
+@pytest.mark.parametrize("table", LARGE)
 def test_every_reference_to_a_large_table_carries_its_county(dbs, table):
     """A foreign key that points at a large table by id alone pins a unique index without the
     distribution column on it (property 2 by the back door): every foreign key to a large
