@@ -42,6 +42,12 @@ SPLIT_COVER = Rule("parcel.split.cover",
                    NYT)
 SPLIT_OVERLAP = Rule("parcel.split.overlap",
                      _l("Parts %(a)s and %(b)s overlap by %(area)s m²."), NYT)
+SPLIT_PARTS = Rule(
+    "parcel.split.parts",
+    _l("A split divides a parcel into two or more parts; %(n)s part(s) given. One part covering "
+       "the whole parcel is the same land under a new number: an amendment, which hands the "
+       "parcel's rights to nobody."),
+    _l("农村土地承包法 (Rural Land Contracting Law) art 27; NY/T 2539-2016"))
 MERGE_NEIGHBOURS = Rule("parcel.merge.apart",
                         _l("Parcels to merge must be current, of one kind and one issuing party, "
                            "and form one piece."), NYT)
@@ -276,6 +282,8 @@ def split(actor, parcel: Parcel, parts: list[tuple[str, str]], reason: str) -> l
     diff = shapely.union_all(geoms).symmetric_difference(whole).area
     if diff > tol:
         raise DomainError(SPLIT_COVER, gap=f"{diff:.2f}", tol=tol)
+    if len(parts) < 2:
+        raise DomainError(SPLIT_PARTS, n=len(parts))
     m = _mutation(actor, "split", reason, parcel)
     _end(parcel)
     values = {c: getattr(parcel, c) for c in COPY_COLUMNS}

@@ -322,15 +322,11 @@ def _proof(ground: str, right: Right, record, ended_on: dt.date):
                                            record_id=rid, ended_on=ended_on) if r is not None),
                   None)
     elif ground == "mutation":
-        # a split or merge that handed one of the right's parcels to successors; a rename or a
-        # correction (a new version of the same parcel) hands it to nobody (0050)
-        ok = db.session.scalar(text("""
-            SELECT l.mutation_id FROM parcel_lineage l
-            JOIN parcel_mutation m ON m.id = l.mutation_id AND m.kind IN ('split', 'merge')
-            JOIN parcel p ON p.id = l.parent_id
-            JOIN land_right_parcel rp ON rp.parcel_uid = p.uid
-            JOIN land_right v ON v.id = rp.right_id AND v.uid = :u
-            WHERE l.mutation_id = :m LIMIT 1"""), {"u": right.uid, "m": rid})
+        # a split (two or more parts) or a merge (two or more parcels) that handed on a parcel
+        # this right held when it was handed on; a rename or a correction hands it to nobody
+        # (0050).  The database's own test, which land_right_end_proof() applies too (0051).
+        ok = rid if db.session.scalar(text("SELECT mutation_handed_on(:u, :m)"),
+                                      {"u": right.uid, "m": rid}) else None
     else:
         ok = None
     return ok
