@@ -262,3 +262,47 @@ def test_a_version_cannot_be_kept_alive_past_its_replacement(dbs):
     r = _contract(dbs, hh, fields)
     assert _fails(dbs, "UPDATE land_right SET end_lifespan = '2100-01-01' WHERE id = :i",
                   {"i": r.id})
+
+
+# --- 3. concurrency: the record another session could change or delete under the end -----------
+
+def test_no_session_can_change_or_delete_a_mutation_or_its_lineage(dbs):
+    """A race between ending a right on a mutation and changing that mutation needs the
+    mutation to be changeable: its row and its lineage are history for every session of the
+    app role (no UPDATE, no DELETE), so an end that saw a lawful split keeps a lawful split."""
+    hh, fields, _ = _household_with_land(dbs)
+    kids = parcels.split("bureau", fields[0], _halves(dbs, fields[0], "9380"), "分割")
+    m = _mutation_of(dbs, kids[0])
+    for sql in ("UPDATE parcel_mutation SET reason = 'x' WHERE id = :m",
+                "UPDATE parcel_mutation SET kind = 'attribute' WHERE id = :m",
+                "DELETE FROM parcel_mutation WHERE id = :m",
+                "UPDATE parcel_lineage SET mutation_id = mutation_id WHERE mutation_id = :m",
+                "DELETE FROM parcel_lineage WHERE mutation_id = :m"):
+        assert _fails(dbs, sql, {"m": m}), sql
+    assert dbs.scalar(text("SELECT count(*) FROM parcel_lineage WHERE mutation_id = :m"),
+                      {"m": m}) == 2
+
+
+# --- 4. settling in town, with the 'mutation' ground as its disguise ---------------------------
+
+def test_a_settlement_cannot_end_the_right_under_the_mutation_ground(dbs):
+    """The holder's hukou moves to town and, in the same change, the right ends on a lawful
+    split of one of its parcels: settling in town ends no right (乡村振兴促进法 art 55) — the
+    database refuses any change to a right in a transaction that moves a hukou."""
+    hh, fields, _ = _household_with_land(dbs)
+    r = _contract(dbs, hh, fields)
+    kids = parcels.split("bureau", fields[0], _halves(dbs, fields[0], "9390"), "分割")
+    r = _current(dbs, r.uid)
+    m = _mutation_of(dbs, kids[0])
+    assert dbs.scalar(text("SELECT mutation_handed_on(:u, :m)"), {"u": r.uid, "m": m})
+    dbs.execute(text("""INSERT INTO hukou_move (person_id, to_division_code, to_address,
+        moved_on, moved_by) VALUES (:p, '140403', '城区某小区', current_date, 'hukou')"""),
+                {"p": hh.current_members[0].person_id})
+    err = _fails(dbs, END, {"m": m, "id": r.id})
+    assert err is not None and "settlement.rights_guard" in err, err
+    with pytest.raises(DBAPIError) as e:  # the operation meets the same refusal
+        with dbs.begin_nested():
+            rights.end_right("bureau", r, "mutation", dt.date.today(), evidence="分割",
+                             reason="地块分割", record=m)
+    assert "settlement.rights_guard" in str(e.value.orig)
+    assert _current(dbs, r.uid).status == "current"
