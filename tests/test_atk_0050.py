@@ -306,3 +306,15 @@ def test_a_settlement_cannot_end_the_right_under_the_mutation_ground(dbs):
                              reason="地块分割", record=m)
     assert "settlement.rights_guard" in str(e.value.orig)
     assert _current(dbs, r.uid).status == "current"
+
+
+def test_a_homestead_right_does_not_end_on_its_parcels_amendment_or_a_neighbours_split(dbs):
+    """The homestead right (宅基地使用权) goes the same way: its parcel amended (the house
+    parcel renamed, its boundary corrected) or a neighbour's parcel split hands it to nobody."""
+    hh, fields, home = _household_with_land(dbs)
+    h = rights.register_homestead("bureau", hh.cbfbm, home, "确权")
+    renamed = parcels.amend("bureau", home, "更名", name="新宅")
+    _refused(dbs, h, _mutation_of(dbs, renamed))
+    theirs = _other_household_field(dbs, hh)
+    kids = parcels.split("bureau", theirs, _halves(dbs, theirs, "9400"), "分割")
+    _refused(dbs, h, _mutation_of(dbs, kids[0]))
