@@ -69,7 +69,7 @@ class ImportFeature(db.Model):
     parcel_county_code: Mapped[str | None] = mapped_column(
         String(6), server_default=FetchedValue())
     # indexed: deleting a staged batch checks this self-reference for every deleted row (the
-    # corrections only: a delivered feature points at none, migration 0051)
+    # corrections only: a delivered feature points at none, migration 0052)
     corrected_from_id: Mapped[int | None] = mapped_column(ForeignKey("import_feature.id"))
 
     faults = relationship("ImportFault", back_populates="feature",

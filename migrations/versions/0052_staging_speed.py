@@ -9,13 +9,13 @@
 - import_feature_parent_county fires only when there is a parcel (or a county) to set: a staged
   feature has neither, and called the PL/pgSQL function for nothing on every row.
 
-Revision ID: 0051_staging_speed
-Revises: 0050_mutation_hands_on
+Revision ID: 0052_staging_speed
+Revises: 0051_atk_mutation
 """
 from alembic import op
 
-revision = "0051_staging_speed"
-down_revision = "0050_mutation_hands_on"
+revision = "0052_staging_speed"
+down_revision = "0051_atk_mutation"
 branch_labels = None
 depends_on = None
 
