@@ -382,6 +382,8 @@ def parcels_part(args, url):
                                 statistics.median(ours_t), statistics.median(raw_t), "s",
                                 spread(ours_t), spread(raw_t), target=1.5))
             drop_staging(app, batch_id)
+            if not (args.tiles or args.registrations):
+                continue  # nothing below reads the register: the import alone was asked for
             t_imp, reg_t, faults, result = ours_import(app, g.folder)
             print(f"  (registration of the valid part: {reg_t:.1f} s, {result['parcels']:,} "
                   f"parcels; import before it {t_imp:.1f} s)", flush=True)

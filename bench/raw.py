@@ -8,7 +8,8 @@ app stages them), attributes as jsonb (orjson) in binary COPY, the GiST index bu
 load.  Then the same checks' SQL in their tightest form, each a count:
 
   ST_IsValid; duplicate codes; overlaps within the delivery (GiST self-join, ST_Relate
-  interior); overlaps with the register (the current parcels); the area against SCMJ; every
+  interior); overlaps with the register (the current parcels); the area against SCMJ; keys
+  unique by the standard in every table (as the app's duplicate-key check); every
   ID number against GB 11643 (form, region, birth date, check digit); every field of every
   table and layer against the NY/T 2539 data dictionary (lengths, required, code lists, dates,
   numbers, digits); contract terms and members' birth dates; references CBF_JTCY→CBF,
@@ -70,6 +71,20 @@ CHECKS = {
         AND {V.id_fault_sql("upper(btrim(r.attrs->>'CYZJHM'))")} IS NULL
         AND {V.date_sql("substr(upper(btrim(r.attrs->>'CYZJHM')), 7, 8)")}
             <> {V.date_sql("(r.attrs->>'CSRQ')")})""",
+    # Keys the standard makes unique, in every table (V.KEYS: FBFBM, CBFBM, the members' ID
+    # numbers, CBHTBM, LZHTBM, CBJYQZBM), one hash aggregate over all of them; a parcel listed
+    # by CBDKXX for two households; a delivered household already in the register.
+    "duplicate_key": "SELECT (SELECT count(*) FROM (SELECT 1 FROM (SELECT r.tbl, CASE r.tbl "
+        + " ".join(f"WHEN '{t}' THEN " + " || '|' || ".join(f"coalesce(r.attrs->>'{c}', '')"
+                                                         for c in cols)
+                   for t, cols in V.KEYS.items())
+        + " END AS k FROM raw_record r WHERE r.tbl IN (" + ", ".join(f"'{t}'" for t in V.KEYS)
+        + """)) x WHERE x.k <> '' GROUP BY x.tbl, x.k HAVING count(*) > 1) d)
+      + (SELECT count(*) FROM (SELECT 1 FROM raw_record r WHERE r.tbl = 'CBDKXX'
+            AND coalesce(r.attrs->>'DKBM', '') <> '' GROUP BY r.attrs->>'DKBM'
+            HAVING count(DISTINCT r.attrs->>'CBFBM') > 1) p)
+      + (SELECT count(*) FROM raw_record r JOIN household h ON h.cbfbm = r.attrs->>'CBFBM'
+         WHERE r.tbl = 'CBF')""",
     "references": """SELECT
         (SELECT count(*) FROM raw_record m WHERE m.tbl = 'CBF_JTCY' AND NOT EXISTS (
             SELECT 1 FROM raw_record c WHERE c.tbl = 'CBF' AND c.attrs->>'CBFBM' = m.attrs->>'CBFBM'))

@@ -68,9 +68,9 @@ class ImportFeature(db.Model):
     # migration 0041): the foreign key is (parcel_id, parcel_county_code)
     parcel_county_code: Mapped[str | None] = mapped_column(
         String(6), server_default=FetchedValue())
-    # indexed: deleting a staged batch checks this self-reference for every deleted row
-    corrected_from_id: Mapped[int | None] = mapped_column(ForeignKey("import_feature.id"),
-                                                          index=True)
+    # indexed: deleting a staged batch checks this self-reference for every deleted row (the
+    # corrections only: a delivered feature points at none, migration 0052)
+    corrected_from_id: Mapped[int | None] = mapped_column(ForeignKey("import_feature.id"))
 
     faults = relationship("ImportFault", back_populates="feature",
                           primaryjoin="ImportFault.feature_id == ImportFeature.id")
@@ -78,6 +78,8 @@ class ImportFeature(db.Model):
     __table_args__ = (
         ForeignKeyConstraint(["parcel_id", "parcel_county_code"],
                              ["parcel.id", "parcel.county_code"], match="FULL"),
+        db.Index("ix_import_feature_corrected_from_id", "corrected_from_id",
+                 postgresql_where=text("corrected_from_id IS NOT NULL")),
         CheckConstraint("layer IN ('DK','ZJD')", name="layer"),
         CheckConstraint("status IN ('pending','valid','faulty','registered','quarantined',"
                         "'superseded')", name="status"),
@@ -90,8 +92,8 @@ class ImportRecord(db.Model):
     __tablename__ = "import_record"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    batch_id: Mapped[int] = mapped_column(ForeignKey("import_batch.id"), nullable=False,
-                                          index=True)
+    # looked up by batch through ix_import_record_tbl (batch_id, tbl), its leading column
+    batch_id: Mapped[int] = mapped_column(ForeignKey("import_batch.id"), nullable=False)
     tbl: Mapped[str] = mapped_column(String(20), nullable=False)
     rownum: Mapped[int] = mapped_column(Integer, nullable=False)
     attrs = mapped_column(JSONB, nullable=False)
