@@ -433,7 +433,9 @@ def _attributes(ctx):
                round(x.computed::numeric, 2) || ' m²',
                ST_Transform(ST_PointOnSurface(x.geom), 4490)
         FROM (SELECT f.batch_id, f.id, f.code, f.geom,
-                     import_num(coalesce(f.attrs->>'SCMJ', f.attrs->>'ZDMJ')) AS delivered,
+                     -- a JSON number as it is, a text through the pattern (0052)
+                     import_num_j(coalesce(nullif(f.attrs->'SCMJ', 'null'::jsonb),
+                                           f.attrs->'ZDMJ')) AS delivered,
                      ST_Area(f.geom) AS computed
               FROM import_feature f
               WHERE {_pending()} AND NOT (f.id = ANY(:bad)) OFFSET 0) x
