@@ -1,4 +1,4 @@
-"""import_num_j (migration 0052) reads a staged attribute exactly as import_num reads its text:
+"""validation.json_num_sql reads a staged attribute exactly as import_num reads its text:
 whatever the JSON value — a number of any size or sign, a numeric text with spaces, an
 exponent, garbage, null, an object — the two agree, and neither raises."""
 import json
@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from app.extensions import db
+from app.imports.validation import json_num_sql
 
 numbers = st.one_of(
     st.integers(min_value=-(2 ** 63), max_value=2 ** 63 - 1),
@@ -30,7 +31,7 @@ values = st.one_of(numbers, texts, st.none(), st.booleans(),
 def test_a_json_number_reads_as_its_text_does(dbs, batch):
     docs = [json.dumps({"SCMJ": v}) for v in batch]
     rows = db.session.execute(text("""
-        SELECT import_num_j(d->'SCMJ') AS j, import_num(d->>'SCMJ') AS t
+        SELECT """ + json_num_sql("d->'SCMJ'") + """ AS j, import_num(d->>'SCMJ') AS t
         FROM unnest(CAST(:docs AS jsonb[])) AS d"""), {"docs": docs}).all()
     assert len(rows) == len(batch)
     for v, (j, t) in zip(batch, rows, strict=True):
@@ -45,7 +46,7 @@ def test_a_json_number_reads_as_its_text_does(dbs, batch):
 def test_the_area_check_reads_a_json_number_a_text_and_a_null(dbs):
     """SCMJ as a number, as text, as JSON null (then ZDMJ, as a homestead delivers it)."""
     got = db.session.execute(text("""
-        SELECT import_num_j(coalesce(nullif(d->'SCMJ', 'null'::jsonb), d->'ZDMJ'))
+        SELECT """ + json_num_sql("coalesce(nullif(d->'SCMJ', 'null'::jsonb), d->'ZDMJ')") + """
         FROM unnest(CAST(:docs AS jsonb[])) WITH ORDINALITY AS x(d, n) ORDER BY n"""),
         {"docs": ['{"SCMJ": 12.5}', '{"SCMJ": " 12.5 "}', '{"SCMJ": null, "ZDMJ": 7}',
                   '{"ZDMJ": "3e2"}', '{"SCMJ": "12,5"}', '{}']}).scalars().all()

@@ -8,9 +8,6 @@
   partial index serves it (tests/test_migrations.py::test_every_self_reference_is_indexed).
 - import_feature_parent_county fires only when there is a parcel (or a county) to set: a staged
   feature has neither, and called the PL/pgSQL function for nothing on every row.
-- import_num_j(jsonb): a delivered number as import_num reads its text, but a JSON number (what
-  a GeoPackage's or shapefile's numeric field is staged as) is taken as it is, without the
-  regular expression: the area check of a 1M delivery spent 3 of its 4 s in import_num.
 
 Revision ID: 0052_staging_speed
 Revises: 0051_atk_mutation
@@ -23,17 +20,7 @@ branch_labels = None
 depends_on = None
 
 
-IMPORT_NUM_J = r"""
-CREATE OR REPLACE FUNCTION import_num_j(j jsonb) RETURNS float8
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-  SELECT CASE WHEN jsonb_typeof(j) = 'number' AND abs(j::numeric) < 1e300 THEN j::float8
-              ELSE import_num(j #>> '{}') END
-$$;
-"""
-
-
 def upgrade():
-    op.execute(IMPORT_NUM_J)
     op.execute("DROP INDEX ix_import_record_batch_id")
     op.execute("DROP INDEX ix_import_feature_corrected_from_id")
     op.execute("CREATE INDEX ix_import_feature_corrected_from_id ON import_feature "
@@ -46,7 +33,6 @@ def upgrade():
 
 
 def downgrade():
-    op.execute("DROP FUNCTION import_num_j(jsonb)")
     op.execute("DROP TRIGGER import_feature_parent_county ON import_feature")
     op.execute("CREATE TRIGGER import_feature_parent_county BEFORE INSERT OR UPDATE OF "
                "parcel_id, parcel_county_code ON import_feature FOR EACH ROW "
