@@ -75,14 +75,12 @@ CHECKS = {
     # numbers, CBHTBM, LZHTBM, CBJYQZBM), one hash aggregate over all of them; a parcel listed
     # by CBDKXX for two households; a delivered household already in the register.
     "duplicate_key": "SELECT (SELECT count(*) FROM (SELECT 1 FROM (SELECT r.tbl, CASE r.tbl "
-        + " ".join(f"WHEN '{t}' THEN " + " || '|' || ".join(f"coalesce(r.attrs->>'{c}', '')"
-                                                         for c in cols)
-                   for t, cols in V.KEYS.items())
+        + " ".join(f"WHEN '{t}' THEN {V.key_sql(cols)}" for t, cols in V.KEYS.items())
         + " END AS k FROM raw_record r WHERE r.tbl IN (" + ", ".join(f"'{t}'" for t in V.KEYS)
         + """)) x WHERE x.k <> '' GROUP BY x.tbl, x.k HAVING count(*) > 1) d)
-      + (SELECT count(*) FROM (SELECT 1 FROM raw_record r WHERE r.tbl = 'CBDKXX'
-            AND coalesce(r.attrs->>'DKBM', '') <> '' GROUP BY r.attrs->>'DKBM'
-            HAVING count(DISTINCT r.attrs->>'CBFBM') > 1) p)
+      + (SELECT count(*) FROM (SELECT 1 FROM (SELECT DISTINCT r.attrs->>'DKBM' AS k,
+            r.attrs->>'CBFBM' AS h FROM raw_record r WHERE r.tbl = 'CBDKXX'
+            AND coalesce(r.attrs->>'DKBM', '') <> '') x GROUP BY x.k HAVING count(x.h) > 1) p)
       + (SELECT count(*) FROM raw_record r JOIN household h ON h.cbfbm = r.attrs->>'CBFBM'
          WHERE r.tbl = 'CBF')""",
     "references": """SELECT

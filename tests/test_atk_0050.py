@@ -59,7 +59,9 @@ def _other_household_field(dbs, hh):
         Parcel.end_lifespan.is_(None))).first()
 
 
-def _refused(dbs, r: Right, m) -> None:
+def assert_end_refused(dbs, r: Right, m) -> None:
+    """The right does not end on mutation m: the operation and the database both refuse it,
+    each naming the rule, and the right stays current."""
     with pytest.raises(DomainError) as e:
         rights.end_right("bureau", r, "mutation", dt.date.today(), evidence="变更",
                          reason="地块变更", record=m)
@@ -76,7 +78,7 @@ def test_a_split_of_another_households_parcel_is_no_ground(dbs):
     r = _contract(dbs, hh, fields)
     theirs = _other_household_field(dbs, hh)
     kids = parcels.split("bureau", theirs, _halves(dbs, theirs, "9300"), "分割")
-    _refused(dbs, r, _mutation_of(dbs, kids[0]))
+    assert_end_refused(dbs, r, _mutation_of(dbs, kids[0]))
 
 
 def test_a_merge_that_made_the_rights_parcel_is_no_ground(dbs):
@@ -85,7 +87,7 @@ def test_a_merge_that_made_the_rights_parcel_is_no_ground(dbs):
     a, b = (parcels.split("bureau", fields[0], _halves(dbs, fields[0], "9310"), "分割"))
     merged = parcels.merge("bureau", [a, b], fields[0].code[:14] + "93200", "合并")
     r = _contract(dbs, hh, [merged] + list(fields[1:]))
-    _refused(dbs, r, _mutation_of(dbs, merged))
+    assert_end_refused(dbs, r, _mutation_of(dbs, merged))
 
 
 def test_a_split_into_one_part_is_a_renaming_and_no_ground(dbs):
@@ -228,7 +230,7 @@ def test_a_parcel_the_right_let_go_before_its_split_is_no_ground(dbs):
         JOIN land_right v ON v.id = rp.right_id AND v.uid = :u WHERE l.mutation_id = :m"""),
         {"u": r.uid, "m": m})
     assert once_held  # 0050's test: passed
-    _refused(dbs, _current(dbs, r.uid), m)
+    assert_end_refused(dbs, _current(dbs, r.uid), m)
 
 
 def test_the_proof_cannot_be_shadowed_or_its_triggers_switched_off(dbs):
@@ -314,7 +316,7 @@ def test_a_homestead_right_does_not_end_on_its_parcels_amendment_or_a_neighbours
     hh, fields, home = _household_with_land(dbs)
     h = rights.register_homestead("bureau", hh.cbfbm, home, "确权")
     renamed = parcels.amend("bureau", home, "更名", name="新宅")
-    _refused(dbs, h, _mutation_of(dbs, renamed))
+    assert_end_refused(dbs, h, _mutation_of(dbs, renamed))
     theirs = _other_household_field(dbs, hh)
     kids = parcels.split("bureau", theirs, _halves(dbs, theirs, "9400"), "分割")
-    _refused(dbs, h, _mutation_of(dbs, kids[0]))
+    assert_end_refused(dbs, h, _mutation_of(dbs, kids[0]))

@@ -901,16 +901,18 @@ SAME_PARCEL_TWO_HOUSEHOLDS = """
     GROUP BY x.k HAVING count(x.h) > 1"""
 
 
+def key_sql(cols: list[str], alias: str = "r") -> str:
+    """SQL for a table's key (KEYS) as one text, its columns joined by '|'; shared with the
+    fair raw pipeline (bench/raw.py)."""
+    return " || '|' || ".join(f"coalesce({alias}.attrs->>'{c}', '')" for c in cols)
+
+
 def _keys(ctx):
     """Keys unique where the standard says so, in every table: every row carrying a shared
     key is at fault (which one is right is for staff to say), the first row as the cause."""
     for tbl, cols in KEYS.items():
-        key = " || '|' || ".join(f"coalesce(r.attrs->>'{c}', '')" for c in cols)
+        key = key_sql(cols)
         shown = _masked("x.k") if tbl in PERSONAL_KEYS else "x.k"
-        rows = f"""import_record r WHERE r.batch_id = :b AND r.tbl = '{tbl}'
-                    AND r.status <> 'superseded' AND nullif({key}, '') IS NOT NULL
-                    -- a CBDKXX row naming an unknown household is that fault, not a duplicate
-                    AND (r.tbl <> 'CBDKXX' OR {RESOLVES})"""
         _exec(f"""
             INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
             SELECT :b, x.id, 'duplicate_key', left({shown}, 40),
@@ -918,7 +920,10 @@ def _keys(ctx):
                    || x.rows || ')'
             FROM (SELECT r.id, {key} AS k, count(*) OVER w AS n,
                          string_agg(r.rownum::text, ', ') OVER w AS rows
-                  FROM {rows}
+                  FROM import_record r WHERE r.batch_id = :b AND r.tbl = '{tbl}'
+                    AND r.status <> 'superseded' AND nullif({key}, '') IS NOT NULL
+                    -- a CBDKXX row naming an unknown household is that fault, not a duplicate
+                    AND (r.tbl <> 'CBDKXX' OR {RESOLVES})
                   WINDOW w AS (PARTITION BY {key})) x
             WHERE x.n > 1 AND x.id > :after_r
               AND NOT EXISTS (SELECT 1 FROM import_fault o WHERE o.record_id = x.id
