@@ -16,13 +16,16 @@ numbers = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
     st.decimals(allow_nan=False, allow_infinity=False, places=3).map(str),
 )
+# PostgreSQL's jsonb holds no U+0000 (it refuses the whole document: a property of jsonb, not of
+# the reading under test), so the generated texts and keys leave it out
+chars = st.characters(exclude_characters="\x00")
 texts = st.one_of(
     numbers.map(lambda v: f" {v} "),
     st.text(alphabet="0123456789.-+eE ,x", max_size=12),
-    st.text(max_size=8),
+    st.text(chars, max_size=8),
 )
 values = st.one_of(numbers, texts, st.none(), st.booleans(),
-                   st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=2),
+                   st.lists(st.integers(), max_size=2), st.dictionaries(st.text(chars, max_size=2),
                                                                          st.integers(), max_size=2))
 
 
