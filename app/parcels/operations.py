@@ -10,7 +10,7 @@ from flask_babel import lazy_gettext as _l
 from psycopg import errors as pg_errors
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import make_transient_to_detached
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.base import instance_state
 
 from app import signals
 from app.audit import operations as audit
@@ -156,8 +156,12 @@ def _persistent(model, values: dict):
     """The ORM instance of a row this transaction has just written, without reading it back:
     the given columns as loaded values, the others loaded on first access."""
     obj = model()
-    for key, value in values.items():
-        set_committed_value(obj, key, value)
+    # As set_committed_value() key by key, in one step: the values are the instance's loaded
+    # state (its __dict__), committed all at once.  Key by key it cost ~0.3 ms for a parcel's
+    # 30 columns, the largest Python part of one registration (bench/, 2026-11-30).
+    state = instance_state(obj)
+    state.dict.update(values)
+    state._commit_all(state.dict)
     make_transient_to_detached(obj)
     db.session.add(obj)
     return obj
