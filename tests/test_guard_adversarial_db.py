@@ -574,10 +574,17 @@ def test_the_tile_pool_and_the_jobs_connect_as_the_app_role_too(app, dbs):
     while not hasattr(layer, "mounts"):
         layer = layer.wsgi_app
     tile_app = layer.mounts["/tiles"]
-    with tiles._pool(tile_app.url).connection() as c:
-        assert c.execute("SELECT current_user").fetchone()[0] == role
+    # Through tiles._run, as a tile is asked: the pool is the process's, and an earlier test
+    # that restarted the database or ended its sessions may have left a stale connection in it
+    # (a fresh-clone run met one: AdminShutdown on the pool's first connection); _run drops it
+    # and asks again on a live one, as for a map.
+    def probe(c):
+        user = c.execute("SELECT current_user").fetchone()[0]  # first: a stale link raises here
         with pytest.raises(Exception, match="permission denied"):
             c.execute("SET session_replication_role = replica")
+        return user
+
+    assert tiles._run(tile_app.url, probe) == role
     with jobs._progress_engine(app.config["SQLALCHEMY_DATABASE_URI"]).connect() as c:
         assert c.scalar(text("SELECT current_user")) == role
 
