@@ -64,9 +64,12 @@ class Parcel(db.Model):
     survey_srid: Mapped[int] = mapped_column(Integer, nullable=False)
     geom = mapped_column(Geometry("MULTIPOLYGON", srid=STORED_SRID, spatial_index=True),
                          nullable=False)
-    # Web Mercator copy for vector tiles, kept by the database.
+    # Web Mercator copy for vector tiles, kept by the database.  The stored CGCS2000
+    # coordinates are read as WGS 84: the same result bit for bit (PROJ's only CGCS2000 -> WGS 84
+    # operation is the identity), without PROJ's datum search on every insert (migration 0053).
     geom_web = mapped_column(Geometry("MULTIPOLYGON", srid=3857, spatial_index=True),
-                             Computed("ST_Transform(geom, 3857)", persisted=True))
+                             Computed("ST_Transform(ST_SetSRID(geom, 4326), 3857)",
+                                      persisted=True))
     attrs = mapped_column(JSONB, nullable=False, server_default="{}")
     import_batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batch.id"))
     change_kind: Mapped[str] = mapped_column(String(20), nullable=False,
