@@ -194,23 +194,36 @@ def _syllables(compact: str) -> tuple[str, set[int]]:
     """The text in pinyin without tones (read in context: 退还 tuihuan, 还是 haishi), and the
     positions where a syllable starts or ends (every position inside a romanised run, which is
     not segmented)."""
+    py, bounds, _ = _syllables_at(compact)
+    return py, bounds
+
+
+def _syllables_at(compact: str) -> tuple[str, set[int], list[int]]:
+    """`_syllables`, and where in the pinyin each character of `compact` starts."""
     from pypinyin import Style, lazy_pinyin
 
     parts: list[str] = []
     bounds = {0}
+    at: list[int] = []
     pos = 0
     for run in _RUNS.findall(compact):
         if _HAN.match(run):
-            for syl in lazy_pinyin(run, style=Style.NORMAL, v_to_u=False):
+            syls = lazy_pinyin(run, style=Style.NORMAL, v_to_u=False)
+            if len(syls) != len(run):  # a character without a reading: the run starts there
+                at.extend([pos] * len(run))
+            for syl in syls:
+                if len(syls) == len(run):
+                    at.append(pos)
                 parts.append(syl)
                 pos += len(syl)
                 bounds.add(pos)
         else:
             for ch in run:
+                at.append(pos)
                 parts.append(ch)
                 pos += 1
                 bounds.update((pos - 1, pos))
-    return "".join(parts), bounds
+    return "".join(parts), bounds, at
 
 
 @lru_cache(maxsize=1)
@@ -256,6 +269,8 @@ def lexicon() -> dict:
             "causes": (sorted(causes), sorted({_syllables(w)[0] for w in causes})),
             "clause_words": sorted({normalise(w) for w in data["neutral"].get("clause_words", [])}),
             "clause_window": int(data["neutral"].get("clause_window", 24)),
+            "clause_words_py": sorted({_syllables(normalise(w))[0]
+                                       for w in data["neutral"].get("clause_words", [])}),
             "lose_block": sorted({normalise(w) for w in c.get("tie_lose_block", [])})}
 
 
@@ -300,12 +315,19 @@ def _give(c: dict, exempt: list[str], py: bool) -> str:
     verbs = [normalise(v) for v in c.get("tie_verb", [])]
     stems, full = [v for v in verbs if len(v) == 1], [v for v in verbs if len(v) > 1]
     obj = _objects(c.get("tie_object", []), exempt, py)
+    # between an object and its verb: not a negative (the conditional) nor a paper (宅基地证明
+    # 交回 hands in a paper); between a verb and its object: a quantity (交出三亩地) or, after a
+    # verb of two characters (or after 把/将), up to four characters (交回本户全部承包地)
     gap = "[a-z]{0,12}?" if py else "[^不没未证明书件本簿表材]{0,2}?"
+    wide = "[a-z]{0,24}?" if py else "[^不没未]{0,4}?"
+    qty = "(?:[a-z]{1,6}mu)?" if py else "(?:[0-9.一二两三四五六七八九十半几]{1,3}[亩块处间])?"
     le = "le" if py else "了"
+    result = f"(?:{a(c.get('tie_result', []))})"
     return (f"(?:{a(c['tie_give'] + c.get('tie_give_flat', []))}"
             f"|(?:{a(c.get('tie_bare_verb', []))})(?:{a(c.get('tie_bare_result', []))})"
-            f"|(?:{obj}){gap}(?:{a(full)}|(?:{a(stems)})(?:{a(c.get('tie_result', []))}))"
-            f"|(?:{a(verbs)})(?:{a(c.get('tie_result', []))})?(?:{le})?(?:{obj}))")
+            f"|(?:(?:{a(['把', '将'])}){wide})?{qty}(?:{obj}){gap}(?:{a(full)}|(?:{a(stems)}){result})"
+            f"|(?:{a(full)}){result}?(?:{le})?{wide}(?:{obj})"
+            f"|(?:{a(stems)}){result}?(?:{le})?{qty}(?:{obj}))")
 
 
 def _tie_patterns(c: dict, exempt: list[str]) -> tuple:
@@ -336,7 +358,8 @@ def _tie_patterns(c: dict, exempt: list[str]) -> tuple:
                 f"{few}(?:{settle})",
                 f"(?:{settle}){six}(?:{a(c['tie_wait'])}){few}(?:{give}){six}"
                 f"(?:{a(c['tie_wait_then'])})",
-                f"{head}{gap}(?:{a(c['tie_refuse'])}){few}(?:{settle})",
+                f"{head}{gap}(?:{a(c['tie_refuse'])})(?!{a(c.get('tie_refuse_not', ['x']))})"
+                f"{few}(?:{settle})",
                 f"{head}{gap}(?:{settle}){four}(?:{a(c['tie_refuse_after'])})")
 
     # in pinyin a character is up to six letters
@@ -425,11 +448,22 @@ def _negated(compact: str, start: int, neutral: list[str],
     return any(n in clause for n in lex["clause_words"])
 
 
-def _negated_py(py: str, start: int, neutral_py: list[str]) -> bool:
+def _negated_py(py: str, start: int, neutral_py: list[str],
+                clauses: list[int] | None = None) -> bool:
+    """`_negated` in pinyin (a character is up to six letters)."""
     before = py[max(0, start - 6 * _NEUTRAL_WINDOW):start]
     if any(m in before for m in _MUST_PY):
         return False
-    return any(n in before for n in neutral_py)
+    if any(n in before for n in neutral_py):
+        return True
+    if not clauses:
+        return False
+    lex = lexicon()
+    first = max(clauses[bisect_right(clauses, start) - 1], start - 6 * lex["clause_window"])
+    clause = py[max(0, first):start]
+    if not clause or any(m in clause for m in _MUST_PY):
+        return False
+    return any(n in clause for n in lex["clause_words_py"])
 
 
 def _find(haystack: str, needle: str, bounds: set[int] | None):
@@ -449,7 +483,8 @@ def detect(text, groups: tuple[str, ...] = GROUPS) -> list[Hit]:
     compact, clauses = _normalise_clauses(text)
     if not compact:
         return []
-    py, bounds = _syllables(compact)
+    py, bounds, at = _syllables_at(compact)
+    cpy = [at[c] for c in clauses if c < len(at)]  # the clauses in pinyin
     hits: list[Hit] = []
     for g in groups:
         for word, n, p in lex["groups"][g]:
@@ -459,14 +494,15 @@ def detect(text, groups: tuple[str, ...] = GROUPS) -> list[Hit]:
             if any(not _negated(compact, i, lex["neutral"], clauses) for i in found):
                 hits.append(Hit(g, word, "text"))
             elif any(len([i for i in _find(py, x, bounds)
-                          if not _negated_py(py, i, lex["neutral_py"])]) > len(found)
+                          if not _negated_py(py, i, lex["neutral_py"], cpy)]) > len(found)
                      for x in p):
                 # more matches in pinyin than in characters: a romanised (or homophone) wording
                 # that no neutral word covers
                 hits.append(Hit(g, word, "pinyin"))
     if "surrender" in groups and not any(h.group == "surrender" for h in hits):
-        hit = _pair(compact, py, bounds, lex, clauses) or _after(compact, lex, clauses) or \
-            _after_py(py, bounds, lex) or _whole(compact, py, bounds, lex, clauses)
+        hit = _pair(compact, py, bounds, lex, clauses, cpy) or \
+            _after(compact, lex, clauses) or _after_py(py, bounds, lex, cpy) or \
+            _whole(compact, py, bounds, lex, clauses, cpy)
         if hit is not None:
             hits.append(hit)
     if "condition" in groups and lex["patterns"]:
@@ -476,10 +512,10 @@ def detect(text, groups: tuple[str, ...] = GROUPS) -> list[Hit]:
             hits.append(Hit("condition", m.group(0), "text"))
         elif not m:
             m = py_pat.search(py)
-            if m and m.start() in bounds and not _negated_py(py, m.start(), lex["neutral_py"]):
+            if m and m.start() in bounds and not _negated_py(py, m.start(), lex["neutral_py"], cpy):
                 hits.append(Hit("condition", m.group(0), "pinyin"))
         if not any(h.group == "condition" for h in hits):
-            hit = _tie(compact, clauses, py, bounds, lex, ties)
+            hit = _tie(compact, clauses, py, bounds, lex, ties, cpy)
             if hit is not None:
                 hits.append(hit)
     return hits
@@ -491,7 +527,7 @@ def _present(compact: str, py: str, words: tuple[list[str], list[str]]) -> tuple
 
 
 def _tie(compact: str, clauses: list[int], py: str, bounds: set[int], lex: dict,
-         ties: list) -> Hit | None:
+         ties: list, cpy: list[int]) -> Hit | None:
     """The first giving-up tied to settling, or right ended with the hukou, that is not the
     rule stated."""
     in_text, in_py = _present(compact, py, lex["settle"])
@@ -503,7 +539,7 @@ def _tie(compact: str, clauses: list[int], py: str, bounds: set[int], lex: dict,
                         return Hit("condition", m.group(0), "text")
             if in_py:
                 for m in pat_py.finditer(py):
-                    if m.start() in bounds and not _negated_py(py, m.start(), lex["neutral_py"]):
+                    if m.start() in bounds and not _negated_py(py, m.start(), lex["neutral_py"], cpy):
                         return Hit("condition", m.group(0), "pinyin")
     in_text, in_py = _present(compact, py, lex["causes"])
     if not (in_text or in_py):
@@ -517,13 +553,13 @@ def _tie(compact: str, clauses: list[int], py: str, bounds: set[int], lex: dict,
         if in_py:
             for m in pat_py.finditer(py):
                 if m.start() in bounds and _hukou_tie(py, m, 6, lex) and \
-                        not _negated_py(py, m.start(), lex["neutral_py"]):
+                        not _negated_py(py, m.start(), lex["neutral_py"], cpy):
                     return Hit("condition", m.group(0), "pinyin")
     return None
 
 
-_NOT = ("不", "未", "无", "没", "非", "勿")
-_NOT_PY = ("bu", "wei", "wu", "mei", "fei")
+_NOT = ("不", "未", "无", "没", "勿", "并非", "绝非")
+_NOT_PY = ("bu", "wei", "wu", "mei", "bingfei", "juefei")
 
 
 def _hukou_tie(s: str, m: re.Match, unit: int, lex: dict) -> bool:
@@ -533,7 +569,7 @@ def _hukou_tie(s: str, m: re.Match, unit: int, lex: dict) -> bool:
     for name in ("w", "l"):
         if name in m.re.groupindex and m.start(name) >= 0:
             before = s[max(0, m.start(name) - 2 * unit):m.start(name)]
-            if any(n in before for n in nots):
+            if any(before.endswith(n) for n in nots):
                 return False
     span = m.group(0)
     if unit == 1:
@@ -541,7 +577,8 @@ def _hukou_tie(s: str, m: re.Match, unit: int, lex: dict) -> bool:
     return not any(_syllables(b)[0] in span for b in lex["lose_block"])
 
 
-def _whole(compact: str, py: str, bounds: set[int], lex: dict, clauses) -> Hit | None:
+def _whole(compact: str, py: str, bounds: set[int], lex: dict, clauses,
+           cpy: list[int]) -> Hit | None:
     """Everything the collective gives, given up as a whole (放弃村集体一切权益)."""
     if not lex["whole"]:
         return None
@@ -550,12 +587,12 @@ def _whole(compact: str, py: str, bounds: set[int], lex: dict, clauses) -> Hit |
         if not _negated(compact, m.start(), lex["neutral"], clauses):
             return Hit("surrender", m.group(0), "text")
     for m in pat_py.finditer(py):
-        if m.start() in bounds and not _negated_py(py, m.start(), lex["neutral_py"]):
+        if m.start() in bounds and not _negated_py(py, m.start(), lex["neutral_py"], cpy):
             return Hit("surrender", m.group(0), "pinyin")
     return None
 
 
-def _after_py(py: str, bounds: set[int], lex: dict) -> Hit | None:
+def _after_py(py: str, bounds: set[int], lex: dict, cpy: list[int]) -> Hit | None:
     """The same in pinyin (cheng bao jing ying quan yi bing zhu xiao)."""
     objects, verbs, window = lex["after_py"]
     for o, op in objects:
@@ -567,7 +604,7 @@ def _after_py(py: str, bounds: set[int], lex: dict) -> Hit | None:
                 if j == -1 or (end + j) not in bounds or (end + j + len(vp)) not in bounds:
                     continue
                 if any(n in tail[:j] for n in lex["neutral_py"]) or \
-                        _negated_py(py, i, lex["neutral_py"]):
+                        _negated_py(py, i, lex["neutral_py"], cpy):
                     continue
                 return Hit("surrender", f"{o}…{v}", "pinyin")
     return None
@@ -594,7 +631,8 @@ def _after(compact: str, lex: dict, clauses=None) -> Hit | None:
     return None
 
 
-def _pair(compact: str, py: str, bounds: set[int], lex: dict, clauses=None) -> Hit | None:
+def _pair(compact: str, py: str, bounds: set[int], lex: dict, clauses=None,
+          cpy=None) -> Hit | None:
     """A verb of giving up followed closely by a right, in characters or in pinyin."""
     verbs, objects, window = lex["pairs"]
     for v in verbs:
@@ -610,7 +648,7 @@ def _pair(compact: str, py: str, bounds: set[int], lex: dict, clauses=None) -> H
             for o, op in lex["pairs_py"][1]:
                 j = tail.find(op)
                 if j != -1 and (tail_start + j) in bounds and \
-                        not _negated_py(py, i, lex["neutral_py"]):
+                        not _negated_py(py, i, lex["neutral_py"], cpy):
                     return Hit("surrender", f"{v}…{o}", "pinyin")
     return None
 
