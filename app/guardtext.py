@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import html
 import re
-from bisect import bisect_right
 import tomllib
 import unicodedata
+from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
@@ -269,6 +269,9 @@ def lexicon() -> dict:
             "causes": (sorted(causes), sorted({_syllables(w)[0] for w in causes})),
             "clause_words": sorted({normalise(w) for w in data["neutral"].get("clause_words", [])}),
             "clause_window": int(data["neutral"].get("clause_window", 24)),
+            "frame": sorted({normalise(w) for w in data["neutral"].get("clause_frame", [])}),
+            "frame_py": sorted({_syllables(normalise(w))[0]
+                                for w in data["neutral"].get("clause_frame", [])}),
             "clause_words_py": sorted({_syllables(normalise(w))[0]
                                        for w in data["neutral"].get("clause_words", [])}),
             "lose_block": sorted({normalise(w) for w in c.get("tie_lose_block", [])})}
@@ -441,11 +444,14 @@ def _negated(compact: str, start: int, neutral: list[str],
     if clauses is None:
         return False
     lex = lexicon()
-    first = max(clauses[bisect_right(clauses, start) - 1], start - lex["clause_window"])
+    k = bisect_right(clauses, start)
+    first = max(clauses[k - 1], start - lex["clause_window"])
     clause = compact[max(0, first):start]
     if not clause or any(m in clause for m in _MUST):
         return False
-    return any(n in clause for n in lex["clause_words"])
+    rest = compact[start:clauses[k] if k < len(clauses) else len(compact)]
+    return any(n in clause and (not n.endswith(_FRAMED) or any(f in rest for f in lex["frame"]))
+               for n in lex["clause_words"])
 
 
 def _negated_py(py: str, start: int, neutral_py: list[str],
@@ -459,11 +465,22 @@ def _negated_py(py: str, start: int, neutral_py: list[str],
     if not clauses:
         return False
     lex = lexicon()
-    first = max(clauses[bisect_right(clauses, start) - 1], start - 6 * lex["clause_window"])
+    k = bisect_right(clauses, start)
+    first = max(clauses[k - 1], start - 6 * lex["clause_window"])
     clause = py[max(0, first):start]
     if not clause or any(m in clause for m in _MUST_PY):
         return False
-    return any(n in clause for n in lex["clause_words_py"])
+    rest = py[start:clauses[k] if k < len(clauses) else len(py)]
+    return any(n in clause and (not n.endswith(_FRAMED_PY) or any(f in rest
+                                                                    for f in lex["frame_py"]))
+               for n in lex["clause_words_py"])
+
+
+# a clause negative ending in 将/把/以 (不得将…) states the rule only when the clause goes on to
+# frame what follows as a condition (…作为落户的前提; …为由): "严禁把补偿款挪作他用先退地后落户"
+# is no statement of the rule
+_FRAMED = ("将", "把", "以")
+_FRAMED_PY = ("jiang", "ba", "yi")
 
 
 def _find(haystack: str, needle: str, bounds: set[int] | None):

@@ -305,6 +305,18 @@ def test_held_out_rates():
 # 8 characters before), "退出宅基地须另行申请，不影响落户" and "户主自愿退出宅基地，已领取补偿款"
 # (a surrender named in plain words, which the settlement policy refuses in any settlement record
 # by design, domain.md §9 rule 2: they stay in the set and count).
+# Measured once on guardtext-rev's detector, after its tuning (against the first set and the
+# generated families of tests/test_guardtext_families.py) was done: 40 of 45 caught (0.89),
+# 3 of 46 neutral flagged ("是否退出承包地…" — a question, no negative — and the two by-design
+# surrender mentions above).  Not tuned against since.  Missed: trades written without 以/用/拿
+# (拿宅基地抵…, 承包地折价换…, 宅基地换楼房), "落户城镇即视为自动退出本集体", "今后不要村里的
+# 地和分红".  Caveat: the same author wrote this set just before designing the families, so
+# some family vocabulary (暂缓, 迁不了, 别想, 要等…再办, 农转非/户籍 as settling, 不再享受/
+# 没有 as a loss) was known to echo it; it is held out from tuning, not from its author.
+# The floor below is the measured rate: a change that loses a detection or flags more fails.
+HELD2_MEASURED_CAUGHT = 40
+HELD2_MEASURED_FLAGGED = {"是否退出承包地由农户自愿决定，与落户无关", "退出宅基地须另行申请，不影响落户",
+                          "户主自愿退出宅基地，已领取补偿款"}
 HELD2_HITS = [
     # conditions
     "须将宅基地交给村里后才给办理落户", "落户手续要等承包地退干净再办",
@@ -364,3 +376,5 @@ def test_second_held_out_rates():
                                                                          encoding="utf-8")
     assert len(HELD2_HITS) >= 40 and len(HELD2_NEUTRAL) >= 40
     assert len(set(HELD2_HITS)) == len(HELD2_HITS) and len(set(HELD2_NEUTRAL)) == len(HELD2_NEUTRAL)
+    assert len(caught) >= HELD2_MEASURED_CAUGHT
+    assert set(flagged) <= HELD2_MEASURED_FLAGGED

@@ -255,3 +255,10 @@ def test_a_clause_negative_excuses_the_rule_but_not_a_must_or_a_conditional(poli
         # and the clause ends the negative's reach: the demand after it is refused
         demand = f"不得将{give}作为{settle}条件。但{give}后方可{settle}"
         assert guardtext.check(policy, demand), demand
+        # a negative of 将/把/以 that frames no condition excuses nothing after it, even
+        # without punctuation (beyond the 8 characters in which any neutral word excuses: an
+        # older limit, left as it is)
+        smuggled = (f"{rng.choice(('严禁把', '不得将', '禁止把'))}"
+                    f"{rng.choice(('补偿款挪作他用', '申请材料对外泄露', '群众档案随意遗失'))}"
+                    f"先{give}后{settle}")
+        assert guardtext.check(policy, smuggled), smuggled
