@@ -24,8 +24,9 @@ import html
 import re
 import tomllib
 import unicodedata
+from bisect import bisect_right
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -155,14 +156,35 @@ def _strip_marks(text: str) -> str:
     return unicodedata.normalize("NFKC", "".join(out))
 
 
-def normalise(text: str) -> str:
-    """Decoded, NFKC, marks and zero-width characters out, simplified, lower case, and only
-    letters and digits kept."""
+def _readable(text: str) -> str:
+    """Decoded, NFKC, marks and zero-width characters out, simplified, lower case."""
     text = _TAGS.sub("", decode(str(text or "")))
     text = unicodedata.normalize("NFKC", text).translate(_confusables())
     text = _strip_marks(text)
-    text = _t2s().convert(text).lower()
-    return _SEPARATORS.sub("", text)
+    return _t2s().convert(text).lower()
+
+
+def normalise(text: str) -> str:
+    """Decoded, NFKC, marks and zero-width characters out, simplified, lower case, and only
+    letters and digits kept."""
+    return _SEPARATORS.sub("", _readable(text))
+
+
+# what ends a clause (after NFKC: full-width ，；！？： are their ASCII forms)
+_CLAUSE_END = re.compile(r"[,.;!?:。；，！？：…\n\r]+")
+
+
+def _normalise_clauses(text: str) -> tuple[str, list[int]]:
+    """The normalised text, and the positions in it where a clause starts (0 first): a
+    negation like 不得将 scopes its own clause and no further."""
+    starts, parts, pos = [0], [], 0
+    for piece in _CLAUSE_END.split(_readable(text)):
+        piece = _SEPARATORS.sub("", piece)
+        if piece and pos:
+            starts.append(pos)
+        parts.append(piece)
+        pos += len(piece)
+    return "".join(parts), starts
 
 
 _RUNS = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+|[^\u3400-\u9fff\uf900-\ufaff]+")
@@ -172,23 +194,36 @@ def _syllables(compact: str) -> tuple[str, set[int]]:
     """The text in pinyin without tones (read in context: 退还 tuihuan, 还是 haishi), and the
     positions where a syllable starts or ends (every position inside a romanised run, which is
     not segmented)."""
+    py, bounds, _ = _syllables_at(compact)
+    return py, bounds
+
+
+def _syllables_at(compact: str) -> tuple[str, set[int], list[int]]:
+    """`_syllables`, and where in the pinyin each character of `compact` starts."""
     from pypinyin import Style, lazy_pinyin
 
     parts: list[str] = []
     bounds = {0}
+    at: list[int] = []
     pos = 0
     for run in _RUNS.findall(compact):
         if _HAN.match(run):
-            for syl in lazy_pinyin(run, style=Style.NORMAL, v_to_u=False):
+            syls = lazy_pinyin(run, style=Style.NORMAL, v_to_u=False)
+            if len(syls) != len(run):  # a character without a reading: the run starts there
+                at.extend([pos] * len(run))
+            for syl in syls:
+                if len(syls) == len(run):
+                    at.append(pos)
                 parts.append(syl)
                 pos += len(syl)
                 bounds.add(pos)
         else:
             for ch in run:
+                at.append(pos)
                 parts.append(ch)
                 pos += 1
                 bounds.update((pos - 1, pos))
-    return "".join(parts), bounds
+    return "".join(parts), bounds, at
 
 
 @lru_cache(maxsize=1)
@@ -217,13 +252,29 @@ def lexicon() -> dict:
     after = ([normalise(v) for v in s.get("after", [])], int(s.get("after_window", 8)))
     after_py = ([(o, _syllables(o)[0]) for o in pairs[1]],
                 [(v, _syllables(v)[0]) for v in after[0]], 6 * after[1])
-    patterns = _trade_patterns(data["condition"]) + _tie_patterns(data["condition"])
     exempt = sorted({normalise(w) for w in data.get("exempt", {}).get("words", [])}, key=len)
+    patterns = _trade_patterns(data["condition"]) + _tie_patterns(data["condition"], exempt)
     pairs_py = ([(v, _syllables(v)[0]) for v in pairs[0]],
                 [(o, _syllables(o)[0]) for o in pairs[1]])
+    c = data["condition"]
+    settle = {normalise(w) for w in c.get("tie_settle", [])}
+    causes = {normalise(w) for w in c.get("tie_cause", []) + data["settlement"]["words"] +
+              data["urban"]["words"] if _HAN.search(w)}
     return {"groups": groups, "neutral": neutral, "neutral_py": neutral_py, "pairs": pairs,
             "pairs_py": pairs_py, "after": after, "after_py": after_py, "patterns": patterns,
-            "exempt": exempt}
+            "exempt": exempt, "hukou_ties": _hukou_patterns(c, sorted(causes)),
+            "whole": _whole_patterns(s),
+            # a tie needs a settling word, a hukou tie a cause: a cheap look first
+            "settle": (sorted(settle), sorted({_syllables(w)[0] for w in settle})),
+            "causes": (sorted(causes), sorted({_syllables(w)[0] for w in causes})),
+            "clause_words": sorted({normalise(w) for w in data["neutral"].get("clause_words", [])}),
+            "clause_window": int(data["neutral"].get("clause_window", 24)),
+            "frame": sorted({normalise(w) for w in data["neutral"].get("clause_frame", [])}),
+            "frame_py": sorted({_syllables(normalise(w))[0]
+                                for w in data["neutral"].get("clause_frame", [])}),
+            "clause_words_py": sorted({_syllables(normalise(w))[0]
+                                       for w in data["neutral"].get("clause_words", [])}),
+            "lose_block": sorted({normalise(w) for w in c.get("tie_lose_block", [])})}
 
 
 def _alt(words, py: bool = False) -> str:
@@ -245,28 +296,114 @@ def _trade_patterns(c: dict) -> tuple:
     return text_pat, py_pat
 
 
-def _tie_patterns(c: dict) -> tuple:
-    """A giving-up tied to settling within a few characters (characters only): give … as …
-    settle … condition; settle … first … give; give … then … settle; settle … condition is …
-    give (guardtext_lexicon.toml, [condition] tie_*)."""
+def _objects(words, exempt: list[str], py: bool) -> str:
+    """The objects of a giving-up; a one-character one (地, 田) not where it begins an exempt
+    compound (地址, 田租)."""
+    out = []
+    for w in sorted({normalise(x) for x in words}, key=len, reverse=True):
+        if py:
+            out.append(_syllables(w)[0])
+            continue
+        nexts = sorted({e[len(w)] for e in exempt if len(w) == 1 and e.startswith(w)
+                        and len(e) > len(w)})
+        out.append(w + (f"(?![{''.join(nexts)}])" if nexts else ""))
+    return "|".join(out)
+
+
+def _give(c: dict, exempt: list[str], py: bool) -> str:
+    """A giving-up, however it is written ([condition] tie_give and tie_bare_*, tie_verb,
+    tie_result, tie_object): a word of its own (退出, 腾出来, 腾房), an object then a verb with
+    its complement (宅基地腾出来, 把地交出来), a verb then an object (交宅基地, 拆老房子)."""
+    a = partial(_alt, py=py)
+    verbs = [normalise(v) for v in c.get("tie_verb", [])]
+    stems, full = [v for v in verbs if len(v) == 1], [v for v in verbs if len(v) > 1]
+    obj = _objects(c.get("tie_object", []), exempt, py)
+    # between an object and its verb: not a negative (the conditional) nor a paper (宅基地证明
+    # 交回 hands in a paper); between a verb and its object: a quantity (交出三亩地) or, after a
+    # verb of two characters (or after 把/将), up to four characters (交回本户全部承包地)
+    gap = "[a-z]{0,12}?" if py else "[^不没未证明书件本簿表材]{0,2}?"
+    wide = "[a-z]{0,24}?" if py else "[^不没未]{0,4}?"
+    qty = "(?:[a-z]{1,6}mu)?" if py else "(?:[0-9.一二两三四五六七八九十半几]{1,3}[亩块处间])?"
+    le = "le" if py else "了"
+    result = f"(?:{a(c.get('tie_result', []))})"
+    return (f"(?:{a(c['tie_give'] + c.get('tie_give_flat', []))}"
+            f"|(?:{a(c.get('tie_bare_verb', []))})(?:{a(c.get('tie_bare_result', []))})"
+            f"|(?:(?:{a(['把', '将'])}){wide})?{qty}(?:{obj}){gap}(?:{a(full)}|(?:{a(stems)}){result})"
+            f"|(?:{a(full)}){result}?(?:{le})?{wide}(?:{obj})"
+            f"|(?:{a(stems)}){result}?(?:{le})?{qty}(?:{obj}))")
+
+
+def _tie_patterns(c: dict, exempt: list[str]) -> tuple:
+    """A giving-up tied to settling within a few characters: give … as … settle … condition;
+    settle … first … give; give … then … settle; settle … condition is … give; first give …
+    then settle; settle … wait for … give … then; the conditional with two negatives (若不将
+    承包地交回，不得落户; 承包地不退，户口就迁不了) (guardtext_lexicon.toml, [condition]
+    tie_*), each in characters and in pinyin."""
     if not c.get("tie_give"):
         return ()
     g = int(c.get("tie_gap", 8))
 
-    def forms(give, settle, as_, cond, first, then, is_, unit):
+    def forms(py: bool, unit: int):
+        a = partial(_alt, py=py)
+        give, settle = _give(c, exempt, py), a(c["tie_settle"])
         gap, few, two = f".{{0,{g * unit}}}?", f".{{0,{3 * unit}}}?", f".{{0,{2 * unit}}}?"
-        return (f"(?:{give}){gap}(?:{as_}){gap}(?:{settle}){few}(?:{cond})",
-                f"(?:{settle}){gap}(?:{first})(?:{give})",
-                f"(?:{give}){gap}(?:{then}){few}(?:{settle})",
-                f"(?:{settle}){two}(?:{cond})(?:{is_}){few}(?:{give})")
+        six, four = f".{{0,{6 * unit}}}?", f".{{0,{4 * unit}}}?"
+        obj = _objects(c.get("tie_object", []), exempt, py)
+        verbs = a(c.get("tie_verb", []))
+        not_ = f"(?:{a(c.get('tie_if', []))})?(?:{a(c.get('tie_not', []))})"
+        head = (f"(?:{not_}(?!{a(c.get('tie_not_after', []))})(?:{a(['把', '将'])})?"
+                f"{few}(?:{give})|(?:{obj}){few}(?:{a(c.get('tie_not', []))})(?:{verbs}))")
+        return (f"(?:{give}){gap}(?:{a(c['tie_as'])}){gap}(?:{settle}){few}(?:{a(c['tie_cond'])})",
+                f"(?:{settle}){gap}(?:{a(c['tie_first'])})(?:{give})",
+                f"(?:{give}){gap}(?:{a(c['tie_then'])}){few}(?:{settle})",
+                f"(?:{settle}){two}(?:{a(c['tie_cond'])})(?:{a(c['tie_is'])}){few}(?:{give})",
+                f"(?:{a(c['tie_seq_first'])}){six}(?:{give}){gap}(?:{a(c['tie_seq_then'])})"
+                f"{few}(?:{settle})",
+                f"(?:{settle}){six}(?:{a(c['tie_wait'])}){few}(?:{give}){six}"
+                f"(?:{a(c['tie_wait_then'])})",
+                f"{head}{gap}(?:{a(c['tie_refuse'])})(?!{a(c.get('tie_refuse_not', ['x']))})"
+                f"{few}(?:{settle})",
+                f"{head}{gap}(?:{settle}){four}(?:{a(c['tie_refuse_after'])})")
 
-    words = [c[k] for k in ("tie_give", "tie_settle", "tie_as", "tie_cond", "tie_first",
-                            "tie_then", "tie_is")]
-    text_forms = forms(*[_alt(w) for w in words], unit=1)
     # in pinyin a character is up to six letters
-    py_forms = forms(*[_alt(w, True) for w in words], unit=6)
-    return tuple((re.compile(t), re.compile(p)) for t, p in zip(text_forms, py_forms,
+    return tuple((re.compile(t), re.compile(p)) for t, p in zip(forms(False, 1), forms(True, 6),
                                                                  strict=True))
+
+
+def _hukou_patterns(c: dict, causes: list[str]) -> tuple:
+    """A membership or a right that ends with the hukou (成员资格随户口迁出而终止; 因进城落户
+    丧失承包经营权; 户口迁走就没有分红了): right … with … cause … loss; (with) cause … right …
+    loss; (with) cause … loss … right.  The groups `w` (the connective) and `l` (the loss) are
+    checked for a negative right before them ("不因户口迁出而丧失")."""
+    if not c.get("tie_right"):
+        return ()
+
+    def forms(py: bool, unit: int):
+        a = partial(_alt, py=py)
+        right, with_, lose = a(c["tie_right"]), a(c["tie_with"]), a(c["tie_lose"])
+        cause = "|".join(sorted({_syllables(w)[0] if py else w for w in causes}, key=len,
+                                reverse=True))
+        few, six, gap = f".{{0,{4 * unit}}}?", f".{{0,{6 * unit}}}?", f".{{0,{8 * unit}}}?"
+        return (f"(?:{right}){few}(?P<w>{with_}).{{0,{3 * unit}}}?(?:{cause}){six}(?P<l>{lose})",
+                f"(?:{with_})?(?:{cause}){gap}(?:{right}){few}(?P<l>{lose})",
+                f"(?:{with_})?(?:{cause}){gap}(?P<l>{lose}){few}(?:{right})")
+
+    return tuple((re.compile(t), re.compile(p)) for t, p in zip(forms(False, 1), forms(True, 6),
+                                                                 strict=True))
+
+
+def _whole_patterns(s: dict) -> tuple:
+    """Giving up everything the collective gives ([surrender] whole_*): 放弃村集体一切权益."""
+    if not s.get("whole_verbs"):
+        return ()
+    g = int(s.get("whole_gap", 8))
+    out = []
+    for py, unit in ((False, 1), (True, 6)):
+        a = partial(_alt, py=py)
+        gap = f".{{0,{g * unit}}}?"
+        out.append(re.compile(f"(?:{a(s['whole_verbs'])}){gap}(?:{a(s['whole_of'])}){gap}"
+                              f"(?:{a(s['whole_what'])})"))
+    return tuple(out)
 
 
 def pinyin_matchable(word: str) -> bool:
@@ -294,18 +431,56 @@ def _exempt(compact: str, start: int, length: int, exempt: list[str]) -> bool:
     return False
 
 
-def _negated(compact: str, start: int, neutral: list[str]) -> bool:
+def _negated(compact: str, start: int, neutral: list[str],
+             clauses: list[int] | None = None) -> bool:
+    """Whether a match at `start` states the rule: a neutral word in the 8 characters before
+    it, or a clause-taking negative (不得将…, 严禁以…) earlier in the same clause — unless a
+    "must" (不得不, 必须 …) stands in between."""
     before = compact[max(0, start - _NEUTRAL_WINDOW):start]
     if any(m in before for m in _MUST):
         return False
-    return any(n in before for n in neutral)
+    if any(n in before for n in neutral):
+        return True
+    if clauses is None:
+        return False
+    lex = lexicon()
+    k = bisect_right(clauses, start)
+    first = max(clauses[k - 1], start - lex["clause_window"])
+    clause = compact[max(0, first):start]
+    if not clause or any(m in clause for m in _MUST):
+        return False
+    rest = compact[start:clauses[k] if k < len(clauses) else len(compact)]
+    return any(n in clause and (not n.endswith(_FRAMED) or any(f in rest for f in lex["frame"]))
+               for n in lex["clause_words"])
 
 
-def _negated_py(py: str, start: int, neutral_py: list[str]) -> bool:
+def _negated_py(py: str, start: int, neutral_py: list[str],
+                clauses: list[int] | None = None) -> bool:
+    """`_negated` in pinyin (a character is up to six letters)."""
     before = py[max(0, start - 6 * _NEUTRAL_WINDOW):start]
     if any(m in before for m in _MUST_PY):
         return False
-    return any(n in before for n in neutral_py)
+    if any(n in before for n in neutral_py):
+        return True
+    if not clauses:
+        return False
+    lex = lexicon()
+    k = bisect_right(clauses, start)
+    first = max(clauses[k - 1], start - 6 * lex["clause_window"])
+    clause = py[max(0, first):start]
+    if not clause or any(m in clause for m in _MUST_PY):
+        return False
+    rest = py[start:clauses[k] if k < len(clauses) else len(py)]
+    return any(n in clause and (not n.endswith(_FRAMED_PY) or any(f in rest
+                                                                    for f in lex["frame_py"]))
+               for n in lex["clause_words_py"])
+
+
+# a clause negative ending in 将/把/以 (不得将…) states the rule only when the clause goes on to
+# frame what follows as a condition (…作为落户的前提; …为由): "严禁把补偿款挪作他用先退地后落户"
+# is no statement of the rule
+_FRAMED = ("将", "把", "以")
+_FRAMED_PY = ("jiang", "ba", "yi")
 
 
 def _find(haystack: str, needle: str, bounds: set[int] | None):
@@ -322,55 +497,119 @@ def detect(text, groups: tuple[str, ...] = GROUPS) -> list[Hit]:
     if not text:
         return []
     lex = lexicon()
-    compact = normalise(text)
+    compact, clauses = _normalise_clauses(text)
     if not compact:
         return []
-    py, bounds = _syllables(compact)
+    py, bounds, at = _syllables_at(compact)
+    cpy = [at[c] for c in clauses if c < len(at)]  # the clauses in pinyin
     hits: list[Hit] = []
     for g in groups:
         for word, n, p in lex["groups"][g]:
             found = list(_find(compact, n, None)) if n else []
             if len(n) <= 2:  # a short word inside a compound that says something else
                 found = [i for i in found if not _exempt(compact, i, len(n), lex["exempt"])]
-            if any(not _negated(compact, i, lex["neutral"]) for i in found):
+            if any(not _negated(compact, i, lex["neutral"], clauses) for i in found):
                 hits.append(Hit(g, word, "text"))
             elif any(len([i for i in _find(py, x, bounds)
-                          if not _negated_py(py, i, lex["neutral_py"])]) > len(found)
+                          if not _negated_py(py, i, lex["neutral_py"], cpy)]) > len(found)
                      for x in p):
                 # more matches in pinyin than in characters: a romanised (or homophone) wording
                 # that no neutral word covers
                 hits.append(Hit(g, word, "pinyin"))
     if "surrender" in groups and not any(h.group == "surrender" for h in hits):
-        hit = _pair(compact, py, bounds, lex) or _after(compact, lex) or \
-            _after_py(py, bounds, lex)
+        hit = _pair(compact, py, bounds, lex, clauses, cpy) or \
+            _after(compact, lex, clauses) or _after_py(py, bounds, lex, cpy) or \
+            _whole(compact, py, bounds, lex, clauses, cpy)
         if hit is not None:
             hits.append(hit)
     if "condition" in groups and lex["patterns"]:
         text_pat, py_pat, *ties = lex["patterns"]
         m = text_pat.search(compact)
-        if m and not _negated(compact, m.start(), lex["neutral"]):
+        if m and not _negated(compact, m.start(), lex["neutral"], clauses):
             hits.append(Hit("condition", m.group(0), "text"))
         elif not m:
             m = py_pat.search(py)
-            if m and m.start() in bounds and not _negated_py(py, m.start(), lex["neutral_py"]):
+            if m and m.start() in bounds and not _negated_py(py, m.start(), lex["neutral_py"], cpy):
                 hits.append(Hit("condition", m.group(0), "pinyin"))
         if not any(h.group == "condition" for h in hits):
-            for pat, pat_py in ties:
-                m = pat.search(compact)
-                if m:
-                    if not _negated(compact, m.start(), lex["neutral"]):
-                        hits.append(Hit("condition", m.group(0), "text"))
-                        break
-                    continue
-                m = pat_py.search(py)
-                if m and m.start() in bounds and \
-                        not _negated_py(py, m.start(), lex["neutral_py"]):
-                    hits.append(Hit("condition", m.group(0), "pinyin"))
-                    break
+            hit = _tie(compact, clauses, py, bounds, lex, ties, cpy)
+            if hit is not None:
+                hits.append(hit)
     return hits
 
 
-def _after_py(py: str, bounds: set[int], lex: dict) -> Hit | None:
+def _present(compact: str, py: str, words: tuple[list[str], list[str]]) -> tuple[bool, bool]:
+    """Whether any of the words is in the text, and in its pinyin."""
+    return any(w in compact for w in words[0]), any(w in py for w in words[1])
+
+
+def _tie(compact: str, clauses: list[int], py: str, bounds: set[int], lex: dict,
+         ties: list, cpy: list[int]) -> Hit | None:
+    """The first giving-up tied to settling, or right ended with the hukou, that is not the
+    rule stated."""
+    in_text, in_py = _present(compact, py, lex["settle"])
+    if in_text or in_py:
+        for pat, pat_py in ties:
+            if in_text:
+                for m in pat.finditer(compact):
+                    if not _negated(compact, m.start(), lex["neutral"], clauses):
+                        return Hit("condition", m.group(0), "text")
+            if in_py:
+                for m in pat_py.finditer(py):
+                    if m.start() in bounds and not _negated_py(py, m.start(), lex["neutral_py"], cpy):
+                        return Hit("condition", m.group(0), "pinyin")
+    in_text, in_py = _present(compact, py, lex["causes"])
+    if not (in_text or in_py):
+        return None
+    for pat, pat_py in lex["hukou_ties"]:
+        if in_text:
+            for m in pat.finditer(compact):
+                if _hukou_tie(compact, m, 1, lex) and \
+                        not _negated(compact, m.start(), lex["neutral"], clauses):
+                    return Hit("condition", m.group(0), "text")
+        if in_py:
+            for m in pat_py.finditer(py):
+                if m.start() in bounds and _hukou_tie(py, m, 6, lex) and \
+                        not _negated_py(py, m.start(), lex["neutral_py"], cpy):
+                    return Hit("condition", m.group(0), "pinyin")
+    return None
+
+
+_NOT = ("不", "未", "无", "没", "勿", "并非", "绝非")
+_NOT_PY = ("bu", "wei", "wu", "mei", "bingfei", "juefei")
+
+
+def _hukou_tie(s: str, m: re.Match, unit: int, lex: dict) -> bool:
+    """A right ended with the hukou, not "不因户口迁出而丧失" (a negative right before the
+    connective or the loss) nor a lawful ground beside it (取得其他成员资格, 死亡)."""
+    nots = _NOT if unit == 1 else _NOT_PY
+    for name in ("w", "l"):
+        if name in m.re.groupindex and m.start(name) >= 0:
+            before = s[max(0, m.start(name) - 2 * unit):m.start(name)]
+            if any(before.endswith(n) for n in nots):
+                return False
+    span = m.group(0)
+    if unit == 1:
+        return not any(b in span for b in lex["lose_block"])
+    return not any(_syllables(b)[0] in span for b in lex["lose_block"])
+
+
+def _whole(compact: str, py: str, bounds: set[int], lex: dict, clauses,
+           cpy: list[int]) -> Hit | None:
+    """Everything the collective gives, given up as a whole (放弃村集体一切权益)."""
+    if not lex["whole"]:
+        return None
+    pat, pat_py = lex["whole"]
+    for m in pat.finditer(compact):
+        if not _negated(compact, m.start(), lex["neutral"], clauses):
+            return Hit("surrender", m.group(0), "text")
+    for m in pat_py.finditer(py):
+        if m.start() in bounds and not _negated_py(py, m.start(), lex["neutral_py"], cpy):
+            return Hit("surrender", m.group(0), "pinyin")
+    return None
+
+
+def _after_py(py: str, bounds: set[int], lex: dict, cpy: list[int]) -> Hit | None:
     """The same in pinyin (cheng bao jing ying quan yi bing zhu xiao)."""
     objects, verbs, window = lex["after_py"]
     for o, op in objects:
@@ -382,13 +621,13 @@ def _after_py(py: str, bounds: set[int], lex: dict) -> Hit | None:
                 if j == -1 or (end + j) not in bounds or (end + j + len(vp)) not in bounds:
                     continue
                 if any(n in tail[:j] for n in lex["neutral_py"]) or \
-                        _negated_py(py, i, lex["neutral_py"]):
+                        _negated_py(py, i, lex["neutral_py"], cpy):
                     continue
                 return Hit("surrender", f"{o}…{v}", "pinyin")
     return None
 
 
-def _after(compact: str, lex: dict) -> Hit | None:
+def _after(compact: str, lex: dict, clauses=None) -> Hit | None:
     """A right followed closely by what is done to it (承包经营权一并注销); a neutral word in
     between or just before makes it the rule ("承包经营权不因落户而丧失")."""
     objects = lex["pairs"][1]
@@ -403,20 +642,21 @@ def _after(compact: str, lex: dict) -> Hit | None:
                     continue
                 between = tail[:j]
                 if any(n in between for n in lex["neutral"]) or \
-                        _negated(compact, i, lex["neutral"]):
+                        _negated(compact, i, lex["neutral"], clauses):
                     continue
                 return Hit("surrender", f"{o}…{v}", "text")
     return None
 
 
-def _pair(compact: str, py: str, bounds: set[int], lex: dict) -> Hit | None:
+def _pair(compact: str, py: str, bounds: set[int], lex: dict, clauses=None,
+          cpy=None) -> Hit | None:
     """A verb of giving up followed closely by a right, in characters or in pinyin."""
     verbs, objects, window = lex["pairs"]
     for v in verbs:
         for i in _find(compact, v, None):
             tail = compact[i + len(v):i + len(v) + window]
             obj = next((o for o in objects if o in tail), None)
-            if obj and not _negated(compact, i, lex["neutral"]):
+            if obj and not _negated(compact, i, lex["neutral"], clauses):
                 return Hit("surrender", f"{v}…{obj}", "text")
     for v, vp in lex["pairs_py"][0]:
         for i in _find(py, vp, bounds):
@@ -425,7 +665,7 @@ def _pair(compact: str, py: str, bounds: set[int], lex: dict) -> Hit | None:
             for o, op in lex["pairs_py"][1]:
                 j = tail.find(op)
                 if j != -1 and (tail_start + j) in bounds and \
-                        not _negated_py(py, i, lex["neutral_py"]):
+                        not _negated_py(py, i, lex["neutral_py"], cpy):
                     return Hit("surrender", f"{v}…{o}", "pinyin")
     return None
 

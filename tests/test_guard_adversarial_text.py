@@ -592,11 +592,17 @@ def test_a_giving_up_tied_to_settling_is_refused_however_it_is_worded(policy):
 def test_the_tie_patterns_leave_the_rule_itself_and_plain_records_alone(policy):
     from app import guardtext
 
-    # (the rule stated: 不得…; "不得将…作为落户的前提" is left out — the fixed phrase 落户的前提
-    # sits more than the 8 characters of the negation window after 不得, an older limit)
-    for sentence in _tie_sentences(seed=7, n=40):
-        if "作为" not in sentence:
-            assert guardtext.first_hit(policy, {"x": "不得" + sentence}) is None, sentence
+    # the rule stated: 不得…, including "不得将…作为落户的前提", where 落户的前提 sits more than
+    # the 8 characters of the old negation window after 不得 (不得将 scopes its whole clause)
+    stated = _tie_sentences(seed=7, n=40)
+    assert any("作为" in s for s in stated)
+    for sentence in stated:
+        assert guardtext.first_hit(policy, {"x": "不得" + sentence}) is None, sentence
+    # … but a must (不得不将…) and a conditional with two negatives are no statement of the rule
+    for sentence in stated:
+        if "作为" in sentence:
+            assert guardtext.first_hit(policy, {"x": "不得不" + sentence}), sentence
+    assert guardtext.first_hit(policy, {"x": "若不将承包地交回，不得落户"})
     for plain in ("落户须先提交房产证", "以退出承包地为条件发放补偿", "落户条件是有合法稳定住所",
                   "退出宅基地后由集体收回", "先退出承包地，再领取补偿款", "自愿退出承包地，补偿款已到账",
                   "本人户口已迁入城镇，自愿退出承包地", "退出申请书.pdf"):

@@ -253,11 +253,12 @@ def test_gaining_another_membership_may_name_the_hukou_but_never_settling_in_tow
     assert guardtext.check("membership_other", "已进城落户，视同取得其他成员资格")
 
 
-# A held-out set, written after the lexicon above was settled and never tuned against: it
-# measures how the detector does on wordings it was not shaped by.  Measured when written:
-# 21 of 30 caught (0.70), 0 of 30 neutral flagged.  The misses (宅子归村里, 分红停发, 腾房,
-# 把地交出来, 腾出来 …) are for the next revision of the lexicon — after which this set is no
-# longer held out and a new one must be written.
+# The first held-out set, written after the lexicon above was settled: 21 of 30 caught (0.70)
+# when written, 26 of 30 before guardtext-rev, 0 of 30 neutral flagged.  It is NO LONGER HELD
+# OUT: guardtext-rev tuned against it (its four misses — 先腾房后落户, 宅基地腾出来才能迁户口,
+# 成员资格随户口迁出而终止, 本人自愿放弃村集体一切权益 — were generalised into the families of
+# tests/test_guardtext_families.py, not added as strings); 30 of 30 after.  It stays as a
+# tuning set with its floor; HELD2 below is the held-out set now.
 HELD_HITS = [
     "落户的前提是把责任田退给集体", "村里要求签字后收回口粮田", "迁户口要先交还宅基地使用证",
     "进城后宅子归村里", "户口迁走的，分红停发", "股金一律退还，不再分配", "先腾房后落户",
@@ -291,4 +292,89 @@ def test_held_out_rates():
     print("\n" + report)
     Path(__file__).with_name("guardtext_rates_heldout.txt").write_text(report + "\n",
                                                                         encoding="utf-8")
-    assert len(caught) >= 21 and flagged == []
+    assert len(caught) == len(HELD_HITS) and flagged == []
+
+
+# A second held-out set (guardtext-rev, 2026-11-30), written before the detector was changed
+# and never tuned against: conditions, sequencing, trades, memberships and rights tied to the
+# hukou, plain surrenders and disguised spellings; and what a bureau clerk or a farmer really
+# writes, including innocent mentions of 落户/户口/退出/交回.  Scored with the settlement
+# policy, like the first held-out set.  Measured on the detector of main (0f327b2) when written:
+# 27 of 45 caught (0.60), 4 of 46 neutral flagged — "任何单位不得要求进城落户农民退出承包地" and
+# "是否退出承包地由农户自愿决定，与落户无关" (the rule stated, the negation or question more than
+# 8 characters before), "退出宅基地须另行申请，不影响落户" and "户主自愿退出宅基地，已领取补偿款"
+# (a surrender named in plain words, which the settlement policy refuses in any settlement record
+# by design, domain.md §9 rule 2: they stay in the set and count).
+# Measured once on guardtext-rev's detector, after its tuning (against the first set and the
+# generated families of tests/test_guardtext_families.py) was done: 40 of 45 caught (0.89),
+# 3 of 46 neutral flagged ("是否退出承包地…" — a question, no negative — and the two by-design
+# surrender mentions above).  Not tuned against since.  Missed: trades written without 以/用/拿
+# (拿宅基地抵…, 承包地折价换…, 宅基地换楼房), "落户城镇即视为自动退出本集体", "今后不要村里的
+# 地和分红".  Caveat: the same author wrote this set just before designing the families, so
+# some family vocabulary (暂缓, 迁不了, 别想, 要等…再办, 农转非/户籍 as settling, 不再享受/
+# 没有 as a loss) was known to echo it; it is held out from tuning, not from its author.
+# The floor below is the measured rate: a change that loses a detection or flags more fails.
+HELD2_MEASURED_CAUGHT = 40
+HELD2_MEASURED_FLAGGED = {"是否退出承包地由农户自愿决定，与落户无关", "退出宅基地须另行申请，不影响落户",
+                          "户主自愿退出宅基地，已领取补偿款"}
+HELD2_HITS = [
+    # conditions
+    "须将宅基地交给村里后才给办理落户", "落户手续要等承包地退干净再办",
+    "只有交出土地承包经营权证，才受理迁户申请", "承包地不退，户口就迁不了",
+    "办理农转非前，应先放弃宅基地资格", "把口粮田让出来，才可以上城镇户口",
+    "未退出集体股份的，暂缓办理落户", "城镇户口办好以前要把老宅腾空交村里",
+    "入户城区以交回承包地为前提", "你家的地要是不交，落户的事就别想了",
+    # sequencing
+    "先交宅基地，再办户口迁移", "先把股份退了再来迁户", "第一步退地，第二步落户",
+    "先签退出承诺书，后办落户手续", "先拆老房子后迁户籍",
+    # trades
+    "拿宅基地抵城里的安置房", "用三亩承包地置换一套县城楼房", "以股份换取城镇社保",
+    "承包地折价换城镇户口指标", "宅基地换楼房，承包地换社保",
+    # a membership or a right tied to the hukou
+    "户口转出本村的，集体成员资格一并取消", "凡农转非人员不再享受集体分配", "迁入城镇后股权自动收回",
+    "因户口迁往县城，其成员身份予以注销", "户籍转为城镇居民的，收益分配权随之消灭",
+    "户口迁走就没有分红了", "已在城里落户的，不再分给宅基地", "落户城镇即视为自动退出本集体",
+    "农转非后不能再参加村里分配", "进城落户人员的承包地由组里统一收回",
+    # surrenders in plain words
+    "自愿把全部承包地交还给组上", "本户放弃在村里的所有权利", "同意将宅基地退给村集体",
+    "全家自愿放弃集体经济组织的一切待遇", "今后不要村里的地和分红",
+    # disguised spellings
+    "xian tui di zai luo hu", "以 地 換 戶 口", "落戶前須交還宅基地",
+    "tuì chū zhái jī dì hòu cái néng luò hù", "交&#22238;承包地后落户",
+    quote("退出宅基地") + "后再迁户口", "ＴＵＩ ＤＩ ＬＵＯ ＨＵ", "放\u200b弃\u200b承\u200b包\u200b地",
+    "腾空房屋后方可迁出户口", "户口迁出者，宅基地由村收回",
+]
+HELD2_NEUTRAL = [
+    "申请人持户口簿到派出所办理落户", "已交回旧户口簿，领取新户口簿", "落户后请到社区登记居住信息",
+    "交回居住证后换发户口簿", "先提交材料，后审核落户", "先交材料再办落户", "退出登记系统前请保存",
+    "退回补正：缺少房产证复印件", "材料退回申请人补充", "户口迁移证已交回派出所",
+    "户口迁出后，承包地继续由家人耕种", "本人户口已迁入城区，宅基地及房屋仍归本户",
+    "进城落户后仍按股参加分红", "成员资格不随户口迁移而改变", "承包经营权不因户口迁出而丧失",
+    "不得以交回宅基地作为落户的条件", "任何单位不得要求进城落户农民退出承包地",
+    "是否退出承包地由农户自愿决定，与落户无关", "退出宅基地须另行申请，不影响落户",
+    "户主自愿退出宅基地，已领取补偿款", "收回押金后办理退租", "退租后迁入单位集体户",
+    "交房后办理不动产登记", "新房交付后迁入户口", "拆迁安置房已交付，全家落户安置小区",
+    "先买房后落户", "先租房，满半年后申请落户", "落户须提供合法稳定住所证明", "购房满一年才能落户",
+    "办理居住证满六个月方可申请落户", "申请人已放弃原定预约时间", "户主放弃听证",
+    "村集体收益按股分配到户", "土地流转给合作社，流转费按年支付", "地块东至进城公路",
+    "户口本丢失，申请补办", "宅基地上的老房子已翻建", "老宅由儿子继续居住",
+    "承包地由本户继续经营，户口迁入城区", "交回旧证换领新证", "退役士兵落户安置",
+    "大学生毕业后户口迁回原籍", "离婚后户口迁回娘家村，在该村取得成员资格",
+    "迁户口需要房产证、身份证和户口簿", "外嫁女户口未迁出，继续享有分红", "落户后随迁子女可就近入学",
+]
+
+
+def test_second_held_out_rates():
+    caught = [t for t in HELD2_HITS if guardtext.check("settlement", t)]
+    flagged = [t for t in HELD2_NEUTRAL if guardtext.check("settlement", t)]
+    report = (f"held out (2nd): detection {len(caught)}/{len(HELD2_HITS)} = "
+              f"{len(caught) / len(HELD2_HITS):.2f}; false positives {len(flagged)}/"
+              f"{len(HELD2_NEUTRAL)}; missed: {[t for t in HELD2_HITS if t not in caught]}; "
+              f"flagged: {flagged}")
+    print("\n" + report)
+    Path(__file__).with_name("guardtext_rates_heldout2.txt").write_text(report + "\n",
+                                                                         encoding="utf-8")
+    assert len(HELD2_HITS) >= 40 and len(HELD2_NEUTRAL) >= 40
+    assert len(set(HELD2_HITS)) == len(HELD2_HITS) and len(set(HELD2_NEUTRAL)) == len(HELD2_NEUTRAL)
+    assert len(caught) >= HELD2_MEASURED_CAUGHT
+    assert set(flagged) <= HELD2_MEASURED_FLAGGED
