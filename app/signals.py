@@ -19,6 +19,11 @@ parcels_succeeded = _signals.signal("parcels-succeeded", doc=(
     "app.parcels split or merged parcels. sender: actor; kwargs: parents (ended parcels), "
     "children (new parcels), reason. app.rights carries the rights over them to the successors."))
 
+parcel_holder_change = _signals.signal("parcel-holder-change", doc=(
+    "app.parcels is about to register a parcel under another household (an amendment of its "
+    "household code). sender: actor; kwargs: parcel (the current version), household_code (the "
+    "new one). app.rights refuses (raises) while a current right of another holder holds it."))
+
 right_ended = _signals.signal("right-ended", doc=(
     "app.rights ended a right. sender: actor; kwargs: right_uid, reason. app.certificates "
     "cancels the certificate issued on it."))

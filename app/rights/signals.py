@@ -8,9 +8,15 @@ def _parcels_succeeded(actor, parents, children, reason: str) -> None:
     ops.carry_to_successors(actor, parents, children, reason)
 
 
+def _parcel_holder_change(actor, parcel, household_code) -> None:
+    for kind in ("land_contract", "homestead"):
+        ops.refuse_other_holder(kind, household_code, [parcel.uid])
+
+
 def _parcel_page(parcel) -> dict:
     return {"rights": ops.on_parcel(parcel.uid), "ground_labels": ops.GROUND_LABELS}
 
 
 signals.parcels_succeeded.connect(_parcels_succeeded, weak=False)
 signals.parcel_page.connect(_parcel_page, weak=False)
+signals.parcel_holder_change.connect(_parcel_holder_change, weak=False)
