@@ -32,7 +32,7 @@ from tests.test_withdrawal import settled_in_town
 
 END = """UPDATE land_right SET status = 'ended', end_ground = :g, ended_on = :d,
     end_record_id = :m WHERE id = :id"""
-KEEPS = "SET CONSTRAINTS land_right_version_keeps_land IMMEDIATE"
+KEEPS = "SET CONSTRAINTS ALL IMMEDIATE"  # the deferred checks, here and now
 
 
 def _settled(dbs):
@@ -337,3 +337,50 @@ def test_the_new_guards_cannot_be_switched_off_or_shadowed(dbs):
         err = str(e.orig).split("\n")[0]
     dbs.execute(text("SET LOCAL search_path = \"$user\", public"))
     assert err is not None and "right.end.mutation_carried" in err, err
+
+
+# --- 6. the share roll: a periodic adjustment that leaves out the member who settled ---------
+
+def test_a_share_roll_adjustment_cannot_leave_out_a_settled_member(dbs):
+    """On the app's connection: a later quantification written without the member who settled
+    in town, and that member's holding ended 'adjusted' on its base date.  The distribution
+    check already refused to pay on such a roll; now the roll itself is refused (at commit)."""
+    from app.collectives import operations as coll_ops
+    from app.membership import operations as members
+    from tests.test_membership_distribution import _collective_with_members, _settle
+
+    c = _collective_with_members(dbs)
+    roll = coll_ops.roll(c)
+    settled = roll[random.Random(11).randrange(len(roll))].person
+    _settle(dbs, settled)
+    q = members.quantify("officer", c, dt.date(2025, 6, 30), 123_456_789, reason="股份量化")
+    members.set_charter_rule("officer", c, reason="章程修改", management="periodic",
+                             adjust_every_years=1)
+    n = dbs.scalar(text("""INSERT INTO share_quantification (collective_id, base_date,
+        asset_value_fen, collective_share_bp, member_centi, collective_centi, management,
+        created_by) SELECT collective_id, base_date + 400, asset_value_fen, collective_share_bp,
+        member_centi, collective_centi, 'periodic', 'x' FROM share_quantification
+        WHERE id = :q RETURNING id"""), {"q": q.id})
+    dbs.execute(text("""INSERT INTO share_holding (quantification_id, person_id, household_id,
+        population_centi, labour_centi, shares_centi, source)
+        SELECT :n, person_id, household_id, population_centi, labour_centi, shares_centi, source
+        FROM share_holding WHERE quantification_id = :q AND person_id <> :p"""),
+        {"n": n, "q": q.id, "p": settled.id})
+    dbs.execute(text("""UPDATE share_holding SET end_ground = 'adjusted', ended_on =
+        (SELECT base_date FROM share_quantification WHERE id = :n)
+        WHERE quantification_id = :q"""), {"n": n, "q": q.id})
+    err = _fails(dbs, "SET CONSTRAINTS ALL IMMEDIATE")
+    assert err is not None and "membership.shares.adjusted" in err, err
+    assert f"person {settled.id} " in err
+
+
+def test_a_lawful_adjustment_passes(dbs):
+    from app.membership import operations as members
+    from tests.test_membership_distribution import _collective_with_members
+
+    c = _collective_with_members(dbs)
+    q = members.quantify("officer", c, dt.date(2024, 6, 30), 100_000, reason="股份量化")
+    members.set_charter_rule("officer", c, reason="章程修改", management="periodic",
+                             adjust_every_years=1)
+    later = members.quantify("officer", c, dt.date(2025, 6, 30), 100_000, reason="调整")
+    assert later.id != q.id and _fails(dbs, "SET CONSTRAINTS ALL IMMEDIATE") is None
