@@ -142,6 +142,13 @@ def test_the_lawful_mutation_end_leaves_the_holder_its_land(dbs):
     rights.register_land_contract("bureau", hh.cbfbm, hh.cbfbm + "J", [(kids[0], None)],
                                   dt.date.today(), r.term_end, reason="换发")
     _refused_everywhere(dbs, r, m, "right.end.mutation_carried")
+    # all the land, but under a contract that has already run out: ending the old right on the
+    # split and this one on 'expiry' would leave the household nothing
+    short = rights.register_land_contract("bureau", hh.cbfbm, hh.cbfbm + "J",
+                                          [(p, None) for p in held], r.term_start,
+                                          dt.date.today() - dt.timedelta(days=1), reason="换发")
+    assert _land(dbs, short.uid) == _land(dbs, r.uid)
+    _refused_everywhere(dbs, r, m, "right.end.mutation_carried")
     successor = rights.register_land_contract("bureau", hh.cbfbm, hh.cbfbm + "J",
                                               [(p, None) for p in held], dt.date.today(),
                                               r.term_end, reason="换发")

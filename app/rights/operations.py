@@ -91,8 +91,8 @@ MUTATION_CARRIED = Rule(
     "right.end.mutation_carried",
     _l("The right goes on over parcel %(parcel)s: a split or merge hands a right on to the "
        "successor parcels, where it continues. It ends on a mutation only when another current "
-       "right of the same holder holds all of its land; a mutation takes no land back during "
-       "the term."), ART27_55)
+       "right of the same holder holds all of its land for at least the same term; a mutation "
+       "takes no land back during the term."), ART27_55)
 BEFORE_GROUND = Rule(
     "right.end.before_ground",
     _l("A right cannot end on %(ended_on)s, before the %(what)s of %(date)s behind its end."),

@@ -8,7 +8,8 @@ it (tests/test_atk_0051.py).
   same, and left the merged parcel to the neighbour.  Nothing was handed to a successor right:
   the household simply lost its land (农村土地承包法 art 27: no taking back during the term;
   乡村振兴促进法 art 55).  Now the ground needs that another current right of the same holder
-  holds all the ended version's land (right_land_kept_alone() is NULL), and it is not dated
+  holds all the ended version's land for at least its term (right_land_kept_alone() is NULL —
+  a successor with an earlier term end would let the land go on 'expiry'), and it is not dated
   before the mutation (its local date, Asia/Shanghai, whatever the session's time zone).
 - an end on expropriation dated before the decision, or on holder_extinct before the household's
   own end, was accepted: an end is never dated before its ground.
@@ -37,8 +38,9 @@ KEPT = r"""
 CREATE OR REPLACE FUNCTION right_land_kept_alone(version_id integer)
   RETURNS text LANGUAGE sql STABLE SET search_path = public, pg_temp AS $$
   -- the first parcel of right version `version_id` that no other current right of the same
-  -- kind and holder holds (or that is no current parcel: the right was not carried over its
-  -- successors); NULL when ending the version leaves its holder every piece of its land
+  -- kind and holder, for at least the same term, holds (or that is no current parcel: the
+  -- right was not carried over its successors); NULL when ending the version leaves its holder
+  -- every piece of its land for as long as the version ran
   SELECT rp.parcel_code FROM land_right v JOIN land_right_parcel rp ON rp.right_id = v.id
   WHERE v.id = $1 AND NOT EXISTS (
       SELECT 1 FROM parcel p WHERE p.uid = rp.parcel_uid AND p.end_lifespan IS NULL
@@ -46,7 +48,8 @@ CREATE OR REPLACE FUNCTION right_land_kept_alone(version_id integer)
                     WHERE sp.parcel_uid = rp.parcel_uid AND s.uid <> v.uid AND s.kind = v.kind
                       AND s.status = 'current' AND s.end_lifespan IS NULL
                       AND s.holder_household_code IS NOT DISTINCT FROM v.holder_household_code
-                      AND s.holder_person_id IS NOT DISTINCT FROM v.holder_person_id))
+                      AND s.holder_person_id IS NOT DISTINCT FROM v.holder_person_id
+                      AND (v.term_end IS NULL OR s.term_end >= v.term_end)))
   ORDER BY rp.parcel_code LIMIT 1
 $$;
 """
@@ -182,7 +185,7 @@ BEGIN
     END IF;
     kept := right_land_kept_alone(r.id);
     IF kept IS NOT NULL THEN
-      RAISE EXCEPTION 'right.end.mutation_carried: right % goes on over parcel %: a split or merge hands a right on to the successor parcels, where it continues; it ends on a mutation only when another current right of the same holder holds all of its land (农村土地承包法 art 27; 乡村振兴促进法 art 55)', r.uid, kept
+      RAISE EXCEPTION 'right.end.mutation_carried: right % goes on over parcel %: a split or merge hands a right on to the successor parcels, where it continues; it ends on a mutation only when another current right of the same holder holds all of its land for at least its term (农村土地承包法 art 27; 乡村振兴促进法 art 55)', r.uid, kept
         USING ERRCODE = 'check_violation';
     END IF;
   WHEN 'court_judgment' THEN
