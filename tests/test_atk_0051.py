@@ -319,6 +319,39 @@ def test_a_holder_extinct_end_cannot_predate_the_households_end(dbs):
     assert r.status == "ended"
 
 
+@pytest.mark.parametrize("seed", [4, 5])
+def test_a_household_merged_into_another_is_no_extinct_holder(dbs, seed):
+    """并户: every member of the settled household moved into another household (of its own
+    collective or another, chosen by the seed), the household ended as 'all_members_left', and
+    its contract and homestead rights ended as 'holder extinct': the land gone, its people
+    living on in a successor household."""
+    from app.people import operations as people
+    from app.people.models import Household
+
+    hh, fields, home, r = _settled(dbs)
+    h = rights.register_homestead("bureau", hh.cbfbm, home, "确权")
+    others = dbs.scalars(select(Household).where(Household.cbfbm != hh.cbfbm,
+                                                 Household.ended_on.is_(None))
+                         .order_by(Household.id)).all()
+    rnd = random.Random(seed)
+    same = [o for o in others if o.collective_id == hh.collective_id]
+    apart = [o for o in others if o.collective_id != hh.collective_id] or same
+    to = rnd.choice(same if seed % 2 == 0 else apart)
+    day = dt.date.today()
+    for m in list(hh.current_members):
+        people.move_member("bureau", m, to, "97", day, "并户",
+                           division=rnd.random() < 0.5)
+    dbs.refresh(hh)
+    people.end_household("bureau", hh, "all_members_left", day, reason="并户")
+    for right in (r, h):
+        with pytest.raises(DomainError) as e:
+            rights.end_right("bureau", right, "holder_extinct", day, reason="户已注销")
+        assert e.value.code == "right.end.successor" and "第三十一条" in e.value.source("zh")
+        err = _fails(dbs, END, {"g": "holder_extinct", "d": day, "m": None, "id": right.id})
+        assert err is not None and "right.end.successor" in err, err
+        assert _current(dbs, right.uid).status == "current"
+
+
 # --- 5. pinned: what the app role cannot do to get round the guards ---------------------------
 
 def test_the_new_guards_cannot_be_switched_off_or_shadowed(dbs):

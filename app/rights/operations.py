@@ -97,6 +97,13 @@ BEFORE_GROUND = Rule(
     "right.end.before_ground",
     _l("A right cannot end on %(ended_on)s, before the %(what)s of %(date)s behind its end."),
     ART27_55)
+HOLDER_SUCCEEDED = Rule(
+    "right.end.successor",
+    _l("Members of household %(code)s live on in other households (%(names)s): its right passes "
+       "to a successor household (a division, a transfer within the collective); it does not "
+       "end as \"holder extinct\"."),
+    _l("农村土地承包法 (Rural Land Contracting Law) arts 27, 31, 34; 乡村振兴促进法 (Rural "
+       "Revitalisation Promotion Law) art 55"))
 OTHER_HOLDER = Rule(
     "right.parcel.other_holder",
     _l("Parcel %(parcel)s is under the current right %(uid)s of household %(holder)s; it passes "
@@ -425,6 +432,13 @@ def end_right(actor, right: Right, ground: str, ended_on: dt.date, evidence: str
         if ended_on < ended.ended_on:
             no(BEFORE_GROUND, ended_on=ended_on, what=_l("end of the holder household"),
                date=ended.ended_on)
+        moved = db.session.scalars(text("""
+            SELECT p.name FROM household h JOIN household_member m ON m.household_id = h.id
+            JOIN person p ON p.id = m.person_id
+            WHERE h.cbfbm = :h AND m.end_ground IN ('joined_other_household', 'household_division')
+            ORDER BY p.name"""), {"h": right.holder_household_code}).all()
+        if moved:  # the database's own test too (land_right_end_proof, 0053)
+            no(HOLDER_SUCCEEDED, code=right.holder_household_code, names="、".join(moved))
     note = evidence or ""
     if ground == "expropriation":
         x = db.session.get(Expropriation, record_id)

@@ -13,6 +13,10 @@ it (tests/test_atk_0051.py).
   before the mutation (its local date, Asia/Shanghai, whatever the session's time zone).
 - an end on expropriation dated before the decision, or on holder_extinct before the household's
   own end, was accepted: an end is never dated before its ground.
+- a household whose members all joined another household (并户, or moved on by a division) ended
+  as 'all_members_left', and its right then ended as 'holder_extinct' — the settled household's
+  land gone while its people live on in a successor household.  'holder_extinct' now needs that
+  no member left for another household: the holder died out (or lost nationality).
 - on the app's connection a new version of a right could leave out its parcels (a "current"
   right over nothing): a version now keeps the land of the one it follows, or the successors a
   split or merge made of it (deferred constraint trigger land_right_version_keeps_land).
@@ -170,6 +174,12 @@ BEGIN
     END IF;
     IF r.ended_on < hh.ended_on THEN
       RAISE EXCEPTION 'right.end.before_ground: right % cannot end on %, before its holder household ended (%) (农村土地承包法 art 27)', r.uid, r.ended_on, hh.ended_on
+        USING ERRCODE = 'check_violation';
+    END IF;
+    IF EXISTS (SELECT 1 FROM household h JOIN household_member m ON m.household_id = h.id
+                WHERE h.cbfbm = r.holder_household_code
+                  AND m.end_ground IN ('joined_other_household', 'household_division')) THEN
+      RAISE EXCEPTION 'right.end.successor: members of household % live on in other households; its right passes to a successor household (a division, a transfer within the collective), it does not end as "holder extinct" (农村土地承包法 art 27, 31, 34; 乡村振兴促进法 art 55)', r.holder_household_code
         USING ERRCODE = 'check_violation';
     END IF;
   WHEN 'mutation' THEN
