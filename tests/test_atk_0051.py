@@ -165,6 +165,13 @@ def test_the_lawful_mutation_end_leaves_the_holder_its_land(dbs):
             err = _fails(dbs, END, {"g": "mutation", "d": back, "m": m, "id": r.id})
             assert err is not None and "right.end.before_ground" in err, (tz, days, err)
     dbs.execute(text("SELECT set_config('timezone', 'Asia/Shanghai', true)"))
+    # the successor is the later right: the old one is no successor of it, so two sessions
+    # could never end each on the other (each seeing the other current) and leave nothing
+    m2 = _mutation_of(dbs, parcels.split("bureau", kids[1], _halves(dbs, kids[1], "9541"),
+                                         "分割")[0])
+    r, successor = _current(dbs, r.uid), _current(dbs, successor.uid)
+    assert dbs.scalar(text("SELECT mutation_handed_on(:u, :m)"), {"u": successor.uid, "m": m2})
+    _refused_everywhere(dbs, successor, m2, "right.end.mutation_carried")
     rights.end_right("bureau", r, "mutation", dt.date.today(), evidence="分割", reason="换发",
                      record=m)
     assert r.status == "ended" and _current(dbs, successor.uid).status == "current"
@@ -247,6 +254,33 @@ def test_an_amendment_does_not_move_a_held_parcel_to_another_household(dbs):
     assert fields[0].uid in _land(dbs, r.uid) and _land(dbs, h.uid) == {home.uid}
     assert dbs.scalar(text("SELECT household_code FROM parcel WHERE uid = :u AND "
                            "end_lifespan IS NULL"), {"u": home.uid}) == hh.cbfbm
+
+
+def test_an_amendment_does_not_change_what_a_held_parcel_is(dbs):
+    """The settled household's contract parcel made a homestead, collective land of another
+    kind, or another collective's: the right holds land that is no longer contract land of its
+    issuing party (next: another household's homestead right over it)."""
+    from app.collectives.models import Collective
+
+    hh, fields, home, r = _settled(dbs)
+    other = dbs.scalar(select(Collective.id).where(Collective.id != hh.collective_id)
+                       .order_by(Collective.id))
+    p = random.Random(9).choice(fields)
+    for change in ({"kind": "homestead"}, {"collective_id": other}):
+        with pytest.raises(DomainError) as e:
+            parcels.amend("bureau", p, "更正", **change)
+        assert e.value.code == "right.parcel.held" and e.value.params["uid"] == r.uid
+        with signals.parcel_holder_change.muted():
+            with pytest.raises(Exception) as e:  # noqa: B017 — the driver's own error
+                with dbs.begin_nested():
+                    parcels.amend("bureau", p, "更正", **change)
+        assert "parcel.holder" in str(e.value), str(e.value)[:300]
+        dbs.refresh(p)  # the refused version's end of p was rolled back with it
+    assert dbs.scalar(text("SELECT kind FROM parcel WHERE uid = :u AND end_lifespan IS NULL"),
+                      {"u": p.uid}) == "contract"
+    # an amendment of its name or remarks goes through, and the right still holds it
+    renamed = parcels.amend("bureau", p, "更名", name="东坡地")
+    assert renamed.uid in _land(dbs, r.uid)
 
 
 # --- 3. a version of the right without its land (SQL on the app's connection) ---------------

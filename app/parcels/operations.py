@@ -255,10 +255,10 @@ def amend(actor, parcel: Parcel, reason: str, wkt: str | None = None, srid: int 
     wkt = wkt or _wkt_in_survey_crs(parcel)
     _check_geometry(wkt, srid)
     _precheck(wkt, srid, parcel.code, exclude_uids=[parcel.uid], check_code=False)
-    if "household_code" in changes and changes["household_code"] != parcel.household_code:
-        # app.rights refuses while a current right of another holder holds the parcel
-        signals.send(signals.parcel_holder_change, actor, parcel=parcel,
-                     household_code=changes["household_code"])
+    held = {k: v for k, v in changes.items()
+            if k in ("household_code", "kind", "collective_id") and v != getattr(parcel, k)}
+    if held:  # app.rights refuses while a current right holds the parcel
+        signals.send(signals.parcel_holder_change, actor, parcel=parcel, changes=held)
     values = {c: getattr(parcel, c) for c in COPY_COLUMNS}
     before = {k: values.get(k) for k in changes}
     values.update(changes)

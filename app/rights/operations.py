@@ -90,7 +90,7 @@ NO_HOUSEHOLD = Rule("right.holder", _l("Household %(code)s is not registered."),
 MUTATION_CARRIED = Rule(
     "right.end.mutation_carried",
     _l("The right goes on over parcel %(parcel)s: a split or merge hands a right on to the "
-       "successor parcels, where it continues. It ends on a mutation only when another current "
+       "successor parcels, where it continues. It ends on a mutation only when a later current "
        "right of the same holder holds all of its land for at least the same term; a mutation "
        "takes no land back during the term."), ART27_55)
 BEFORE_GROUND = Rule(
@@ -104,6 +104,11 @@ HOLDER_SUCCEEDED = Rule(
        "end as \"holder extinct\"."),
     _l("农村土地承包法 (Rural Land Contracting Law) arts 27, 31, 34; 乡村振兴促进法 (Rural "
        "Revitalisation Promotion Law) art 55"))
+PARCEL_HELD = Rule(
+    "right.parcel.held",
+    _l("Parcel %(parcel)s is held by the current right %(uid)s: its kind and its collective do "
+       "not change while a right holds it; the right ends first on a lawful ground."),
+    ART27_55, 409)
 OTHER_HOLDER = Rule(
     "right.parcel.other_holder",
     _l("Parcel %(parcel)s is under the current right %(uid)s of household %(holder)s; it passes "
@@ -156,6 +161,22 @@ def refuse_other_holder(kind: str, household_code: str, parcel_uids: list[int]) 
         {"u": list(parcel_uids), "k": kind, "h": household_code}).first()
     if row:
         raise DomainError(OTHER_HOLDER, parcel=row[0], uid=row[1], holder=row[2] or "—")
+
+
+def refuse_parcel_change(parcel_uid: int, parcel_code: str, changes: dict) -> None:
+    """An amendment of a parcel's household, kind or collective while a current right holds it:
+    to another household only when that household holds the right; never its kind or
+    collective (the database checks the same, parcel_holder_kept, 0053)."""
+    if "household_code" in changes:
+        for kind in ("land_contract", "homestead"):
+            refuse_other_holder(kind, changes["household_code"], [parcel_uid])
+    if "kind" in changes or "collective_id" in changes:
+        uid = db.session.scalar(text("""
+            SELECT r.uid FROM land_right r JOIN land_right_parcel rp ON rp.right_id = r.id
+            WHERE rp.parcel_uid = :u AND r.kind IN ('land_contract', 'homestead')
+              AND r.status = 'current' AND r.end_lifespan IS NULL LIMIT 1"""), {"u": parcel_uid})
+        if uid is not None:
+            raise DomainError(PARCEL_HELD, parcel=parcel_code, uid=uid)
 
 
 def register_land_contract(actor, household_code: str, contract_code: str,

@@ -8,9 +8,8 @@ def _parcels_succeeded(actor, parents, children, reason: str) -> None:
     ops.carry_to_successors(actor, parents, children, reason)
 
 
-def _parcel_holder_change(actor, parcel, household_code) -> None:
-    for kind in ("land_contract", "homestead"):
-        ops.refuse_other_holder(kind, household_code, [parcel.uid])
+def _parcel_holder_change(actor, parcel, changes: dict) -> None:
+    ops.refuse_parcel_change(parcel.uid, parcel.code, changes)
 
 
 def _parcel_page(parcel) -> dict:

@@ -7,7 +7,7 @@ it (tests/test_atk_0051.py).
   mutation touched with it.  A merge of the holder's parcel into a neighbour household's did the
   same, and left the merged parcel to the neighbour.  Nothing was handed to a successor right:
   the household simply lost its land (农村土地承包法 art 27: no taking back during the term;
-  乡村振兴促进法 art 55).  Now the ground needs that another current right of the same holder
+  乡村振兴促进法 art 55).  Now the ground needs that a later current right of the same holder
   holds all the ended version's land for at least its term (right_land_kept_alone() is NULL —
   a successor with an earlier term end would let the land go on 'expiry'), and it is not dated
   before the mutation (its local date, Asia/Shanghai, whatever the session's time zone).
@@ -24,7 +24,8 @@ it (tests/test_atk_0051.py).
   (rights.add_parcels, register_homestead, a merge across households carrying both rights):
   land_right_parcel_one_holder refuses it.
 - an amendment could move a parcel to another household while a current right of its holder
-  holds it (parcel_holder_kept).
+  holds it, or make a held contract parcel another kind of land or another collective's
+  (parcel_holder_kept).
 - a mutation's time is the change's (NEW.at := now()): a 'mutation' end cannot be dated back by
   backdating the mutation.
 
@@ -41,15 +42,17 @@ depends_on = None
 KEPT = r"""
 CREATE OR REPLACE FUNCTION right_land_kept_alone(version_id integer)
   RETURNS text LANGUAGE sql STABLE SET search_path = public, pg_temp AS $$
-  -- the first parcel of right version `version_id` that no other current right of the same
-  -- kind and holder, for at least the same term, holds (or that is no current parcel: the
-  -- right was not carried over its successors); NULL when ending the version leaves its holder
-  -- every piece of its land for as long as the version ran
+  -- the first parcel of right version `version_id` that no later right (a greater uid) of the
+  -- same kind and holder, current and for at least the same term, holds (or that is no current
+  -- parcel: the right was not carried over its successors); NULL when ending the version leaves
+  -- its holder every piece of its land for as long as the version ran.  A successor is always
+  -- a later right: two rights can never each be the other's successor, so two sessions ending
+  -- both at once (each seeing the other current) cannot leave the holder nothing
   SELECT rp.parcel_code FROM land_right v JOIN land_right_parcel rp ON rp.right_id = v.id
   WHERE v.id = $1 AND NOT EXISTS (
       SELECT 1 FROM parcel p WHERE p.uid = rp.parcel_uid AND p.end_lifespan IS NULL
         AND EXISTS (SELECT 1 FROM land_right_parcel sp JOIN land_right s ON s.id = sp.right_id
-                    WHERE sp.parcel_uid = rp.parcel_uid AND s.uid <> v.uid AND s.kind = v.kind
+                    WHERE sp.parcel_uid = rp.parcel_uid AND s.uid > v.uid AND s.kind = v.kind
                       AND s.status = 'current' AND s.end_lifespan IS NULL
                       AND s.holder_household_code IS NOT DISTINCT FROM v.holder_household_code
                       AND s.holder_person_id IS NOT DISTINCT FROM v.holder_person_id
@@ -112,10 +115,21 @@ CREATE TRIGGER land_right_parcel_one_holder BEFORE INSERT ON land_right_parcel
 
 CREATE OR REPLACE FUNCTION parcel_holder_kept() RETURNS trigger LANGUAGE plpgsql
   SET search_path = public, pg_temp AS $$
-DECLARE prev text; o record;
+DECLARE prev record; o record;
 BEGIN
-  SELECT household_code INTO prev FROM parcel WHERE uid = NEW.uid AND version = NEW.version - 1;
-  IF NEW.household_code IS DISTINCT FROM prev THEN
+  SELECT household_code, kind, collective_id INTO prev FROM parcel
+   WHERE uid = NEW.uid AND version = NEW.version - 1;
+  IF NEW.kind IS DISTINCT FROM prev.kind OR NEW.collective_id IS DISTINCT FROM prev.collective_id
+  THEN
+    SELECT r.uid, r.kind INTO o FROM land_right_parcel rp JOIN land_right r ON r.id = rp.right_id
+     WHERE rp.parcel_uid = NEW.uid AND r.kind IN ('land_contract', 'homestead')
+       AND r.status = 'current' AND r.end_lifespan IS NULL LIMIT 1;
+    IF FOUND THEN
+      RAISE EXCEPTION 'parcel.holder: parcel % is held by the current % right %: its kind and its collective do not change while a right holds it (农村土地承包法 art 27; 乡村振兴促进法 art 55)', NEW.code, o.kind, o.uid
+        USING ERRCODE = 'check_violation';
+    END IF;
+  END IF;
+  IF NEW.household_code IS DISTINCT FROM prev.household_code THEN
     SELECT r.uid, r.kind, r.holder_household_code INTO o FROM land_right_parcel rp
       JOIN land_right r ON r.id = rp.right_id
      WHERE rp.parcel_uid = NEW.uid AND r.kind IN ('land_contract', 'homestead')
@@ -195,7 +209,7 @@ BEGIN
     END IF;
     kept := right_land_kept_alone(r.id);
     IF kept IS NOT NULL THEN
-      RAISE EXCEPTION 'right.end.mutation_carried: right % goes on over parcel %: a split or merge hands a right on to the successor parcels, where it continues; it ends on a mutation only when another current right of the same holder holds all of its land for at least its term (农村土地承包法 art 27; 乡村振兴促进法 art 55)', r.uid, kept
+      RAISE EXCEPTION 'right.end.mutation_carried: right % goes on over parcel %: a split or merge hands a right on to the successor parcels, where it continues; it ends on a mutation only when a later current right of the same holder holds all of its land for at least its term (农村土地承包法 art 27; 乡村振兴促进法 art 55)', r.uid, kept
         USING ERRCODE = 'check_violation';
     END IF;
   WHEN 'court_judgment' THEN
