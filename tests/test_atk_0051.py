@@ -103,6 +103,32 @@ def test_the_api_refuses_the_same_end(app, dbs):
     assert _current(dbs, r.uid).status == "current"
 
 
+@pytest.mark.parametrize("who", ["bureau_other_county", "officer", "hukou", "farmer"])
+def test_no_other_account_ends_it_through_the_api(app, dbs, who):
+    """Another county's bureau staff, the village's own officer, the police station's hukou
+    officer and the farmer himself: the end endpoint is the county bureau's only (403/404), and
+    the right stays current whatever the record."""
+    from app.auth import operations as auth_ops
+    from tests.conftest import user
+
+    hh, fields, _, r = _settled(dbs)
+    kids = parcels.split("bureau", fields[0], _halves(dbs, fields[0], "9515"), "分割")
+    if who == "bureau_other_county":
+        county = next(c for c in ("140405", "140403", "140406") if c != hh.cbfbm[:6])
+        acct = auth_ops.create_user(None, "bureau_x", "Pw-0051-xyz!", "bureau_staff", "外县",
+                                    county, reason="test account")
+    else:
+        acct = user(who)
+    dbs.flush()
+    res = app.test_client().post(
+        f"/api/rights/{r.uid}/end",
+        headers={"Authorization": f"Bearer {auth_ops.issue_api_token(None, acct)}"},
+        json={"ground": "mutation", "ended_on": dt.date.today().isoformat(),
+              "record_id": _mutation_of(dbs, kids[0]), "reason": "地块分割"})
+    assert res.status_code in (403, 404), (who, res.status_code)
+    assert _current(dbs, r.uid).status == "current"
+
+
 def test_a_split_merged_back_ends_nothing(dbs):
     """Split a parcel and merge the halves back: two lawful mutations, each handing the right on;
     on neither does the right end."""
