@@ -19,6 +19,12 @@ parcels_succeeded = _signals.signal("parcels-succeeded", doc=(
     "app.parcels split or merged parcels. sender: actor; kwargs: parents (ended parcels), "
     "children (new parcels), reason. app.rights carries the rights over them to the successors."))
 
+parcel_holder_change = _signals.signal("parcel-holder-change", doc=(
+    "app.parcels is about to amend who holds a parcel or what it is: its household code, kind or "
+    "collective. sender: actor; kwargs: parcel (the current version), changes (those of the "
+    "three fields that change, new values). app.rights refuses (raises) while a current right "
+    "holds it (of another holder, for the household code)."))
+
 right_ended = _signals.signal("right-ended", doc=(
     "app.rights ended a right. sender: actor; kwargs: right_uid, reason. app.certificates "
     "cancels the certificate issued on it."))

@@ -297,6 +297,12 @@ def test_a_settlement_cannot_end_the_right_under_the_mutation_ground(dbs):
     r = _current(dbs, r.uid)
     m = _mutation_of(dbs, kids[0])
     assert dbs.scalar(text("SELECT mutation_handed_on(:u, :m)"), {"u": r.uid, "m": m})
+    # the household's land re-registered under a new contract, so that the split alone would
+    # be a lawful ground (0053: a right carried over its successors does not end on its split)
+    rights.register_land_contract("bureau", hh.cbfbm, hh.cbfbm + "J", [
+        (p, None) for p in dbs.scalars(select(Parcel).where(
+            Parcel.uid.in_([rp.parcel_uid for rp in r.parcels]),
+            Parcel.end_lifespan.is_(None)))], dt.date.today(), r.term_end, reason="换发")
     dbs.execute(text("""INSERT INTO hukou_move (person_id, to_division_code, to_address,
         moved_on, moved_by) VALUES (:p, '140403', '城区某小区', current_date, 'hukou')"""),
                 {"p": hh.current_members[0].person_id})

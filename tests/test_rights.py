@@ -63,7 +63,9 @@ def _proof_for(dbs, ground, hh, r, fields):
                                         b"%PDF decision", "征收决定.pdf")
     if ground == "court_judgment":
         return judgment(r)
-    if ground == "mutation":  # a split of one of its parcels: handed to successor parcels
+    if ground == "mutation":  # a split of one of its parcels: handed to successor parcels,
+        # and the household's land (the successors and the rest) re-registered under a new
+        # contract: the old right ends on the split taking nothing (tests/test_atk_0051.py)
         p = fields[0]
         g = shapely.from_wkt(dbs.execute(text(
             "SELECT ST_AsText(ST_Transform(geom, survey_srid)) FROM parcel WHERE id = :i"),
@@ -75,6 +77,13 @@ def _proof_for(dbs, ground, hh, r, fields):
                                                                maxy + 1)).wkt),
             (p.code[:14] + "92002", g.intersection(shapely.box(cut, miny - 1, maxx + 1,
                                                                maxy + 1)).wkt)], "分割")
+        carried = dbs.scalar(select(Right).where(Right.uid == r.uid,
+                                                 Right.end_lifespan.is_(None)))
+        held = [(p, None) for p in dbs.scalars(select(Parcel).where(
+            Parcel.uid.in_([rp.parcel_uid for rp in carried.parcels]),
+            Parcel.end_lifespan.is_(None)))]
+        ops.register_land_contract("bureau", hh.cbfbm, hh.cbfbm + "J", held, carried.term_start,
+                                   carried.term_end, reason="分割后换发")
         return dbs.scalar(text("SELECT mutation_id FROM parcel_lineage WHERE child_id = :c"),
                           {"c": kids[0].id})
     if ground == "holder_extinct":  # every member died, then the household ended
@@ -95,7 +104,9 @@ def test_a_right_ends_on_each_lawful_ground(dbs, ground):
     record = _proof_for(dbs, ground, hh, r, fields)
     dbs.expire_all()  # a split re-registers the right on the successors: end its current version
     r = dbs.scalar(select(Right).where(Right.uid == r.uid, Right.end_lifespan.is_(None)))
-    ops.end_right("bureau", r, ground, dt.date(2026, 1, 1), reason="测试", record=record)
+    # an end is never dated before its ground: the split is today's
+    on = max(dt.date(2026, 1, 1), dt.date.today()) if ground == "mutation" else dt.date(2026, 1, 1)
+    ops.end_right("bureau", r, ground, on, reason="测试", record=record)
     assert r.status == "ended" and r.end_ground == ground
     assert r.end_record_id == getattr(record, "id", record)
     assert dbs.scalar(select(Right).where(Right.id == r.id)) is not None  # never deleted

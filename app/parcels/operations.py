@@ -48,6 +48,12 @@ SPLIT_PARTS = Rule(
        "the whole parcel is the same land under a new number: an amendment, which hands the "
        "parcel's rights to nobody."),
     _l("农村土地承包法 (Rural Land Contracting Law) art 27; NY/T 2539-2016"))
+MERGE_HOLDERS = Rule(
+    "parcel.merge.holders",
+    _l("Parcels %(codes)s are held by different households (%(holders)s): a merge joins one "
+       "holder's land; land passes between households only by a swap or transfer, or a "
+       "voluntary withdrawal, never by redrawing parcels."),
+    _l("农村土地承包法 (Rural Land Contracting Law) arts 27, 33, 34"))
 MERGE_NEIGHBOURS = Rule("parcel.merge.apart",
                         _l("Parcels to merge must be current, of one kind and one issuing party, "
                            "and form one piece."), NYT)
@@ -253,6 +259,10 @@ def amend(actor, parcel: Parcel, reason: str, wkt: str | None = None, srid: int 
     wkt = wkt or _wkt_in_survey_crs(parcel)
     _check_geometry(wkt, srid)
     _precheck(wkt, srid, parcel.code, exclude_uids=[parcel.uid], check_code=False)
+    held = {k: v for k, v in changes.items()
+            if k in ("household_code", "kind", "collective_id") and v != getattr(parcel, k)}
+    if held:  # app.rights refuses while a current right holds the parcel
+        signals.send(signals.parcel_holder_change, actor, parcel=parcel, changes=held)
     values = {c: getattr(parcel, c) for c in COPY_COLUMNS}
     before = {k: values.get(k) for k in changes}
     values.update(changes)
@@ -313,6 +323,9 @@ def merge(actor, parcels: list[Parcel], code: str, reason: str) -> Parcel:
     if (len(parcels) < 2 or any(p.end_lifespan is not None for p in parcels)
             or len({p.kind for p in parcels}) > 1 or len({p.collective_id for p in parcels}) > 1):
         raise DomainError(MERGE_NEIGHBOURS)
+    if len({p.household_code for p in parcels}) > 1:
+        raise DomainError(MERGE_HOLDERS, codes="、".join(p.code for p in parcels),
+                          holders="、".join(sorted({p.household_code or "—" for p in parcels})))
     srid = parcels[0].survey_srid
     union = shapely.union_all([shapely.from_wkt(_wkt_in_survey_crs(p)) for p in parcels])
     union = shapely.set_precision(union, 0.001)

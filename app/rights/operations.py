@@ -87,6 +87,35 @@ PARCEL_OTHER_COLLECTIVE = Rule(
        "collective's land."),
     _l("农村土地承包法 (Rural Land Contracting Law) art 13, art 22; NY/T 2539-2016 (CBDKXX.FBFBM)"))
 NO_HOUSEHOLD = Rule("right.holder", _l("Household %(code)s is not registered."), NYT)
+MUTATION_CARRIED = Rule(
+    "right.end.mutation_carried",
+    _l("The right goes on over parcel %(parcel)s: a split or merge hands a right on to the "
+       "successor parcels, where it continues. It ends on a mutation only when a later current "
+       "right of the same holder holds all of its land for at least the same term; a mutation "
+       "takes no land back during the term."), ART27_55)
+BEFORE_GROUND = Rule(
+    "right.end.before_ground",
+    _l("A right cannot end on %(ended_on)s, before the %(what)s of %(date)s behind its end."),
+    ART27_55)
+HOLDER_SUCCEEDED = Rule(
+    "right.end.successor",
+    _l("Members of household %(code)s live on in other households (%(names)s): its right passes "
+       "to a successor household (a division, a transfer within the collective); it does not "
+       "end as \"holder extinct\"."),
+    _l("农村土地承包法 (Rural Land Contracting Law) arts 27, 31, 34; 乡村振兴促进法 (Rural "
+       "Revitalisation Promotion Law) art 55"))
+PARCEL_HELD = Rule(
+    "right.parcel.held",
+    _l("Parcel %(parcel)s is held by the current right %(uid)s: its kind and its collective do "
+       "not change while a right holds it; the right ends first on a lawful ground."),
+    ART27_55, 409)
+OTHER_HOLDER = Rule(
+    "right.parcel.other_holder",
+    _l("Parcel %(parcel)s is under the current right %(uid)s of household %(holder)s; it passes "
+       "to another holder only when that right ends on a lawful ground (a swap, a transfer, a "
+       "voluntary withdrawal)."),
+    _l("农村土地承包法 (Rural Land Contracting Law) arts 27, 33, 34; 土地管理法 (Land "
+       "Administration Law, 2019) art 62"), 409)
 
 FORBIDDEN_GROUNDS = {
     "settled_in_town": _l("settling in town (进城落户)"),
@@ -115,6 +144,39 @@ def _household(code: str) -> Household:
     if hh is None:
         raise DomainError(NO_HOUSEHOLD, code=code)
     return hh
+
+
+def refuse_other_holder(kind: str, household_code: str, parcel_uids: list[int]) -> None:
+    """A parcel is under the current right (of a kind) of one holder only: refused while a
+    current right of another holder holds one of `parcel_uids` (the database checks the same,
+    land_right_parcel_one_holder, 0053)."""
+    if not parcel_uids:
+        return
+    row = db.session.execute(text("""
+        SELECT rp.parcel_code, r.uid, r.holder_household_code FROM land_right r
+        JOIN land_right_parcel rp ON rp.right_id = r.id
+        WHERE rp.parcel_uid = ANY(:u) AND r.kind = :k AND r.status = 'current'
+          AND r.end_lifespan IS NULL AND r.holder_household_code IS DISTINCT FROM :h
+        ORDER BY rp.parcel_code LIMIT 1"""),
+        {"u": list(parcel_uids), "k": kind, "h": household_code}).first()
+    if row:
+        raise DomainError(OTHER_HOLDER, parcel=row[0], uid=row[1], holder=row[2] or "—")
+
+
+def refuse_parcel_change(parcel_uid: int, parcel_code: str, changes: dict) -> None:
+    """An amendment of a parcel's household, kind or collective while a current right holds it:
+    to another household only when that household holds the right; never its kind or
+    collective (the database checks the same, parcel_holder_kept, 0053)."""
+    if "household_code" in changes:
+        for kind in ("land_contract", "homestead"):
+            refuse_other_holder(kind, changes["household_code"], [parcel_uid])
+    if "kind" in changes or "collective_id" in changes:
+        uid = db.session.scalar(text("""
+            SELECT r.uid FROM land_right r JOIN land_right_parcel rp ON rp.right_id = r.id
+            WHERE rp.parcel_uid = :u AND r.kind IN ('land_contract', 'homestead')
+              AND r.status = 'current' AND r.end_lifespan IS NULL LIMIT 1"""), {"u": parcel_uid})
+        if uid is not None:
+            raise DomainError(PARCEL_HELD, parcel=parcel_code, uid=uid)
 
 
 def register_land_contract(actor, household_code: str, contract_code: str,
@@ -182,6 +244,7 @@ def register_homestead(actor, household_code: str, parcel: Parcel,
     if parcel.kind != "homestead":
         raise DomainError(NOT_HOMESTEAD, parcel=parcel.code)
     refuse_second_homestead(hh.cbfbm)
+    refuse_other_holder("homestead", hh.cbfbm, [parcel.uid])
     county = parcel.code[:6]
     cap = homestead_cap(county)
     if cap is not None and float(parcel.scmj) > cap:
@@ -366,6 +429,18 @@ def end_right(actor, right: Right, ground: str, ended_on: dt.date, evidence: str
         record_id = _proof(ground, right, record, ended_on)
         if record_id is None:
             no(GROUND_EVIDENCE, ground=GROUND_LABELS[ground], what=needs[ground])
+    if ground == "mutation":
+        at = db.session.scalar(text("SELECT (at AT TIME ZONE 'Asia/Shanghai')::date "
+                                    "FROM parcel_mutation WHERE id = :m"), {"m": record_id})
+        if ended_on < at:
+            no(BEFORE_GROUND, ended_on=ended_on, what=_l("parcel mutation"), date=at)
+        kept = db.session.scalar(text("SELECT right_land_kept_alone(:v)"), {"v": right.id})
+        if kept is not None:  # the database's own test (0053), applied by the proof too
+            no(MUTATION_CARRIED, parcel=kept)
+    if ground == "expropriation":
+        decided = db.session.get(Expropriation, record_id).decided_on
+        if ended_on < decided:
+            no(BEFORE_GROUND, ended_on=ended_on, what=_l("expropriation decision"), date=decided)
     if ground == "expiry" and (right.term_end is None or ended_on < right.term_end
                                or today < right.term_end):
         no(NOT_EXPIRED, term_end=right.term_end or "—")
@@ -375,6 +450,16 @@ def end_right(actor, right: Right, ground: str, ended_on: dt.date, evidence: str
         if ended is None or ended.ended_on is None or ended.end_ground is None:
             no(GROUND_EVIDENCE, ground=GROUND_LABELS[ground],
                what=_l("the household's end recorded in the register on its own lawful ground"))
+        if ended_on < ended.ended_on:
+            no(BEFORE_GROUND, ended_on=ended_on, what=_l("end of the holder household"),
+               date=ended.ended_on)
+        moved = db.session.scalars(text("""
+            SELECT p.name FROM household h JOIN household_member m ON m.household_id = h.id
+            JOIN person p ON p.id = m.person_id
+            WHERE h.cbfbm = :h AND m.end_ground IN ('joined_other_household', 'household_division')
+            ORDER BY p.name"""), {"h": right.holder_household_code}).all()
+        if moved:  # the database's own test too (land_right_end_proof, 0053)
+            no(HOLDER_SUCCEEDED, code=right.holder_household_code, names="、".join(moved))
     note = evidence or ""
     if ground == "expropriation":
         x = db.session.get(Expropriation, record_id)
@@ -403,6 +488,7 @@ def add_parcels(actor, household_code: str, parcels: list[tuple[Parcel, Decimal 
     existing = db.session.scalar(select(Right).where(
         Right.holder_household_code == household_code, Right.kind == "land_contract",
         Right.status == "current", Right.end_lifespan.is_(None)))
+    refuse_other_holder("land_contract", household_code, [p.uid for p, _ in parcels])
     if existing is None:
         return register_land_contract(actor, household_code, household_code + "J", parcels,
                                       dt.date.today(), term_end, "200", reason=reason)
