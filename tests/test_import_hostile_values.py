@@ -560,3 +560,38 @@ def test_hostile_values_are_faults_of_their_row_and_nothing_is_lost(dbs, tmp_pat
 def test_hostile_values_deep(dbs, tmp_path, capsys):
     assert_hostile_values_handled(dbs, tmp_path, capsys,
                                   range(FAST_CASES, FAST_CASES + DEEP_CASES))
+
+
+def test_a_value_the_database_refuses_is_copied_again_made_storable(dbs, tmp_path, monkeypatch):
+    """The safety net under the reader: should a NUL or a lone surrogate still reach the
+    staging COPY (here the reader's value check is switched off), the table is copied again row
+    by row made storable — each such value a fault of its row, recoverable, nothing lost."""
+    from gis import io as gio
+
+    rng = random.Random(4242)
+    d = subset(4242, households=3)
+    folder = d.write(tmp_path / "d")
+    plain = gio.read_table_checked
+    bad = {}
+
+    def unchecked(path):
+        table = plain(path)
+        if path.stem in ("CBF_JTCY", "CBF") and table.rows:
+            i = rng.randrange(len(table.rows))
+            value = rng.choice(["王\x00伟", "\udcff李", "\x00"])
+            table.rows[i]["CBFDZ" if path.stem == "CBF" else "CYBZSM"] = value
+            bad[(path.stem, i + 1)] = value
+        return table
+
+    monkeypatch.setattr(gio, "read_table_checked", unchecked)
+    monkeypatch.setattr(gio.Layer, "check_values", lambda self: None)
+    batch = ops.run("bureau", folder)
+    found = _where(dbs, batch.id)
+    for (tbl, n), value in bad.items():
+        assert any(r == "bad_character" and a == ("rec", tbl, n) for r, a, _, _ in found), found
+        attrs = _staged_attrs(dbs, batch.id, ("rec", tbl, n))
+        name = "CBFDZ" if tbl == "CBF" else "CYBZSM"
+        assert _delivered(attrs, name) == value and "\x00" not in attrs[name]
+    staged = dict(dbs.execute(text("SELECT tbl, count(*) FROM import_record WHERE batch_id = :b"
+                                   " GROUP BY tbl"), {"b": batch.id}).all())
+    assert staged == {t: len(x.rows) for t, x in d.tables.items()}

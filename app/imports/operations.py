@@ -266,7 +266,7 @@ def _copy(batch: ImportBatch, delivery, total: int, progress=None) -> None:
                         if progress and n % COPY_CHUNK == 0:
                             progress(n, total, f"staging {layer.name}")
 
-            _copy_or_retry(copy_layer, layer.rows,
+            _copy_or_retry(cur, copy_layer, layer.rows,
                            lambda layer=layer: _storable_features(layer))
             done += len(layer)
             if layer.issues or layer.unparsed or layer.value_issues:  # staged ids, in order
@@ -286,24 +286,25 @@ def _copy(batch: ImportBatch, delivery, total: int, progress=None) -> None:
                     for n, row in enumerate(rows_(), start=1):
                         cp.write_row((bid, tbl, n, Jsonb(row, dumps=_dumps), "valid"))
 
-            _copy_or_retry(copy_table, lambda rows=rows: rows,
+            _copy_or_retry(cur, copy_table, lambda rows=rows: rows,
                            lambda tbl=tbl, rows=rows: _storable_rows(delivery, tbl, rows))
             done += len(rows)
     _reader_findings(batch, delivery, index_ids)
 
 
-def _copy_or_retry(copy, rows, storable_rows) -> None:
+def _copy_or_retry(cur, copy, rows, storable_rows) -> None:
     """COPY `rows()` in a savepoint; when the database refuses a value (a NUL, a text that is not
     UTF-8: jsonb and text refuse them and the whole COPY with them), COPY again from
     `storable_rows()`, in which every such value is a fault of its row."""
+    cur.execute("SAVEPOINT staging_copy")
     try:
-        with db.session.begin_nested():
-            copy(rows)
+        copy(rows)
     except (psycopg.Error, orjson.JSONEncodeError, UnicodeError):
         current_app.logger.warning("staging COPY refused a value; copied again row by row "
                                    "made storable", exc_info=True)
-        with db.session.begin_nested():
-            copy(storable_rows)
+        cur.execute("ROLLBACK TO SAVEPOINT staging_copy")
+        copy(storable_rows)
+    cur.execute("RELEASE SAVEPOINT staging_copy")
 
 
 def _storable_features(layer):
