@@ -975,9 +975,7 @@ def read_table_checked(path: Path) -> Table:
     if csv.field_size_limit() < 1 << 30:
         csv.field_size_limit(1 << 30)  # a cell of any size is read (and found too long)
     reader = csv.reader(io.StringIO(text_, newline=""))
-    first = next(reader, None)
-    while first is not None and not any(first):  # blank lines before the header
-        first = next(reader, None)
+    first = next(reader, None)  # the header, even if blank (then every row is ragged)
     if first is None:
         out.file_issues.append(("empty_table", f"{path.name} holds no header line and no "
                                                "rows"))
@@ -991,7 +989,7 @@ def read_table_checked(path: Path) -> Table:
     odd: list[tuple[int, int]] = []  # (row, cells) of rows with too few or too many cells
     try:
         for r in reader:
-            if len(r) == n:
+            if len(r) == n and r:
                 rows.append(dict(zip(header, r)))  # noqa: B905 (lengths equal)
             elif not r:  # blank lines are skipped, as DictReader does
                 blanks += 1
@@ -1006,6 +1004,10 @@ def read_table_checked(path: Path) -> Table:
     except csv.Error as e:  # not raised by today's csv (strict=False); kept as a file fault
         out.file_issues.append(("bad_csv", f"{path.name} line {reader.line_num}: {e}; the "
                                            "rest of the file was not read"))
+    if not first:
+        out.file_issues.append(("empty_table", f"{path.name} line 1 is empty: no header line"
+                                + (f"; its {len(rows)} rows are staged with their cells under "
+                                   "_extra" if rows else " and no rows")))
     # A line break inside a (quoted) cell: some record took more than one line.
     multiline = reader.line_num - top != len(rows) + blanks
     hostile = maybe_hostile(text_, line_ends=True)
