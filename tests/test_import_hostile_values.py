@@ -183,7 +183,9 @@ def inj_csv_big_cell(c: Case):
     i = c.row("CBF_JTCY")
     if i is None:
         return
-    value = "长" * (1024 * 1024 // 3 + c.rng.randint(0, 999))  # > 1 MB of UTF-8
+    # > 1 MB of UTF-8, not so repetitive that the zip would take it for a bomb
+    value = "".join(c.rng.choices([chr(0x4E00 + k) for k in range(2000)],
+                                  k=1024 * 1024 // 3 + c.rng.randint(0, 999)))
     c.set_cell("CBF_JTCY", i, "CYBZSM", value)
     c.expects.append(Expect("a 1 MB cell", "too_long", ("rec", "CBF_JTCY", i + 1), "CYBZSM",
                             value))
@@ -595,3 +597,45 @@ def test_a_value_the_database_refuses_is_copied_again_made_storable(dbs, tmp_pat
     staged = dict(dbs.execute(text("SELECT tbl, count(*) FROM import_record WHERE batch_id = :b"
                                    " GROUP BY tbl"), {"b": batch.id}).all())
     assert staged == {t: len(x.rows) for t, x in d.tables.items()}
+
+
+def test_a_hostile_zip_uploaded_ends_done_with_its_faults(app, dbs, tmp_path, login_as):
+    """Through the upload and the job (uploads.py: the zip checked and extracted, the job run):
+    a copy of the sample with a NUL in a .dbf text, a GBK line in a UTF-8 table and a 1 MB cell
+    ends `done`, its batch validated with each fault on its feature or row."""
+    import io
+    import zipfile
+
+    from app.imports.models import ImportBatch
+    from tests.conftest import csrf_from
+
+    c = Case(9901)
+    inj_dbf_chars(c)
+    inj_csv_gbk_line(c)
+    inj_csv_big_cell(c)
+    folder = c.d.write(tmp_path / "src")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for p in sorted(folder.rglob("*")):
+            if p.is_file():
+                z.write(p, "成果/" + str(p.relative_to(folder)))
+    old = (app.config.get("JOBS_MODE"), app.config.get("IMPORT_UPLOAD_DIR"))
+    app.config["JOBS_MODE"], app.config["IMPORT_UPLOAD_DIR"] = "sync", str(tmp_path / "up")
+    try:
+        web = login_as("bureau")
+        page = web.get("/imports").get_data(as_text=True)
+        r = web.post("/imports", data={"csrf_token": csrf_from(page),
+                                       "file": (io.BytesIO(buf.getvalue()), "hostile.zip")},
+                     content_type="multipart/form-data")
+        assert r.status_code == 302, r.get_data(as_text=True)[:300]
+        job = web.get(r.headers["Location"] + ".json").get_json()
+    finally:
+        app.config["JOBS_MODE"], app.config["IMPORT_UPLOAD_DIR"] = old
+    assert job["status"] == "done", job
+    from sqlalchemy import select
+
+    batch = dbs.scalar(select(ImportBatch).order_by(ImportBatch.id.desc()))
+    assert batch.status == "validated"
+    found = _where(dbs, batch.id)
+    for e in c.expects:
+        assert any(r == e.rule and a == e.anchor for r, a, _, _ in found), (e, found)
