@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import orjson
+import psycopg
 import pyogrio
 import shapely
 from flask import current_app
@@ -240,53 +241,113 @@ def _copy(batch: ImportBatch, delivery, total: int, progress=None) -> None:
                                     include_srid=True).tolist()
             bid, kind = batch.id, layer.kind  # not an ORM attribute read per row
             code_field = "DKBM" if layer.kind == "DK" else "BDCDYH"
-            # Binary COPY: geometries go as EWKB bytes, no hex round trip.
-            with cur.copy("COPY import_feature (batch_id, layer, fid, code, attrs, geom, "
-                          "geom_stored, status) FROM STDIN (FORMAT BINARY)") as cp:
-                cp.set_types(["int4", "varchar", "int4", "varchar", "jsonb", geometry_oid,
-                              geometry_oid, "varchar"])
-                for i, (fid, attrs, _) in enumerate(layer.rows()):
-                    if not 0 <= fid < 2 ** 31:  # a 64-bit FID: kept in the attributes
-                        attrs = {**attrs, "_fid": fid}
-                        fid = i + 1
-                    code = attrs.get(code_field)
-                    code = str(code).strip()[:40] if code not in (None, "") else None
-                    d, st = delivered[i], stored[i]
-                    cp.write_row((bid, kind, fid, code,
-                                  Jsonb(attrs, dumps=_dumps), None if d is None else EWKB(d),
-                                  None if st is None else EWKB(st), "valid"))
-                    done += 1
-                    if progress and done % COPY_CHUNK == 0:
-                        progress(done, total, f"staging {layer.name}")
-            if layer.issues or layer.unparsed:  # the staged ids, in the order copied
+            # Binary COPY: geometries go as EWKB bytes, no hex round trip.  The reader made
+            # every value storable (gis.io: NUL and lone surrogates are faults, staged as
+            # U+FFFD); should the database still refuse a value, the layer is copied again
+            # with every row made storable one by one, and nothing of it is lost.
+            def copy_layer(rows, layer=layer, delivered=delivered, stored=stored, bid=bid,
+                           kind=kind, code_field=code_field, start=done):
+                n = start
+                with cur.copy("COPY import_feature (batch_id, layer, fid, code, attrs, geom, "
+                              "geom_stored, status) FROM STDIN (FORMAT BINARY)") as cp:
+                    cp.set_types(["int4", "varchar", "int4", "varchar", "jsonb", geometry_oid,
+                                  geometry_oid, "varchar"])
+                    for i, (fid, attrs, _) in enumerate(rows()):
+                        if not 0 <= fid < 2 ** 31:  # a 64-bit FID: kept in the attributes
+                            attrs = {**attrs, "_fid": fid}
+                            fid = i + 1
+                        code = attrs.get(code_field)
+                        code = str(code).strip()[:40] if code not in (None, "") else None
+                        d, st = delivered[i], stored[i]
+                        cp.write_row((bid, kind, fid, code,
+                                      Jsonb(attrs, dumps=_dumps), None if d is None else EWKB(d),
+                                      None if st is None else EWKB(st), "valid"))
+                        n += 1
+                        if progress and n % COPY_CHUNK == 0:
+                            progress(n, total, f"staging {layer.name}")
+
+            _copy_or_retry(cur, copy_layer, layer.rows,
+                           lambda layer=layer: _storable_features(layer))
+            done += len(layer)
+            if layer.issues or layer.unparsed or layer.value_issues:  # staged ids, in order
                 with raw.cursor() as c2:
                     c2.execute("SELECT id FROM import_feature WHERE batch_id = %s AND id > %s "
                                "ORDER BY id", (batch.id, before))
                     index_ids[id(layer)] = [r[0] for r in c2.fetchall()]
         # The tables as the features: binary COPY, attributes as jsonb by orjson (the text
-        # COPY with json.dumps cost ~2× the features' staging per row, issue 18).
-        with cur.copy("COPY import_record (batch_id, tbl, rownum, attrs, status) "
-                      "FROM STDIN (FORMAT BINARY)") as cp:
-            cp.set_types(["int4", "varchar", "int4", "jsonb", "varchar"])
-            bid = batch.id
-            for tbl, rows in delivery.tables.items():
-                for n, row in enumerate(rows, start=1):
-                    cp.write_row((bid, tbl, n, Jsonb(row, dumps=_dumps), "valid"))
-                done += len(rows)
+        # COPY with json.dumps cost ~2× the features' staging per row, issue 18).  One table at
+        # a time, so a table the database refuses is copied again alone, made storable.
+        bid = batch.id
+        for tbl, rows in delivery.tables.items():
+            def copy_table(rows_, tbl=tbl):
+                with cur.copy("COPY import_record (batch_id, tbl, rownum, attrs, status) "
+                              "FROM STDIN (FORMAT BINARY)") as cp:
+                    cp.set_types(["int4", "varchar", "int4", "jsonb", "varchar"])
+                    for n, row in enumerate(rows_(), start=1):
+                        cp.write_row((bid, tbl, n, Jsonb(row, dumps=_dumps), "valid"))
+
+            _copy_or_retry(cur, copy_table, lambda rows=rows: rows,
+                           lambda tbl=tbl, rows=rows: _storable_rows(delivery, tbl, rows))
+            done += len(rows)
     _reader_findings(batch, delivery, index_ids)
 
 
+def _copy_or_retry(cur, copy, rows, storable_rows) -> None:
+    """COPY `rows()` in a savepoint; when the database refuses a value (a NUL, a text that is not
+    UTF-8: jsonb and text refuse them and the whole COPY with them), COPY again from
+    `storable_rows()`, in which every such value is a fault of its row."""
+    cur.execute("SAVEPOINT staging_copy")
+    try:
+        copy(rows)
+    except (psycopg.Error, orjson.JSONEncodeError, UnicodeError):
+        current_app.logger.warning("staging COPY refused a value; copied again row by row "
+                                   "made storable", exc_info=True)
+        cur.execute("ROLLBACK TO SAVEPOINT staging_copy")
+        copy(storable_rows)
+    cur.execute("RELEASE SAVEPOINT staging_copy")
+
+
+def _storable_features(layer):
+    """The layer's rows with every value the database cannot store made a fault (slow path)."""
+    from gis.io import check_row_values
+
+    for i, (fid, attrs, wkb) in enumerate(layer.rows()):
+        found = check_row_values(attrs, f"{layer.name} feature {fid}")
+        known = {d for _, d in layer.value_issues.get(i, [])}
+        for rule, detail in found:
+            if detail not in known:
+                layer.value_issues.setdefault(i, []).append((rule, detail))
+        yield fid, attrs, wkb
+
+
+def _storable_rows(delivery, tbl: str, rows: list[dict]):
+    from gis.io import Table, check_row_values
+
+    table = delivery.checked.setdefault(tbl, Table(rows))
+    for i, row in enumerate(rows):
+        found = check_row_values(row, f"{tbl} row {i + 1}")
+        known = {d for _, d in table.issues.get(i, [])}
+        for rule, detail in found:
+            if detail not in known:
+                table.issues.setdefault(i, []).append((rule, detail))
+    return rows
+
+
 def _reader_findings(batch: ImportBatch, delivery, index_ids: dict) -> None:
-    """Curves go to PostGIS to be linearised; what the reader refused becomes a fault of its
-    feature (rule and detail as the reader named them)."""
+    """Curves go to PostGIS to be linearised; what the reader refused or found in a value
+    becomes a fault of its feature or row (rule and detail as the reader named them); what is
+    wrong with a table file as a whole, a fault of the batch naming the file."""
+    _table_findings(batch, delivery)
     for layer in delivery.layers:
-        if not layer.issues and not layer.unparsed:
+        if not layer.issues and not layer.unparsed and not layer.value_issues:
             continue
         staged = index_ids[id(layer)]
         rows = []
-        for i, found in layer.issues.items():
-            for rule, detail in found:
-                rows.append({"b": batch.id, "f": staged[i], "rule": rule, "detail": detail})
+        for issues in (layer.issues, layer.value_issues):
+            for i, found in issues.items():
+                for rule, detail in found:
+                    rows.append({"b": batch.id, "f": staged[i], "rule": rule,
+                                 "detail": detail})
         for i, wkb in layer.unparsed.items():
             fid = staged[i]
             try:
@@ -306,6 +367,26 @@ def _reader_findings(batch: ImportBatch, delivery, index_ids: dict) -> None:
                 "INSERT INTO import_fault (batch_id, feature_id, rule, code, detail) "
                 "SELECT :b, :f, :rule, (SELECT code FROM import_feature WHERE id = :f), :detail"),
                 rows)
+
+
+def _table_findings(batch: ImportBatch, delivery) -> None:
+    rows = []
+    for tbl, table in delivery.checked.items():
+        for rule, detail in table.file_issues:
+            rows.append({"b": batch.id, "t": None, "n": None, "rule": rule,
+                         "code": tbl[:40], "detail": detail})
+        for i, found in table.issues.items():
+            for rule, detail in found:
+                rows.append({"b": batch.id, "t": tbl, "n": i + 1, "rule": rule, "code": None,
+                             "detail": detail})
+    if rows:
+        key = "CASE r.tbl " + " ".join(f"WHEN '{t}' THEN '{c}'" for t, c in
+                                       validation.ROW_KEY.items()) + " ELSE 'CBFBM' END"
+        db.session.execute(text(f"""
+            INSERT INTO import_fault (batch_id, record_id, rule, code, detail)
+            SELECT :b, r.id, :rule, coalesce(:code, left(r.attrs->>({key}), 40)), :detail
+            FROM (SELECT 1) one LEFT JOIN import_record r ON r.batch_id = :b AND r.tbl = :t
+              AND r.rownum = :n"""), rows)
 
 
 def stage(actor, path: Path, declared_srid: int | None = None, encoding: str | None = None,

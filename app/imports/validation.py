@@ -59,6 +59,15 @@ RULES = {
     "depends_on_fault": ("因关联错误待处理", "waits for a related fault", "NY/T 2539-2016"),
     "not_registered": ("未能登记", "not registered", "NY/T 2539-2016"),
     "acceptance_failed": ("入库失败", "acceptance failed", "NY/T 2539-2016"),
+    # What the reader finds in a delivered text or file (gis.io: hostile values, CSV shape).
+    "bad_character": ("含非法字符", "control, bidi or non-text character",
+                      "NY/T 2539-2016 数据字典 (字符型); GB 18030-2022; Unicode TR#9/TR#36"),
+    "ragged_row": ("列数不符", "row with too many or too few cells",
+                   "NY/T 2539-2016 数据交换格式; RFC 4180 §2"),
+    "duplicate_column": ("列名重复", "column delivered twice with different values",
+                         "NY/T 2539-2016 数据字典 (字段唯一)"),
+    "empty_table": ("表文件为空", "table file without header", "NY/T 2539-2016 数据交换格式"),
+    "bad_csv": ("表文件无法读取", "unreadable table file", "RFC 4180"),
 }
 
 CODE_LISTS = {
@@ -720,6 +729,12 @@ def _spec_values() -> tuple[str, dict]:
             params)
 
 
+# What a required field may not consist of only: blanks of any width (btrim alone takes only
+# U+0020: a name of ideographic spaces U+3000 is empty all the same).
+BLANKS_SQL = ("E' \\t\\n\\r\\u000b\\u000c\\u00a0\\u1680\\u2000\\u2001\\u2002\\u2003"
+              "\\u2004\\u2005\\u2006\\u2007\\u2008\\u2009\\u200a\\u2028\\u2029\\u202f"
+              "\\u205f\\u3000\\ufeff'")
+
 FIELD_RULE_SQL = """CASE
   WHEN v.v IS NULL THEN CASE WHEN s.req THEN 'missing_value' END
   WHEN length(v.v) > s.maxlen THEN 'too_long'
@@ -727,8 +742,9 @@ FIELD_RULE_SQL = """CASE
   WHEN s.kind IN ('date', 'pastdate') AND import_date(v.v) IS NULL THEN 'bad_date'
   WHEN s.kind = 'pastdate' AND import_date(v.v) > current_date THEN 'bad_date'
   WHEN import_date(v.v) < DATE '1880-01-01' AND s.kind IN ('date', 'pastdate') THEN 'bad_date'
-  WHEN s.kind = 'number' AND v.v !~ '^-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?$' THEN 'bad_number'
-  WHEN s.kind = 'number' AND v.v::numeric < 0 THEN 'bad_number'
+  WHEN s.kind = 'number' AND (v.v !~ '^-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?$'
+                              OR import_num(v.v) IS NULL) THEN 'bad_number'
+  WHEN s.kind = 'number' AND import_num(v.v) < 0 THEN 'bad_number'
   WHEN s.kind = 'int' AND v.v !~ '^[0-9]{1,9}(\\.0+)?$' THEN 'bad_number'
   WHEN s.kind = 'digits' AND v.v !~ s.pat THEN 'bad_format'
 END"""
@@ -754,7 +770,7 @@ def _suspect_sql(tbl: str, alias: str) -> str:
         k = kind.split(":")[0]
         parts.append(f"length({x}) > {int(maxlen)}")
         if req:
-            parts.append(f"coalesce(btrim({x}), '') = ''")
+            parts.append(f"coalesce(btrim({x}, {BLANKS_SQL}), '') = ''")
         if k == "code":
             codes = ", ".join("'" + c + "'" for c in LISTS[kind.split(":")[1]])
             parts.append(f"(btrim({x}) <> '' AND btrim({x}) NOT IN ({codes}))")
@@ -764,7 +780,8 @@ def _suspect_sql(tbl: str, alias: str) -> str:
         elif k in ("number", "int"):
             parts.append(f"(jsonb_typeof({alias}.attrs->'{name}') NOT IN ('number', 'null') "
                          f"AND btrim({x}) <> '' AND (btrim({x}) LIKE '-%' OR btrim({x}) !~ "
-                         f"'^[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?$'))"
+                         f"'^[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?$' OR btrim({x}) ~ "
+                         f"'[eE][-+]?[0-9]{{3}}'))"
                          if k == "number" else f"(btrim({x}) <> '' AND btrim({x}) !~ "
                                                f"'^[0-9]{{1,9}}(\\.0+)?$')")
             if k == "number":
@@ -794,7 +811,8 @@ def _fields(ctx):
                          WHEN 'CBJYQZ' THEN 'CBJYQZBM' ELSE 'CBFBM' END), '#' || r.rownum), 40),
                        'row ' || r.rownum || ': ' || {FIELD_DETAIL_SQL}
                 FROM import_record r JOIN {spec} ON s.tbl = r.tbl
-                CROSS JOIN LATERAL (SELECT nullif(btrim(r.attrs->>s.field), '') AS v) v
+                CROSS JOIN LATERAL (SELECT CASE WHEN btrim(r.attrs->>s.field, {BLANKS_SQL}) <> ''
+                                    THEN btrim(r.attrs->>s.field) END AS v) v
                 CROSS JOIN LATERAL (SELECT {FIELD_RULE_SQL} AS rule) x
                 WHERE r.id = ANY(:ids) AND x.rule IS NOT NULL""", ids=ids, **params)
     for layer in ("DK", "ZJD"):
@@ -806,7 +824,8 @@ def _fields(ctx):
                 INSERT INTO import_fault (batch_id, feature_id, rule, code, detail)
                 SELECT f.batch_id, f.id, x.rule, f.code, {FIELD_DETAIL_SQL}
                 FROM import_feature f JOIN {spec} ON s.tbl = f.layer
-                CROSS JOIN LATERAL (SELECT nullif(btrim(f.attrs->>s.field), '') AS v) v
+                CROSS JOIN LATERAL (SELECT CASE WHEN btrim(f.attrs->>s.field, {BLANKS_SQL}) <> ''
+                                    THEN btrim(f.attrs->>s.field) END AS v) v
                 CROSS JOIN LATERAL (SELECT {FIELD_RULE_SQL} AS rule) x
                 WHERE f.id = ANY(:ids) AND x.rule IS NOT NULL""", ids=ids, **params)
     # The register keeps persons by resident ID number: a member with another document waits.
