@@ -1,4 +1,4 @@
-"""parcel.geom_web reads the stored CGCS2000 coordinates as WGS 84 (migration 0053): PROJ's only
+"""parcel.geom_web reads the stored CGCS2000 coordinates as WGS 84 (migration 0056): PROJ's only
 operation between the two datums is the identity, so the Web-Mercator copy is the one the
 searched transformation (`ST_Transform(geom, 3857)`) gives, bit for bit — without the search
 on every single-row insert.  Shown on every parcel of the test register, on parcels registered

@@ -66,7 +66,7 @@ class Parcel(db.Model):
                          nullable=False)
     # Web Mercator copy for vector tiles, kept by the database.  The stored CGCS2000
     # coordinates are read as WGS 84: the same result bit for bit (PROJ's only CGCS2000 -> WGS 84
-    # operation is the identity), without PROJ's datum search on every insert (migration 0053).
+    # operation is the identity), without PROJ's datum search on every insert (migration 0056).
     geom_web = mapped_column(Geometry("MULTIPOLYGON", srid=3857, spatial_index=True),
                              Computed("ST_Transform(ST_SetSRID(geom, 4326), 3857)",
                                       persisted=True))

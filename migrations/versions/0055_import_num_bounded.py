@@ -8,13 +8,13 @@ delivered texts).  Now such a text is not a number (NULL: the field check report
 bad_number): at most 308 digits before the point counting the exponent (so |v| < 1e308), at
 most 200 after it (so |v| >= 1e-299 unless 0).
 
-Revision ID: 0053_import_num_bounded
-Revises: 0052_staging_speed
+Revision ID: 0055_import_num_bounded
+Revises: 0054_atk_0051_shares
 """
 from alembic import op
 
-revision = "0053_import_num_bounded"
-down_revision = "0052_staging_speed"
+revision = "0055_import_num_bounded"
+down_revision = "0054_atk_0051_shares"
 branch_labels = None
 depends_on = None
 

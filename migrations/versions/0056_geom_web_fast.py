@@ -18,13 +18,13 @@ and added again in one ALTER TABLE (one rewrite of `parcel` under an ACCESS EXCL
 its GiST index built anew) — minutes at 10⁷ parcels: a maintenance window's work.  History is
 not touched: the column is derived from `geom`, and no row's recorded values change.
 
-Revision ID: 0053_geom_web_fast
-Revises: 0052_staging_speed
+Revision ID: 0056_geom_web_fast
+Revises: 0055_import_num_bounded
 """
 from alembic import op
 
-revision = "0053_geom_web_fast"
-down_revision = "0052_staging_speed"
+revision = "0056_geom_web_fast"
+down_revision = "0055_import_num_bounded"
 branch_labels = None
 depends_on = None
 
