@@ -56,3 +56,25 @@ def test_domain_error_message_switches_language(login_as, dbs):
                      "ended_on": "2026-01-01", "reason": "x"})
     body = r.get_data(as_text=True)
     assert "may not be ended because of divorce" in body and "art 17" in body
+
+
+def test_no_message_is_defined_twice():
+    """A msgid defined twice in one context: only the first translation is ever shown, and the
+    second (often written for another screen) is dead — msgfmt -c calls it a fatal error."""
+    import re
+
+    po = (Path(__file__).parent.parent / "app/translations/zh/LC_MESSAGES/messages.po").read_text(
+        encoding="utf-8")
+    keys = re.findall(r'^(?:msgctxt ((?:"(?:[^"\\]|\\.)*"\n)+))?msgid ((?:"(?:[^"\\]|\\.)*"\n)+)'
+                      r'msgstr', po, flags=re.M)
+
+    def joined(block):  # a string written over several lines is one string
+        return "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', block))
+
+    seen, twice = set(), []
+    for ctx, msgid in keys:
+        key = (joined(ctx), joined(msgid))
+        if key[1] and key in seen:
+            twice.append(key[1])
+        seen.add(key)
+    assert len(keys) > 1000 and twice == []

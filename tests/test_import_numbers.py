@@ -4,7 +4,7 @@ exponent, garbage, null, an object — the two agree, and neither raises."""
 import json
 import math
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
@@ -30,6 +30,7 @@ values = st.one_of(numbers, texts, st.none(), st.booleans(),
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(batch=[2.2e-309, 1e-250, 5e-324, 1e-199, 1e305, -0.0])  # drawn once: subnormal, tiny
 @given(batch=st.lists(values, min_size=1, max_size=20))
 def test_a_json_number_reads_as_its_text_does(dbs, batch):
     docs = [json.dumps({"SCMJ": v}) for v in batch]
