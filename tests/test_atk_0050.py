@@ -208,13 +208,7 @@ def test_a_parcel_the_right_let_go_before_its_split_is_no_ground(dbs):
     assert len(fields) >= 2
     r = _contract(dbs, hh, fields)
     dropped = fields[0]
-    dbs.execute(text("UPDATE land_right SET end_lifespan = clock_timestamp() WHERE id = :i"),
-                {"i": r.id})
-    v = dbs.scalar(text("""INSERT INTO land_right (uid, version, kind, holder_household_code,
-        contract_code, obtained_by, fbfbm, term_start, term_end, begin_lifespan)
-        SELECT uid, version + 1, kind, holder_household_code, contract_code, obtained_by, fbfbm,
-               term_start, term_end, clock_timestamp() FROM land_right WHERE id = :i
-        RETURNING id"""), {"i": r.id})
+    v = next_version_by_hand(dbs, r.id)
     for p in fields[1:]:
         dbs.execute(text("INSERT INTO land_right_parcel (right_id, parcel_uid, parcel_code) "
                          "VALUES (:r, :u, :c)"), {"r": v, "u": p.uid, "c": p.code})
@@ -326,3 +320,15 @@ def test_a_homestead_right_does_not_end_on_its_parcels_amendment_or_a_neighbours
     theirs = _other_household_field(dbs, hh)
     kids = parcels.split("bureau", theirs, _halves(dbs, theirs, "9400"), "分割")
     assert_end_refused(dbs, h, _mutation_of(dbs, kids[0]))
+
+
+def next_version_by_hand(dbs, right_id: int) -> int:
+    """As the app role, past the operation: the right's current version ended and a copy of it
+    inserted as the next version, with no parcels yet; its id."""
+    dbs.execute(text("UPDATE land_right SET end_lifespan = clock_timestamp() WHERE id = :i"),
+                {"i": right_id})
+    return dbs.scalar(text("""INSERT INTO land_right (uid, version, kind, holder_household_code,
+        contract_code, obtained_by, fbfbm, term_start, term_end, begin_lifespan)
+        SELECT uid, version + 1, kind, holder_household_code, contract_code, obtained_by, fbfbm,
+               term_start, term_end, clock_timestamp() FROM land_right WHERE id = :i
+        RETURNING id"""), {"i": right_id})

@@ -25,7 +25,7 @@ from app.parcels.models import Parcel
 from app.rights import operations as rights
 from app.rights.models import Right
 from tests.test_api_attacks import bearer
-from tests.test_atk_0050 import _current, _halves, _mutation_of
+from tests.test_atk_0050 import _current, _halves, _mutation_of, next_version_by_hand
 from tests.test_atk_db_evening import _fails
 from tests.test_rights import _contract, _household_with_land
 from tests.test_withdrawal import settled_in_town
@@ -247,13 +247,7 @@ def test_a_parcel_is_under_one_holders_right(dbs):
     with pytest.raises(DomainError) as e:
         rights.register_homestead("bureau", theirs.household_code, home, "确权")
     assert e.value.code == "right.parcel.other_holder"
-    dbs.execute(text("UPDATE land_right SET end_lifespan = clock_timestamp() WHERE id = :i"),
-                {"i": y.id})
-    v = dbs.scalar(text("""INSERT INTO land_right (uid, version, kind, holder_household_code,
-        contract_code, obtained_by, fbfbm, term_start, term_end, begin_lifespan)
-        SELECT uid, version + 1, kind, holder_household_code, contract_code, obtained_by, fbfbm,
-               term_start, term_end, clock_timestamp() FROM land_right WHERE id = :i
-        RETURNING id"""), {"i": y.id})
+    v = next_version_by_hand(dbs, y.id)
     err = _fails(dbs, "INSERT INTO land_right_parcel (right_id, parcel_uid, parcel_code) "
                       "VALUES (:r, :u, :c)", {"r": v, "u": mine.uid, "c": mine.code})
     assert err is not None and "right.parcel.other_holder" in err, err
@@ -317,13 +311,7 @@ def test_a_new_version_cannot_leave_out_the_rights_land(dbs, keep):
     is stripped without ending.  Refused at commit (the check is deferred: a version's parcels
     are written after it); SET CONSTRAINTS ... IMMEDIATE shows it here."""
     hh, fields, _, r = _settled(dbs)
-    dbs.execute(text("UPDATE land_right SET end_lifespan = clock_timestamp() WHERE id = :i"),
-                {"i": r.id})
-    v = dbs.scalar(text("""INSERT INTO land_right (uid, version, kind, holder_household_code,
-        contract_code, obtained_by, fbfbm, term_start, term_end, begin_lifespan)
-        SELECT uid, version + 1, kind, holder_household_code, contract_code, obtained_by, fbfbm,
-               term_start, term_end, clock_timestamp() FROM land_right WHERE id = :i
-        RETURNING id"""), {"i": r.id})
+    v = next_version_by_hand(dbs, r.id)
     kept = fields[1:] if keep else []
     for p in kept:
         dbs.execute(text("INSERT INTO land_right_parcel (right_id, parcel_uid, parcel_code) "

@@ -75,21 +75,20 @@ class Case:
         self.rng = random.Random(self.seed)
         self.d = subset(self.seed, households=self.rng.randint(3, 5))
 
-    def row(self, tbl):
-        free = [i for i in range(len(self.d.tables[tbl].rows)) if (tbl, i) not in self.used]
+    def _pick(self, name, rows):
+        """A row (of a table or a layer) no injection has used yet, or None."""
+        free = [i for i in range(len(rows)) if (name, i) not in self.used]
         if not free:
             return None
         i = self.rng.choice(free)
-        self.used.add((tbl, i))
+        self.used.add((name, i))
         return i
 
+    def row(self, tbl):
+        return self._pick(tbl, self.d.tables[tbl].rows)
+
     def feat(self, layer):
-        free = [i for i in range(len(self.d.layers[layer].rows)) if (layer, i) not in self.used]
-        if not free:
-            return None
-        i = self.rng.choice(free)
-        self.used.add((layer, i))
-        return i
+        return self._pick(layer, self.d.layers[layer].rows)
 
     def cell(self, tbl, i, name):
         return self.d.tables[tbl].rows[i][self.d.tables[tbl].header.index(name)]
