@@ -199,6 +199,8 @@ DB_RULES = {
                                      "CBF.CBFBM[:14] must be an issuing party"),
     "parcel_guard": ("overlap_register", "overlap with the register, checked again in the lock"),
     "parcel_bulk_guard": ("derived", "acceptance holds the table lock"),
+    "parcel_holder_kept": ("derived", "an import registers version 1 only; the trigger fires "
+                                      "for later versions (amendments)"),
     "household_member_hukou_guard": ("derived", "an import moves no hukou"),
     # An import begins households and their members' places; it never ends or rewrites one.
     "ck_household_ended_on_its_ground": ("derived", "an import never ends a household"),
