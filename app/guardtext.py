@@ -24,7 +24,7 @@ import html
 import re
 import tomllib
 import unicodedata
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
@@ -262,7 +262,11 @@ def lexicon() -> dict:
               data["urban"]["words"] if _HAN.search(w)}
     return {"groups": groups, "neutral": neutral, "neutral_py": neutral_py, "pairs": pairs,
             "pairs_py": pairs_py, "after": after, "after_py": after_py, "patterns": patterns,
-            "exempt": exempt, "hukou_ties": _hukou_patterns(c, sorted(causes)),
+            "exempt": exempt,
+            "trade_py": tuple([_syllables(normalise(w))[0] for w in c.get(k, [])]
+                              for k in ("trade_by", "trade_what", "trade_for")) +
+            (int(c.get("trade_gap_before", 0)), int(c.get("trade_gap_after", 0))),
+            "hukou_ties": _hukou_patterns(c, sorted(causes)),
             "whole": _whole_patterns(s),
             # a tie needs a settling word, a hukou tie a cause: a cheap look first
             "settle": (sorted(settle), sorted({_syllables(w)[0] for w in settle})),
@@ -528,14 +532,42 @@ def detect(text, groups: tuple[str, ...] = GROUPS) -> list[Hit]:
         if m and not _negated(compact, m.start(), lex["neutral"], clauses):
             hits.append(Hit("condition", m.group(0), "text"))
         elif not m:
-            m = py_pat.search(py)
-            if m and m.start() in bounds and not _negated_py(py, m.start(), lex["neutral_py"], cpy):
-                hits.append(Hit("condition", m.group(0), "pinyin"))
+            m = py_pat.search(py) and _trade_py(compact, py, bounds, at, lex)
+            if m and not _negated_py(py, m[0], lex["neutral_py"], cpy):
+                hits.append(Hit("condition", py[m[0]:m[1]], "pinyin"))
         if not any(h.group == "condition" for h in hits):
             hit = _tie(compact, clauses, py, bounds, lex, ties, cpy)
             if hit is not None:
                 hits.append(hit)
     return hits
+
+
+def _trade_py(compact: str, py: str, bounds: set[int], at: list[int],
+              lex: dict) -> tuple[int, int] | None:
+    """The trade (以/用/拿 + a right + 换 + what is got) in pinyin, each part whole syllables, and
+    its 换 written as 换 or in letters: 乙方将土地交还甲方 (yifang … tudi jiaohuan jiafang) and
+    乙方交回土地时，双方 (… shuangfang) are a lease's return clause, not a trade."""
+    by, what, to, gb, ga = lex["trade_py"]
+    marks = sorted(bounds)
+
+    def starts(lo: int, hi: int, forms):
+        for i in marks[bisect_left(marks, lo):bisect_right(marks, hi)]:
+            for f in forms:
+                if py.startswith(f, i) and i + len(f) in bounds:
+                    yield i, i + len(f)
+
+    def letters_or_huan(i: int) -> bool:
+        k = bisect_right(at, i) - 1
+        return not (0 <= k < len(compact)) or compact[k] == "换" or not _HAN.match(compact[k])
+
+    for s, e1 in starts(0, len(py), by):
+        for _, e2 in starts(e1, e1 + 6 * gb, what):
+            for h, e3 in starts(e2, e2 + 18, ["huanqu", "huan"]):
+                if not letters_or_huan(h):
+                    continue
+                for _, e4 in starts(e3, e3 + 6 * ga, to):
+                    return s, e4
+    return None
 
 
 def _present(compact: str, py: str, words: tuple[list[str], list[str]]) -> tuple[bool, bool]:

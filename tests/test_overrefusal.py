@@ -1,0 +1,47 @@
+"""Over-refusal: legitimate everyday work that the stricter guards (integ: the revised free-text
+detector, the rights rules of 0053/0054, the stricter import readers) must still let through —
+while the guarantee stays (settling in town never requires giving up 承包经营权/宅基地使用权/
+收益分配权: 农村土地承包法 art 27; 乡村振兴促进法 art 55)."""
+import datetime as dt
+import random
+
+import pytest
+
+from app import guardtext
+from app.errors import DomainError
+from tests.test_market import _list, holder  # noqa: F401  (a fixture)
+
+
+# --- market: a lease's return clause (GF—2021—2606 交付和返还) -------------------------------
+
+def _return_clauses(seed: int, n: int) -> list[str]:
+    """Return clauses as model contracts write them: the tenant gives the land back to the
+    lessor at term end.  The parties' names in pinyin (乙方 yifang, 甲方 jiafang, 双方) and the
+    verb 交还/返还 (…huan) once read as a trade (yi…di…huan…fang/bao, 以地换房/保)."""
+    rng = random.Random(seed)
+    when = ["租期届满，", "租赁期满后", "合同到期，", "流转期满，", "合同解除后", ""]
+    tenant = ["乙方", "承租方", "受让方"]
+    how = ["将土地", "应将土地", "应当将承租土地", "应将土地按原状", "将地块恢复原状后"]
+    verb = ["交还", "返还", "退还", "交回"]
+    lessor = ["甲方", "出租方", "甲方，双方共同验收", "甲方，甲方退还保证金"]
+    return [f"{rng.choice(when)}{rng.choice(tenant)}{rng.choice(how)}{rng.choice(verb)}"
+            f"{rng.choice(lessor)}" for _ in range(n)]
+
+
+@pytest.mark.parametrize("clause", ["租期届满，乙方将土地交还甲方",
+                                    "租赁期满，乙方应将土地按原状返还甲方",
+                                    "乙方交回土地时，双方共同验收",
+                                    "租期届满乙方退地，甲方退还保证金"])
+def test_a_lease_return_clause_is_not_a_land_for_hukou_trade(dbs, holder, clause):
+    _, parcels, right = holder
+    listing = _list(right, parcels[:1], use_description=f"种植玉米。{clause}")
+    assert clause in listing.use_description
+
+
+def test_generated_return_clauses_pass_the_market_policy_and_trades_are_still_refused():
+    for clause in _return_clauses(20261130, 300):
+        assert not guardtext.check("market", clause), clause
+    # the guarantee: a trade, in characters or in letters, is still refused
+    for trade in ("乙方以土地换房", "以地换户", "yi di huan hu", "yidihuanhukou", "以地huan户",
+                  "na tu di huan qu she bao", "拿宅子换楼房"):
+        assert guardtext.check("market", trade), trade
