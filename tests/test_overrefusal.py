@@ -6,10 +6,14 @@ import datetime as dt
 import random
 
 import pytest
+from sqlalchemy import select
 
 from app import guardtext
-from app.errors import DomainError
+from app.people import operations as people
+from app.people.models import Household
+from app.rights import operations as rights
 from tests.test_market import _list, holder  # noqa: F401  (a fixture)
+from tests.test_rights import _contract, _household_with_land
 
 
 # --- market: a lease's return clause (GF—2021—2606 交付和返还) -------------------------------
@@ -45,3 +49,35 @@ def test_generated_return_clauses_pass_the_market_policy_and_trades_are_still_re
     for trade in ("乙方以土地换房", "以地换户", "yi di huan hu", "yidihuanhukou", "以地huan户",
                   "na tu di huan qu she bao", "拿宅子换楼房"):
         assert guardtext.check("market", trade), trade
+
+
+# --- rights: a household that died out, a child having married or divided out years before ---
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_household_died_out_ends_as_holder_extinct_though_a_child_left_long_before(dbs, seed):
+    """Parents' household: a child left years ago (married into another household, or a 分户);
+    the parents died, the household ended (as 'all_members_left': the database takes
+    'all_members_deceased' only when every place ended in death).  Nobody of it lives on in a
+    successor household at its end, so its rights end as 'holder extinct' (the child's own
+    household holds its own land) — 0053 refused it for ever, for any member who ever left."""
+    rnd = random.Random(seed)
+    hh, fields, home = _household_with_land(dbs)
+    members = list(hh.current_members)
+    assert len(members) >= 2
+    r = _contract(dbs, hh, fields, end=dt.date(2058, 12, 31))
+    h = rights.register_homestead("bureau", hh.cbfbm, home, "确权")
+    to = dbs.scalars(select(Household).where(Household.cbfbm != hh.cbfbm,
+                                             Household.ended_on.is_(None))
+                     .order_by(Household.id)).first()
+    left = members[rnd.randrange(len(members))]
+    moved_on = dt.date(2005 + rnd.randrange(15), 1 + rnd.randrange(12), 1)
+    people.move_member("bureau", left, to, "97", moved_on, "婚嫁" if seed % 2 else "分户",
+                       division=bool(seed % 2 == 0))
+    died = moved_on + dt.timedelta(days=1 + rnd.randrange(2000))
+    for m in list(hh.current_members):
+        people.end_place("bureau", m, "death", died, reason="死亡")
+    dbs.refresh(hh)
+    people.end_household("bureau", hh, "all_members_left", died, reason="户内人员全部死亡")
+    for right in (r, h):
+        ended = rights.end_right("bureau", right, "holder_extinct", died, reason="户绝")
+        assert ended.status == "ended" and ended.end_ground == "holder_extinct"
