@@ -12,8 +12,13 @@ from app import guardtext
 from app.people import operations as people
 from app.people.models import Household
 from app.rights import operations as rights
-from tests.test_market import _list, holder  # noqa: F401  (a fixture)
+from tests.test_market import _farmer_household, _list
 from tests.test_rights import _contract, _household_with_land
+
+
+@pytest.fixture()
+def holder(dbs):
+    return _farmer_household(dbs)
 
 
 # --- market: a lease's return clause (GF—2021—2606 交付和返还) -------------------------------
