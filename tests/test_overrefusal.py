@@ -86,3 +86,31 @@ def test_a_household_died_out_ends_as_holder_extinct_though_a_child_left_long_be
     for right in (r, h):
         ended = rights.end_right("bureau", right, "holder_extinct", died, reason="户绝")
         assert ended.status == "ended" and ended.end_ground == "holder_extinct"
+
+
+# --- imports: a shapefile whose .cpg names GBK as desktop GIS tools write it -----------------
+
+def _texts(layer) -> list:
+    return [tuple(v for v in attrs.values() if isinstance(v, str)) for _, attrs, _ in layer.rows()]
+
+
+def test_every_cpg_name_read_as_gbk_reads_the_text_as_gbk(tmp_path):
+    """The sample's homestead layer (GBK, .cpg "GBK") with its .cpg rewritten to every name the
+    reader takes for GBK (gis.io.GBK_NAMES), in the case and line ends tools write: the text
+    is the same as with "GBK".  GDAL does not know "ANSI 936" and read it as Latin-1."""
+    from gis import io as gio
+    from tests.test_import_sample import SAMPLE
+
+    src = SAMPLE / "矢量数据"
+    shp = next(src.glob("ZJD*.shp"))
+    want = _texts(gio.read_layer(shp))
+    assert any(not t.isascii() for row in want for t in row)  # the layer holds Chinese
+    rng = random.Random(936)
+    for name in sorted(gio.GBK_NAMES):
+        written = rng.choice([name, name.lower(), name + "\r\n", " " + name + "\n"])
+        d = tmp_path / f"cpg{len(list(tmp_path.iterdir()))}"
+        d.mkdir()
+        for f in src.glob(shp.stem + ".*"):
+            (d / f.name).write_bytes(f.read_bytes())
+        (d / (shp.stem + ".cpg")).write_bytes(written.encode("ascii"))
+        assert _texts(gio.read_layer(d / shp.name)) == want, repr(written)
