@@ -521,8 +521,11 @@ def detect(text, groups: tuple[str, ...] = GROUPS) -> list[Hit]:
                 # that no neutral word covers
                 hits.append(Hit(g, word, "pinyin"))
     if "surrender" in groups and not any(h.group == "surrender" for h in hits):
+        paper: list = []  # pairs read as a reissue's paper: not read again in pinyin
         hit = _pair(compact, py, bounds, lex, clauses, cpy) or \
-            _after(compact, lex, clauses) or _after_py(py, bounds, lex, cpy) or \
+            _after(compact, lex, clauses, paper) or \
+            (None if paper and not re.search(r"[a-z]", compact)
+             else _after_py(py, bounds, lex, cpy, (compact, at), clauses)) or \
             _whole(compact, py, bounds, lex, clauses, cpy)
         if hit is not None:
             hits.append(hit)
@@ -641,8 +644,11 @@ def _whole(compact: str, py: str, bounds: set[int], lex: dict, clauses,
     return None
 
 
-def _after_py(py: str, bounds: set[int], lex: dict, cpy: list[int]) -> Hit | None:
-    """The same in pinyin (cheng bao jing ying quan yi bing zhu xiao)."""
+def _after_py(py: str, bounds: set[int], lex: dict, cpy: list[int],
+              han: tuple[str, list[int]] | None = None, clauses=()) -> Hit | None:
+    """The same in pinyin (cheng bao jing ying quan yi bing zhu xiao); `han` (the characters
+    and where each starts in the pinyin): a pair read from characters that hands back a
+    reissue's paper (`_paper`) is not a surrender."""
     objects, verbs, window = lex["after_py"]
     for o, op in objects:
         for i in _find(py, op, bounds):
@@ -655,11 +661,20 @@ def _after_py(py: str, bounds: set[int], lex: dict, cpy: list[int]) -> Hit | Non
                 if any(n in tail[:j] for n in lex["neutral_py"]) or \
                         _negated_py(py, i, lex["neutral_py"], cpy):
                     continue
+                if han is not None:
+                    compact, at = han
+                    a, b = bisect_right(at, end) - 1, bisect_right(at, end + j) - 1
+                    if 0 <= a <= b <= len(compact) and at[a] == end and at[b] == end + j and \
+                            not re.search(r"[a-z]", compact[bisect_right(at, i) - 1:b + len(v)]) \
+                            and _paper(compact, compact[a:b], a,
+                                       b + len(v) if compact.startswith(v, b) else None,
+                                       clauses):
+                        continue
                 return Hit("surrender", f"{o}…{v}", "pinyin")
     return None
 
 
-def _after(compact: str, lex: dict, clauses=None) -> Hit | None:
+def _after(compact: str, lex: dict, clauses=None, paper: list | None = None) -> Hit | None:
     """A right followed closely by what is done to it (承包经营权一并注销); a neutral word in
     between or just before makes it the rule ("承包经营权不因落户而丧失")."""
     objects = lex["pairs"][1]
@@ -676,20 +691,55 @@ def _after(compact: str, lex: dict, clauses=None) -> Hit | None:
                 if any(n in between for n in lex["neutral"]) or \
                         _negated(compact, i, lex["neutral"], clauses):
                     continue
+                if _paper(compact, between, end, end + j + len(v), clauses):
+                    if paper is not None:
+                        paper.append((o, v))
+                    continue
                 return Hit("surrender", f"{o}…{v}", "text")
     return None
+
+
+# A certificate replaced (换发, 补发 …): the old paper is handed back ("交回旧证，换发宅基地使用权
+# 证", "承包经营权证换发，旧证交回"), the right stays.  A verb and a right read as a pair, with
+# the certificate (证) between them or the right named as a certificate's title, is the paper —
+# unless a conjunction joins the two (宅基地及证书交回: both)
+_REISSUE = ("换发", "换证", "换领", "补发", "新证", "换新", "重新颁发", "重新发证", "重发")
+_CERT_TITLE = re.compile(r"(?:使用权|经营权|承包经营权|承包权)?证")
+_JOINED = ("和", "及", "与", "连同", "一并", "同", "并")
+
+
+_OLD_PAPER = ("旧证", "原证", "老证")
+
+
+def _paper(compact: str, between: str, obj_end: int, verb_end: int | None = None,
+           clauses=()) -> bool:
+    """Whether a verb-and-right pair hands back the certificate of a reissue, not the right:
+    the certificate between them, the right named as a certificate's title, or (a right
+    before the verb) the verb's own object the old certificate (延包后交回旧证)."""
+    if not any(r in compact for r in _REISSUE) or any(c in between for c in _JOINED):
+        return False
+    return "证" in between or bool(_CERT_TITLE.match(compact, obj_end)) or \
+        (verb_end is not None and verb_end not in (clauses or ())
+         and compact.startswith(_OLD_PAPER, verb_end))
 
 
 def _pair(compact: str, py: str, bounds: set[int], lex: dict, clauses=None,
           cpy=None) -> Hit | None:
     """A verb of giving up followed closely by a right, in characters or in pinyin."""
     verbs, objects, window = lex["pairs"]
+    paper = False
     for v in verbs:
         for i in _find(compact, v, None):
             tail = compact[i + len(v):i + len(v) + window]
             obj = next((o for o in objects if o in tail), None)
             if obj and not _negated(compact, i, lex["neutral"], clauses):
+                k = tail.find(obj)
+                if _paper(compact, tail[:k], i + len(v) + k + len(obj)):
+                    paper = True
+                    continue
                 return Hit("surrender", f"{v}…{obj}", "text")
+    if paper and not re.search(r"[a-z]", compact):
+        return None  # the same characters read again in pinyin: the paper, already judged
     for v, vp in lex["pairs_py"][0]:
         for i in _find(py, vp, bounds):
             tail_start = i + len(vp)

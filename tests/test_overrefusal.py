@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from app import guardtext
+from app.certificates import operations as certs
 from app.people import operations as people
 from app.people.models import Household
 from app.rights import operations as rights
@@ -114,3 +115,44 @@ def test_every_cpg_name_read_as_gbk_reads_the_text_as_gbk(tmp_path):
             (d / f.name).write_bytes(f.read_bytes())
         (d / (shp.stem + ".cpg")).write_bytes(written.encode("ascii"))
         assert _texts(gio.read_layer(d / shp.name)) == want, repr(written)
+
+
+# --- certificates: the old paper handed back when a certificate is replaced -----------------
+
+def _reissue_reasons(seed: int, n: int) -> list[str]:
+    """How clerks write a reissue: the old certificate (named by its title, or 旧证/原证)
+    handed back, a new one issued."""
+    rng = random.Random(seed)
+    title = ["土地承包经营权证", "农村土地承包经营权证", "宅基地使用权证", "承包经营权证书", "宅基地证"]
+    why = ["证书破损", "信息有误", "互换承包地后", "延包后", "分户后", "户主变更后", "证书污损"]
+    give = ["交回", "收回", "上交"]
+    new = ["换发新证", "补发新证", "换发", "重新颁发"]
+    forms = [lambda: f"{rng.choice(why)}，交回旧证，{rng.choice(new)}{rng.choice(title)}",
+             # (交回承包经营权证 / 承包经营权证交回 are lexicon entries: refused as they stand)
+             lambda: f"{rng.choice(why)}，原{rng.choice(title[2:3] + title[4:])}"
+                     f"{rng.choice(give)}，{rng.choice(new)}",
+             lambda: f"{rng.choice(title)}{rng.choice(['换发新证', '换发'])}，旧证{rng.choice(give)}",
+             lambda: f"{rng.choice(why)}原证{rng.choice(give)}{rng.choice(new)}"]
+    return [rng.choice(forms)() for _ in range(n)]
+
+
+def test_a_reissue_that_takes_back_the_old_paper_is_not_a_surrender(dbs):
+    hh, fields, _ = _household_with_land(dbs)
+    right = _contract(dbs, hh, fields, end=dt.date(2058, 12, 31))
+    cert = certs.issue("bureau", right)
+    for reason in ("土地承包经营权证书损毁，交回旧证换发", "互换承包地后，原证交回换发",
+                   "宅基地使用权证换发新证，收回旧证"):
+        cert = certs.reissue("bureau", cert, reason)
+        assert cert.status == "valid"
+    for reason in _reissue_reasons(20261130, 300):
+        assert not guardtext.check("certificate", reason), reason
+
+
+@pytest.mark.parametrize("reason", ["宅基地及证书交回，补发新证", "承包经营权一并注销，证书换发",
+                                    "宅基地交给村里，补发新证", "收回宅基地，换发新证",
+                                    "交回承包地和旧证，换发新证", "放弃承包地，旧证交回换发",
+                                    "宅基地证交回", "交回土地承包经营权证", "因落户交回旧证换发",
+                                    "承包地由村里收走，证书换发", "承包地由村里收走，旧证换发",
+                                    "zhai ji di jiao hui, huan fa xin zheng"])
+def test_the_land_handed_back_with_a_reissue_is_still_refused(reason):
+    assert guardtext.check("certificate", reason)
