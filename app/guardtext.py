@@ -263,6 +263,9 @@ def lexicon() -> dict:
     return {"groups": groups, "neutral": neutral, "neutral_py": neutral_py, "pairs": pairs,
             "pairs_py": pairs_py, "after": after, "after_py": after_py, "patterns": patterns,
             "exempt": exempt,
+            "tie_objects": sorted({normalise(w) for w in c.get("tie_object", [])} |
+                                  {normalise(w) for w in s.get("objects", []) if _HAN.search(w)}
+                                  | {"宅", "屋"}),
             "trade_py": tuple([_syllables(normalise(w))[0] for w in c.get(k, [])]
                               for k in ("trade_by", "trade_what", "trade_for")) +
             (int(c.get("trade_gap_before", 0)), int(c.get("trade_gap_after", 0))),
@@ -585,10 +588,16 @@ def _tie(compact: str, clauses: list[int], py: str, bounds: set[int], lex: dict,
     in_text, in_py = _present(compact, py, lex["settle"])
     if in_text or in_py:
         for pat, pat_py in ties:
+            housing = False
             if in_text:
                 for m in pat.finditer(compact):
                     if not _negated(compact, m.start(), lex["neutral"], clauses):
+                        if _housing(compact, clauses, m, lex):
+                            housing = True
+                            continue
                         return Hit("condition", m.group(0), "text")
+            if (housing or _housing_all(compact, lex)) and not re.search(r"[a-z]", compact):
+                continue  # the same characters in pinyin: the housing, already judged
             if in_py:
                 for m in pat_py.finditer(py):
                     if m.start() in bounds and not _negated_py(py, m.start(), lex["neutral_py"], cpy):
@@ -608,6 +617,26 @@ def _tie(compact: str, clauses: list[int], py: str, bounds: set[int], lex: dict,
                         not _negated_py(py, m.start(), lex["neutral_py"], cpy):
                     return Hit("condition", m.group(0), "pinyin")
     return None
+
+
+# What a settling household vacates or leaves in town is no right: a rented or public-rental
+# flat (公租房 tenants vacate it when they buy), the employer's or community's collective
+# household of item 1 (先退出原单位集体户再落户).  A giving-up tied to settling is not a
+# condition when its clause names one of these and no right's object (宅基地, 承包地, 地, 田 …)
+_HOUSING = ("公租房", "廉租房", "租住", "租赁", "租的", "租来", "出租屋", "周转房", "宿舍",
+            "单位集体户", "社区集体户")
+
+
+def _housing(compact: str, clauses: list[int], m: re.Match, lex: dict) -> bool:
+    start = clauses[bisect_right(clauses, m.start()) - 1] if clauses else 0
+    seg = compact[start:m.end()]
+    return any(w in seg for w in _HOUSING) and not any(o in seg for o in lex["tie_objects"])
+
+
+def _housing_all(compact: str, lex: dict) -> bool:
+    """The whole text names housing and no right's object (`_housing`)."""
+    return any(w in compact for w in _HOUSING) and \
+        not any(o in compact for o in lex["tie_objects"])
 
 
 _NOT = ("不", "未", "无", "没", "勿", "并非", "绝非")

@@ -10,9 +10,11 @@ from sqlalchemy import select
 
 from app import guardtext
 from app.certificates import operations as certs
+from app.errors import DomainError
 from app.people import operations as people
 from app.people.models import Household
 from app.rights import operations as rights
+from app.settlement import operations as settlement
 from tests.test_market import _farmer_household, _list
 from tests.test_rights import _contract, _household_with_land
 
@@ -156,3 +158,33 @@ def test_a_reissue_that_takes_back_the_old_paper_is_not_a_surrender(dbs):
                                     "zhai ji di jiao hui, huan fa xin zheng"])
 def test_the_land_handed_back_with_a_reissue_is_still_refused(reason):
     assert guardtext.check("certificate", reason)
+
+
+# --- settlement: the flat or collective household left behind in town is no right -----------
+
+def _housing_notes(seed: int, n: int) -> list[str]:
+    rng = random.Random(seed)
+    what = ["公租房", "廉租房", "租住的房子", "单位宿舍", "周转房", "原单位集体户", "社区集体户"]
+    verb = ["腾出来", "退出", "腾出"]  # (房子腾空 is a lexicon entry: refused as it stands)
+    then = ["再落户", "后落户", "再迁户口", "，再落户到新房", "，然后办理落户"]
+    forms = [lambda: f"先把{rng.choice(what)}{rng.choice(verb)}{rng.choice(then)}",
+             lambda: f"先{rng.choice(verb)}{rng.choice(what)}{rng.choice(then)}"]
+    return [rng.choice(forms)() for _ in range(n)]
+
+
+def test_vacating_a_rented_flat_or_leaving_a_collective_household_before_settling_passes(dbs):
+    for note in ["先腾出租住的房子，再落户到新房", "把公租房腾出来再迁户", "先退出原单位集体户再落户",
+                 "先退出单位集体户，再迁入新房落户"]:
+        settlement.guard_settlement_text("hukou", {"note": note}, "settlement.apply")
+    for note in _housing_notes(20261130, 300):
+        assert not guardtext.check("settlement", note), note
+
+
+@pytest.mark.parametrize("note", ["先把宅基地腾出来再落户", "先把公租房和宅基地腾出来再迁户",
+                                  "先把租的地腾出来再落户", "先退出村集体再落户", "把老房子腾出来再迁户",
+                                  "先腾房后落户", "租住的老宅腾出来再落户",
+                                  "先退出单位集体户，再把宅基地交回后落户",
+                                  "xian ba zhai ji di teng chu lai zai luo hu"])
+def test_a_right_vacated_before_settling_is_still_refused(dbs, note):
+    with pytest.raises(DomainError):
+        settlement.guard_settlement_text("hukou", {"note": note}, "settlement.apply")
