@@ -24,7 +24,7 @@ import html
 import re
 import tomllib
 import unicodedata
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
@@ -262,7 +262,14 @@ def lexicon() -> dict:
               data["urban"]["words"] if _HAN.search(w)}
     return {"groups": groups, "neutral": neutral, "neutral_py": neutral_py, "pairs": pairs,
             "pairs_py": pairs_py, "after": after, "after_py": after_py, "patterns": patterns,
-            "exempt": exempt, "hukou_ties": _hukou_patterns(c, sorted(causes)),
+            "exempt": exempt,
+            "tie_objects": sorted({normalise(w) for w in c.get("tie_object", [])} |
+                                  {normalise(w) for w in s.get("objects", []) if _HAN.search(w)}
+                                  | {"宅", "屋"}),
+            "trade_py": tuple([_syllables(normalise(w))[0] for w in c.get(k, [])]
+                              for k in ("trade_by", "trade_what", "trade_for")) +
+            (int(c.get("trade_gap_before", 0)), int(c.get("trade_gap_after", 0))),
+            "hukou_ties": _hukou_patterns(c, sorted(causes)),
             "whole": _whole_patterns(s),
             # a tie needs a settling word, a hukou tie a cause: a cheap look first
             "settle": (sorted(settle), sorted({_syllables(w)[0] for w in settle})),
@@ -517,8 +524,11 @@ def detect(text, groups: tuple[str, ...] = GROUPS) -> list[Hit]:
                 # that no neutral word covers
                 hits.append(Hit(g, word, "pinyin"))
     if "surrender" in groups and not any(h.group == "surrender" for h in hits):
+        paper: list = []  # pairs read as a reissue's paper: not read again in pinyin
         hit = _pair(compact, py, bounds, lex, clauses, cpy) or \
-            _after(compact, lex, clauses) or _after_py(py, bounds, lex, cpy) or \
+            _after(compact, lex, clauses, paper) or \
+            (None if paper and not re.search(r"[a-z]", compact)
+             else _after_py(py, bounds, lex, cpy, (compact, at), clauses)) or \
             _whole(compact, py, bounds, lex, clauses, cpy)
         if hit is not None:
             hits.append(hit)
@@ -528,14 +538,42 @@ def detect(text, groups: tuple[str, ...] = GROUPS) -> list[Hit]:
         if m and not _negated(compact, m.start(), lex["neutral"], clauses):
             hits.append(Hit("condition", m.group(0), "text"))
         elif not m:
-            m = py_pat.search(py)
-            if m and m.start() in bounds and not _negated_py(py, m.start(), lex["neutral_py"], cpy):
-                hits.append(Hit("condition", m.group(0), "pinyin"))
+            m = py_pat.search(py) and _trade_py(compact, py, bounds, at, lex)
+            if m and not _negated_py(py, m[0], lex["neutral_py"], cpy):
+                hits.append(Hit("condition", py[m[0]:m[1]], "pinyin"))
         if not any(h.group == "condition" for h in hits):
             hit = _tie(compact, clauses, py, bounds, lex, ties, cpy)
             if hit is not None:
                 hits.append(hit)
     return hits
+
+
+def _trade_py(compact: str, py: str, bounds: set[int], at: list[int],
+              lex: dict) -> tuple[int, int] | None:
+    """The trade (以/用/拿 + a right + 换 + what is got) in pinyin, each part whole syllables, and
+    its 换 written as 换 or in letters: 乙方将土地交还甲方 (yifang … tudi jiaohuan jiafang) and
+    乙方交回土地时，双方 (… shuangfang) are a lease's return clause, not a trade."""
+    by, what, to, gb, ga = lex["trade_py"]
+    marks = sorted(bounds)
+
+    def starts(lo: int, hi: int, forms):
+        for i in marks[bisect_left(marks, lo):bisect_right(marks, hi)]:
+            for f in forms:
+                if py.startswith(f, i) and i + len(f) in bounds:
+                    yield i, i + len(f)
+
+    def letters_or_huan(i: int) -> bool:
+        k = bisect_right(at, i) - 1
+        return not (0 <= k < len(compact)) or compact[k] == "换" or not _HAN.match(compact[k])
+
+    for s, e1 in starts(0, len(py), by):
+        for _, e2 in starts(e1, e1 + 6 * gb, what):
+            for h, e3 in starts(e2, e2 + 18, ["huanqu", "huan"]):
+                if not letters_or_huan(h):
+                    continue
+                for _, e4 in starts(e3, e3 + 6 * ga, to):
+                    return s, e4
+    return None
 
 
 def _present(compact: str, py: str, words: tuple[list[str], list[str]]) -> tuple[bool, bool]:
@@ -550,10 +588,16 @@ def _tie(compact: str, clauses: list[int], py: str, bounds: set[int], lex: dict,
     in_text, in_py = _present(compact, py, lex["settle"])
     if in_text or in_py:
         for pat, pat_py in ties:
+            housing = False
             if in_text:
                 for m in pat.finditer(compact):
                     if not _negated(compact, m.start(), lex["neutral"], clauses):
+                        if _housing(compact, clauses, m, lex):
+                            housing = True
+                            continue
                         return Hit("condition", m.group(0), "text")
+            if (housing or _housing_all(compact, lex)) and not re.search(r"[a-z]", compact):
+                continue  # the same characters in pinyin: the housing, already judged
             if in_py:
                 for m in pat_py.finditer(py):
                     if m.start() in bounds and not _negated_py(py, m.start(), lex["neutral_py"], cpy):
@@ -573,6 +617,26 @@ def _tie(compact: str, clauses: list[int], py: str, bounds: set[int], lex: dict,
                         not _negated_py(py, m.start(), lex["neutral_py"], cpy):
                     return Hit("condition", m.group(0), "pinyin")
     return None
+
+
+# What a settling household vacates or leaves in town is no right: a rented or public-rental
+# flat (公租房 tenants vacate it when they buy), the employer's or community's collective
+# household of item 1 (先退出原单位集体户再落户).  A giving-up tied to settling is not a
+# condition when its clause names one of these and no right's object (宅基地, 承包地, 地, 田 …)
+_HOUSING = ("公租房", "廉租房", "租住", "租赁", "租的", "租来", "出租屋", "周转房", "宿舍",
+            "单位集体户", "社区集体户")
+
+
+def _housing(compact: str, clauses: list[int], m: re.Match, lex: dict) -> bool:
+    start = clauses[bisect_right(clauses, m.start()) - 1] if clauses else 0
+    seg = compact[start:m.end()]
+    return any(w in seg for w in _HOUSING) and not any(o in seg for o in lex["tie_objects"])
+
+
+def _housing_all(compact: str, lex: dict) -> bool:
+    """The whole text names housing and no right's object (`_housing`)."""
+    return any(w in compact for w in _HOUSING) and \
+        not any(o in compact for o in lex["tie_objects"])
 
 
 _NOT = ("不", "未", "无", "没", "勿", "并非", "绝非")
@@ -609,8 +673,11 @@ def _whole(compact: str, py: str, bounds: set[int], lex: dict, clauses,
     return None
 
 
-def _after_py(py: str, bounds: set[int], lex: dict, cpy: list[int]) -> Hit | None:
-    """The same in pinyin (cheng bao jing ying quan yi bing zhu xiao)."""
+def _after_py(py: str, bounds: set[int], lex: dict, cpy: list[int],
+              han: tuple[str, list[int]] | None = None, clauses=()) -> Hit | None:
+    """The same in pinyin (cheng bao jing ying quan yi bing zhu xiao); `han` (the characters
+    and where each starts in the pinyin): a pair read from characters that hands back a
+    reissue's paper (`_paper`) is not a surrender."""
     objects, verbs, window = lex["after_py"]
     for o, op in objects:
         for i in _find(py, op, bounds):
@@ -623,11 +690,20 @@ def _after_py(py: str, bounds: set[int], lex: dict, cpy: list[int]) -> Hit | Non
                 if any(n in tail[:j] for n in lex["neutral_py"]) or \
                         _negated_py(py, i, lex["neutral_py"], cpy):
                     continue
+                if han is not None:
+                    compact, at = han
+                    a, b = bisect_right(at, end) - 1, bisect_right(at, end + j) - 1
+                    if 0 <= a <= b <= len(compact) and at[a] == end and at[b] == end + j and \
+                            not re.search(r"[a-z]", compact[bisect_right(at, i) - 1:b + len(v)]) \
+                            and _paper(compact, compact[a:b], a,
+                                       b + len(v) if compact.startswith(v, b) else None,
+                                       clauses):
+                        continue
                 return Hit("surrender", f"{o}…{v}", "pinyin")
     return None
 
 
-def _after(compact: str, lex: dict, clauses=None) -> Hit | None:
+def _after(compact: str, lex: dict, clauses=None, paper: list | None = None) -> Hit | None:
     """A right followed closely by what is done to it (承包经营权一并注销); a neutral word in
     between or just before makes it the rule ("承包经营权不因落户而丧失")."""
     objects = lex["pairs"][1]
@@ -644,20 +720,55 @@ def _after(compact: str, lex: dict, clauses=None) -> Hit | None:
                 if any(n in between for n in lex["neutral"]) or \
                         _negated(compact, i, lex["neutral"], clauses):
                     continue
+                if _paper(compact, between, end, end + j + len(v), clauses):
+                    if paper is not None:
+                        paper.append((o, v))
+                    continue
                 return Hit("surrender", f"{o}…{v}", "text")
     return None
+
+
+# A certificate replaced (换发, 补发 …): the old paper is handed back ("交回旧证，换发宅基地使用权
+# 证", "承包经营权证换发，旧证交回"), the right stays.  A verb and a right read as a pair, with
+# the certificate (证) between them or the right named as a certificate's title, is the paper —
+# unless a conjunction joins the two (宅基地及证书交回: both)
+_REISSUE = ("换发", "换证", "换领", "补发", "新证", "换新", "重新颁发", "重新发证", "重发")
+_CERT_TITLE = re.compile(r"(?:使用权|经营权|承包经营权|承包权)?证")
+_JOINED = ("和", "及", "与", "连同", "一并", "同", "并")
+
+
+_OLD_PAPER = ("旧证", "原证", "老证")
+
+
+def _paper(compact: str, between: str, obj_end: int, verb_end: int | None = None,
+           clauses=()) -> bool:
+    """Whether a verb-and-right pair hands back the certificate of a reissue, not the right:
+    the certificate between them, the right named as a certificate's title, or (a right
+    before the verb) the verb's own object the old certificate (延包后交回旧证)."""
+    if not any(r in compact for r in _REISSUE) or any(c in between for c in _JOINED):
+        return False
+    return "证" in between or bool(_CERT_TITLE.match(compact, obj_end)) or \
+        (verb_end is not None and verb_end not in (clauses or ())
+         and compact.startswith(_OLD_PAPER, verb_end))
 
 
 def _pair(compact: str, py: str, bounds: set[int], lex: dict, clauses=None,
           cpy=None) -> Hit | None:
     """A verb of giving up followed closely by a right, in characters or in pinyin."""
     verbs, objects, window = lex["pairs"]
+    paper = False
     for v in verbs:
         for i in _find(compact, v, None):
             tail = compact[i + len(v):i + len(v) + window]
             obj = next((o for o in objects if o in tail), None)
             if obj and not _negated(compact, i, lex["neutral"], clauses):
+                k = tail.find(obj)
+                if _paper(compact, tail[:k], i + len(v) + k + len(obj)):
+                    paper = True
+                    continue
                 return Hit("surrender", f"{v}…{obj}", "text")
+    if paper and not re.search(r"[a-z]", compact):
+        return None  # the same characters read again in pinyin: the paper, already judged
     for v, vp in lex["pairs_py"][0]:
         for i in _find(py, vp, bounds):
             tail_start = i + len(vp)

@@ -168,6 +168,18 @@ def _broken_utf8(raw: bytes) -> bool:
     return len(_CJK_UTF8.findall(text_)) - bad >= 2 * bad > 0
 
 
+def _gdal_encoding(cpg: Path | None, root: Path | None) -> str | None:
+    """The encoding a .cpg declares, by a name GDAL knows (None: GDAL reads the .cpg itself)."""
+    if cpg is None:
+        return None
+    name = safe_local_file(cpg, root).read_bytes()[:40].decode("ascii", "replace").strip().upper()
+    if name in UTF8_NAMES:
+        return "UTF-8"
+    if name in GBK_NAMES:
+        return "GB18030" if name == "GB18030" else "CP936"
+    return None
+
+
 def _dbf_fields(head: bytes) -> list[tuple[str, str, int, int]]:
     """(name, type, offset in the record, length) of each field of a .dbf header."""
     out, off = [], 1  # the record's first byte is its deletion flag
@@ -664,6 +676,11 @@ def read_layer(path: Path, layer: str | None = None, declared_srid: int | None =
         kwargs["encoding"] = encoding
     elif driver == "ESRI Shapefile" and not path.with_suffix(".cpg").exists():
         raise CrsError("encoding_unknown", path=str(path))
+    elif driver == "ESRI Shapefile":
+        # the .cpg's name as this module reads it (GBK_NAMES, UTF8_NAMES), given to GDAL by a
+        # name it knows: GDAL does not know "ANSI 936" and read such a GBK file as Latin-1
+        # (谭玉 staged as "Ì·Óñ", silently)
+        kwargs["encoding"] = _gdal_encoding(_sibling(path, ".cpg"), root)
     info = pyogrio.read_info(str(path), **kwargs)
     if info.get("driver") not in ALLOWED_DRIVERS or (info.get("driver") != driver):
         raise UnsafeFile(path, f"opened as {info.get('driver')}, expected {driver}")

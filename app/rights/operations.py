@@ -457,6 +457,10 @@ def end_right(actor, right: Right, ground: str, ended_on: dt.date, evidence: str
             SELECT p.name FROM household h JOIN household_member m ON m.household_id = h.id
             JOIN person p ON p.id = m.person_id
             WHERE h.cbfbm = :h AND m.end_ground IN ('joined_other_household', 'household_division')
+              -- at the household's end: not a child who married or divided out years before
+              AND m.left_on >= COALESCE((SELECT max(d.left_on) FROM household_member d
+                  WHERE d.household_id = h.id AND d.end_ground IN ('death', 'nationality_lost')),
+                  '-infinity'::date)
             ORDER BY p.name"""), {"h": right.holder_household_code}).all()
         if moved:  # the database's own test too (land_right_end_proof, 0053)
             no(HOLDER_SUCCEEDED, code=right.holder_household_code, names="、".join(moved))
