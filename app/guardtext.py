@@ -627,16 +627,25 @@ _HOUSING = ("公租房", "廉租房", "租住", "租赁", "租的", "租来", "�
             "单位集体户", "社区集体户")
 
 
+# … and the collective's own membership, shares and income are never housing: 先退出单位集体户和
+# 村集体经济组织再落户 gives up the membership (农村集体经济组织法 art 17) beside the flat
+_COLLECTIVE = ("村集体", "集体经济", "经济组织", "经济合作社", "股份经济", "村民小组", "成员",
+               "社员", "股", "分红", "收益", "权益", "分配")
+
+
 def _housing(compact: str, clauses: list[int], m: re.Match, lex: dict) -> bool:
     start = clauses[bisect_right(clauses, m.start()) - 1] if clauses else 0
-    seg = compact[start:m.end()]
-    return any(w in seg for w in _HOUSING) and not any(o in seg for o in lex["tie_objects"])
+    return _only_housing(compact[start:m.end()], lex)
 
 
 def _housing_all(compact: str, lex: dict) -> bool:
     """The whole text names housing and no right's object (`_housing`)."""
-    return any(w in compact for w in _HOUSING) and \
-        not any(o in compact for o in lex["tie_objects"])
+    return _only_housing(compact, lex)
+
+
+def _only_housing(seg: str, lex: dict) -> bool:
+    return any(w in seg for w in _HOUSING) and \
+        not any(o in seg for o in lex["tie_objects"]) and not any(c in seg for c in _COLLECTIVE)
 
 
 _NOT = ("不", "未", "无", "没", "勿", "并非", "绝非")
