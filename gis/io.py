@@ -139,8 +139,16 @@ def _shapefile_parts_agree(path: Path, root: Path | None) -> None:
                                f"(parts of different files?)")
 
 
-UTF8_NAMES = {"UTF-8", "UTF8", "65001"}
-GBK_NAMES = {"GBK", "936", "CP936", "GB2312", "GB18030", "ANSI 936", "CP 936"}
+# A .cpg's encoding name as tools write it (upper case; spaces, '_' and '-' left out by
+# cpg_key): "UTF-8", "utf_8", "ANSI 936", "GB_2312", "x-gbk", "Windows-936" …
+UTF8_NAMES = {"UTF8", "65001", "CP65001"}
+GBK_NAMES = {"GBK", "936", "CP936", "GB2312", "GB18030", "ANSI936", "XGBK", "WINDOWS936",
+             "MS936", "EUCCN", "GB231280", "CSGB2312"}
+
+
+def cpg_key(name: str | None) -> str:
+    """The name a .cpg (or the user) declares, as UTF8_NAMES and GBK_NAMES hold it."""
+    return re.sub(r"[\s_\-]", "", (name or "").upper())
 
 
 _TWO_BYTE_UTF8 = re.compile("[\u0080-\u07ff]")
@@ -172,7 +180,7 @@ def _gdal_encoding(cpg: Path | None, root: Path | None) -> str | None:
     """The encoding a .cpg declares, by a name GDAL knows (None: GDAL reads the .cpg itself)."""
     if cpg is None:
         return None
-    name = safe_local_file(cpg, root).read_bytes()[:40].decode("ascii", "replace").strip().upper()
+    name = cpg_key(safe_local_file(cpg, root).read_bytes()[:40].decode("ascii", "replace"))
     if name in UTF8_NAMES:
         return "UTF-8"
     if name in GBK_NAMES:
@@ -228,7 +236,7 @@ def _dbf_text(path: Path, encoding: str | None, root: Path | None) -> DbfText | 
         cpg = _sibling(path, ".cpg")
         declared = (safe_local_file(cpg, root).read_bytes()[:40].decode("ascii", "replace")
                     if cpg is not None else None)
-    name = (declared or "").strip().upper()
+    name = cpg_key(declared)
     codec = "utf-8" if name in UTF8_NAMES else "gbk" if name in GBK_NAMES else None
     dbf = safe_local_file(dbf, root)
     size = dbf.stat().st_size
@@ -259,9 +267,15 @@ def _dbf_text(path: Path, encoding: str | None, root: Path | None) -> DbfText | 
         last = f[3] - 1 - np.argmax(content[:, ::-1], axis=1)
         for r in np.flatnonzero(some & content.any(axis=1) & (last > first_nul)):
             out.flagged.setdefault(int(r), "nul")
-    if codec is None:
-        return out
     nonascii = np.flatnonzero((text_cols >= 0x80).any(axis=1))
+    if codec is None:
+        if name and len(nonascii):
+            # An encoding this reader does not know (GDAL would read the text as Latin-1, and
+            # every Chinese name would be staged garbled without a word): the layer is refused
+            # by name, as a .cpg that lies is.  All-ASCII text reads alike in any of them.
+            raise CrsError("encoding_unsupported", path=str(path),
+                           declared=(declared or "").strip()[:40])
+        return out
     if not len(nonascii):
         return out
     data = np.ascontiguousarray(text_cols[nonascii])
@@ -673,7 +687,10 @@ def read_layer(path: Path, layer: str | None = None, declared_srid: int | None =
         dbf = _dbf_text(path, encoding, root)
     kwargs = {"layer": layer} if layer else {}
     if encoding:
-        kwargs["encoding"] = encoding
+        # a declared name GDAL may not know ("ANSI 936", "x-gbk") by one it does
+        key = cpg_key(encoding)
+        kwargs["encoding"] = "UTF-8" if key in UTF8_NAMES else "GB18030" if key == "GB18030" \
+            else "CP936" if key in GBK_NAMES else encoding
     elif driver == "ESRI Shapefile" and not path.with_suffix(".cpg").exists():
         raise CrsError("encoding_unknown", path=str(path))
     elif driver == "ESRI Shapefile":

@@ -51,6 +51,10 @@ ENCODING_MISMATCH = Rule("import.encoding_mismatch",
                          _l("The text of %(path)s is %(found)s, but %(declared)s is declared (by "
                             "its .cpg or by you); nothing was staged. Declare the encoding the "
                             "file is really in."), NYT)
+ENCODING_UNSUPPORTED = Rule("import.encoding_unsupported",
+                            _l("The .cpg of %(path)s declares the encoding %(declared)s, which "
+                               "the import does not read; nothing was staged. Declare UTF-8 or "
+                               "GBK (GB18030), the encodings of Chinese survey deliveries."), NYT)
 LAYER_UNKNOWN = Rule("import.layer_unknown",
                      _l("Layer %(layer)s is neither a contract-parcel (DK) nor a homestead (ZJD) "
                         "layer."), NYT)
@@ -149,6 +153,8 @@ def _refuse_crs(e: gio.CrsError):
         raise DomainError(CRS_CONFLICT, file=i["file"], declared=i["declared"])
     if e.reason == "encoding_unknown":
         raise DomainError(ENCODING_UNKNOWN, path=Path(i["path"]).name)
+    if e.reason == "encoding_unsupported":
+        raise DomainError(ENCODING_UNSUPPORTED, path=Path(i["path"]).name, declared=i["declared"])
     if e.reason == "encoding_mismatch":
         raise DomainError(ENCODING_MISMATCH, path=Path(i["path"]).name, found=i["found"],
                           declared=i["declared"])
