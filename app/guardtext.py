@@ -370,7 +370,9 @@ def _tie_patterns(c: dict, exempt: list[str]) -> tuple:
                 f"(?:{a(c['tie_wait_then'])})",
                 f"{head}{gap}(?:{a(c['tie_refuse'])})(?!{a(c.get('tie_refuse_not', ['x']))})"
                 f"{few}(?:{settle})",
-                f"{head}{gap}(?:{settle}){four}(?:{a(c['tie_refuse_after'])})")
+                f"{head}{gap}(?:{settle}){four}(?:{a(c['tie_refuse_after'])})",
+                f"(?:{give}){few}(?:{a(c.get('tie_after', ['x']))}){six}"
+                f"(?:{a(c.get('tie_settle_strong', ['x']))})")
 
     # in pinyin a character is up to six letters
     return tuple((re.compile(t), re.compile(p)) for t, p in zip(forms(False, 1), forms(True, 6),

@@ -12,6 +12,7 @@ fails a test."""
 from __future__ import annotations
 
 import random
+import zlib
 from urllib.parse import quote
 
 import opencc
@@ -262,3 +263,35 @@ def test_a_clause_negative_excuses_the_rule_but_not_a_must_or_a_conditional(poli
                     f"{rng.choice(('补偿款挪作他用', '申请材料对外泄露', '群众档案随意遗失'))}"
                     f"先{give}后{settle}")
         assert guardtext.check(policy, smuggled), smuggled
+
+
+def _after_sentences(seed: int, n: int) -> tuple[list[str], list[str]]:
+    """give … 后 … settle, without 先 (退出承包地后为其办理落户), and the same openings followed by
+    what really follows a giving-up (the hukou staying, the collective taking the land back)."""
+    rng = random.Random(seed)
+    give = ["退出", "交回", "交出", "放弃", "退还", "腾退"]
+    obj = ["承包地", "宅基地", "土地", "口粮田", "集体股份"]
+    after = ["后", "之后", "以后"]
+    mid = ["", "为其", "即可", "统一", "由派出所", "甲方为乙方"]
+    settle = ["落户", "办理落户", "迁户", "入户", "农转非", "迁入城镇"]
+    innocent = ["户口仍在本村", "由集体收回", "补偿款已到账", "户口不迁", "土地复垦", "原户籍不变"]
+    ties, plain = [], []
+    for _ in range(n):
+        head = f"{rng.choice(give)}{rng.choice(obj)}{rng.choice(after)}"
+        ties.append(f"{head}{rng.choice(mid)}{rng.choice(settle)}")
+        plain.append(f"{head}，{rng.choice(innocent)}")
+    return ties, plain
+
+
+@pytest.mark.parametrize("policy", ["market", "withdrawal", "settlement", "membership"])
+def test_a_giving_up_then_settling_without_first_is_a_condition(policy):
+    ties, _plain = _after_sentences(seed=zlib.crc32(policy.encode()), n=60)
+    for t in ties:
+        assert guardtext.check(policy, t), (policy, t)
+
+
+@pytest.mark.parametrize("policy", ["market", "withdrawal"])
+def test_what_follows_a_giving_up_without_settling_passes(policy):
+    _ties, plain = _after_sentences(seed=zlib.crc32(policy.encode()) + 1, n=60)
+    for t in plain:
+        assert not guardtext.check(policy, t), (policy, t)
