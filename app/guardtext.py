@@ -598,7 +598,7 @@ def _tie(compact: str, clauses: list[int], py: str, bounds: set[int], lex: dict,
                             housing = True
                             continue
                         return Hit("condition", m.group(0), "text")
-            if (housing or _housing_all(compact, lex)) and not re.search(r"[a-z]", compact):
+            if (housing or _only_housing(compact, lex)) and not re.search(r"[a-z]", compact):
                 continue  # the same characters in pinyin: the housing, already judged
             if in_py:
                 for m in pat_py.finditer(py):
@@ -640,12 +640,8 @@ def _housing(compact: str, clauses: list[int], m: re.Match, lex: dict) -> bool:
     return _only_housing(compact[start:m.end()], lex)
 
 
-def _housing_all(compact: str, lex: dict) -> bool:
-    """The whole text names housing and no right's object (`_housing`)."""
-    return _only_housing(compact, lex)
-
-
 def _only_housing(seg: str, lex: dict) -> bool:
+    """The text names housing, and no right's object nor the collective's membership."""
     return any(w in seg for w in _HOUSING) and \
         not any(o in seg for o in lex["tie_objects"]) and not any(c in seg for c in _COLLECTIVE)
 

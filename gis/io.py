@@ -180,11 +180,17 @@ def _gdal_encoding(cpg: Path | None, root: Path | None) -> str | None:
     """The encoding a .cpg declares, by a name GDAL knows (None: GDAL reads the .cpg itself)."""
     if cpg is None:
         return None
-    name = cpg_key(safe_local_file(cpg, root).read_bytes()[:40].decode("ascii", "replace"))
-    if name in UTF8_NAMES:
+    return gdal_name(safe_local_file(cpg, root).read_bytes()[:40].decode("ascii", "replace"))
+
+
+def gdal_name(declared: str | None) -> str | None:
+    """An encoding name as a .cpg or a user writes it ("ANSI 936", "x-gbk"), by the name GDAL
+    knows; None for a name this reader does not know."""
+    key = cpg_key(declared)
+    if key in UTF8_NAMES:
         return "UTF-8"
-    if name in GBK_NAMES:
-        return "GB18030" if name == "GB18030" else "CP936"
+    if key in GBK_NAMES:
+        return "GB18030" if key == "GB18030" else "CP936"
     return None
 
 
@@ -688,9 +694,7 @@ def read_layer(path: Path, layer: str | None = None, declared_srid: int | None =
     kwargs = {"layer": layer} if layer else {}
     if encoding:
         # a declared name GDAL may not know ("ANSI 936", "x-gbk") by one it does
-        key = cpg_key(encoding)
-        kwargs["encoding"] = "UTF-8" if key in UTF8_NAMES else "GB18030" if key == "GB18030" \
-            else "CP936" if key in GBK_NAMES else encoding
+        kwargs["encoding"] = gdal_name(encoding) or encoding
     elif driver == "ESRI Shapefile" and not path.with_suffix(".cpg").exists():
         raise CrsError("encoding_unknown", path=str(path))
     elif driver == "ESRI Shapefile":
