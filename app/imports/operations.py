@@ -313,29 +313,29 @@ def _copy_or_retry(cur, copy, rows, storable_rows) -> None:
     cur.execute("RELEASE SAVEPOINT staging_copy")
 
 
-def _storable_features(layer):
-    """The layer's rows with every value the database cannot store made a fault (slow path)."""
+def _note_values(issues: dict, i: int, values: dict, where: str) -> None:
+    """Every value of row `i` the database cannot store made a fault of it in `issues` (once)."""
     from gis.io import check_row_values
 
+    known = {d for _, d in issues.get(i, [])}
+    for rule, detail in check_row_values(values, where):
+        if detail not in known:
+            issues.setdefault(i, []).append((rule, detail))
+
+
+def _storable_features(layer):
+    """The layer's rows with every value the database cannot store made a fault (slow path)."""
     for i, (fid, attrs, wkb) in enumerate(layer.rows()):
-        found = check_row_values(attrs, f"{layer.name} feature {fid}")
-        known = {d for _, d in layer.value_issues.get(i, [])}
-        for rule, detail in found:
-            if detail not in known:
-                layer.value_issues.setdefault(i, []).append((rule, detail))
+        _note_values(layer.value_issues, i, attrs, f"{layer.name} feature {fid}")
         yield fid, attrs, wkb
 
 
 def _storable_rows(delivery, tbl: str, rows: list[dict]):
-    from gis.io import Table, check_row_values
+    from gis.io import Table
 
     table = delivery.checked.setdefault(tbl, Table(rows))
     for i, row in enumerate(rows):
-        found = check_row_values(row, f"{tbl} row {i + 1}")
-        known = {d for _, d in table.issues.get(i, [])}
-        for rule, detail in found:
-            if detail not in known:
-                table.issues.setdefault(i, []).append((rule, detail))
+        _note_values(table.issues, i, row, f"{tbl} row {i + 1}")
     return rows
 
 
